@@ -1,0 +1,56 @@
+/*
+ * sotto/error.h -- the one error list of libsotto.
+ *
+ * Every fallible function returns SOTTO_OK (0) on success or one of the
+ * negative codes below. Codes are stable: they may be stored or sent to
+ * scripts. A failed MAC and a failed decryption both give
+ * SOTTO_ERR_INVALID_MESSAGE, so a peer learns nothing from the difference.
+ */
+#ifndef SOTTO_ERROR_H
+#define SOTTO_ERROR_H
+
+#include "sotto/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sotto_error {
+    SOTTO_OK = 0,
+    /* Caller or environment */
+    SOTTO_ERR_INVALID_ARGUMENT = -1,   /* a NULL or out-of-range argument */
+    SOTTO_ERR_NOMEM = -2,              /* allocation failed */
+    SOTTO_ERR_BUFFER_TOO_SMALL = -3,   /* the caller's output buffer is too small */
+    SOTTO_ERR_CRYPTO = -4,             /* a primitive failed (RNG, OpenSSL) */
+    SOTTO_ERR_STORE = -5,              /* a store callback reported a failure */
+    SOTTO_ERR_NOT_FOUND = -6,          /* a store has no such record */
+    SOTTO_ERR_INTERNAL = -7,           /* a broken invariant; please report */
+    /* Peer input (wire messages, bundles) */
+    SOTTO_ERR_INVALID_MESSAGE = -20,   /* malformed, truncated, bad MAC or undecryptable */
+    SOTTO_ERR_DUPLICATE_MESSAGE = -21, /* already decrypted (message key no longer held) */
+    SOTTO_ERR_NO_SESSION = -22,        /* no session (or sender key state) for this peer */
+    SOTTO_ERR_UNTRUSTED_IDENTITY = -23,/* the peer's identity key is not trusted */
+    SOTTO_ERR_INVALID_KEY = -24,       /* a key that does not decode (type byte, length) */
+    SOTTO_ERR_UNKNOWN_PREKEY_ID = -25, /* the one-time prekey named is not in the store */
+    SOTTO_ERR_UNKNOWN_SIGNED_PREKEY_ID = -26, /* the signed prekey named is not in the store */
+    SOTTO_ERR_TOO_FAR_AHEAD = -27,     /* counter/iteration jumps past the 2000 limit */
+    SOTTO_ERR_UNSUPPORTED_VERSION = -28,/* message version other than 3 */
+    SOTTO_ERR_LEGACY_MESSAGE = -29,    /* message version below 3 */
+    SOTTO_ERR_INVALID_SIGNATURE = -30, /* XEdDSA signature does not verify */
+    SOTTO_ERR_INVALID_KEY_ID = -31,    /* sender key id unknown to this record */
+    SOTTO_ERR_CORRUPT_RECORD = -32,    /* a stored record does not parse */
+    SOTTO_ERR_FP_VERSION_MISMATCH = -33,/* scannable fingerprints of different versions */
+    SOTTO_ERR_FP_IDENT_MISMATCH = -34, /* scannable fingerprint for other identifiers */
+    SOTTO_ERR_NO_SIGNING_KEY = -35,    /* sender key state received, cannot encrypt */
+} sotto_error;
+
+/*
+ * Returns a short static English description of `code` (never NULL, never
+ * containing key material or input). Unknown codes give "unknown error".
+ */
+SOTTO_API const char *sotto_strerror(int code);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SOTTO_ERROR_H */
