@@ -1,0 +1,64 @@
+/*
+ * lib/crypto/crypto.h -- thin internal wrappers over libsodium and OpenSSL
+ * libcrypto used by the protocol code (internal header, not installed).
+ *
+ * Every function returns SOTTO_OK or a negative SOTTO_ERR_* code. Outputs
+ * that hold secrets are wiped by the caller (sodium_memzero).
+ */
+#ifndef SOTTO_LIB_CRYPTO_H
+#define SOTTO_LIB_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sotto/common.h"
+#include "sotto/error.h"
+
+#define SOTTO_HMAC_SHA256_BYTES 32
+#define SOTTO_AES256_KEY_BYTES 32
+#define SOTTO_AES_BLOCK_BYTES 16
+#define SOTTO_HKDF_MAX_OUTPUT (255 * 32)
+
+/* HMAC-SHA256 (RFC 2104) of msg under key, any key length. */
+SOTTO_WUR int sotto_hmac_sha256(uint8_t out[SOTTO_HMAC_SHA256_BYTES],
+                                const uint8_t *key, size_t key_len,
+                                const uint8_t *msg, size_t msg_len);
+
+/*
+ * HKDF-SHA256 (RFC 5869; Signal message version 3 counts T(i) from 0x01),
+ * built on libsodium's HMAC. salt may be NULL/0 (then 32 zero bytes).
+ * out_len at most SOTTO_HKDF_MAX_OUTPUT, else SOTTO_ERR_INVALID_ARGUMENT.
+ */
+SOTTO_WUR int sotto_hkdf_sha256(uint8_t *out, size_t out_len,
+                                const uint8_t *salt, size_t salt_len,
+                                const uint8_t *ikm, size_t ikm_len,
+                                const uint8_t *info, size_t info_len);
+
+/*
+ * AES-256-CBC with PKCS#7 padding (OpenSSL EVP). Output length: encrypt
+ * gives pt_len rounded up to the next multiple of 16 (always adds padding);
+ * `out` must hold pt_len + 16 bytes. Decrypt needs ct_len a non-zero multiple
+ * of 16 and valid padding, else SOTTO_ERR_INVALID_MESSAGE; `out` must hold
+ * ct_len bytes. *out_len receives the bytes written.
+ */
+SOTTO_WUR int sotto_aes256_cbc_encrypt(uint8_t *out, size_t *out_len,
+                                       const uint8_t key[SOTTO_AES256_KEY_BYTES],
+                                       const uint8_t iv[SOTTO_AES_BLOCK_BYTES],
+                                       const uint8_t *pt, size_t pt_len);
+SOTTO_WUR int sotto_aes256_cbc_decrypt(uint8_t *out, size_t *out_len,
+                                       const uint8_t key[SOTTO_AES256_KEY_BYTES],
+                                       const uint8_t iv[SOTTO_AES_BLOCK_BYTES],
+                                       const uint8_t *ct, size_t ct_len);
+
+/*
+ * Random bytes: libsodium's randombytes_buf, unless a test or fuzz build
+ * installed a deterministic source with sotto_test_set_random().
+ */
+void sotto_random_buf(void *p, size_t n);
+uint32_t sotto_random_u32(void);
+
+typedef void (*sotto_random_fn)(void *ctx, void *p, size_t n);
+/* Test hook: replace the RNG (NULL restores libsodium). Not thread-safe. */
+SOTTO_API void sotto_test_set_random(sotto_random_fn fn, void *ctx);
+
+#endif /* SOTTO_LIB_CRYPTO_H */
