@@ -27,7 +27,8 @@ SOTTO_WUR int sotto_hmac_sha256(uint8_t out[SOTTO_HMAC_SHA256_BYTES],
 /*
  * HKDF-SHA256 (RFC 5869; Signal message version 3 counts T(i) from 0x01),
  * built on libsodium's HMAC. salt may be NULL/0 (then 32 zero bytes).
- * out_len at most SOTTO_HKDF_MAX_OUTPUT, else SOTTO_ERR_INVALID_ARGUMENT.
+ * out_len 1 .. SOTTO_HKDF_MAX_OUTPUT, else SOTTO_ERR_INVALID_ARGUMENT.
+ * ikm/info may be NULL when their length is 0.
  */
 SOTTO_WUR int sotto_hkdf_sha256(uint8_t *out, size_t out_len,
                                 const uint8_t *salt, size_t salt_len,
@@ -39,7 +40,10 @@ SOTTO_WUR int sotto_hkdf_sha256(uint8_t *out, size_t out_len,
  * gives pt_len rounded up to the next multiple of 16 (always adds padding);
  * `out` must hold pt_len + 16 bytes. Decrypt needs ct_len a non-zero multiple
  * of 16 and valid padding, else SOTTO_ERR_INVALID_MESSAGE; `out` must hold
- * ct_len bytes. *out_len receives the bytes written.
+ * ct_len bytes. *out_len receives the bytes written. On failure *out_len
+ * is 0 (when out_len is not NULL) and no partial output is left in `out`.
+ * Each thread reuses one OpenSSL context: no allocation after a thread's
+ * first call.
  */
 SOTTO_WUR int sotto_aes256_cbc_encrypt(uint8_t *out, size_t *out_len,
                                        const uint8_t key[SOTTO_AES256_KEY_BYTES],
@@ -56,6 +60,13 @@ SOTTO_WUR int sotto_aes256_cbc_decrypt(uint8_t *out, size_t *out_len,
  */
 void sotto_random_buf(void *p, size_t n);
 uint32_t sotto_random_u32(void);
+
+/*
+ * One-time process setup of this module (fetches the OpenSSL AES-256-CBC
+ * implementation). Called by sotto_init(); the AES functions also call it
+ * lazily. Thread-safe. Returns SOTTO_OK or SOTTO_ERR_CRYPTO.
+ */
+SOTTO_WUR int sotto_crypto_global_init(void);
 
 typedef void (*sotto_random_fn)(void *ctx, void *p, size_t n);
 /* Test hook: replace the RNG (NULL restores libsodium). Not thread-safe. */
