@@ -1,0 +1,229 @@
+/*
+ * client/core/sotto_client.h -- the Sotto client core (library
+ * `sotto_client`): the account's local store, the connection to sottod,
+ * sending, receiving, trust, groups and attachments. The `sotto` CLI is a
+ * thin layer over it; a TUI, JSON-RPC daemon or web UI sit on the same API.
+ *
+ * One sc_client is one local account (a directory
+ * $XDG_DATA_HOME/sotto/<account>/, mode 0700, with store.db, mode 0600,
+ * holding libsotto's protocol store and the client's own tables). It is
+ * single-threaded: use one sc_client from one thread.
+ *
+ * Every fallible call returns SC_OK (0) or a negative SC_E_* code and leaves
+ * an English message (no secrets, no message text) in sc_errmsg().
+ * Strings handed to callbacks are valid during the callback only.
+ */
+#ifndef SOTTO_CLIENT_H
+#define SOTTO_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    SC_OK = 0,
+    SC_E_INTERNAL = -1,  /* a bug, out of memory, a local crypto failure */
+    SC_E_USAGE = -2,     /* bad argument (name, text, file) */
+    SC_E_NETWORK = -3,   /* cannot reach / keep the server, TLS or pin failure */
+    SC_E_SERVER = -4,    /* the server refused (auth, taken, rate limit, ...) */
+    SC_E_UNTRUSTED = -5, /* a contact's safety number changed: run trust */
+    SC_E_NOT_FOUND = -6, /* no such account, contact, group or user */
+    SC_E_INTEGRITY = -7, /* an attachment failed its MAC/digest check */
+    SC_E_STORE = -8,     /* the local database failed */
+    SC_E_STATE = -9,     /* not registered yet / already registered */
+};
+
+#define SC_GROUP_ID_BYTES 16
+#define SC_MAX_TEXT_BYTES (64 * 1024) /* longest message text accepted */
+#define SC_MAX_GROUP_NAME_BYTES 256
+#define SC_MAX_GROUP_MEMBERS 100
+
+typedef struct sc_client sc_client;
+
+typedef struct sc_options {
+    const char *account;    /* local account name: [A-Za-z0-9_.-], 1..64, no leading '.' */
+    const char *data_home;  /* NULL: $XDG_DATA_HOME or ~/.local/share */
+    const char *server_url; /* NULL: the stored one ("https://HOST:PORT") */
+    const char *pin_hex;    /* NULL: stored; 64 hex chars, SHA-256 of the server cert DER */
+    const char *ca_file;    /* NULL: stored; PEM CA bundle (alternative to a pin) */
+    bool progress;          /* progress bar on stderr for transfers over 1 MiB */
+} sc_options;
+
+/* Opens (creating the directory and database) the account. On failure
+ * the reason is written to err (errlen bytes). */
+int sc_open(sc_client **out, const sc_options *opt, char *err, size_t errlen);
+void sc_close(sc_client *c);
+const char *sc_errmsg(const sc_client *c);
+/* "alice" after register, else NULL. */
+const char *sc_username(const sc_client *c);
+uint32_t sc_device_id(const sc_client *c);
+const char *sc_account_dir(const sc_client *c);
+
+/* ---- events: what receive/listen/history hand to the caller ---- */
+
+typedef enum {
+    SC_EV_MESSAGE = 1, /* a text and/or attachments, 1:1 or group */
+    SC_EV_GROUP = 2,   /* a group was created/changed/left (group_* fields) */
+    SC_EV_NOTICE = 3,  /* something the user must know (notice, text) */
+    SC_EV_SENT = 4,    /* history: our own outgoing message; or a sync copy */
+} sc_event_kind;
+
+typedef struct sc_attachment_info {
+    const char *file_name; /* sanitised base name, UTF-8 */
+    const char *content_type;
+    uint64_t size;
+    const char *path;  /* local file when downloaded and verified, else NULL */
+    const char *error; /* why not downloaded, else NULL */
+} sc_attachment_info;
+
+typedef struct sc_event {
+    sc_event_kind kind;
+    int64_t id;         /* local history row id (0 when not stored) */
+    const char *sender; /* username ("" for notices about the server) */
+    uint32_t sender_device;
+    const char *destination;   /* SC_EV_SENT: the contact, or NULL for a group */
+    uint64_t timestamp;        /* sender's timestamp (message id), ms */
+    uint64_t server_timestamp; /* ms, 0 when unknown */
+    const char *body;          /* UTF-8, NUL-terminated */
+    size_t body_len;
+    const char *group_id;     /* 32 hex chars or NULL */
+    const char *group_name;   /* current name or NULL */
+    const char *group_action; /* SC_EV_GROUP: "update" | "quit" | "removed" */
+    const char *const *group_members;
+    size_t n_group_members;
+    const char *notice; /* SC_EV_NOTICE code: "undecryptable", "identity_changed", ... */
+    const sc_attachment_info *attachments;
+    size_t n_attachments;
+} sc_event;
+
+typedef void (*sc_event_cb)(void *ud, const sc_event *ev);
+
+/* ---- account ---- */
+
+/*
+ * Creates the account `username` on the server (opts' server_url and
+ * pin/CA are stored for later commands), uploads the identity, a signed
+ * prekey and 100 one-time prekeys. SC_E_STATE when already registered.
+ */
+int sc_register(sc_client *c, const char *username, const char *invite);
+
+/*
+ * Linking another device to an account (docs/cli.md "Devices"):
+ *  1. on the new device's (empty) local account: sc_link_request() creates
+ *     its keys and gives a link code (138 hex chars: Ed25519 auth key (32) ||
+ *     identity key (33) || registration id (u32be));
+ *  2. on an existing device: sc_device_add(code) signs the new device's keys
+ *     (docs/api.md "Adding a device") and returns its device id;
+ *  3. on the new device: sc_link_finish(username, device_id) logs in and
+ *     uploads its prekeys.
+ */
+#define SC_LINK_CODE_HEX 138
+int sc_link_request(sc_client *c, char code_hex[SC_LINK_CODE_HEX + 1]);
+int sc_device_add(sc_client *c, const char *code_hex, uint32_t *device_id);
+int sc_link_finish(sc_client *c, const char *username, uint32_t device_id);
+int sc_device_remove(sc_client *c, uint32_t device_id);
+
+typedef struct sc_device_info {
+    uint32_t device_id;
+    const char *created;
+    const char *last_seen;
+    bool has_keys;
+    bool current;
+} sc_device_info;
+typedef void (*sc_device_cb)(void *ud, const sc_device_info *d);
+int sc_devices(sc_client *c, sc_device_cb cb, void *ud);
+
+/* ---- messaging ---- */
+
+/*
+ * Sends a text to a contact or (to_group) a group given by id hex or name.
+ * The message enters the outgoing queue first; on SC_E_NETWORK it stays
+ * queued and is sent by the next command that connects. *timestamp_out
+ * receives the message id. SC_E_UNTRUSTED when the safety number changed.
+ */
+int sc_send_text(sc_client *c, const char *to, bool to_group, const char *text, size_t len,
+                 uint64_t *timestamp_out);
+/* Same, with one file attached (uploaded first, encrypted). */
+int sc_send_file(sc_client *c, const char *to, bool to_group, const char *path, const char *text,
+                 uint64_t *timestamp_out);
+/* Sends what is still queued. *left receives how many stay queued. */
+int sc_flush(sc_client *c, size_t *left);
+
+/*
+ * Receives: connects, logs in, processes every pushed envelope (decrypt,
+ * store, THEN ack), calls cb for each visible event. stay=false: returns
+ * once the server's queue is drained; stay=true: runs until *stop becomes
+ * true (checked between events), reconnecting with backoff.
+ */
+int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void *ud);
+
+/* The stored conversation with a contact or group, oldest first;
+ * limit 0 = all. */
+int sc_history(sc_client *c, const char *conv, bool is_group, size_t limit, sc_event_cb cb,
+               void *ud);
+
+/* ---- contacts and trust ---- */
+
+typedef struct sc_contact_info {
+    const char *name;
+    size_t n_devices;
+    bool identity_changed; /* a new identity key waits for `trust` */
+    bool verified;         /* the user ran `trust` (compared safety numbers) */
+} sc_contact_info;
+typedef void (*sc_contact_cb)(void *ud, const sc_contact_info *ci);
+int sc_contacts(sc_client *c, sc_contact_cb cb, void *ud);
+
+/* Accepts the contact's current identity keys (after the user compared
+ * safety numbers); decrypts messages that were held. */
+int sc_trust(sc_client *c, const char *contact, sc_event_cb cb, void *ud);
+
+/* 60-digit safety number (buffer of 61) and the scannable bytes
+ * (malloc()ed, caller frees). Fetches the contact's keys when it has none. */
+int sc_safety_number(sc_client *c, const char *contact, char digits[61], uint8_t **scannable,
+                     size_t *scannable_len);
+
+/* ---- groups ---- */
+
+typedef struct sc_group_info {
+    const char *id_hex;
+    const char *name;
+    const char *const *members;
+    size_t n_members;
+    bool active; /* false after leave / removal */
+} sc_group_info;
+typedef void (*sc_group_cb)(void *ud, const sc_group_info *g);
+
+int sc_group_create(sc_client *c, const char *name, const char *const *members, size_t n,
+                    char id_hex_out[33]);
+int sc_group_add(sc_client *c, const char *group, const char *const *members, size_t n);
+int sc_group_remove(sc_client *c, const char *group, const char *const *members, size_t n);
+int sc_group_leave(sc_client *c, const char *group);
+int sc_group_rename(sc_client *c, const char *group, const char *name);
+int sc_group_list(sc_client *c, sc_group_cb cb, void *ud);
+/* Resolves GROUP (32-hex id or unique name) to its id in hex. */
+int sc_group_find(sc_client *c, const char *ref, char id_hex_out[33]);
+
+/* ---- helpers shared with the CLI and tests ---- */
+
+/* true when s[0..len) is valid UTF-8 without NUL. */
+bool sc_utf8_valid(const char *s, size_t len);
+/* Largest n <= max such that s[0..n) ends on a UTF-8 character boundary. */
+size_t sc_utf8_cut(const char *s, size_t len, size_t max);
+/* Content padding (docs/protocol.md "Content"): 0x80 then zeros up to a
+ * multiple of 160. *out malloc()ed. Returns SC_OK or SC_E_INTERNAL. */
+int sc_pad(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
+/* Strips the padding; SC_E_USAGE when malformed. *out_len <= len, in place. */
+int sc_unpad(const uint8_t *in, size_t len, size_t *out_len);
+/* Valid server username: 3..32 of [a-z0-9_.]. */
+bool sc_username_valid(const char *s);
+/* Valid local account name. */
+bool sc_account_name_valid(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SOTTO_CLIENT_H */

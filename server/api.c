@@ -1,0 +1,1363 @@
+/*
+ * server/api.c -- the WebSocket API: frame decoding, the handler table and
+ * the handlers (docs/api.md is the contract; proto/api.proto the schema).
+ *
+ * Design: every ClientFrame is decoded with protobuf-c and dispatched
+ * through g_handlers, a table of {op, needs login, handler}. A handler
+ * answers exactly once through answer()/answer_status(), either at once
+ * (reads are synchronous indexed lookups) or from the completion of a store
+ * write: writes are submitted to the store's group-commit writer and the
+ * answer is sent from the `done` callback, so the event loop never waits
+ * for a disk and a sender's ack always follows the durable commit. Async
+ * contexts hold a reference to the connection; if the socket is gone when
+ * the completion runs, the answer is dropped.
+ *
+ * Device records carry `added_by` and `add_signature` (the adding device's
+ * Ed25519 signature over the new device's keys, docs/api.md section 4) so
+ * that device lists and bundles let peers check who added each device.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "api.pb-c.h"
+#include "log.h"
+#include "sottod.h"
+#include "sotto/keys.h"
+#include "tls.h"
+
+typedef Sotto__Api__ClientFrame ClientFrame;
+typedef Sotto__Api__ServerFrame ServerFrame;
+
+#define AUTH_LABEL "SOTTO-AUTH-V1"
+#define ADD_DEVICE_LABEL "SOTTO-ADD-DEVICE-V1"
+#define AUTH_PURPOSE_REGISTER 0x01
+#define AUTH_PURPOSE_LOGIN 0x02
+#define MAX_DEVICES_LIST SOTTOD_MAX_DEVICES
+
+/* ---- sending frames -------------------------------------------------------- */
+
+static int send_frame(sottod_conn *c, const ServerFrame *f)
+{
+    size_t len = sotto__api__server_frame__get_packed_size(f);
+    sottod_tx *t = sottod_tx_new(len);
+    if (t == NULL)
+        return -1;
+    sotto__api__server_frame__pack(f, t->buf + LWS_PRE);
+    return sottod_conn_send_tx(c, t);
+}
+
+/* Sends the one answer to request `id` and frees its in-flight slot. */
+static void answer(sottod_conn *c, ServerFrame *f)
+{
+    if (c->inflight > 0)
+        c->inflight--;
+    if (c->wsi != NULL)
+        (void)send_frame(c, f);
+}
+
+static void answer_status(sottod_conn *c, uint64_t id, Sotto__Api__Status st, const char *why)
+{
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    f.id = id;
+    f.status = st;
+    f.error = (char *)why;
+    answer(c, &f);
+}
+
+static void answer_rate_limited(sottod_conn *c, uint64_t id, uint64_t retry_ms)
+{
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    f.id = id;
+    f.status = SOTTO__API__STATUS__STATUS_RATE_LIMITED;
+    f.error = (char *)"rate limited";
+    f.retry_after_ms = retry_ms;
+    c->srv->m.rate_limited_total++;
+    answer(c, &f);
+}
+
+static void answer_store_error(sottod_conn *c, uint64_t id, int st)
+{
+    switch (st) {
+    case SOTTOD_STORE_NOT_FOUND:
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "not found");
+        break;
+    case SOTTOD_STORE_CLOSED:
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_UNAVAILABLE, "server shutting down");
+        break;
+    case SOTTOD_STORE_INVALID:
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST, "invalid request");
+        break;
+    default:
+        sottod_log(SOTTOD_LOG_ERROR, "store_error", "status=%d", st);
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "storage error, retry later");
+        break;
+    }
+}
+
+void sottod_api_protocol_error(sottod_conn *c, uint64_t id, const char *why, uint16_t code)
+{
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    f.id = id;
+    f.status = SOTTO__API__STATUS__STATUS_PROTOCOL_ERROR;
+    f.error = (char *)why;
+    c->srv->m.protocol_errors_total++;
+    sottod_log(SOTTOD_LOG_INFO, "protocol_error", "why=\"%s\"", why);
+    (void)send_frame(c, &f);
+    sottod_conn_close_after_tx(c, code);
+}
+
+void sottod_api_notice_prekeys_low(sottod_conn *c, uint32_t remaining)
+{
+    Sotto__Api__PrekeysLow low = SOTTO__API__PREKEYS_LOW__INIT;
+    Sotto__Api__Notice n = SOTTO__API__NOTICE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    if (c->low_notified)
+        return;
+    c->low_notified = true;
+    low.prekeys_remaining = remaining;
+    n.kind_case = SOTTO__API__NOTICE__KIND_PREKEYS_LOW;
+    n.prekeys_low = &low;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_NOTICE;
+    f.notice = &n;
+    (void)send_frame(c, &f);
+}
+
+static void notice_device_removed(sottod_conn *c)
+{
+    Sotto__Api__DeviceRemoved dr = SOTTO__API__DEVICE_REMOVED__INIT;
+    Sotto__Api__Notice n = SOTTO__API__NOTICE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    n.kind_case = SOTTO__API__NOTICE__KIND_DEVICE_REMOVED;
+    n.device_removed = &dr;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_NOTICE;
+    f.notice = &n;
+    (void)send_frame(c, &f);
+    c->authed = false;
+    sottod_conn_close_after_tx(c, 4001);
+}
+
+/* ---- async request context ------------------------------------------------- */
+
+typedef struct req {
+    sottod_conn *c;     /* holds a reference */
+    uint64_t id;
+    int64_t t0_us;      /* submit time (commit latency metric) */
+} req;
+
+static req *req_new(sottod_conn *c, uint64_t id, size_t size)
+{
+    req *r = calloc(1, size);
+    if (r == NULL)
+        return NULL;
+    r->c = c;
+    r->id = id;
+    r->t0_us = sottod_mono_us();
+    sottod_conn_ref(c);
+    return r;
+}
+
+static void req_free(req *r)
+{
+    sottod_conn_unref(r->c);
+    free(r);
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static bool username_ok(const char *s)
+{
+    return s != NULL && sottod_username_valid(s, strlen(s));
+}
+
+/* Builds the authentication message of docs/api.md section 4 into out (at
+ * most 13+1+1+32+32+1+32+4 = 116 bytes); returns its length or 0. */
+static size_t auth_message(uint8_t *out, size_t cap, uint8_t purpose,
+                           const uint8_t exporter[SOTTOD_EXPORTER_BYTES],
+                           const uint8_t nonce[SOTTOD_NONCE_BYTES], const char *username,
+                           uint32_t device_id)
+{
+    size_t ul = strlen(username), o = 0;
+    if (ul > SOTTOD_USERNAME_MAX_LEN || cap < sizeof(AUTH_LABEL) + 1 + 32 + 32 + 1 + ul + 4)
+        return 0;
+    memcpy(out, AUTH_LABEL, sizeof(AUTH_LABEL)); /* includes the 0x00 separator */
+    o += sizeof(AUTH_LABEL);
+    out[o++] = purpose;
+    memcpy(out + o, exporter, SOTTOD_EXPORTER_BYTES);
+    o += SOTTOD_EXPORTER_BYTES;
+    memcpy(out + o, nonce, SOTTOD_NONCE_BYTES);
+    o += SOTTOD_NONCE_BYTES;
+    out[o++] = (uint8_t)ul;
+    memcpy(out + o, username, ul);
+    o += ul;
+    out[o++] = (uint8_t)(device_id >> 24);
+    out[o++] = (uint8_t)(device_id >> 16);
+    out[o++] = (uint8_t)(device_id >> 8);
+    out[o++] = (uint8_t)device_id;
+    return o;
+}
+
+/* Checks a login/register signature against the connection's nonce, which
+ * is consumed whatever the outcome. Returns true when valid. */
+static bool check_auth_signature(sottod_conn *c, uint8_t purpose, const char *username,
+                                 uint32_t device_id, const uint8_t auth_key[32],
+                                 const ProtobufCBinaryData *sig)
+{
+    uint8_t exporter[SOTTOD_EXPORTER_BYTES];
+    uint8_t msg[160];
+    bool ok = false;
+    bool had = c->has_nonce;
+    int64_t age_ms = sottod_now_ms() - c->nonce_at;
+    c->has_nonce = false;
+    if (!had || age_ms < 0 || age_ms > SOTTOD_NONCE_TTL_S * 1000)
+        goto out;
+    if (sig->len != crypto_sign_BYTES)
+        goto out;
+    if (sottod_tls_exporter(lws_get_ssl(c->wsi), exporter) != 0)
+        goto out;
+    size_t n = auth_message(msg, sizeof(msg), purpose, exporter, c->nonce, username, device_id);
+    if (n == 0)
+        goto out;
+    ok = crypto_sign_verify_detached(sig->data, msg, n, auth_key) == 0;
+out:
+    sodium_memzero(c->nonce, sizeof(c->nonce));
+    sodium_memzero(exporter, sizeof(exporter));
+    return ok;
+}
+
+static void auth_failed(sottod_conn *c, uint64_t id, Sotto__Api__Status st, const char *why)
+{
+    c->srv->m.login_failures_total++;
+    answer_status(c, id, st, why);
+    if (++c->auth_failures >= SOTTOD_MAX_AUTH_FAILURES)
+        sottod_conn_close_after_tx(c, 1008);
+}
+
+static bool identity_key_ok(const ProtobufCBinaryData *b)
+{
+    sotto_public_key pk;
+    return sotto_public_key_decode(&pk, b->data, b->len) == SOTTO_OK;
+}
+
+static bool registration_id_ok(uint32_t r)
+{
+    return r >= 1 && r <= 16380;
+}
+
+static void become_authed(sottod_conn *c, int64_t account_id, uint32_t device_id,
+                          const char *username)
+{
+    sottod_server *srv = c->srv;
+    c->authed = true;
+    c->addr.account_id = account_id;
+    c->addr.device_id = device_id;
+    snprintf(c->username, sizeof(c->username), "%s", username);
+    c->cursor = 0;
+    srv->m.connections_authed++;
+    sottod_registry_add(srv, c);
+    lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0); /* cancel the login deadline */
+    if (sottod_store_device_touch(srv->store, c->addr, NULL, NULL) != SOTTOD_STORE_OK)
+        sottod_log(SOTTOD_LOG_WARN, "touch_failed", NULL);
+}
+
+static uint32_t prekey_count(sottod_conn *c, sottod_addr addr)
+{
+    uint32_t n = 0;
+    if (sottod_store_one_time_prekey_count(c->srv->store, addr, &n) != SOTTOD_STORE_OK)
+        n = 0;
+    return n;
+}
+
+/* ---- challenge, ping -------------------------------------------------------- */
+
+static void h_challenge(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    Sotto__Api__ChallengeResponse r = SOTTO__API__CHALLENGE_RESPONSE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    if (c->authed) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_ALREADY_AUTHENTICATED, "already logged in");
+        return;
+    }
+    randombytes_buf(c->nonce, sizeof(c->nonce));
+    c->has_nonce = true;
+    c->nonce_at = sottod_now_ms();
+    r.nonce.data = c->nonce;
+    r.nonce.len = sizeof(c->nonce);
+    f.id = id;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_CHALLENGE;
+    f.challenge = &r;
+    answer(c, &f);
+}
+
+static void h_ping(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    Sotto__Api__PingResponse r = SOTTO__API__PING_RESPONSE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    r.server_time_ms = (uint64_t)sottod_now_ms();
+    f.id = id;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_PING;
+    f.ping = &r;
+    answer(c, &f);
+}
+
+/* ---- register ---------------------------------------------------------------- */
+
+typedef struct register_req {
+    req r;
+    char username[SOTTOD_USERNAME_MAX + 1];
+} register_req;
+
+static void register_done(void *arg, const sottod_store_result *res)
+{
+    register_req *rr = arg;
+    sottod_conn *c = rr->r.c;
+    sottod_metrics_commit(c->srv, rr->r.t0_us);
+    if (c->wsi == NULL)
+        goto out;
+    if (res->status == SOTTOD_STORE_EXISTS) {
+        answer_status(c, rr->r.id, SOTTO__API__STATUS__STATUS_USERNAME_TAKEN, "username taken");
+    } else if (res->status == SOTTOD_STORE_BAD_INVITE) {
+        answer_status(c, rr->r.id, SOTTO__API__STATUS__STATUS_INVITE_REQUIRED,
+                      "invite token unknown, used or expired");
+    } else if (res->status != SOTTOD_STORE_OK) {
+        answer_store_error(c, rr->r.id, res->status);
+    } else if (c->authed) {
+        /* A second register raced the first on this connection. */
+        answer_status(c, rr->r.id, SOTTO__API__STATUS__STATUS_ALREADY_AUTHENTICATED,
+                      "already logged in");
+    } else {
+        Sotto__Api__RegisterResponse rsp = SOTTO__API__REGISTER_RESPONSE__INIT;
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        become_authed(c, res->u.account_create.account_id, 1, rr->username);
+        c->srv->m.registrations_total++;
+        sottod_log(SOTTOD_LOG_INFO, "register_ok", NULL);
+        rsp.device_id = 1;
+        f.id = rr->r.id;
+        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_REGISTER;
+        f.register_ = &rsp;
+        answer(c, &f);
+    }
+out:
+    req_free(&rr->r);
+}
+
+static void h_register(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__RegisterRequest *rq = fr->register_;
+    sottod_server *srv = c->srv;
+    sottod_device_new dev;
+    uint64_t retry = 0;
+    const char *invite = rq->invite;
+    size_t invite_len = invite != NULL ? strlen(invite) : 0;
+
+    if (c->authed) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_ALREADY_AUTHENTICATED, "already logged in");
+        return;
+    }
+    if (!username_ok(rq->username)) {
+        c->has_nonce = false;
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_USERNAME,
+                      "username must be 3 to 32 characters of a-z, 0-9, _ and .");
+        return;
+    }
+    if (rq->auth_key.len != crypto_sign_PUBLICKEYBYTES ||
+        crypto_core_ed25519_is_valid_point(rq->auth_key.data) != 1 ||
+        !identity_key_ok(&rq->identity_key) || !registration_id_ok(rq->registration_id) ||
+        invite_len > SOTTOD_INVITE_MAX) {
+        c->has_nonce = false;
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "auth_key (32), identity_key (33) and registration_id (1..16380) required");
+        return;
+    }
+    if (srv->invite_only && invite_len == 0) {
+        c->has_nonce = false;
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INVITE_REQUIRED,
+                      "this server needs an invite token to register");
+        return;
+    }
+    if (!sottod_bucket_take(&srv->register_bucket, srv->cfg.rate_register_per_min,
+                            srv->cfg.rate_register_burst, sottod_mono_us(), &retry)) {
+        c->has_nonce = false;
+        answer_rate_limited(c, id, retry);
+        return;
+    }
+    if (!check_auth_signature(c, AUTH_PURPOSE_REGISTER, rq->username, 1, rq->auth_key.data,
+                              &rq->signature)) {
+        auth_failed(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED,
+                    "no valid challenge or bad signature");
+        return;
+    }
+    memset(&dev, 0, sizeof(dev));
+    dev.device_id = 1;
+    dev.registration_id = rq->registration_id;
+    memcpy(dev.auth_key, rq->auth_key.data, sizeof(dev.auth_key));
+    memcpy(dev.identity_key, rq->identity_key.data, sizeof(dev.identity_key));
+    register_req *rr = (register_req *)req_new(c, id, sizeof(*rr));
+    if (rr == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    snprintf(rr->username, sizeof(rr->username), "%s", rq->username);
+    int st = sottod_store_account_create(srv->store, rq->username,
+                                         (srv->invite_only && invite_len > 0) ? (const uint8_t *)invite : NULL,
+                                         (srv->invite_only && invite_len > 0) ? invite_len : 0,
+                                         &dev, register_done, rr);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        req_free(&rr->r);
+    }
+}
+
+/* ---- login --------------------------------------------------------------------- */
+
+static void h_login(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__LoginRequest *rq = fr->login;
+    sottod_server *srv = c->srv;
+    sottod_account acct;
+    sottod_device dev;
+    bool found = false;
+    memset(&acct, 0, sizeof(acct));
+    memset(&dev, 0, sizeof(dev));
+    static const uint8_t dummy_key[32] = {
+        0x3b, 0x6a, 0x27, 0xbc, 0xce, 0xb6, 0xa4, 0x2d, 0x62, 0xa3, 0xa8, 0xd0, 0x2a, 0x6f, 0x0d, 0x73,
+        0x65, 0x32, 0x15, 0x77, 0x1d, 0xe2, 0x43, 0xa6, 0x3a, 0xc0, 0x48, 0xa1, 0x8b, 0x59, 0xda, 0x29};
+
+    if (c->authed) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_ALREADY_AUTHENTICATED, "already logged in");
+        return;
+    }
+    int lst = SOTTOD_STORE_NOT_FOUND;
+    if (username_ok(rq->username) && rq->device_id != 0) {
+        lst = sottod_store_account_lookup(srv->store, rq->username, &acct);
+        if (lst == SOTTOD_STORE_OK) {
+            sottod_addr a = {acct.account_id, rq->device_id};
+            lst = sottod_store_device_get(srv->store, a, &dev);
+            found = lst == SOTTOD_STORE_OK;
+        }
+    }
+    if (lst != SOTTOD_STORE_OK && lst != SOTTOD_STORE_NOT_FOUND) {
+        /* A storage failure is not a bad login: say so, and do not count it. */
+        c->has_nonce = false;
+        sottod_log(SOTTOD_LOG_ERROR, "store_error", "op=login_lookup status=%d", lst);
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "storage error, retry later");
+        return;
+    }
+    /* Same work and the same answer whether or not the device exists. */
+    bool ok = check_auth_signature(c, AUTH_PURPOSE_LOGIN, username_ok(rq->username) ? rq->username : "",
+                                   rq->device_id, found ? dev.auth_key : dummy_key, &rq->signature);
+    if (!found || !ok) {
+        sottod_log(SOTTOD_LOG_INFO, "login_failed", "known_device=%d", found ? 1 : 0);
+        auth_failed(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED, "login failed");
+        return;
+    }
+    become_authed(c, acct.account_id, rq->device_id, acct.username);
+    srv->m.logins_total++;
+    sottod_log(SOTTOD_LOG_INFO, "login_ok", "dev=%u", rq->device_id);
+
+    Sotto__Api__LoginResponse rsp = SOTTO__API__LOGIN_RESPONSE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    uint32_t depth = 0;
+    rsp.prekeys_remaining = prekey_count(c, c->addr);
+    rsp.prekeys_low = rsp.prekeys_remaining < srv->cfg.prekey_low;
+    rsp.has_keys = dev.has_signed_prekey;
+    if (sottod_store_queue_depth(srv->store, c->addr, &depth) == SOTTOD_STORE_OK)
+        rsp.queued = depth;
+    if (rsp.prekeys_low)
+        c->low_notified = true; /* the response already says so */
+    f.id = id;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_LOGIN;
+    f.login = &rsp;
+    answer(c, &f);
+    sottod_delivery_fill(c);
+}
+
+/* ---- devices --------------------------------------------------------------------- */
+
+typedef struct add_device_req {
+    req r;
+} add_device_req;
+
+static void add_device_done(void *arg, const sottod_store_result *res)
+{
+    add_device_req *ar = arg;
+    sottod_conn *c = ar->r.c;
+    sottod_metrics_commit(c->srv, ar->r.t0_us);
+    if (c->wsi == NULL)
+        goto out;
+    if (res->status == SOTTOD_STORE_DEVICE_LIMIT) {
+        answer_status(c, ar->r.id, SOTTO__API__STATUS__STATUS_DEVICE_LIMIT,
+                      "the account has the maximum number of devices");
+    } else if (res->status != SOTTOD_STORE_OK) {
+        answer_store_error(c, ar->r.id, res->status);
+    } else {
+        Sotto__Api__AddDeviceResponse rsp = SOTTO__API__ADD_DEVICE_RESPONSE__INIT;
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        rsp.device_id = res->u.device_add.device_id;
+        f.id = ar->r.id;
+        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_ADD_DEVICE;
+        f.add_device = &rsp;
+        sottod_log(SOTTOD_LOG_INFO, "device_added", "dev=%u", rsp.device_id);
+        answer(c, &f);
+    }
+out:
+    req_free(&ar->r);
+}
+
+static void h_add_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__AddDeviceRequest *rq = fr->add_device;
+    sottod_server *srv = c->srv;
+    sottod_device me;
+    sottod_device_new dev;
+    uint8_t msg[sizeof(ADD_DEVICE_LABEL) + 1 + SOTTOD_USERNAME_MAX_LEN + 32 + 33 + 4];
+    size_t o = 0, ul = strlen(c->username);
+
+    if (rq->auth_key.len != crypto_sign_PUBLICKEYBYTES ||
+        crypto_core_ed25519_is_valid_point(rq->auth_key.data) != 1 ||
+        !identity_key_ok(&rq->identity_key) || !registration_id_ok(rq->registration_id) ||
+        rq->signature.len != crypto_sign_BYTES) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "auth_key (32), identity_key (33), registration_id (1..16380) and "
+                      "signature (64) required");
+        return;
+    }
+    if (sottod_store_device_get(srv->store, c->addr, &me) != SOTTOD_STORE_OK) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED, "device no longer exists");
+        return;
+    }
+    memcpy(msg, ADD_DEVICE_LABEL, sizeof(ADD_DEVICE_LABEL)); /* with the 0x00 */
+    o = sizeof(ADD_DEVICE_LABEL);
+    msg[o++] = (uint8_t)ul;
+    memcpy(msg + o, c->username, ul);
+    o += ul;
+    memcpy(msg + o, rq->auth_key.data, 32);
+    o += 32;
+    memcpy(msg + o, rq->identity_key.data, 33);
+    o += 33;
+    msg[o++] = (uint8_t)(rq->registration_id >> 24);
+    msg[o++] = (uint8_t)(rq->registration_id >> 16);
+    msg[o++] = (uint8_t)(rq->registration_id >> 8);
+    msg[o++] = (uint8_t)rq->registration_id;
+    if (crypto_sign_verify_detached(rq->signature.data, msg, o, me.auth_key) != 0) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE,
+                      "add-device signature does not verify");
+        return;
+    }
+    memset(&dev, 0, sizeof(dev));
+    dev.device_id = 0;
+    dev.added_by = c->addr.device_id;
+    memcpy(dev.add_signature, rq->signature.data, sizeof(dev.add_signature));
+    dev.registration_id = rq->registration_id;
+    memcpy(dev.auth_key, rq->auth_key.data, 32);
+    memcpy(dev.identity_key, rq->identity_key.data, 33);
+    add_device_req *ar = (add_device_req *)req_new(c, id, sizeof(*ar));
+    if (ar == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    int st = sottod_store_device_add(srv->store, c->addr.account_id, &dev,
+                                     (uint32_t)srv->cfg.max_devices, add_device_done, ar);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        req_free(&ar->r);
+    }
+}
+
+static void fill_device_info(Sotto__Api__DeviceInfo *di, sottod_device *d)
+{
+    sotto__api__device_info__init(di);
+    di->device_id = d->device_id;
+    di->auth_key.data = d->auth_key;
+    di->auth_key.len = sizeof(d->auth_key);
+    di->created = d->created;
+    di->last_seen = d->last_seen;
+    di->registration_id = d->registration_id;
+    di->has_keys = d->has_signed_prekey;
+    di->identity_key.data = d->identity_key;
+    di->identity_key.len = sizeof(d->identity_key);
+    di->added_by = d->added_by;
+    if (d->added_by != 0) {
+        di->add_signature.data = d->add_signature;
+        di->add_signature.len = sizeof(d->add_signature);
+    }
+}
+
+static void h_list_devices(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    sottod_device *devs = calloc(MAX_DEVICES_LIST, sizeof(*devs));
+    Sotto__Api__DeviceInfo infos[MAX_DEVICES_LIST];
+    Sotto__Api__DeviceInfo *ptrs[MAX_DEVICES_LIST];
+    size_t n = 0;
+    if (devs == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    int st = sottod_store_devices_list(c->srv->store, c->addr.account_id, devs,
+                                       MAX_DEVICES_LIST, &n);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+    } else {
+        Sotto__Api__ListDevicesResponse rsp = SOTTO__API__LIST_DEVICES_RESPONSE__INIT;
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        for (size_t i = 0; i < n; i++) {
+            fill_device_info(&infos[i], &devs[i]);
+            ptrs[i] = &infos[i];
+        }
+        rsp.n_devices = n;
+        rsp.devices = ptrs;
+        f.id = id;
+        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_LIST_DEVICES;
+        f.list_devices = &rsp;
+        answer(c, &f);
+    }
+    free(devs);
+}
+
+typedef struct remove_device_req {
+    req r;
+    sottod_addr target;
+} remove_device_req;
+
+static void remove_device_done(void *arg, const sottod_store_result *res)
+{
+    remove_device_req *rr = arg;
+    sottod_conn *c = rr->r.c;
+    sottod_server *srv = c->srv;
+    sottod_metrics_commit(srv, rr->r.t0_us);
+    if (res->status != SOTTOD_STORE_OK) {
+        if (c->wsi != NULL)
+            answer_store_error(c, rr->r.id, res->status);
+        goto out;
+    }
+    sottod_log(SOTTOD_LOG_INFO, "device_removed", "dev=%u", rr->target.device_id);
+    if (c->wsi != NULL) {
+        Sotto__Api__RemoveDeviceResponse rsp = SOTTO__API__REMOVE_DEVICE_RESPONSE__INIT;
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        f.id = rr->r.id;
+        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_REMOVE_DEVICE;
+        f.remove_device = &rsp;
+        answer(c, &f);
+    }
+    sottod_conn *victim = sottod_registry_find(srv, rr->target);
+    if (victim != NULL) {
+        sottod_registry_remove(srv, victim);
+        if (srv->m.connections_authed > 0)
+            srv->m.connections_authed--;
+        notice_device_removed(victim);
+    }
+out:
+    req_free(&rr->r);
+}
+
+static void h_remove_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    uint32_t target = fr->remove_device->device_id;
+    sottod_device *devs = NULL;
+    size_t n = 0;
+    bool present = false;
+    if (target == 0) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST, "device_id required");
+        return;
+    }
+    devs = calloc(MAX_DEVICES_LIST, sizeof(*devs));
+    if (devs == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    int st = sottod_store_devices_list(c->srv->store, c->addr.account_id, devs, MAX_DEVICES_LIST, &n);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (devs[i].device_id == target)
+            present = true;
+    if (!present) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "no such device");
+        goto out;
+    }
+    if (n <= 1) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_FORBIDDEN, "cannot remove the last device");
+        goto out;
+    }
+    remove_device_req *rr = (remove_device_req *)req_new(c, id, sizeof(*rr));
+    if (rr == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        goto out;
+    }
+    rr->target.account_id = c->addr.account_id;
+    rr->target.device_id = target;
+    st = sottod_store_device_remove(c->srv->store, rr->target, remove_device_done, rr);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        req_free(&rr->r);
+    }
+out:
+    free(devs);
+}
+
+/* ---- keys ---------------------------------------------------------------------------- */
+
+typedef struct set_keys_req {
+    req r;
+    int pending;       /* store operations still to complete */
+    int status;        /* first failure */
+    bool have_count;
+    uint32_t count;
+} set_keys_req;
+
+static void prekey_answer(sottod_conn *c, uint64_t id, uint32_t remaining, bool set_keys)
+{
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    Sotto__Api__SetKeysResponse sk = SOTTO__API__SET_KEYS_RESPONSE__INIT;
+    Sotto__Api__PrekeyStatusResponse ps = SOTTO__API__PREKEY_STATUS_RESPONSE__INIT;
+    bool low = remaining < c->srv->cfg.prekey_low;
+    f.id = id;
+    if (set_keys) {
+        sk.prekeys_remaining = remaining;
+        sk.prekeys_low = low;
+        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_SET_KEYS;
+        f.set_keys = &sk;
+    } else {
+        ps.prekeys_remaining = remaining;
+        ps.prekeys_low = low;
+        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_PREKEY_STATUS;
+        f.prekey_status = &ps;
+    }
+    answer(c, &f);
+}
+
+static void set_keys_done(void *arg, const sottod_store_result *res)
+{
+    set_keys_req *sr = arg;
+    sottod_conn *c = sr->r.c;
+    if (res->status != SOTTOD_STORE_OK && sr->status == SOTTOD_STORE_OK)
+        sr->status = res->status;
+    if (res->type == SOTTOD_OP_ONE_TIME_PREKEYS_ADD && res->status == SOTTOD_STORE_OK) {
+        sr->have_count = true;
+        sr->count = res->u.one_time_prekeys_add.count;
+    }
+    if (--sr->pending > 0)
+        return;
+    sottod_metrics_commit(c->srv, sr->r.t0_us);
+    if (c->wsi != NULL) {
+        if (sr->status != SOTTOD_STORE_OK) {
+            answer_store_error(c, sr->r.id, sr->status);
+        } else {
+            uint32_t n = sr->have_count ? sr->count : prekey_count(c, c->addr);
+            if (n >= c->srv->cfg.prekey_low)
+                c->low_notified = false;
+            prekey_answer(c, sr->r.id, n, true);
+        }
+    }
+    req_free(&sr->r);
+}
+
+static bool prekey_pub_ok(const ProtobufCBinaryData *b)
+{
+    return identity_key_ok(b);
+}
+
+static void h_set_keys(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__SetKeysRequest *rq = fr->set_keys;
+    sottod_server *srv = c->srv;
+    sottod_device me;
+    sottod_one_time_prekey *keys = NULL;
+    const Sotto__Api__SignedPreKey *spk = rq->signed_prekey;
+    size_t n = rq->n_prekeys;
+
+    if (spk == NULL && n == 0) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST, "nothing to upload");
+        return;
+    }
+    if (n > SOTTOD_PREKEYS_PER_UPLOAD) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_TOO_LARGE, "at most 100 prekeys per upload");
+        return;
+    }
+    if (sottod_store_device_get(srv->store, c->addr, &me) != SOTTOD_STORE_OK) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED, "device no longer exists");
+        return;
+    }
+    if (spk != NULL) {
+        sotto_public_key ik, pk;
+        if (spk->id > 0xFFFFFFu || !prekey_pub_ok(&spk->public_key) ||
+            spk->signature.len != SOTTO_SIGNATURE_BYTES) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                          "signed_prekey needs id, a 33-byte public key and a 64-byte signature");
+            return;
+        }
+        if (sotto_public_key_decode(&ik, me.identity_key, sizeof(me.identity_key)) != SOTTO_OK ||
+            sotto_public_key_decode(&pk, spk->public_key.data, spk->public_key.len) != SOTTO_OK ||
+            sotto_signed_prekey_verify(&ik, &pk, spk->signature.data) != SOTTO_OK) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE,
+                          "signed prekey signature does not verify with the identity key");
+            return;
+        }
+    } else if (!me.has_signed_prekey) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_NO_KEYS,
+                      "upload a signed prekey first");
+        return;
+    }
+    if (n > 0) {
+        uint32_t have = prekey_count(c, c->addr);
+        if ((size_t)have + n > SOTTOD_PREKEYS_MAX_STORED) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_TOO_LARGE,
+                          "a device keeps at most 1000 one-time prekeys");
+            return;
+        }
+        keys = calloc(n, sizeof(*keys));
+        if (keys == NULL) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const Sotto__Api__PreKey *p = rq->prekeys[i];
+            if (p->id == 0 || p->id > 0xFFFFFFu || !prekey_pub_ok(&p->public_key)) {
+                free(keys);
+                answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                              "prekey needs id 1..16777215 and a 33-byte public key");
+                return;
+            }
+            keys[i].id = p->id;
+            memcpy(keys[i].pub, p->public_key.data, SOTTOD_PUBLIC_KEY_BYTES);
+        }
+    }
+    set_keys_req *sr = (set_keys_req *)req_new(c, id, sizeof(*sr));
+    if (sr == NULL) {
+        free(keys);
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    /* Both operations are submitted now; they run in order in the writer.
+     * The answer goes out when the last one completed. */
+    sr->pending = (spk != NULL) + (n > 0);
+    int submitted = 0, st = SOTTOD_STORE_OK;
+    if (spk != NULL) {
+        st = sottod_store_signed_prekey_set(srv->store, c->addr, spk->id, spk->public_key.data,
+                                            spk->signature.data, set_keys_done, sr);
+        if (st == SOTTOD_STORE_OK)
+            submitted++;
+    }
+    if (st == SOTTOD_STORE_OK && n > 0) {
+        st = sottod_store_one_time_prekeys_add(srv->store, c->addr, keys, n, set_keys_done, sr);
+        if (st == SOTTOD_STORE_OK)
+            submitted++;
+    }
+    free(keys);
+    if (st != SOTTOD_STORE_OK) {
+        if (submitted == 0) {
+            answer_store_error(c, id, st);
+            req_free(&sr->r);
+        } else {
+            /* The first op is in flight; let its completion answer. */
+            sr->status = st;
+            sr->pending = submitted;
+        }
+    }
+}
+
+static void h_prekey_status(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    prekey_answer(c, id, prekey_count(c, c->addr), false);
+}
+
+/* ---- bundles --------------------------------------------------------------------------- */
+
+typedef struct bundle_req {
+    req r;
+    int64_t account_id;
+    char username[SOTTOD_USERNAME_MAX + 1];
+} bundle_req;
+
+static void signed_prekey_msg(Sotto__Api__SignedPreKey *m, const sottod_bundle *b)
+{
+    sotto__api__signed_pre_key__init(m);
+    m->id = b->signed_prekey_id;
+    m->public_key.data = (uint8_t *)b->signed_prekey;
+    m->public_key.len = SOTTOD_PUBLIC_KEY_BYTES;
+    m->signature.data = (uint8_t *)b->signed_prekey_sig;
+    m->signature.len = SOTTOD_SIGNATURE_BYTES;
+}
+
+static void bundle_done(void *arg, const sottod_store_result *res)
+{
+    bundle_req *br = arg;
+    sottod_conn *c = br->r.c;
+    sottod_server *srv = c->srv;
+    Sotto__Api__DeviceBundle *db = NULL;
+    Sotto__Api__DeviceBundle **dbp = NULL;
+    Sotto__Api__SignedPreKey *spk = NULL;
+    Sotto__Api__PreKey *pk = NULL;
+    size_t out_n = 0;
+
+    sottod_metrics_commit(srv, br->r.t0_us);
+    if (res->status != SOTTOD_STORE_OK) {
+        if (c->wsi != NULL)
+            answer_store_error(c, br->r.id, res->status);
+        goto out;
+    }
+    size_t nb = res->u.bundle_take.n;
+    const sottod_bundle *bs = res->u.bundle_take.bundles;
+    /* Tell devices that ran low (whoever fetched). */
+    for (size_t i = 0; i < nb; i++) {
+        if (bs[i].has_one_time_prekey)
+            srv->m.prekeys_handed_out_total++;
+        if (bs[i].has_signed_prekey && bs[i].one_time_prekeys_left < srv->cfg.prekey_low) {
+            sottod_addr a = {br->account_id, bs[i].device_id};
+            sottod_conn *owner = sottod_registry_find(srv, a);
+            if (owner != NULL)
+                sottod_api_notice_prekeys_low(owner, bs[i].one_time_prekeys_left);
+        }
+    }
+    if (c->wsi == NULL)
+        goto out;
+    db = calloc(nb + 1, sizeof(*db));
+    dbp = calloc(nb + 1, sizeof(*dbp));
+    spk = calloc(nb + 1, sizeof(*spk));
+    pk = calloc(nb + 1, sizeof(*pk));
+    if (db == NULL || dbp == NULL || spk == NULL || pk == NULL) {
+        answer_status(c, br->r.id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        const sottod_bundle *b = &bs[i];
+        if (!b->has_signed_prekey)
+            continue; /* no keys yet: not reachable */
+        Sotto__Api__DeviceBundle *d = &db[out_n];
+        sotto__api__device_bundle__init(d);
+        d->device_id = b->device_id;
+        d->registration_id = b->registration_id;
+        d->identity_key.data = (uint8_t *)b->identity_key;
+        d->identity_key.len = SOTTOD_PUBLIC_KEY_BYTES;
+        signed_prekey_msg(&spk[out_n], b);
+        d->signed_prekey = &spk[out_n];
+        if (b->has_one_time_prekey) {
+            sotto__api__pre_key__init(&pk[out_n]);
+            pk[out_n].id = b->one_time_prekey.id;
+            pk[out_n].public_key.data = (uint8_t *)b->one_time_prekey.pub;
+            pk[out_n].public_key.len = SOTTOD_PUBLIC_KEY_BYTES;
+            d->prekey = &pk[out_n];
+        }
+        d->auth_key.data = (uint8_t *)b->auth_key;
+        d->auth_key.len = SOTTOD_AUTH_KEY_BYTES;
+        d->added_by = b->added_by;
+        if (b->added_by != 0) {
+            d->add_signature.data = (uint8_t *)b->add_signature;
+            d->add_signature.len = SOTTOD_SIGNATURE_BYTES;
+        }
+        dbp[out_n] = d;
+        out_n++;
+    }
+    if (out_n == 0) {
+        answer_status(c, br->r.id, SOTTO__API__STATUS__STATUS_NOT_FOUND,
+                      "no device with keys");
+    } else {
+        Sotto__Api__GetBundleResponse rsp = SOTTO__API__GET_BUNDLE_RESPONSE__INIT;
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        rsp.username = br->username;
+        rsp.n_devices = out_n;
+        rsp.devices = dbp;
+        f.id = br->r.id;
+        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_GET_BUNDLE;
+        f.get_bundle = &rsp;
+        srv->m.bundles_total++;
+        answer(c, &f);
+    }
+out:
+    free(db);
+    free(dbp);
+    free(spk);
+    free(pk);
+    req_free(&br->r);
+}
+
+static void h_get_bundle(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__GetBundleRequest *rq = fr->get_bundle;
+    sottod_server *srv = c->srv;
+    sottod_account acct;
+    uint64_t retry = 0;
+    if (!username_ok(rq->username)) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_USERNAME, "invalid username");
+        return;
+    }
+    if (!sottod_bucket_take(&c->bundle_bucket, srv->cfg.rate_bundle_per_min,
+                            srv->cfg.rate_bundle_burst, sottod_mono_us(), &retry)) {
+        answer_rate_limited(c, id, retry);
+        return;
+    }
+    if (sottod_store_account_lookup(srv->store, rq->username, &acct) != SOTTOD_STORE_OK) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "no such account");
+        return;
+    }
+    bundle_req *br = (bundle_req *)req_new(c, id, sizeof(*br));
+    if (br == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    br->account_id = acct.account_id;
+    snprintf(br->username, sizeof(br->username), "%s", acct.username);
+    int st = sottod_store_bundle_take(srv->store, acct.account_id, rq->device_id, bundle_done, br);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        req_free(&br->r);
+    }
+}
+
+/* ---- send ----------------------------------------------------------------------------- */
+
+typedef struct send_req {
+    req r;
+    int64_t account_id;
+    uint64_t ts_ms;
+    size_t n;
+    uint32_t devices[SOTTOD_MAX_DEVICES];
+} send_req;
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void answer_mismatch(sottod_conn *c, uint64_t id, uint32_t *missing, size_t nm,
+                            uint32_t *extra, size_t ne, uint32_t *stale, size_t ns)
+{
+    Sotto__Api__MismatchedDevices md = SOTTO__API__MISMATCHED_DEVICES__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    qsort(missing, nm, sizeof(uint32_t), cmp_u32);
+    qsort(extra, ne, sizeof(uint32_t), cmp_u32);
+    qsort(stale, ns, sizeof(uint32_t), cmp_u32);
+    md.n_missing = nm;
+    md.missing = missing;
+    md.n_extra = ne;
+    md.extra = extra;
+    md.n_stale = ns;
+    md.stale = stale;
+    f.id = id;
+    f.status = SOTTO__API__STATUS__STATUS_MISMATCHED_DEVICES;
+    f.error = (char *)"device list does not match the account's devices";
+    f.mismatch = &md;
+    c->srv->m.sends_mismatched_total++;
+    answer(c, &f);
+}
+
+static void send_done(void *arg, const sottod_store_result *res)
+{
+    send_req *sr = arg;
+    sottod_conn *c = sr->r.c;
+    sottod_server *srv = c->srv;
+    sottod_metrics_commit(srv, sr->r.t0_us);
+    if (res->status == SOTTOD_STORE_OK) {
+        srv->m.envelopes_queued_total += res->u.enqueue.queued;
+        for (size_t i = 0; i < sr->n; i++) {
+            sottod_addr a = {sr->account_id, sr->devices[i]};
+            sottod_delivery_wake(srv, a);
+        }
+    }
+    if (c->wsi == NULL)
+        goto out;
+    if (res->status == SOTTOD_STORE_OK) {
+        Sotto__Api__SendResponse rsp = SOTTO__API__SEND_RESPONSE__INIT;
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        rsp.server_timestamp_ms = sr->ts_ms;
+        f.id = sr->r.id;
+        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_SEND;
+        f.send = &rsp;
+        answer(c, &f);
+    } else if (res->status == SOTTOD_STORE_QUEUE_FULL) {
+        srv->m.sends_queue_full_total++;
+        answer_status(c, sr->r.id, SOTTO__API__STATUS__STATUS_QUEUE_FULL,
+                      "a recipient device's queue is full; nothing was sent");
+    } else if (res->status == SOTTOD_STORE_STALE) {
+        /* A device went away between the check and the commit. */
+        uint32_t extra = res->u.enqueue.failed.device_id;
+        answer_mismatch(c, sr->r.id, NULL, 0, &extra, 1, NULL, 0);
+    } else {
+        answer_store_error(c, sr->r.id, res->status);
+    }
+out:
+    req_free(&sr->r);
+}
+
+static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__SendRequest *rq = fr->send;
+    sottod_server *srv = c->srv;
+    sottod_account acct;
+    sottod_device *devs = NULL;
+    sottod_envelope_in *envs = NULL;
+    uint8_t **bodies = NULL;
+    size_t ndev = 0, nm = 0, ne = 0, ns = 0, n = rq->n_messages;
+    uint32_t missing[SOTTOD_MAX_DEVICES], extra[SOTTOD_MAX_DEVICES + 1], stale[SOTTOD_MAX_DEVICES];
+    bool seen[SOTTOD_MAX_DEVICES];
+    uint64_t retry = 0;
+    send_req *sr = NULL;
+
+    if (!username_ok(rq->destination)) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_USERNAME, "invalid destination");
+        return;
+    }
+    if (n > SOTTOD_MAX_DEVICES) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_TOO_LARGE, "too many messages");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Sotto__Api__OutgoingMessage *m = rq->messages[i];
+        if (m->body.len == 0 || m->type == 0 || m->type > 255) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                          "each message needs a type and a non-empty body");
+            return;
+        }
+        if (m->body.len > srv->cfg.ciphertext_max) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_TOO_LARGE,
+                          "ciphertext larger than the server accepts");
+            return;
+        }
+    }
+    if (!sottod_bucket_take(&c->send_bucket, srv->cfg.rate_send_per_min, srv->cfg.rate_send_burst,
+                            sottod_mono_us(), &retry)) {
+        answer_rate_limited(c, id, retry);
+        return;
+    }
+    if (sottod_store_account_lookup(srv->store, rq->destination, &acct) != SOTTOD_STORE_OK) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "no such account");
+        return;
+    }
+    devs = calloc(MAX_DEVICES_LIST, sizeof(*devs));
+    if (devs == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    int st = sottod_store_devices_list(srv->store, acct.account_id, devs, MAX_DEVICES_LIST, &ndev);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        goto out;
+    }
+    /* Expected: the account's devices with keys, minus the sending device. */
+    bool own = acct.account_id == c->addr.account_id;
+    memset(seen, 0, sizeof(seen));
+    for (size_t i = 0; i < n; i++) {
+        const Sotto__Api__OutgoingMessage *m = rq->messages[i];
+        size_t k = 0;
+        while (k < ndev && devs[k].device_id != m->device_id)
+            k++;
+        bool expected = k < ndev && devs[k].has_signed_prekey &&
+                        !(own && m->device_id == c->addr.device_id);
+        if (!expected || seen[k]) {
+            if (ne < SOTTOD_MAX_DEVICES + 1)
+                extra[ne++] = m->device_id;
+            continue;
+        }
+        seen[k] = true;
+        if (devs[k].registration_id != m->registration_id)
+            stale[ns++] = m->device_id;
+    }
+    for (size_t k = 0; k < ndev; k++) {
+        if (!devs[k].has_signed_prekey || seen[k] || (own && devs[k].device_id == c->addr.device_id))
+            continue;
+        missing[nm++] = devs[k].device_id;
+    }
+    if (nm > 0 || ne > 0 || ns > 0) {
+        answer_mismatch(c, id, missing, nm, extra, ne, stale, ns);
+        goto out;
+    }
+    if (n == 0) {
+        /* Nothing to deliver (e.g. the sender's own account with one device). */
+        Sotto__Api__SendResponse rsp = SOTTO__API__SEND_RESPONSE__INIT;
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        rsp.server_timestamp_ms = (uint64_t)sottod_now_ms();
+        f.id = id;
+        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_SEND;
+        f.send = &rsp;
+        answer(c, &f);
+        goto out;
+    }
+    sr = (send_req *)req_new(c, id, sizeof(*sr));
+    envs = calloc(n, sizeof(*envs));
+    bodies = calloc(n, sizeof(*bodies));
+    if (sr == NULL || envs == NULL || bodies == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        goto out;
+    }
+    sr->account_id = acct.account_id;
+    sr->ts_ms = (uint64_t)sottod_now_ms();
+    sr->n = n;
+    int64_t expires = (int64_t)(sr->ts_ms / 1000) + (int64_t)srv->cfg.envelope_ttl_days * 86400;
+    for (size_t i = 0; i < n; i++) {
+        const Sotto__Api__OutgoingMessage *m = rq->messages[i];
+        Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
+        sottod_envelope_in *ei = &envs[i];
+        ei->to.account_id = acct.account_id;
+        ei->to.device_id = m->device_id;
+        randombytes_buf(ei->id, sizeof(ei->id));
+        ei->expires_at = expires;
+        e.id.data = ei->id;
+        e.id.len = sizeof(ei->id);
+        e.server_timestamp_ms = sr->ts_ms;
+        e.source = c->username;
+        e.source_device_id = c->addr.device_id;
+        e.type = m->type;
+        e.body = m->body;
+        size_t len = sotto__api__envelope__get_packed_size(&e);
+        if (len > SOTTOD_ENVELOPE_MAX) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_TOO_LARGE, "envelope too large");
+            goto out;
+        }
+        bodies[i] = malloc(len);
+        if (bodies[i] == NULL) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+            goto out;
+        }
+        sotto__api__envelope__pack(&e, bodies[i]);
+        ei->body = bodies[i];
+        ei->body_len = len;
+        sr->devices[i] = m->device_id;
+    }
+    st = sottod_store_envelopes_enqueue(srv->store, envs, n, send_done, sr);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        goto out;
+    }
+    sr = NULL; /* owned by the completion now */
+out:
+    if (sr != NULL)
+        req_free(&sr->r);
+    if (bodies != NULL)
+        for (size_t i = 0; i < n; i++)
+            free(bodies[i]);
+    free(bodies);
+    free(envs);
+    free(devs);
+}
+
+/* ---- attachments ------------------------------------------------------------------ */
+
+typedef struct slot_req {
+    req r;
+} slot_req;
+
+static void slot_done(void *arg, int status, const uint8_t *att_id)
+{
+    slot_req *sr = arg;
+    sottod_conn *c = sr->r.c;
+    sottod_metrics_commit(c->srv, sr->r.t0_us);
+    if (c->wsi != NULL) {
+        if (status != SOTTOD_STORE_OK) {
+            answer_store_error(c, sr->r.id, status);
+        } else {
+            char hex[SOTTOD_ATTACHMENT_ID_BYTES * 2 + 1];
+            Sotto__Api__AttachmentSlotResponse rsp = SOTTO__API__ATTACHMENT_SLOT_RESPONSE__INIT;
+            ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+            sodium_bin2hex(hex, sizeof(hex), att_id, SOTTOD_ATTACHMENT_ID_BYTES);
+            rsp.id = hex;
+            rsp.max_bytes = c->srv->cfg.attachment_max;
+            rsp.expires_days = c->srv->cfg.attachment_ttl_days;
+            f.id = sr->r.id;
+            f.result_case = SOTTO__API__SERVER_FRAME__RESULT_ATTACHMENT_SLOT;
+            f.attachment_slot = &rsp;
+            answer(c, &f);
+        }
+    }
+    req_free(&sr->r);
+}
+
+static void h_attachment_slot(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    uint64_t retry = 0;
+    if (fr->attachment_slot->size > c->srv->cfg.attachment_max) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_TOO_LARGE, "attachment too large");
+        return;
+    }
+    /* Slots share the send bucket: each one is a write. */
+    if (!sottod_bucket_take(&c->send_bucket, c->srv->cfg.rate_send_per_min,
+                            c->srv->cfg.rate_send_burst, sottod_mono_us(), &retry)) {
+        answer_rate_limited(c, id, retry);
+        return;
+    }
+    slot_req *sr = (slot_req *)req_new(c, id, sizeof(*sr));
+    if (sr == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    int st = sottod_attach_slot(c->srv, slot_done, sr);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        req_free(&sr->r);
+    }
+}
+
+/* ---- dispatch ---------------------------------------------------------------------- */
+
+typedef void (*handler_fn)(sottod_conn *c, uint64_t id, const ClientFrame *f);
+
+typedef struct handler {
+    Sotto__Api__ClientFrame__OpCase op;
+    bool needs_auth;
+    handler_fn fn;
+} handler;
+
+static const handler g_handlers[] = {
+    {SOTTO__API__CLIENT_FRAME__OP_CHALLENGE, false, h_challenge},
+    {SOTTO__API__CLIENT_FRAME__OP_REGISTER, false, h_register},
+    {SOTTO__API__CLIENT_FRAME__OP_LOGIN, false, h_login},
+    {SOTTO__API__CLIENT_FRAME__OP_PING, false, h_ping},
+    {SOTTO__API__CLIENT_FRAME__OP_ADD_DEVICE, true, h_add_device},
+    {SOTTO__API__CLIENT_FRAME__OP_LIST_DEVICES, true, h_list_devices},
+    {SOTTO__API__CLIENT_FRAME__OP_REMOVE_DEVICE, true, h_remove_device},
+    {SOTTO__API__CLIENT_FRAME__OP_SET_KEYS, true, h_set_keys},
+    {SOTTO__API__CLIENT_FRAME__OP_PREKEY_STATUS, true, h_prekey_status},
+    {SOTTO__API__CLIENT_FRAME__OP_GET_BUNDLE, true, h_get_bundle},
+    {SOTTO__API__CLIENT_FRAME__OP_SEND, true, h_send},
+    {SOTTO__API__CLIENT_FRAME__OP_ATTACHMENT_SLOT, true, h_attachment_slot},
+};
+
+int sottod_api_on_message(sottod_conn *c, const uint8_t *data, size_t len)
+{
+    sottod_server *srv = c->srv;
+    ClientFrame *fr = sotto__api__client_frame__unpack(NULL, len, data);
+    if (fr == NULL) {
+        sottod_api_protocol_error(c, 0, "malformed frame", 1008);
+        return -1;
+    }
+    uint64_t id = fr->id;
+    if (fr->op_case == SOTTO__API__CLIENT_FRAME__OP__NOT_SET) {
+        sotto__api__client_frame__free_unpacked(fr, NULL);
+        sottod_api_protocol_error(c, id, "frame without an operation", 1008);
+        return -1;
+    }
+    srv->m.requests_total++;
+    if (!c->authed && ++c->preauth_requests > SOTTOD_MAX_PREAUTH_REQUESTS) {
+        sotto__api__client_frame__free_unpacked(fr, NULL);
+        sottod_api_protocol_error(c, id, "too many requests before login", 1008);
+        return -1;
+    }
+    if (fr->op_case == SOTTO__API__CLIENT_FRAME__OP_ACK) {
+        if (c->authed)
+            sottod_delivery_ack(c, id);
+        sotto__api__client_frame__free_unpacked(fr, NULL);
+        return 0;
+    }
+    const handler *h = NULL;
+    for (size_t i = 0; i < sizeof(g_handlers) / sizeof(g_handlers[0]); i++)
+        if (g_handlers[i].op == fr->op_case)
+            h = &g_handlers[i];
+    c->inflight++;
+    if (h == NULL) {
+        /* A field number this server does not know: a newer client. */
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST, "unknown operation");
+    } else if (srv->draining) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_UNAVAILABLE, "server shutting down");
+    } else if (c->inflight > (c->authed ? SOTTOD_MAX_INFLIGHT : SOTTOD_MAX_INFLIGHT_PREAUTH)) {
+        answer_rate_limited(c, id, 100);
+    } else if (h->needs_auth && !c->authed) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED, "log in first");
+    } else {
+        h->fn(c, id, fr);
+    }
+    sotto__api__client_frame__free_unpacked(fr, NULL);
+    return 0;
+}

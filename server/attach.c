@@ -1,0 +1,301 @@
+/*
+ * server/attach.c -- attachment blobs over HTTPS.
+ *
+ * Design: an authenticated device reserves an id over the WebSocket
+ * (AttachmentSlotRequest); the store records {id, size 0, expiry in 24 h}.
+ * `PUT /v1/attachments/{hex id}` streams the body straight into
+ * DATA_DIR/attachments/{hex}.part (never held whole in memory), fsyncs,
+ * renames it to {hex} and records its size and its expiry
+ * (attachment_ttl_days) -- the answer 201 is sent after that commit.
+ * `GET` serves the file with lws_serve_http_file (streamed from disk).
+ * Attachments are not tied to accounts: the id, 128 random bits, is the
+ * capability and travels only inside end-to-end encrypted messages.
+ * Housekeeping deletes expired rows and their files.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "sottod.h"
+
+#define ATT_HEX (SOTTOD_ATTACHMENT_ID_BYTES * 2)
+#define SLOT_TTL_S 86400
+
+static int att_path(const sottod_server *srv, const uint8_t id[SOTTOD_ATTACHMENT_ID_BYTES],
+                    const char *suffix, char *out, size_t cap)
+{
+    char hex[ATT_HEX + 1];
+    sodium_bin2hex(hex, sizeof(hex), id, SOTTOD_ATTACHMENT_ID_BYTES);
+    int n = snprintf(out, cap, "%s/%s%s", srv->attach_dir, hex, suffix);
+    return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+/* Parses "/v1/attachments/<32 lowercase hex>"; returns 0 or -1. */
+static int parse_id(const char *uri, uint8_t id[SOTTOD_ATTACHMENT_ID_BYTES])
+{
+    static const char prefix[] = "/v1/attachments/";
+    size_t bin_len = 0;
+    if (strncmp(uri, prefix, sizeof(prefix) - 1) != 0)
+        return -1;
+    const char *hex = uri + sizeof(prefix) - 1;
+    if (strlen(hex) != ATT_HEX)
+        return -1;
+    for (size_t i = 0; i < ATT_HEX; i++)
+        if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+            return -1;
+    if (sodium_hex2bin(id, SOTTOD_ATTACHMENT_ID_BYTES, hex, ATT_HEX, NULL, &bin_len, NULL) != 0 ||
+        bin_len != SOTTOD_ATTACHMENT_ID_BYTES)
+        return -1;
+    return 0;
+}
+
+/* ---- slot ---------------------------------------------------------------- */
+
+typedef struct slot_ctx {
+    sottod_attach_slot_fn fn;
+    void *arg;
+    uint8_t id[SOTTOD_ATTACHMENT_ID_BYTES];
+} slot_ctx;
+
+static void slot_done(void *arg, const sottod_store_result *res)
+{
+    slot_ctx *sc = arg;
+    sc->fn(sc->arg, res->status, sc->id);
+    free(sc);
+}
+
+int sottod_attach_slot(sottod_server *srv, sottod_attach_slot_fn fn, void *arg)
+{
+    sottod_attachment att;
+    slot_ctx *sc = calloc(1, sizeof(*sc));
+    if (sc == NULL)
+        return SOTTOD_STORE_NOMEM;
+    sc->fn = fn;
+    sc->arg = arg;
+    randombytes_buf(sc->id, sizeof(sc->id));
+    memset(&att, 0, sizeof(att));
+    memcpy(att.id, sc->id, sizeof(att.id));
+    att.size = 0;
+    att.created_at = sottod_store_now(srv->store);
+    att.expires_at = att.created_at + SLOT_TTL_S;
+    att.referenced = false;
+    int st = sottod_store_attachment_create(srv->store, &att, slot_done, sc);
+    if (st != SOTTOD_STORE_OK)
+        free(sc);
+    return st;
+}
+
+/* ---- HTTP --------------------------------------------------------------------- */
+
+static int fail(sottod_conn *c, unsigned status, const char *msg)
+{
+    c->http_failed = true;
+    return sottod_http_respond(c->wsi, status, "text/plain", msg, strlen(msg));
+}
+
+int sottod_attach_http(sottod_conn *c, const char *uri, bool is_put)
+{
+    sottod_server *srv = c->srv;
+    sottod_attachment att;
+    char path[SOTTOD_PATH_MAX + 64];
+
+    if (parse_id(uri, c->http_att_id) != 0)
+        return fail(c, 404, "not found\n");
+    int st = sottod_store_attachment_get(srv->store, c->http_att_id, &att);
+    int64_t now = sottod_store_now(srv->store);
+    if (st == SOTTOD_STORE_NOT_FOUND || (st == SOTTOD_STORE_OK && att.expires_at <= now))
+        return fail(c, 404, "not found\n");
+    if (st != SOTTOD_STORE_OK)
+        return fail(c, 500, "storage error\n");
+
+    if (!is_put) {
+        if (!att.referenced)
+            return fail(c, 404, "not found\n");
+        if (att_path(srv, c->http_att_id, "", path, sizeof(path)) != 0)
+            return fail(c, 500, "path too long\n");
+        int n = lws_serve_http_file(c->wsi, path, "application/octet-stream", NULL, 0);
+        if (n < 0 || ((n > 0) && lws_http_transaction_completed(c->wsi)))
+            return -1;
+        return 0;
+    }
+
+    /* PUT */
+    char cl[32];
+    if (att.referenced)
+        return fail(c, 409, "already uploaded\n");
+    if (lws_hdr_copy(c->wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        return fail(c, 411, "content-length required\n");
+    char *end = NULL;
+    errno = 0;
+    unsigned long long want = strtoull(cl, &end, 10);
+    if (errno != 0 || end == cl || *end != '\0')
+        return fail(c, 400, "bad content-length\n");
+    if (want > srv->cfg.attachment_max)
+        return fail(c, 413, "too large\n");
+    if (want == 0)
+        return fail(c, 400, "empty upload\n");
+    if (att_path(srv, c->http_att_id, ".part", path, sizeof(path)) != 0)
+        return fail(c, 500, "path too long\n");
+    c->http_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (c->http_fd < 0)
+        return fail(c, errno == EEXIST ? 409 : 500, errno == EEXIST ? "upload in progress\n"
+                                                                    : "cannot store\n");
+    c->http_expected = want;
+    c->http_received = 0;
+    return 0; /* body follows in LWS_CALLBACK_HTTP_BODY */
+}
+
+static void discard_part(sottod_conn *c)
+{
+    char path[SOTTOD_PATH_MAX + 64];
+    if (c->http_fd >= 0) {
+        close(c->http_fd);
+        c->http_fd = -1;
+        if (att_path(c->srv, c->http_att_id, ".part", path, sizeof(path)) == 0)
+            unlink(path);
+    }
+}
+
+int sottod_attach_body(sottod_conn *c, const uint8_t *data, size_t len)
+{
+    if (c->http_fd < 0)
+        return 0; /* already failed; drain */
+    if (c->http_received + len > c->http_expected) {
+        discard_part(c);
+        return fail(c, 413, "body longer than content-length\n");
+    }
+    while (len > 0) {
+        ssize_t n = write(c->http_fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            discard_part(c);
+            return fail(c, 500, "cannot store\n");
+        }
+        data += n;
+        len -= (size_t)n;
+        c->http_received += (uint64_t)n;
+    }
+    return 0;
+}
+
+static void upload_done(void *arg, const sottod_store_result *res)
+{
+    sottod_conn *c = arg;
+    if (c->wsi != NULL) {
+        c->http_status = res->status == SOTTOD_STORE_OK ? 201 : 500;
+        if (res->status == SOTTOD_STORE_OK)
+            c->srv->m.attachments_uploaded_total++;
+        lws_callback_on_writable(c->wsi);
+    }
+    sottod_conn_unref(c);
+}
+
+int sottod_attach_body_done(sottod_conn *c)
+{
+    sottod_server *srv = c->srv;
+    char part[SOTTOD_PATH_MAX + 64], final[SOTTOD_PATH_MAX + 64];
+    sottod_attachment att;
+    if (c->http_fd < 0)
+        return c->http_failed ? 0 : fail(c, 400, "no upload\n");
+    if (c->http_received != c->http_expected) {
+        discard_part(c);
+        return fail(c, 400, "body shorter than content-length\n");
+    }
+    if (fsync(c->http_fd) != 0) {
+        discard_part(c);
+        return fail(c, 500, "cannot store\n");
+    }
+    close(c->http_fd);
+    c->http_fd = -1;
+    if (att_path(srv, c->http_att_id, ".part", part, sizeof(part)) != 0 ||
+        att_path(srv, c->http_att_id, "", final, sizeof(final)) != 0 || rename(part, final) != 0) {
+        unlink(part);
+        return fail(c, 500, "cannot store\n");
+    }
+    memset(&att, 0, sizeof(att));
+    memcpy(att.id, c->http_att_id, sizeof(att.id));
+    att.size = c->http_received;
+    att.created_at = sottod_store_now(srv->store);
+    att.expires_at = att.created_at + (int64_t)srv->cfg.attachment_ttl_days * 86400;
+    att.referenced = true;
+    sottod_conn_ref(c);
+    int st = sottod_store_attachment_update(srv->store, &att, upload_done, c);
+    if (st != SOTTOD_STORE_OK) {
+        sottod_conn_unref(c);
+        unlink(final);
+        return fail(c, 500, "cannot store\n");
+    }
+    return 0; /* answered from upload_done */
+}
+
+int sottod_attach_writeable(sottod_conn *c)
+{
+    int status = c->http_status;
+    if (status == 0)
+        return 0;
+    c->http_status = 0;
+    return status == 201 ? sottod_http_respond(c->wsi, 201, "text/plain", "created\n", 8)
+                         : sottod_http_respond(c->wsi, 500, "text/plain", "cannot store\n", 13);
+}
+
+void sottod_attach_closed(sottod_conn *c)
+{
+    discard_part(c); /* an interrupted upload leaves nothing behind */
+}
+
+/* ---- expiry ------------------------------------------------------------------- */
+
+typedef struct expire_ctx {
+    sottod_server *srv;
+    size_t n;
+    uint8_t ids[256][SOTTOD_ATTACHMENT_ID_BYTES];
+} expire_ctx;
+
+static int collect_expired(void *arg, const sottod_attachment *att)
+{
+    expire_ctx *ec = arg;
+    if (ec->n >= 256)
+        return 1;
+    memcpy(ec->ids[ec->n++], att->id, SOTTOD_ATTACHMENT_ID_BYTES);
+    return 0;
+}
+
+static void expire_done(void *arg, const sottod_store_result *res)
+{
+    sottod_server *srv = arg;
+    if (res->status == SOTTOD_STORE_OK)
+        srv->m.attachments_expired_total++;
+}
+
+void sottod_attach_expire(sottod_server *srv)
+{
+    expire_ctx *ec = calloc(1, sizeof(*ec));
+    char path[SOTTOD_PATH_MAX + 64];
+    if (ec == NULL)
+        return;
+    ec->srv = srv;
+    if (sottod_store_attachments_expired(srv->store, 256, collect_expired, ec) != SOTTOD_STORE_OK) {
+        free(ec);
+        return;
+    }
+    for (size_t i = 0; i < ec->n; i++) {
+        if (att_path(srv, ec->ids[i], "", path, sizeof(path)) == 0)
+            unlink(path);
+        if (att_path(srv, ec->ids[i], ".part", path, sizeof(path)) == 0)
+            unlink(path);
+        if (sottod_store_attachment_delete(srv->store, ec->ids[i], expire_done, srv) !=
+            SOTTOD_STORE_OK)
+            break;
+    }
+    if (ec->n > 0)
+        sottod_log(SOTTOD_LOG_INFO, "attachments_expired", "count=%zu", ec->n);
+    free(ec);
+}

@@ -1,0 +1,72 @@
+/*
+ * server/config.h -- sottod's configuration: a table of keys with types,
+ * defaults and bounds, read from a simple `key = value` file.
+ *
+ * Design: every key lives in one table (config.c) with its default, range
+ * and a one-line description; the parser, `sottod --help` and the checks
+ * all come from that table, so docs/operating.md can list exactly the same
+ * keys. Unknown keys and out-of-range values are errors (a typo must not
+ * silently fall back to a default).
+ */
+#ifndef SOTTOD_CONFIG_H
+#define SOTTOD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SOTTOD_PATH_MAX 1024
+
+typedef struct sottod_config {
+    char listen[128];          /* "HOST:PORT"; port 0 = pick a free one */
+    char data_dir[SOTTOD_PATH_MAX];
+    char tls_cert[SOTTOD_PATH_MAX];   /* "" = self-signed in data_dir/tls */
+    char tls_key[SOTTOD_PATH_MAX];
+    char registration[16];     /* "open" or "invite" */
+    char durability[16];       /* "full" or "process" */
+    char log_level[16];
+    uint64_t max_devices;
+    uint64_t frame_max;
+    uint64_t preauth_frame_max;
+    uint64_t ciphertext_max;
+    uint64_t queue_max;
+    uint64_t envelope_ttl_days;
+    uint64_t attachment_max;
+    uint64_t attachment_ttl_days;
+    uint64_t invite_ttl_days;
+    uint64_t prekey_low;
+    uint64_t max_connections;
+    uint64_t auth_timeout_s;
+    uint64_t idle_timeout_s;
+    uint64_t rate_send_per_min;
+    uint64_t rate_send_burst;
+    uint64_t rate_bundle_per_min;
+    uint64_t rate_bundle_burst;
+    uint64_t rate_register_per_min;
+    uint64_t rate_register_burst;
+} sottod_config;
+
+/* Fills every key with its default. */
+void sottod_config_defaults(sottod_config *cfg);
+
+/* Sets one key from its text value. Returns 0, or -1 with a message (no
+ * secret ever appears in it) in err. */
+int sottod_config_set(sottod_config *cfg, const char *key, const char *value,
+                      char *err, size_t errlen);
+
+/* Reads a file of `key = value` lines ('#' starts a comment). Returns 0 or
+ * -1 with "FILE:LINE: reason" in err. */
+int sottod_config_load(sottod_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Cross-key checks after loading (e.g. data_dir set, cert and key both or
+ * neither). Returns 0 or -1 with err. */
+int sottod_config_check(const sottod_config *cfg, char *err, size_t errlen);
+
+/* Prints every key, its default and description (for --help). */
+void sottod_config_print_keys(FILE *out);
+
+/* Splits cfg->listen into host (NUL-terminated) and port. Returns 0 or -1. */
+int sottod_config_listen(const sottod_config *cfg, char *host, size_t hostlen, int *port);
+
+#endif /* SOTTOD_CONFIG_H */

@@ -1,0 +1,577 @@
+/*
+ * server/net.c -- the event core.
+ *
+ * Design: one libwebsockets context, one vhost, one protocol callback that
+ * serves both HTTP (healthz, metrics, attachments) and the WebSocket at
+ * /v1/websocket. The store's writer thread wakes the loop with
+ * lws_cancel_service(); LWS_CALLBACK_EVENT_WAIT_CANCELLED then runs the
+ * store completions (answers to senders, pushes to recipients) on this
+ * thread. Signals only set flags and wake the loop. Per connection, the
+ * receive side reassembles one WebSocket message at a time under a cap
+ * (preauth_frame_max before login, frame_max after): an oversized or
+ * malformed message gets one error frame and a close, nothing else is
+ * affected. Housekeeping (envelope and attachment expiry) runs every minute
+ * from an lws timer.
+ */
+#include "net.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "log.h"
+#include "sottod.h"
+#include "sotto/keys.h"
+#include "tls.h"
+
+#define HOUSEKEEPING_US (60LL * 1000000)
+
+typedef struct pss {
+    sottod_conn *c;
+} pss;
+
+static sottod_server *g_srv; /* for the signal handler only */
+
+/* ---- HTTP helpers ----------------------------------------------------------- */
+
+int sottod_http_respond(struct lws *wsi, unsigned status, const char *content_type,
+                        const char *body, size_t len)
+{
+    uint8_t hdr[LWS_PRE + 512];
+    uint8_t *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
+    if (lws_add_http_common_headers(wsi, status, content_type, (lws_filepos_t)len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    if (len > 0) {
+        uint8_t *buf = malloc(LWS_PRE + len);
+        if (buf == NULL)
+            return -1;
+        memcpy(buf + LWS_PRE, body, len);
+        int n = lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
+        free(buf);
+        if (n < 0)
+            return -1;
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int metrics_text(sottod_server *srv, char *out, size_t cap)
+{
+    static const char *const le[8] = {"0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1",
+                                      "+Inf"};
+    const sottod_metrics *m = &srv->m;
+    size_t o = 0;
+    int n;
+#define EMIT(...)                                                      \
+    do {                                                               \
+        n = snprintf(out + o, cap - o, __VA_ARGS__);                   \
+        if (n < 0 || (size_t)n >= cap - o)                             \
+            return -1;                                                 \
+        o += (size_t)n;                                                \
+    } while (0)
+#define COUNTER(name, help, v) \
+    EMIT("# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n", (unsigned long long)(v))
+#define GAUGE(name, help, v) \
+    EMIT("# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n", (unsigned long long)(v))
+    GAUGE("sottod_connections", "Open WebSocket connections.", m->connections_open);
+    GAUGE("sottod_connections_authenticated", "Logged-in WebSocket connections.",
+          m->connections_authed);
+    COUNTER("sottod_connections_total", "WebSocket connections accepted.", m->connections_total);
+    COUNTER("sottod_http_requests_total", "Plain HTTP requests.", m->http_requests_total);
+    COUNTER("sottod_requests_total", "API requests received.", m->requests_total);
+    COUNTER("sottod_protocol_errors_total", "Connections closed for a malformed frame.",
+            m->protocol_errors_total);
+    COUNTER("sottod_rate_limited_total", "Requests refused by a rate limit.", m->rate_limited_total);
+    COUNTER("sottod_registrations_total", "Accounts registered.", m->registrations_total);
+    COUNTER("sottod_logins_total", "Successful logins.", m->logins_total);
+    COUNTER("sottod_login_failures_total", "Failed logins and registrations.",
+            m->login_failures_total);
+    COUNTER("sottod_envelopes_queued_total", "Envelopes committed to device queues.",
+            m->envelopes_queued_total);
+    COUNTER("sottod_envelopes_pushed_total", "Envelope pushes sent (including redeliveries).",
+            m->envelopes_pushed_total);
+    COUNTER("sottod_envelopes_delivered_total", "Envelopes acked and deleted.",
+            m->envelopes_delivered_total);
+    COUNTER("sottod_envelopes_expired_total", "Envelopes deleted unacked after their TTL.",
+            m->envelopes_expired_total);
+    sottod_store_stats ss;
+    memset(&ss, 0, sizeof(ss));
+    sottod_store_stats_get(srv->store, &ss);
+    GAUGE("sottod_queue_depth", "Envelopes queued now over all devices.", ss.queue_depth_total);
+    GAUGE("sottod_store_pending_ops", "Writes submitted and not yet executed.", ss.pending_ops);
+    COUNTER("sottod_store_commits_total", "Transactions (group commits) by the writer.",
+            ss.batches);
+    COUNTER("sottod_store_ops_total", "Write operations executed.", ss.ops);
+    GAUGE("sottod_store_last_batch_size", "Operations in the last committed batch.",
+          ss.last_batch_ops);
+    EMIT("# HELP sottod_store_batch_size_avg Operations per commit since start.\n"
+         "# TYPE sottod_store_batch_size_avg gauge\nsottod_store_batch_size_avg %.3f\n",
+         ss.batches ? (double)ss.ops / (double)ss.batches : 0.0);
+    EMIT("# HELP sottod_store_commit_seconds_total Time spent in BEGIN..COMMIT.\n"
+         "# TYPE sottod_store_commit_seconds_total counter\nsottod_store_commit_seconds_total %.6f\n",
+         (double)ss.commit_ns_total / 1e9);
+    EMIT("# HELP sottod_store_last_commit_seconds Duration of the last commit.\n"
+         "# TYPE sottod_store_last_commit_seconds gauge\nsottod_store_last_commit_seconds %.6f\n",
+         (double)ss.last_commit_ns / 1e9);
+    COUNTER("sottod_sends_mismatched_total", "Sends refused for a stale device list.",
+            m->sends_mismatched_total);
+    COUNTER("sottod_sends_queue_full_total", "Sends refused for a full queue.",
+            m->sends_queue_full_total);
+    COUNTER("sottod_bundles_total", "Prekey bundle fetches answered.", m->bundles_total);
+    COUNTER("sottod_prekeys_handed_out_total", "One-time prekeys handed out.",
+            m->prekeys_handed_out_total);
+    COUNTER("sottod_attachments_uploaded_total", "Attachments uploaded.",
+            m->attachments_uploaded_total);
+    COUNTER("sottod_attachments_expired_total", "Attachments deleted after their TTL.",
+            m->attachments_expired_total);
+    EMIT("# HELP sottod_commit_latency_seconds Time from submitting a write to its durable "
+         "commit.\n# TYPE sottod_commit_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < 8; i++) {
+        cum += m->commit_usec_bucket[i];
+        EMIT("sottod_commit_latency_seconds_bucket{le=\"%s\"} %llu\n", le[i],
+             (unsigned long long)cum);
+    }
+    EMIT("sottod_commit_latency_seconds_sum %.6f\nsottod_commit_latency_seconds_count %llu\n",
+         (double)m->commit_usec_sum / 1e6, (unsigned long long)m->commit_count);
+#undef GAUGE
+#undef COUNTER
+#undef EMIT
+    return (int)o;
+}
+
+static int http_route(sottod_server *srv, struct lws *wsi, pss *ps, const char *uri)
+{
+    bool is_put = lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0;
+    bool is_get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+    srv->m.http_requests_total++;
+    if (strncmp(uri, "/v1/attachments/", 16) == 0 && (is_put || is_get)) {
+        if (ps->c == NULL) {
+            ps->c = sottod_conn_new(srv, wsi, SOTTOD_CONN_HTTP);
+            if (ps->c == NULL)
+                return -1;
+        }
+        sottod_conn *c = ps->c;
+        c->http_failed = false;
+        c->http_status = 0;
+        c->http_expected = c->http_received = 0;
+        return sottod_attach_http(c, uri, is_put);
+    }
+    if (!is_get)
+        return sottod_http_respond(wsi, 405, "text/plain", "method not allowed\n", 19);
+    if (strcmp(uri, "/healthz") == 0)
+        return sottod_http_respond(wsi, srv->draining ? 503 : 200, "text/plain",
+                                   srv->draining ? "draining\n" : "ok\n", srv->draining ? 9 : 3);
+    if (strcmp(uri, "/metrics") == 0) {
+        char *buf = malloc(16384);
+        if (buf == NULL)
+            return -1;
+        int n = metrics_text(srv, buf, 16384);
+        int r = n < 0 ? sottod_http_respond(wsi, 500, "text/plain", "error\n", 6)
+                      : sottod_http_respond(wsi, 200, "text/plain; version=0.0.4", buf, (size_t)n);
+        free(buf);
+        return r;
+    }
+    if (strcmp(uri, "/v1/websocket") == 0)
+        return sottod_http_respond(wsi, 400, "text/plain", "websocket upgrade required\n", 27);
+    return sottod_http_respond(wsi, 404, "text/plain", "not found\n", 10);
+}
+
+/* ---- WebSocket receive --------------------------------------------------------- */
+
+static int ws_receive(sottod_conn *c, const uint8_t *in, size_t len)
+{
+    sottod_server *srv = c->srv;
+    size_t cap = c->authed ? srv->cfg.frame_max : srv->cfg.preauth_frame_max;
+    bool first = lws_is_first_fragment(c->wsi);
+    bool final = lws_is_final_fragment(c->wsi);
+    if (c->close_after_tx)
+        return 0; /* closing: ignore what is still arriving */
+    if (first && !lws_frame_is_binary(c->wsi)) {
+        sottod_api_protocol_error(c, 0, "text messages are not allowed", 1003);
+        return 0;
+    }
+    if (c->rx_len + len > cap || c->rx_len + len < c->rx_len) {
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = c->rx_cap = 0;
+        sottod_api_protocol_error(c, 0, "frame too large", 1009);
+        return 0;
+    }
+    if (first && final && c->rx_len == 0) {
+        /* Fast path: a single-fragment message is handled in place. A
+         * protocol error has already queued its answer and the close. */
+        (void)sottod_api_on_message(c, in, len);
+        return 0;
+    }
+    if (c->rx_len + len > c->rx_cap) {
+        size_t ncap = c->rx_cap ? c->rx_cap : 4096;
+        while (ncap < c->rx_len + len)
+            ncap *= 2;
+        if (ncap > cap)
+            ncap = cap;
+        uint8_t *nrx = realloc(c->rx, ncap);
+        if (nrx == NULL) {
+            sottod_api_protocol_error(c, 0, "out of memory", 1011);
+            return 0;
+        }
+        c->rx = nrx;
+        c->rx_cap = ncap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (final) {
+        (void)sottod_api_on_message(c, c->rx, c->rx_len);
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = c->rx_cap = 0;
+    }
+    return 0;
+}
+
+/* ---- the protocol callback ------------------------------------------------------ */
+
+static void do_reload(sottod_server *srv)
+{
+    char fp[SOTTOD_FINGERPRINT_HEX];
+    srv->sig_hup = 0;
+    if (srv->ssl_ctx == NULL || sottod_tls_reload(srv->ssl_ctx, srv->cert_path, srv->key_path) != 0) {
+        sottod_log(SOTTOD_LOG_ERROR, "tls_reload_failed", "kept=old_certificate");
+        return;
+    }
+    if (sottod_tls_fingerprint(srv->cert_path, fp) == 0) {
+        memcpy(srv->fingerprint, fp, sizeof(fp));
+        printf("sottod: certificate sha256 %s\n", fp);
+        fflush(stdout);
+    }
+    sottod_log(SOTTOD_LOG_INFO, "tls_reloaded", NULL);
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    sottod_server *srv = ctx != NULL ? lws_context_user(ctx) : NULL;
+    pss *ps = (pss *)user;
+    char uri[256];
+
+    switch (reason) {
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+        if (srv != NULL && user != NULL) {
+            srv->ssl_ctx = (SSL_CTX *)user;
+            sottod_tls_configure_ctx(srv->ssl_ctx);
+        }
+        return 0;
+
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (srv != NULL && srv->store != NULL)
+            sottod_store_run_completions(srv->store);
+        return 0;
+
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 ||
+            strcmp(uri, "/v1/websocket") != 0)
+            return 1;
+        if (srv->draining || srv->m.connections_open >= srv->cfg.max_connections)
+            return 1;
+        return 0;
+
+    case LWS_CALLBACK_ESTABLISHED:
+        ps->c = sottod_conn_new(srv, wsi, SOTTOD_CONN_WS);
+        if (ps->c == NULL)
+            return -1;
+        srv->m.connections_open++;
+        srv->m.connections_total++;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)srv->cfg.auth_timeout_s);
+        return 0;
+
+    case LWS_CALLBACK_RECEIVE:
+        if (ps == NULL || ps->c == NULL)
+            return -1;
+        return ws_receive(ps->c, in, len);
+
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (ps == NULL || ps->c == NULL)
+            return -1;
+        return sottod_conn_on_writeable(ps->c);
+
+    case LWS_CALLBACK_CLOSED:
+        if (ps != NULL && ps->c != NULL) {
+            sottod_conn_closed(ps->c);
+            ps->c = NULL;
+        }
+        return 0;
+
+    case LWS_CALLBACK_HTTP:
+        return http_route(srv, wsi, ps, (const char *)in);
+
+    case LWS_CALLBACK_HTTP_BODY:
+        if (ps == NULL || ps->c == NULL)
+            return -1;
+        return sottod_attach_body(ps->c, in, len);
+
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (ps == NULL || ps->c == NULL)
+            return -1;
+        return sottod_attach_body_done(ps->c);
+
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (ps == NULL || ps->c == NULL)
+            return 0;
+        return sottod_attach_writeable(ps->c);
+
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (ps != NULL && ps->c != NULL) {
+            sottod_conn_closed(ps->c);
+            ps->c = NULL;
+        }
+        return 0;
+
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols g_protocols[] = {
+    {"sotto.v1", callback, sizeof(pss), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0} /* terminator */
+};
+
+/* ---- housekeeping, signals --------------------------------------------------- */
+
+static void expire_done(void *arg, const sottod_store_result *res)
+{
+    sottod_server *srv = arg;
+    if (res->status == SOTTOD_STORE_OK && res->u.deleted.deleted > 0) {
+        srv->m.envelopes_expired_total += res->u.deleted.deleted;
+        sottod_log(SOTTOD_LOG_INFO, "envelopes_expired", "count=%u", res->u.deleted.deleted);
+    }
+}
+
+static void housekeeping(lws_sorted_usec_list_t *sul)
+{
+    sottod_server *srv = lws_container_of(sul, sottod_server, housekeeping);
+    if (!srv->draining) {
+        if (sottod_store_envelopes_expire(srv->store, expire_done, srv) != SOTTOD_STORE_OK)
+            sottod_log(SOTTOD_LOG_WARN, "expire_submit_failed", NULL);
+        sottod_attach_expire(srv);
+    }
+    lws_sul_schedule(srv->ctx, 0, &srv->housekeeping, housekeeping, HOUSEKEEPING_US);
+}
+
+static void on_signal(int sig)
+{
+    if (g_srv == NULL)
+        return;
+    if (sig == SIGHUP)
+        g_srv->sig_hup = 1;
+    else
+        g_srv->sig_term = 1;
+    if (g_srv->ctx != NULL)
+        lws_cancel_service(g_srv->ctx);
+}
+
+static void store_wake(void *arg)
+{
+    sottod_server *srv = arg;
+    if (srv->ctx != NULL)
+        lws_cancel_service(srv->ctx);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char tmp[SOTTOD_PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] == '/' || tmp[i] == '\0') {
+            char save = tmp[i];
+            tmp[i] = '\0';
+            if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+                return -1;
+            tmp[i] = save;
+        }
+    }
+    return 0;
+}
+
+static bool tx_pending(sottod_server *srv)
+{
+    for (size_t i = 0; i < srv->reg_buckets; i++)
+        for (sottod_conn *c = srv->reg[i]; c != NULL; c = c->reg_next)
+            if (c->tx_head != NULL)
+                return true;
+    return false;
+}
+
+/* ---- serve ------------------------------------------------------------------- */
+
+int sottod_serve(const sottod_config *cfg)
+{
+    int ret = 1;
+    sottod_server *srv = NULL;
+    struct lws_context_creation_info info;
+    char host[128], tls_dir[SOTTOD_PATH_MAX + 8], db_path[SOTTOD_PATH_MAX + 16];
+    int port = 0;
+    lws_retry_bo_t idle;
+
+    srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return 1;
+    srv->cfg = *cfg;
+    srv->invite_only = strcmp(cfg->registration, "invite") == 0;
+    sottod_log_set_level(sottod_log_parse_level(cfg->log_level));
+    if (sodium_init() < 0 || sotto_init() != SOTTO_OK) {
+        sottod_log(SOTTOD_LOG_ERROR, "crypto_init_failed", NULL);
+        goto out;
+    }
+    if (sottod_config_listen(cfg, host, sizeof(host), &port) != 0)
+        goto out;
+    if (mkdir_p(cfg->data_dir, 0700) != 0 ||
+        (size_t)snprintf(srv->attach_dir, sizeof(srv->attach_dir), "%s/attachments",
+                         cfg->data_dir) >= sizeof(srv->attach_dir) ||
+        mkdir_p(srv->attach_dir, 0700) != 0) {
+        sottod_log(SOTTOD_LOG_ERROR, "data_dir_unusable", NULL);
+        goto out;
+    }
+    if (cfg->tls_cert[0] != '\0') {
+        snprintf(srv->cert_path, sizeof(srv->cert_path), "%s", cfg->tls_cert);
+        snprintf(srv->key_path, sizeof(srv->key_path), "%s", cfg->tls_key);
+    } else {
+        snprintf(tls_dir, sizeof(tls_dir), "%s/tls", cfg->data_dir);
+        if (sottod_tls_ensure_self_signed(tls_dir, srv->cert_path, sizeof(srv->cert_path),
+                                          srv->key_path, sizeof(srv->key_path)) != 0) {
+            sottod_log(SOTTOD_LOG_ERROR, "tls_self_signed_failed", NULL);
+            goto out;
+        }
+    }
+    if (sottod_tls_fingerprint(srv->cert_path, srv->fingerprint) != 0) {
+        sottod_log(SOTTOD_LOG_ERROR, "tls_certificate_unreadable", NULL);
+        goto out;
+    }
+
+    snprintf(db_path, sizeof(db_path), "%s/sottod.db", cfg->data_dir);
+    sottod_store_config scfg;
+    memset(&scfg, 0, sizeof(scfg));
+    scfg.backend = "sqlite";
+    scfg.path = db_path;
+    scfg.durability = strcmp(cfg->durability, "process") == 0 ? SOTTOD_DURABILITY_PROCESS
+                                                               : SOTTOD_DURABILITY_FULL;
+    scfg.max_queue = (uint32_t)cfg->queue_max;
+    if (sottod_store_open(&scfg, &srv->store) != SOTTOD_STORE_OK) {
+        sottod_log(SOTTOD_LOG_ERROR, "store_open_failed", NULL);
+        goto out;
+    }
+    sottod_store_set_wake(srv->store, store_wake, srv);
+    if (sottod_registry_init(srv) != 0)
+        goto out;
+    sottod_bucket_init(&srv->register_bucket, cfg->rate_register_burst, sottod_mono_us());
+
+    lws_set_log_level(LLL_ERR, sottod_log_lws);
+    memset(&idle, 0, sizeof(idle));
+    idle.secs_since_valid_ping = (uint16_t)(cfg->idle_timeout_s / 2);
+    idle.secs_since_valid_hangup = (uint16_t)(cfg->idle_timeout_s > 65535 ? 65535 : cfg->idle_timeout_s);
+
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.user = srv;
+    info.fd_limit_per_thread = (unsigned)(cfg->max_connections + 64);
+    srv->ctx = lws_create_context(&info);
+    if (srv->ctx == NULL) {
+        sottod_log(SOTTOD_LOG_ERROR, "lws_context_failed", NULL);
+        goto out;
+    }
+    g_srv = srv;
+
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    if (strchr(host, ':') == NULL)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.vhost_name = "sottod";
+    info.iface = host;
+    info.port = port;
+    info.protocols = g_protocols;
+    info.ssl_cert_filepath = srv->cert_path;
+    info.ssl_private_key_filepath = srv->key_path;
+    info.ssl_options_set = (long)(SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_TLSv1_2);
+    info.alpn = "http/1.1";
+    info.retry_and_idle_policy = &idle;
+    info.user = srv;
+    info.timeout_secs = 20;
+    srv->vhost = lws_create_vhost(srv->ctx, &info);
+    if (srv->vhost == NULL) {
+        sottod_log(SOTTOD_LOG_ERROR, "listen_failed", NULL);
+        goto out;
+    }
+    if (srv->ssl_ctx == NULL)
+        sottod_log(SOTTOD_LOG_WARN, "tls_policy_not_applied", NULL);
+    srv->port = lws_get_vhost_listen_port(srv->vhost);
+
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+
+    if (strchr(host, ':') != NULL)
+        printf("sottod: listening on https://[%s]:%d\n", host, srv->port);
+    else
+        printf("sottod: listening on https://%s:%d\n", host, srv->port);
+    printf("sottod: certificate sha256 %s\n", srv->fingerprint);
+    fflush(stdout);
+    sottod_log(SOTTOD_LOG_INFO, "started", "registration=%s durability=%s", cfg->registration,
+               cfg->durability);
+
+    lws_sul_schedule(srv->ctx, 0, &srv->housekeeping, housekeeping, 2 * 1000000);
+
+    while (!srv->sig_term) {
+        if (lws_service(srv->ctx, 0) < 0)
+            break;
+        sottod_store_run_completions(srv->store);
+        if (srv->sig_hup)
+            do_reload(srv);
+    }
+
+    /* Graceful shutdown: stop taking requests, let every accepted write
+     * commit and answer, flush what is queued to clients, then close. */
+    sottod_log(SOTTOD_LOG_INFO, "shutting_down", NULL);
+    srv->draining = true;
+    lws_sul_cancel(&srv->housekeeping);
+    if (sottod_store_drain(srv->store) != SOTTOD_STORE_OK)
+        sottod_log(SOTTOD_LOG_ERROR, "store_drain_failed", NULL);
+    int64_t until = sottod_mono_us() + 2000000;
+    while (tx_pending(srv) && sottod_mono_us() < until) {
+        if (lws_service(srv->ctx, 0) < 0)
+            break;
+        sottod_store_run_completions(srv->store);
+    }
+    ret = 0;
+out:
+    if (srv->ctx != NULL) {
+        lws_context_destroy(srv->ctx);
+        srv->ctx = NULL;
+    }
+    g_srv = NULL;
+    sottod_store_close(srv->store);
+    sottod_registry_free(srv);
+    sottod_log(SOTTOD_LOG_INFO, "stopped", NULL);
+    free(srv);
+    return ret;
+}

@@ -1,0 +1,232 @@
+/*
+ * server/sottod.h -- the server object and the per-connection state shared
+ * by the network layer (net.c), the API handlers (api.c), delivery
+ * (delivery.c) and attachments (attach.c).
+ *
+ * Design: one thread runs the libwebsockets event loop and everything in
+ * this header; the only other thread is the store's writer, which talks back
+ * through sottod_store_run_completions() on the loop thread (woken with
+ * lws_cancel_service). So nothing here needs locks. A connection object is
+ * reference counted: the socket holds one reference and every store
+ * operation in flight for it holds one, so a completion that arrives after
+ * the peer hung up finds `wsi == NULL` and drops its answer.
+ */
+#ifndef SOTTOD_SOTTOD_H
+#define SOTTOD_SOTTOD_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "config.h"
+#include "ratelimit.h"
+#include "store/store.h"
+
+#define SOTTOD_USERNAME_MIN_LEN 3
+#define SOTTOD_USERNAME_MAX_LEN 32
+#define SOTTOD_NONCE_BYTES 32
+#define SOTTOD_NONCE_TTL_S 60
+#define SOTTOD_MAX_AUTH_FAILURES 3
+#define SOTTOD_MAX_PREAUTH_REQUESTS 16   /* requests before login, then the connection is closed */
+#define SOTTOD_MAX_INFLIGHT 32          /* requests in flight after login */
+#define SOTTOD_MAX_INFLIGHT_PREAUTH 8   /* ... and before */
+#define SOTTOD_PUSH_WINDOW 64           /* unacked pushes per connection */
+#define SOTTOD_TX_MAX (16u << 20)       /* bytes queued to a slow reader before we drop it */
+#define SOTTOD_PREKEYS_PER_UPLOAD 100
+#define SOTTOD_PREKEYS_MAX_STORED 1000
+
+typedef struct sottod_server sottod_server;
+typedef struct sottod_conn sottod_conn;
+
+typedef struct sottod_metrics {
+    uint64_t connections_total;
+    uint64_t connections_open;       /* gauge: WebSocket connections */
+    uint64_t connections_authed;     /* gauge */
+    uint64_t http_requests_total;
+    uint64_t requests_total;
+    uint64_t protocol_errors_total;
+    uint64_t rate_limited_total;
+    uint64_t registrations_total;
+    uint64_t logins_total;
+    uint64_t login_failures_total;
+    uint64_t envelopes_queued_total;
+    uint64_t envelopes_pushed_total;
+    uint64_t envelopes_delivered_total; /* acked */
+    uint64_t envelopes_expired_total;
+    uint64_t sends_mismatched_total;
+    uint64_t sends_queue_full_total;
+    uint64_t bundles_total;
+    uint64_t prekeys_handed_out_total;
+    uint64_t attachments_uploaded_total;
+    uint64_t attachments_expired_total;
+    /* commit latency of writes as seen by the network (submit -> done) */
+    uint64_t commit_count;
+    uint64_t commit_usec_sum;
+    uint64_t commit_usec_bucket[8];  /* <=1,2,5,10,25,50,100,+Inf ms */
+} sottod_metrics;
+
+/* One queued outgoing WebSocket (or HTTP) message; LWS_PRE bytes of headroom. */
+typedef struct sottod_tx {
+    struct sottod_tx *next;
+    size_t len;
+    uint8_t buf[]; /* LWS_PRE + len */
+} sottod_tx;
+
+/* A push waiting for its ack. */
+typedef struct sottod_push_slot {
+    uint64_t push_id;                      /* 0 = free */
+    uint8_t env_id[SOTTOD_ENVELOPE_ID_BYTES];
+} sottod_push_slot;
+
+enum { SOTTOD_CONN_WS = 1, SOTTOD_CONN_HTTP = 2 };
+
+struct sottod_conn {
+    sottod_server *srv;
+    struct lws *wsi;          /* NULL once the socket is gone */
+    int refs;
+    uint8_t kind;
+
+    /* WebSocket receive reassembly (allocated per message, freed after) */
+    uint8_t *rx;
+    size_t rx_len, rx_cap;
+    bool rx_oversized;
+
+    /* transmit queue */
+    sottod_tx *tx_head, *tx_tail;
+    size_t tx_bytes;
+    bool close_after_tx;
+    uint16_t close_code;
+
+    /* authentication */
+    bool authed;
+    bool has_nonce;
+    uint8_t auth_failures;
+    uint8_t preauth_requests;
+    uint8_t nonce[SOTTOD_NONCE_BYTES];
+    int64_t nonce_at;
+    sottod_addr addr;
+    char username[SOTTOD_USERNAME_MAX + 1];
+    uint16_t inflight;        /* requests waiting for an answer */
+
+    /* delivery: cursor in the device's queue; pushes awaiting an ack */
+    int64_t cursor;
+    sottod_push_slot *push;   /* SOTTOD_PUSH_WINDOW slots, allocated on first push */
+    uint16_t push_n;
+    uint64_t next_push_id;
+    bool fill_busy;
+    bool queue_drained;
+    bool low_notified;
+
+    sottod_bucket send_bucket, bundle_bucket;
+
+    /* registry chain (addr -> conn) */
+    sottod_conn *reg_next;
+
+    /* HTTP (attachments) */
+    int http_fd;
+    uint64_t http_expected, http_received;
+    uint8_t http_att_id[SOTTOD_ATTACHMENT_ID_BYTES];
+    int http_status;          /* answer to send when writeable, 0 = none pending */
+    bool http_failed;
+};
+
+struct sottod_server {
+    sottod_config cfg;
+    sottod_store *store;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    SSL_CTX *ssl_ctx;         /* the vhost's, captured at creation (SIGHUP reload) */
+    char cert_path[SOTTOD_PATH_MAX];
+    char key_path[SOTTOD_PATH_MAX];
+    char attach_dir[SOTTOD_PATH_MAX];
+    char fingerprint[65];
+    int port;
+    bool invite_only;
+
+    volatile sig_atomic_t sig_term;
+    volatile sig_atomic_t sig_hup;
+    bool draining;
+
+    /* registry of logged-in devices */
+    sottod_conn **reg;
+    size_t reg_buckets, reg_count;
+
+    sottod_bucket register_bucket;
+    sottod_metrics m;
+    lws_sorted_usec_list_t housekeeping;
+};
+
+/* ---- conn.c: connections, transmit queue, registry ---------------------- */
+sottod_conn *sottod_conn_new(sottod_server *srv, struct lws *wsi, uint8_t kind);
+void sottod_conn_ref(sottod_conn *c);
+void sottod_conn_unref(sottod_conn *c);
+/* Called when lws reports the socket closed: forgets wsi, drops from the
+ * registry, drops the socket's reference. */
+void sottod_conn_closed(sottod_conn *c);
+/* Queues bytes (copied) for sending. Returns 0, or -1 if the connection is
+ * gone or its queue is over SOTTOD_TX_MAX (then it is being closed). */
+int sottod_conn_send(sottod_conn *c, const uint8_t *data, size_t len);
+/* Queues an already-built tx (takes ownership). */
+int sottod_conn_send_tx(sottod_conn *c, sottod_tx *tx);
+sottod_tx *sottod_tx_new(size_t len);
+/* Marks the connection to close (WebSocket close code) once its queue is sent. */
+void sottod_conn_close_after_tx(sottod_conn *c, uint16_t code);
+/* Writes the next queued message; called on LWS_CALLBACK_SERVER_WRITEABLE.
+ * Returns -1 when lws should close the connection. */
+int sottod_conn_on_writeable(sottod_conn *c);
+
+int sottod_registry_init(sottod_server *srv);
+void sottod_registry_free(sottod_server *srv);
+/* Adds c under c->addr; an older connection of the same device is closed. */
+void sottod_registry_add(sottod_server *srv, sottod_conn *c);
+void sottod_registry_remove(sottod_server *srv, sottod_conn *c);
+sottod_conn *sottod_registry_find(sottod_server *srv, sottod_addr addr);
+
+/* ---- api.c: WebSocket requests ------------------------------------------ */
+/* Handles one complete client message. Returns 0, or -1 after queueing a
+ * protocol error (the connection will close). */
+int sottod_api_on_message(sottod_conn *c, const uint8_t *data, size_t len);
+/* Sends a notice that the device ran low on one-time prekeys. */
+void sottod_api_notice_prekeys_low(sottod_conn *c, uint32_t remaining);
+/* Sends ServerFrame{id, status, error} and closes the connection after it. */
+void sottod_api_protocol_error(sottod_conn *c, uint64_t id, const char *why, uint16_t code);
+
+/* ---- delivery.c: pushing queued envelopes and acks ---------------------- */
+/* Pushes queued envelopes while the window has room (after login, after a
+ * send to this device committed, after an ack). */
+void sottod_delivery_fill(sottod_conn *c);
+/* Handles an ack for push `push_id`. */
+void sottod_delivery_ack(sottod_conn *c, uint64_t push_id);
+/* Something was queued for addr: push it if the device is online. */
+void sottod_delivery_wake(sottod_server *srv, sottod_addr addr);
+
+/* ---- attach.c: HTTP attachments ----------------------------------------- */
+/* Handles LWS_CALLBACK_HTTP for /v1/attachments/...; returns lws's value. */
+int sottod_attach_http(sottod_conn *c, const char *uri, bool is_put);
+int sottod_attach_body(sottod_conn *c, const uint8_t *data, size_t len);
+int sottod_attach_body_done(sottod_conn *c);
+int sottod_attach_writeable(sottod_conn *c);
+void sottod_attach_closed(sottod_conn *c);
+/* Creates an upload slot; calls back with the id or an error status. */
+typedef void (*sottod_attach_slot_fn)(void *arg, int status, const uint8_t *id);
+int sottod_attach_slot(sottod_server *srv, sottod_attach_slot_fn fn, void *arg);
+/* Deletes expired blobs (housekeeping). */
+void sottod_attach_expire(sottod_server *srv);
+
+/* ---- net.c ---------------------------------------------------------------- */
+/* Writes a complete small HTTP response (headers + body) and finishes the
+ * transaction. Returns what the lws callback should return. */
+int sottod_http_respond(struct lws *wsi, unsigned status, const char *content_type,
+                        const char *body, size_t len);
+
+/* ---- misc ---------------------------------------------------------------- */
+int64_t sottod_now_ms(void);
+/* Records the latency of one write (metrics). */
+void sottod_metrics_commit(sottod_server *srv, int64_t submitted_us);
+int64_t sottod_mono_us(void);
+/* True if name is 3..32 chars of [a-z0-9_.]. */
+bool sottod_username_valid(const char *name, size_t len);
+
+#endif /* SOTTOD_SOTTOD_H */

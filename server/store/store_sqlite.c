@@ -1,0 +1,1537 @@
+/*
+ * server/store/store_sqlite.c -- the SQLite backend of sottod's store.
+ *
+ * Design note.
+ *  - Two connections to one database file in WAL mode: the WRITER
+ *    connection, used only by the writer thread of store.c (and by open for
+ *    migrations), and the READER connection (query_only), used under a mutex
+ *    by whoever calls a [sync] read. WAL lets the reader see the last
+ *    committed batch without ever blocking the writer.
+ *  - Durability: synchronous=FULL by default. In WAL mode that means the WAL
+ *    is fsynced at every COMMIT, so once a completion runs (and the sender
+ *    is acked) the envelope survives kill -9 and power loss. Group commit
+ *    makes that one fsync per batch, not per envelope. synchronous=NORMAL
+ *    (SOTTOD_DURABILITY_PROCESS) skips the fsync: still safe against a
+ *    crash of sottod (the WAL write() reached the kernel before COMMIT
+ *    returned), not against power loss or a kernel crash.
+ *  - secure_delete=ON: deleted envelopes (acked or expired) and one-time
+ *    prekeys are overwritten with zeros in the database file, so the file
+ *    holds no delivered ciphertext ("no message history"). Old page images
+ *    can survive in the WAL until the next checkpoint overwrites it.
+ *  - Schema versions in PRAGMA user_version; MIGRATIONS[i] upgrades from
+ *    version i to i+1, each in its own transaction. A file with a newer
+ *    version than this binary knows is refused.
+ *  - Every statement is prepared once (persistent) and reused.
+ *  - The queue depth of a device is a counter in its row, kept in the same
+ *    transaction as the envelope rows, so the full-queue check is O(1).
+ */
+#include "store/store.h"
+#include "store/store_op.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- schema ---------------------------------------------------------------- */
+
+static const char *const MIGRATIONS[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE accounts("
+    "  id INTEGER PRIMARY KEY,"
+    "  username TEXT NOT NULL UNIQUE,"
+    "  created TEXT NOT NULL);"                       /* date only: YYYY-MM-DD */
+    "CREATE TABLE invites("
+    "  hash BLOB PRIMARY KEY,"                        /* SHA-256(token) */
+    "  expires_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE devices("
+    "  account_id INTEGER NOT NULL,"
+    "  device_id INTEGER NOT NULL,"
+    "  registration_id INTEGER NOT NULL,"
+    "  auth_key BLOB NOT NULL,"                       /* Ed25519 public, 32 bytes */
+    "  identity_key BLOB NOT NULL,"                   /* 33 bytes */
+    "  added_by INTEGER NOT NULL DEFAULT 0,"          /* signer device id, 0 for device 1 */
+    "  add_sig BLOB,"                                 /* signer's Ed25519 signature */
+    "  spk_id INTEGER, spk_pub BLOB, spk_sig BLOB,"
+    "  created TEXT NOT NULL,"                        /* date only */
+    "  last_seen TEXT,"                               /* date only */
+    "  queue_depth INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(account_id, device_id)) WITHOUT ROWID;"
+    "CREATE TABLE one_time_prekeys("
+    "  account_id INTEGER NOT NULL,"
+    "  device_id INTEGER NOT NULL,"
+    "  key_id INTEGER NOT NULL,"
+    "  pub BLOB NOT NULL,"
+    "  PRIMARY KEY(account_id, device_id, key_id)) WITHOUT ROWID;"
+    "CREATE TABLE envelopes("
+    "  seq INTEGER PRIMARY KEY,"                      /* set by the writer, see last_seq */
+    "  account_id INTEGER NOT NULL,"
+    "  device_id INTEGER NOT NULL,"
+    "  envelope_id BLOB NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  body BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX envelopes_id ON envelopes(account_id, device_id, envelope_id);"
+    "CREATE INDEX envelopes_queue ON envelopes(account_id, device_id, seq);"
+    "CREATE INDEX envelopes_expiry ON envelopes(expires_at);"
+    "CREATE TABLE attachments("
+    "  id BLOB PRIMARY KEY,"
+    "  size INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  referenced INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE INDEX attachments_expiry ON attachments(expires_at);"
+    /* Highest envelope seq ever handed out, saved once per batch, so seqs
+     * are never reused even after the newest envelopes were deleted. */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta VALUES('envelope_seq', 0);",
+};
+#define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
+
+/* ---- statements ------------------------------------------------------------- */
+
+enum {
+    W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
+    W_ACC_BY_NAME, W_INVITE_CONSUME, W_ACC_INSERT, W_DEV_INSERT,
+    W_ACC_DELETE, W_ACC_DEL_DEVICES, W_ACC_DEL_OTPK, W_ACC_DEL_ENV,
+    W_INVITE_INSERT, W_ACC_CHECK, W_DEV_IDS, W_DEV_DELETE, W_DEV_DEL_OTPK,
+    W_DEV_DEL_ENV, W_DEV_TOUCH, W_DEV_EXISTS, W_SPK_SET, W_OTPK_INSERT,
+    W_OTPK_COUNT, W_BUNDLE_DEVS, W_OTPK_FIRST, W_OTPK_DELETE, W_ENV_INSERT,
+    W_DEPTH_INC, W_DEPTH_SUB, W_ENV_DELETE, W_ENV_EXPIRED_COUNTS, W_ENV_EXPIRE,
+    W_ATT_INSERT, W_ATT_UPDATE, W_ATT_DELETE, W_ENV_EXISTS, W_SEQ_MAX,
+    W_META_SEQ, W_COUNT
+};
+
+static const char *const WSQL[W_COUNT] = {
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_SAVEPOINT] = "SAVEPOINT op",
+    [W_RELEASE] = "RELEASE op",
+    [W_ROLLBACK_TO] = "ROLLBACK TO op",
+    [W_ACC_BY_NAME] = "SELECT id FROM accounts WHERE username=?1",
+    [W_INVITE_CONSUME] = "DELETE FROM invites WHERE hash=?1 AND expires_at>?2",
+    [W_ACC_INSERT] = "INSERT INTO accounts(username, created) VALUES(?1, ?2)",
+    [W_DEV_INSERT] = ("INSERT INTO devices(account_id, device_id, registration_id, auth_key,"
+                     " identity_key, created, added_by, add_sig)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+    [W_ACC_DELETE] = "DELETE FROM accounts WHERE id=?1",
+    [W_ACC_DEL_DEVICES] = "DELETE FROM devices WHERE account_id=?1",
+    [W_ACC_DEL_OTPK] = "DELETE FROM one_time_prekeys WHERE account_id=?1",
+    [W_ACC_DEL_ENV] = "DELETE FROM envelopes WHERE account_id=?1",
+    [W_INVITE_INSERT] = "INSERT OR REPLACE INTO invites(hash, expires_at) VALUES(?1, ?2)",
+    [W_ACC_CHECK] = "SELECT 1 FROM accounts WHERE id=?1",
+    [W_DEV_IDS] = "SELECT device_id FROM devices WHERE account_id=?1 ORDER BY device_id",
+    [W_DEV_DELETE] = "DELETE FROM devices WHERE account_id=?1 AND device_id=?2",
+    [W_DEV_DEL_OTPK] = "DELETE FROM one_time_prekeys WHERE account_id=?1 AND device_id=?2",
+    [W_DEV_DEL_ENV] = "DELETE FROM envelopes WHERE account_id=?1 AND device_id=?2",
+    [W_DEV_TOUCH] = ("UPDATE devices SET last_seen=?3 WHERE account_id=?1 AND device_id=?2"
+                    " AND (last_seen IS NULL OR last_seen<>?3)"),
+    [W_DEV_EXISTS] = "SELECT 1 FROM devices WHERE account_id=?1 AND device_id=?2",
+    [W_SPK_SET] = ("UPDATE devices SET spk_id=?3, spk_pub=?4, spk_sig=?5"
+                  " WHERE account_id=?1 AND device_id=?2"),
+    [W_OTPK_INSERT] = ("INSERT OR REPLACE INTO one_time_prekeys(account_id, device_id, key_id, pub)"
+                      " VALUES(?1, ?2, ?3, ?4)"),
+    [W_OTPK_COUNT] = "SELECT count(*) FROM one_time_prekeys WHERE account_id=?1 AND device_id=?2",
+    [W_BUNDLE_DEVS] = ("SELECT device_id, registration_id, identity_key, spk_id, spk_pub, spk_sig,"
+                      " auth_key, added_by, add_sig"
+                      " FROM devices WHERE account_id=?1 AND (?2=0 OR device_id=?2)"
+                      " ORDER BY device_id"),
+    [W_OTPK_FIRST] = ("SELECT key_id, pub FROM one_time_prekeys WHERE account_id=?1 AND"
+                     " device_id=?2 ORDER BY key_id LIMIT 1"),
+    [W_OTPK_DELETE] = ("DELETE FROM one_time_prekeys WHERE account_id=?1 AND device_id=?2"
+                      " AND key_id=?3"),
+    [W_ENV_INSERT] = ("INSERT OR IGNORE INTO envelopes(account_id, device_id, seq, envelope_id,"
+                     " expires_at, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"),
+    [W_ENV_EXISTS] = ("SELECT 1 FROM envelopes WHERE account_id=?1 AND device_id=?2"
+                     " AND envelope_id=?3"),
+    [W_SEQ_MAX] = ("SELECT max(coalesce((SELECT max(seq) FROM envelopes), 0),"
+                  " (SELECT value FROM meta WHERE key='envelope_seq'))"),
+    [W_META_SEQ] = "UPDATE meta SET value=?1 WHERE key='envelope_seq'",
+    [W_DEPTH_INC] = ("UPDATE devices SET queue_depth=queue_depth+1"
+                    " WHERE account_id=?1 AND device_id=?2 AND queue_depth<?3"),
+    [W_DEPTH_SUB] = ("UPDATE devices SET queue_depth=max(queue_depth-?3, 0)"
+                    " WHERE account_id=?1 AND device_id=?2"),
+    [W_ENV_DELETE] = ("DELETE FROM envelopes WHERE account_id=?1 AND device_id=?2"
+                     " AND envelope_id=?3"),
+    [W_ENV_EXPIRED_COUNTS] = ("SELECT account_id, device_id, count(*) FROM envelopes"
+                             " WHERE expires_at<=?1 GROUP BY account_id, device_id"),
+    [W_ENV_EXPIRE] = "DELETE FROM envelopes WHERE expires_at<=?1",
+    [W_ATT_INSERT] = ("INSERT INTO attachments(id, size, created_at, expires_at, referenced)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5)"),
+    [W_ATT_UPDATE] = "UPDATE attachments SET size=?2, expires_at=?3, referenced=?4 WHERE id=?1",
+    [W_ATT_DELETE] = "DELETE FROM attachments WHERE id=?1",
+};
+
+#define DEVICE_COLS "device_id, registration_id, auth_key, identity_key, spk_id, spk_pub," \
+                    " spk_sig, created, last_seen, queue_depth, added_by, add_sig"
+#define ATT_COLS "id, size, created_at, expires_at, referenced"
+
+enum {
+    R_BEGIN, R_COMMIT, R_ACC_LOOKUP, R_ACC_CHECK, R_DEV_GET, R_DEV_LIST, R_OTPK_COUNT,
+    R_ENV_LIST, R_DEPTH, R_ATT_GET, R_ATT_EXPIRED, R_ENV_STATS, R_DEPTH_TOTAL,
+    R_COUNT
+};
+
+static const char *const RSQL[R_COUNT] = {
+    [R_BEGIN] = "BEGIN",
+    [R_COMMIT] = "COMMIT",
+    [R_ACC_LOOKUP] = "SELECT id, username, created FROM accounts WHERE username=?1",
+    [R_ACC_CHECK] = "SELECT 1 FROM accounts WHERE id=?1",
+    [R_DEV_GET] = "SELECT " DEVICE_COLS " FROM devices WHERE account_id=?1 AND device_id=?2",
+    [R_DEV_LIST] = "SELECT " DEVICE_COLS " FROM devices WHERE account_id=?1 ORDER BY device_id",
+    [R_OTPK_COUNT] = "SELECT count(*) FROM one_time_prekeys WHERE account_id=?1 AND device_id=?2",
+    [R_ENV_LIST] = ("SELECT seq, envelope_id, expires_at, body FROM envelopes"
+                   " WHERE account_id=?1 AND device_id=?2 AND seq>?3 AND expires_at>?4"
+                   " ORDER BY seq LIMIT ?5"),
+    [R_DEPTH] = "SELECT queue_depth FROM devices WHERE account_id=?1 AND device_id=?2",
+    [R_ATT_GET] = "SELECT " ATT_COLS " FROM attachments WHERE id=?1",
+    [R_ATT_EXPIRED] = ("SELECT " ATT_COLS " FROM attachments WHERE expires_at<=?1"
+                      " ORDER BY expires_at LIMIT ?2"),
+    [R_ENV_STATS] = ("SELECT count(*), coalesce(sum(length(body)), 0) FROM envelopes"
+                    " WHERE account_id=?1 AND device_id=?2"),
+    [R_DEPTH_TOTAL] = "SELECT coalesce(sum(queue_depth), 0) FROM devices",
+};
+
+typedef struct sq_backend {
+    sottod_store_backend base;          /* first: the front end sees this */
+    sqlite3 *w;                         /* writer connection */
+    sqlite3 *r;                         /* reader connection */
+    pthread_mutex_t rmu;                /* serialises use of r */
+    sqlite3_stmt *ws[W_COUNT];
+    sqlite3_stmt *rs[R_COUNT];
+    bool poisoned;                      /* the open batch must not commit */
+    int64_t last_seq;                   /* highest envelope seq handed out (writer) */
+    int64_t saved_seq;                  /* last_seq as committed in meta */
+} sq_backend;
+
+static sq_backend *SQ(sottod_store_backend *be)
+{
+    return (sq_backend *)be;
+}
+
+/* Returns the cached statement idx, reset and unbound, or NULL. */
+static sqlite3_stmt *stmt(sqlite3 *db, sqlite3_stmt **cache, const char *const *sql, int idx)
+{
+    if (cache[idx] == NULL) {
+        if (sqlite3_prepare_v3(db, sql[idx], -1, SQLITE_PREPARE_PERSISTENT, &cache[idx], NULL) !=
+            SQLITE_OK)
+            return NULL;
+    } else {
+        sqlite3_reset(cache[idx]);
+        sqlite3_clear_bindings(cache[idx]);
+    }
+    return cache[idx];
+}
+
+static sqlite3_stmt *WS(sq_backend *s, int idx)
+{
+    return stmt(s->w, s->ws, WSQL, idx);
+}
+
+static sqlite3_stmt *RS(sq_backend *s, int idx)
+{
+    return stmt(s->r, s->rs, RSQL, idx);
+}
+
+/* Runs a statement that returns no rows. */
+static int step_done(sqlite3_stmt *st)
+{
+    int rc;
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE)
+        return SOTTOD_STORE_OK;
+    if (rc == SQLITE_CONSTRAINT)
+        return SOTTOD_STORE_EXISTS;
+    return SOTTOD_STORE_ERR;
+}
+
+static int exec_simple(sq_backend *s, int idx)
+{
+    return step_done(WS(s, idx));
+}
+
+static int bind_addr(sqlite3_stmt *st, sottod_addr a)
+{
+    if (st == NULL || sqlite3_bind_int64(st, 1, a.account_id) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, a.device_id) != SQLITE_OK)
+        return SOTTOD_STORE_ERR;
+    return SOTTOD_STORE_OK;
+}
+
+/* Copies a blob column of exactly n bytes into out. */
+static int col_blob(sqlite3_stmt *st, int col, uint8_t *out, size_t n)
+{
+    const void *p = sqlite3_column_blob(st, col);
+
+    if (p == NULL || (size_t)sqlite3_column_bytes(st, col) != n)
+        return SOTTOD_STORE_ERR;
+    memcpy(out, p, n);
+    return SOTTOD_STORE_OK;
+}
+
+static void col_text(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+    const unsigned char *p = sqlite3_column_text(st, col);
+    size_t len;
+
+    out[0] = '\0';
+    if (p == NULL)
+        return;
+    len = (size_t)sqlite3_column_bytes(st, col);
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(out, p, len);
+    out[len] = '\0';
+}
+
+static int64_t now(sq_backend *s)
+{
+    return sottod_store_now(s->base.front);
+}
+
+/* ---- transactions (writer thread) ------------------------------------------- */
+
+static int sq_rollback(sottod_store_backend *be);
+
+static int sq_begin(sottod_store_backend *be)
+{
+    SQ(be)->poisoned = false;
+    return exec_simple(SQ(be), W_BEGIN);
+}
+
+static int sq_commit(sottod_store_backend *be)
+{
+    sq_backend *s = SQ(be);
+
+    if (s->poisoned) {
+        /* An operation failed half-way without a savepoint: nothing of
+         * this batch may be committed. */
+        s->poisoned = false;
+        (void)sq_rollback(be);
+        return SOTTOD_STORE_ERR;
+    }
+    if (s->last_seq != s->saved_seq) {
+        sqlite3_stmt *st = WS(s, W_META_SEQ);
+
+        if (st == NULL || sqlite3_bind_int64(st, 1, s->last_seq) != SQLITE_OK ||
+            step_done(st) != SOTTOD_STORE_OK)
+            return SOTTOD_STORE_ERR;
+    }
+    if (exec_simple(s, W_COMMIT) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    s->saved_seq = s->last_seq;
+    return SOTTOD_STORE_OK;
+}
+
+static int sq_rollback(sottod_store_backend *be)
+{
+    sq_backend *s = SQ(be);
+
+    s->last_seq = s->saved_seq;         /* the batch's envelopes are gone */
+    if (sqlite3_get_autocommit(s->w))
+        return SOTTOD_STORE_OK;         /* a failed COMMIT may have rolled back already */
+    return exec_simple(s, W_ROLLBACK);
+}
+
+/* ---- write operations --------------------------------------------------------- */
+
+static int device_insert(sq_backend *s, int64_t account_id, uint32_t device_id,
+                         const sottod_device_new *dev, const char *date)
+{
+    sqlite3_stmt *st = WS(s, W_DEV_INSERT);
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_int64(st, 2, device_id);
+    sqlite3_bind_int64(st, 3, dev->registration_id);
+    sqlite3_bind_blob(st, 4, dev->auth_key, SOTTOD_AUTH_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, dev->identity_key, SOTTOD_PUBLIC_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, date, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, device_id == 1 ? 0 : dev->added_by);
+    if (device_id != 1)
+        sqlite3_bind_blob(st, 8, dev->add_signature, SOTTOD_SIGNATURE_BYTES, SQLITE_STATIC);
+    return step_done(st);
+}
+
+/* SOTTOD_STORE_OK if a row exists, NOT_FOUND if not, ERR on failure. */
+static int exists(sqlite3_stmt *st)
+{
+    int rc;
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return SOTTOD_STORE_OK;
+    return rc == SQLITE_DONE ? SOTTOD_STORE_NOT_FOUND : SOTTOD_STORE_ERR;
+}
+
+static int account_exists_w(sq_backend *s, int64_t account_id)
+{
+    sqlite3_stmt *st = WS(s, W_ACC_CHECK);
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, account_id);
+    return exists(st);
+}
+
+static int device_exists_w(sq_backend *s, sottod_addr a)
+{
+    sqlite3_stmt *st = WS(s, W_DEV_EXISTS);
+
+    if (bind_addr(st, a) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    return exists(st);
+}
+
+static int op_account_create(sq_backend *s, sottod_store_op *op)
+{
+    char date[SOTTOD_DATE_BYTES];
+    sqlite3_stmt *st;
+    int64_t id;
+    int rc;
+
+    sottod_store_date(now(s), date);
+    st = WS(s, W_ACC_BY_NAME);
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_text(st, 1, op->username, -1, SQLITE_STATIC);
+    rc = exists(st);
+    if (rc == SOTTOD_STORE_OK)
+        return SOTTOD_STORE_EXISTS;
+    if (rc != SOTTOD_STORE_NOT_FOUND)
+        return rc;
+    if (op->has_invite) {
+        st = WS(s, W_INVITE_CONSUME);
+        if (st == NULL)
+            return SOTTOD_STORE_ERR;
+        sqlite3_bind_blob(st, 1, op->invite_hash, sizeof(op->invite_hash), SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now(s));
+        rc = step_done(st);
+        if (rc != SOTTOD_STORE_OK)
+            return rc;
+        if (sqlite3_changes(s->w) != 1)
+            return SOTTOD_STORE_BAD_INVITE;
+    }
+    st = WS(s, W_ACC_INSERT);
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_text(st, 1, op->username, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, date, -1, SQLITE_STATIC);
+    rc = step_done(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    id = sqlite3_last_insert_rowid(s->w);
+    rc = device_insert(s, id, 1, &op->dev, date);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    op->res.u.account_create.account_id = id;
+    return SOTTOD_STORE_OK;
+}
+
+/* Runs the delete statements idx[0..n) bound to ?1 = account_id (and ?2 = device_id). */
+static int delete_all(sq_backend *s, const int *idx, size_t n, sottod_addr a, bool with_device,
+                      uint32_t *first_changes)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        sqlite3_stmt *st = WS(s, idx[i]);
+        int rc;
+
+        if (st == NULL)
+            return SOTTOD_STORE_ERR;
+        sqlite3_bind_int64(st, 1, a.account_id);
+        if (with_device)
+            sqlite3_bind_int64(st, 2, a.device_id);
+        rc = step_done(st);
+        if (rc != SOTTOD_STORE_OK)
+            return rc;
+        if (i == 0)
+            *first_changes = (uint32_t)sqlite3_changes(s->w);
+    }
+    return SOTTOD_STORE_OK;
+}
+
+static int op_account_delete(sq_backend *s, sottod_store_op *op)
+{
+    static const int idx[] = {W_ACC_DELETE, W_ACC_DEL_DEVICES, W_ACC_DEL_OTPK, W_ACC_DEL_ENV};
+    sottod_addr a = {.account_id = op->account_id};
+    uint32_t n = 0;
+    int rc = delete_all(s, idx, 4, a, false, &n);
+
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    op->res.u.deleted.deleted = n;
+    return n == 0 ? SOTTOD_STORE_NOT_FOUND : SOTTOD_STORE_OK;
+}
+
+static int op_invite_create(sq_backend *s, sottod_store_op *op)
+{
+    sqlite3_stmt *st = WS(s, W_INVITE_INSERT);
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_blob(st, 1, op->invite_hash, sizeof(op->invite_hash), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, op->expires_at);
+    return step_done(st);
+}
+
+static int op_device_add(sq_backend *s, sottod_store_op *op)
+{
+    char date[SOTTOD_DATE_BYTES];
+    sqlite3_stmt *st;
+    uint32_t count = 0, pick = 2, want = op->dev.device_id;
+    bool taken = false;
+    int rc;
+
+    rc = account_exists_w(s, op->account_id);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    st = WS(s, W_DEV_IDS);
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, op->account_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint32_t id = (uint32_t)sqlite3_column_int64(st, 0);
+
+        count++;
+        if (id == want)
+            taken = true;
+        if (id == pick)
+            pick++;                     /* ids come sorted: the first gap wins */
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return SOTTOD_STORE_ERR;
+    if (count >= op->max_devices)
+        return SOTTOD_STORE_DEVICE_LIMIT;
+    if (want != 0 && taken)
+        return SOTTOD_STORE_EXISTS;
+    if (want == 0)
+        want = pick;
+    sottod_store_date(now(s), date);
+    rc = device_insert(s, op->account_id, want, &op->dev, date);
+    if (rc == SOTTOD_STORE_OK)
+        op->res.u.device_add.device_id = want;
+    return rc;
+}
+
+static int op_device_remove(sq_backend *s, sottod_store_op *op)
+{
+    static const int idx[] = {W_DEV_DELETE, W_DEV_DEL_OTPK, W_DEV_DEL_ENV};
+    uint32_t n = 0;
+    int rc = delete_all(s, idx, 3, op->addr, true, &n);
+
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    op->res.u.deleted.deleted = n;
+    return n == 0 ? SOTTOD_STORE_NOT_FOUND : SOTTOD_STORE_OK;
+}
+
+static int op_device_touch(sq_backend *s, sottod_store_op *op)
+{
+    char date[SOTTOD_DATE_BYTES];
+    sqlite3_stmt *st = WS(s, W_DEV_TOUCH);
+    int rc;
+
+    if (bind_addr(st, op->addr) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    sottod_store_date(now(s), date);
+    sqlite3_bind_text(st, 3, date, -1, SQLITE_STATIC);
+    rc = step_done(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    if (sqlite3_changes(s->w) == 1)
+        return SOTTOD_STORE_OK;
+    return device_exists_w(s, op->addr);
+}
+
+static int op_signed_prekey_set(sq_backend *s, sottod_store_op *op)
+{
+    sqlite3_stmt *st = WS(s, W_SPK_SET);
+    int rc;
+
+    if (bind_addr(st, op->addr) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 3, op->key_id);
+    sqlite3_bind_blob(st, 4, op->pub, sizeof(op->pub), SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, op->sig, sizeof(op->sig), SQLITE_STATIC);
+    rc = step_done(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    return sqlite3_changes(s->w) == 1 ? SOTTOD_STORE_OK : SOTTOD_STORE_NOT_FOUND;
+}
+
+static int otpk_count_w(sq_backend *s, sottod_addr a, uint32_t *count)
+{
+    sqlite3_stmt *st = WS(s, W_OTPK_COUNT);
+    int rc;
+
+    if (bind_addr(st, a) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *count = (uint32_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? SOTTOD_STORE_OK : SOTTOD_STORE_ERR;
+}
+
+static int op_one_time_prekeys_add(sq_backend *s, sottod_store_op *op)
+{
+    size_t i;
+    int rc = device_exists_w(s, op->addr);
+
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    for (i = 0; i < op->n; i++) {
+        sqlite3_stmt *st = WS(s, W_OTPK_INSERT);
+
+        if (bind_addr(st, op->addr) != SOTTOD_STORE_OK)
+            return SOTTOD_STORE_ERR;
+        sqlite3_bind_int64(st, 3, op->keys[i].id);
+        sqlite3_bind_blob(st, 4, op->keys[i].pub, SOTTOD_PUBLIC_KEY_BYTES, SQLITE_STATIC);
+        rc = step_done(st);
+        if (rc != SOTTOD_STORE_OK)
+            return rc;
+    }
+    return otpk_count_w(s, op->addr, &op->res.u.one_time_prekeys_add.count);
+}
+
+/* Takes (selects and deletes) the lowest-id one-time prekey of b's device,
+ * unless the device has no signed prekey (no bundle to complete). */
+static int take_one_time_prekey(sq_backend *s, sottod_addr a, sottod_bundle *b)
+{
+    sqlite3_stmt *st = WS(s, W_OTPK_FIRST);
+    int rc;
+
+    if (!b->has_signed_prekey)
+        return otpk_count_w(s, a, &b->one_time_prekeys_left);
+    if (bind_addr(st, a) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        b->one_time_prekey.id = (uint32_t)sqlite3_column_int64(st, 0);
+        rc = col_blob(st, 1, b->one_time_prekey.pub, SOTTOD_PUBLIC_KEY_BYTES);
+        b->has_one_time_prekey = rc == SOTTOD_STORE_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? SOTTOD_STORE_OK : SOTTOD_STORE_ERR;
+    }
+    sqlite3_reset(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    if (b->has_one_time_prekey) {
+        st = WS(s, W_OTPK_DELETE);
+        if (bind_addr(st, a) != SOTTOD_STORE_OK)
+            return SOTTOD_STORE_ERR;
+        sqlite3_bind_int64(st, 3, b->one_time_prekey.id);
+        rc = step_done(st);
+        if (rc != SOTTOD_STORE_OK)
+            return rc;
+        if (sqlite3_changes(s->w) != 1)
+            return SOTTOD_STORE_ERR;
+    }
+    return otpk_count_w(s, a, &b->one_time_prekeys_left);
+}
+
+static int op_bundle_take(sq_backend *s, sottod_store_op *op)
+{
+    sqlite3_stmt *st = WS(s, W_BUNDLE_DEVS);
+    sottod_bundle *bundles = NULL;
+    size_t n = 0, cap = 0, i;
+    int rc;
+
+    if (bind_addr(st, op->addr) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    /* Collect the device rows first, then take prekeys: no statement is
+     * left running while others modify the database. */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sottod_bundle *b;
+
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            sottod_bundle *nb = realloc(bundles, ncap * sizeof(*nb));
+
+            if (nb == NULL) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            bundles = nb;
+            cap = ncap;
+        }
+        b = &bundles[n];
+        memset(b, 0, sizeof(*b));
+        b->device_id = (uint32_t)sqlite3_column_int64(st, 0);
+        b->registration_id = (uint32_t)sqlite3_column_int64(st, 1);
+        if (col_blob(st, 2, b->identity_key, SOTTOD_PUBLIC_KEY_BYTES) != SOTTOD_STORE_OK) {
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+        if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+            b->has_signed_prekey = true;
+            b->signed_prekey_id = (uint32_t)sqlite3_column_int64(st, 3);
+            if (col_blob(st, 4, b->signed_prekey, SOTTOD_PUBLIC_KEY_BYTES) != SOTTOD_STORE_OK ||
+                col_blob(st, 5, b->signed_prekey_sig, SOTTOD_SIGNATURE_BYTES) !=
+                    SOTTOD_STORE_OK) {
+                rc = SQLITE_CORRUPT;
+                break;
+            }
+        }
+        if (col_blob(st, 6, b->auth_key, SOTTOD_AUTH_KEY_BYTES) != SOTTOD_STORE_OK) {
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+        b->added_by = (uint32_t)sqlite3_column_int64(st, 7);
+        if (sqlite3_column_type(st, 8) != SQLITE_NULL &&
+            col_blob(st, 8, b->add_signature, SOTTOD_SIGNATURE_BYTES) != SOTTOD_STORE_OK) {
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        free(bundles);
+        return rc == SQLITE_NOMEM ? SOTTOD_STORE_NOMEM : SOTTOD_STORE_ERR;
+    }
+    if (n == 0) {
+        free(bundles);
+        return SOTTOD_STORE_NOT_FOUND;
+    }
+    for (i = 0; i < n; i++) {
+        sottod_addr a = {.account_id = op->addr.account_id, .device_id = bundles[i].device_id};
+
+        rc = take_one_time_prekey(s, a, &bundles[i]);
+        if (rc != SOTTOD_STORE_OK) {
+            free(bundles);
+            return rc;
+        }
+    }
+    op->out_bundles = bundles;
+    op->res.u.bundle_take.bundles = bundles;
+    op->res.u.bundle_take.n = n;
+    return SOTTOD_STORE_OK;
+}
+
+static int depth_sub(sq_backend *s, sottod_addr a, int64_t n);
+
+/* Queues one envelope. Order matters for atomicity without a savepoint:
+ * the only write before a refusal is none. A duplicate id (idempotent
+ * retry) is recognised by the unique index and counted; it is accepted
+ * even on a full queue, since it adds nothing. */
+static int enqueue_one(sq_backend *s, sottod_store_op *op, const sottod_envelope_in *e)
+{
+    sqlite3_stmt *st = WS(s, W_DEPTH_INC);
+    int rc;
+
+    if (bind_addr(st, e->to) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 3, s->base.cfg->max_queue);
+    rc = step_done(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    if (sqlite3_changes(s->w) != 1) {
+        /* No room, or no such device: nothing was written. A duplicate on
+         * a full queue is still a duplicate. */
+        rc = device_exists_w(s, e->to);
+        op->res.u.enqueue.failed = e->to;
+        if (rc == SOTTOD_STORE_NOT_FOUND)
+            return SOTTOD_STORE_STALE;
+        if (rc != SOTTOD_STORE_OK)
+            return rc;
+        st = WS(s, W_ENV_EXISTS);
+        if (bind_addr(st, e->to) != SOTTOD_STORE_OK)
+            return SOTTOD_STORE_ERR;
+        sqlite3_bind_blob(st, 3, e->id, SOTTOD_ENVELOPE_ID_BYTES, SQLITE_STATIC);
+        rc = exists(st);
+        if (rc == SOTTOD_STORE_OK) {
+            memset(&op->res.u.enqueue.failed, 0, sizeof(op->res.u.enqueue.failed));
+            op->res.u.enqueue.duplicates++;
+            return SOTTOD_STORE_OK;
+        }
+        return rc == SOTTOD_STORE_NOT_FOUND ? SOTTOD_STORE_QUEUE_FULL : rc;
+    }
+    st = WS(s, W_ENV_INSERT);
+    if (bind_addr(st, e->to) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 3, ++s->last_seq);
+    sqlite3_bind_blob(st, 4, e->id, SOTTOD_ENVELOPE_ID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, e->expires_at);
+    sqlite3_bind_blob(st, 6, e->body, (int)e->body_len, SQLITE_STATIC);
+    rc = step_done(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    if (sqlite3_changes(s->w) == 0) {
+        /* Same id already queued for this device: give the slot back. */
+        op->res.u.enqueue.duplicates++;
+        return depth_sub(s, e->to, 1);
+    }
+    op->res.u.enqueue.queued++;
+    return SOTTOD_STORE_OK;
+}
+
+static int op_envelopes_enqueue(sq_backend *s, sottod_store_op *op)
+{
+    size_t i;
+    int rc;
+
+    for (i = 0; i < op->n; i++) {
+        rc = enqueue_one(s, op, &op->envs[i]);
+        if (rc != SOTTOD_STORE_OK)
+            return rc;
+    }
+    return SOTTOD_STORE_OK;
+}
+
+static int depth_sub(sq_backend *s, sottod_addr a, int64_t n)
+{
+    sqlite3_stmt *st = WS(s, W_DEPTH_SUB);
+
+    if (bind_addr(st, a) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 3, n);
+    return step_done(st);
+}
+
+static int op_envelopes_delete(sq_backend *s, sottod_store_op *op)
+{
+    uint32_t deleted = 0;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < op->n; i++) {
+        sqlite3_stmt *st = WS(s, W_ENV_DELETE);
+
+        if (bind_addr(st, op->addr) != SOTTOD_STORE_OK)
+            return SOTTOD_STORE_ERR;
+        sqlite3_bind_blob(st, 3, op->ids + i * SOTTOD_ENVELOPE_ID_BYTES,
+                          SOTTOD_ENVELOPE_ID_BYTES, SQLITE_STATIC);
+        rc = step_done(st);
+        if (rc != SOTTOD_STORE_OK)
+            return rc;
+        deleted += (uint32_t)sqlite3_changes(s->w);
+    }
+    if (deleted > 0) {
+        rc = depth_sub(s, op->addr, deleted);
+        if (rc != SOTTOD_STORE_OK)
+            return rc;
+    }
+    op->res.u.deleted.deleted = deleted;
+    return SOTTOD_STORE_OK;
+}
+
+static int op_envelopes_expire(sq_backend *s, sottod_store_op *op)
+{
+    int64_t t = now(s);
+    sqlite3_stmt *st = WS(s, W_ENV_EXPIRED_COUNTS);
+    int rc;
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, t);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sottod_addr a = {.account_id = sqlite3_column_int64(st, 0),
+                         .device_id = (uint32_t)sqlite3_column_int64(st, 1)};
+
+        /* W_DEPTH_SUB is a different statement: updating devices while this
+         * SELECT over envelopes is open is allowed. */
+        if (depth_sub(s, a, sqlite3_column_int64(st, 2)) != SOTTOD_STORE_OK) {
+            rc = SQLITE_ERROR;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return SOTTOD_STORE_ERR;
+    st = WS(s, W_ENV_EXPIRE);
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, t);
+    rc = step_done(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    op->res.u.deleted.deleted = (uint32_t)sqlite3_changes(s->w);
+    return SOTTOD_STORE_OK;
+}
+
+static int op_attachment(sq_backend *s, sottod_store_op *op)
+{
+    int idx = op->res.type == SOTTOD_OP_ATTACHMENT_CREATE   ? W_ATT_INSERT
+              : op->res.type == SOTTOD_OP_ATTACHMENT_UPDATE ? W_ATT_UPDATE
+                                                            : W_ATT_DELETE;
+    sqlite3_stmt *st = WS(s, idx);
+    int rc;
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_blob(st, 1, op->att.id, SOTTOD_ATTACHMENT_ID_BYTES, SQLITE_STATIC);
+    if (idx == W_ATT_INSERT) {
+        sqlite3_bind_int64(st, 2, (int64_t)op->att.size);
+        sqlite3_bind_int64(st, 3, op->att.created_at);
+        sqlite3_bind_int64(st, 4, op->att.expires_at);
+        sqlite3_bind_int(st, 5, op->att.referenced ? 1 : 0);
+    } else if (idx == W_ATT_UPDATE) {
+        sqlite3_bind_int64(st, 2, (int64_t)op->att.size);
+        sqlite3_bind_int64(st, 3, op->att.expires_at);
+        sqlite3_bind_int(st, 4, op->att.referenced ? 1 : 0);
+    }
+    rc = step_done(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    if (idx != W_ATT_INSERT && sqlite3_changes(s->w) != 1)
+        return SOTTOD_STORE_NOT_FOUND;
+    return SOTTOD_STORE_OK;
+}
+
+/* True for the frequent operations that are atomic without a savepoint:
+ * they refuse before writing (see enqueue_one) or cannot be refused. */
+static bool atomic_without_savepoint(const sottod_store_op *op)
+{
+    switch (op->res.type) {
+    case SOTTOD_OP_ENVELOPES_ENQUEUE: return op->n == 1;
+    case SOTTOD_OP_ENVELOPES_DELETE:
+    case SOTTOD_OP_ENVELOPES_EXPIRE:
+    case SOTTOD_OP_DEVICE_TOUCH:
+    case SOTTOD_OP_BARRIER: return true;
+    default: return false;
+    }
+}
+
+static int sq_exec(sottod_store_backend *be, sottod_store_op *op)
+{
+    sq_backend *s = SQ(be);
+    bool sp = !atomic_without_savepoint(op);
+    int64_t seq_before = s->last_seq;
+    int rc;
+
+    if (sp && exec_simple(s, W_SAVEPOINT) != SOTTOD_STORE_OK) {
+        op->res.status = SOTTOD_STORE_ERR;
+        return SOTTOD_STORE_ERR;
+    }
+    switch (op->res.type) {
+    case SOTTOD_OP_ACCOUNT_CREATE: rc = op_account_create(s, op); break;
+    case SOTTOD_OP_ACCOUNT_DELETE: rc = op_account_delete(s, op); break;
+    case SOTTOD_OP_INVITE_CREATE: rc = op_invite_create(s, op); break;
+    case SOTTOD_OP_DEVICE_ADD: rc = op_device_add(s, op); break;
+    case SOTTOD_OP_DEVICE_REMOVE: rc = op_device_remove(s, op); break;
+    case SOTTOD_OP_DEVICE_TOUCH: rc = op_device_touch(s, op); break;
+    case SOTTOD_OP_SIGNED_PREKEY_SET: rc = op_signed_prekey_set(s, op); break;
+    case SOTTOD_OP_ONE_TIME_PREKEYS_ADD: rc = op_one_time_prekeys_add(s, op); break;
+    case SOTTOD_OP_BUNDLE_TAKE: rc = op_bundle_take(s, op); break;
+    case SOTTOD_OP_ENVELOPES_ENQUEUE: rc = op_envelopes_enqueue(s, op); break;
+    case SOTTOD_OP_ENVELOPES_DELETE: rc = op_envelopes_delete(s, op); break;
+    case SOTTOD_OP_ENVELOPES_EXPIRE: rc = op_envelopes_expire(s, op); break;
+    case SOTTOD_OP_ATTACHMENT_CREATE:
+    case SOTTOD_OP_ATTACHMENT_UPDATE:
+    case SOTTOD_OP_ATTACHMENT_DELETE: rc = op_attachment(s, op); break;
+    case SOTTOD_OP_BARRIER: rc = SOTTOD_STORE_OK; break;
+    default: rc = SOTTOD_STORE_INVALID; break;
+    }
+    if (rc != SOTTOD_STORE_OK && op->res.type == SOTTOD_OP_BUNDLE_TAKE) {
+        op->res.u.bundle_take.bundles = NULL;
+        op->res.u.bundle_take.n = 0;
+    }
+    if (rc != SOTTOD_STORE_OK && op->res.type == SOTTOD_OP_ENVELOPES_ENQUEUE)
+        op->res.u.enqueue.queued = 0;
+    if (sp) {
+        if (rc != SOTTOD_STORE_OK && exec_simple(s, W_ROLLBACK_TO) != SOTTOD_STORE_OK)
+            s->poisoned = true;
+        if (exec_simple(s, W_RELEASE) != SOTTOD_STORE_OK)
+            s->poisoned = true;
+    } else if (rc == SOTTOD_STORE_ERR) {
+        s->poisoned = true;             /* may have written half of it */
+    }
+    if (rc != SOTTOD_STORE_OK)
+        s->last_seq = seq_before;       /* seqs of undone inserts may be reused */
+    op->res.status = rc;
+    return rc;
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+static int read_device(sqlite3_stmt *st, sottod_device *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->device_id = (uint32_t)sqlite3_column_int64(st, 0);
+    d->registration_id = (uint32_t)sqlite3_column_int64(st, 1);
+    if (col_blob(st, 2, d->auth_key, SOTTOD_AUTH_KEY_BYTES) != SOTTOD_STORE_OK ||
+        col_blob(st, 3, d->identity_key, SOTTOD_PUBLIC_KEY_BYTES) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+        d->has_signed_prekey = true;
+        d->signed_prekey_id = (uint32_t)sqlite3_column_int64(st, 4);
+        if (col_blob(st, 5, d->signed_prekey, SOTTOD_PUBLIC_KEY_BYTES) != SOTTOD_STORE_OK ||
+            col_blob(st, 6, d->signed_prekey_sig, SOTTOD_SIGNATURE_BYTES) != SOTTOD_STORE_OK)
+            return SOTTOD_STORE_ERR;
+    }
+    col_text(st, 7, d->created, sizeof(d->created));
+    col_text(st, 8, d->last_seen, sizeof(d->last_seen));
+    d->queue_depth = (uint32_t)sqlite3_column_int64(st, 9);
+    d->added_by = (uint32_t)sqlite3_column_int64(st, 10);
+    if (sqlite3_column_type(st, 11) != SQLITE_NULL &&
+        col_blob(st, 11, d->add_signature, SOTTOD_SIGNATURE_BYTES) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    return SOTTOD_STORE_OK;
+}
+
+static int sq_account_lookup(sottod_store_backend *be, const char *username, sottod_account *out)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_ACC_LOOKUP);
+    if (st == NULL)
+        goto out;
+    sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
+    switch (sqlite3_step(st)) {
+    case SQLITE_ROW:
+        memset(out, 0, sizeof(*out));
+        out->account_id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, out->username, sizeof(out->username));
+        col_text(st, 2, out->created, sizeof(out->created));
+        rc = SOTTOD_STORE_OK;
+        break;
+    case SQLITE_DONE: rc = SOTTOD_STORE_NOT_FOUND; break;
+    default: break;
+    }
+    sqlite3_reset(st);
+out:
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+static int sq_device_get(sottod_store_backend *be, sottod_addr a, sottod_device *out)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_DEV_GET);
+    if (bind_addr(st, a) != SOTTOD_STORE_OK)
+        goto out;
+    switch (sqlite3_step(st)) {
+    case SQLITE_ROW: rc = read_device(st, out); break;
+    case SQLITE_DONE: rc = SOTTOD_STORE_NOT_FOUND; break;
+    default: break;
+    }
+    sqlite3_reset(st);
+out:
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+/* Lists devices with the reader mutex held. */
+static int devices_list_locked(sq_backend *s, int64_t account_id, sottod_device *out, size_t max,
+                               size_t *n)
+{
+    sqlite3_stmt *st = RS(s, R_DEV_LIST);
+    size_t count = 0;
+    int rc;
+
+    *n = 0;
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, account_id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && count < max) {
+        if (read_device(st, &out[count]) != SOTTOD_STORE_OK) {
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+        count++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return SOTTOD_STORE_ERR;
+    *n = count;
+    if (count == 0) {
+        st = RS(s, R_ACC_CHECK);
+        if (st == NULL)
+            return SOTTOD_STORE_ERR;
+        sqlite3_bind_int64(st, 1, account_id);
+        return exists(st);
+    }
+    return SOTTOD_STORE_OK;
+}
+
+static int sq_devices_list(sottod_store_backend *be, int64_t account_id, sottod_device *out,
+                           size_t max, size_t *n)
+{
+    sq_backend *s = SQ(be);
+    int rc;
+
+    pthread_mutex_lock(&s->rmu);
+    rc = devices_list_locked(s, account_id, out, max, n);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+/* Single-integer query on the reader with ?1 ?2 = addr. */
+static int read_count(sq_backend *s, int idx, sottod_addr a, uint32_t *out)
+{
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, idx);
+    if (bind_addr(st, a) != SOTTOD_STORE_OK)
+        goto out;
+    switch (sqlite3_step(st)) {
+    case SQLITE_ROW:
+        *out = (uint32_t)sqlite3_column_int64(st, 0);
+        rc = SOTTOD_STORE_OK;
+        break;
+    case SQLITE_DONE: rc = SOTTOD_STORE_NOT_FOUND; break;
+    default: break;
+    }
+    sqlite3_reset(st);
+out:
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+static int sq_one_time_prekey_count(sottod_store_backend *be, sottod_addr a, uint32_t *count)
+{
+    return read_count(SQ(be), R_OTPK_COUNT, a, count);
+}
+
+static int sq_queue_depth(sottod_store_backend *be, sottod_addr a, uint32_t *depth)
+{
+    return read_count(SQ(be), R_DEPTH, a, depth);
+}
+
+static int sq_envelopes_list(sottod_store_backend *be, sottod_addr a, int64_t after_seq,
+                             size_t limit, sottod_envelope_fn fn, void *arg, int64_t *last_seq)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int64_t last = after_seq;
+    int rc = SOTTOD_STORE_ERR, step;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_ENV_LIST);
+    if (bind_addr(st, a) != SOTTOD_STORE_OK)
+        goto out;
+    sqlite3_bind_int64(st, 3, after_seq);
+    sqlite3_bind_int64(st, 4, now(s));
+    sqlite3_bind_int64(st, 5, limit > INT32_MAX ? INT32_MAX : (int64_t)limit);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        sottod_envelope e;
+
+        memset(&e, 0, sizeof(e));
+        e.seq = sqlite3_column_int64(st, 0);
+        if (col_blob(st, 1, e.id, SOTTOD_ENVELOPE_ID_BYTES) != SOTTOD_STORE_OK)
+            break;
+        e.expires_at = sqlite3_column_int64(st, 2);
+        e.body = sqlite3_column_blob(st, 3);
+        e.body_len = (size_t)sqlite3_column_bytes(st, 3);
+        last = e.seq;
+        if (fn(arg, &e) != 0) {
+            step = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (step == SQLITE_DONE)
+        rc = SOTTOD_STORE_OK;
+out:
+    pthread_mutex_unlock(&s->rmu);
+    if (last_seq != NULL)
+        *last_seq = last;
+    return rc;
+}
+
+static int read_attachment(sqlite3_stmt *st, sottod_attachment *att)
+{
+    memset(att, 0, sizeof(*att));
+    if (col_blob(st, 0, att->id, SOTTOD_ATTACHMENT_ID_BYTES) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    att->size = (uint64_t)sqlite3_column_int64(st, 1);
+    att->created_at = sqlite3_column_int64(st, 2);
+    att->expires_at = sqlite3_column_int64(st, 3);
+    att->referenced = sqlite3_column_int(st, 4) != 0;
+    return SOTTOD_STORE_OK;
+}
+
+static int sq_attachment_get(sottod_store_backend *be, const uint8_t *id, sottod_attachment *out)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_ATT_GET);
+    if (st == NULL)
+        goto out;
+    sqlite3_bind_blob(st, 1, id, SOTTOD_ATTACHMENT_ID_BYTES, SQLITE_STATIC);
+    switch (sqlite3_step(st)) {
+    case SQLITE_ROW: rc = read_attachment(st, out); break;
+    case SQLITE_DONE: rc = SOTTOD_STORE_NOT_FOUND; break;
+    default: break;
+    }
+    sqlite3_reset(st);
+out:
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+static int sq_attachments_expired(sottod_store_backend *be, size_t limit,
+                                  sottod_attachment_fn fn, void *arg)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR, step;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_ATT_EXPIRED);
+    if (st == NULL)
+        goto out;
+    sqlite3_bind_int64(st, 1, now(s));
+    sqlite3_bind_int64(st, 2, limit > INT32_MAX ? INT32_MAX : (int64_t)limit);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        sottod_attachment att;
+
+        if (read_attachment(st, &att) != SOTTOD_STORE_OK)
+            break;
+        if (fn(arg, &att) != 0) {
+            step = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (step == SQLITE_DONE)
+        rc = SOTTOD_STORE_OK;
+out:
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+static int sq_queue_depth_total(sottod_store_backend *be, uint64_t *total)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_DEPTH_TOTAL);
+    if (st != NULL && sqlite3_step(st) == SQLITE_ROW) {
+        *total = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = SOTTOD_STORE_OK;
+    }
+    if (st != NULL)
+        sqlite3_reset(st);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+/* ---- disclose ------------------------------------------------------------------ */
+
+/* Adds key -> lowercase hex of bin[0..len) to obj; 0 on success. */
+static int json_hex(json_t *obj, const char *key, const uint8_t *bin, size_t len)
+{
+    char hex[2 * 64 + 1];
+
+    if (len > 64)
+        return -1;
+    sodium_bin2hex(hex, sizeof(hex), bin, len);
+    return json_object_set_new(obj, key, json_string(hex));
+}
+
+static int disclose_locked(sq_backend *s, const char *username, char **json_out)
+{
+    sottod_device devs[SOTTOD_MAX_DEVICES];
+    sottod_account acc;
+    json_t *root = NULL, *jdevs = NULL;
+    sqlite3_stmt *st;
+    size_t n = 0, i;
+    int rc, err = 0;
+
+    st = RS(s, R_ACC_LOOKUP);
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        memset(&acc, 0, sizeof(acc));
+        acc.account_id = sqlite3_column_int64(st, 0);
+        col_text(st, 1, acc.username, sizeof(acc.username));
+        col_text(st, 2, acc.created, sizeof(acc.created));
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? SOTTOD_STORE_NOT_FOUND : SOTTOD_STORE_ERR;
+    rc = devices_list_locked(s, acc.account_id, devs, SOTTOD_MAX_DEVICES, &n);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+
+    rc = SOTTOD_STORE_NOMEM;
+    root = json_object();
+    jdevs = json_array();
+    if (root == NULL || jdevs == NULL)
+        goto out;
+    err |= json_object_set_new(root, "username", json_string(acc.username));
+    err |= json_object_set_new(root, "account_created", json_string(acc.created));
+    for (i = 0; i < n; i++) {
+        const sottod_device *d = &devs[i];
+        sottod_addr a = {.account_id = acc.account_id, .device_id = d->device_id};
+        json_t *jd = json_object();
+        uint32_t otpks = 0;
+        int64_t env_count = 0, env_bytes = 0;
+
+        if (jd == NULL || json_array_append_new(jdevs, jd) != 0)
+            goto out;
+        st = RS(s, R_OTPK_COUNT);
+        if (bind_addr(st, a) != SOTTOD_STORE_OK || sqlite3_step(st) != SQLITE_ROW) {
+            rc = SOTTOD_STORE_ERR;
+            goto out;
+        }
+        otpks = (uint32_t)sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        st = RS(s, R_ENV_STATS);
+        if (bind_addr(st, a) != SOTTOD_STORE_OK || sqlite3_step(st) != SQLITE_ROW) {
+            rc = SOTTOD_STORE_ERR;
+            goto out;
+        }
+        env_count = sqlite3_column_int64(st, 0);
+        env_bytes = sqlite3_column_int64(st, 1);
+        sqlite3_reset(st);
+
+        err |= json_object_set_new(jd, "device_id", json_integer(d->device_id));
+        err |= json_object_set_new(jd, "registration_id", json_integer(d->registration_id));
+        err |= json_hex(jd, "auth_public_key", d->auth_key, sizeof(d->auth_key));
+        err |= json_hex(jd, "identity_public_key", d->identity_key, sizeof(d->identity_key));
+        if (d->has_signed_prekey) {
+            json_t *spk = json_object();
+
+            if (spk == NULL || json_object_set_new(jd, "signed_prekey", spk) != 0)
+                goto out;
+            err |= json_object_set_new(spk, "id", json_integer(d->signed_prekey_id));
+            err |= json_hex(spk, "public_key", d->signed_prekey, sizeof(d->signed_prekey));
+            err |= json_hex(spk, "signature", d->signed_prekey_sig, sizeof(d->signed_prekey_sig));
+        }
+        err |= json_object_set_new(jd, "added_by_device", json_integer(d->added_by));
+        if (d->device_id != 1)
+            err |= json_hex(jd, "add_signature", d->add_signature, sizeof(d->add_signature));
+        err |= json_object_set_new(jd, "one_time_prekeys_count", json_integer(otpks));
+        err |= json_object_set_new(jd, "device_created", json_string(d->created));
+        err |= json_object_set_new(jd, "last_seen_date",
+                                   d->last_seen[0] ? json_string(d->last_seen) : json_null());
+        err |= json_object_set_new(jd, "undelivered_envelopes", json_integer(env_count));
+        err |= json_object_set_new(jd, "undelivered_envelope_bytes", json_integer(env_bytes));
+    }
+    err |= json_object_set_new(root, "devices", jdevs);
+    jdevs = NULL;
+    err |= json_object_set_new(root, "not_held",
+        json_string("IP addresses, private keys, plaintext, contacts, groups, delivered "
+                    "messages, time of day of connections; undelivered envelopes are opaque "
+                    "ciphertext and are counted, not printed"));
+    if (err != 0)
+        goto out;
+    *json_out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    rc = *json_out != NULL ? SOTTOD_STORE_OK : SOTTOD_STORE_NOMEM;
+out:
+    json_decref(jdevs);
+    json_decref(root);
+    return rc;
+}
+
+static int sq_disclose(sottod_store_backend *be, const char *username, char **json)
+{
+    sq_backend *s = SQ(be);
+    int rc;
+
+    pthread_mutex_lock(&s->rmu);
+    /* One read transaction: a consistent snapshot of the account. */
+    rc = step_done(RS(s, R_BEGIN));
+    if (rc == SOTTOD_STORE_OK) {
+        rc = disclose_locked(s, username, json);
+        (void)step_done(RS(s, R_COMMIT));
+    }
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+/* ---- open / close ------------------------------------------------------------- */
+
+static void finalize_all(sqlite3_stmt **v, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        sqlite3_finalize(v[i]);
+        v[i] = NULL;
+    }
+}
+
+static void sq_close(sottod_store_backend *be)
+{
+    sq_backend *s = SQ(be);
+
+    if (s == NULL)
+        return;
+    finalize_all(s->ws, W_COUNT);
+    finalize_all(s->rs, R_COUNT);
+    sqlite3_close(s->r);
+    sqlite3_close(s->w);
+    pthread_mutex_destroy(&s->rmu);
+    free(s);
+}
+
+static const sottod_store_backend_ops SQ_OPS = {
+    .name = "sqlite",
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .exec = sq_exec,
+    .account_lookup = sq_account_lookup,
+    .device_get = sq_device_get,
+    .devices_list = sq_devices_list,
+    .one_time_prekey_count = sq_one_time_prekey_count,
+    .envelopes_list = sq_envelopes_list,
+    .queue_depth = sq_queue_depth,
+    .attachment_get = sq_attachment_get,
+    .attachments_expired = sq_attachments_expired,
+    .disclose = sq_disclose,
+    .queue_depth_total = sq_queue_depth_total,
+};
+
+static int pragma_int(sqlite3 *db, const char *sql, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = SOTTOD_STORE_ERR;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *out = sqlite3_column_int(st, 0);
+        rc = SOTTOD_STORE_OK;
+    }
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int migrate(sqlite3 *db)
+{
+    char sql[64];
+    int version = 0, v;
+
+    if (pragma_int(db, "PRAGMA user_version", &version) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    if (version < 0 || version > SCHEMA_VERSION)
+        return SOTTOD_STORE_ERR;        /* written by a newer sottod */
+    for (v = version; v < SCHEMA_VERSION; v++) {
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+            return SOTTOD_STORE_ERR;
+        snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", v + 1);
+        if (sqlite3_exec(db, MIGRATIONS[v], NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return SOTTOD_STORE_ERR;
+        }
+    }
+    return SOTTOD_STORE_OK;
+}
+
+static int open_conn(const char *path, sqlite3 **db)
+{
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+
+    if (sqlite3_open_v2(path, db, flags, NULL) != SQLITE_OK)
+        return SOTTOD_STORE_ERR;
+    sqlite3_extended_result_codes(*db, 0);
+    if (sqlite3_busy_timeout(*db, 10000) != SQLITE_OK)
+        return SOTTOD_STORE_ERR;
+    return SOTTOD_STORE_OK;
+}
+
+int sottod_store_sqlite_open(const sottod_store_config *cfg, sottod_store *front,
+                             sottod_store_backend **out)
+{
+    sq_backend *s = NULL;
+    char *mode = NULL;
+    sqlite3_stmt *st = NULL;
+    bool mu = false;
+    int rc = SOTTOD_STORE_NOMEM, fd;
+
+    *out = NULL;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        goto out;
+    rc = SOTTOD_STORE_ERR;
+    if (pthread_mutex_init(&s->rmu, NULL) != 0)
+        goto out;
+    mu = true;
+    s->base.ops = &SQ_OPS;
+    s->base.cfg = cfg;
+    s->base.front = front;
+
+    /* Create the file readable by sottod's user only; SQLite gives the
+     * -wal and -shm files the same mode. */
+    fd = open(cfg->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto out;
+    close(fd);
+
+    if (open_conn(cfg->path, &s->w) != SOTTOD_STORE_OK)
+        goto out;
+    if (sqlite3_prepare_v2(s->w, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW || sqlite3_column_text(st, 0) == NULL)
+        goto out;
+    mode = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    st = NULL;
+    if (mode == NULL || strcmp(mode, "wal") != 0)
+        goto out;
+    if (sqlite3_exec(s->w,
+                     cfg->durability == SOTTOD_DURABILITY_PROCESS ? "PRAGMA synchronous=NORMAL"
+                                                                  : "PRAGMA synchronous=FULL",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(s->w, "PRAGMA secure_delete=ON; PRAGMA foreign_keys=OFF;"
+                           " PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        goto out;
+    if (migrate(s->w) != SOTTOD_STORE_OK)
+        goto out;
+    if (sqlite3_prepare_v2(s->w, WSQL[W_SEQ_MAX], -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        goto out;
+    s->last_seq = s->saved_seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+
+    if (open_conn(cfg->path, &s->r) != SOTTOD_STORE_OK ||
+        sqlite3_exec(s->r, "PRAGMA query_only=ON; PRAGMA cache_size=-8192", NULL, NULL, NULL) !=
+            SQLITE_OK)
+        goto out;
+    *out = &s->base;
+    s = NULL;
+    rc = SOTTOD_STORE_OK;
+out:
+    sqlite3_finalize(st);
+    free(mode);
+    if (s != NULL) {
+        sqlite3_close(s->r);
+        sqlite3_close(s->w);
+        if (mu)
+            pthread_mutex_destroy(&s->rmu);
+        free(s);
+    }
+    return rc;
+}

@@ -1,0 +1,490 @@
+/*
+ * tests/unit/test_client_receive.c -- the client's receive path without a
+ * server: real Signal sessions between local accounts (libsotto), envelopes
+ * handed to sc_process_envelope(). Checks byte-exact storage, duplicates
+ * (same envelope id, same sender+timestamp) and key-only messages producing
+ * nothing, group membership rules (non-members ignored, removed member),
+ * undecryptable envelopes (notice + session reset queued), the local store
+ * permissions, and that the outgoing queue survives closing the account.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "internal.h"
+
+static char tmpdir[256];
+
+typedef struct events {
+    int n;
+    int kind;
+    char body[8192];
+    size_t body_len;
+    char notice[32];
+    char action[32];
+    size_t n_members;
+} events;
+
+static void collect(void *ud, const sc_event *ev)
+{
+    events *e = ud;
+    e->n++;
+    e->kind = ev->kind;
+    e->body_len = ev->body_len < sizeof e->body ? ev->body_len : sizeof e->body;
+    memcpy(e->body, ev->body, e->body_len);
+    snprintf(e->notice, sizeof e->notice, "%s", ev->notice ? ev->notice : "");
+    snprintf(e->action, sizeof e->action, "%s", ev->group_action ? ev->group_action : "");
+    e->n_members = ev->n_group_members;
+}
+
+static sc_client *open_account(const char *name, bool fresh)
+{
+    sc_options o;
+    sc_client *c = NULL;
+    char err[256];
+
+    memset(&o, 0, sizeof o);
+    o.account = name;
+    o.data_home = tmpdir;
+    assert_int_equal(sc_open(&c, &o, err, sizeof err), SC_OK);
+    if (fresh) {
+        sotto_key_pair id;
+        uint32_t regid;
+        assert_int_equal(sotto_identity_key_pair_generate(&id), SOTTO_OK);
+        assert_int_equal(sotto_registration_id_generate(&regid), SOTTO_OK);
+        assert_int_equal(sotto_sqlite_store_set_local_identity(c->store, &id, regid), SOTTO_OK);
+        sotto_key_pair_wipe(&id);
+        assert_int_equal(sc_cfg_set_text(c, "username", name), SC_OK);
+        assert_int_equal(sc_cfg_set_u64(c, "device_id", 1), SC_OK);
+        /* nothing listens on port 1: every network attempt fails fast */
+        assert_int_equal(sc_cfg_set_text(c, "server_url", "https://127.0.0.1:1"), SC_OK);
+        assert_int_equal(sc_cfg_set_text(c, "pin",
+                                         "00000000000000000000000000000000"
+                                         "00000000000000000000000000000000"),
+                         SC_OK);
+        sc_close(c);
+        assert_int_equal(sc_open(&c, &o, err, sizeof err), SC_OK);
+    }
+    assert_non_null(c->username);
+    return c;
+}
+
+static uint32_t next_spk_id = 1;
+
+/* s starts a session with r from r's (locally made) bundle. */
+static void make_session(sc_client *s, sc_client *r)
+{
+    sotto_key_pair rid;
+    uint32_t regid;
+    sotto_signed_prekey spk;
+    sotto_prekey pk;
+    sotto_prekey_bundle b;
+    sotto_address a = {r->username, strlen(r->username), 1};
+
+    assert_int_equal(sotto_sqlite_store_get_local_identity(r->store, &rid, &regid), SOTTO_OK);
+    assert_int_equal(sotto_signed_prekey_generate(&spk, &rid, next_spk_id++, 1), SOTTO_OK);
+    assert_int_equal(r->ps.signed_prekey.store(r->ps.signed_prekey.user_data, &spk), SOTTO_OK);
+    assert_int_equal(sotto_prekeys_generate(&pk, next_spk_id * 10, 1), SOTTO_OK);
+    assert_int_equal(r->ps.prekey.store(r->ps.prekey.user_data, &pk), SOTTO_OK);
+    memset(&b, 0, sizeof b);
+    b.registration_id = regid;
+    b.device_id = 1;
+    b.has_prekey = true;
+    b.prekey_id = pk.id;
+    b.prekey = pk.key.pub;
+    b.signed_prekey_id = spk.id;
+    b.signed_prekey = spk.key.pub;
+    memcpy(b.signed_prekey_signature, spk.signature, SOTTO_SIGNATURE_BYTES);
+    b.identity_key = rid.pub;
+    assert_int_equal(sotto_session_process_bundle(&s->ps, &a, &b), SOTTO_OK);
+    sotto_key_pair_wipe(&rid);
+}
+
+/* Encrypts ct from s to r and hands the envelope (id byte env) to r. */
+static int deliver(sc_client *s, sc_client *r, const Sotto__Content__Content *ct, uint8_t env,
+                   events *ev)
+{
+    Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
+    sotto_address a = {r->username, strlen(r->username), 1};
+    size_t n = sotto__content__content__get_packed_size(ct), plen = 0, mlen = 0;
+    uint8_t *buf = malloc(n + 1), *padded = NULL, *msg = NULL, id[16];
+    int type = 0, rc;
+
+    sotto__content__content__pack(ct, buf);
+    assert_int_equal(sc_pad(buf, n, &padded, &plen), SC_OK);
+    assert_int_equal(sotto_session_encrypt(&s->ps, &a, padded, plen, &msg, &mlen, &type), SOTTO_OK);
+    memset(id, env, sizeof id);
+    e.id.data = id;
+    e.id.len = sizeof id;
+    e.source = s->username;
+    e.source_device_id = 1;
+    e.type = (uint32_t)type;
+    e.body.data = msg;
+    e.body.len = mlen;
+    e.server_timestamp_ms = 1000 + env;
+    rc = sc_process_envelope(r, &e, false, collect, ev);
+    free(buf);
+    free(padded);
+    free(msg);
+    return rc;
+}
+
+static int64_t count(sc_client *c, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    assert_int_equal(sqlite3_prepare_v2(c->db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void test_text_and_duplicates(void **state)
+{
+    sc_client *alice = open_account("alice", true), *bob = open_account("bob", true);
+    Sotto__Content__Content ct = SOTTO__CONTENT__CONTENT__INIT;
+    Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
+    Sotto__Content__NullMessage nm = SOTTO__CONTENT__NULL_MESSAGE__INIT;
+    events ev;
+    char body[3001];
+    struct stat sb;
+    char path[512];
+    (void)state;
+
+    /* store permissions */
+    snprintf(path, sizeof path, "%s/sotto/bob", tmpdir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(path, sizeof path, "%s/sotto/bob/store.db", tmpdir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0077, 0);
+
+    for (int i = 0; i < 1000; i++)
+        memcpy(body + 3 * i, "\xe2\x98\x83", 3);
+    body[3000] = '\0';
+    make_session(alice, bob);
+    memset(&ev, 0, sizeof ev);
+    dm.body = body;
+    ct.timestamp = 111;
+    ct.data = &dm;
+    assert_int_equal(deliver(alice, bob, &ct, 1, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.kind, SC_EV_MESSAGE);
+    assert_int_equal(ev.body_len, 3000);
+    assert_memory_equal(ev.body, body, 3000);
+
+    /* the same sender+timestamp in a new envelope: nothing visible */
+    assert_int_equal(deliver(alice, bob, &ct, 2, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    /* a key-only message: nothing visible */
+    ct.timestamp = 112;
+    ct.data = NULL;
+    ct.null_message = &nm;
+    assert_int_equal(deliver(alice, bob, &ct, 3, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    /* history holds exactly one message, byte-exact */
+    assert_int_equal(count(bob, "SELECT count(*) FROM client_messages"), 1);
+    assert_int_equal(count(bob, "SELECT length(CAST(body AS BLOB)) FROM client_messages"), 3000);
+    sc_close(alice);
+    sc_close(bob);
+}
+
+static void test_same_envelope_twice(void **state)
+{
+    sc_client *alice = open_account("alice2", true), *bob = open_account("bob2", true);
+    Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
+    Sotto__Content__Content ct = SOTTO__CONTENT__CONTENT__INIT;
+    Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
+    sotto_address a = {"bob2", 4, 1};
+    uint8_t *buf, *padded = NULL, *msg = NULL, id[16];
+    size_t n, plen = 0, mlen = 0;
+    int type = 0;
+    events ev;
+    (void)state;
+
+    make_session(alice, bob);
+    memset(&ev, 0, sizeof ev);
+    dm.body = "once";
+    ct.timestamp = 5;
+    ct.data = &dm;
+    n = sotto__content__content__get_packed_size(&ct);
+    buf = malloc(n);
+    sotto__content__content__pack(&ct, buf);
+    assert_int_equal(sc_pad(buf, n, &padded, &plen), SC_OK);
+    assert_int_equal(sotto_session_encrypt(&alice->ps, &a, padded, plen, &msg, &mlen, &type),
+                     SOTTO_OK);
+    memset(id, 7, sizeof id);
+    e.id.data = id;
+    e.id.len = 16;
+    e.source = "alice2";
+    e.source_device_id = 1;
+    e.type = (uint32_t)type;
+    e.body.data = msg;
+    e.body.len = mlen;
+    /* redelivery after a crash before the ack: exactly one event */
+    assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
+    assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(count(bob, "SELECT count(*) FROM client_messages"), 1);
+    free(buf);
+    free(padded);
+    free(msg);
+    sc_close(alice);
+    sc_close(bob);
+}
+
+static void test_undecryptable(void **state)
+{
+    sc_client *bob = open_account("bob3", true);
+    Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
+    uint8_t id[16], junk[80];
+    events ev;
+    (void)state;
+
+    memset(&ev, 0, sizeof ev);
+    memset(id, 9, sizeof id);
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 31);
+    junk[0] = 0x33; /* version 3 */
+    e.id.data = id;
+    e.id.len = 16;
+    e.source = "mallory";
+    e.source_device_id = 3;
+    e.type = SOTTO_MSG_SIGNAL;
+    e.body.data = junk;
+    e.body.len = sizeof junk;
+    assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.kind, SC_EV_NOTICE);
+    assert_string_equal(ev.notice, "undecryptable");
+    /* a key-only message to the sender is queued (session reset) */
+    assert_int_equal(count(bob, "SELECT count(*) FROM client_outgoing WHERE destination ="
+                                " 'mallory'"),
+                     1);
+    /* the same envelope again: nothing new */
+    assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    /* unsupported type: a notice, no crash */
+    id[0] = 10;
+    e.type = 99;
+    assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
+    assert_int_equal(ev.n, 2);
+    assert_string_equal(ev.notice, "unsupported");
+    sc_close(bob);
+}
+
+/* Random bodies of both message types, with and without a session:
+ * never a crash, never plaintext, always acked (SC_OK), one notice each. */
+static void test_random_envelopes(void **state)
+{
+    sc_client *alice = open_account("ralice", true), *bob = open_account("rbob", true);
+    events ev;
+    (void)state;
+
+    make_session(alice, bob);
+    memset(&ev, 0, sizeof ev);
+    for (int i = 0; i < 200; i++) {
+        Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
+        uint8_t id[16], body[300];
+        size_t len = 1 + randombytes_uniform(sizeof body - 1);
+        randombytes_buf(body, len);
+        if (i % 2)
+            body[0] = 0x33; /* plausible version byte */
+        randombytes_buf(id, sizeof id);
+        e.id.data = id;
+        e.id.len = sizeof id;
+        e.source = (char *)(i % 3 ? "ralice" : "stranger");
+        e.source_device_id = 1;
+        e.type = i % 4 < 2 ? SOTTO_MSG_SIGNAL : SOTTO_MSG_PREKEY;
+        e.body.data = body;
+        e.body.len = len;
+        assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
+        assert_int_equal(ev.kind, SC_EV_NOTICE);
+    }
+    assert_int_equal(ev.n, 200);
+    assert_int_equal(count(bob, "SELECT count(*) FROM client_messages WHERE kind != 'notice'"), 0);
+    sc_close(alice);
+    sc_close(bob);
+}
+
+static void test_groups(void **state)
+{
+    sc_client *alice = open_account("galice", true), *bob = open_account("gbob", true);
+    sc_client *carol = open_account("gcarol", true);
+    Sotto__Content__Content ct = SOTTO__CONTENT__CONTENT__INIT;
+    Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
+    Sotto__Content__GroupContext gc = SOTTO__CONTENT__GROUP_CONTEXT__INIT;
+    char *m3[] = {"galice", "gbob", "gcarol"}, *m2[] = {"galice", "gbob"};
+    uint8_t gid[16];
+    events ev;
+    (void)state;
+
+    make_session(alice, carol);
+    make_session(bob, carol);
+    memset(&ev, 0, sizeof ev);
+    memset(gid, 0x5a, sizeof gid);
+    gc.id.data = gid;
+    gc.id.len = 16;
+
+    /* a DELIVER for an unknown group: nothing */
+    gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__DELIVER;
+    dm.body = "early";
+    dm.group = &gc;
+    ct.data = &dm;
+    ct.timestamp = 1;
+    assert_int_equal(deliver(bob, carol, &ct, 1, &ev), SC_OK);
+    assert_int_equal(ev.n, 0);
+
+    /* alice creates the group with bob and carol */
+    gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE;
+    gc.name = "Caf\xc3\xa9";
+    gc.members = m3;
+    gc.n_members = 3;
+    dm.body = "";
+    ct.timestamp = 2;
+    assert_int_equal(deliver(alice, carol, &ct, 2, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.kind, SC_EV_GROUP);
+    assert_string_equal(ev.action, "create");
+    assert_int_equal(ev.n_members, 3);
+
+    /* bob (a member) writes to the group */
+    gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__DELIVER;
+    gc.n_members = 0;
+    dm.body = "hello group";
+    ct.timestamp = 3;
+    assert_int_equal(deliver(bob, carol, &ct, 3, &ev), SC_OK);
+    assert_int_equal(ev.n, 2);
+    assert_int_equal(ev.kind, SC_EV_MESSAGE);
+    assert_memory_equal(ev.body, "hello group", 11);
+
+    /* alice removes carol: carol sees "removed", then nothing from the group */
+    gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE;
+    gc.members = m2;
+    gc.n_members = 2;
+    dm.body = "";
+    ct.timestamp = 4;
+    assert_int_equal(deliver(alice, carol, &ct, 4, &ev), SC_OK);
+    assert_int_equal(ev.n, 3);
+    assert_string_equal(ev.action, "removed");
+    gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__DELIVER;
+    gc.n_members = 0;
+    dm.body = "after removal";
+    ct.timestamp = 5;
+    assert_int_equal(deliver(bob, carol, &ct, 5, &ev), SC_OK);
+    assert_int_equal(ev.n, 3);
+    assert_int_equal(count(carol, "SELECT active FROM client_groups"), 0);
+    sc_close(alice);
+    sc_close(bob);
+    sc_close(carol);
+}
+
+static void test_group_non_member_update_ignored(void **state)
+{
+    sc_client *alice = open_account("nalice", true), *carol = open_account("ncarol", true);
+    sc_client *mallory = open_account("nmallory", true);
+    Sotto__Content__Content ct = SOTTO__CONTENT__CONTENT__INIT;
+    Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
+    Sotto__Content__GroupContext gc = SOTTO__CONTENT__GROUP_CONTEXT__INIT;
+    char *m2[] = {"nalice", "ncarol"}, *mm[] = {"nalice", "ncarol", "nmallory"};
+    uint8_t gid[16];
+    events ev;
+    (void)state;
+
+    make_session(alice, carol);
+    make_session(mallory, carol);
+    memset(&ev, 0, sizeof ev);
+    memset(gid, 0x77, sizeof gid);
+    gc.id.data = gid;
+    gc.id.len = 16;
+    gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE;
+    gc.name = "g";
+    gc.members = m2;
+    gc.n_members = 2;
+    dm.body = "";
+    dm.group = &gc;
+    ct.data = &dm;
+    ct.timestamp = 10;
+    assert_int_equal(deliver(alice, carol, &ct, 1, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    /* mallory, not a member, tries to add itself and to talk */
+    gc.members = mm;
+    gc.n_members = 3;
+    ct.timestamp = 11;
+    assert_int_equal(deliver(mallory, carol, &ct, 2, &ev), SC_OK);
+    gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__DELIVER;
+    gc.n_members = 0;
+    dm.body = "let me in";
+    ct.timestamp = 12;
+    assert_int_equal(deliver(mallory, carol, &ct, 3, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(count(carol, "SELECT count(*) FROM client_group_members"), 2);
+    sc_close(alice);
+    sc_close(carol);
+    sc_close(mallory);
+}
+
+static void test_queue_survives_restart(void **state)
+{
+    sc_client *alice = open_account("qalice", true);
+    uint64_t ts = 0;
+    const char *text = "queued \xe2\x98\x83";
+    int rc;
+    (void)state;
+
+    rc = sc_send_text(alice, "bob", false, text, strlen(text), &ts);
+    assert_int_equal(rc, SC_E_NETWORK);
+    assert_true(ts != 0);
+    /* bob + own devices' sync copy */
+    assert_int_equal(count(alice, "SELECT count(*) FROM client_outgoing"), 2);
+    sc_close(alice);
+    alice = open_account("qalice", false);
+    assert_int_equal(count(alice, "SELECT count(*) FROM client_outgoing"), 2);
+    assert_int_equal(count(alice, "SELECT count(*) FROM client_messages WHERE direction = 1"), 1);
+    /* invalid UTF-8 and over-long texts are refused before anything is queued */
+    assert_int_equal(sc_send_text(alice, "bob", false, "\xff", 1, &ts), SC_E_USAGE);
+    assert_int_equal(sc_send_text(alice, "Bob", false, "x", 1, &ts), SC_E_USAGE);
+    assert_int_equal(count(alice, "SELECT count(*) FROM client_outgoing"), 2);
+    sc_close(alice);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sotto-test-client-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+    (void)state;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_and_duplicates),
+        cmocka_unit_test(test_same_envelope_twice),
+        cmocka_unit_test(test_undecryptable),
+        cmocka_unit_test(test_random_envelopes),
+        cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_group_non_member_update_ignored),
+        cmocka_unit_test(test_queue_survives_restart),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
