@@ -19,16 +19,56 @@
 #define SOTTO_AES_BLOCK_BYTES 16
 #define SOTTO_HKDF_MAX_OUTPUT (255 * 32)
 
-/* HMAC-SHA256 (RFC 2104) of msg under key, any key length. */
+/* HMAC-SHA256 (RFC 2104) of msg under key, any key length (one keyed
+ * state, below, used once). key/msg may be NULL when their length is 0.
+ * Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT or SOTTO_ERR_CRYPTO. */
 SOTTO_WUR int sotto_hmac_sha256(uint8_t out[SOTTO_HMAC_SHA256_BYTES],
                                 const uint8_t *key, size_t key_len,
                                 const uint8_t *msg, size_t msg_len);
 
 /*
+ * A keyed HMAC-SHA256 state (RFC 2104): the key block K0 (the key, hashed
+ * first if longer than 64 bytes, zero padded to 64), kept so the ratchet's
+ * chain step keys once for two MACs and HKDF once for all its T(i).
+ * SHA-256 is OpenSSL's (EVP, SHA-NI where the CPU has it) through one
+ * reused digest context per thread: see docs/protocol.md "Primitives" for
+ * why not libsodium's HMAC and why no precomputed ipad/opad state.
+ *
+ * The state holds key material: every initialised state must be passed to
+ * sotto_hmac_key_wipe(), also on error paths. It is a plain value (no heap,
+ * usable from any thread).
+ */
+typedef struct sotto_hmac_key {
+    uint8_t k0[64];
+} sotto_hmac_key;
+
+/* Keys `k` with `key` (any length; over 64 bytes it is hashed first, as
+ * RFC 2104 says). key may be NULL when key_len is 0. Returns SOTTO_OK,
+ * SOTTO_ERR_INVALID_ARGUMENT or SOTTO_ERR_CRYPTO (on failure `k` is left
+ * wiped when not NULL). */
+SOTTO_WUR int sotto_hmac_key_init(sotto_hmac_key *k, const uint8_t *key, size_t key_len);
+
+/*
+ * out = HMAC(key, parts[0] || ... || parts[n-1]) (32 bytes). `k` is not
+ * changed, so it can serve further MACs. parts[i] may be NULL when
+ * lens[i] is 0; `out` may alias any part. Returns SOTTO_OK,
+ * SOTTO_ERR_INVALID_ARGUMENT or SOTTO_ERR_CRYPTO (then `out` is zeroed).
+ * No allocation by libsotto; OpenSSL 3.0 itself allocates and frees one
+ * 112-byte SHA-256 context per digest (two per MAC), see docs/protocol.md.
+ */
+SOTTO_WUR int sotto_hmac_key_mac(const sotto_hmac_key *k, const uint8_t *const *parts,
+                                 const size_t *lens, size_t n,
+                                 uint8_t out[SOTTO_HMAC_SHA256_BYTES]);
+
+/* Wipes the key material in `k` (safe on a wiped or zeroed state). */
+void sotto_hmac_key_wipe(sotto_hmac_key *k);
+
+/*
  * HKDF-SHA256 (RFC 5869; Signal message version 3 counts T(i) from 0x01),
- * built on libsodium's HMAC. salt may be NULL/0 (then 32 zero bytes).
+ * built on the keyed HMAC above. salt may be NULL/0 (then 32 zero bytes).
  * out_len 1 .. SOTTO_HKDF_MAX_OUTPUT, else SOTTO_ERR_INVALID_ARGUMENT.
- * ikm/info may be NULL when their length is 0.
+ * ikm/info may be NULL when their length is 0. `out` may not overlap the
+ * inputs.
  */
 SOTTO_WUR int sotto_hkdf_sha256(uint8_t *out, size_t out_len,
                                 const uint8_t *salt, size_t salt_len,
@@ -62,9 +102,10 @@ void sotto_random_buf(void *p, size_t n);
 uint32_t sotto_random_u32(void);
 
 /*
- * One-time process setup of this module (fetches the OpenSSL AES-256-CBC
- * implementation). Called by sotto_init(); the AES functions also call it
- * lazily. Thread-safe. Returns SOTTO_OK or SOTTO_ERR_CRYPTO.
+ * One-time process setup of this module (fetches OpenSSL's AES-256-CBC and
+ * SHA-256 implementations). Called by sotto_init(); the AES and HMAC
+ * functions also call it lazily. Thread-safe. Returns SOTTO_OK or
+ * SOTTO_ERR_CRYPTO.
  */
 SOTTO_WUR int sotto_crypto_global_init(void);
 

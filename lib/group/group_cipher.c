@@ -305,25 +305,11 @@ out:
 /*
  * XEdDSA verification (spec 3.3) of an SKM under the state's signing key,
  * using the Edwards y cached in the state (sender_key_record.h) instead of
- * converting the Montgomery u for every message: the remaining steps of
- * sotto_xeddsa_verify. The sign bit travels in bit 7 of sig[63]; the top
- * bits of S must be clear (libsignal-protocol-c's check); then plain
- * Ed25519 verification.
+ * converting the Montgomery u for every message.
  */
 static int verify_signature(const sotto_skr_state *st, const sotto_skm *m)
 {
-    uint8_t A[32];
-    uint8_t sig[SOTTO_SIGNATURE_BYTES];
-
-    memcpy(A, st->signing_ed, sizeof A);
-    A[31] = (uint8_t)((A[31] & 0x7F) | (m->signature[63] & 0x80));
-    memcpy(sig, m->signature, sizeof sig);
-    sig[63] &= 0x7F;
-    if (sig[63] & 0xE0)
-        return SOTTO_ERR_INVALID_SIGNATURE;
-    if (sotto_ed25519_verify_internal(A, m->signed_part, m->signed_len, sig) != SOTTO_OK)
-        return SOTTO_ERR_INVALID_SIGNATURE;
-    return SOTTO_OK;
+    return sotto_xeddsa_verify_ed(st->signing_ed, m->signed_part, m->signed_len, m->signature);
 }
 
 /*

@@ -110,18 +110,16 @@ int sotto_ed25519_verify_internal(const uint8_t ed_pub[32], const uint8_t *msg,
     return SOTTO_OK;
 }
 
-int sotto_xeddsa_verify(const sotto_public_key *pub, const uint8_t *msg, size_t msg_len,
-                        const uint8_t sig[SOTTO_SIGNATURE_BYTES])
+int sotto_xeddsa_verify_ed(const uint8_t ed_y[32], const uint8_t *msg, size_t msg_len,
+                           const uint8_t sig[SOTTO_SIGNATURE_BYTES])
 {
     uint8_t A[32];
     uint8_t s2[SOTTO_SIGNATURE_BYTES];
 
-    if (pub == NULL || sig == NULL || (msg == NULL && msg_len != 0) ||
-        pub->bytes[0] != SOTTO_KEY_TYPE_DJB)
+    if (ed_y == NULL || sig == NULL || (msg == NULL && msg_len != 0))
         return SOTTO_ERR_INVALID_SIGNATURE;
-    /* 1. y = (u - 1) / (u + 1), top bit of u ignored, canonical encoding. */
-    sotto_fe_mont_u_to_ed_y(A, pub->bytes + 1);
     /* 2. The Edwards sign bit travels in bit 7 of sig[63]. */
+    memcpy(A, ed_y, sizeof A);
     A[31] = (uint8_t)((A[31] & 0x7F) | (sig[63] & 0x80));
     /* 3. Clear it in a copy of the signature. */
     memcpy(s2, sig, sizeof s2);
@@ -131,4 +129,18 @@ int sotto_xeddsa_verify(const sotto_public_key *pub, const uint8_t *msg, size_t 
         return SOTTO_ERR_INVALID_SIGNATURE;
     /* 5. Standard Ed25519 verification. */
     return sotto_ed25519_verify_internal(A, msg, msg_len, s2);
+}
+
+int sotto_xeddsa_verify(const sotto_public_key *pub, const uint8_t *msg, size_t msg_len,
+                        const uint8_t sig[SOTTO_SIGNATURE_BYTES])
+{
+    uint8_t y[32];
+
+    if (pub == NULL || sig == NULL || (msg == NULL && msg_len != 0) ||
+        pub->bytes[0] != SOTTO_KEY_TYPE_DJB)
+        return SOTTO_ERR_INVALID_SIGNATURE;
+    /* 1. y = (u - 1) / (u + 1), top bit of u ignored, canonical encoding. */
+    sotto_fe_mont_u_to_ed_y(y, pub->bytes + 1);
+    /* Steps 2-5. */
+    return sotto_xeddsa_verify_ed(y, msg, msg_len, sig);
 }

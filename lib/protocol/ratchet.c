@@ -7,7 +7,7 @@
 
 #include <sodium.h>
 
-#include "protocol/hmac.h"
+#include "crypto/crypto.h"
 
 static const uint8_t INFO_TEXT[] = "WhisperText";
 static const uint8_t INFO_RATCHET[] = "WhisperRatchet";
@@ -21,21 +21,24 @@ int sotto_chain_step(const uint8_t ck[SOTTO_CHAIN_KEY_BYTES],
     const uint8_t *p1[1] = { &one }, *p2[1] = { &two };
     const size_t l[1] = { 1 };
     sotto_hmac_key k;
+    int rc;
 
     /* Key the HMAC once for both inputs (`next` may alias `ck`). */
-    sotto_hmac_key_init(&k, ck, SOTTO_CHAIN_KEY_BYTES);
-    sotto_hmac_key_mac(&k, p1, l, 1, seed);
-    sotto_hmac_key_mac(&k, p2, l, 1, next);
+    rc = sotto_hmac_key_init(&k, ck, SOTTO_CHAIN_KEY_BYTES);
+    if (rc == SOTTO_OK)
+        rc = sotto_hmac_key_mac(&k, p1, l, 1, seed);
+    if (rc == SOTTO_OK)
+        rc = sotto_hmac_key_mac(&k, p2, l, 1, next);
     sotto_hmac_key_wipe(&k);
-    return SOTTO_OK;
+    return rc;
 }
 
 int sotto_message_keys_derive(const uint8_t seed[SOTTO_MESSAGE_SEED_BYTES],
                               sotto_message_keys *out)
 {
     uint8_t okm[SOTTO_CIPHER_KEY_BYTES + SOTTO_MAC_KEY_BYTES + SOTTO_IV_BYTES];
-    int rc = sotto_ratchet_hkdf(okm, sizeof okm, NULL, 0, seed, SOTTO_MESSAGE_SEED_BYTES,
-                               INFO_MESSAGE_KEYS, sizeof INFO_MESSAGE_KEYS - 1);
+    int rc = sotto_hkdf_sha256(okm, sizeof okm, NULL, 0, seed, SOTTO_MESSAGE_SEED_BYTES,
+                              INFO_MESSAGE_KEYS, sizeof INFO_MESSAGE_KEYS - 1);
     if (rc == SOTTO_OK) {
         memcpy(out->cipher_key, okm, SOTTO_CIPHER_KEY_BYTES);
         memcpy(out->mac_key, okm + SOTTO_CIPHER_KEY_BYTES, SOTTO_MAC_KEY_BYTES);
@@ -60,8 +63,8 @@ int sotto_root_kdf(const uint8_t rk[SOTTO_ROOT_KEY_BYTES],
     rc = sotto_dh(dh, our_priv, their_pub);
     if (rc != SOTTO_OK)
         goto out;
-    rc = sotto_ratchet_hkdf(okm, sizeof okm, salt, sizeof salt, dh, sizeof dh,
-                           INFO_RATCHET, sizeof INFO_RATCHET - 1);
+    rc = sotto_hkdf_sha256(okm, sizeof okm, salt, sizeof salt, dh, sizeof dh,
+                          INFO_RATCHET, sizeof INFO_RATCHET - 1);
     if (rc != SOTTO_OK)
         goto out;
     memcpy(new_rk, okm, SOTTO_ROOT_KEY_BYTES);
@@ -89,8 +92,8 @@ static int x3dh_derive(const uint8_t *const privs[4], const sotto_public_key *co
     for (size_t i = 0; i < n && rc == SOTTO_OK; i++)
         rc = sotto_dh(ikm + 32 * (i + 1), privs[i], pubs[i]);
     if (rc == SOTTO_OK)
-        rc = sotto_ratchet_hkdf(okm, sizeof okm, NULL, 0, ikm, 32 * (n + 1),
-                               INFO_TEXT, sizeof INFO_TEXT - 1);
+        rc = sotto_hkdf_sha256(okm, sizeof okm, NULL, 0, ikm, 32 * (n + 1),
+                              INFO_TEXT, sizeof INFO_TEXT - 1);
     if (rc == SOTTO_OK) {
         memcpy(rk, okm, SOTTO_ROOT_KEY_BYTES);
         memcpy(ck, okm + 32, SOTTO_CHAIN_KEY_BYTES);

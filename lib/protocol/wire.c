@@ -13,7 +13,6 @@
 #include "common/buf.h"
 #include "common/pb.h"
 #include "crypto/crypto.h"
-#include "protocol/hmac.h"
 
 /* Field numbers (WhisperTextProtocol.proto). */
 enum { SM_RATCHET_KEY = 1, SM_COUNTER = 2, SM_PREVIOUS_COUNTER = 3, SM_CIPHERTEXT = 4 };
@@ -169,17 +168,19 @@ out:
     return rc;
 }
 
-static void mac_compute(uint8_t out[SOTTO_HMAC_BYTES],
-                        const uint8_t mac_key[SOTTO_MAC_KEY_BYTES],
-                        const sotto_public_key *sender, const sotto_public_key *receiver,
-                        const uint8_t *data, size_t len)
+static int mac_compute(uint8_t out[SOTTO_HMAC_SHA256_BYTES],
+                       const uint8_t mac_key[SOTTO_MAC_KEY_BYTES],
+                       const sotto_public_key *sender, const sotto_public_key *receiver,
+                       const uint8_t *data, size_t len)
 {
     const uint8_t *parts[3] = { sender->bytes, receiver->bytes, data };
     const size_t lens[3] = { SOTTO_PUBLIC_KEY_BYTES, SOTTO_PUBLIC_KEY_BYTES, len };
     sotto_hmac_key k;
-    sotto_hmac_key_init(&k, mac_key, SOTTO_MAC_KEY_BYTES);
-    sotto_hmac_key_mac(&k, parts, lens, 3, out);
+    int rc = sotto_hmac_key_init(&k, mac_key, SOTTO_MAC_KEY_BYTES);
+    if (rc == SOTTO_OK)
+        rc = sotto_hmac_key_mac(&k, parts, lens, 3, out);
     sotto_hmac_key_wipe(&k);
+    return rc;
 }
 
 int sotto_signal_message_verify_mac(const sotto_signal_message *m,
@@ -187,10 +188,11 @@ int sotto_signal_message_verify_mac(const sotto_signal_message *m,
                                     const sotto_public_key *sender_identity,
                                     const sotto_public_key *receiver_identity)
 {
-    uint8_t mac[SOTTO_HMAC_BYTES];
+    uint8_t mac[SOTTO_HMAC_SHA256_BYTES];
     size_t body = m->len - SOTTO_SIGNAL_MAC_BYTES;
-    mac_compute(mac, mac_key, sender_identity, receiver_identity, m->data, body);
-    int ok = sodium_memcmp(mac, m->data + body, SOTTO_SIGNAL_MAC_BYTES) == 0;
+    int ok = mac_compute(mac, mac_key, sender_identity, receiver_identity, m->data, body) ==
+                 SOTTO_OK &&
+             sodium_memcmp(mac, m->data + body, SOTTO_SIGNAL_MAC_BYTES) == 0;
     sodium_memzero(mac, sizeof mac);
     return ok ? SOTTO_OK : SOTTO_ERR_INVALID_MESSAGE;
 }
@@ -215,7 +217,7 @@ int sotto_signal_message_encode(const sotto_public_key *ratchet_key,
     size_t cap = sotto_signal_message_max_len(pt_len);
     size_t ct_len = pt_len - pt_len % SOTTO_AES_BLOCK_BYTES + SOTTO_AES_BLOCK_BYTES;
     size_t written = 0;
-    uint8_t mac[SOTTO_HMAC_BYTES];
+    uint8_t mac[SOTTO_HMAC_SHA256_BYTES];
     uint8_t *buf = NULL, *ct;
     sotto_wbuf w;
 
@@ -242,7 +244,10 @@ int sotto_signal_message_encode(const sotto_public_key *ratchet_key,
     rc = SOTTO_ERR_INTERNAL;
     if (written != ct_len)
         goto out;
-    mac_compute(mac, mk->mac_key, sender_identity, receiver_identity, buf, w.len);
+    if ((rc = mac_compute(mac, mk->mac_key, sender_identity, receiver_identity, buf, w.len)) !=
+        SOTTO_OK)
+        goto out;
+    rc = SOTTO_ERR_INTERNAL;
     sotto_wbuf_put(&w, mac, SOTTO_SIGNAL_MAC_BYTES);
     if (sotto_wbuf_error(&w) != SOTTO_OK)
         goto out;

@@ -1,5 +1,6 @@
 /*
- * Internal crypto wrappers (lib/crypto/crypto.h): HMAC-SHA256, HKDF-SHA256,
+ * Internal crypto wrappers (lib/crypto/crypto.h): HMAC-SHA256 (one-shot and
+ * keyed state, against libsodium's HMAC as a second implementation), HKDF-SHA256,
  * AES-256-CBC/PKCS#7 against the Wycheproof vectors, the spec section 8
  * chain-key vector, the RNG test hook, and hostile arguments.
  */
@@ -349,11 +350,174 @@ static void test_random_hook(void **state)
     assert_int_equal(ctr, 10);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Keyed HMAC state (sotto_hmac_key_*), checked against libsodium's HMAC as
+ * an independent implementation. */
+
+static void ref_hmac(uint8_t out[32], const uint8_t *key, size_t key_len, const uint8_t *msg,
+                     size_t msg_len)
+{
+    static const uint8_t empty[1];
+    crypto_auth_hmacsha256_state st;
+
+    crypto_auth_hmacsha256_init(&st, key_len ? key : empty, key_len);
+    crypto_auth_hmacsha256_update(&st, msg, msg_len);
+    crypto_auth_hmacsha256_final(&st, out);
+}
+
+static void test_hmac_key_matches_reference(void **state)
+{
+    (void)state;
+    /* Key lengths around the 64-byte block (65+ is hashed first) and
+     * message lengths around the 55/56-byte padding boundary. */
+    static const size_t key_lens[] = { 0, 1, 32, 63, 64, 65, 131 };
+    static const size_t msg_lens[] = { 0, 1, 55, 56, 64, 119, 200 };
+    uint8_t key[131], msg[200], want[32], got[32], got1[32];
+
+    for (size_t i = 0; i < sizeof key; i++)
+        key[i] = (uint8_t)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i * 13 + 5);
+    for (size_t a = 0; a < sizeof key_lens / sizeof key_lens[0]; a++) {
+        sotto_hmac_key k;
+        assert_int_equal(sotto_hmac_key_init(&k, key_lens[a] ? key : NULL, key_lens[a]),
+                         SOTTO_OK);
+        for (size_t b = 0; b < sizeof msg_lens / sizeof msg_lens[0]; b++) {
+            size_t n = msg_lens[b];
+            /* Three parts: a split inside the message and an empty part. */
+            const uint8_t *parts[3] = { msg, NULL, msg + n / 3 };
+            const size_t lens[3] = { n / 3, 0, n - n / 3 };
+
+            ref_hmac(want, key, key_lens[a], msg, n);
+            memset(got, 0, sizeof got);
+            assert_int_equal(sotto_hmac_key_mac(&k, parts, lens, 3, got), SOTTO_OK);
+            assert_memory_equal(got, want, 32);
+            assert_int_equal(sotto_hmac_sha256(got1, key, key_lens[a], msg, n), SOTTO_OK);
+            assert_memory_equal(got1, want, 32);
+        }
+        sotto_hmac_key_wipe(&k);
+    }
+}
+
+static void test_hmac_key_reuse_alias_wipe(void **state)
+{
+    (void)state;
+    static const uint8_t one = 0x01, two = 0x02;
+    uint8_t ck[32], seed[32], next[32], want_seed[32], want_next[32];
+    const uint8_t *p1[1] = { &one }, *p2[1] = { &two };
+    const size_t l1[1] = { 1 };
+    sotto_hmac_key k, zero;
+
+    for (size_t i = 0; i < sizeof ck; i++)
+        ck[i] = (uint8_t)(0xA0 + i);
+    ref_hmac(want_seed, ck, 32, &one, 1);
+    ref_hmac(want_next, ck, 32, &two, 1);
+    /* Chain step: one keyed state, two MACs, the second written over the
+     * key it was keyed with (the state keeps its own copy). */
+    assert_int_equal(sotto_hmac_key_init(&k, ck, sizeof ck), SOTTO_OK);
+    assert_int_equal(sotto_hmac_key_mac(&k, p1, l1, 1, seed), SOTTO_OK);
+    assert_int_equal(sotto_hmac_key_mac(&k, p2, l1, 1, ck), SOTTO_OK);
+    assert_memory_equal(seed, want_seed, 32);
+    assert_memory_equal(ck, want_next, 32);
+    /* `out` aliasing the message. */
+    memcpy(next, want_seed, 32);
+    {
+        const uint8_t *p[1] = { next };
+        const size_t l[1] = { 32 };
+        uint8_t want[32];
+        assert_int_equal(sotto_hmac_key_mac(&k, p, l, 1, want), SOTTO_OK);
+        assert_int_equal(sotto_hmac_key_mac(&k, p, l, 1, next), SOTTO_OK);
+        assert_memory_equal(next, want, 32);
+    }
+    sotto_hmac_key_wipe(&k);
+    memset(&zero, 0, sizeof zero);
+    assert_memory_equal(&k, &zero, sizeof k);
+    sotto_hmac_key_wipe(NULL);
+}
+
+static void test_hmac_key_bad_args(void **state)
+{
+    (void)state;
+    uint8_t key[32] = { 1 }, out[32];
+    const uint8_t *null_part[1] = { NULL };
+    const size_t l5[1] = { 5 };
+    sotto_hmac_key k, zero;
+
+    memset(&zero, 0, sizeof zero);
+    assert_int_equal(sotto_hmac_key_init(NULL, key, 32), SOTTO_ERR_INVALID_ARGUMENT);
+    memset(&k, 0xAA, sizeof k);
+    assert_int_equal(sotto_hmac_key_init(&k, NULL, 3), SOTTO_ERR_INVALID_ARGUMENT);
+    assert_memory_equal(&k, &zero, sizeof k); /* left wiped */
+    assert_int_equal(sotto_hmac_key_init(&k, key, sizeof key), SOTTO_OK);
+    assert_int_equal(sotto_hmac_key_mac(NULL, NULL, NULL, 0, out), SOTTO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sotto_hmac_key_mac(&k, NULL, NULL, 0, NULL), SOTTO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sotto_hmac_key_mac(&k, NULL, l5, 1, out), SOTTO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sotto_hmac_key_mac(&k, null_part, NULL, 1, out),
+                     SOTTO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sotto_hmac_key_mac(&k, null_part, l5, 1, out), SOTTO_ERR_INVALID_ARGUMENT);
+    /* n = 0 is the MAC of the empty message. */
+    uint8_t want[32];
+    ref_hmac(want, key, sizeof key, NULL, 0);
+    assert_int_equal(sotto_hmac_key_mac(&k, NULL, NULL, 0, out), SOTTO_OK);
+    assert_memory_equal(out, want, 32);
+    sotto_hmac_key_wipe(&k);
+}
+
+/* Each thread uses its own OpenSSL digest context: concurrent MACs agree
+ * with the reference. */
+typedef struct {
+    uint8_t id;
+    int ok;
+} hmac_job;
+
+static void *hmac_thread(void *p)
+{
+    hmac_job *job = p;
+    uint8_t key[32], msg[100], want[32], got[32];
+    const uint8_t *parts[1] = { msg };
+    const size_t lens[1] = { sizeof msg };
+    sotto_hmac_key k;
+
+    job->ok = 1;
+    for (int i = 0; i < 2000 && job->ok; i++) {
+        memset(key, job->id, sizeof key);
+        memset(msg, i & 0xFF, sizeof msg);
+        key[0] = (uint8_t)i;
+        ref_hmac(want, key, sizeof key, msg, sizeof msg);
+        if (sotto_hmac_key_init(&k, key, sizeof key) != SOTTO_OK ||
+            sotto_hmac_key_mac(&k, parts, lens, 1, got) != SOTTO_OK ||
+            memcmp(got, want, sizeof got) != 0)
+            job->ok = 0;
+        sotto_hmac_key_wipe(&k);
+    }
+    return NULL;
+}
+
+static void test_hmac_key_threads(void **state)
+{
+    (void)state;
+    pthread_t th[4];
+    hmac_job jobs[4];
+
+    for (int i = 0; i < 4; i++) {
+        jobs[i].id = (uint8_t)(i + 1);
+        assert_int_equal(pthread_create(&th[i], NULL, hmac_thread, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_true(jobs[i].ok);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hmac_wycheproof),
         cmocka_unit_test(test_hmac_bad_args),
+        cmocka_unit_test(test_hmac_key_matches_reference),
+        cmocka_unit_test(test_hmac_key_reuse_alias_wipe),
+        cmocka_unit_test(test_hmac_key_bad_args),
+        cmocka_unit_test(test_hmac_key_threads),
         cmocka_unit_test(test_hkdf_wycheproof),
         cmocka_unit_test(test_hkdf_bad_args),
         cmocka_unit_test(test_chain_key_v3),
