@@ -9,3 +9,10 @@ BUILD=${1:-build}
 # scenarios and sizes; prints `bench <scenario> sotto_ops_per_s=...` lines
 # and a table.
 "$BUILD/bench/sotto-bench-lib"
+
+# Server: sottod under N authenticated connections, with a mosquitto QoS 1
+# reference row in the same run.
+if [ -x "$BUILD/bench/server/sotto-bench-server" ]; then
+  echo
+  bash "$(dirname "$0")/bench-server.sh" "$BUILD"
+fi

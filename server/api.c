@@ -124,7 +124,7 @@ void sottod_api_notice_prekeys_low(sottod_conn *c, uint32_t remaining)
     (void)send_frame(c, &f);
 }
 
-static void notice_device_removed(sottod_conn *c)
+void sottod_api_notice_device_removed(sottod_conn *c)
 {
     Sotto__Api__DeviceRemoved dr = SOTTO__API__DEVICE_REMOVED__INIT;
     Sotto__Api__Notice n = SOTTO__API__NOTICE__INIT;
@@ -245,13 +245,23 @@ static bool registration_id_ok(uint32_t r)
     return r >= 1 && r <= 16380;
 }
 
-static void become_authed(sottod_conn *c, int64_t account_id, uint32_t device_id,
-                          const char *username)
+/* Marks the connection logged in as (account_id, device_id). Returns false
+ * (nothing changed) when the per-device state cannot be allocated. */
+static bool become_authed(sottod_conn *c, int64_t account_id, uint32_t device_id,
+                          const char *username, const uint8_t auth_key[SOTTOD_AUTH_KEY_BYTES])
 {
     sottod_server *srv = c->srv;
+    sottod_addr addr = {account_id, device_id};
+    /* Rate-limit buckets belong to the device, not to the connection, so
+     * that logging in again does not refill them. */
+    sottod_devstate *dev = sottod_devstate_get(srv, addr);
+    if (dev == NULL)
+        return false;
+    c->dev = dev;
+    memcpy(c->auth_key, auth_key, sizeof(c->auth_key));
     c->authed = true;
-    c->addr.account_id = account_id;
-    c->addr.device_id = device_id;
+    c->addr = addr;
+    c->queue_more = true;
     snprintf(c->username, sizeof(c->username), "%s", username);
     c->cursor = 0;
     srv->m.connections_authed++;
@@ -259,6 +269,7 @@ static void become_authed(sottod_conn *c, int64_t account_id, uint32_t device_id
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0); /* cancel the login deadline */
     if (sottod_store_device_touch(srv->store, c->addr, NULL, NULL) != SOTTOD_STORE_OK)
         sottod_log(SOTTOD_LOG_WARN, "touch_failed", NULL);
+    return true;
 }
 
 static uint32_t prekey_count(sottod_conn *c, sottod_addr addr)
@@ -305,6 +316,7 @@ static void h_ping(sottod_conn *c, uint64_t id, const ClientFrame *fr)
 
 typedef struct register_req {
     req r;
+    uint8_t auth_key[SOTTOD_AUTH_KEY_BYTES];
     char username[SOTTOD_USERNAME_MAX + 1];
 } register_req;
 
@@ -326,10 +338,12 @@ static void register_done(void *arg, const sottod_store_result *res)
         /* A second register raced the first on this connection. */
         answer_status(c, rr->r.id, SOTTO__API__STATUS__STATUS_ALREADY_AUTHENTICATED,
                       "already logged in");
+    } else if (!become_authed(c, res->u.account_create.account_id, 1, rr->username, rr->auth_key)) {
+        answer_status(c, rr->r.id, SOTTO__API__STATUS__STATUS_INTERNAL,
+                      "out of memory; log in again");
     } else {
         Sotto__Api__RegisterResponse rsp = SOTTO__API__REGISTER_RESPONSE__INIT;
         ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
-        become_authed(c, res->u.account_create.account_id, 1, rr->username);
         c->srv->m.registrations_total++;
         sottod_log(SOTTOD_LOG_INFO, "register_ok", NULL);
         rsp.device_id = 1;
@@ -399,6 +413,7 @@ static void h_register(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         return;
     }
     snprintf(rr->username, sizeof(rr->username), "%s", rq->username);
+    memcpy(rr->auth_key, rq->auth_key.data, sizeof(rr->auth_key));
     int st = sottod_store_account_create(srv->store, rq->username,
                                          (srv->invite_only && invite_len > 0) ? (const uint8_t *)invite : NULL,
                                          (srv->invite_only && invite_len > 0) ? invite_len : 0,
@@ -452,7 +467,10 @@ static void h_login(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         auth_failed(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED, "login failed");
         return;
     }
-    become_authed(c, acct.account_id, rq->device_id, acct.username);
+    if (!become_authed(c, acct.account_id, rq->device_id, acct.username, dev.auth_key)) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
     srv->m.logins_total++;
     sottod_log(SOTTOD_LOG_INFO, "login_ok", "dev=%u", rq->device_id);
 
@@ -620,12 +638,42 @@ typedef struct remove_device_req {
     sottod_addr target;
 } remove_device_req;
 
+/* Removals submitted and not yet committed count as done for the
+ * last-device rule: two concurrent removals must not leave an account with
+ * no device (then nobody could ever log in to it again). */
+static size_t removals_pending(const sottod_server *srv, int64_t account_id, uint32_t device_id,
+                               bool *same)
+{
+    size_t n = 0;
+    *same = false;
+    for (size_t i = 0; i < srv->n_removing; i++) {
+        if (srv->removing[i].account_id != account_id)
+            continue;
+        n++;
+        if (srv->removing[i].device_id == device_id)
+            *same = true;
+    }
+    return n;
+}
+
+static void removal_forget(sottod_server *srv, sottod_addr a)
+{
+    for (size_t i = 0; i < srv->n_removing; i++) {
+        if (srv->removing[i].account_id == a.account_id &&
+            srv->removing[i].device_id == a.device_id) {
+            srv->removing[i] = srv->removing[--srv->n_removing];
+            return;
+        }
+    }
+}
+
 static void remove_device_done(void *arg, const sottod_store_result *res)
 {
     remove_device_req *rr = arg;
     sottod_conn *c = rr->r.c;
     sottod_server *srv = c->srv;
     sottod_metrics_commit(srv, rr->r.t0_us);
+    removal_forget(srv, rr->target);
     if (res->status != SOTTOD_STORE_OK) {
         if (c->wsi != NULL)
             answer_store_error(c, rr->r.id, res->status);
@@ -645,7 +693,7 @@ static void remove_device_done(void *arg, const sottod_store_result *res)
         sottod_registry_remove(srv, victim);
         if (srv->m.connections_authed > 0)
             srv->m.connections_authed--;
-        notice_device_removed(victim);
+        sottod_api_notice_device_removed(victim);
     }
 out:
     req_free(&rr->r);
@@ -678,8 +726,18 @@ static void h_remove_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         answer_status(c, id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "no such device");
         goto out;
     }
-    if (n <= 1) {
+    bool already = false;
+    size_t pending = removals_pending(c->srv, c->addr.account_id, target, &already);
+    if (already) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "no such device");
+        goto out;
+    }
+    if (n <= 1 + pending) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_FORBIDDEN, "cannot remove the last device");
+        goto out;
+    }
+    if (c->srv->n_removing >= sizeof(c->srv->removing) / sizeof(c->srv->removing[0])) {
+        answer_rate_limited(c, id, 100);
         goto out;
     }
     remove_device_req *rr = (remove_device_req *)req_new(c, id, sizeof(*rr));
@@ -693,6 +751,8 @@ static void h_remove_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     if (st != SOTTOD_STORE_OK) {
         answer_store_error(c, id, st);
         req_free(&rr->r);
+    } else {
+        c->srv->removing[c->srv->n_removing++] = rr->target;
     }
 out:
     free(devs);
@@ -702,6 +762,7 @@ out:
 
 typedef struct set_keys_req {
     req r;
+    uint32_t prekeys;  /* one-time prekeys submitted (c->prekeys_pending) */
     int pending;       /* store operations still to complete */
     int status;        /* first failure */
     bool have_count;
@@ -741,6 +802,7 @@ static void set_keys_done(void *arg, const sottod_store_result *res)
     }
     if (--sr->pending > 0)
         return;
+    c->prekeys_pending -= sr->prekeys <= c->prekeys_pending ? sr->prekeys : c->prekeys_pending;
     sottod_metrics_commit(c->srv, sr->r.t0_us);
     if (c->wsi != NULL) {
         if (sr->status != SOTTOD_STORE_OK) {
@@ -802,8 +864,11 @@ static void h_set_keys(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         return;
     }
     if (n > 0) {
+        /* Count uploads still in flight too, or 32 concurrent uploads
+         * could each pass this check. (Replacing an existing id is counted
+         * as an addition here: the cap errs on the safe side.) */
         uint32_t have = prekey_count(c, c->addr);
-        if ((size_t)have + n > SOTTOD_PREKEYS_MAX_STORED) {
+        if ((size_t)have + c->prekeys_pending + n > SOTTOD_PREKEYS_MAX_STORED) {
             answer_status(c, id, SOTTO__API__STATUS__STATUS_TOO_LARGE,
                           "a device keeps at most 1000 one-time prekeys");
             return;
@@ -843,8 +908,11 @@ static void h_set_keys(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     }
     if (st == SOTTOD_STORE_OK && n > 0) {
         st = sottod_store_one_time_prekeys_add(srv->store, c->addr, keys, n, set_keys_done, sr);
-        if (st == SOTTOD_STORE_OK)
+        if (st == SOTTOD_STORE_OK) {
             submitted++;
+            sr->prekeys = (uint32_t)n;
+            c->prekeys_pending += (uint32_t)n;
+        }
     }
     free(keys);
     if (st != SOTTOD_STORE_OK) {
@@ -984,7 +1052,7 @@ static void h_get_bundle(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_USERNAME, "invalid username");
         return;
     }
-    if (!sottod_bucket_take(&c->bundle_bucket, srv->cfg.rate_bundle_per_min,
+    if (!sottod_bucket_take(&c->dev->bundle_bucket, srv->cfg.rate_bundle_per_min,
                             srv->cfg.rate_bundle_burst, sottod_mono_us(), &retry)) {
         answer_rate_limited(c, id, retry);
         return;
@@ -1118,7 +1186,7 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
             return;
         }
     }
-    if (!sottod_bucket_take(&c->send_bucket, srv->cfg.rate_send_per_min, srv->cfg.rate_send_burst,
+    if (!sottod_bucket_take(&c->dev->send_bucket, srv->cfg.rate_send_per_min, srv->cfg.rate_send_burst,
                             sottod_mono_us(), &retry)) {
         answer_rate_limited(c, id, retry);
         return;
@@ -1273,7 +1341,7 @@ static void h_attachment_slot(sottod_conn *c, uint64_t id, const ClientFrame *fr
         return;
     }
     /* Slots share the send bucket: each one is a write. */
-    if (!sottod_bucket_take(&c->send_bucket, c->srv->cfg.rate_send_per_min,
+    if (!sottod_bucket_take(&c->dev->send_bucket, c->srv->cfg.rate_send_per_min,
                             c->srv->cfg.rate_send_burst, sottod_mono_us(), &retry)) {
         answer_rate_limited(c, id, retry);
         return;

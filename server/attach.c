@@ -94,6 +94,8 @@ int sottod_attach_slot(sottod_server *srv, sottod_attach_slot_fn fn, void *arg)
 
 /* ---- HTTP --------------------------------------------------------------------- */
 
+static void discard_part(sottod_conn *c);
+
 static int fail(sottod_conn *c, unsigned status, const char *msg)
 {
     c->http_failed = true;
@@ -141,6 +143,11 @@ int sottod_attach_http(sottod_conn *c, const char *uri, bool is_put)
         return fail(c, 413, "too large\n");
     if (want == 0)
         return fail(c, 400, "empty upload\n");
+    /* The blob of a finished upload whose row is still being committed. */
+    if (att_path(srv, c->http_att_id, "", path, sizeof(path)) != 0)
+        return fail(c, 500, "path too long\n");
+    if (access(path, F_OK) == 0)
+        return fail(c, 409, "already uploaded\n");
     if (att_path(srv, c->http_att_id, ".part", path, sizeof(path)) != 0)
         return fail(c, 500, "path too long\n");
     c->http_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -149,6 +156,22 @@ int sottod_attach_http(sottod_conn *c, const char *uri, bool is_put)
                                                                     : "cannot store\n");
     c->http_expected = want;
     c->http_received = 0;
+    c->http_started_us = sottod_mono_us();
+    /* RFC 9110 section 10.1.1: a client that sent `Expect: 100-continue`
+     * waits for this before sending the body. Only now, after every check
+     * passed, so a refused upload is answered with its final status
+     * instead. */
+    char expect[32];
+    if (lws_hdr_copy(c->wsi, expect, sizeof(expect), WSI_TOKEN_HTTP_EXPECT) > 0 &&
+        strcasecmp(expect, "100-continue") == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        uint8_t buf[LWS_PRE + sizeof(cont)];
+        memcpy(buf + LWS_PRE, cont, sizeof(cont) - 1);
+        if (lws_write(c->wsi, buf + LWS_PRE, sizeof(cont) - 1, LWS_WRITE_HTTP) < 0) {
+            discard_part(c);
+            return -1;
+        }
+    }
     return 0; /* body follows in LWS_CALLBACK_HTTP_BODY */
 }
 
@@ -171,6 +194,17 @@ int sottod_attach_body(sottod_conn *c, const uint8_t *data, size_t len)
         discard_part(c);
         return fail(c, 413, "body longer than content-length\n");
     }
+    /* Slowloris: lws drops a body that stalls for a few seconds; one that
+     * trickles must, after a grace period, arrive at a minimum average
+     * rate. */
+    int64_t elapsed_us = sottod_mono_us() - c->http_started_us;
+    if (elapsed_us > (int64_t)SOTTOD_UPLOAD_GRACE_S * 1000000 &&
+        (double)(c->http_received + len) * 1e6 / (double)elapsed_us < SOTTOD_UPLOAD_MIN_BPS) {
+        discard_part(c);
+        sottod_log(SOTTOD_LOG_INFO, "upload_too_slow", NULL);
+        return -1;
+    }
+
     while (len > 0) {
         ssize_t n = write(c->http_fd, data, len);
         if (n < 0 && errno == EINTR)
@@ -189,6 +223,12 @@ int sottod_attach_body(sottod_conn *c, const uint8_t *data, size_t len)
 static void upload_done(void *arg, const sottod_store_result *res)
 {
     sottod_conn *c = arg;
+    if (res->status != SOTTOD_STORE_OK) {
+        /* Not recorded: remove the blob so the slot can be used again. */
+        char final[SOTTOD_PATH_MAX + 64];
+        if (att_path(c->srv, c->http_att_id, "", final, sizeof(final)) == 0)
+            unlink(final);
+    }
     if (c->wsi != NULL) {
         c->http_status = res->status == SOTTOD_STORE_OK ? 201 : 500;
         if (res->status == SOTTOD_STORE_OK)
@@ -215,11 +255,21 @@ int sottod_attach_body_done(sottod_conn *c)
     }
     close(c->http_fd);
     c->http_fd = -1;
+    /* link(), not rename(): a second upload of the same id that started
+     * after this one's .part was moved away (its row is still being
+     * committed) must not replace the finished blob. link() refuses to
+     * overwrite an existing name. */
     if (att_path(srv, c->http_att_id, ".part", part, sizeof(part)) != 0 ||
-        att_path(srv, c->http_att_id, "", final, sizeof(final)) != 0 || rename(part, final) != 0) {
+        att_path(srv, c->http_att_id, "", final, sizeof(final)) != 0) {
         unlink(part);
         return fail(c, 500, "cannot store\n");
     }
+    if (link(part, final) != 0) {
+        int e = errno;
+        unlink(part);
+        return e == EEXIST ? fail(c, 409, "already uploaded\n") : fail(c, 500, "cannot store\n");
+    }
+    unlink(part);
     memset(&att, 0, sizeof(att));
     memcpy(att.id, c->http_att_id, sizeof(att.id));
     att.size = c->http_received;

@@ -72,8 +72,7 @@ sottod_conn *sottod_conn_new(sottod_server *srv, struct lws *wsi, uint8_t kind)
     c->kind = kind;
     c->http_fd = -1;
     c->next_push_id = 1;
-    sottod_bucket_init(&c->send_bucket, srv->cfg.rate_send_burst, now);
-    sottod_bucket_init(&c->bundle_bucket, srv->cfg.rate_bundle_burst, now);
+    c->http_started_us = now;
     return c;
 }
 
@@ -121,6 +120,10 @@ void sottod_conn_closed(sottod_conn *c)
     }
     if (c->authed)
         sottod_registry_remove(srv, c);
+    if (c->dev != NULL) {
+        sottod_devstate_release(srv, c->dev);
+        c->dev = NULL;
+    }
     if (c->kind == SOTTOD_CONN_HTTP)
         sottod_attach_closed(c);
     c->wsi = NULL;
@@ -181,31 +184,103 @@ void sottod_conn_close_after_tx(sottod_conn *c, uint16_t code)
         return;
     c->close_after_tx = true;
     c->close_code = code;
+    /* A peer that stops reading must not keep a closing connection (and
+     * its queued bytes) forever. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, SOTTOD_CLOSE_TIMEOUT_S);
     lws_callback_on_writable(c->wsi);
 }
 
+/* Writes the RFC 6455 header of an unmasked, final, binary server frame of
+ * `len` bytes so that it ends right before `end`; returns its length. */
+static size_t ws_header_before(uint8_t *end, size_t len)
+{
+    if (len < 126) {
+        end[-2] = 0x82;
+        end[-1] = (uint8_t)len;
+        return 2;
+    }
+    if (len <= 0xFFFF) {
+        end[-4] = 0x82;
+        end[-3] = 126;
+        end[-2] = (uint8_t)(len >> 8);
+        end[-1] = (uint8_t)len;
+        return 4;
+    }
+    end[-10] = 0x82;
+    end[-9] = 127;
+    for (int i = 0; i < 8; i++)
+        end[-8 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+#define TX_COALESCE_MAX (64u * 1024)
+
+/*
+ * Sends queued messages. Several small queued messages (answers and pushes
+ * of a busy connection) are framed here and handed to lws as one raw write,
+ * i.e. one TLS record and one syscall instead of one per message; lws
+ * buffers a partial write itself and calls back when it is flushed. A
+ * single or large message is framed in its own headroom (no copy).
+ */
 int sottod_conn_on_writeable(sottod_conn *c)
 {
+    sottod_server *srv = c->srv;
     sottod_tx *t = c->tx_head;
-    if (t != NULL) {
-        int n = lws_write(c->wsi, t->buf + LWS_PRE, t->len, LWS_WRITE_BINARY);
-        c->tx_head = t->next;
-        if (c->tx_head == NULL)
-            c->tx_tail = NULL;
-        c->tx_bytes -= t->len;
-        free(t);
-        if (n < 0)
+    if (t == NULL) {
+        if (c->close_after_tx) {
+            static const char reason[] = "closing";
+            lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                             (unsigned char *)reason, sizeof(reason) - 1);
             return -1;
-        if (c->tx_head != NULL || c->close_after_tx)
-            lws_callback_on_writable(c->wsi);
+        }
         return 0;
     }
-    if (c->close_after_tx) {
-        static const char reason[] = "closing";
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)reason, sizeof(reason) - 1);
-        return -1;
+    size_t total = 0, count = 0;
+    for (sottod_tx *u = t; u != NULL && count < 256; u = u->next) {
+        size_t fl = u->len + (u->len < 126 ? 2 : u->len <= 0xFFFF ? 4 : 10);
+        if (count > 0 && total + fl > TX_COALESCE_MAX)
+            break;
+        total += fl;
+        count++;
     }
+    if (count > 1 && srv->txbuf_cap < LWS_PRE + total) {
+        uint8_t *nb = realloc(srv->txbuf, LWS_PRE + TX_COALESCE_MAX);
+        if (nb != NULL) {
+            srv->txbuf = nb;
+            srv->txbuf_cap = LWS_PRE + TX_COALESCE_MAX;
+        } else {
+            count = 1;
+        }
+    }
+    int n;
+    if (count == 1) {
+        uint8_t *body = t->buf + LWS_PRE;
+        size_t h = ws_header_before(body, t->len);
+        n = lws_write(c->wsi, body - h, t->len + h, LWS_WRITE_RAW);
+        c->tx_head = t->next;
+        c->tx_bytes -= t->len;
+        free(t);
+    } else {
+        uint8_t *p = srv->txbuf + LWS_PRE;
+        for (size_t i = 0; i < count; i++) {
+            sottod_tx *u = c->tx_head;
+            size_t h = ws_header_before(p + (u->len < 126 ? 2 : u->len <= 0xFFFF ? 4 : 10), u->len);
+            p += h;
+            memcpy(p, u->buf + LWS_PRE, u->len);
+            p += u->len;
+            c->tx_head = u->next;
+            c->tx_bytes -= u->len;
+            free(u);
+        }
+        n = lws_write(c->wsi, srv->txbuf + LWS_PRE, (size_t)(p - (srv->txbuf + LWS_PRE)),
+                      LWS_WRITE_RAW);
+    }
+    if (c->tx_head == NULL)
+        c->tx_tail = NULL;
+    if (n < 0)
+        return -1;
+    if (c->tx_head != NULL || c->close_after_tx)
+        lws_callback_on_writable(c->wsi);
     return 0;
 }
 
@@ -295,4 +370,148 @@ void sottod_registry_add(sottod_server *srv, sottod_conn *c)
     c->reg_next = srv->reg[h];
     srv->reg[h] = c;
     srv->reg_count++;
+}
+
+void sottod_registry_revalidate(sottod_server *srv)
+{
+    /* Collect first: closing a connection edits the registry. */
+    size_t cap = srv->reg_count, n = 0;
+    sottod_conn **gone = NULL;
+    if (cap == 0)
+        return;
+    gone = calloc(cap, sizeof(*gone));
+    if (gone == NULL)
+        return;
+    for (size_t i = 0; i < srv->reg_buckets && n < cap; i++) {
+        for (sottod_conn *c = srv->reg[i]; c != NULL && n < cap; c = c->reg_next) {
+            /* Gone, or the id now belongs to another device (a deleted
+             * account's id can be reused by a new registration): compare
+             * the auth key the connection logged in with. */
+            sottod_device d;
+            int st = sottod_store_device_get(srv->store, c->addr, &d);
+            if (st == SOTTOD_STORE_NOT_FOUND ||
+                (st == SOTTOD_STORE_OK && sodium_memcmp(d.auth_key, c->auth_key,
+                                                        sizeof(d.auth_key)) != 0))
+                gone[n++] = c;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        sottod_registry_remove(srv, gone[i]);
+        if (srv->m.connections_authed > 0)
+            srv->m.connections_authed--;
+        sottod_api_notice_device_removed(gone[i]);
+    }
+    if (n > 0)
+        sottod_log(SOTTOD_LOG_INFO, "sessions_closed", "reason=device_gone count=%zu", n);
+    free(gone);
+}
+
+/* ---- per-device state ------------------------------------------------------ */
+
+static size_t dev_hash(sottod_addr a, size_t buckets)
+{
+    uint64_t h = (uint64_t)a.account_id * 0x9E3779B97F4A7C15ULL ^ (uint64_t)a.device_id *
+                 0xC2B2AE3D27D4EB4FULL;
+    h ^= h >> 31;
+    return (size_t)(h & (buckets - 1));
+}
+
+static void devs_grow(sottod_server *srv)
+{
+    size_t nb = srv->devs_buckets ? srv->devs_buckets * 2 : 1024;
+    sottod_devstate **nt = calloc(nb, sizeof(*nt));
+    if (nt == NULL)
+        return;
+    for (size_t i = 0; i < srv->devs_buckets; i++) {
+        sottod_devstate *d = srv->devs[i];
+        while (d != NULL) {
+            sottod_devstate *next = d->next;
+            size_t h = dev_hash(d->addr, nb);
+            d->next = nt[h];
+            nt[h] = d;
+            d = next;
+        }
+    }
+    free(srv->devs);
+    srv->devs = nt;
+    srv->devs_buckets = nb;
+}
+
+sottod_devstate *sottod_devstate_get(sottod_server *srv, sottod_addr addr)
+{
+    if (srv->devs == NULL || srv->devs_count + 1 > srv->devs_buckets * 2)
+        devs_grow(srv);
+    if (srv->devs == NULL)
+        return NULL;
+    size_t h = dev_hash(addr, srv->devs_buckets);
+    for (sottod_devstate *d = srv->devs[h]; d != NULL; d = d->next) {
+        if (d->addr.account_id == addr.account_id && d->addr.device_id == addr.device_id) {
+            d->refs++;
+            return d;
+        }
+    }
+    sottod_devstate *d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return NULL;
+    int64_t now = sottod_mono_us();
+    d->addr = addr;
+    d->refs = 1;
+    sottod_bucket_init(&d->send_bucket, srv->cfg.rate_send_burst, now);
+    sottod_bucket_init(&d->bundle_bucket, srv->cfg.rate_bundle_burst, now);
+    d->next = srv->devs[h];
+    srv->devs[h] = d;
+    srv->devs_count++;
+    return d;
+}
+
+void sottod_devstate_release(sottod_server *srv, sottod_devstate *d)
+{
+    (void)srv;
+    if (d != NULL && d->refs > 0)
+        d->refs--;
+}
+
+static bool bucket_full(const sottod_bucket *b, uint64_t per_min, uint64_t burst, int64_t now)
+{
+    double t = b->tokens;
+    if (now > b->last_us)
+        t += (double)(now - b->last_us) * (double)per_min / 60e6;
+    return t >= (double)burst;
+}
+
+void sottod_devstate_sweep(sottod_server *srv)
+{
+    int64_t now = sottod_mono_us();
+    const sottod_config *cfg = &srv->cfg;
+    for (size_t i = 0; i < srv->devs_buckets; i++) {
+        sottod_devstate **pp = &srv->devs[i];
+        while (*pp != NULL) {
+            sottod_devstate *d = *pp;
+            if (d->refs == 0 &&
+                bucket_full(&d->send_bucket, cfg->rate_send_per_min, cfg->rate_send_burst, now) &&
+                bucket_full(&d->bundle_bucket, cfg->rate_bundle_per_min, cfg->rate_bundle_burst,
+                            now)) {
+                *pp = d->next;
+                free(d);
+                srv->devs_count--;
+            } else {
+                pp = &d->next;
+            }
+        }
+    }
+}
+
+void sottod_devstate_free_all(sottod_server *srv)
+{
+    for (size_t i = 0; i < srv->devs_buckets; i++) {
+        sottod_devstate *d = srv->devs[i];
+        while (d != NULL) {
+            sottod_devstate *next = d->next;
+            free(d);
+            d = next;
+        }
+    }
+    free(srv->devs);
+    srv->devs = NULL;
+    srv->devs_buckets = srv->devs_count = 0;
 }

@@ -36,6 +36,7 @@ static size_t put_varint(uint8_t *p, uint64_t v)
 typedef struct fill_ctx {
     sottod_conn *c;
     size_t pushed;
+    bool failed;      /* stopped for a reason other than a full window */
 } fill_ctx;
 
 static int push_one(void *arg, const sottod_envelope *env)
@@ -61,12 +62,16 @@ static int push_one(void *arg, const sottod_envelope *env)
     hdr[h++] = 0x02;
     h += put_varint(hdr + h, env->body_len);
     sottod_tx *t = sottod_tx_new(h + env->body_len);
-    if (t == NULL)
+    if (t == NULL) {
+        fc->failed = true;
         return 1;
+    }
     memcpy(t->buf + LWS_PRE, hdr, h);
     memcpy(t->buf + LWS_PRE + h, env->body, env->body_len);
-    if (sottod_conn_send_tx(c, t) != 0)
+    if (sottod_conn_send_tx(c, t) != 0) {
+        fc->failed = true;
         return 1;
+    }
     slot->push_id = push_id;
     memcpy(slot->env_id, env->id, sizeof(slot->env_id));
     c->push_n++;
@@ -85,9 +90,9 @@ void sottod_delivery_fill(sottod_conn *c)
         if (c->push == NULL)
             return;
     }
-    if (c->push_n >= SOTTOD_PUSH_WINDOW)
+    if (c->push_n >= SOTTOD_PUSH_WINDOW || !c->queue_more)
         return;
-    fill_ctx fc = {c, 0};
+    fill_ctx fc = {c, 0, false};
     size_t room = SOTTOD_PUSH_WINDOW - c->push_n;
     c->fill_busy = true;
     int st = sottod_store_envelopes_list(c->srv->store, c->addr, c->cursor, room, push_one, &fc,
@@ -95,6 +100,11 @@ void sottod_delivery_fill(sottod_conn *c)
     c->fill_busy = false;
     if (st != SOTTOD_STORE_OK)
         sottod_log(SOTTOD_LOG_ERROR, "queue_read_failed", "status=%d", st);
+    /* Fewer than asked for: nothing is queued after the cursor now. Only a
+     * committed send to this device (delivery_wake) can change that, so
+     * acks need not read the queue again until then. */
+    if (st == SOTTOD_STORE_OK && !fc.failed && fc.pushed < room)
+        c->queue_more = false;
     if (c->push_n == 0 && c->push != NULL && fc.pushed == 0) {
         /* Idle: give the window back. */
         free(c->push);
@@ -133,6 +143,8 @@ void sottod_delivery_ack(sottod_conn *c, uint64_t push_id)
 void sottod_delivery_wake(sottod_server *srv, sottod_addr addr)
 {
     sottod_conn *c = sottod_registry_find(srv, addr);
-    if (c != NULL)
+    if (c != NULL) {
+        c->queue_more = true;
         sottod_delivery_fill(c);
+    }
 }

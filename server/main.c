@@ -12,6 +12,8 @@
  * Admin commands open the store directly (SQLite in WAL mode allows this
  * next to a running server) and never go through the network.
  */
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +183,36 @@ static int admin_invite(const sottod_config *cfg, sottod_store *st, int argc, ch
     return 0;
 }
 
+/* Sends SIGUSR1 to the sottod running on this data dir (DATA_DIR/sottod.pid,
+ * checked against /proc/PID/comm) so that it closes the connections of
+ * devices that no longer exist. Returns 0 if a server was told, -1 if none
+ * runs (it also checks once a minute by itself). */
+static int notify_server(const sottod_config *cfg)
+{
+    char path[SOTTOD_PATH_MAX + 16], buf[64], comm[64];
+    snprintf(path, sizeof(path), "%s/sottod.pid", cfg->data_dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    bool got = fgets(buf, sizeof(buf), f) != NULL;
+    fclose(f);
+    if (!got)
+        return -1;
+    char *end = NULL;
+    long pid = strtol(buf, &end, 10);
+    if (pid <= 1 || end == buf || (*end != '\n' && *end != '\0'))
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    got = fgets(comm, sizeof(comm), f) != NULL;
+    fclose(f);
+    if (!got || strcmp(comm, "sottod\n") != 0)
+        return -1;
+    return kill((pid_t)pid, SIGUSR1) == 0 ? 0 : -1;
+}
+
 static int admin_main(int argc, char **argv)
 {
     sottod_config cfg;
@@ -248,6 +280,8 @@ static int admin_main(int argc, char **argv)
             rc = 1;
         } else {
             printf("deleted\n");
+            if (notify_server(&cfg) == 0)
+                printf("running server told to close the account's connections\n");
             rc = 0;
         }
     } else {

@@ -16,6 +16,7 @@
 #include "net.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,6 +368,9 @@ static void housekeeping(lws_sorted_usec_list_t *sul)
         if (sottod_store_envelopes_expire(srv->store, expire_done, srv) != SOTTOD_STORE_OK)
             sottod_log(SOTTOD_LOG_WARN, "expire_submit_failed", NULL);
         sottod_attach_expire(srv);
+        /* Accounts deleted by an admin command that could not signal us. */
+        sottod_registry_revalidate(srv);
+        sottod_devstate_sweep(srv);
     }
     lws_sul_schedule(srv->ctx, 0, &srv->housekeeping, housekeeping, HOUSEKEEPING_US);
 }
@@ -377,6 +381,8 @@ static void on_signal(int sig)
         return;
     if (sig == SIGHUP)
         g_srv->sig_hup = 1;
+    else if (sig == SIGUSR1)
+        g_srv->sig_usr1 = 1;
     else
         g_srv->sig_term = 1;
     if (g_srv->ctx != NULL)
@@ -407,6 +413,26 @@ static int mkdir_p(const char *path, mode_t mode)
         }
     }
     return 0;
+}
+
+/* DATA_DIR/sottod.pid lets `sottod admin delete-account` tell the running
+ * server (SIGUSR1) to close the sessions of the deleted devices at once. */
+static void write_pid_file(sottod_server *srv)
+{
+    char buf[32];
+    if ((size_t)snprintf(srv->pid_path, sizeof(srv->pid_path), "%s/sottod.pid",
+                         srv->cfg.data_dir) >= sizeof(srv->pid_path)) {
+        srv->pid_path[0] = '\0';
+        return;
+    }
+    int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    int fd = open(srv->pid_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, buf, (size_t)n) != n) {
+        sottod_log(SOTTOD_LOG_WARN, "pid_file_failed", NULL);
+        srv->pid_path[0] = '\0';
+    }
+    if (fd >= 0)
+        close(fd);
 }
 
 static bool tx_pending(sottod_server *srv)
@@ -529,6 +555,8 @@ int sottod_serve(const sottod_config *cfg)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    write_pid_file(srv);
 
     if (strchr(host, ':') != NULL)
         printf("sottod: listening on https://[%s]:%d\n", host, srv->port);
@@ -547,6 +575,11 @@ int sottod_serve(const sottod_config *cfg)
         sottod_store_run_completions(srv->store);
         if (srv->sig_hup)
             do_reload(srv);
+        if (srv->sig_usr1) {
+            /* `sottod admin delete-account` changed the accounts. */
+            srv->sig_usr1 = 0;
+            sottod_registry_revalidate(srv);
+        }
     }
 
     /* Graceful shutdown: stop taking requests, let every accepted write
@@ -569,8 +602,12 @@ out:
         srv->ctx = NULL;
     }
     g_srv = NULL;
+    if (srv->pid_path[0] != '\0')
+        unlink(srv->pid_path);
     sottod_store_close(srv->store);
     sottod_registry_free(srv);
+    sottod_devstate_free_all(srv);
+    free(srv->txbuf);
     sottod_log(SOTTOD_LOG_INFO, "stopped", NULL);
     free(srv);
     return ret;

@@ -36,6 +36,9 @@
 #define SOTTOD_TX_MAX (16u << 20)       /* bytes queued to a slow reader before we drop it */
 #define SOTTOD_PREKEYS_PER_UPLOAD 100
 #define SOTTOD_PREKEYS_MAX_STORED 1000
+#define SOTTOD_CLOSE_TIMEOUT_S 5        /* a closing connection that does not read is dropped */
+#define SOTTOD_UPLOAD_MIN_BPS 4096      /* attachment uploads slower than this on average are cut */
+#define SOTTOD_UPLOAD_GRACE_S 30        /* ... after this many seconds */
 
 typedef struct sottod_server sottod_server;
 typedef struct sottod_conn sottod_conn;
@@ -74,6 +77,16 @@ typedef struct sottod_tx {
     uint8_t buf[]; /* LWS_PRE + len */
 } sottod_tx;
 
+/* Per-device state that outlives a connection: the rate-limit buckets (so
+ * reconnecting does not refill them). Kept in srv->devs while a connection
+ * of the device holds it or its buckets are not yet full again. */
+typedef struct sottod_devstate {
+    struct sottod_devstate *next;
+    sottod_addr addr;
+    int refs;                 /* connections of this device holding it */
+    sottod_bucket send_bucket, bundle_bucket;
+} sottod_devstate;
+
 /* A push waiting for its ack. */
 typedef struct sottod_push_slot {
     uint64_t push_id;                      /* 0 = free */
@@ -107,6 +120,7 @@ struct sottod_conn {
     uint8_t nonce[SOTTOD_NONCE_BYTES];
     int64_t nonce_at;
     sottod_addr addr;
+    uint8_t auth_key[SOTTOD_AUTH_KEY_BYTES]; /* the device's, at login (revalidation) */
     char username[SOTTOD_USERNAME_MAX + 1];
     uint16_t inflight;        /* requests waiting for an answer */
 
@@ -116,10 +130,11 @@ struct sottod_conn {
     uint16_t push_n;
     uint64_t next_push_id;
     bool fill_busy;
-    bool queue_drained;
+    bool queue_more;          /* the queue may hold envelopes after the cursor */
     bool low_notified;
+    uint32_t prekeys_pending; /* one-time prekeys submitted, not yet committed */
 
-    sottod_bucket send_bucket, bundle_bucket;
+    sottod_devstate *dev;     /* while logged in */
 
     /* registry chain (addr -> conn) */
     sottod_conn *reg_next;
@@ -127,6 +142,7 @@ struct sottod_conn {
     /* HTTP (attachments) */
     int http_fd;
     uint64_t http_expected, http_received;
+    int64_t http_started_us;
     uint8_t http_att_id[SOTTOD_ATTACHMENT_ID_BYTES];
     int http_status;          /* answer to send when writeable, 0 = none pending */
     bool http_failed;
@@ -147,7 +163,21 @@ struct sottod_server {
 
     volatile sig_atomic_t sig_term;
     volatile sig_atomic_t sig_hup;
+    volatile sig_atomic_t sig_usr1;   /* an admin command changed accounts */
     bool draining;
+    char pid_path[SOTTOD_PATH_MAX + 16];
+
+    /* per-device state (rate limits) */
+    sottod_devstate **devs;
+    size_t devs_buckets, devs_count;
+
+    /* device removals submitted and not yet committed (last-device rule) */
+    sottod_addr removing[SOTTOD_MAX_INFLIGHT * 4];
+    size_t n_removing;
+
+    /* scratch buffer for coalescing queued messages into one TLS write */
+    uint8_t *txbuf;
+    size_t txbuf_cap;
 
     /* registry of logged-in devices */
     sottod_conn **reg;
@@ -183,6 +213,18 @@ void sottod_registry_free(sottod_server *srv);
 void sottod_registry_add(sottod_server *srv, sottod_conn *c);
 void sottod_registry_remove(sottod_server *srv, sottod_conn *c);
 sottod_conn *sottod_registry_find(sottod_server *srv, sottod_addr addr);
+/* Closes (notice device_removed, code 4001) every logged-in connection
+ * whose device no longer exists in the store: after `sottod admin
+ * delete-account` (SIGUSR1) and once a minute. */
+void sottod_registry_revalidate(sottod_server *srv);
+
+/* Per-device state: get (creating it with full buckets) and take a
+ * reference; release drops it. sweep frees unreferenced entries whose
+ * buckets are full again (housekeeping). */
+sottod_devstate *sottod_devstate_get(sottod_server *srv, sottod_addr addr);
+void sottod_devstate_release(sottod_server *srv, sottod_devstate *d);
+void sottod_devstate_sweep(sottod_server *srv);
+void sottod_devstate_free_all(sottod_server *srv);
 
 /* ---- api.c: WebSocket requests ------------------------------------------ */
 /* Handles one complete client message. Returns 0, or -1 after queueing a
@@ -192,6 +234,8 @@ int sottod_api_on_message(sottod_conn *c, const uint8_t *data, size_t len);
 void sottod_api_notice_prekeys_low(sottod_conn *c, uint32_t remaining);
 /* Sends ServerFrame{id, status, error} and closes the connection after it. */
 void sottod_api_protocol_error(sottod_conn *c, uint64_t id, const char *why, uint16_t code);
+/* Sends the device_removed notice and closes the connection (4001). */
+void sottod_api_notice_device_removed(sottod_conn *c);
 
 /* ---- delivery.c: pushing queued envelopes and acks ---------------------- */
 /* Pushes queued envelopes while the window has room (after login, after a

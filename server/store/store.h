@@ -7,7 +7,7 @@
  * write queue, group commit, completions; store_sqlite.c = the SQLite backend).
  * sottod does `add_subdirectory(store)` and `target_link_libraries(sottod
  * PRIVATE sottod_store)`; include it as "store/store.h" (server/ is on the
- * include path of the target). Links: sqlite3, libsodium, Threads.
+ * include path of the target). Links: sqlite3, libsodium, jansson, Threads.
  *
  * CHANGES for E1 (04:40 UTC): added_by/add_signature in sottod_device_new,
  * sottod_device and sottod_bundle (+ auth_key in sottod_bundle);
@@ -19,6 +19,7 @@
  *   invites:       SHA-256 of the token (never the token), expiry
  *   devices:       device id, registration id, Ed25519 auth public key,
  *                  identity public key, signed prekey (id, public, signature),
+ *                  who added it (signer device id + its Ed25519 signature),
  *                  creation DATE, last-seen DATE (no time of day), queue depth
  *   one-time prekeys: id + public key, deleted when handed out
  *   envelopes:     opaque bytes (the serialized API Envelope) per recipient
@@ -36,9 +37,13 @@
  *    caller's thread). The writer thread executes queued operations in
  *    batches, one transaction per batch ("group commit"): each operation
  *    is atomic on its own (a savepoint, or statements ordered so that a
- *    refusal happens before any write), so one failing operation does not undo
- *    the others in its batch; then COMMIT. Operations submitted from one
- *    thread execute in submission order.
+ *    refusal happens before any write), so one refused operation does not undo
+ *    the others in its batch; then COMMIT. If the database itself fails in
+ *    the middle of an operation, the whole batch is rolled back and every
+ *    operation in it completes with SOTTOD_STORE_ERR (never half an
+ *    operation). Operations execute in submission order (one FIFO for all
+ *    threads), so a write whose completion ran implies every write
+ *    submitted before it is committed too.
  *  - COMPLETIONS: the `done` callback of an operation runs only after the
  *    COMMIT of its batch returned (the data is durable at the configured
  *    level, see sottod_store_durability), and only on a thread that calls
