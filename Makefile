@@ -4,6 +4,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 20
+MAKEFLAGS += --no-print-directory
 
 .PHONY: all deps build test test-unit asan fuzz bench demo install clean help
 
@@ -44,8 +45,14 @@ fuzz: deps
 bench: build
 	bash scripts/bench.sh $(BUILD)
 
-demo: build
-	bash scripts/demo.sh $(BUILD)
+# The demo builds quietly (the log is kept in $(BUILD)/build.log) so that
+# what it shows is the conversation, not the compiler.
+demo: deps
+	@echo "Building Sotto (log: $(BUILD)/build.log) ..."
+	@mkdir -p $(BUILD) && { cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) && \
+	  cmake --build $(BUILD) -j $(JOBS); } > $(BUILD)/build.log 2>&1 || \
+	  { tail -40 $(BUILD)/build.log; echo "build failed; see $(BUILD)/build.log"; exit 1; }
+	@bash scripts/demo.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)

@@ -82,10 +82,21 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* p[i] = seq * 31 + 7 * i (mod 256). The pattern repeats every 256 bytes,
+ * so only the first 256 are computed and the rest doubled by memcpy: the
+ * same bytes as a per-byte loop, without charging a 4 KiB byte loop (about
+ * 1 us here) to the library being measured. */
 static void fill(uint8_t *p, size_t n, unsigned seq)
 {
-    for (size_t i = 0; i < n; i++)
-        p[i] = (uint8_t)(seq * 31u + i * 7u);
+    size_t done = 0;
+
+    for (; done < n && done < 256; done++)
+        p[done] = (uint8_t)(seq * 31u + done * 7u);
+    while (done < n) {
+        size_t k = n - done < done ? n - done : done;
+        memcpy(p + done, p, k);
+        done += k;
+    }
 }
 
 static void die(const char *what, int rc)

@@ -345,6 +345,10 @@ static void register_done(void *arg, const sottod_store_result *res)
         Sotto__Api__RegisterResponse rsp = SOTTO__API__REGISTER_RESPONSE__INIT;
         ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
         c->srv->m.registrations_total++;
+        /* A deleted account's id may be reused by this registration (an
+         * admin delete this server did not hear of): no cached entry may
+         * keep pointing at it. Registrations are rare and rate limited. */
+        sottod_acache_clear(&c->srv->acache);
         sottod_log(SOTTOD_LOG_INFO, "register_ok", NULL);
         rsp.device_id = 1;
         f.id = rr->r.id;
@@ -513,6 +517,7 @@ static void add_device_done(void *arg, const sottod_store_result *res)
         Sotto__Api__AddDeviceResponse rsp = SOTTO__API__ADD_DEVICE_RESPONSE__INIT;
         ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
         rsp.device_id = res->u.device_add.device_id;
+        sottod_acache_forget(&c->srv->acache, c->addr.account_id);
         f.id = ar->r.id;
         f.result_case = SOTTO__API__SERVER_FRAME__RESULT_ADD_DEVICE;
         f.add_device = &rsp;
@@ -680,6 +685,7 @@ static void remove_device_done(void *arg, const sottod_store_result *res)
         goto out;
     }
     sottod_log(SOTTOD_LOG_INFO, "device_removed", "dev=%u", rr->target.device_id);
+    sottod_acache_forget(&srv->acache, rr->target.account_id);
     if (c->wsi != NULL) {
         Sotto__Api__RemoveDeviceResponse rsp = SOTTO__API__REMOVE_DEVICE_RESPONSE__INIT;
         ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
@@ -762,6 +768,7 @@ out:
 
 typedef struct set_keys_req {
     req r;
+    bool signed_prekey;  /* the device may have become reachable: forget the cache */
     uint32_t prekeys;  /* one-time prekeys submitted (c->prekeys_pending) */
     int pending;       /* store operations still to complete */
     int status;        /* first failure */
@@ -803,6 +810,8 @@ static void set_keys_done(void *arg, const sottod_store_result *res)
     if (--sr->pending > 0)
         return;
     c->prekeys_pending -= sr->prekeys <= c->prekeys_pending ? sr->prekeys : c->prekeys_pending;
+    if (sr->signed_prekey)
+        sottod_acache_forget(&c->srv->acache, c->addr.account_id);
     sottod_metrics_commit(c->srv, sr->r.t0_us);
     if (c->wsi != NULL) {
         if (sr->status != SOTTOD_STORE_OK) {
@@ -899,6 +908,7 @@ static void h_set_keys(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     /* Both operations are submitted now; they run in order in the writer.
      * The answer goes out when the last one completed. */
     sr->pending = (spk != NULL) + (n > 0);
+    sr->signed_prekey = spk != NULL;
     int submitted = 0, st = SOTTOD_STORE_OK;
     if (spk != NULL) {
         st = sottod_store_signed_prekey_set(srv->store, c->addr, spk->id, spk->public_key.data,
@@ -1142,6 +1152,7 @@ static void send_done(void *arg, const sottod_store_result *res)
                       "a recipient device's queue is full; nothing was sent");
     } else if (res->status == SOTTOD_STORE_STALE) {
         /* A device went away between the check and the commit. */
+        sottod_acache_forget(&srv->acache, sr->account_id);
         uint32_t extra = res->u.enqueue.failed.device_id;
         answer_mismatch(c, sr->r.id, NULL, 0, &extra, 1, NULL, 0);
     } else {
@@ -1155,8 +1166,7 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
 {
     const Sotto__Api__SendRequest *rq = fr->send;
     sottod_server *srv = c->srv;
-    sottod_account acct;
-    sottod_device *devs = NULL;
+    const sottod_acache_entry *acct = NULL;
     sottod_envelope_in *envs = NULL;
     uint8_t **bodies = NULL;
     size_t ndev = 0, nm = 0, ne = 0, ns = 0, n = rq->n_messages;
@@ -1191,29 +1201,27 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         answer_rate_limited(c, id, retry);
         return;
     }
-    if (sottod_store_account_lookup(srv->store, rq->destination, &acct) != SOTTOD_STORE_OK) {
+    int st = sottod_acache_get(&srv->acache, srv->store, rq->destination, &acct);
+    if (st == SOTTOD_STORE_NOT_FOUND) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "no such account");
         return;
     }
-    devs = calloc(MAX_DEVICES_LIST, sizeof(*devs));
-    if (devs == NULL) {
-        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
-        return;
-    }
-    int st = sottod_store_devices_list(srv->store, acct.account_id, devs, MAX_DEVICES_LIST, &ndev);
     if (st != SOTTOD_STORE_OK) {
         answer_store_error(c, id, st);
-        goto out;
+        return;
     }
+    const sottod_acache_dev *devs = acct->devs;
+    int64_t account_id = acct->account_id;
+    ndev = acct->n;
     /* Expected: the account's devices with keys, minus the sending device. */
-    bool own = acct.account_id == c->addr.account_id;
+    bool own = account_id == c->addr.account_id;
     memset(seen, 0, sizeof(seen));
     for (size_t i = 0; i < n; i++) {
         const Sotto__Api__OutgoingMessage *m = rq->messages[i];
         size_t k = 0;
         while (k < ndev && devs[k].device_id != m->device_id)
             k++;
-        bool expected = k < ndev && devs[k].has_signed_prekey &&
+        bool expected = k < ndev && devs[k].has_keys &&
                         !(own && m->device_id == c->addr.device_id);
         if (!expected || seen[k]) {
             if (ne < SOTTOD_MAX_DEVICES + 1)
@@ -1225,7 +1233,7 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
             stale[ns++] = m->device_id;
     }
     for (size_t k = 0; k < ndev; k++) {
-        if (!devs[k].has_signed_prekey || seen[k] || (own && devs[k].device_id == c->addr.device_id))
+        if (!devs[k].has_keys || seen[k] || (own && devs[k].device_id == c->addr.device_id))
             continue;
         missing[nm++] = devs[k].device_id;
     }
@@ -1251,7 +1259,7 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
         goto out;
     }
-    sr->account_id = acct.account_id;
+    sr->account_id = account_id;
     sr->ts_ms = (uint64_t)sottod_now_ms();
     sr->n = n;
     int64_t expires = (int64_t)(sr->ts_ms / 1000) + (int64_t)srv->cfg.envelope_ttl_days * 86400;
@@ -1259,7 +1267,7 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         const Sotto__Api__OutgoingMessage *m = rq->messages[i];
         Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
         sottod_envelope_in *ei = &envs[i];
-        ei->to.account_id = acct.account_id;
+        ei->to.account_id = account_id;
         ei->to.device_id = m->device_id;
         randombytes_buf(ei->id, sizeof(ei->id));
         ei->expires_at = expires;
@@ -1299,7 +1307,6 @@ out:
             free(bodies[i]);
     free(bodies);
     free(envs);
-    free(devs);
 }
 
 /* ---- attachments ------------------------------------------------------------------ */

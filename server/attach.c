@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,38 +239,11 @@ static void upload_done(void *arg, const sottod_store_result *res)
     sottod_conn_unref(c);
 }
 
-int sottod_attach_body_done(sottod_conn *c)
+/* Records a finished blob (the answer goes out from upload_done). */
+static int record_upload(sottod_conn *c)
 {
     sottod_server *srv = c->srv;
-    char part[SOTTOD_PATH_MAX + 64], final[SOTTOD_PATH_MAX + 64];
     sottod_attachment att;
-    if (c->http_fd < 0)
-        return c->http_failed ? 0 : fail(c, 400, "no upload\n");
-    if (c->http_received != c->http_expected) {
-        discard_part(c);
-        return fail(c, 400, "body shorter than content-length\n");
-    }
-    if (fsync(c->http_fd) != 0) {
-        discard_part(c);
-        return fail(c, 500, "cannot store\n");
-    }
-    close(c->http_fd);
-    c->http_fd = -1;
-    /* link(), not rename(): a second upload of the same id that started
-     * after this one's .part was moved away (its row is still being
-     * committed) must not replace the finished blob. link() refuses to
-     * overwrite an existing name. */
-    if (att_path(srv, c->http_att_id, ".part", part, sizeof(part)) != 0 ||
-        att_path(srv, c->http_att_id, "", final, sizeof(final)) != 0) {
-        unlink(part);
-        return fail(c, 500, "cannot store\n");
-    }
-    if (link(part, final) != 0) {
-        int e = errno;
-        unlink(part);
-        return e == EEXIST ? fail(c, 409, "already uploaded\n") : fail(c, 500, "cannot store\n");
-    }
-    unlink(part);
     memset(&att, 0, sizeof(att));
     memcpy(att.id, c->http_att_id, sizeof(att.id));
     att.size = c->http_received;
@@ -279,11 +253,128 @@ int sottod_attach_body_done(sottod_conn *c)
     sottod_conn_ref(c);
     int st = sottod_store_attachment_update(srv->store, &att, upload_done, c);
     if (st != SOTTOD_STORE_OK) {
+        char final[SOTTOD_PATH_MAX + 64];
         sottod_conn_unref(c);
-        unlink(final);
+        if (att_path(srv, c->http_att_id, "", final, sizeof(final)) == 0)
+            unlink(final);
+        return -1;
+    }
+    return 0;
+}
+
+/* fsync, close and publish a finished .part under its final name. link(),
+ * not rename(): a second upload of the same id that started after this
+ * one's .part was moved away (its row still being committed) must not
+ * replace the finished blob; link() refuses to overwrite. Returns 0, or the
+ * HTTP status to answer. Runs on a finisher thread (no shared state). */
+static int finish_blob(int fd, const char *part, const char *final)
+{
+    int status = 0;
+    if (fsync(fd) != 0)
+        status = 500;
+    close(fd);
+    if (status == 0 && link(part, final) != 0)
+        status = errno == EEXIST ? 409 : 500;
+    unlink(part);
+    return status;
+}
+
+/*
+ * The fsync of a large blob can take long; it runs on a short-lived
+ * finisher thread so the event loop never waits for the disk. The thread
+ * touches only its job; the loop takes the finished job back from
+ * srv->att_done (woken by lws_cancel_service) and records the upload.
+ */
+typedef struct finish_job {
+    struct finish_job *next;
+    sottod_conn *c;           /* a reference, taken and dropped on the loop */
+    int fd;
+    int status;
+    char part[SOTTOD_PATH_MAX + 64], final[SOTTOD_PATH_MAX + 64];
+} finish_job;
+
+static void *finisher(void *arg)
+{
+    finish_job *j = arg;
+    sottod_server *srv = j->c->srv;
+    j->status = finish_blob(j->fd, j->part, j->final);
+    pthread_mutex_lock(&srv->att_mu);
+    j->next = srv->att_done;
+    srv->att_done = j;
+    pthread_mutex_unlock(&srv->att_mu);
+    lws_cancel_service(srv->ctx);
+    return NULL;
+}
+
+static void answer_later(sottod_conn *c, int status)
+{
+    if (c->wsi == NULL)
+        return;
+    c->http_status = status;
+    lws_callback_on_writable(c->wsi);
+}
+
+void sottod_attach_run_finished(sottod_server *srv)
+{
+    finish_job *list;
+    pthread_mutex_lock(&srv->att_mu);
+    list = srv->att_done;
+    srv->att_done = NULL;
+    pthread_mutex_unlock(&srv->att_mu);
+    while (list != NULL) {
+        finish_job *j = list;
+        list = j->next;
+        srv->att_running--;
+        if (j->status != 0)
+            answer_later(j->c, j->status);
+        else if (record_upload(j->c) != 0)
+            answer_later(j->c, 500);
+        sottod_conn_unref(j->c);
+        free(j);
+    }
+}
+
+int sottod_attach_body_done(sottod_conn *c)
+{
+    sottod_server *srv = c->srv;
+    if (c->http_fd < 0)
+        return c->http_failed ? 0 : fail(c, 400, "no upload\n");
+    if (c->http_received != c->http_expected) {
+        discard_part(c);
+        return fail(c, 400, "body shorter than content-length\n");
+    }
+    finish_job *j = calloc(1, sizeof(*j));
+    if (j == NULL || att_path(srv, c->http_att_id, ".part", j->part, sizeof(j->part)) != 0 ||
+        att_path(srv, c->http_att_id, "", j->final, sizeof(j->final)) != 0) {
+        free(j);
+        discard_part(c);
         return fail(c, 500, "cannot store\n");
     }
-    return 0; /* answered from upload_done */
+    j->fd = c->http_fd;
+    j->c = c;
+    c->http_fd = -1; /* the job owns the file now */
+    sottod_conn_ref(c);
+    pthread_t t;
+    pthread_attr_t attr;
+    bool started = false;
+    if (pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&t, &attr, finisher, j) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (started) {
+        srv->att_running++;
+        return 0; /* answered after the finisher and the store commit */
+    }
+    /* No thread: finish here (blocking, but correct). */
+    int status = finish_blob(j->fd, j->part, j->final);
+    sottod_conn_unref(c);
+    free(j);
+    if (status != 0)
+        return fail(c, (unsigned)status, status == 409 ? "already uploaded\n" : "cannot store\n");
+    if (record_upload(c) != 0)
+        return fail(c, 500, "cannot store\n");
+    return 0;
 }
 
 int sottod_attach_writeable(sottod_conn *c)
@@ -292,8 +383,11 @@ int sottod_attach_writeable(sottod_conn *c)
     if (status == 0)
         return 0;
     c->http_status = 0;
-    return status == 201 ? sottod_http_respond(c->wsi, 201, "text/plain", "created\n", 8)
-                         : sottod_http_respond(c->wsi, 500, "text/plain", "cannot store\n", 13);
+    switch (status) {
+    case 201: return sottod_http_respond(c->wsi, 201, "text/plain", "created\n", 8);
+    case 409: return sottod_http_respond(c->wsi, 409, "text/plain", "already uploaded\n", 17);
+    default: return sottod_http_respond(c->wsi, 500, "text/plain", "cannot store\n", 13);
+    }
 }
 
 void sottod_attach_closed(sottod_conn *c)

@@ -14,12 +14,14 @@
 #ifndef SOTTOD_SOTTOD_H
 #define SOTTOD_SOTTOD_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <libwebsockets.h>
 
+#include "acache.h"
 #include "config.h"
 #include "ratelimit.h"
 #include "store/store.h"
@@ -167,6 +169,9 @@ struct sottod_server {
     bool draining;
     char pid_path[SOTTOD_PATH_MAX + 16];
 
+    /* recipient accounts for sends (acache.h) */
+    sottod_acache acache;
+
     /* per-device state (rate limits) */
     sottod_devstate **devs;
     size_t devs_buckets, devs_count;
@@ -174,6 +179,11 @@ struct sottod_server {
     /* device removals submitted and not yet committed (last-device rule) */
     sottod_addr removing[SOTTOD_MAX_INFLIGHT * 4];
     size_t n_removing;
+
+    /* attachment blobs being fsynced by finisher threads (attach.c) */
+    pthread_mutex_t att_mu;
+    struct finish_job *att_done;  /* finished, under att_mu */
+    size_t att_running;           /* started, not yet taken back (loop only) */
 
     /* scratch buffer for coalescing queued messages into one TLS write */
     uint8_t *txbuf;
@@ -256,6 +266,9 @@ void sottod_attach_closed(sottod_conn *c);
 /* Creates an upload slot; calls back with the id or an error status. */
 typedef void (*sottod_attach_slot_fn)(void *arg, int status, const uint8_t *id);
 int sottod_attach_slot(sottod_server *srv, sottod_attach_slot_fn fn, void *arg);
+/* Takes back uploads whose blob was fsynced by a finisher thread and
+ * records them (loop thread; after every wake-up). */
+void sottod_attach_run_finished(sottod_server *srv);
 /* Deletes expired blobs (housekeeping). */
 void sottod_attach_expire(sottod_server *srv);
 

@@ -39,6 +39,7 @@ enum {
 
 static struct {
     bool json;
+    bool tty; /* stdout is a terminal: neutralise control characters */
     bool no_qr;
     const char *account;
 } g;
@@ -167,10 +168,11 @@ static const char main_help[] =
     "  listen                                stay connected, print messages as they arrive\n"
     "  contacts                              list contacts\n"
     "  trust CONTACT                         accept a contact's changed safety number\n"
-    "  safety-number CONTACT                 print the safety number and its QR code\n"
+    "  safety-number [--no-qr] CONTACT       print the safety number and its QR code\n"
     "  group create|add|remove|leave|rename|list|send ...   groups (see group --help)\n"
-    "  history CONTACT | --group GROUP       print a stored conversation\n"
+    "  history [--limit N] CONTACT | --group GROUP   print a stored conversation\n"
     "  flush                                 send messages still queued\n"
+    "  help [COMMAND]                        help of one command\n"
     "\n"
     "Exit codes: 0 ok, 1 error, 2 usage, 3 network, 4 refused by server,\n"
     "5 safety number changed, 6 not found, 7 attachment integrity, 8 wrong state.\n";
@@ -179,38 +181,70 @@ static const struct {
     const char *cmd;
     const char *help;
 } cmd_help[] = {
-    {"register", "usage: sotto --account NAME --server URL (--pin HEX | --ca FILE) register\n"
-                 "           [--invite CODE] [USERNAME]\n"
-                 "Creates USERNAME (default: the account name) on the server, uploads the\n"
-                 "identity key, a signed prekey and 100 one-time prekeys, and stores the\n"
-                 "server URL and pin so later commands need only --account.\n"},
-    {"devices", "usage: sotto --account NAME devices\nLists the account's devices.\n"},
+    {"register",
+     "usage: sotto --account NAME --server URL (--pin HEX | --ca FILE) register\n"
+     "             [--invite CODE] [USERNAME]\n"
+     "Creates USERNAME (default: the account name; 3-32 of a-z 0-9 _ .) on the\n"
+     "server with this device as device 1, uploads the identity key, a signed\n"
+     "prekey and 100 one-time prekeys, and stores the server URL and pin (or CA)\n"
+     "so that later commands need only --account.\n"
+     "  --invite CODE   invitation code, when the server requires one\n"
+     "Exit: 0, 3 network, 4 refused (name taken, bad invite), 8 already registered.\n"},
+    {"devices", "usage: sotto --account NAME devices\n"
+                "Lists the account's devices as the server knows them (id, created,\n"
+                "last seen, whether it has keys; this device is marked).\n"},
     {"link-request",
      "usage: sotto --account NEW --server URL (--pin HEX | --ca FILE) link-request\n"
-     "Creates the keys of a new device and prints its link code (138 hex).\n"},
+     "On a new, empty local account: creates this device's keys and prints its\n"
+     "link code (138 hex chars). Give the code to `device-add` on an existing\n"
+     "device, then run `link-finish` here.\n"},
     {"device-add", "usage: sotto --account NAME device-add CODE\n"
-                   "Adds the device with link CODE to this account; prints its device id.\n"},
+                   "On an existing device: adds the device with link CODE (from\n"
+                   "`link-request`) to this account and prints its new device id.\n"},
     {"link-finish", "usage: sotto --account NEW link-finish USERNAME DEVICE_ID\n"
-                    "Logs the new device in as USERNAME's DEVICE_ID and uploads its keys.\n"},
-    {"device-remove", "usage: sotto --account NAME device-remove DEVICE_ID\n"},
+                    "On the new device: logs in as USERNAME's device DEVICE_ID (printed by\n"
+                    "`device-add`) and uploads this device's prekeys.\n"},
+    {"device-remove", "usage: sotto --account NAME device-remove DEVICE_ID\n"
+                      "Removes device DEVICE_ID from this account on the server.\n"},
     {"send", "usage: sotto --account NAME send CONTACT [TEXT | -]\n"
              "       sotto --account NAME send --file PATH [--text TEXT] CONTACT\n"
              "       sotto --account NAME send --group GROUP [TEXT | -]\n"
-             "Sends to every device of CONTACT (and to this account's other devices).\n"
-             "Without TEXT or with -, the text is read from stdin (one trailing newline\n"
-             "is removed). A message that cannot be sent now stays queued (exit 3) and\n"
-             "goes out with the next command that connects.\n"},
-    {"receive", "usage: sotto --account NAME receive\n"
-                "Fetches every waiting message, stores it, prints it, acknowledges it, exits.\n"},
+             "Sends to every device of CONTACT (and a copy to this account's other\n"
+             "devices). TEXT is UTF-8, 1 byte to 64 KiB, sent byte for byte. Without\n"
+             "TEXT or with -, the text is read from stdin (one trailing newline is\n"
+             "removed). A text beginning with - goes after --: send bob -- -5 degrees.\n"
+             "Sending to yourself stores the note and copies it to your other devices.\n"
+             "  --file PATH   send a file (encrypted, uploaded, at most 100 MiB)\n"
+             "  --text TEXT   the text (caption with --file)\n"
+             "  --group       the destination is a GROUP (id or unique name)\n"
+             "A message that cannot be sent now stays queued (exit 3) and goes out with\n"
+             "the next command that connects.\n"
+             "Exit: 0, 2 usage/invalid text/unreadable file, 3 network (queued),\n"
+             "4 refused, 5 safety number changed (nothing sent: see `sotto trust`),\n"
+             "6 no such user or group, 8 not registered / not a member.\n"},
+    {"receive",
+     "usage: sotto --account NAME receive\n"
+     "Connects, processes every waiting envelope (decrypt, store, then acknowledge),\n"
+     "downloads and verifies attachments, prints each visible event, sends what is\n"
+     "queued, and exits. Messages stored by an earlier run that was killed before\n"
+     "printing them are printed first. An envelope that cannot be decrypted is\n"
+     "acknowledged and shown as a notice (code undecryptable).\n"
+     "Exit: 0, 3 network, 7 an attachment failed verification (not saved),\n"
+     "8 this device was removed.\n"},
     {"listen", "usage: sotto --account NAME listen\n"
-               "Stays connected and prints messages as they arrive; reconnects with\n"
-               "backoff; ends on SIGINT/SIGTERM (exit 0).\n"},
-    {"contacts", "usage: sotto --account NAME contacts\n"},
+               "Like receive, but stays connected and prints events as they arrive;\n"
+               "reconnects with backoff 1, 2, 4 ... 30 s; SIGINT/SIGTERM end it (exit 0).\n"},
+    {"contacts", "usage: sotto --account NAME contacts\n"
+                 "Lists contacts (everyone you exchanged messages or keys with): name,\n"
+                 "number of devices, verified, and whether the safety number changed.\n"},
     {"trust", "usage: sotto --account NAME trust CONTACT\n"
-              "Accepts CONTACT's current identity keys (after comparing safety numbers);\n"
-              "messages held because of the change are decrypted and printed.\n"},
+              "Accepts CONTACT's current identity keys (compare the safety number\n"
+              "first), marks the contact verified, drops the old sessions, and decrypts\n"
+              "and prints the messages held because of the change.\n"},
     {"safety-number", "usage: sotto --account NAME safety-number [--no-qr] CONTACT\n"
-                      "Prints the 60-digit safety number and a QR code of its scannable form.\n"},
+                      "Prints the 60-digit safety number with CONTACT (12 groups of 5 digits)\n"
+                      "and, unless --no-qr or --json, a QR code of its scannable form.\n"
+                      "Compare it with CONTACT's (it is the same on both sides).\n"},
     {"group", "usage: sotto --account NAME group create NAME [MEMBER...]\n"
               "       sotto --account NAME group add GROUP MEMBER...\n"
               "       sotto --account NAME group remove GROUP MEMBER...\n"
@@ -219,17 +253,35 @@ static const struct {
               "       sotto --account NAME group list\n"
               "       sotto --account NAME group send GROUP [TEXT | -]\n"
               "       sotto --account NAME group send --file PATH [--text TEXT] GROUP\n"
-              "GROUP is the group's 32-hex id or its (unique) name.\n"},
+              "Groups live only in their members' clients (client-side fan-out over\n"
+              "pairwise sessions); the server never learns a group exists.\n"
+              "  create   creates a group (you are a member) and tells the members\n"
+              "  add      adds members (they receive the name and member list)\n"
+              "  remove   removes members; they receive nothing sent after it\n"
+              "  leave    leaves the group (it stays listed as left)\n"
+              "  rename   renames it (NAME/NEWNAME: UTF-8, 1-256 bytes)\n"
+              "  list     lists groups with id, name, members\n"
+              "  send     sends to every member (see `sotto send --help`)\n"
+              "GROUP is the group's 32-hex id or its (unique) name. Changes that cannot\n"
+              "be sent now stay queued (exit 3).\n"},
     {"history", "usage: sotto --account NAME history [--limit N] CONTACT\n"
-                "       sotto --account NAME history [--limit N] --group GROUP\n"},
-    {"flush", "usage: sotto --account NAME flush\nSends the messages still queued.\n"},
+                "       sotto --account NAME history [--limit N] --group GROUP\n"
+                "Prints a stored conversation, oldest first (only the last N with\n"
+                "--limit). An argument that cannot be a username is taken as a group.\n"},
+    {"flush", "usage: sotto --account NAME flush\n"
+              "Sends the messages still in the outgoing queue (--json: how many are left).\n"},
+    {"help", "usage: sotto help [COMMAND]\nPrints the help of COMMAND (or of sotto).\n"},
 };
 
+/* --help or -h among the command's options (not after "--": that is text) */
 static bool want_help(int argc, char **argv)
 {
-    for (int i = 0; i < argc; i++)
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            return false;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return true;
+    }
     return false;
 }
 
@@ -257,6 +309,44 @@ static void fmt_time(uint64_t ms, char *buf, size_t cap)
 static json_t *jstr_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
+}
+
+/* Writes peer-supplied text for a person. On a terminal, control
+ * characters other than newline and tab (C0, DEL, C1: the bytes of escape
+ * sequences a sender could use to rewrite the screen) are shown as U+FFFD;
+ * everything else, and everything when stdout is not a terminal, is written
+ * byte for byte. --json output is never altered. */
+static void put_text(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t start = 0;
+
+    if (s == NULL)
+        return;
+    if (!g.tty) {
+        fwrite(s, 1, len, stdout);
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        size_t bad = 0;
+        if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f)
+            bad = 1;
+        else if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
+            bad = 2; /* U+0080..U+009F */
+        if (bad) {
+            fwrite(s + start, 1, i - start, stdout);
+            fputs("\xef\xbf\xbd", stdout);
+            i += bad - 1;
+            start = i + 1;
+        }
+    }
+    fwrite(s + start, 1, len - start, stdout);
+}
+
+static void put_str(const char *s)
+{
+    if (s)
+        put_text(s, strlen(s));
 }
 
 static void print_event(void *ud, const sc_event *ev)
@@ -316,36 +406,45 @@ static void print_event(void *ud, const sc_event *ev)
     fmt_time(ev->timestamp, when, sizeof when);
     switch (ev->kind) {
     case SC_EV_NOTICE:
-        printf("[%s] ! %s\n", when, ev->body);
+        printf("[%s] ! ", when);
+        put_str(ev->body);
+        printf("\n");
         break;
     case SC_EV_GROUP:
-        printf("[%s] %s: group \"%s\" %s; members:", when, ev->sender,
-               ev->group_name ? ev->group_name : "", ev->group_action ? ev->group_action : "");
-        for (size_t i = 0; i < ev->n_group_members; i++)
-            printf(" %s", ev->group_members[i]);
+        printf("[%s] %s: group \"", when, ev->sender ? ev->sender : "?");
+        put_str(ev->group_name);
+        printf("\" %s; members:", ev->group_action ? ev->group_action : "");
+        for (size_t i = 0; i < ev->n_group_members; i++) {
+            printf(" ");
+            put_str(ev->group_members[i] ? ev->group_members[i] : "?");
+        }
         printf("\n");
         break;
     default:
-        if (ev->kind == SC_EV_SENT)
-            printf("[%s] me -> %s", when,
-                   ev->group_id ? (ev->group_name ? ev->group_name : ev->group_id)
-                                : (ev->destination ? ev->destination : "?"));
-        else if (ev->group_id)
-            printf("[%s] %s @ %s", when, ev->sender,
-                   ev->group_name ? ev->group_name : ev->group_id);
-        else
-            printf("[%s] %s", when, ev->sender);
+        if (ev->kind == SC_EV_SENT) {
+            printf("[%s] me -> ", when);
+            put_str(ev->group_id ? (ev->group_name ? ev->group_name : ev->group_id)
+                                 : (ev->destination ? ev->destination : "?"));
+        } else if (ev->group_id) {
+            printf("[%s] %s @ ", when, ev->sender ? ev->sender : "?");
+            put_str(ev->group_name ? ev->group_name : ev->group_id);
+        } else {
+            printf("[%s] %s", when, ev->sender ? ev->sender : "?");
+        }
         printf(": ");
-        fwrite(ev->body, 1, ev->body_len, stdout);
+        put_text(ev->body, ev->body_len);
         printf("\n");
         for (size_t i = 0; i < ev->n_attachments; i++) {
             const sc_attachment_info *a = &ev->attachments[i];
-            printf("  attachment: %s (%llu bytes)", a->file_name ? a->file_name : "",
-                   (unsigned long long)a->size);
-            if (a->path)
-                printf(" saved to %s", a->path);
-            else if (a->error)
+            printf("  attachment: ");
+            put_str(a->file_name ? a->file_name : "");
+            printf(" (%llu bytes)", (unsigned long long)a->size);
+            if (a->path) {
+                printf(" saved to ");
+                put_str(a->path);
+            } else if (a->error) {
                 printf(" NOT saved: %s", a->error);
+            }
             printf("\n");
         }
     }
@@ -696,7 +795,9 @@ static void print_group(void *ud, const sc_group_info *gi)
         json_object_set_new(o, "active", json_boolean(gi->active));
         json_line(o);
     } else {
-        printf("%s  %s%s  members:", gi->id_hex, gi->name, gi->active ? "" : " (left)");
+        printf("%s  ", gi->id_hex);
+        put_str(gi->name);
+        printf("%s  members:", gi->active ? "" : " (left)");
         for (size_t i = 0; i < gi->n_members; i++)
             printf(" %s", gi->members[i]);
         printf("\n");
@@ -790,7 +891,9 @@ static int cmd_history(sc_client *c, int argc, char **argv)
             limit = strtol(argv[++i], &e, 10);
             if (*e || limit < 0)
                 return usage_error("history: bad --limit %s", argv[i]);
-        } else if (conv == NULL)
+        } else if (argv[i][0] == '-')
+            return usage_error("history: unknown option %s", argv[i]);
+        else if (conv == NULL)
             conv = argv[i];
         else
             return usage_error("history: unexpected argument %s", argv[i]);
@@ -912,6 +1015,7 @@ int main(int argc, char **argv)
 
     umask(077);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    g.tty = isatty(1);
     signal(SIGPIPE, SIG_IGN);
     memset(&opt, 0, sizeof opt);
     opt.progress = isatty(2);
@@ -972,6 +1076,9 @@ int main(int argc, char **argv)
     if (opt.pin_hex && opt.ca_file)
         return usage_error("give either --pin or --ca, not both");
     opt.account = g.account;
+    /* only these create a local account; a mistyped --account elsewhere
+     * leaves nothing behind */
+    opt.must_exist = strcmp(cmd, "register") != 0 && strcmp(cmd, "link-request") != 0;
     {
         char err[512];
         rc = sc_open(&c, &opt, err, sizeof err);

@@ -5,6 +5,7 @@
  * temporary file that is renamed into place. No plaintext byte reaches the
  * disk before the blob verified.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -12,15 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "internal.h"
 #include "sotto/attachment.h"
 #include "sotto/error.h"
 
-#define SC_ATTACHMENT_MAX ((uint64_t)100 << 20) /* 100 MiB */
 #define CHUNK 16384
 
 static void progress_bar(void *ud, uint64_t done, uint64_t total)
@@ -53,7 +55,109 @@ void sc_attachment_pointer_clear(Sotto__Content__AttachmentPointer *p)
         free(p->file_name);
     if (p->content_type != protobuf_c_empty_string)
         free(p->content_type);
-    memset(p, 0, sizeof *p);
+    sotto__content__attachment_pointer__init(p);
+}
+
+/* ------------------------------------------------------------ pointers as stored */
+
+char *sc_attachment_pointers_json(const Sotto__Content__DataMessage *dm)
+{
+    json_t *o, *arr;
+    char *s;
+
+    if (dm == NULL || dm->n_attachments == 0)
+        return NULL;
+    o = json_object();
+    arr = json_array();
+    if (o == NULL || arr == NULL || json_object_set_new(o, "attachments", arr) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    for (size_t i = 0; i < dm->n_attachments; i++) {
+        const Sotto__Content__AttachmentPointer *p = dm->attachments[i];
+        json_t *a = json_object();
+        char key[2 * SOTTO_ATTACHMENT_KEY_BYTES + 1] = "", dig[65] = "";
+        const char *id = p && p->id ? p->id : "";
+        const char *ctype = p && p->content_type ? p->content_type : "";
+        const char *fname = p && p->file_name ? p->file_name : "";
+
+        if (a == NULL || json_array_append_new(arr, a) != 0)
+            continue;
+        if (p && p->key.len == SOTTO_ATTACHMENT_KEY_BYTES && p->key.data)
+            sc_hex(p->key.data, SOTTO_ATTACHMENT_KEY_BYTES, key);
+        if (p && p->digest.len == 32 && p->digest.data)
+            sc_hex(p->digest.data, 32, dig);
+        json_object_set_new(a, "id", json_string(sc_utf8_valid(id, strlen(id)) ? id : ""));
+        json_object_set_new(a, "key", json_string(key));
+        json_object_set_new(a, "digest", json_string(dig));
+        json_object_set_new(a, "size", json_integer(p && p->size <= SC_ATTACHMENT_MAX
+                                                        ? (json_int_t)p->size
+                                                        : (json_int_t)-1));
+        json_object_set_new(a, "content_type",
+                            json_string(ctype[0] && sc_utf8_valid(ctype, strlen(ctype))
+                                            ? ctype
+                                            : "application/octet-stream"));
+        json_object_set_new(a, "file_name",
+                            json_string(sc_utf8_valid(fname, strlen(fname)) ? fname : ""));
+        sodium_memzero(key, sizeof key);
+    }
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+/* hex field `name` of `a` into exactly n bytes (malloc()ed) */
+static int hex_field(const json_t *a, const char *name, size_t n, ProtobufCBinaryData *out)
+{
+    const char *h = json_string_value(json_object_get(a, name));
+    size_t bl = 0;
+
+    out->data = NULL;
+    out->len = 0;
+    if (h == NULL || strlen(h) != 2 * n)
+        return -1;
+    out->data = malloc(n);
+    if (out->data == NULL)
+        return -1;
+    if (sodium_hex2bin(out->data, n, h, 2 * n, NULL, &bl, NULL) != 0 || bl != n) {
+        sodium_memzero(out->data, n);
+        free(out->data);
+        out->data = NULL;
+        return -1;
+    }
+    out->len = n;
+    return 0;
+}
+
+int sc_attachment_pointer_from_json(const json_t *a, Sotto__Content__AttachmentPointer *out)
+{
+    const char *id = json_string_value(json_object_get(a, "id"));
+    const char *ctype = json_string_value(json_object_get(a, "content_type"));
+    const char *fname = json_string_value(json_object_get(a, "file_name"));
+    json_t *size = json_object_get(a, "size");
+    int rc = SC_E_INTEGRITY;
+
+    sotto__content__attachment_pointer__init(out);
+    if (!json_is_object(a) || id == NULL || strlen(id) != 32 ||
+        strspn(id, "0123456789abcdef") != 32 || !json_is_integer(size) ||
+        json_integer_value(size) < 0 || (uint64_t)json_integer_value(size) > SC_ATTACHMENT_MAX)
+        goto out;
+    if (hex_field(a, "key", SOTTO_ATTACHMENT_KEY_BYTES, &out->key) != 0 ||
+        hex_field(a, "digest", 32, &out->digest) != 0)
+        goto out;
+    out->size = (uint64_t)json_integer_value(size);
+    out->id = strdup(id);
+    out->content_type = strdup(ctype ? ctype : "application/octet-stream");
+    out->file_name = strdup(fname ? fname : "");
+    if (out->id == NULL || out->content_type == NULL || out->file_name == NULL) {
+        rc = SC_E_INTERNAL;
+        goto out;
+    }
+    rc = SC_OK;
+out:
+    if (rc != SC_OK)
+        sc_attachment_pointer_clear(out);
+    return rc;
 }
 
 static const char *guess_type(const char *name)
@@ -273,7 +377,7 @@ int sc_attachment_download(sc_client *c, const Sotto__Content__AttachmentPointer
     uint8_t *in = NULL, *out = NULL;
     size_t cap;
     uint64_t blob;
-    int fd = -1, status = 0, rc;
+    int fd = -1, status = 0, get_rc, rc;
     FILE *pf = NULL;
 
     *path_out = NULL;
@@ -306,11 +410,15 @@ int sc_attachment_download(sc_client *c, const Sotto__Content__AttachmentPointer
     }
     /* 1. ciphertext to disk, verifying as it comes */
     snprintf(upath, sizeof upath, "/v1/attachments/%s", ptr->id);
-    if (sc_http_get(c->conn, &srv, upath, blob, dl_write, &sink,
-                    c->progress && ptr->size > (1u << 20) ? progress_bar : NULL, (void *)"download",
-                    &status, err, sizeof err) != 0) {
-        rc = sink.bad ? sc_fail(c, SC_E_INTEGRITY, "attachment failed verification (too long)")
-                      : sc_fail(c, SC_E_NETWORK, "download failed: %s", err);
+    get_rc = sc_http_get(c->conn, &srv, upath, blob, dl_write, &sink,
+                         c->progress && ptr->size > (1u << 20) ? progress_bar : NULL,
+                         (void *)"download", &status, err, sizeof err);
+    if (get_rc != 0) {
+        /* a blob longer than the pointer's size announces is as bad as a
+         * wrong MAC: exit 7, not a network error */
+        rc = sink.bad || get_rc == -2
+                 ? sc_fail(c, SC_E_INTEGRITY, "attachment failed verification (too long)")
+                 : sc_fail(c, SC_E_NETWORK, "download failed: %s", err);
         goto out;
     }
     if (status == 404) {
@@ -418,4 +526,34 @@ out:
         free(out);
     }
     return rc;
+}
+
+void sc_free_secret_str(char *s)
+{
+    if (s) {
+        sodium_memzero(s, strlen(s));
+        free(s);
+    }
+}
+
+void sc_attachment_cleanup_temp(sc_client *c)
+{
+    DIR *d = opendir(c->att_dir);
+    struct dirent *de;
+    time_t now = time(NULL);
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        char p[4096];
+        struct stat sb;
+        if (strncmp(de->d_name, ".download-", 10) != 0 && strncmp(de->d_name, ".plain-", 7) != 0)
+            continue;
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", c->att_dir, de->d_name) >= sizeof p)
+            continue;
+        /* a younger one may belong to a transfer running in another process */
+        if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode) && now - sb.st_mtime > 600)
+            (void)unlink(p);
+    }
+    closedir(d);
 }

@@ -4,12 +4,14 @@
  * device listing.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -172,10 +174,32 @@ int sc_open(sc_client **out, const sc_options *opt, char *err, size_t errlen)
     db_path = path_join(c->dir, "store.db");
     if (c->att_dir == NULL || db_path == NULL)
         goto nomem;
+    if (opt->must_exist) {
+        struct stat sb;
+        if (stat(db_path, &sb) != 0) {
+            rc = sc_fail(c, SC_E_STATE,
+                         "no local account %s (in %s): register it first (sotto --account %s"
+                         " --server URL --pin HEX register)",
+                         c->account, sotto_dir, c->account);
+            goto fail;
+        }
+    }
     if (make_dirs(base) != 0 || make_private_dir(sotto_dir) != 0 || make_private_dir(c->dir) != 0 ||
         make_private_dir(c->att_dir) != 0) {
         rc = sc_fail(c, SC_E_STORE, "cannot create %s: %s", c->dir, strerror(errno));
         goto fail;
+    }
+    /* The store holds the identity key: 0600 whatever the caller's umask
+     * (SQLite gives its -wal and -shm files the database file's mode). */
+    {
+        int fd = open(db_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || fchmod(fd, 0600) != 0) {
+            rc = sc_fail(c, SC_E_STORE, "cannot create %s: %s", db_path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            goto fail;
+        }
+        close(fd);
     }
     if (sotto_sqlite_store_open(db_path, &c->store) != SOTTO_OK) {
         rc = sc_fail(c, SC_E_STORE, "cannot open the local store %s", db_path);

@@ -20,6 +20,10 @@
  *                            undecryptable message), done at the next send
  *   client_device_auth       Ed25519 auth keys of contacts' devices (checked
  *                            device-add signatures, docs/api.md)
+ *   client_pending_events    history rows stored by a received envelope but
+ *                            not yet shown (their attachments not yet
+ *                            fetched): a client killed between storing and
+ *                            showing shows them at its next receive/listen
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -63,7 +67,8 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS client_session_reset (name TEXT NOT NULL,"
     " device_id INTEGER NOT NULL, PRIMARY KEY(name, device_id));"
     "CREATE TABLE IF NOT EXISTS client_device_auth (name TEXT NOT NULL,"
-    " device_id INTEGER NOT NULL, auth_key BLOB NOT NULL, PRIMARY KEY(name, device_id));";
+    " device_id INTEGER NOT NULL, auth_key BLOB NOT NULL, PRIMARY KEY(name, device_id));"
+    "CREATE TABLE IF NOT EXISTS client_pending_events (msg_id INTEGER PRIMARY KEY);";
 
 int sc_db_init(sc_client *c)
 {
@@ -479,5 +484,25 @@ int sc_device_auth_set(sc_client *c, const char *name, uint32_t dev, const uint8
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, dev);
     sqlite3_bind_blob(st, 3, key, 32, SQLITE_STATIC);
+    return step_done(c, st);
+}
+
+int sc_pending_event_add(sc_client *c, int64_t rowid)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(c, "INSERT OR IGNORE INTO client_pending_events(msg_id) VALUES(?)", &st);
+    if (rc != SC_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, rowid);
+    return step_done(c, st);
+}
+
+int sc_pending_event_done(sc_client *c, int64_t rowid)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(c, "DELETE FROM client_pending_events WHERE msg_id = ?", &st);
+    if (rc != SC_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, rowid);
     return step_done(c, st);
 }

@@ -253,6 +253,8 @@ int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_devi
     {
         bool me_in = c->username && in_list(g->members, g->n_members, c->username);
         const char *action = !known ? "create" : (me_in ? "update" : "removed");
+        if (!known && !me_in)
+            goto out; /* a group we are not in and never were: nothing to show or keep */
         rc = upsert_group(c, g->id.data, g->name, me_in);
         if (rc == SC_OK)
             rc = set_members(c, g->id.data, g->members, g->n_members);

@@ -4,6 +4,7 @@
 #ifndef SOTTO_CLIENT_INTERNAL_H
 #define SOTTO_CLIENT_INTERNAL_H
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "content.pb-c.h"
@@ -18,6 +19,11 @@
 #define SC_SIGNED_PREKEY_ROTATE_MS (7ull * 24 * 3600 * 1000) /* weekly */
 #define SC_SIGNED_PREKEY_GRACE_MS (30ull * 24 * 3600 * 1000) /* old ones kept 30 days */
 #define SC_SEND_RETRIES 3
+/* STATUS_RATE_LIMITED on send: wait retry_after_ms and resend, at most this
+ * many times per message and only for waits up to 10 s (longer: the
+ * message stays queued, exit 4) */
+#define SC_RATE_LIMIT_WAITS 5
+#define SC_RATE_LIMIT_MAX_WAIT_MS 10000
 #define SC_TIMEOUT_MS 15000
 
 struct sc_client {
@@ -91,6 +97,10 @@ int sc_envelope_mark(sc_client *c, const uint8_t *id, size_t len);
 /* outgoing queue */
 int sc_out_add(sc_client *c, const char *destination, uint64_t timestamp, const uint8_t *content,
                size_t len, int64_t msg_rowid);
+/* rows stored but not yet shown (client_pending_events): added inside the
+ * envelope's transaction, removed just before the row's event is emitted */
+int sc_pending_event_add(sc_client *c, int64_t rowid);
+int sc_pending_event_done(sc_client *c, int64_t rowid);
 /* held envelopes (identity changed) */
 int sc_held_add(sc_client *c, const Sotto__Api__Envelope *e);
 
@@ -121,8 +131,20 @@ int sc_flush_ex(sc_client *c, size_t *left, uint64_t focus_ts, int *focus_rc);
 sc_server sc_server_of(sc_client *c);
 
 /* recv.c */
+/* Decodes a decrypted, padded Content (proto/content.proto: padding
+ * stripped, then protobuf). SC_OK with *out to free with
+ * sc_content_free(*out); SC_E_USAGE when the
+ * padding or the protobuf is malformed (*out NULL). Fields are not yet
+ * checked (UTF-8, names, ids): the handlers do that. */
+int sc_content_decode(const uint8_t *pt, size_t pt_len, Sotto__Content__Content **out);
+/* Wipes the texts, names and keys of a decoded Content, then frees it
+ * (NULL is fine). */
+void sc_content_free(Sotto__Content__Content *ct);
 int sc_process_envelope(sc_client *c, const Sotto__Api__Envelope *e, bool from_held, sc_event_cb cb,
                         void *ud);
+/* Shows the rows a killed process stored but never showed
+ * (client_pending_events), oldest first, fetching their attachments. */
+int sc_emit_pending(sc_client *c, sc_event_cb cb, void *ud);
 /* Emits a history row as an event. */
 int sc_emit_row(sc_client *c, sqlite3_stmt *st, sc_event_cb cb, void *ud);
 
@@ -132,5 +154,22 @@ int sc_attachment_upload(sc_client *c, const char *path, Sotto__Content__Attachm
 int sc_attachment_download(sc_client *c, const Sotto__Content__AttachmentPointer *ptr, uint64_t ts,
                            char **path_out);
 void sc_attachment_pointer_clear(Sotto__Content__AttachmentPointer *ptr);
+/* The largest attachment (plaintext bytes) sent or accepted. */
+#define SC_ATTACHMENT_MAX ((uint64_t)100 << 20) /* 100 MiB */
+/* The attachment pointers of dm as stored in a history row's extra JSON:
+ * {"attachments":[{id, key (hex), digest (hex), size, content_type,
+ * file_name}, ...]}; malloc()ed (holds keys: wipe, e.g. sc_free_secret_str),
+ * NULL when dm has none. Invalid strings are stored as "". */
+char *sc_attachment_pointers_json(const Sotto__Content__DataMessage *dm);
+/* Parses one stored attachment object back into *out (strings and bytes
+ * malloc()ed; free with sc_attachment_pointer_clear). SC_OK, SC_E_INTEGRITY
+ * when a field is missing or malformed (id 32 lowercase hex, key 128 hex,
+ * digest 64 hex, 0 <= size <= SC_ATTACHMENT_MAX), SC_E_INTERNAL. */
+int sc_attachment_pointer_from_json(const json_t *a, Sotto__Content__AttachmentPointer *out);
+/* Wipes and frees a NUL-terminated string (NULL is fine). */
+void sc_free_secret_str(char *s);
+/* Removes temporary download files (".download-*", ".plain-*") older than
+ * ten minutes, left in the attachment directory by a killed process. */
+void sc_attachment_cleanup_temp(sc_client *c);
 
 #endif /* SOTTO_CLIENT_INTERNAL_H */

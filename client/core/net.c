@@ -194,6 +194,10 @@ static struct lws_context *make_context(const struct lws_protocols *protocols, c
     info.ssl_client_options_set = SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_TLSv1_2;
     if ((srv->pin_hex == NULL || srv->pin_hex[0] == '\0') && srv->ca_file != NULL)
         info.client_ssl_ca_filepath = srv->ca_file;
+    /* A pinned certificate is checked by fingerprint alone: loading the
+     * system CA bundle would only cost time (about half of a `send`). */
+    if (srv->pin_hex != NULL && srv->pin_hex[0] != '\0')
+        info.options |= LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
     return lws_create_context(&info);
 }
 
@@ -642,6 +646,7 @@ typedef struct sc_http {
     int status;
     bool completed;
     bool failed;
+    bool oversize; /* GET: the server sent more than max_len bytes */
     bool closed;
     char why[160];
     uint8_t buf[LWS_PRE + SC_HTTP_CHUNK];
@@ -738,6 +743,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             break; /* error bodies are ignored */
         if (len > h->len - h->done_bytes) {
             snprintf(h->why, sizeof h->why, "download larger than announced");
+            h->oversize = true;
             h->failed = true;
             return -1;
         }
@@ -880,6 +886,8 @@ int sc_http_get(sc_conn *share, const sc_server *srv, const char *path, uint64_t
     h->progress = progress;
     h->pud = pud;
     rc = http_run(h, share, srv, "GET", path, http_status, err, errlen);
+    if (rc != 0 && h->oversize)
+        rc = -2;
     sodium_memzero(h, sizeof *h);
     free(h);
     return rc;

@@ -81,7 +81,9 @@ typedef int (*sc_sink_fn)(void *ud, const uint8_t *p, size_t n);
 int sc_http_put(sc_conn *share, const sc_server *srv, const char *path, uint64_t len,
                 sc_body_fn body, void *body_ud, sc_progress_fn progress, void *pud,
                 int *http_status, char *err, size_t errlen);
-/* GET `path`; at most max_len body bytes (more: error). */
+/* GET `path`; at most max_len body bytes. 0; -2 when the server sent more
+ * than max_len bytes (the excess never reaches the sink); -1 on other
+ * failures. */
 int sc_http_get(sc_conn *share, const sc_server *srv, const char *path, uint64_t max_len,
                 sc_sink_fn sink, void *sink_ud, sc_progress_fn progress, void *pud,
                 int *http_status, char *err, size_t errlen);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -85,7 +86,8 @@ int sc_emit_row(sc_client *c, sqlite3_stmt *st, sc_event_cb cb, void *ud)
                 json_t *a = json_array_get(arr, i);
                 atts[i].file_name = json_string_value(json_object_get(a, "file_name"));
                 atts[i].content_type = json_string_value(json_object_get(a, "content_type"));
-                atts[i].size = (uint64_t)json_integer_value(json_object_get(a, "size"));
+                json_int_t sz = json_integer_value(json_object_get(a, "size"));
+                atts[i].size = sz > 0 ? (uint64_t)sz : 0;
                 atts[i].path = json_string_value(json_object_get(a, "path"));
                 atts[i].error = json_string_value(json_object_get(a, "error"));
             }
@@ -195,68 +197,45 @@ static int queue_session_reset(sc_client *c, const char *who)
     return sc_enqueue_content(c, who, &content, 0);
 }
 
-static char *pointers_json(const Sotto__Content__DataMessage *dm)
-{
-    json_t *o, *arr;
-    char *s;
-
-    if (dm->n_attachments == 0)
-        return NULL;
-    o = json_object();
-    arr = json_array();
-    for (size_t i = 0; i < dm->n_attachments; i++) {
-        const Sotto__Content__AttachmentPointer *p = dm->attachments[i];
-        json_t *a = json_object();
-        char key[129] = "", dig[65] = "";
-        if (p->key.len == 64)
-            sc_hex(p->key.data, 64, key);
-        if (p->digest.len == 32)
-            sc_hex(p->digest.data, 32, dig);
-        json_object_set_new(a, "id", json_string(sc_utf8_valid(p->id, strlen(p->id)) ? p->id : ""));
-        json_object_set_new(a, "key", json_string(key));
-        json_object_set_new(a, "digest", json_string(dig));
-        json_object_set_new(a, "size", json_integer((json_int_t)p->size));
-        json_object_set_new(a, "content_type",
-                            json_string(sc_utf8_valid(p->content_type, strlen(p->content_type))
-                                            ? p->content_type
-                                            : "application/octet-stream"));
-        json_object_set_new(
-            a, "file_name",
-            json_string(sc_utf8_valid(p->file_name, strlen(p->file_name)) ? p->file_name : ""));
-        json_array_append_new(arr, a);
-        sodium_memzero(key, sizeof key);
-    }
-    json_object_set_new(o, "attachments", arr);
-    s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return s;
-}
-
-/* After commit: download each attachment of row `rowid` and record the
- * local path or the error in its extra JSON. */
-static void fetch_attachments(sc_client *c, int64_t rowid, const Sotto__Content__DataMessage *dm,
-                              uint64_t ts)
+/* After commit: downloads the attachments of history row `rowid` that have
+ * neither a local path nor an error yet (their pointers are in the row's
+ * extra JSON, attach.c), records the path or the error, and wipes the key
+ * of every attachment that reached a final state. */
+static void fetch_attachments(sc_client *c, int64_t rowid)
 {
     sqlite3_stmt *st = NULL;
     json_t *extra = NULL, *arr;
+    uint64_t ts = 0;
+    bool changed = false;
     char *s;
 
-    if (dm->n_attachments == 0)
-        return;
-    if (sqlite3_prepare_v2(c->db, "SELECT extra FROM client_messages WHERE id = ?", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(c->db, "SELECT extra, timestamp FROM client_messages WHERE id = ?", -1,
+                           &st, NULL) != SQLITE_OK)
         return;
     sqlite3_bind_int64(st, 1, rowid);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
         extra = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+        ts = (uint64_t)sqlite3_column_int64(st, 1);
+    }
     sqlite3_finalize(st);
-    if (extra == NULL)
-        return;
     arr = json_object_get(extra, "attachments");
-    for (size_t i = 0; i < dm->n_attachments && i < json_array_size(arr); i++) {
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        Sotto__Content__AttachmentPointer p;
         char *path = NULL;
         json_t *a = json_array_get(arr, i);
-        int rc = sc_attachment_download(c, dm->attachments[i], ts, &path);
+        int rc;
+
+        if (!json_is_object(a) || json_string_value(json_object_get(a, "path")) ||
+            json_string_value(json_object_get(a, "error")))
+            continue; /* done before (or not an attachment) */
+        changed = true;
+        rc = sc_attachment_pointer_from_json(a, &p);
+        if (rc == SC_OK) {
+            rc = sc_attachment_download(c, &p, ts, &path);
+            sc_attachment_pointer_clear(&p);
+        } else {
+            rc = sc_fail(c, SC_E_INTEGRITY, "malformed attachment pointer");
+        }
         if (rc == SC_OK) {
             json_object_set_new(a, "path", json_string(path));
         } else {
@@ -264,13 +243,81 @@ static void fetch_attachments(sc_client *c, int64_t rowid, const Sotto__Content_
                 c->integrity_failures++;
             json_object_set_new(a, "error", json_string(c->err));
         }
+        if (rc == SC_OK || rc == SC_E_INTEGRITY) {
+            /* final: the key is of no further use */
+            json_object_del(a, "key");
+            json_object_del(a, "digest");
+        }
         free(path);
     }
-    s = json_dumps(extra, JSON_COMPACT);
-    if (s)
+    if (changed && (s = json_dumps(extra, JSON_COMPACT)) != NULL) {
         (void)sc_msg_set_extra(c, rowid, s);
-    free(s);
+        sodium_memzero(s, strlen(s));
+        free(s);
+    }
     json_decref(extra);
+}
+
+/* SOTTO_TEST_CRASH_AFTER_DECRYPT=N (docs/cli.md "Test hooks"): the process
+ * _exit()s with status 99 right after the transaction of the N-th envelope
+ * it processed committed, before any event is shown or the envelope acked. */
+static void test_crash_hook(void)
+{
+    static long count;
+    const char *v = getenv("SOTTO_TEST_CRASH_AFTER_DECRYPT");
+    char *end = NULL;
+    long n;
+
+    if (v == NULL || v[0] == '\0')
+        return;
+    n = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || n < 1)
+        n = 1;
+    if (++count == n) {
+        fflush(stdout);
+        _exit(99);
+    }
+}
+
+/* Shows a stored row: fetches its attachments, takes it off the pending
+ * list, then emits its event. A process killed before the pending mark is
+ * removed shows the row at its next receive/listen (sc_emit_pending); one
+ * killed after it keeps the row in the history only. */
+static void finish_row(sc_client *c, int64_t rowid, sc_event_cb cb, void *ud)
+{
+    fetch_attachments(c, rowid);
+    (void)sc_pending_event_done(c, rowid);
+    emit_rowid(c, rowid, cb, ud);
+}
+
+int sc_emit_pending(sc_client *c, sc_event_cb cb, void *ud)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc = SC_OK;
+
+    if (sqlite3_prepare_v2(c->db, "SELECT msg_id FROM client_pending_events ORDER BY msg_id", -1,
+                           &st, NULL) != SQLITE_OK)
+        return sc_fail(c, SC_E_STORE, "database error: %s", sqlite3_errmsg(c->db));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            int64_t *nr = realloc(rows, nc * sizeof *rows);
+            if (nr == NULL) {
+                rc = sc_fail(c, SC_E_INTERNAL, "out of memory");
+                break;
+            }
+            rows = nr;
+            cap = nc;
+        }
+        rows[n++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    for (size_t i = 0; rc == SC_OK && i < n; i++)
+        finish_row(c, rows[i], cb, ud);
+    free(rows);
+    return rc;
 }
 
 typedef struct pending_emit {
@@ -298,10 +345,68 @@ static int64_t max_row(sc_client *c)
     return v;
 }
 
+int sc_content_decode(const uint8_t *pt, size_t pt_len, Sotto__Content__Content **out)
+{
+    size_t content_len = 0;
+
+    *out = NULL;
+    if (sc_unpad(pt, pt_len, &content_len) != SC_OK)
+        return SC_E_USAGE;
+    *out = sotto__content__content__unpack(NULL, content_len, pt);
+    return *out != NULL ? SC_OK : SC_E_USAGE;
+}
+
+/* Wipes every string and bytes field of m and its sub-messages (texts,
+ * names, attachment keys) before protobuf-c frees them. */
+static void wipe_message(ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d;
+
+    if (m == NULL)
+        return;
+    d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        char *base = (char *)m;
+        size_t n = 1;
+        void *v;
+
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_STRING &&
+            f->type != PROTOBUF_C_TYPE_BYTES)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            n = *(size_t *)(base + f->quantifier_offset);
+            v = *(void **)(base + f->offset);
+        } else {
+            v = base + f->offset;
+        }
+        for (size_t k = 0; v != NULL && k < n; k++) {
+            if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                wipe_message(((ProtobufCMessage **)v)[k]);
+            } else if (f->type == PROTOBUF_C_TYPE_STRING) {
+                char *str = ((char **)v)[k];
+                if (str != NULL && str != protobuf_c_empty_string)
+                    sodium_memzero(str, strlen(str));
+            } else {
+                ProtobufCBinaryData *b = &((ProtobufCBinaryData *)v)[k];
+                if (b->data != NULL && b->len > 0)
+                    sodium_memzero(b->data, b->len);
+            }
+        }
+    }
+}
+
+void sc_content_free(Sotto__Content__Content *ct)
+{
+    if (ct == NULL)
+        return;
+    wipe_message(&ct->base);
+    sotto__content__content__free_unpacked(ct, NULL);
+}
+
 /* Handles decrypted content from (source, dev). Inside the transaction. */
 static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
-                          const Sotto__Content__Content *ct, pending_emit *pe, int64_t *att_row,
-                          const Sotto__Content__DataMessage **att_dm)
+                          const Sotto__Content__Content *ct, pending_emit *pe)
 {
     const char *src = e->source;
     bool from_self = c->username && strcmp(src, c->username) == 0;
@@ -337,7 +442,7 @@ static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
         } else if (!sc_username_valid(s->destination)) {
             return SC_OK;
         }
-        extra = pointers_json(dm);
+        extra = sc_attachment_pointers_json(dm);
         memset(&m, 0, sizeof m);
         m.conv_kind = dm->group ? "group" : "contact";
         m.conv = dm->group ? gid_hex : s->destination;
@@ -351,12 +456,9 @@ static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
         m.body_len = strlen(dm->body);
         m.extra = extra;
         rc = sc_msg_insert(c, &m, &rowid);
-        free(extra);
-        if (rc == SC_OK) {
+        sc_free_secret_str(extra);
+        if (rc == SC_OK)
             pend(pe, rowid);
-            *att_row = rowid;
-            *att_dm = dm;
-        }
         return rc;
     }
     if (ct->data == NULL)
@@ -403,7 +505,7 @@ static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
             return SC_OK; /* not (or no longer) a member: nothing visible */
         sc_hex(g->id.data, SC_GROUP_ID_BYTES, gid_hex);
     }
-    extra = pointers_json(ct->data);
+    extra = sc_attachment_pointers_json(ct->data);
     memset(&m, 0, sizeof m);
     m.conv_kind = ct->data->group ? "group" : "contact";
     m.conv = ct->data->group ? gid_hex : src;
@@ -417,12 +519,9 @@ static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
     m.body_len = strlen(ct->data->body);
     m.extra = extra;
     rc = sc_msg_insert(c, &m, &rowid);
-    free(extra);
-    if (rc == SC_OK) {
+    sc_free_secret_str(extra);
+    if (rc == SC_OK)
         pend(pe, rowid);
-        *att_row = rowid;
-        *att_dm = ct->data;
-    }
     return rc;
 }
 
@@ -431,11 +530,10 @@ int sc_process_envelope(sc_client *c, const Sotto__Api__Envelope *e, bool from_h
 {
     sotto_address a;
     uint8_t *pt = NULL;
-    size_t pt_len = 0, content_len = 0;
+    size_t pt_len = 0;
     Sotto__Content__Content *ct = NULL;
     pending_emit pe;
-    int64_t rowid = 0, att_row = 0;
-    const Sotto__Content__DataMessage *att_dm = NULL;
+    int64_t rowid = 0;
     bool seen = false;
     char text[256];
     int rc, e2;
@@ -512,8 +610,7 @@ int sc_process_envelope(sc_client *c, const Sotto__Api__Envelope *e, bool from_h
         goto mark;
     }
     (void)sc_contact_touch(c, e->source, e->source_device_id);
-    if (sc_unpad(pt, pt_len, &content_len) != SC_OK ||
-        (ct = sotto__content__content__unpack(NULL, content_len, pt)) == NULL) {
+    if (sc_content_decode(pt, pt_len, &ct) != SC_OK) {
         snprintf(text, sizeof text, "a message from %s (device %u) was malformed", e->source,
                  e->source_device_id);
         rc = store_notice(c, e->source, e->source_device_id, e->server_timestamp_ms, "malformed",
@@ -521,8 +618,10 @@ int sc_process_envelope(sc_client *c, const Sotto__Api__Envelope *e, bool from_h
         pend(&pe, rowid);
         goto mark;
     }
-    rc = handle_content(c, e, ct, &pe, &att_row, &att_dm);
+    rc = handle_content(c, e, ct, &pe);
 mark:
+    for (size_t i = 0; rc == SC_OK && i < pe.n; i++)
+        rc = sc_pending_event_add(c, pe.rows[i]);
     if (rc == SC_OK)
         rc = sc_envelope_mark(c, e->id.data, e->id.len);
     if (rc == SC_OK)
@@ -530,13 +629,11 @@ mark:
     else
         sc_db_rollback(c);
     if (rc == SC_OK) {
-        if (att_row > 0 && att_dm)
-            fetch_attachments(c, att_row, att_dm, ct ? ct->timestamp : 0);
+        test_crash_hook();
         for (size_t i = 0; i < pe.n; i++)
-            emit_rowid(c, pe.rows[i], cb, ud);
+            finish_row(c, pe.rows[i], cb, ud);
     }
-    if (ct)
-        sotto__content__content__free_unpacked(ct, NULL);
+    sc_content_free(ct);
     if (pt) {
         sodium_memzero(pt, pt_len);
         free(pt);
@@ -554,6 +651,7 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
 {
     unsigned backoff = 1000;
     uint32_t processed, expected;
+    bool first = true;
     int rc;
 
     for (;;) {
@@ -574,6 +672,14 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
         if (rc != SC_OK)
             return rc;
         backoff = 1000;
+        if (first) {
+            /* what a killed predecessor stored but never showed */
+            first = false;
+            sc_attachment_cleanup_temp(c);
+            rc = sc_emit_pending(c, cb, ud);
+            if (rc != SC_OK)
+                return rc;
+        }
         (void)sc_flush(c, NULL);
         /* A round trip so that queued pushes are on their way. */
         pf.op_case = SOTTO__API__CLIENT_FRAME__OP_PREKEY_STATUS;

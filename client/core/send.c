@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -334,7 +335,7 @@ int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t le
     rc = reset_sessions(c, dest);
     if (rc != SC_OK)
         goto out;
-    for (int attempt = 0; attempt <= SC_SEND_RETRIES; attempt++) {
+    for (int attempt = 0, rate_waits = 0; attempt <= SC_SEND_RETRIES; attempt++) {
         Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
         Sotto__Api__SendRequest sr = SOTTO__API__SEND_REQUEST__INIT;
         Sotto__Api__ServerFrame *r = NULL;
@@ -458,6 +459,19 @@ int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t le
                 rc = fetch_bundles(c, dest, m->missing[i], NULL);
         } else if (r->status == SOTTO__API__STATUS__STATUS_NOT_FOUND) {
             rc = sc_fail(c, SC_E_NOT_FOUND, "no such user: %s", dest);
+        } else if (r->status == SOTTO__API__STATUS__STATUS_RATE_LIMITED &&
+                   rate_waits < SC_RATE_LIMIT_WAITS &&
+                   r->retry_after_ms <= SC_RATE_LIMIT_MAX_WAIT_MS) {
+            /* wait as told and send again (re-encrypted: the ciphertext
+             * that was refused is never delivered, the receiver just skips
+             * its ratchet step); a longer wait: the message stays queued */
+            uint64_t ms = r->retry_after_ms < 50 ? 50 : r->retry_after_ms;
+            struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+            rate_waits++;
+            attempt--;
+            mismatch = true;
+            rc = SC_OK;
+            nanosleep(&ts, NULL);
         } else {
             rc = sc_status_error(c, r, "send");
         }
@@ -663,12 +677,12 @@ static int store_outgoing(sc_client *c, const char *conv_kind, const char *conv,
     m.body_len = strlen(dm->body);
     m.extra = extra;
     rc = sc_msg_insert(c, &m, rowid);
-    free(extra);
+    sc_free_secret_str(extra); /* holds the attachment key */
     return rc;
 }
 
-#include <jansson.h>
-
+/* The attachments of our own outgoing row: what is shown (names, size, the
+ * local path); no key or digest -- the sender never needs them again. */
 static char *attachments_json(const Sotto__Content__DataMessage *dm, const char *path)
 {
     json_t *o, *arr;
@@ -680,20 +694,14 @@ static char *attachments_json(const Sotto__Content__DataMessage *dm, const char 
     arr = json_array();
     for (size_t i = 0; i < dm->n_attachments; i++) {
         const Sotto__Content__AttachmentPointer *p = dm->attachments[i];
-        char key[129], dig[65];
         json_t *a = json_object();
-        sc_hex(p->key.data, p->key.len > 64 ? 64 : p->key.len, key);
-        sc_hex(p->digest.data, p->digest.len > 32 ? 32 : p->digest.len, dig);
         json_object_set_new(a, "id", json_string(p->id));
-        json_object_set_new(a, "key", json_string(key));
-        json_object_set_new(a, "digest", json_string(dig));
         json_object_set_new(a, "size", json_integer((json_int_t)p->size));
         json_object_set_new(a, "content_type", json_string(p->content_type));
         json_object_set_new(a, "file_name", json_string(p->file_name));
         if (path)
             json_object_set_new(a, "path", json_string(path));
         json_array_append_new(arr, a);
-        sodium_memzero(key, sizeof key);
     }
     json_object_set_new(o, "attachments", arr);
     s = json_dumps(o, JSON_COMPACT);
@@ -780,11 +788,13 @@ static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content
         for (size_t i = 0; rc == SC_OK && i < n_members; i++)
             if (strcmp(members[i], c->username) != 0)
                 rc = sc_enqueue_content(c, members[i], &content, rowid);
-    } else if (rc == SC_OK) {
+    } else if (rc == SC_OK && strcmp(to, c->username) != 0) {
         rc = sc_enqueue_content(c, to, &content, rowid);
         if (rc == SC_OK)
             rc = sc_contact_touch(c, to, 0);
     }
+    /* to ourselves ("note to self"): the history row and the sync copy for
+     * our other devices below are all there is to do */
     if (rc == SC_OK) {
         /* a copy for our other devices */
         Sotto__Content__Content sc2 = SOTTO__CONTENT__CONTENT__INIT;

@@ -51,10 +51,13 @@ typedef struct sc_options {
     const char *pin_hex;    /* NULL: stored; 64 hex chars, SHA-256 of the server cert DER */
     const char *ca_file;    /* NULL: stored; PEM CA bundle (alternative to a pin) */
     bool progress;          /* progress bar on stderr for transfers over 1 MiB */
+    bool must_exist;        /* the account's store must exist already: else
+                               SC_E_STATE and nothing is created (every
+                               command but register and link-request) */
 } sc_options;
 
-/* Opens (creating the directory and database) the account. On failure
- * the reason is written to err (errlen bytes). */
+/* Opens (creating the directory and database unless opt->must_exist) the
+ * account. On failure the reason is written to err (errlen bytes). */
 int sc_open(sc_client **out, const sc_options *opt, char *err, size_t errlen);
 void sc_close(sc_client *c);
 const char *sc_errmsg(const sc_client *c);

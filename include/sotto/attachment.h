@@ -58,8 +58,9 @@ extern "C" {
 #define SOTTO_ATTACHMENT_UPDATE_SLACK 48
 
 /*
- * Signal's padding bucket for a plaintext of `size` bytes (>= size, >= 541).
- * Returns 0 when size > SOTTO_ATTACHMENT_MAX_SIZE.
+ * Signal's padding bucket for a plaintext of `size` bytes (>= size, >= 541;
+ * docs/protocol.md "Attachments"). Returns 0 when size >
+ * SOTTO_ATTACHMENT_MAX_SIZE.
  */
 SOTTO_API uint64_t sotto_attachment_padded_size(uint64_t size);
 
@@ -98,8 +99,9 @@ SOTTO_API SOTTO_WUR int sotto_attachment_encryptor_new_with_key(
  * Feeds `in_len` plaintext bytes and writes blob bytes to `out` (which must
  * hold at least in_len + SOTTO_ATTACHMENT_UPDATE_SLACK bytes; the first call
  * also emits the IV). *out_len gets the bytes written.
- * Returns SOTTO_OK, SOTTO_ERR_BUFFER_TOO_SMALL, or SOTTO_ERR_INVALID_ARGUMENT
- * when more than `size` bytes in total are fed.
+ * Returns SOTTO_OK, SOTTO_ERR_BUFFER_TOO_SMALL, SOTTO_ERR_CRYPTO, or
+ * SOTTO_ERR_INVALID_ARGUMENT (NULL, after final, or more than `size` bytes
+ * in total fed).
  */
 SOTTO_API SOTTO_WUR int sotto_attachment_encrypt_update(sotto_attachment_encryptor *enc,
                                                         const uint8_t *in, size_t in_len,
@@ -129,29 +131,38 @@ typedef struct sotto_attachment_verifier sotto_attachment_verifier;
 
 /*
  * Starts checking a blob that claims to hold `size` plaintext bytes under
- * `key`, with the SHA-256 `digest` from the pointer.
- * Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT or SOTTO_ERR_NOMEM.
+ * the 64-byte `key`, with the 32-byte SHA-256 `digest` from the pointer
+ * (both copied; the caller keeps and wipes its key). *out is freed with
+ * sotto_attachment_verifier_free. Returns SOTTO_OK,
+ * SOTTO_ERR_INVALID_ARGUMENT (NULL, size over SOTTO_ATTACHMENT_MAX_SIZE),
+ * SOTTO_ERR_NOMEM or SOTTO_ERR_CRYPTO.
  */
 SOTTO_API SOTTO_WUR int
 sotto_attachment_verifier_new(sotto_attachment_verifier **out, uint64_t size,
                               const uint8_t key[SOTTO_STATIC_N(SOTTO_ATTACHMENT_KEY_BYTES)],
                               const uint8_t digest[SOTTO_STATIC_N(SOTTO_ATTACHMENT_DIGEST_BYTES)]);
 
-/* Feeds blob bytes. SOTTO_ERR_INVALID_MESSAGE when the blob runs too long. */
+/* Feeds `in_len` blob bytes. Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT
+ * (NULL) or SOTTO_ERR_INVALID_MESSAGE when the blob runs too long (the
+ * verifier then fails for good). */
 SOTTO_API SOTTO_WUR int sotto_attachment_verify_update(sotto_attachment_verifier *v,
                                                        const uint8_t *in, size_t in_len);
 
 /* SOTTO_OK when length, MAC and digest all match, else
- * SOTTO_ERR_INVALID_MESSAGE. MAC and digest compared in constant time. */
+ * SOTTO_ERR_INVALID_MESSAGE (also on a second call: the verifier is used
+ * up), or SOTTO_ERR_INVALID_ARGUMENT (NULL). MAC and digest compared in
+ * constant time. */
 SOTTO_API SOTTO_WUR int sotto_attachment_verify_final(sotto_attachment_verifier *v);
 
+/* Wipes and frees (NULL is fine). */
 SOTTO_API void sotto_attachment_verifier_free(sotto_attachment_verifier *v);
 
 /* ---- decryption ---- */
 
 typedef struct sotto_attachment_decryptor sotto_attachment_decryptor;
 
-/* Starts decrypting; arguments as for the verifier. */
+/* Starts decrypting; arguments, copies and errors as for the verifier;
+ * *out is freed with sotto_attachment_decryptor_free. */
 SOTTO_API SOTTO_WUR int
 sotto_attachment_decryptor_new(sotto_attachment_decryptor **out, uint64_t size,
                                const uint8_t key[SOTTO_STATIC_N(SOTTO_ATTACHMENT_KEY_BYTES)],
@@ -162,7 +173,9 @@ sotto_attachment_decryptor_new(sotto_attachment_decryptor **out, uint64_t size,
  * total, padding removed) to `out`, which must hold in_len +
  * SOTTO_ATTACHMENT_UPDATE_SLACK bytes. The output is NOT yet authenticated:
  * keep it aside (a temporary file) until final returns SOTTO_OK.
- * Returns SOTTO_OK, SOTTO_ERR_BUFFER_TOO_SMALL or SOTTO_ERR_INVALID_MESSAGE.
+ * Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT (NULL),
+ * SOTTO_ERR_BUFFER_TOO_SMALL, SOTTO_ERR_INVALID_MESSAGE (blob too long) or
+ * SOTTO_ERR_CRYPTO.
  */
 SOTTO_API SOTTO_WUR int sotto_attachment_decrypt_update(sotto_attachment_decryptor *dec,
                                                         const uint8_t *in, size_t in_len,
@@ -173,18 +186,22 @@ SOTTO_API SOTTO_WUR int sotto_attachment_decrypt_update(sotto_attachment_decrypt
  * Checks length, MAC, digest and padding; writes the last plaintext bytes
  * (out must hold SOTTO_ATTACHMENT_UPDATE_SLACK bytes). SOTTO_OK only when
  * everything verifies; SOTTO_ERR_INVALID_MESSAGE otherwise (then discard
- * all output of this decryptor).
+ * all output of this decryptor), or SOTTO_ERR_INVALID_ARGUMENT (NULL) /
+ * SOTTO_ERR_BUFFER_TOO_SMALL.
  */
 SOTTO_API SOTTO_WUR int sotto_attachment_decrypt_final(sotto_attachment_decryptor *dec,
                                                        uint8_t *out, size_t out_cap,
                                                        size_t *out_len);
 
+/* Wipes and frees, key included (NULL is fine). */
 SOTTO_API void sotto_attachment_decryptor_free(sotto_attachment_decryptor *dec);
 
 /*
- * One-shot decryption of a whole blob held in memory: verifies length, MAC
- * and digest FIRST and only then decrypts into `out` (capacity `size`
- * bytes). On any failure nothing is written to `out`.
+ * One-shot decryption of a whole blob of `blob_len` bytes held in memory:
+ * verifies length, MAC and digest FIRST and only then decrypts into `out`
+ * (capacity `size` bytes, the plaintext size from the pointer; exactly
+ * `size` bytes are written on success). On any failure nothing is written
+ * to `out`. The caller wipes `out` when done.
  * Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT, SOTTO_ERR_NOMEM or
  * SOTTO_ERR_INVALID_MESSAGE.
  */

@@ -56,7 +56,8 @@ typedef struct sotto_fingerprint sotto_fingerprint;
  *     at most SOTTO_FP_MAX_ID_BYTES bytes;
  *   *_keys / *_n: 1 .. SOTTO_FP_MAX_KEYS identity keys (any order; they are
  *     sorted internally), each with type byte 0x05.
- * On success *out owns a new object (free with sotto_fingerprint_free()).
+ * On success *out owns a new object (free with sotto_fingerprint_free());
+ * on failure *out is NULL (when out is not NULL).
  * Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT, SOTTO_ERR_INVALID_KEY (a
  * key with a wrong type byte) or SOTTO_ERR_NOMEM.
  */
@@ -71,7 +72,7 @@ SOTTO_API void sotto_fingerprint_free(sotto_fingerprint *fp);
 /*
  * The displayable safety number: SOTTO_FP_DISPLAY_DIGITS decimal digits,
  * NUL-terminated, owned by fp (valid until sotto_fingerprint_free()).
- * Both parties get the same string.
+ * Both parties get the same string (spec 4). NULL fp gives "".
  */
 SOTTO_API const char *sotto_fingerprint_display(const sotto_fingerprint *fp);
 

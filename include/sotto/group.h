@@ -28,8 +28,28 @@
  *          || XEdDSA signature (64 bytes) over everything before it
  *
  * All outputs are malloc()ed and owned by the caller, who frees them with
- * free() (after sodium_memzero for plaintexts). No function keeps a pointer
- * to its arguments. Not thread-safe per record: serialise calls on one name.
+ * free() (after sodium_memzero for plaintexts and SKDMs). On failure no
+ * output is handed out and `*msg` / `*pt` / `*skdm` and their lengths are
+ * left as they were. No function keeps a pointer to its arguments. Not
+ * thread-safe per record: serialise calls on one name. Sizes are in bytes.
+ *
+ * Arguments: a name is valid when group_id_len and sender.name_len are at
+ * most SOTTO_MAX_NAME_BYTES and each pointer is non-NULL unless its length
+ * is 0; an invalid name, a NULL store or a store without load/store
+ * callbacks give SOTTO_ERR_INVALID_ARGUMENT. A NULL message pointer is
+ * reported like a malformed message (SOTTO_ERR_INVALID_MESSAGE).
+ *
+ * Caller's duties (libsotto cannot check them):
+ *  - Our own sender key lives under (group, OUR address); a member's under
+ *    (group, THEIR address), where "their address" is the authenticated
+ *    remote address of the 1:1 session that delivered the SKDM, never a
+ *    value taken from inside a message. Processing an SKDM under our own
+ *    address is refused (SOTTO_ERR_INVALID_ARGUMENT: it could replace our
+ *    own sending state), but one under the wrong member lets that member
+ *    speak for another.
+ *  - Sender keys give no forward secrecy for members who leave: call
+ *    sotto_group_rotate() and distribute the new SKDM when membership
+ *    shrinks.
  */
 #ifndef SOTTO_GROUP_H
 #define SOTTO_GROUP_H
@@ -79,7 +99,9 @@ SOTTO_API SOTTO_WUR int sotto_group_create_distribution(const sotto_sender_key_s
  * Like sotto_group_create_distribution, but always creates a fresh own
  * sender key (new key id, chain key and signing key), e.g. after a member
  * left the group. Older states stay (at most SOTTO_MAX_SENDER_KEY_STATES) so
- * in-flight messages can still be decrypted by our other devices.
+ * in-flight messages can still be decrypted by our other devices. The
+ * record is stored before the SKDM is handed out. Same ownership and
+ * errors as sotto_group_create_distribution.
  */
 SOTTO_API SOTTO_WUR int sotto_group_rotate(const sotto_sender_key_store *store,
                                            const sotto_sender_key_name *name, uint8_t **skdm,
@@ -94,9 +116,14 @@ SOTTO_API SOTTO_WUR int sotto_group_rotate(const sotto_sender_key_store *store,
  * decrypted again): an SKDM at a later iteration advances the chain, keeping
  * stored message keys; one at the same or an earlier iteration changes
  * nothing. The same key id with a different signing key replaces the state.
+ * A record that holds our own sender key (a state with a signing private
+ * key, i.e. `name` is our own address) is refused with
+ * SOTTO_ERR_INVALID_ARGUMENT and left unchanged.
  * Returns SOTTO_OK; SOTTO_ERR_INVALID_MESSAGE, SOTTO_ERR_LEGACY_MESSAGE,
  * SOTTO_ERR_UNSUPPORTED_VERSION or SOTTO_ERR_INVALID_KEY for a malformed
- * SKDM; SOTTO_ERR_CORRUPT_RECORD, SOTTO_ERR_NOMEM, a store error.
+ * SKDM; SOTTO_ERR_INVALID_ARGUMENT (NULL store or name, bad name, `name`
+ * holds our own sender key); SOTTO_ERR_CORRUPT_RECORD, SOTTO_ERR_NOMEM, a
+ * store error.
  */
 SOTTO_API SOTTO_WUR int sotto_group_process_distribution(const sotto_sender_key_store *store,
                                                          const sotto_sender_key_name *name,
@@ -144,25 +171,34 @@ SOTTO_API SOTTO_WUR int sotto_group_decrypt(const sotto_sender_key_store *store,
                                             size_t msg_len, uint8_t **pt, size_t *pt_len);
 
 /*
- * Decodes an SKDM (spec 1.6): version byte high nibble 3 (< 3:
- * SOTTO_ERR_LEGACY_MESSAGE, > 3: SOTTO_ERR_UNSUPPORTED_VERSION), all four
- * fields present, chain key 32 bytes (else SOTTO_ERR_INVALID_MESSAGE),
- * signing key a 33-byte 0x05 key (else SOTTO_ERR_INVALID_KEY). Unknown
- * fields are skipped. *out holds the chain key: wipe it.
+ * Decodes an SKDM of `len` bytes (at most SOTTO_MAX_MESSAGE_BYTES) (spec
+ * 1.6): version byte high nibble 3 (< 3: SOTTO_ERR_LEGACY_MESSAGE, > 3:
+ * SOTTO_ERR_UNSUPPORTED_VERSION), all four fields present, chain key 32
+ * bytes (else SOTTO_ERR_INVALID_MESSAGE, also for NULL arguments or a
+ * length of 0 or over the cap), signing key a 33-byte 0x05 key (else
+ * SOTTO_ERR_INVALID_KEY). Unknown fields are skipped. `*out` is written
+ * only on success and then holds the chain key: wipe it.
  */
 SOTTO_API SOTTO_WUR int sotto_sender_key_distribution_decode(sotto_sender_key_distribution *out,
                                                              const uint8_t *data, size_t len);
 
-/* Encodes an SKDM byte for byte as libsignal-protocol-c does; *out
- * (malloc()ed, *out_len bytes) holds the chain key. */
+/*
+ * Encodes an SKDM byte for byte as libsignal-protocol-c does (spec 1.6);
+ * *out (malloc()ed, *out_len bytes, at most 82) holds the chain key: the
+ * caller wipes and frees it. Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT
+ * (NULL, or a signing key whose type byte is not 0x05) or SOTTO_ERR_NOMEM.
+ */
 SOTTO_API SOTTO_WUR int
 sotto_sender_key_distribution_encode(const sotto_sender_key_distribution *in, uint8_t **out,
                                      size_t *out_len);
 
 /*
- * Reads the key id and iteration of an SKM without verifying it (to tell
- * which sender key a message needs). Same parse checks and errors as
- * sotto_group_decrypt's first step.
+ * Reads the key id and iteration of an SKM of `msg_len` bytes without
+ * verifying it (to tell which sender key a message needs; the values are
+ * NOT authenticated). Same parse checks and errors as sotto_group_decrypt's
+ * first step (SOTTO_ERR_INVALID_MESSAGE, SOTTO_ERR_LEGACY_MESSAGE,
+ * SOTTO_ERR_UNSUPPORTED_VERSION), and SOTTO_ERR_INVALID_ARGUMENT when
+ * key_id or iteration is NULL.
  */
 SOTTO_API SOTTO_WUR int sotto_sender_key_message_peek(const uint8_t *msg, size_t msg_len,
                                                       uint32_t *key_id, uint32_t *iteration);

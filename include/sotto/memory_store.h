@@ -13,9 +13,11 @@
  *    and recorded by `save`; a different key for a known address is
  *    SOTTO_UNTRUSTED until `save` replaces the recorded key. The local
  *    device's own address is not special-cased.
- *  - One-time prekeys: an id once stored is never reused for a different key,
- *    even after `remove` (`store` gives SOTTO_ERR_STORE); storing the same key
- *    again under its id is accepted.
+ *  - One-time prekeys are used at most once: an id once stored is never
+ *    reused for a different key, and once removed (consumed by a PreKey
+ *    message) it is never stored again, not even with the same key (`store`
+ *    gives SOTTO_ERR_STORE in both cases). Storing the same key again while
+ *    it is still held is accepted (idempotent).
  *  - Records handed to `store` callbacks are copied; `load` callbacks return
  *    a fresh malloc()ed copy the caller wipes and frees (store.h).
  *  - Every private key, session record and sender-key record is wiped
@@ -53,14 +55,15 @@ SOTTO_API void sotto_memory_store_free(sotto_memory_store *store);
 /*
  * The five interfaces of this store, ready to pass to the session and group
  * APIs. The pointer is owned by `store` and valid until it is freed; the
- * caller may copy the struct.
+ * caller may copy the struct. NULL for a NULL store.
  */
 SOTTO_API sotto_protocol_store *sotto_memory_store_protocol(sotto_memory_store *store);
 
-/* Number of one-time prekeys currently held (stored and not removed). */
+/* Number of one-time prekeys currently held (stored and not removed); 0 for
+ * a NULL store. */
 SOTTO_API size_t sotto_memory_store_prekey_count(const sotto_memory_store *store);
 
-/* Number of session records currently held. */
+/* Number of session records currently held; 0 for a NULL store. */
 SOTTO_API size_t sotto_memory_store_session_count(const sotto_memory_store *store);
 
 #ifdef __cplusplus

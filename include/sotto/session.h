@@ -24,6 +24,12 @@
  *
  * Thread safety: calls for the same remote address must be serialised by
  * the caller (the record is read, modified and written back).
+ *
+ * Arguments: an address is valid when name_len <= SOTTO_MAX_NAME_BYTES and
+ * name is non-NULL (it may be NULL when name_len is 0). An invalid address,
+ * a NULL pointer where an output or input is required, a NULL store or a
+ * store lacking a callback the call needs give SOTTO_ERR_INVALID_ARGUMENT
+ * before any store is touched. Sizes are in bytes.
  */
 #ifndef SOTTO_SESSION_H
 #define SOTTO_SESSION_H
@@ -107,6 +113,18 @@ SOTTO_API SOTTO_WUR int sotto_prekey_bundle_decode(sotto_prekey_bundle *out,
  * sotto_session_encrypt() produces is a PreKeySignalMessage.
  * On success: the session record is stored, then the identity saved.
  * On failure nothing is stored.
+ *
+ * Caller's duties (libsotto cannot check them):
+ *  - `remote` must be the device the bundle was fetched for: the trust
+ *    decision and the session are keyed by `remote`; bundle->device_id and
+ *    bundle->registration_id are taken as given and not compared with it.
+ *  - With the provided stores a first contact is trusted on first use: a
+ *    bundle the server made up for an address never seen before is
+ *    accepted. Only comparing safety numbers (sotto/fingerprint.h) detects
+ *    that; show the user when an identity is new.
+ *  - Bundles come from an untrusted server: never accept a changed identity
+ *    (SOTTO_ERR_UNTRUSTED_IDENTITY) with identity.save() without the user's
+ *    decision.
  * Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT, SOTTO_ERR_UNTRUSTED_IDENTITY,
  * SOTTO_ERR_INVALID_SIGNATURE, SOTTO_ERR_INVALID_KEY, SOTTO_ERR_CORRUPT_RECORD,
  * SOTTO_ERR_NOMEM, SOTTO_ERR_CRYPTO or a store error.
@@ -170,6 +188,18 @@ SOTTO_API SOTTO_WUR int sotto_session_encrypt(const sotto_protocol_store *store,
  *  SOTTO_ERR_TOO_FAR_AHEAD      counter more than SOTTO_MAX_FORWARD_JUMP
  *                               past the chain (checked before deriving);
  *  SOTTO_ERR_CORRUPT_RECORD, SOTTO_ERR_NOMEM, SOTTO_ERR_CRYPTO, store errors.
+ *
+ * Identity changes (as libsignal-protocol-c 2.3.3; review R1 reported it):
+ * a SignalMessage is not checked against the identity store, and an
+ * archived state that decrypts one is promoted to current. So after the
+ * user accepted a changed identity for `remote`, one late message of the
+ * old identity's session (or one made by whoever holds that old device's
+ * state) makes the OLD session current again: the next
+ * sotto_session_encrypt() goes to the old identity, and for a repeated
+ * PreKey message the old identity is saved back (its outer identityKey is
+ * not authenticated; the one saved is the decrypting state's). Until the
+ * library checks this itself, an application can compare
+ * sotto_session_remote_identity() with identity.get() before encrypting.
  */
 SOTTO_API SOTTO_WUR int sotto_session_decrypt(const sotto_protocol_store *store,
     const sotto_address *remote, int msg_type, const uint8_t *msg, size_t msg_len,
@@ -186,26 +216,34 @@ typedef struct sotto_prekey_message_info {
 } sotto_prekey_message_info;
 
 /*
- * Parses a PreKeySignalMessage without decrypting or touching any store,
- * e.g. to show the new identity key after SOTTO_ERR_UNTRUSTED_IDENTITY
- * (the application may then accept it with identity.save and decrypt
- * again). The contents are NOT authenticated.
- * Returns SOTTO_OK or the decoding errors of sotto_session_decrypt.
+ * Parses a PreKeySignalMessage of `msg_len` bytes without decrypting or
+ * touching any store (spec 1.4), e.g. to show the new identity key after
+ * SOTTO_ERR_UNTRUSTED_IDENTITY (the application may then accept it with
+ * identity.save and decrypt again). The contents are NOT authenticated:
+ * anyone who can deliver a message (the server) can put any identity key
+ * here, so accept it only after the user compared safety numbers.
+ * Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT (out NULL, or msg NULL with
+ * msg_len > 0) or the decoding errors of sotto_session_decrypt
+ * (SOTTO_ERR_INVALID_MESSAGE, SOTTO_ERR_LEGACY_MESSAGE,
+ * SOTTO_ERR_UNSUPPORTED_VERSION, SOTTO_ERR_INVALID_KEY); `*out` is zeroed
+ * on a decoding error.
  */
 SOTTO_API SOTTO_WUR int sotto_prekey_message_inspect(sotto_prekey_message_info *out,
     const uint8_t *msg, size_t msg_len);
 
 /*
  * *exists = true when `remote` has a session record whose current state
- * can encrypt. Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT,
- * SOTTO_ERR_CORRUPT_RECORD or a store error.
+ * can encrypt (false otherwise, also on error). Returns SOTTO_OK,
+ * SOTTO_ERR_INVALID_ARGUMENT (NULL, bad address, no session load/store
+ * callbacks), SOTTO_ERR_CORRUPT_RECORD or a store error.
  */
 SOTTO_API SOTTO_WUR int sotto_session_exists(const sotto_protocol_store *store,
     const sotto_address *remote, bool *exists);
 
 /*
  * The registration id the remote device announced (from its bundle or
- * PreKey message) in the current state. Returns SOTTO_OK,
+ * PreKey message, unauthenticated) in the current state, into *out (0 on
+ * error). Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT (NULL, bad address),
  * SOTTO_ERR_NO_SESSION, SOTTO_ERR_CORRUPT_RECORD or a store error.
  */
 SOTTO_API SOTTO_WUR int sotto_session_remote_registration_id(const sotto_protocol_store *store,
@@ -213,15 +251,20 @@ SOTTO_API SOTTO_WUR int sotto_session_remote_registration_id(const sotto_protoco
 
 /*
  * The remote identity key of the current state (the key the session was
- * built with). Returns SOTTO_OK, SOTTO_ERR_NO_SESSION,
+ * built with) into *out (zeroed on error). Note that it can differ from
+ * the identity the identity store trusts for `remote` (see "Identity
+ * changes" at sotto_session_decrypt). Returns SOTTO_OK,
+ * SOTTO_ERR_INVALID_ARGUMENT (NULL, bad address), SOTTO_ERR_NO_SESSION,
  * SOTTO_ERR_CORRUPT_RECORD or a store error.
  */
 SOTTO_API SOTTO_WUR int sotto_session_remote_identity(const sotto_protocol_store *store,
     const sotto_address *remote, sotto_public_key *out);
 
 /*
- * Deletes the session record of `remote` (store->session.remove).
- * A missing record is not an error. Returns SOTTO_OK or a store error.
+ * Deletes the session record of `remote` (store->session.remove), with
+ * every archived state. A missing record is not an error. Returns
+ * SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT (NULL store or remove callback, bad
+ * address) or a store error.
  */
 SOTTO_API SOTTO_WUR int sotto_session_delete(const sotto_protocol_store *store,
     const sotto_address *remote);

@@ -24,8 +24,8 @@
  *
  * Policies are those of sotto/memory_store.h: trust on first use, a changed
  * identity untrusted until `save`; a one-time prekey id never takes a
- * different key, even after removal (the row is kept with its private key
- * deleted). A row that does not decode (wrong type or length, an id out of
+ * different key, and a removed (consumed) one is never stored again, not
+ * even with the same key (the row is kept with its private key deleted). A row that does not decode (wrong type or length, an id out of
  * range) gives SOTTO_ERR_CORRUPT_RECORD, never a crash. Other SQLite
  * failures give SOTTO_ERR_STORE.
  *
@@ -101,7 +101,8 @@ SOTTO_API SOTTO_WUR int sotto_sqlite_store_get_local_identity(sotto_sqlite_store
 
 /*
  * The five interfaces of this store. The pointer is owned by `store` and
- * valid until it is closed; the caller may copy the struct.
+ * valid until it is closed; the caller may copy the struct. NULL for a
+ * NULL store.
  */
 SOTTO_API sotto_protocol_store *sotto_sqlite_store_protocol(sotto_sqlite_store *store);
 
@@ -115,13 +116,14 @@ SOTTO_API SOTTO_WUR int sotto_sqlite_store_begin(sotto_sqlite_store *store);
 SOTTO_API SOTTO_WUR int sotto_sqlite_store_commit(sotto_sqlite_store *store);
 SOTTO_API SOTTO_WUR int sotto_sqlite_store_rollback(sotto_sqlite_store *store);
 
-/* Number of one-time prekeys held (stored and not removed) into *out. */
+/* Number of one-time prekeys held (stored and not removed) into *out.
+ * Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT (NULL) or SOTTO_ERR_STORE. */
 SOTTO_API SOTTO_WUR int sotto_sqlite_store_prekey_count(sotto_sqlite_store *store, size_t *out);
 
 /*
  * The underlying connection, for an application's own tables (not prefixed
  * "sotto_") in the same file and transactions. Owned by the store; do not
- * close it or change its journal mode.
+ * close it or change its journal mode. NULL for a NULL store.
  */
 SOTTO_API struct sqlite3 *sotto_sqlite_store_db(sotto_sqlite_store *store);
 

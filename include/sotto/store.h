@@ -51,7 +51,12 @@ typedef struct sotto_sender_key_name {
     sotto_address sender;
 } sotto_sender_key_name;
 
-/* Sessions, keyed by address. Records are opaque (see sotto/session.h). */
+/*
+ * Sessions, keyed by address. Records are opaque byte strings of 1 ..
+ * SOTTO_MAX_RECORD_BYTES bytes (see sotto/session.h); `load` returns
+ * SOTTO_ERR_NOT_FOUND when there is none, `store` replaces any previous
+ * record, `remove` returns SOTTO_ERR_NOT_FOUND when there was none.
+ */
 typedef struct sotto_session_store {
     int (*load)(void *ud, const sotto_address *addr, uint8_t **record, size_t *len);
     int (*store)(void *ud, const sotto_address *addr, const uint8_t *record, size_t len);
@@ -63,8 +68,15 @@ typedef struct sotto_session_store {
     void *user_data;
 } sotto_session_store;
 
-/* One-time prekeys, keyed by id. A store must refuse (SOTTO_ERR_STORE) to
- * store a different key under an id it has used before. */
+/*
+ * One-time prekeys, keyed by id (spec 2.6). A one-time prekey is used at
+ * most once, so a store must refuse (SOTTO_ERR_STORE) to store a different
+ * key under an id it has used before, and to store any key, the same one
+ * included, under an id that was removed (libsotto removes a prekey when a
+ * PreKey message consumed it). `load` fills *out (a private key: libsotto
+ * wipes it) or returns SOTTO_ERR_NOT_FOUND; `remove` returns
+ * SOTTO_ERR_NOT_FOUND for an id not held (libsotto treats that as done).
+ */
 typedef struct sotto_prekey_store {
     int (*load)(void *ud, uint32_t id, sotto_prekey *out);
     int (*store)(void *ud, const sotto_prekey *prekey);
@@ -72,7 +84,8 @@ typedef struct sotto_prekey_store {
     void *user_data;
 } sotto_prekey_store;
 
-/* Signed prekeys, keyed by id. */
+/* Signed prekeys, keyed by id (spec 3.2). `load` fills *out (with its
+ * private key: libsotto wipes it) or returns SOTTO_ERR_NOT_FOUND. */
 typedef struct sotto_signed_prekey_store {
     int (*load)(void *ud, uint32_t id, sotto_signed_prekey *out);
     int (*store)(void *ud, const sotto_signed_prekey *spk);
@@ -102,7 +115,10 @@ typedef struct sotto_identity_store {
     void *user_data;
 } sotto_identity_store;
 
-/* Sender-key records (groups), keyed by sender key name. Opaque records. */
+/* Sender-key records (groups), keyed by sender key name (group id bytes and
+ * sender address). Opaque records of 1 .. SOTTO_MAX_RECORD_BYTES bytes
+ * holding chain keys and, for our own sender keys, signing private keys;
+ * `load` returns SOTTO_ERR_NOT_FOUND when there is none. */
 typedef struct sotto_sender_key_store {
     int (*load)(void *ud, const sotto_sender_key_name *name, uint8_t **record, size_t *len);
     int (*store)(void *ud, const sotto_sender_key_name *name, const uint8_t *record, size_t len);

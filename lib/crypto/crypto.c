@@ -175,9 +175,13 @@ int sotto_hmac_key_mac(const sotto_hmac_key *k, const uint8_t *const *parts,
         rc = hmac_hash(ctx, k->k0, 0x5c, outer_parts, outer_lens, 1, out);
     }
     /* OpenSSL's finished context still holds the MAC (often the next chain
-     * key): reset frees it with OPENSSL_clear_free. The next digest on this
-     * thread gets a fresh one (OpenSSL 3.0 allocates one per init anyway). */
-    EVP_MD_CTX_reset(ctx);
+     * key). It is not reset here: the next EVP_DigestInit_ex2 on this thread
+     * frees it (OPENSSL_clear_free) and sotto_hmac_key_wipe(), which every
+     * user of a keyed state calls, resets it. So a chain step or an HKDF
+     * pays one reset for all its MACs instead of one per MAC. On failure it
+     * is reset at once. */
+    if (rc != SOTTO_OK)
+        EVP_MD_CTX_reset(ctx);
 out:
     if (rc != SOTTO_OK)
         sodium_memzero(out, SOTTO_HMAC_SHA256_BYTES);
@@ -187,8 +191,15 @@ out:
 
 void sotto_hmac_key_wipe(sotto_hmac_key *k)
 {
+    EVP_MD_CTX *ctx;
+
     if (k != NULL)
         sodium_memzero(k, sizeof *k);
+    /* Free (and clear) the digest state the last MAC left in this thread's
+     * context (see sotto_hmac_key_mac). No-op when there is none. */
+    if (sotto_crypto_global_init() == SOTTO_OK &&
+        (ctx = pthread_getspecific(md_ctx_key)) != NULL)
+        EVP_MD_CTX_reset(ctx);
 }
 
 int sotto_hmac_sha256(uint8_t out[SOTTO_HMAC_SHA256_BYTES],
@@ -284,6 +295,7 @@ static EVP_CIPHER_CTX *aes_thread_ctx(void)
     /* Bind the cipher once; later inits pass cipher NULL, which keeps the
      * provider context instead of freeing and reallocating it. */
     if (EVP_CipherInit_ex2(ctx, aes_cipher, zero, zero, 1, NULL) != 1 ||
+        EVP_CIPHER_CTX_set_padding(ctx, 1) != 1 ||
         pthread_setspecific(aes_ctx_key, ctx) != 0) {
         EVP_CIPHER_CTX_free(ctx);
         return NULL;
@@ -313,9 +325,9 @@ static int aes_cbc(int enc, uint8_t *out, size_t *out_len,
         return SOTTO_ERR_CRYPTO;
 
     rc = SOTTO_ERR_CRYPTO;
+    /* PKCS#7 padding was switched on once when the context was made; a
+     * re-init keeps it (and nothing here turns it off). */
     if (EVP_CipherInit_ex2(ctx, NULL, key, iv, enc, NULL) != 1)
-        goto out;
-    if (EVP_CIPHER_CTX_set_padding(ctx, 1) != 1)
         goto out;
     if (EVP_CipherUpdate(ctx, out, &n1, in, (int)in_len) != 1)
         goto out;

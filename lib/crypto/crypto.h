@@ -55,12 +55,15 @@ SOTTO_WUR int sotto_hmac_key_init(sotto_hmac_key *k, const uint8_t *key, size_t 
  * SOTTO_ERR_INVALID_ARGUMENT or SOTTO_ERR_CRYPTO (then `out` is zeroed).
  * No allocation by libsotto; OpenSSL 3.0 itself allocates and frees one
  * 112-byte SHA-256 context per digest (two per MAC), see docs/protocol.md.
+ * The last digest state stays in the calling thread's OpenSSL context until
+ * the next digest or sotto_hmac_key_wipe() (which clears it).
  */
 SOTTO_WUR int sotto_hmac_key_mac(const sotto_hmac_key *k, const uint8_t *const *parts,
                                  const size_t *lens, size_t n,
                                  uint8_t out[SOTTO_HMAC_SHA256_BYTES]);
 
-/* Wipes the key material in `k` (safe on a wiped or zeroed state). */
+/* Wipes the key material in `k` (safe on a wiped or zeroed state) and
+ * clears the digest state the last MAC left in this thread's context. */
 void sotto_hmac_key_wipe(sotto_hmac_key *k);
 
 /*

@@ -201,6 +201,14 @@ int sotto_group_process_distribution(const sotto_sender_key_store *store,
     ret = record_load(store, name, &rec);
     if (ret != SOTTO_OK && ret != SOTTO_ERR_NOT_FOUND)
         goto out;
+    /* A record holding a signing private key is our own sender key: an SKDM
+     * processed under our own name is a caller error, and accepting it could
+     * replace our sending state (our key id is public in every SKM). */
+    ret = SOTTO_ERR_INVALID_ARGUMENT;
+    for (size_t i = 0; i < rec.count; i++) {
+        if (rec.states[i].has_private)
+            goto out;
+    }
 
     for (size_t i = 0; i < rec.count; i++) {
         sotto_skr_state *st = &rec.states[i];

@@ -69,17 +69,23 @@ static int record_load(const sotto_protocol_store *s, const sotto_address *remot
     return sotto_session_record_decode(rec, data, len, false);
 }
 
+/* Records up to this size (a session with a few chains and skipped keys)
+ * are serialised on the stack: no allocation per message. */
+#define RECORD_SCRATCH_BYTES 2048
+
 static int record_save(const sotto_protocol_store *s, const sotto_address *remote,
                        const sotto_session_record *rec)
 {
+    uint8_t scratch[RECORD_SCRATCH_BYTES];
     uint8_t *data = NULL;
     size_t len = 0;
-    int rc = sotto_session_record_encode(rec, &data, &len);
+    int rc = sotto_session_record_encode_buf(rec, scratch, sizeof scratch, &data, &len);
     if (rc != SOTTO_OK)
         return rc;
     rc = s->session.store(s->session.user_data, remote, data, len);
     sodium_memzero(data, len);
-    free(data);
+    if (data != scratch)
+        free(data);
     return rc > 0 ? SOTTO_ERR_STORE : rc;
 }
 

@@ -55,9 +55,18 @@ void sotto_session_state_free(sotto_session_state *st)
     free(st);
 }
 
+/*
+ * The archived[] slots (40 pointer/slice triples, no secrets) are not
+ * zeroed: only archived[0 .. n_archived-1] is ever read, and every slot is
+ * written before n_archived covers it. The rest is zeroed.
+ */
 void sotto_session_record_init(sotto_session_record *rec)
 {
-    memset(rec, 0, sizeof *rec);
+    rec->has_current = false;
+    memset(&rec->current, 0, sizeof rec->current);
+    rec->n_archived = 0;
+    rec->loaded = NULL;
+    rec->loaded_len = 0;
 }
 
 void sotto_session_record_clear(sotto_session_record *rec)
@@ -72,7 +81,15 @@ void sotto_session_record_clear(sotto_session_record *rec)
         sodium_memzero(rec->loaded, rec->loaded_len);
         free(rec->loaded);
     }
-    sodium_memzero(rec, sizeof *rec);
+    /* Secrets live in `current` (the archived slots hold pointers and
+     * slices of `loaded`, both wiped and freed above). */
+    if (!rec->has_current)
+        sodium_memzero(&rec->current, sizeof rec->current);
+    /* `current` is zero now (sotto_session_state_clear wiped it). */
+    rec->has_current = false;
+    rec->n_archived = 0;
+    rec->loaded = NULL;
+    rec->loaded_len = 0;
 }
 
 /* ---- skipped keys ---- */
@@ -144,9 +161,37 @@ static size_t state_encoded_len(const sotto_session_state *st)
     return n;
 }
 
-static void state_encode(sotto_wbuf *w, const sotto_session_state *st)
+/* Cursor helpers for a span already reserved in the writer (exact size). */
+static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
 {
+    memcpy(p, src, n);
+    return p + n;
+}
+
+static uint8_t *put_u32be(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+    return p + 4;
+}
+
+/*
+ * Writes the state as one reserved span of state_encoded_len(st) bytes
+ * (one bounds check instead of one per field). Returns false (and the
+ * writer's error is set, or the span is wiped) if the writer is out of
+ * room or the length computation disagrees with what was written.
+ */
+static bool state_encode(sotto_wbuf *w, const sotto_session_state *st)
+{
+    size_t len = state_encoded_len(st);
+    uint8_t *start = sotto_wbuf_reserve(w, len);
+    uint8_t *p = start;
     uint8_t flags = 0;
+
+    if (start == NULL)
+        return false;
     if (st->has_sender_chain)
         flags |= ST_FLAG_SENDER;
     if (st->pending_prekey) {
@@ -156,40 +201,45 @@ static void state_encode(sotto_wbuf *w, const sotto_session_state *st)
     }
     if (st->has_alice_base_key)
         flags |= ST_FLAG_ALICE_BASE_KEY;
-    sotto_wbuf_put_u8(w, SOTTO_MESSAGE_VERSION);
-    sotto_wbuf_put_u8(w, flags);
-    sotto_wbuf_put(w, st->local_identity.bytes, SOTTO_PUBLIC_KEY_BYTES);
-    sotto_wbuf_put(w, st->remote_identity.bytes, SOTTO_PUBLIC_KEY_BYTES);
-    sotto_wbuf_put_u32be(w, st->local_registration_id);
-    sotto_wbuf_put_u32be(w, st->remote_registration_id);
-    sotto_wbuf_put(w, st->root_key, SOTTO_ROOT_KEY_BYTES);
-    sotto_wbuf_put_u32be(w, st->previous_counter);
+    *p++ = SOTTO_MESSAGE_VERSION;
+    *p++ = flags;
+    p = put_bytes(p, st->local_identity.bytes, SOTTO_PUBLIC_KEY_BYTES);
+    p = put_bytes(p, st->remote_identity.bytes, SOTTO_PUBLIC_KEY_BYTES);
+    p = put_u32be(p, st->local_registration_id);
+    p = put_u32be(p, st->remote_registration_id);
+    p = put_bytes(p, st->root_key, SOTTO_ROOT_KEY_BYTES);
+    p = put_u32be(p, st->previous_counter);
     if (st->has_sender_chain) {
-        sotto_wbuf_put(w, st->sender_ratchet.pub.bytes, SOTTO_PUBLIC_KEY_BYTES);
-        sotto_wbuf_put(w, st->sender_ratchet.priv, SOTTO_PRIVATE_KEY_BYTES);
-        sotto_wbuf_put(w, st->sender_chain_key, SOTTO_CHAIN_KEY_BYTES);
-        sotto_wbuf_put_u32be(w, st->sender_index);
+        p = put_bytes(p, st->sender_ratchet.pub.bytes, SOTTO_PUBLIC_KEY_BYTES);
+        p = put_bytes(p, st->sender_ratchet.priv, SOTTO_PRIVATE_KEY_BYTES);
+        p = put_bytes(p, st->sender_chain_key, SOTTO_CHAIN_KEY_BYTES);
+        p = put_u32be(p, st->sender_index);
     }
     if (st->pending_prekey) {
-        sotto_wbuf_put_u32be(w, st->pending_signed_prekey_id);
+        p = put_u32be(p, st->pending_signed_prekey_id);
         if (st->pending_has_prekey_id)
-            sotto_wbuf_put_u32be(w, st->pending_prekey_id);
+            p = put_u32be(p, st->pending_prekey_id);
     }
     if (st->has_alice_base_key)
-        sotto_wbuf_put(w, st->alice_base_key.bytes, SOTTO_PUBLIC_KEY_BYTES);
-    sotto_wbuf_put_u8(w, (uint8_t)st->n_recv);
+        p = put_bytes(p, st->alice_base_key.bytes, SOTTO_PUBLIC_KEY_BYTES);
+    *p++ = (uint8_t)st->n_recv;
     for (uint32_t i = 0; i < st->n_recv; i++) {
         const sotto_recv_chain *c = &st->recv[i];
-        sotto_wbuf_put(w, c->their_ratchet.bytes, SOTTO_PUBLIC_KEY_BYTES);
-        sotto_wbuf_put(w, c->chain_key, SOTTO_CHAIN_KEY_BYTES);
-        sotto_wbuf_put_u32be(w, c->index);
-        sotto_wbuf_put_u8(w, (uint8_t)(c->n_skipped >> 8));
-        sotto_wbuf_put_u8(w, (uint8_t)c->n_skipped);
+        p = put_bytes(p, c->their_ratchet.bytes, SOTTO_PUBLIC_KEY_BYTES);
+        p = put_bytes(p, c->chain_key, SOTTO_CHAIN_KEY_BYTES);
+        p = put_u32be(p, c->index);
+        *p++ = (uint8_t)(c->n_skipped >> 8);
+        *p++ = (uint8_t)c->n_skipped;
         for (uint32_t k = 0; k < c->n_skipped; k++) {
-            sotto_wbuf_put_u32be(w, c->skipped[k].counter);
-            sotto_wbuf_put(w, c->skipped[k].seed, SOTTO_MESSAGE_SEED_BYTES);
+            p = put_u32be(p, c->skipped[k].counter);
+            p = put_bytes(p, c->skipped[k].seed, SOTTO_MESSAGE_SEED_BYTES);
         }
     }
+    if ((size_t)(p - start) != len) {
+        sodium_memzero(start, len); /* a bug in state_encoded_len */
+        return false;
+    }
+    return true;
 }
 
 static size_t archived_len(const sotto_archived_state *a)
@@ -198,6 +248,12 @@ static size_t archived_len(const sotto_archived_state *a)
 }
 
 int sotto_session_record_encode(const sotto_session_record *rec, uint8_t **out, size_t *out_len)
+{
+    return sotto_session_record_encode_buf(rec, NULL, 0, out, out_len);
+}
+
+int sotto_session_record_encode_buf(const sotto_session_record *rec, uint8_t *scratch,
+                                    size_t scratch_len, uint8_t **out, size_t *out_len)
 {
     int rc = SOTTO_ERR_INTERNAL;
     uint8_t *buf = NULL;
@@ -220,7 +276,7 @@ int sotto_session_record_encode(const sotto_session_record *rec, uint8_t **out, 
             break; /* drop this and older archived states */
         total += n;
     }
-    buf = malloc(total);
+    buf = scratch != NULL && total <= scratch_len ? scratch : malloc(total);
     if (buf == NULL) {
         rc = SOTTO_ERR_NOMEM;
         goto out;
@@ -230,16 +286,19 @@ int sotto_session_record_encode(const sotto_session_record *rec, uint8_t **out, 
     sotto_wbuf_put_u8(&w, rec->has_current ? REC_FLAG_CURRENT : 0);
     if (rec->has_current) {
         sotto_wbuf_put_u32be(&w, (uint32_t)cur_len);
-        state_encode(&w, &rec->current);
+        if (!state_encode(&w, &rec->current))
+            goto out;
     }
     sotto_wbuf_put_u8(&w, (uint8_t)keep);
     for (uint32_t i = 0; i < keep; i++) {
         const sotto_archived_state *a = &rec->archived[i];
         sotto_wbuf_put_u32be(&w, (uint32_t)archived_len(a));
-        if (a->state != NULL)
-            state_encode(&w, a->state);
-        else
+        if (a->state != NULL) {
+            if (!state_encode(&w, a->state))
+                goto out;
+        } else {
             sotto_wbuf_put(&w, a->raw, a->raw_len);
+        }
     }
     if (sotto_wbuf_error(&w) != SOTTO_OK || w.len != total)
         goto out; /* size computation and writer disagree: a bug */
@@ -250,7 +309,8 @@ int sotto_session_record_encode(const sotto_session_record *rec, uint8_t **out, 
 out:
     if (buf != NULL) {
         sodium_memzero(buf, total);
-        free(buf);
+        if (buf != scratch)
+            free(buf);
     }
     return rc;
 }
@@ -263,51 +323,62 @@ out:
             goto out;                                                                  \
     } while (0)
 
-static int get_pub(sotto_rbuf *r, sotto_public_key *pub)
+static uint32_t be32(const uint8_t *p)
 {
-    if (sotto_rbuf_get_copy(r, pub->bytes, SOTTO_PUBLIC_KEY_BYTES) != SOTTO_OK)
-        return SOTTO_ERR_CORRUPT_RECORD;
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/* A 33-byte key from a bounds-checked span; only the 0x05 type is valid. */
+static const uint8_t *take_pub(const uint8_t *p, sotto_public_key *pub, bool *ok)
+{
+    memcpy(pub->bytes, p, SOTTO_PUBLIC_KEY_BYTES);
     if (pub->bytes[0] != SOTTO_KEY_TYPE_DJB)
-        return SOTTO_ERR_CORRUPT_RECORD;
-    return SOTTO_OK;
+        *ok = false;
+    return p + SOTTO_PUBLIC_KEY_BYTES;
 }
 
-static int get_u16be(sotto_rbuf *r, uint32_t *out)
+static const uint8_t *take_bytes(const uint8_t *p, void *dst, size_t n)
 {
-    uint8_t hi, lo;
-    if (sotto_rbuf_get_u8(r, &hi) != SOTTO_OK || sotto_rbuf_get_u8(r, &lo) != SOTTO_OK)
-        return SOTTO_ERR_CORRUPT_RECORD;
-    *out = ((uint32_t)hi << 8) | lo;
-    return SOTTO_OK;
+    memcpy(dst, p, n);
+    return p + n;
 }
 
-/* Parses exactly `len` bytes into *st (zeroed first). */
+/*
+ * Parses exactly `len` bytes into *st (zeroed first). Each fixed-size group
+ * of fields is taken as one span from the bounded reader (sotto_rbuf_get_ptr
+ * checks it against what remains) and then read field by field.
+ */
 static int state_decode(sotto_session_state *st, const uint8_t *data, size_t len)
 {
     int rc = SOTTO_ERR_CORRUPT_RECORD;
     sotto_rbuf r;
+    const uint8_t *p;
     uint8_t version, flags, n_recv;
+    bool ok = true;
 
     memset(st, 0, sizeof *st);
     sotto_rbuf_init(&r, data, len);
-    CHECK(sotto_rbuf_get_u8(&r, &version));
-    CHECK(sotto_rbuf_get_u8(&r, &flags));
+    /* version, flags, 2 keys, 2 registration ids, root key, previousCounter */
+    CHECK(sotto_rbuf_get_ptr(&r, ST_FIXED_BYTES - 1, &p));
+    version = *p++;
+    flags = *p++;
     if (version != SOTTO_MESSAGE_VERSION || (flags & ~ST_FLAGS_ALL) != 0)
         goto out;
     if ((flags & ST_FLAG_PENDING_PREKEY_ID) && !(flags & ST_FLAG_PENDING))
         goto out;
-    CHECK(get_pub(&r, &st->local_identity));
-    CHECK(get_pub(&r, &st->remote_identity));
-    CHECK(sotto_rbuf_get_u32be(&r, &st->local_registration_id));
-    CHECK(sotto_rbuf_get_u32be(&r, &st->remote_registration_id));
-    CHECK(sotto_rbuf_get_copy(&r, st->root_key, SOTTO_ROOT_KEY_BYTES));
-    CHECK(sotto_rbuf_get_u32be(&r, &st->previous_counter));
+    p = take_pub(p, &st->local_identity, &ok);
+    p = take_pub(p, &st->remote_identity, &ok);
+    st->local_registration_id = be32(p);
+    st->remote_registration_id = be32(p + 4);
+    p = take_bytes(p + 8, st->root_key, SOTTO_ROOT_KEY_BYTES);
+    st->previous_counter = be32(p);
     if (flags & ST_FLAG_SENDER) {
         st->has_sender_chain = true;
-        CHECK(get_pub(&r, &st->sender_ratchet.pub));
-        CHECK(sotto_rbuf_get_copy(&r, st->sender_ratchet.priv, SOTTO_PRIVATE_KEY_BYTES));
-        CHECK(sotto_rbuf_get_copy(&r, st->sender_chain_key, SOTTO_CHAIN_KEY_BYTES));
-        CHECK(sotto_rbuf_get_u32be(&r, &st->sender_index));
+        CHECK(sotto_rbuf_get_ptr(&r, ST_SENDER_BYTES, &p));
+        p = take_pub(p, &st->sender_ratchet.pub, &ok);
+        p = take_bytes(p, st->sender_ratchet.priv, SOTTO_PRIVATE_KEY_BYTES);
+        p = take_bytes(p, st->sender_chain_key, SOTTO_CHAIN_KEY_BYTES);
+        st->sender_index = be32(p);
     }
     if (flags & ST_FLAG_PENDING) {
         st->pending_prekey = true;
@@ -319,8 +390,11 @@ static int state_decode(sotto_session_state *st, const uint8_t *data, size_t len
     }
     if (flags & ST_FLAG_ALICE_BASE_KEY) {
         st->has_alice_base_key = true;
-        CHECK(get_pub(&r, &st->alice_base_key));
+        CHECK(sotto_rbuf_get_ptr(&r, SOTTO_PUBLIC_KEY_BYTES, &p));
+        take_pub(p, &st->alice_base_key, &ok);
     }
+    if (!ok)
+        goto out;
     CHECK(sotto_rbuf_get_u8(&r, &n_recv));
     if (n_recv > SOTTO_MAX_RECEIVER_CHAINS)
         goto out;
@@ -328,25 +402,28 @@ static int state_decode(sotto_session_state *st, const uint8_t *data, size_t len
         sotto_recv_chain *c = &st->recv[i];
         uint32_t n_skipped;
         st->n_recv = i + 1; /* so that _clear frees what was allocated */
-        CHECK(get_pub(&r, &c->their_ratchet));
-        CHECK(sotto_rbuf_get_copy(&r, c->chain_key, SOTTO_CHAIN_KEY_BYTES));
-        CHECK(sotto_rbuf_get_u32be(&r, &c->index));
-        CHECK(get_u16be(&r, &n_skipped));
+        /* ratchet key, chain key, index, u16 count of skipped keys */
+        CHECK(sotto_rbuf_get_ptr(&r, CHAIN_FIXED_BYTES, &p));
+        p = take_pub(p, &c->their_ratchet, &ok);
+        if (!ok)
+            goto out;
+        p = take_bytes(p, c->chain_key, SOTTO_CHAIN_KEY_BYTES);
+        c->index = be32(p);
+        n_skipped = (uint32_t)p[4] << 8 | p[5];
         if (n_skipped > SOTTO_MAX_MESSAGE_KEYS)
             goto out;
-        if ((size_t)n_skipped * SKIPPED_BYTES > sotto_rbuf_remaining(&r))
+        if (n_skipped == 0)
+            continue;
+        CHECK(sotto_rbuf_get_ptr(&r, (size_t)n_skipped * SKIPPED_BYTES, &p));
+        c->skipped = malloc((size_t)n_skipped * sizeof *c->skipped);
+        if (c->skipped == NULL) {
+            rc = SOTTO_ERR_NOMEM;
             goto out;
-        if (n_skipped > 0) {
-            c->skipped = malloc((size_t)n_skipped * sizeof *c->skipped);
-            if (c->skipped == NULL) {
-                rc = SOTTO_ERR_NOMEM;
-                goto out;
-            }
-            c->cap_skipped = n_skipped;
         }
+        c->cap_skipped = n_skipped;
         for (uint32_t k = 0; k < n_skipped; k++) {
-            CHECK(sotto_rbuf_get_u32be(&r, &c->skipped[k].counter));
-            CHECK(sotto_rbuf_get_copy(&r, c->skipped[k].seed, SOTTO_MESSAGE_SEED_BYTES));
+            c->skipped[k].counter = be32(p);
+            p = take_bytes(p + 4, c->skipped[k].seed, SOTTO_MESSAGE_SEED_BYTES);
             c->n_skipped = k + 1;
             /* A skipped key is always behind the chain. */
             if (c->skipped[k].counter >= c->index)

@@ -112,6 +112,16 @@ SOTTO_WUR int sotto_session_record_decode(sotto_session_record *rec,
 SOTTO_WUR int sotto_session_record_encode(const sotto_session_record *rec,
                                           uint8_t **out, size_t *out_len);
 
+/*
+ * As sotto_session_record_encode, but when the record fits in `scratch`
+ * (scratch_len bytes; scratch may be NULL) it is written there and *out ==
+ * scratch; otherwise *out is malloc()ed. The caller wipes *out_len bytes
+ * and frees *out when it is not scratch. Same return codes.
+ */
+SOTTO_WUR int sotto_session_record_encode_buf(const sotto_session_record *rec,
+                                              uint8_t *scratch, size_t scratch_len,
+                                              uint8_t **out, size_t *out_len);
+
 /* Makes archived[i] parsed (no-op if it is). SOTTO_OK, CORRUPT_RECORD, NOMEM. */
 SOTTO_WUR int sotto_session_record_parse_archived(sotto_session_record *rec, uint32_t i);
 

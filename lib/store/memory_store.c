@@ -406,6 +406,10 @@ static int ms_prekey_store(void *ud, const sotto_prekey *prekey)
         if (used->val_len != SOTTO_PUBLIC_KEY_BYTES ||
             sodium_memcmp(used->val, prekey->key.pub.bytes, SOTTO_PUBLIC_KEY_BYTES) != 0)
             return SOTTO_ERR_STORE;
+        /* Removed means consumed: a one-time prekey never comes back, not
+         * even the same key (it would let a second session use it). */
+        if (ms_map_find(&s->prekeys, key, sizeof key) == NULL)
+            return SOTTO_ERR_STORE;
     } else {
         ret = ms_map_put(&s->prekey_used, key, sizeof key, prekey->key.pub.bytes,
                          SOTTO_PUBLIC_KEY_BYTES);

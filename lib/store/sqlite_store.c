@@ -100,7 +100,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_PREKEY_LOAD] = "SELECT public_key, private_key FROM sotto_prekeys WHERE id = ?1",
     [ST_PREKEY_STORE] = "INSERT INTO sotto_prekeys (id, public_key, private_key) "
                         "VALUES (?1, ?2, ?3) "
-                        "ON CONFLICT (id) DO UPDATE SET private_key = excluded.private_key",
+                        "ON CONFLICT (id) DO UPDATE SET private_key = excluded.private_key "
+                        "WHERE private_key IS NOT NULL",
     [ST_PREKEY_REMOVE] = "UPDATE sotto_prekeys SET private_key = NULL "
                          "WHERE id = ?1 AND private_key IS NOT NULL",
     [ST_PREKEY_COUNT] = "SELECT count(*) FROM sotto_prekeys WHERE private_key IS NOT NULL",
@@ -428,6 +429,10 @@ static int ss_prekey_store(void *ud, const sotto_prekey *prekey)
             goto out;
         ret = SOTTO_ERR_STORE;
         if (sodium_memcmp(used.bytes, prekey->key.pub.bytes, SOTTO_PUBLIC_KEY_BYTES) != 0)
+            goto out;
+        /* A removed (consumed) prekey never comes back, not even the same
+         * key: that would let a second session use it. */
+        if (sqlite3_column_type(st, 1) == SQLITE_NULL)
             goto out;
     } else if (rc != SQLITE_DONE) {
         ret = SOTTO_ERR_STORE;

@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_client_content.c -- client pieces without a server:
  * content padding (docs/protocol.md "Content"), UTF-8 checks and cutting,
- * name validation, and the content protobuf round trip with hostile input.
+ * name validation, the content protobuf round trip with hostile input, and
+ * attachment pointers as history rows store them (round trip, hostile rows).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,8 +13,9 @@
 
 #include <cmocka.h>
 
-#include "content.pb-c.h"
-#include "sotto_client.h"
+#include <jansson.h>
+
+#include "internal.h"
 
 static void test_pad_sizes(void **state)
 {
@@ -185,12 +187,167 @@ static void test_content_round_trip(void **state)
     free(padded);
 }
 
+/* One stored pointer object parsed from JSON text. */
+static int parse_one(const char *text, Sotto__Content__AttachmentPointer *out)
+{
+    json_t *o = json_loads(text, 0, NULL);
+    int rc;
+    assert_non_null(o);
+    rc = sc_attachment_pointer_from_json(o, out);
+    json_decref(o);
+    return rc;
+}
+
+static void test_pointer_stored_round_trip(void **state)
+{
+    Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
+    Sotto__Content__AttachmentPointer p = SOTTO__CONTENT__ATTACHMENT_POINTER__INIT, q;
+    Sotto__Content__AttachmentPointer *pp = &p;
+    uint8_t key[64], digest[32];
+    char *s;
+    json_t *o;
+    (void)state;
+
+    for (size_t i = 0; i < 64; i++)
+        key[i] = (uint8_t)(255 - i);
+    for (size_t i = 0; i < 32; i++)
+        digest[i] = (uint8_t)(i * 3);
+    p.id = "00112233445566778899aabbccddeeff";
+    p.key.data = key;
+    p.key.len = 64;
+    p.digest.data = digest;
+    p.digest.len = 32;
+    p.size = 104857600; /* 100 MiB: the largest accepted */
+    p.content_type = "image/png";
+    p.file_name = "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80.png";
+    dm.attachments = &pp;
+    dm.n_attachments = 1;
+    s = sc_attachment_pointers_json(&dm);
+    assert_non_null(s);
+    o = json_loads(s, 0, NULL);
+    assert_non_null(o);
+    assert_int_equal(
+        sc_attachment_pointer_from_json(json_array_get(json_object_get(o, "attachments"), 0), &q),
+        SC_OK);
+    assert_string_equal(q.id, p.id);
+    assert_int_equal(q.key.len, 64);
+    assert_memory_equal(q.key.data, key, 64);
+    assert_int_equal(q.digest.len, 32);
+    assert_memory_equal(q.digest.data, digest, 32);
+    assert_int_equal(q.size, 104857600);
+    assert_string_equal(q.content_type, "image/png");
+    assert_string_equal(q.file_name, p.file_name);
+    sc_attachment_pointer_clear(&q);
+    json_decref(o);
+    sc_free_secret_str(s);
+
+    /* a pointer with a short key is stored with key "" and refused on parse */
+    p.key.len = 63;
+    s = sc_attachment_pointers_json(&dm);
+    assert_non_null(s);
+    o = json_loads(s, 0, NULL);
+    assert_int_equal(
+        sc_attachment_pointer_from_json(json_array_get(json_object_get(o, "attachments"), 0), &q),
+        SC_E_INTEGRITY);
+    json_decref(o);
+    free(s);
+    /* no attachments: nothing stored */
+    dm.n_attachments = 0;
+    assert_null(sc_attachment_pointers_json(&dm));
+}
+
+static void test_pointer_stored_hostile(void **state)
+{
+#define K128 "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+#define D64 "0000000000000000000000000000000000000000000000000000000000000000"
+#define ID "00112233445566778899aabbccddeeff"
+    static const char *const bad[] = {
+        "{}",
+        "[]",
+        "{\"id\":\"" ID "\",\"key\":\"" K128 "\",\"digest\":\"" D64 "\"}", /* no size */
+        "{\"id\":\"" ID "\",\"key\":\"" K128 "\",\"digest\":\"" D64 "\",\"size\":-1}",
+        "{\"id\":\"" ID "\",\"key\":\"" K128 "\",\"digest\":\"" D64 "\",\"size\":104857601}",
+        "{\"id\":\"" ID "\",\"key\":\"" K128 "\",\"digest\":\"" D64 "\",\"size\":\"5\"}",
+        "{\"id\":\"" ID "\",\"key\":\"" K128 "0\",\"digest\":\"" D64 "\",\"size\":5}",
+        "{\"id\":\"" ID "\",\"key\":\"" K128 "\",\"digest\":\"" D64 "00\",\"size\":5}",
+        "{\"id\":\"" ID "\",\"key\":\"" K128 "\",\"digest\":\"g" D64 "\",\"size\":5}",
+        "{\"id\":\"00112233445566778899AABBCCDDEEFF\",\"key\":\"" K128 "\",\"digest\":\"" D64
+        "\",\"size\":5}",
+        "{\"id\":\"../../../../etc/passwd000000000\",\"key\":\"" K128 "\",\"digest\":\"" D64
+        "\",\"size\":5}",
+        "{\"id\":5,\"key\":\"" K128 "\",\"digest\":\"" D64 "\",\"size\":5}",
+        "{\"id\":\"" ID "\",\"key\":null,\"digest\":\"" D64 "\",\"size\":5}",
+    };
+    Sotto__Content__AttachmentPointer q;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(parse_one(bad[i], &q), SC_E_INTEGRITY);
+        /* left in the initial state: nothing to free, no key */
+        assert_string_equal(q.id, "");
+        assert_null(q.key.data);
+        assert_int_equal(q.key.len, 0);
+    }
+    /* the minimal good one, with missing names defaulted */
+    assert_int_equal(parse_one("{\"id\":\"" ID "\",\"key\":\"" K128 "\",\"digest\":\"" D64
+                               "\",\"size\":0}",
+                               &q),
+                     SC_OK);
+    assert_int_equal(q.size, 0);
+    assert_string_equal(q.file_name, "");
+    assert_string_equal(q.content_type, "application/octet-stream");
+    sc_attachment_pointer_clear(&q);
+#undef K128
+#undef D64
+#undef ID
+}
+
+static void test_content_decode(void **state)
+{
+    Sotto__Content__Content c = SOTTO__CONTENT__CONTENT__INIT;
+    Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
+    Sotto__Content__Content *out = NULL;
+    uint8_t *buf, *padded = NULL;
+    size_t n, plen = 0;
+    (void)state;
+
+    dm.body = "x";
+    c.timestamp = 9;
+    c.data = &dm;
+    n = sotto__content__content__get_packed_size(&c);
+    buf = malloc(n);
+    assert_non_null(buf);
+    sotto__content__content__pack(&c, buf);
+    assert_int_equal(sc_pad(buf, n, &padded, &plen), SC_OK);
+    assert_int_equal(sc_content_decode(padded, plen, &out), SC_OK);
+    assert_non_null(out);
+    assert_int_equal(out->timestamp, 9);
+    assert_string_equal(out->data->body, "x");
+    sotto__content__content__free_unpacked(out, NULL);
+    /* unpadded: refused */
+    assert_int_equal(sc_content_decode(buf, n, &out), SC_E_USAGE);
+    assert_null(out);
+    /* padding only: an empty Content (key-only) */
+    assert_int_equal(sc_content_decode((const uint8_t *)"\x80\0\0", 3, &out), SC_OK);
+    assert_null(out->data);
+    sotto__content__content__free_unpacked(out, NULL);
+    /* padded garbage */
+    padded[0] = 0xff;
+    assert_int_equal(sc_content_decode(padded, plen, &out), SC_E_USAGE);
+    assert_null(out);
+    free(buf);
+    free(padded);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pad_sizes), cmocka_unit_test(test_unpad_hostile),
         cmocka_unit_test(test_utf8),      cmocka_unit_test(test_utf8_cut),
         cmocka_unit_test(test_names),     cmocka_unit_test(test_content_round_trip),
+        cmocka_unit_test(test_pointer_stored_round_trip),
+        cmocka_unit_test(test_pointer_stored_hostile),
+        cmocka_unit_test(test_content_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

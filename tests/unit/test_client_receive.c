@@ -429,6 +429,18 @@ static void test_group_non_member_update_ignored(void **state)
     assert_int_equal(deliver(mallory, carol, &ct, 3, &ev), SC_OK);
     assert_int_equal(ev.n, 1);
     assert_int_equal(count(carol, "SELECT count(*) FROM client_group_members"), 2);
+    /* mallory "creates" a group carol is not in: nothing shown, nothing kept
+     * (no junk "removed" group in carol's list) */
+    gid[0] = 0x78;
+    gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE;
+    gc.name = "junk";
+    gc.members = &mm[2]; /* {nmallory}: the sender is in it, carol is not */
+    gc.n_members = 1;
+    dm.body = "";
+    ct.timestamp = 13;
+    assert_int_equal(deliver(mallory, carol, &ct, 4, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(count(carol, "SELECT count(*) FROM client_groups"), 1);
     sc_close(alice);
     sc_close(carol);
     sc_close(mallory);
@@ -458,6 +470,160 @@ static void test_queue_survives_restart(void **state)
     sc_close(alice);
 }
 
+
+/* The event callback checks, at the moment a row is shown, that it is
+ * stored and already off the pending list: a process killed after showing
+ * it never shows it again, one killed before shows it at the next start. */
+typedef struct order_check {
+    sc_client *c;
+    int n;
+    int64_t pending_at_emit;
+    int64_t stored_at_emit;
+} order_check;
+
+static void check_order(void *ud, const sc_event *ev)
+{
+    order_check *o = ud;
+    char sql[128];
+    o->n++;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM client_pending_events WHERE msg_id = %lld",
+             (long long)ev->id);
+    o->pending_at_emit = count(o->c, sql);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM client_messages WHERE id = %lld",
+             (long long)ev->id);
+    o->stored_at_emit = count(o->c, sql);
+}
+
+static void test_pending_events(void **state)
+{
+    sc_client *alice = open_account("palice", true), *bob = open_account("pbob", true);
+    Sotto__Content__Content ct = SOTTO__CONTENT__CONTENT__INIT;
+    Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
+    order_check oc;
+    events ev;
+    (void)state;
+
+    make_session(alice, bob);
+    memset(&oc, 0, sizeof oc);
+    oc.c = bob;
+    dm.body = "stored, then shown";
+    ct.timestamp = 700;
+    ct.data = &dm;
+    {
+        /* deliver() with the order-checking callback */
+        Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
+        sotto_address a = {"pbob", 4, 1};
+        size_t n = sotto__content__content__get_packed_size(&ct), plen = 0, mlen = 0;
+        uint8_t *buf = malloc(n), *padded = NULL, *msg = NULL, id[16];
+        int type = 0;
+        sotto__content__content__pack(&ct, buf);
+        assert_int_equal(sc_pad(buf, n, &padded, &plen), SC_OK);
+        assert_int_equal(sotto_session_encrypt(&alice->ps, &a, padded, plen, &msg, &mlen, &type),
+                         SOTTO_OK);
+        memset(id, 0x70, sizeof id);
+        e.id.data = id;
+        e.id.len = 16;
+        e.source = "palice";
+        e.source_device_id = 1;
+        e.type = (uint32_t)type;
+        e.body.data = msg;
+        e.body.len = mlen;
+        assert_int_equal(sc_process_envelope(bob, &e, false, check_order, &oc), SC_OK);
+        free(buf);
+        free(padded);
+        free(msg);
+    }
+    assert_int_equal(oc.n, 1);
+    assert_int_equal(oc.stored_at_emit, 1);
+    assert_int_equal(oc.pending_at_emit, 0);
+    assert_int_equal(count(bob, "SELECT count(*) FROM client_pending_events"), 0);
+    /* nothing pending: sc_emit_pending shows nothing */
+    memset(&ev, 0, sizeof ev);
+    assert_int_equal(sc_emit_pending(bob, collect, &ev), SC_OK);
+    assert_int_equal(ev.n, 0);
+
+    /* the state a process killed between commit and showing leaves behind
+     * (SOTTO_TEST_CRASH_AFTER_DECRYPT): the row is pending; the next start
+     * shows it exactly once, byte-exact */
+    assert_int_equal(sqlite3_exec(bob->db,
+                                  "INSERT INTO client_pending_events(msg_id)"
+                                  " SELECT id FROM client_messages",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sc_close(bob);
+    bob = open_account("pbob", false);
+    assert_int_equal(sc_emit_pending(bob, collect, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.kind, SC_EV_MESSAGE);
+    assert_int_equal(ev.body_len, strlen("stored, then shown"));
+    assert_memory_equal(ev.body, "stored, then shown", ev.body_len);
+    assert_int_equal(sc_emit_pending(bob, collect, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    /* the redelivered envelope (not acked before the kill) shows nothing */
+    assert_int_equal(deliver(alice, bob, &ct, 0x70, &ev), SC_OK);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(count(bob, "SELECT count(*) FROM client_messages"), 1);
+    sc_close(alice);
+    sc_close(bob);
+}
+
+/* Sending to oneself: one history row (to ourselves), one queue row (the
+ * copy for our other devices), no contact "ourselves". */
+static void test_send_to_self(void **state)
+{
+    sc_client *alice = open_account("salice", true);
+    uint64_t ts = 0;
+    (void)state;
+
+    assert_int_equal(sc_send_text(alice, "salice", false, "note", 4, &ts), SC_E_NETWORK);
+    assert_true(ts != 0);
+    assert_int_equal(count(alice, "SELECT count(*) FROM client_messages WHERE direction = 1"
+                                  " AND conv = 'salice' AND body = 'note'"),
+                     1);
+    assert_int_equal(count(alice, "SELECT count(*) FROM client_outgoing"), 1);
+    assert_int_equal(count(alice, "SELECT count(*) FROM client_outgoing WHERE destination ="
+                                  " 'salice'"),
+                     1);
+    assert_int_equal(count(alice, "SELECT count(*) FROM client_contacts"), 0);
+    sc_close(alice);
+}
+
+/* store.db, its WAL and the directories are private whatever the umask,
+ * and an existing store with loose permissions is narrowed. */
+static void test_store_private(void **state)
+{
+    char path[512];
+    struct stat sb;
+    mode_t old = umask(022);
+    sc_client *c;
+    (void)state;
+
+    snprintf(path, sizeof path, "%s/sotto/umask", tmpdir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/sotto/umask/store.db", tmpdir);
+    {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fclose(f);
+    }
+    assert_int_equal(chmod(path, 0644), 0);
+    c = open_account("umask", true);
+    assert_int_equal(sc_cfg_set_text(c, "probe", "x"), SC_OK);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    snprintf(path, sizeof path, "%s/sotto/umask/store.db-wal", tmpdir);
+    if (stat(path, &sb) == 0)
+        assert_int_equal(sb.st_mode & 0077, 0);
+    snprintf(path, sizeof path, "%s/sotto/umask", tmpdir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    snprintf(path, sizeof path, "%s/sotto/umask/attachments", tmpdir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+    sc_close(c);
+    umask(old);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -485,6 +651,9 @@ int main(void)
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_group_non_member_update_ignored),
         cmocka_unit_test(test_queue_survives_restart),
+        cmocka_unit_test(test_pending_events),
+        cmocka_unit_test(test_send_to_self),
+        cmocka_unit_test(test_store_private),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

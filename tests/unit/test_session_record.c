@@ -38,6 +38,29 @@ static void assert_roundtrip(const uint8_t *raw, size_t len)
         assert_int_equal(out_len, len);
         assert_memory_equal(out, raw, len);
         free(out);
+        /* The same bytes through a caller's scratch buffer: used when the
+         * record fits (exactly or with room), else a malloc()ed copy. */
+        {
+            uint8_t *scratch = malloc(len + 8);
+            size_t caps[3] = { len, len + 8, len - 1 };
+            assert_non_null(scratch);
+            for (int k = 0; k < 3; k++) {
+                out = NULL;
+                out_len = 0;
+                assert_int_equal(sotto_session_record_encode_buf(&rec, scratch, caps[k], &out,
+                                                                 &out_len),
+                                 SOTTO_OK);
+                assert_int_equal(out_len, len);
+                assert_memory_equal(out, raw, len);
+                if (k < 2) {
+                    assert_ptr_equal(out, scratch);
+                } else {
+                    assert_ptr_not_equal(out, scratch);
+                    free(out);
+                }
+            }
+            free(scratch);
+        }
         sotto_session_record_clear(&rec);
     }
     assert_int_equal(sotto_session_record_validate(raw, len), SOTTO_OK);

@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# scripts/demo.sh BUILD_DIR -- `make demo`: a real sottod and three real
+# `sotto` clients on this machine, end to end over TLS.
+#
+# Starts sottod (SQLite, self-signed certificate) on a free loopback port in
+# a temporary directory; registers alice, bob and carol (each with its own
+# data directory, pinning the server's certificate); alice and bob talk, alice
+# sends bob a file, the three talk in a group; then it compares safety
+# numbers, shows what the operator could hand over (`sottod admin disclose`)
+# and searches every file the server wrote for the plaintexts. Exits non-zero
+# if anything does not hold. Everything is removed at the end.
+set -euo pipefail
+
+if [ $# -ne 1 ]; then
+    echo "usage: $0 BUILD_DIR   (make demo runs it after building)" >&2
+    exit 2
+fi
+BUILD=$(cd "$1" && pwd)
+SOTTOD="$BUILD/server/sottod"
+SOTTO="$BUILD/client/sotto"
+for b in "$SOTTOD" "$SOTTO"; do
+    if [ ! -x "$b" ]; then
+        echo "demo: $b not found -- build first (make build)" >&2
+        exit 1
+    fi
+done
+CLIENT_TIMEOUT=30   # seconds; no client call may hang the demo
+
+# python3 (json, sqlite3 from the standard library): Debian's interpreter
+# directly when present -- a version-manager shim first on PATH (pyenv) costs
+# ~0.3 s per call, and this script calls it often.
+if [ -x /usr/bin/python3 ]; then
+    DEMO_PY=/usr/bin/python3
+else
+    DEMO_PY=$(command -v python3)
+fi
+python3() { "$DEMO_PY" "$@"; }
+
+
+if [ -t 1 ]; then
+    B=$'\e[1m' D=$'\e[2m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'
+else
+    B="" D="" G="" R="" N=""
+fi
+
+DEMO_DIR=$(mktemp -d "${TMPDIR:-/tmp}/sotto-demo.XXXXXX")
+SERVER_PID=""
+STEP=0
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$DEMO_DIR"
+    if [ "$rc" -eq 130 ] || [ "$rc" -eq 143 ]; then
+        echo "demo interrupted; server stopped, $DEMO_DIR removed" >&2
+    elif [ "$rc" -ne 0 ]; then
+        echo "${R}demo failed (exit $rc)${N}" >&2
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step() {
+    STEP=$((STEP + 1))
+    printf '\n%s%d. %s%s\n' "$B" "$STEP" "$*" "$N"
+}
+say() { printf '   %s\n' "$*"; }
+die() {
+    printf '%sdemo: %s%s\n' "$R" "$*" "$N" >&2
+    exit 1
+}
+
+# shown ARGS...: the arguments as a person would type them (quoted if needed).
+shown() {
+    local a out=""
+    for a in "$@"; do
+        if [[ "$a" =~ ^[A-Za-z0-9_./:=@+-]+$ ]]; then
+            out+=" $a"
+        elif [[ "$a" != *\'* ]]; then
+            out+=" '$a'"
+        elif [[ "$a" != *[\"\$\`\\!]* ]]; then
+            out+=" \"$a\""
+        else
+            out+=" $(printf '%q' "$a")"
+        fi
+    done
+    printf '%s' "${out# }"
+}
+
+# as USER ARGS...: runs `sotto --account USER ARGS...` with USER's own data
+# directory, shows the command and its output indented.
+as() {
+    local who=$1
+    shift
+    printf '   %s%s$ sotto %s%s\n' "$D" "$who" "$(shown "$@")" "$N"
+    local rc=0
+    XDG_DATA_HOME="$DEMO_DIR/$who" timeout -k 2 "$CLIENT_TIMEOUT" \
+        "$SOTTO" --account "$who" "$@" </dev/null >"$DEMO_DIR/out" 2>"$DEMO_DIR/err" || rc=$?
+    sed 's/^/     /' "$DEMO_DIR/out"
+    if [ "$rc" -ne 0 ]; then
+        sed 's/^/     /' "$DEMO_DIR/err"
+        die "sotto $* (as $who) exited with $rc"
+    fi
+}
+
+# expect TEXT...: the last command's output shows each TEXT (a message arrived).
+expect() {
+    local t
+    for t in "$@"; do
+        grep -q -F -- "$t" "$DEMO_DIR/out" || die "expected to see: $t"
+    done
+}
+
+# quiet USER ARGS...: the same, output only into $DEMO_DIR/out.
+quiet() {
+    local who=$1
+    shift
+    XDG_DATA_HOME="$DEMO_DIR/$who" timeout -k 2 "$CLIENT_TIMEOUT" \
+        "$SOTTO" --account "$who" "$@" </dev/null >"$DEMO_DIR/out" 2>"$DEMO_DIR/err" ||
+        die "sotto $* (as $who) failed: $(cat "$DEMO_DIR/err")"
+}
+
+printf '%sSotto demo%s -- an end-to-end encrypted messenger: the server below relays\n' "$B" "$N"
+printf 'only ciphertext. Temporary directory: %s\n' "$DEMO_DIR"
+
+# ---------------------------------------------------------------------------
+step "Start the server (SQLite, self-signed certificate, a free port on 127.0.0.1)"
+DATA="$DEMO_DIR/server"
+say "$ sottod --data-dir $DATA --listen 127.0.0.1:0"
+# (under `timeout` so that it cannot outlive a demo that was killed outright)
+timeout -k 5 900 "$SOTTOD" --data-dir "$DATA" --listen 127.0.0.1:0 >"$DEMO_DIR/sottod.out" 2>"$DEMO_DIR/sottod.log" &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+    grep -q '^sottod: certificate sha256 ' "$DEMO_DIR/sottod.out" 2>/dev/null && break
+    kill -0 "$SERVER_PID" 2>/dev/null || die "sottod exited: $(cat "$DEMO_DIR/sottod.log")"
+    sleep 0.1
+done
+URL=$(sed -n 's/^sottod: listening on \(https:[^ ]*\)$/\1/p' "$DEMO_DIR/sottod.out")
+PIN=$(sed -n 's/^sottod: certificate sha256 \([0-9a-f]\{64\}\)$/\1/p' "$DEMO_DIR/sottod.out")
+[[ -n "$URL" && -n "$PIN" ]] || die "sottod did not print its address and certificate"
+sed 's/^/     /' "$DEMO_DIR/sottod.out"
+
+# ---------------------------------------------------------------------------
+step "Register alice, bob and carol (each pins the certificate fingerprint printed above)"
+for u in alice bob carol; do
+    as "$u" --server "$URL" --pin "$PIN" register "$u"
+done
+
+# ---------------------------------------------------------------------------
+step "alice and bob talk"
+TEXTS=()
+t1="Hi Bob! Did you get the keys to the allotment?"
+t2="Hi Alice, yes -- they were under the blue flowerpot."
+t3="Great. Meet at the greenhouse at seven?"
+t4="Seven it is. I'll bring the seedlings."
+TEXTS+=("$t1" "$t2" "$t3" "$t4")
+as alice send bob "$t1"
+as bob receive
+expect "alice: $t1"
+as bob send alice "$t2"
+as alice receive
+expect "bob: $t2"
+as alice send bob "$t3"
+as bob receive
+expect "alice: $t3"
+as bob send alice "$t4"
+as alice receive
+expect "bob: $t4"
+
+# ---------------------------------------------------------------------------
+step "alice sends bob a file"
+FILE="$DEMO_DIR/planting-plan.txt"
+FILE_MARK="PLANTING-PLAN-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+{
+    echo "$FILE_MARK -- the secret planting plan"
+    for bed in 1 2 3 4 5 6 7 8; do
+        echo "bed $bed: tomatoes, basil, marigolds; water at dawn"
+    done
+    head -c 48000 /dev/urandom | base64 -w 76
+} >"$FILE"
+t5="Here is the planting plan."
+TEXTS+=("$t5")
+as alice send --file "$FILE" --text "$t5" bob
+as bob receive
+expect "alice: $t5" "planting-plan.txt"
+quiet bob --json history --limit 1 alice
+GOT=$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    for a in m.get("attachments") or []:
+        if a.get("path"):
+            print(a["path"])
+' "$DEMO_DIR/out" | tail -n 1)
+[[ -n "$GOT" && -f "$GOT" ]] || die "bob has no saved copy of the file"
+SUM_SENT=$(sha256sum <"$FILE" | cut -d' ' -f1)
+SUM_GOT=$(sha256sum <"$GOT" | cut -d' ' -f1)
+say "sent:     $SUM_SENT  planting-plan.txt ($(stat -c %s "$FILE") bytes)"
+say "received: $SUM_GOT  $GOT"
+[ "$SUM_SENT" = "$SUM_GOT" ] || die "the file bob received differs from the one alice sent"
+say "${G}SHA-256 equal: the file arrived intact.${N}"
+
+# ---------------------------------------------------------------------------
+step "The three talk in a group"
+t6="Welcome to the garden club!"
+t7="Thanks Alice -- carol, do you have spare compost?"
+t8="Two bags. I'll drop them off on Saturday."
+TEXTS+=("garden club" "$t6" "$t7" "$t8")
+as alice group create "garden club" bob carol
+as bob receive
+expect "garden club"
+as carol receive
+expect "garden club"
+as alice group send "garden club" "$t6"
+as bob group send "garden club" "$t7"
+as carol receive
+expect "alice @ garden club: $t6" "bob @ garden club: $t7"
+as carol group send "garden club" "$t8"
+as alice receive
+expect "bob @ garden club: $t7" "carol @ garden club: $t8"
+as bob receive
+expect "alice @ garden club: $t6" "carol @ garden club: $t8"
+
+# ---------------------------------------------------------------------------
+step "Safety numbers: alice and bob compare them (in person, or by scanning the QR code)"
+as alice safety-number --no-qr bob
+quiet alice --json safety-number bob
+SN_A=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["safety_number"])' "$DEMO_DIR/out")
+as bob safety-number --no-qr alice
+quiet bob --json safety-number alice
+SN_B=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["safety_number"])' "$DEMO_DIR/out")
+[ "$SN_A" = "$SN_B" ] || die "safety numbers differ: alice sees $SN_A, bob sees $SN_B"
+say "${G}Equal on both sides: no one sits in the middle of this conversation.${N}"
+
+# ---------------------------------------------------------------------------
+step "What the operator could hand over about alice"
+say "$ sottod admin --data-dir $DATA disclose alice"
+timeout 30 "$SOTTOD" admin --data-dir "$DATA" disclose alice >"$DEMO_DIR/disclose.json" 2>"$DEMO_DIR/err" ||
+    die "sottod admin disclose failed: $(cat "$DEMO_DIR/err")"
+python3 -m json.tool "$DEMO_DIR/disclose.json" 2>/dev/null | sed 's/^/     /' ||
+    sed 's/^/     /' "$DEMO_DIR/disclose.json"
+
+# ---------------------------------------------------------------------------
+step "Search every file the server wrote for what was said"
+say "files in $DATA (database with its WAL and SHM, attachment blobs, certificate):"
+find "$DATA" -type f -printf '%P (%s bytes)\n' | sort | sed 's/^/     /'
+NEEDLES=("${TEXTS[@]}" "$FILE_MARK" "tomatoes, basil, marigolds" "$(sed -n 12p "$FILE" | cut -c 1-40)")
+TOTAL=0
+for needle in "${NEEDLES[@]}"; do
+    hits=0
+    while IFS= read -r -d '' f; do
+        hits=$((hits + $(grep -c -a -F -- "$needle" "$f" || true)))
+    done < <(find "$DATA" -type f -print0)
+    printf '     %3d hits  %s\n' "$hits" "$needle"
+    TOTAL=$((TOTAL + hits))
+done
+for needle in "${NEEDLES[@]}"; do
+    if grep -q -a -F -- "$needle" "$DEMO_DIR/sottod.log" "$DEMO_DIR/sottod.out"; then
+        say "${R}the server's log contains: $needle${N}"
+        TOTAL=$((TOTAL + 1))
+    fi
+done
+if [ "$TOTAL" -ne 0 ]; then
+    die "$TOTAL plaintext hits on the server"
+fi
+say "${G}0 hits: the server holds none of the ${#NEEDLES[@]} texts searched for, nor the file's content.${N}"
+# Nor any private key: every private key in the three clients' stores
+# (identity, signed and one-time prekeys, login key), raw or hex.
+read -r NKEYS KEYHITS PUBHITS < <(python3 - "$DATA" "$DEMO_DIR"/*/sotto/*/store.db <<'EOF'
+import os, sqlite3, sys
+secret, public = [], []
+for db in sys.argv[2:]:
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    q = ["SELECT private_key FROM sotto_local_identity", "SELECT private_key FROM sotto_signed_prekeys",
+         "SELECT private_key FROM sotto_prekeys WHERE private_key IS NOT NULL",
+         "SELECT substr(value, 1, 32) FROM client_config WHERE key = 'auth_sk'"]
+    for sql in q:
+        secret += [bytes(r[0])[-32:] for r in con.execute(sql)]
+    public += [bytes(r[0])[-32:] for r in con.execute("SELECT public_key FROM sotto_local_identity")]
+blobs = []
+for d, _, files in os.walk(sys.argv[1]):
+    blobs += [open(os.path.join(d, f), "rb").read() for f in files]
+count = lambda keys: sum(b.count(k) + b.count(k.hex().encode()) for k in keys for b in blobs)
+print(len(secret), count(secret), count(public))
+EOF
+)
+say "private keys of alice, bob and carol searched for: $NKEYS; found on the server: $KEYHITS"
+say "(their identity public keys, which the server must hold, are found: $PUBHITS hits)"
+[ "$KEYHITS" -eq 0 ] || die "private key material found on the server"
+[ "$PUBHITS" -gt 0 ] || die "the key search does not even find the public keys: it is broken"
+
+# The same search where the plaintext does live, to show that it finds it:
+# bob's own device keeps his history and the file (protect it with disk
+# encryption).
+CONTROL=0
+for needle in "${NEEDLES[@]}"; do
+    if grep -r -q -a -F -- "$needle" "$DEMO_DIR/bob"; then
+        CONTROL=$((CONTROL + 1))
+    fi
+done
+say "For comparison, the same search on bob's own device finds $CONTROL of the ${#NEEDLES[@]} (his history and the file live there)."
+[ "$CONTROL" -gt 0 ] || die "the search found nothing even on bob's device: the search itself is broken"
+
+# ---------------------------------------------------------------------------
+step "Stop the server and clean up"
+kill -TERM "$SERVER_PID"
+for _ in $(seq 1 100); do
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+done
+kill -0 "$SERVER_PID" 2>/dev/null && die "sottod did not stop within 10 s of SIGTERM"
+wait "$SERVER_PID" || die "sottod exited with an error on SIGTERM"
+SERVER_PID=""
+say "sottod stopped; $DEMO_DIR removed."
+printf '\n%sDemo complete.%s\n' "$G" "$N"
