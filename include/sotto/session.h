@@ -144,9 +144,15 @@ SOTTO_API SOTTO_WUR int sotto_session_process_bundle(const sotto_protocol_store 
  * the session is unacknowledged, SOTTO_MSG_PREKEY (3). The transport must
  * carry the type next to the bytes. The chain advances and the record is
  * stored before returning. No padding is added (the application pads).
+ * The current state's remote identity must be trusted now
+ * (identity.is_trusted, required): after the user accepted a changed
+ * identity, encrypting with a session of the old one is refused until a
+ * session with the new identity exists (process its bundle, or receive its
+ * PreKey message); nothing is stored then (review R1).
  * Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT, SOTTO_ERR_NO_SESSION (no
- * record or no current state that can send), SOTTO_ERR_CORRUPT_RECORD,
- * SOTTO_ERR_NOMEM, SOTTO_ERR_CRYPTO or a store error.
+ * record or no current state that can send), SOTTO_ERR_UNTRUSTED_IDENTITY,
+ * SOTTO_ERR_CORRUPT_RECORD, SOTTO_ERR_NOMEM, SOTTO_ERR_CRYPTO or a store
+ * error.
  */
 SOTTO_API SOTTO_WUR int sotto_session_encrypt(const sotto_protocol_store *store,
     const sotto_address *remote, const uint8_t *pt, size_t pt_len,
@@ -158,8 +164,15 @@ SOTTO_API SOTTO_WUR int sotto_session_encrypt(const sotto_protocol_store *store,
  * *pt / *pt_len receive the plaintext (malloc()ed, at least 1 byte even
  * for an empty plaintext; caller wipes and frees).
  *
- * SignalMessage: tries the current state, then each archived state;
- * a working archived state is promoted to current.
+ * SignalMessage: tries the states that have a receiver chain for the
+ * message's ratchet key, then the others (each group: current, then
+ * archived, most recent first); a working archived state is promoted to
+ * current. One call derives at most 2 x (SOTTO_MAX_FORWARD_JUMP + 1) chain
+ * steps over all states tried (so a forged message is cheap to refuse): a
+ * message on a known chain always gets its SOTTO_MAX_FORWARD_JUMP, a
+ * message opening a new chain at counter n is tried on the states, in that
+ * order, while the budget pays n + 1 steps each (the current state always;
+ * all 41 states when n <= 96), else SOTTO_ERR_INVALID_MESSAGE.
  * PreKeySignalMessage: checks trust of the carried identity key; a base
  * key already known to the record reuses that state (repeated PreKey
  * messages); otherwise runs X3DH as responder with the named signed and
@@ -181,7 +194,9 @@ SOTTO_API SOTTO_WUR int sotto_session_encrypt(const sotto_protocol_store *store,
  *  SOTTO_ERR_NO_SESSION         SignalMessage with no session record;
  *  SOTTO_ERR_UNTRUSTED_IDENTITY PreKey message whose identity key is not
  *                               trusted (get it with
- *                               sotto_prekey_message_inspect());
+ *                               sotto_prekey_message_inspect()), or a
+ *                               message decrypted by a state whose
+ *                               identity is not trusted (see below);
  *  SOTTO_ERR_UNKNOWN_PREKEY_ID / SOTTO_ERR_UNKNOWN_SIGNED_PREKEY_ID
  *                               the named prekey is not in the store;
  *  SOTTO_ERR_DUPLICATE_MESSAGE  counter already used (key no longer held);
@@ -189,17 +204,21 @@ SOTTO_API SOTTO_WUR int sotto_session_encrypt(const sotto_protocol_store *store,
  *                               past the chain (checked before deriving);
  *  SOTTO_ERR_CORRUPT_RECORD, SOTTO_ERR_NOMEM, SOTTO_ERR_CRYPTO, store errors.
  *
- * Identity changes (as libsignal-protocol-c 2.3.3; review R1 reported it):
- * a SignalMessage is not checked against the identity store, and an
- * archived state that decrypts one is promoted to current. So after the
- * user accepted a changed identity for `remote`, one late message of the
- * old identity's session (or one made by whoever holds that old device's
- * state) makes the OLD session current again: the next
- * sotto_session_encrypt() goes to the old identity, and for a repeated
- * PreKey message the old identity is saved back (its outer identityKey is
- * not authenticated; the one saved is the decrypting state's). Until the
- * library checks this itself, an application can compare
- * sotto_session_remote_identity() with identity.get() before encrypting.
+ * Identity changes (review R1; as Java libsignal, stricter than
+ * libsignal-protocol-c 2.3.3): the state that decrypted a message -- the
+ * current one or an archived one -- must talk to an identity that
+ * identity.is_trusted() accepts for `remote` now, else
+ * SOTTO_ERR_UNTRUSTED_IDENTITY and nothing is stored (record byte-identical,
+ * no state promoted). So once the user accepted a changed identity with
+ * identity.save(), a late message of the old identity's session (or one
+ * made by whoever holds the old device's state) cannot make the old session
+ * current again; if the user accepts the old key back, the same message
+ * decrypts. For a repeated PreKey message (base key already in the record)
+ * the decrypting state's identity must also equal the outer identityKey
+ * that was trust-checked, since that field is not covered by the MAC:
+ * otherwise SOTTO_ERR_INVALID_MESSAGE. The identity saved after a PreKey
+ * message is therefore always the trusted, authenticated one. Needs
+ * identity.is_trusted for both message types.
  */
 SOTTO_API SOTTO_WUR int sotto_session_decrypt(const sotto_protocol_store *store,
     const sotto_address *remote, int msg_type, const uint8_t *msg, size_t msg_len,

@@ -113,7 +113,10 @@ uint32_t sotto_random_u32(void);
 SOTTO_WUR int sotto_crypto_global_init(void);
 
 typedef void (*sotto_random_fn)(void *ctx, void *p, size_t n);
-/* Test hook: replace the RNG (NULL restores libsodium). Not thread-safe. */
-SOTTO_API void sotto_test_set_random(sotto_random_fn fn, void *ctx);
+/* Test hook: replace the RNG (NULL restores libsodium). Not thread-safe.
+ * Internal (hidden): not exported from libsotto.so, so no application can
+ * make the library's keys predictable; tests and fuzz targets link
+ * sotto_static, where it is visible (review R1). */
+void sotto_test_set_random(sotto_random_fn fn, void *ctx);
 
 #endif /* SOTTO_LIB_CRYPTO_H */

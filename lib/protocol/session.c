@@ -7,7 +7,8 @@
  * Transactions: every call works on the record it loaded (a private copy);
  * the per-state decrypt computes everything into temporaries and changes
  * the state only after the MAC verified and the plaintext was produced.
- * Nothing is written to any store before that point.
+ * Nothing is written to any store before that point, nor when the state
+ * that decrypted talks to an identity that is not trusted (review R1).
  */
 #include "sotto/session.h"
 
@@ -122,13 +123,31 @@ static void chain_remove_skipped(sotto_recv_chain *c, uint32_t k)
 }
 
 /*
+ * Chain steps (one HMAC each) that one decryption may derive over all the
+ * states it tries (review R1: a forged message otherwise costs up to
+ * 41 x 2001 steps). The state that knows the message's chain is tried
+ * first and always within budget; see record_decrypt().
+ */
+#define DECRYPT_STEP_BUDGET (2u * (SOTTO_MAX_FORWARD_JUMP + 1u))
+
+/* Does `st` have a receiver chain for the message's ratchet key? */
+static bool state_knows_chain(sotto_session_state *st, const sotto_signal_message *m)
+{
+    return st->has_sender_chain && find_chain(st, &m->ratchet_key) != NULL;
+}
+
+/*
  * Tries to decrypt `m` with `st`. On success the state is advanced and
  * *pt / *pt_len hold the plaintext (malloc()ed, >= 1 byte allocated). On
  * failure `st` is unchanged. *chain_known tells whether the message's
- * ratchet key names a receiver chain of this state.
+ * ratchet key names a receiver chain of this state. The chain steps this
+ * try needs are taken from *budget; if fewer remain, the state is not
+ * tried (SOTTO_ERR_INVALID_MESSAGE, nothing derived). The new ratchet key
+ * pair and the second root KDF of a DH step are computed only after the
+ * MAC verified and the plaintext was produced.
  */
 static int state_decrypt(sotto_session_state *st, const sotto_signal_message *m,
-                         uint8_t **pt, size_t *pt_len, bool *chain_known)
+                         uint32_t *budget, uint8_t **pt, size_t *pt_len, bool *chain_known)
 {
     int rc = SOTTO_ERR_INVALID_MESSAGE;
     sotto_recv_chain *c;
@@ -173,6 +192,9 @@ static int state_decrypt(sotto_session_state *st, const sotto_signal_message *m,
                 rc = SOTTO_ERR_TOO_FAR_AHEAD;
                 goto out;
             }
+            if (m->counter - c->index + 1u > *budget)
+                goto out;
+            *budget -= m->counter - c->index + 1u;
             memcpy(ck, c->chain_key, sizeof ck);
             idx = c->index;
         }
@@ -181,14 +203,12 @@ static int state_decrypt(sotto_session_state *st, const sotto_signal_message *m,
             rc = SOTTO_ERR_TOO_FAR_AHEAD;
             goto out;
         }
-        /* DH ratchet step (spec 2.4), into temporaries. */
-        rc = sotto_root_kdf(st->root_key, st->sender_ratchet.priv, &m->ratchet_key, rk1, ck);
-        if (rc != SOTTO_OK)
-            goto map_out;
-        rc = sotto_key_pair_generate(&next_ratchet);
-        if (rc != SOTTO_OK)
+        if (m->counter + 1u > *budget)
             goto out;
-        rc = sotto_root_kdf(rk1, next_ratchet.priv, &m->ratchet_key, rk2, cks);
+        *budget -= m->counter + 1u;
+        /* DH ratchet step (spec 2.4), receiving half, into temporaries; the
+         * sending half waits until the message is authenticated. */
+        rc = sotto_root_kdf(st->root_key, st->sender_ratchet.priv, &m->ratchet_key, rk1, ck);
         if (rc != SOTTO_OK)
             goto map_out;
         idx = 0;
@@ -234,6 +254,15 @@ static int state_decrypt(sotto_session_state *st, const sotto_signal_message *m,
     if (rc != SOTTO_OK) {
         rc = SOTTO_ERR_INVALID_MESSAGE; /* indistinguishable from a bad MAC */
         goto out;
+    }
+    if (new_chain) {
+        /* Sending half of the DH step: only for an authenticated message. */
+        rc = sotto_key_pair_generate(&next_ratchet);
+        if (rc != SOTTO_OK)
+            goto out;
+        rc = sotto_root_kdf(rk1, next_ratchet.priv, &m->ratchet_key, rk2, cks);
+        if (rc != SOTTO_OK)
+            goto map_out;
     }
 
     /* ---- commit ---- */
@@ -304,40 +333,98 @@ out:
 }
 
 /*
- * Tries the current state, then each archived state (spec 2.6 "Decrypt
- * SignalMessage"); a working archived state is promoted. When all fail, the
- * error of the first state that knew the message's chain is returned, else
- * the current state's (or the first tried).
+ * Identity check of the state that decrypted (review R1; as Java
+ * libsignal's SessionCipher): the identity this state talks to must be
+ * trusted for `remote` now. Otherwise an archived state of an identity the
+ * user replaced would be promoted back to current by one late (or forged,
+ * by whoever holds the old device's state) message.
  */
-static int record_decrypt(sotto_session_record *rec, const sotto_signal_message *m,
-                          uint8_t **pt, size_t *pt_len)
+static int state_trust(const sotto_protocol_store *store, const sotto_address *remote,
+                       const sotto_public_key *identity)
+{
+    int rc = store->identity.is_trusted(store->identity.user_data, remote, identity);
+    if (rc < 0)
+        return rc;
+    return rc == SOTTO_TRUSTED ? SOTTO_OK : SOTTO_ERR_UNTRUSTED_IDENTITY;
+}
+
+/*
+ * Accepts or refuses the state `st` that decrypted: when `expect` is given
+ * (repeated PreKey message) its remote identity must equal it, then it must
+ * be trusted. On refusal the plaintext is wiped and freed.
+ */
+static int accept_state(const sotto_protocol_store *store, const sotto_address *remote,
+                        const sotto_session_state *st, const sotto_public_key *expect,
+                        uint8_t **pt, size_t *pt_len)
+{
+    int rc = SOTTO_OK;
+    if (expect != NULL && !sotto_public_key_equal(&st->remote_identity, expect))
+        rc = SOTTO_ERR_INVALID_MESSAGE;
+    else
+        rc = state_trust(store, remote, &st->remote_identity);
+    if (rc != SOTTO_OK && *pt != NULL) {
+        sodium_memzero(*pt, *pt_len);
+        free(*pt);
+        *pt = NULL;
+        *pt_len = 0;
+    }
+    return rc;
+}
+
+/*
+ * Tries the states of the record (spec 2.6 "Decrypt SignalMessage"); a
+ * working archived state is promoted. Order: first the states that have a
+ * receiver chain for the message's ratchet key, then the others, each pass
+ * current first then archived (most recent first). All tries share
+ * DECRYPT_STEP_BUDGET chain steps: the first state knowing the chain gets
+ * up to SOTTO_MAX_FORWARD_JUMP + 1 steps, so a message on a known chain is
+ * always tried with its own state; a message opening a new chain at
+ * counter n is tried on as many states (in that order) as the remaining
+ * budget pays n + 1 steps each -- every state when n <= 96 -- and the
+ * current state always. A forged message thus costs at most
+ * DECRYPT_STEP_BUDGET steps plus one DH per state.
+ * When all fail, the error of the first state that knew the message's
+ * chain is returned, else the first tried state's (the current one's when
+ * there is one). The state that decrypted must pass accept_state()
+ * (trusted identity, equal to `expect` if given), else its error is
+ * returned and the caller must not store `rec` (its states may have
+ * advanced in memory).
+ */
+static int record_decrypt(const sotto_protocol_store *store, const sotto_address *remote,
+                          sotto_session_record *rec, const sotto_signal_message *m,
+                          const sotto_public_key *expect, uint8_t **pt, size_t *pt_len)
 {
     int rc, first_rc = 0, known_rc = 0;
+    uint32_t budget = DECRYPT_STEP_BUDGET;
     bool known;
 
-    if (rec->has_current) {
-        rc = state_decrypt(&rec->current, m, pt, pt_len, &known);
-        if (rc == SOTTO_OK || hard_error(rc))
-            return rc;
-        first_rc = rc;
-        if (known)
-            known_rc = rc;
-    }
-    for (uint32_t i = 0; i < rec->n_archived; i++) {
-        rc = sotto_session_record_parse_archived(rec, i);
-        if (rc != SOTTO_OK)
-            return rc;
-        rc = state_decrypt(rec->archived[i].state, m, pt, pt_len, &known);
-        if (rc == SOTTO_OK) {
-            sotto_session_record_promote_archived(rec, i);
-            return SOTTO_OK;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int64_t i = rec->has_current ? -1 : 0; i < (int64_t)rec->n_archived; i++) {
+            sotto_session_state *st;
+            if (i < 0) {
+                st = &rec->current;
+            } else {
+                rc = sotto_session_record_parse_archived(rec, (uint32_t)i);
+                if (rc != SOTTO_OK)
+                    return rc;
+                st = rec->archived[i].state;
+            }
+            if (state_knows_chain(st, m) != (pass == 0))
+                continue;
+            rc = state_decrypt(st, m, &budget, pt, pt_len, &known);
+            if (rc == SOTTO_OK) {
+                rc = accept_state(store, remote, st, expect, pt, pt_len);
+                if (rc == SOTTO_OK && i >= 0)
+                    sotto_session_record_promote_archived(rec, (uint32_t)i);
+                return rc;
+            }
+            if (hard_error(rc))
+                return rc;
+            if (first_rc == 0)
+                first_rc = rc;
+            if (known && known_rc == 0)
+                known_rc = rc;
         }
-        if (hard_error(rc))
-            return rc;
-        if (first_rc == 0)
-            first_rc = rc;
-        if (known && known_rc == 0)
-            known_rc = rc;
     }
     if (known_rc != 0)
         return known_rc;
@@ -464,7 +551,7 @@ int sotto_session_encrypt(const sotto_protocol_store *store, const sotto_address
         *msg_type = 0;
     if (!session_store_ok(store) || !address_ok(remote) || (pt == NULL && pt_len != 0) ||
         pt_len > SOTTO_MAX_PLAINTEXT_BYTES || msg == NULL || msg_len == NULL ||
-        msg_type == NULL)
+        msg_type == NULL || store->identity.is_trusted == NULL)
         goto out;
     rc = record_load(store, remote, &rec, &found);
     if (rc != SOTTO_OK)
@@ -473,6 +560,10 @@ int sotto_session_encrypt(const sotto_protocol_store *store, const sotto_address
     if (!rec.has_current || !rec.current.has_sender_chain)
         goto out;
     st = &rec.current;
+    /* Never encrypt to an identity that is not trusted now (review R1). */
+    rc = state_trust(store, remote, &st->remote_identity);
+    if (rc != SOTTO_OK)
+        goto out;
     rc = SOTTO_ERR_INTERNAL;
     if (st->sender_index == UINT32_MAX)
         goto out;
@@ -599,8 +690,12 @@ static int decrypt_prekey(const sotto_protocol_store *store, const sotto_address
     if (rc != SOTTO_OK)
         goto out;
     if (has) {
-        /* A repeated PreKey message: decrypt with the state we already have. */
-        rc = record_decrypt(&rec, &m.message, &out, &out_len);
+        /* A repeated PreKey message: decrypt with the state we already have.
+         * Its outer identityKey is not authenticated, so the decrypting
+         * state's (MAC-covered) identity must equal the one trust-checked
+         * above: else SOTTO_ERR_INVALID_MESSAGE (review R1). */
+        rc = record_decrypt(store, remote, &rec, &m.message, &m.info.identity_key, &out,
+                            &out_len);
         if (rc != SOTTO_OK)
             goto out;
     } else {
@@ -633,7 +728,8 @@ static int decrypt_prekey(const sotto_protocol_store *store, const sotto_address
             goto out;
         st.local_registration_id = local_reg;
         st.remote_registration_id = m.info.registration_id;
-        rc = state_decrypt(&st, &m.message, &out, &out_len, &known);
+        uint32_t budget = DECRYPT_STEP_BUDGET;
+        rc = state_decrypt(&st, &m.message, &budget, &out, &out_len, &known);
         if (rc != SOTTO_OK)
             goto out;
         rc = sotto_session_record_promote_new(&rec, &st);
@@ -643,8 +739,7 @@ static int decrypt_prekey(const sotto_protocol_store *store, const sotto_address
     }
     /* Authenticated and decrypted: session, then identity, then prekey. The
      * identity saved is the one of the state that decrypted (now current):
-     * the MAC covers it, while the outer identityKey field of a repeated
-     * PreKey message is not authenticated. */
+     * the MAC covers it; it equals the trusted outer identityKey. */
     rc = record_save(store, remote, &rec);
     if (rc != SOTTO_OK)
         goto out;
@@ -693,7 +788,7 @@ int sotto_session_decrypt(const sotto_protocol_store *store, const sotto_address
     if (pt_len != NULL)
         *pt_len = 0;
     if (!session_store_ok(store) || !address_ok(remote) || (msg == NULL && msg_len != 0) ||
-        pt == NULL || pt_len == NULL)
+        pt == NULL || pt_len == NULL || store->identity.is_trusted == NULL)
         goto out;
     if (msg_type == SOTTO_MSG_PREKEY) {
         rc = decrypt_prekey(store, remote, msg, msg_len, pt, pt_len);
@@ -711,7 +806,7 @@ int sotto_session_decrypt(const sotto_protocol_store *store, const sotto_address
     rc = SOTTO_ERR_NO_SESSION;
     if (!rec.has_current && rec.n_archived == 0)
         goto out;
-    rc = record_decrypt(&rec, &m, &out, &out_len);
+    rc = record_decrypt(store, remote, &rec, &m, NULL, &out, &out_len);
     if (rc != SOTTO_OK)
         goto out;
     rc = record_save(store, remote, &rec);
