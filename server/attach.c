@@ -202,8 +202,12 @@ int sottod_attach_body(sottod_conn *c, const uint8_t *data, size_t len)
     if (elapsed_us > (int64_t)SOTTOD_UPLOAD_GRACE_S * 1000000 &&
         (double)(c->http_received + len) * 1e6 / (double)elapsed_us < SOTTOD_UPLOAD_MIN_BPS) {
         discard_part(c);
+        c->http_failed = true;
         sottod_log(SOTTOD_LOG_INFO, "upload_too_slow", NULL);
-        return -1;
+        /* Closed from the next writeable callback (attach_writeable). */
+        c->http_status = -1;
+        lws_callback_on_writable(c->wsi);
+        return 0;
     }
 
     while (len > 0) {
@@ -383,6 +387,8 @@ int sottod_attach_writeable(sottod_conn *c)
     if (status == 0)
         return 0;
     c->http_status = 0;
+    if (status < 0)
+        return -1; /* cut (upload too slow) */
     switch (status) {
     case 201: return sottod_http_respond(c->wsi, 201, "text/plain", "created\n", 8);
     case 409: return sottod_http_respond(c->wsi, 409, "text/plain", "already uploaded\n", 17);

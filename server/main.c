@@ -218,11 +218,17 @@ static int admin_main(int argc, char **argv)
     sottod_config cfg;
     sottod_store *st = NULL;
     int argi = 2, rc = 2;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+    }
     sottod_config_defaults(&cfg);
     if (parse_common(argc, argv, &argi, &cfg, false) != 0)
         return 2;
     if (argi >= argc) {
-        fprintf(stderr, "sottod admin: missing command (invite, disclose, expire)\n");
+        fprintf(stderr, "sottod admin: missing command (invite, disclose, expire, delete-account; see sottod --help)\n");
         return 2;
     }
     const char *cmd = argv[argi++];
@@ -324,7 +330,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (sottod_config_check(&cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "sottod: %s\n", err);
+        fprintf(stderr, "sottod: %s (e.g. sottod --data-dir DIR; see sottod --help)\n", err);
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);

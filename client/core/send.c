@@ -406,6 +406,16 @@ int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t le
             e = sotto_session_encrypt(&c->ps, &a, padded, padded_len, &ct, &ct_len, &type);
             if (e == SOTTO_OK)
                 e = sotto_session_remote_registration_id(&c->ps, &a, &regid);
+            if (e == SOTTO_ERR_UNTRUSTED_IDENTITY) {
+                /* The session still names an identity the user has not
+                 * accepted (libsotto checks trust on encrypt). */
+                free(ct);
+                rc = sc_fail(c, SC_E_UNTRUSTED, "safety number with %s changed: run `sotto trust %s`",
+                             dest, dest);
+                free_outgoing(msgs, n);
+                sc_db_rollback(c);
+                goto out;
+            }
             if (e != SOTTO_OK) {
                 free(ct);
                 rc = sc_fail(c, SC_E_INTERNAL, "cannot encrypt for %s device %u: %s", dest, ids[i],
