@@ -102,7 +102,7 @@ shown() {
 as() {
     local who=$1
     shift
-    printf '   %s%s$ sotto %s%s\n' "$D" "$who" "$(shown "$@")" "$N"
+    printf '   %s%s$ sotto --account %s %s%s\n' "$D" "$who" "$who" "$(shown "$@")" "$N"
     local rc=0
     XDG_DATA_HOME="$DEMO_DIR/$who" timeout -k 2 "$CLIENT_TIMEOUT" \
         "$SOTTO" --account "$who" "$@" </dev/null >"$DEMO_DIR/out" 2>"$DEMO_DIR/err" || rc=$?

@@ -164,6 +164,7 @@ static const char main_help[] =
     "  device-remove DEVICE_ID               remove a device of this account\n"
     "  send CONTACT [TEXT | -]               send a text (- or none: read stdin)\n"
     "  send --file PATH [--text TEXT] CONTACT   send a file\n"
+    "  send --group GROUP [TEXT | -]         send a text to a group\n"
     "  receive                               fetch and print waiting messages, exit\n"
     "  listen                                stay connected, print messages as they arrive\n"
     "  contacts                              list contacts\n"
