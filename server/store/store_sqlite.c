@@ -89,6 +89,23 @@ static const char *const MIGRATIONS[] = {
      * are never reused even after the newest envelopes were deleted. */
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT INTO meta VALUES('envelope_seq', 0);",
+    /* 1 -> 2: account ids are never reused. Without AUTOINCREMENT SQLite
+     * hands out max(id)+1, so deleting the newest account gave its id to
+     * the next registration. Rebuild accounts with AUTOINCREMENT (ids kept;
+     * sqlite_sequence starts at the copied max(id)). No other table has a
+     * REFERENCES clause to accounts (devices, one_time_prekeys, envelopes
+     * hold plain account_id columns), and accounts has no index besides its
+     * UNIQUE(username) one, which the new table recreates. Runs inside
+     * migrate()'s transaction. Ids freed before this migration above the
+     * surviving max(id) cannot be known and may still be handed out once. */
+    "ALTER TABLE accounts RENAME TO accounts_v1;"
+    "CREATE TABLE accounts("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  username TEXT NOT NULL UNIQUE,"
+    "  created TEXT NOT NULL);"                       /* date only: YYYY-MM-DD */
+    "INSERT INTO accounts(id, username, created)"
+    "  SELECT id, username, created FROM accounts_v1 ORDER BY id;"
+    "DROP TABLE accounts_v1;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 

@@ -207,14 +207,14 @@ static void test_migrations_from_empty_file(void **state)
     char path2[160];
     FILE *fp;
 
-    /* The fixture opened a file that did not exist: schema version 1, the
+    /* The fixture opened a file that did not exist: schema version 2, the
      * tables in place, WAL mode, mode 0600. */
     assert_int_equal(stat(f->path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 1);
+    assert_int_equal(sqlite3_column_int(q, 0), 2);
     sqlite3_finalize(q);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
@@ -365,6 +365,126 @@ static void test_accounts_and_invites(void **state)
 
         assert_int_equal(sottod_store_device_get(f->st, a, &dev), SOTTOD_STORE_NOT_FOUND);
     }
+}
+
+/* Reads one integer from `sql` on a separate read-only connection. */
+static int64_t db_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int64_t v;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+static void delete_account(sottod_store *st, int64_t id)
+{
+    result_box b = {0};
+
+    assert_int_equal(sottod_store_account_delete(st, id, box_done, &b), SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(st, &b), SOTTOD_STORE_OK);
+}
+
+/* Account ids are never reused: deleting the account with the highest id
+ * and registering again must not hand out the deleted id, not even after
+ * a reopen. */
+static void test_account_ids_never_reused(void **state)
+{
+    fixture *f = *state;
+    sottod_account acc;
+    int64_t a, b, c, d;
+
+    a = create_account(f->st, "alice");
+    b = create_account(f->st, "bob");
+    assert_true(b > a);
+    delete_account(f->st, b);
+    c = create_account(f->st, "carol");
+    assert_int_not_equal(c, b);
+    assert_true(c > b);
+    assert_int_equal(sottod_store_account_lookup(f->st, "carol", &acc), SOTTOD_STORE_OK);
+    assert_int_equal(acc.account_id, c);
+
+    /* Also across a reopen. */
+    delete_account(f->st, c);
+    sottod_store_close(f->st);
+    f->st = open_store(f->path, 5);
+    d = create_account(f->st, "dave");
+    assert_true(d > c);
+    assert_int_equal(sottod_store_account_lookup(f->st, "alice", &acc), SOTTOD_STORE_OK);
+    assert_int_equal(acc.account_id, a);
+}
+
+/* A database written at schema version 1 (accounts without AUTOINCREMENT)
+ * is migrated to version 2 on open: the rows and their ids are kept, the
+ * UNIQUE username constraint still holds, devices still resolve, and ids
+ * are not reused afterwards. */
+static void test_migration_v1_to_v2(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db = NULL;
+    sottod_account acc;
+    sottod_device dev;
+    sottod_device_new nd;
+    result_box b = {0};
+    int64_t alice, bob, erin;
+    sottod_addr bob1;
+
+    alice = create_account(f->st, "alice");
+    bob = create_account(f->st, "bob");
+    bob1.account_id = bob;
+    bob1.device_id = 1;
+    sottod_store_close(f->st);
+    f->st = NULL;
+
+    /* Turn the file back into version 1: the old accounts table shape. */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+        "BEGIN;"
+        "CREATE TABLE accounts_old("
+        "  id INTEGER PRIMARY KEY,"
+        "  username TEXT NOT NULL UNIQUE,"
+        "  created TEXT NOT NULL);"
+        "INSERT INTO accounts_old SELECT id, username, created FROM accounts;"
+        "DROP TABLE accounts;"
+        "ALTER TABLE accounts_old RENAME TO accounts;"
+        "DELETE FROM sqlite_sequence;"
+        "COMMIT;"
+        "PRAGMA user_version=1;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 1);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name='accounts'"
+                                     " AND sql LIKE '%AUTOINCREMENT%'"), 0);
+
+    f->st = open_store(f->path, 5);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name='accounts'"
+                                     " AND sql LIKE '%AUTOINCREMENT%'"), 1);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema"
+                                     " WHERE name LIKE 'accounts_%'"), 0);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM accounts"), 2);
+    assert_int_equal(sottod_store_account_lookup(f->st, "alice", &acc), SOTTOD_STORE_OK);
+    assert_int_equal(acc.account_id, alice);
+    assert_string_equal(acc.created, "2026-01-01");
+    assert_int_equal(sottod_store_account_lookup(f->st, "bob", &acc), SOTTOD_STORE_OK);
+    assert_int_equal(acc.account_id, bob);
+    assert_int_equal(sottod_store_device_get(f->st, bob1, &dev), SOTTOD_STORE_OK);
+
+    /* Usernames are still unique. */
+    make_dev(&nd, 1, 1);
+    assert_int_equal(sottod_store_account_create(f->st, "bob", NULL, 0, &nd, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_EXISTS);
+
+    /* The highest id is not reused after the migration. */
+    delete_account(f->st, bob);
+    erin = create_account(f->st, "erin");
+    assert_true(erin > bob);
 }
 
 static void test_devices(void **state)
@@ -1386,6 +1506,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations_from_empty_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accounts_and_invites, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_ids_never_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_v1_to_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_order_and_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_completion_may_submit, setup, teardown),
