@@ -377,20 +377,26 @@ out:
 
 /* ---- prekey stores ------------------------------------------------------ */
 
-static int ms_prekey_load(void *ud, uint32_t id, sotto_prekey *out)
+/* Copies the fixed-size value stored under `id` in `map` into out. */
+static int ms_load_by_id(const ms_map *map, uint32_t id, void *out, size_t size)
 {
-    sotto_memory_store *s = ud;
     uint8_t key[4];
     if (out == NULL)
         return SOTTO_ERR_INVALID_ARGUMENT;
     ms_id_key(id, key);
-    const ms_entry *e = ms_map_find(&s->prekeys, key, sizeof key);
+    const ms_entry *e = ms_map_find(map, key, sizeof key);
     if (e == NULL)
         return SOTTO_ERR_NOT_FOUND;
-    if (e->val_len != sizeof *out)
+    if (e->val_len != size)
         return SOTTO_ERR_INTERNAL;
-    memcpy(out, e->val, sizeof *out);
+    memcpy(out, e->val, size);
     return SOTTO_OK;
+}
+
+static int ms_prekey_load(void *ud, uint32_t id, sotto_prekey *out)
+{
+    sotto_memory_store *s = ud;
+    return ms_load_by_id(&s->prekeys, id, out, sizeof *out);
 }
 
 static int ms_prekey_store(void *ud, const sotto_prekey *prekey)
@@ -430,17 +436,7 @@ static int ms_prekey_remove(void *ud, uint32_t id)
 static int ms_spk_load(void *ud, uint32_t id, sotto_signed_prekey *out)
 {
     sotto_memory_store *s = ud;
-    uint8_t key[4];
-    if (out == NULL)
-        return SOTTO_ERR_INVALID_ARGUMENT;
-    ms_id_key(id, key);
-    const ms_entry *e = ms_map_find(&s->signed_prekeys, key, sizeof key);
-    if (e == NULL)
-        return SOTTO_ERR_NOT_FOUND;
-    if (e->val_len != sizeof *out)
-        return SOTTO_ERR_INTERNAL;
-    memcpy(out, e->val, sizeof *out);
-    return SOTTO_OK;
+    return ms_load_by_id(&s->signed_prekeys, id, out, sizeof *out);
 }
 
 static int ms_spk_store(void *ud, const sotto_signed_prekey *spk)

@@ -450,18 +450,23 @@ out:
     return ret;
 }
 
-static int ss_prekey_remove(void *ud, uint32_t id)
+/* Deletes the row `id` with the prepared DELETE `which`; NOT_FOUND if none. */
+static int ss_remove_by_id(sotto_sqlite_store *s, int which, uint32_t id)
 {
-    sotto_sqlite_store *s = ud;
     sqlite3_stmt *st = NULL;
     int ret;
-    if ((ret = ss_stmt(s, ST_PREKEY_REMOVE, &st)) != SOTTO_OK ||
+    if ((ret = ss_stmt(s, which, &st)) != SOTTO_OK ||
         (ret = ss_bind_int(st, 1, id)) != SOTTO_OK || (ret = ss_exec_done(st)) != SOTTO_OK)
         goto out;
     ret = sqlite3_changes(s->db) > 0 ? SOTTO_OK : SOTTO_ERR_NOT_FOUND;
 out:
     ss_done(st);
     return ret;
+}
+
+static int ss_prekey_remove(void *ud, uint32_t id)
+{
+    return ss_remove_by_id(ud, ST_PREKEY_REMOVE, id);
 }
 
 static int ss_spk_load(void *ud, uint32_t id, sotto_signed_prekey *out)
@@ -527,16 +532,7 @@ out:
 
 static int ss_spk_remove(void *ud, uint32_t id)
 {
-    sotto_sqlite_store *s = ud;
-    sqlite3_stmt *st = NULL;
-    int ret;
-    if ((ret = ss_stmt(s, ST_SPK_REMOVE, &st)) != SOTTO_OK ||
-        (ret = ss_bind_int(st, 1, id)) != SOTTO_OK || (ret = ss_exec_done(st)) != SOTTO_OK)
-        goto out;
-    ret = sqlite3_changes(s->db) > 0 ? SOTTO_OK : SOTTO_ERR_NOT_FOUND;
-out:
-    ss_done(st);
-    return ret;
+    return ss_remove_by_id(ud, ST_SPK_REMOVE, id);
 }
 
 /* ---- identity store ----------------------------------------------------- */
