@@ -275,7 +275,7 @@ if [ "$TOTAL" -ne 0 ]; then
 fi
 say "${G}0 hits: the server holds none of the ${#NEEDLES[@]} texts searched for, nor the file's content.${N}"
 # Nor any private key: every private key in the three clients' stores
-# (identity, signed and one-time prekeys, login key), raw or hex.
+# (identity, signed and one-time prekeys, login key, account key), raw or hex.
 read -r NKEYS KEYHITS PUBHITS < <(python3 - "$DATA" "$DEMO_DIR"/*/sotto/*/store.db <<'EOF'
 import os, sqlite3, sys
 secret, public = [], []
@@ -283,7 +283,8 @@ for db in sys.argv[2:]:
     con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
     q = ["SELECT private_key FROM sotto_local_identity", "SELECT private_key FROM sotto_signed_prekeys",
          "SELECT private_key FROM sotto_prekeys WHERE private_key IS NOT NULL",
-         "SELECT substr(value, 1, 32) FROM client_config WHERE key = 'auth_sk'"]
+         "SELECT substr(value, 1, 32) FROM client_config WHERE key = 'auth_sk'",
+         "SELECT value FROM client_config WHERE key = 'account_sk'"]
     for sql in q:
         secret += [bytes(r[0])[-32:] for r in con.execute(sql)]
     public += [bytes(r[0])[-32:] for r in con.execute("SELECT public_key FROM sotto_local_identity")]

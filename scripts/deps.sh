@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   # toolchain
   build-essential cmake pkg-config clang
+  clang-format  # scripts/check-format.sh (tests labelled style)
   libclang-rt-14-dev libfuzzer-14-dev
   # libsotto
   libsodium-dev libssl-dev

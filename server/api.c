@@ -24,16 +24,19 @@
 #include "api.pb-c.h"
 #include "log.h"
 #include "sottod.h"
+#include "sotto/account.h"
+#include "sotto/device_list.h"
 #include "sotto/keys.h"
 #include "tls.h"
 
 typedef Sotto__Api__ClientFrame ClientFrame;
 typedef Sotto__Api__ServerFrame ServerFrame;
 
-#define AUTH_LABEL "SOTTO-AUTH-V1"
-#define ADD_DEVICE_LABEL "SOTTO-ADD-DEVICE-V1"
-#define AUTH_PURPOSE_REGISTER 0x01
-#define AUTH_PURPOSE_LOGIN 0x02
+/* The signed statements' bytes are built by libsotto (sotto/account.h). */
+#define AUTH_PURPOSE_REGISTER SOTTO_AUTH_PURPOSE_REGISTER
+#define AUTH_PURPOSE_LOGIN SOTTO_AUTH_PURPOSE_LOGIN
+_Static_assert(SOTTOD_EXPORTER_BYTES == SOTTO_AUTH_EXPORTER_BYTES, "exporter size");
+_Static_assert(SOTTOD_NONCE_BYTES == SOTTO_AUTH_NONCE_BYTES, "nonce size");
 #define MAX_DEVICES_LIST SOTTOD_MAX_DEVICES
 
 /* ---- sending frames -------------------------------------------------------- */
@@ -90,7 +93,7 @@ static void answer_store_error(sottod_conn *c, uint64_t id, int st)
         answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST, "invalid request");
         break;
     default:
-        sottod_log(SOTTOD_LOG_ERROR, "store_error", "status=%d", st);
+        sottod_log_store_error(c->srv, "store_error", NULL, st);
         answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "storage error, retry later");
         break;
     }
@@ -138,6 +141,32 @@ void sottod_api_notice_device_removed(sottod_conn *c)
     sottod_conn_close_after_tx(c, 4001);
 }
 
+void sottod_api_revalidate_sessions(sottod_server *srv)
+{
+    /* A snapshot first: closing a connection edits the registry. */
+    size_t n = 0, closed = 0;
+    sottod_conn **all = sottod_registry_list(srv, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        sottod_conn *c = all[i];
+        /* Gone, or the id now belongs to another device (a deleted
+         * account's id can be reused by a new registration): compare the
+         * auth key the connection logged in with. */
+        sottod_device d;
+        int st = sottod_store_device_get(srv->store, c->addr, &d);
+        if (st == SOTTOD_STORE_NOT_FOUND ||
+            (st == SOTTOD_STORE_OK &&
+             sodium_memcmp(d.auth_key, c->auth_key, sizeof(d.auth_key)) != 0)) {
+            sottod_registry_evict(srv, c);
+            sottod_api_notice_device_removed(c);
+            closed++;
+        }
+    }
+    if (closed > 0)
+        sottod_log(SOTTOD_LOG_INFO, "sessions_closed", "reason=device_gone count=%zu", closed);
+    free(all);
+}
+
 /* ---- async request context ------------------------------------------------- */
 
 typedef struct req {
@@ -171,33 +200,6 @@ static bool username_ok(const char *s)
     return s != NULL && sottod_username_valid(s, strlen(s));
 }
 
-/* Builds the authentication message of docs/api.md section 4 into out (at
- * most 13+1+1+32+32+1+32+4 = 116 bytes); returns its length or 0. */
-static size_t auth_message(uint8_t *out, size_t cap, uint8_t purpose,
-                           const uint8_t exporter[SOTTOD_EXPORTER_BYTES],
-                           const uint8_t nonce[SOTTOD_NONCE_BYTES], const char *username,
-                           uint32_t device_id)
-{
-    size_t ul = strlen(username), o = 0;
-    if (ul > SOTTOD_USERNAME_MAX_LEN || cap < sizeof(AUTH_LABEL) + 1 + 32 + 32 + 1 + ul + 4)
-        return 0;
-    memcpy(out, AUTH_LABEL, sizeof(AUTH_LABEL)); /* includes the 0x00 separator */
-    o += sizeof(AUTH_LABEL);
-    out[o++] = purpose;
-    memcpy(out + o, exporter, SOTTOD_EXPORTER_BYTES);
-    o += SOTTOD_EXPORTER_BYTES;
-    memcpy(out + o, nonce, SOTTOD_NONCE_BYTES);
-    o += SOTTOD_NONCE_BYTES;
-    out[o++] = (uint8_t)ul;
-    memcpy(out + o, username, ul);
-    o += ul;
-    out[o++] = (uint8_t)(device_id >> 24);
-    out[o++] = (uint8_t)(device_id >> 16);
-    out[o++] = (uint8_t)(device_id >> 8);
-    out[o++] = (uint8_t)device_id;
-    return o;
-}
-
 /* Checks a login/register signature against the connection's nonce, which
  * is consumed whatever the outcome. Returns true when valid. */
 static bool check_auth_signature(sottod_conn *c, uint8_t purpose, const char *username,
@@ -205,7 +207,6 @@ static bool check_auth_signature(sottod_conn *c, uint8_t purpose, const char *us
                                  const ProtobufCBinaryData *sig)
 {
     uint8_t exporter[SOTTOD_EXPORTER_BYTES];
-    uint8_t msg[160];
     bool ok = false;
     bool had = c->has_nonce;
     int64_t age_ms = sottod_now_ms() - c->nonce_at;
@@ -216,10 +217,8 @@ static bool check_auth_signature(sottod_conn *c, uint8_t purpose, const char *us
         goto out;
     if (sottod_tls_exporter(lws_get_ssl(c->wsi), exporter) != 0)
         goto out;
-    size_t n = auth_message(msg, sizeof(msg), purpose, exporter, c->nonce, username, device_id);
-    if (n == 0)
-        goto out;
-    ok = crypto_sign_verify_detached(sig->data, msg, n, auth_key) == 0;
+    ok = sotto_auth_verify(auth_key, purpose, exporter, c->nonce, username, device_id, sig->data) ==
+         SOTTO_OK;
 out:
     sodium_memzero(c->nonce, sizeof(c->nonce));
     sodium_memzero(exporter, sizeof(exporter));
@@ -280,6 +279,173 @@ static uint32_t prekey_count(sottod_conn *c, sottod_addr addr)
     return n;
 }
 
+/* ---- device lists (API v2) --------------------------------------------------- */
+
+_Static_assert(SOTTOD_DEVICE_LIST_MAX_BYTES >= SOTTO_DEVICE_LIST_MAX_BYTES, "list size");
+_Static_assert(SOTTOD_PUBLIC_KEY_BYTES == SOTTO_PUBLIC_KEY_BYTES, "key size");
+
+/* The transition switch (config require_device_lists, docs/api.md): true
+ * when every register / add / remove must carry an account key and a
+ * signed device list. */
+static bool lists_required(const sottod_server *srv)
+{
+    return strcmp(srv->cfg.require_device_lists, "yes") == 0;
+}
+
+/* Verifies `data` as the signed device list of `username` under the
+ * 33-byte `account_key` with libsotto (signature first, then the canonical
+ * parse). On failure answers the request (INVALID_SIGNATURE for a
+ * signature or account that does not match, BAD_REQUEST for a malformed
+ * list) and returns false. */
+static bool list_verify(sottod_conn *c, uint64_t id, const ProtobufCBinaryData *data,
+                        const uint8_t *account_key, const char *username, sotto_device_list *out)
+{
+    sotto_public_key pk;
+    int rc;
+    if (data->len == 0) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "device_list required (API v2)");
+        return false;
+    }
+    if (sotto_public_key_decode(&pk, account_key, SOTTOD_PUBLIC_KEY_BYTES) != SOTTO_OK) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "account_key must be 33 bytes starting with 0x05");
+        return false;
+    }
+    rc = sotto_device_list_verify(out, data->data, data->len, &pk, username);
+    if (rc == SOTTO_OK)
+        return true;
+    if (rc == SOTTO_ERR_INVALID_SIGNATURE || rc == SOTTO_ERR_INVALID_MESSAGE)
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE,
+                      "device_list does not verify under the account key");
+    else if (rc == SOTTO_ERR_DEVICE_LIST_ACCOUNT)
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE,
+                      "device_list is signed for another username");
+    else
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "device_list is signed but not canonical");
+    return false;
+}
+
+/* True when entry e holds exactly these keys and registration id. */
+static bool entry_is(const sotto_device_entry *e, uint32_t regid,
+                     const uint8_t identity_key[SOTTOD_PUBLIC_KEY_BYTES],
+                     const uint8_t auth_key[SOTTOD_AUTH_KEY_BYTES])
+{
+    return e->registration_id == regid &&
+           sodium_memcmp(e->identity_key.bytes, identity_key, SOTTOD_PUBLIC_KEY_BYTES) == 0 &&
+           sodium_memcmp(e->auth_key, auth_key, SOTTOD_AUTH_KEY_BYTES) == 0;
+}
+
+/* Checks that list `l` holds exactly the devices devs[0..n) without
+ * device `removed` (0: none), with the same ids, keys and registration
+ * ids, plus exactly one more device when added_id != NULL (its id goes to
+ * *added_id) or none. Returns true, or false with the first difference in
+ * words in why (why_cap bytes). */
+static bool list_matches_devices(const sotto_device_list *l, const sottod_device *devs, size_t n,
+                                 uint32_t removed, uint32_t *added_id, char *why, size_t why_cap)
+{
+    size_t extra = 0;
+    uint32_t extra_id = 0;
+    for (size_t i = 0; i < n; i++) {
+        const sottod_device *d = &devs[i];
+        const sotto_device_entry *e = sotto_device_list_find(l, d->device_id);
+        if (d->device_id == removed) {
+            if (e != NULL) {
+                snprintf(why, why_cap, "device_list still lists the removed device %u",
+                         d->device_id);
+                return false;
+            }
+            continue;
+        }
+        if (e == NULL) {
+            snprintf(why, why_cap, "device_list lacks device %u of the account", d->device_id);
+            return false;
+        }
+        if (!entry_is(e, d->registration_id, d->identity_key, d->auth_key)) {
+            snprintf(why, why_cap,
+                     "device_list has other keys or registration id for device %u than the "
+                     "server", d->device_id);
+            return false;
+        }
+    }
+    for (size_t k = 0; k < l->n_devices; k++) {
+        bool known = false;
+        for (size_t i = 0; i < n && !known; i++)
+            known = devs[i].device_id == l->devices[k].device_id;
+        if (!known) {
+            extra++;
+            extra_id = l->devices[k].device_id;
+        }
+    }
+    if (added_id == NULL && extra > 0) {
+        snprintf(why, why_cap, "device_list lists device %u which the account does not have",
+                 extra_id);
+        return false;
+    }
+    if (added_id != NULL && extra != 1) {
+        snprintf(why, why_cap, "device_list must add exactly one device (it adds %zu)", extra);
+        return false;
+    }
+    if (added_id != NULL)
+        *added_id = extra_id;
+    return true;
+}
+
+/* Fills a store record from a verified list's bytes. */
+static void list_rec_fill(sottod_device_list_rec *rec, const uint8_t *account_key,
+                          const ProtobufCBinaryData *data, uint64_t version)
+{
+    memset(rec, 0, sizeof(*rec));
+    rec->present = true;
+    memcpy(rec->account_key, account_key, SOTTOD_PUBLIC_KEY_BYTES);
+    rec->version = version;
+    rec->len = data->len;
+    memcpy(rec->list, data->data, data->len);
+}
+
+/* Refuses (DEVICE_LIST_STALE) a version that is not higher than held's. */
+static bool version_higher(sottod_conn *c, uint64_t id, const sotto_device_list *l,
+                           const sottod_device_list_rec *held)
+{
+    char why[160];
+    if (l->version > held->version)
+        return true;
+    snprintf(why, sizeof(why), "device_list version %llu is not higher than the server's %llu",
+             (unsigned long long)l->version, (unsigned long long)held->version);
+    answer_status(c, id, SOTTO__API__STATUS__STATUS_DEVICE_LIST_STALE, why);
+    return false;
+}
+
+/* Sends Notice{device_list_changed} with `list` to every logged-in
+ * connection of account_id (the one that made the change too). */
+static void notify_list_changed(sottod_server *srv, int64_t account_id,
+                                const sottod_device_list_rec *list)
+{
+    size_t n = 0, sent = 0;
+    sottod_conn **all = sottod_registry_list(srv, &n);
+    Sotto__Api__DeviceListChanged dlc = SOTTO__API__DEVICE_LIST_CHANGED__INIT;
+    Sotto__Api__Notice no = SOTTO__API__NOTICE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    dlc.version = list->version;
+    dlc.device_list.data = (uint8_t *)list->list;
+    dlc.device_list.len = list->len;
+    no.kind_case = SOTTO__API__NOTICE__KIND_DEVICE_LIST_CHANGED;
+    no.device_list_changed = &dlc;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_NOTICE;
+    f.notice = &no;
+    for (size_t i = 0; i < n; i++) {
+        sottod_conn *o = all[i];
+        if (o->addr.account_id != account_id || o->wsi == NULL || !o->authed)
+            continue;
+        (void)send_frame(o, &f);
+        sent++;
+    }
+    free(all);
+    sottod_log(SOTTOD_LOG_INFO, "device_list_changed", "version=%llu notified=%zu",
+               (unsigned long long)list->version, sent);
+}
+
 /* ---- challenge, ping -------------------------------------------------------- */
 
 static void h_challenge(sottod_conn *c, uint64_t id, const ClientFrame *fr)
@@ -318,27 +484,59 @@ typedef struct register_req {
     req r;
     uint8_t auth_key[SOTTOD_AUTH_KEY_BYTES];
     char username[SOTTOD_USERNAME_MAX + 1];
+    bool recover;
+    int64_t account_id;     /* recover: the account re-taken */
+    uint32_t device_id;     /* 1, or recover: the id in the list */
 } register_req;
+
+/* After a recovery committed: every connection of the account's old
+ * devices is closed (device_removed), whatever its device id. */
+static void evict_account(sottod_server *srv, int64_t account_id)
+{
+    size_t n = 0, closed = 0;
+    sottod_conn **all = sottod_registry_list(srv, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (all[i]->addr.account_id != account_id)
+            continue;
+        sottod_registry_evict(srv, all[i]);
+        sottod_api_notice_device_removed(all[i]);
+        closed++;
+    }
+    free(all);
+    if (closed > 0)
+        sottod_log(SOTTOD_LOG_INFO, "sessions_closed", "reason=recover count=%zu", closed);
+}
 
 static void register_done(void *arg, const sottod_store_result *res)
 {
     register_req *rr = arg;
     sottod_conn *c = rr->r.c;
+    int64_t account_id = rr->recover ? rr->account_id : res->u.account_create.account_id;
     sottod_metrics_commit(c->srv, rr->r.t0_us);
+    if (rr->recover && res->status == SOTTOD_STORE_OK) {
+        /* Done whether or not the recovering connection is still there. */
+        evict_account(c->srv, account_id);
+        sottod_acache_forget(&c->srv->acache, account_id);
+        sottod_log(SOTTOD_LOG_INFO, "recover_ok", "dev=%u deleted=%u", rr->device_id,
+                   res->u.list_change.deleted);
+    }
     if (c->wsi == NULL)
         goto out;
-    if (res->status == SOTTOD_STORE_EXISTS) {
+    if (res->status == SOTTOD_STORE_EXISTS && !rr->recover) {
         answer_status(c, rr->r.id, SOTTO__API__STATUS__STATUS_USERNAME_TAKEN, "username taken");
     } else if (res->status == SOTTOD_STORE_BAD_INVITE) {
         answer_status(c, rr->r.id, SOTTO__API__STATUS__STATUS_INVITE_REQUIRED,
                       "invite token unknown, used or expired");
+    } else if (res->status == SOTTOD_STORE_CONFLICT) {
+        answer_status(c, rr->r.id, SOTTO__API__STATUS__STATUS_DEVICE_LIST_STALE,
+                      "the account's device list changed meanwhile");
     } else if (res->status != SOTTOD_STORE_OK) {
         answer_store_error(c, rr->r.id, res->status);
     } else if (c->authed) {
         /* A second register raced the first on this connection. */
         answer_status(c, rr->r.id, SOTTO__API__STATUS__STATUS_ALREADY_AUTHENTICATED,
                       "already logged in");
-    } else if (!become_authed(c, res->u.account_create.account_id, 1, rr->username, rr->auth_key)) {
+    } else if (!become_authed(c, account_id, rr->device_id, rr->username, rr->auth_key)) {
         answer_status(c, rr->r.id, SOTTO__API__STATUS__STATUS_INTERNAL,
                       "out of memory; log in again");
     } else {
@@ -349,8 +547,9 @@ static void register_done(void *arg, const sottod_store_result *res)
          * admin delete this server did not hear of): no cached entry may
          * keep pointing at it. Registrations are rare and rate limited. */
         sottod_acache_clear(&c->srv->acache);
-        sottod_log(SOTTOD_LOG_INFO, "register_ok", NULL);
-        rsp.device_id = 1;
+        if (!rr->recover)
+            sottod_log(SOTTOD_LOG_INFO, "register_ok", NULL);
+        rsp.device_id = rr->device_id;
         f.id = rr->r.id;
         f.result_case = SOTTO__API__SERVER_FRAME__RESULT_REGISTER;
         f.register_ = &rsp;
@@ -360,14 +559,97 @@ out:
     req_free(&rr->r);
 }
 
+/* The v2 part of a register: verifies device_list (under the request's
+ * account key for a new account, under the stored one for a recovery),
+ * which must list exactly one device with the request's keys. Fills
+ * *rec, *device_id and, for a recovery, *account_id and *prev_version.
+ * On failure answers and returns false. */
+static bool register_list_check(sottod_conn *c, uint64_t id, const Sotto__Api__RegisterRequest *rq,
+                                sottod_device_list_rec *rec, uint32_t *device_id,
+                                int64_t *account_id, uint64_t *prev_version)
+{
+    sottod_server *srv = c->srv;
+    sotto_device_list *l = malloc(sizeof(*l));
+    sottod_device_list_rec *held = NULL;
+    bool ok = false;
+    if (l == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return false;
+    }
+    if (rq->account_key.len != SOTTOD_PUBLIC_KEY_BYTES) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "account_key (33 bytes) and device_list required (API v2)");
+        goto out;
+    }
+    if (rq->recover) {
+        sottod_account acct;
+        int st = sottod_store_account_lookup(srv->store, rq->username, &acct);
+        if (st == SOTTOD_STORE_NOT_FOUND) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "no such account");
+            goto out;
+        }
+        held = malloc(sizeof(*held));
+        if (held == NULL) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+            goto out;
+        }
+        if (st == SOTTOD_STORE_OK)
+            st = sottod_store_device_list_get(srv->store, acct.account_id, held);
+        if (st != SOTTOD_STORE_OK) {
+            answer_store_error(c, id, st);
+            goto out;
+        }
+        if (!held->present) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_FORBIDDEN,
+                          "the account has no account key: it cannot be recovered");
+            goto out;
+        }
+        /* A new account key is a new identity, never a recovery. */
+        if (sodium_memcmp(rq->account_key.data, held->account_key, SOTTOD_PUBLIC_KEY_BYTES) != 0) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE,
+                          "account_key is not the account's key");
+            goto out;
+        }
+        if (!list_verify(c, id, &rq->device_list, held->account_key, rq->username, l) ||
+            !version_higher(c, id, l, held))
+            goto out;
+        *account_id = acct.account_id;
+        *prev_version = held->version;
+    } else if (!list_verify(c, id, &rq->device_list, rq->account_key.data, rq->username, l)) {
+        goto out;
+    }
+    if (l->n_devices != 1 || (!rq->recover && l->devices[0].device_id != 1)) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      rq->recover ? "device_list must list exactly one device: this one"
+                                  : "device_list must list exactly device 1: this one");
+        goto out;
+    }
+    if (!entry_is(&l->devices[0], rq->registration_id, rq->identity_key.data, rq->auth_key.data)) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "device_list has other keys or registration id than the request");
+        goto out;
+    }
+    *device_id = l->devices[0].device_id;
+    list_rec_fill(rec, rq->account_key.data, &rq->device_list, l->version);
+    ok = true;
+out:
+    free(held);
+    free(l);
+    return ok;
+}
+
 static void h_register(sottod_conn *c, uint64_t id, const ClientFrame *fr)
 {
     const Sotto__Api__RegisterRequest *rq = fr->register_;
     sottod_server *srv = c->srv;
     sottod_device_new dev;
-    uint64_t retry = 0;
+    sottod_device_list_rec *rec = NULL;
+    uint64_t retry = 0, prev_version = 0;
+    int64_t account_id = 0;
+    uint32_t device_id = 1;
     const char *invite = rq->invite;
     size_t invite_len = invite != NULL ? strlen(invite) : 0;
+    bool v2 = rq->account_key.len > 0 || rq->device_list.len > 0 || rq->recover;
 
     if (c->authed) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_ALREADY_AUTHENTICATED, "already logged in");
@@ -388,7 +670,14 @@ static void h_register(sottod_conn *c, uint64_t id, const ClientFrame *fr)
                       "auth_key (32), identity_key (33) and registration_id (1..16380) required");
         return;
     }
-    if (srv->invite_only && invite_len == 0) {
+    if (!v2 && lists_required(srv)) {
+        c->has_nonce = false;
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "account_key and device_list required (API v2)");
+        return;
+    }
+    /* A recovery re-takes an existing account: no invite needed. */
+    if (srv->invite_only && invite_len == 0 && !rq->recover) {
         c->has_nonce = false;
         answer_status(c, id, SOTTO__API__STATUS__STATUS_INVITE_REQUIRED,
                       "this server needs an invite token to register");
@@ -400,32 +689,56 @@ static void h_register(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         answer_rate_limited(c, id, retry);
         return;
     }
-    if (!check_auth_signature(c, AUTH_PURPOSE_REGISTER, rq->username, 1, rq->auth_key.data,
+    if (v2) {
+        rec = malloc(sizeof(*rec));
+        if (rec == NULL) {
+            c->has_nonce = false;
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+            return;
+        }
+        if (!register_list_check(c, id, rq, rec, &device_id, &account_id, &prev_version)) {
+            c->has_nonce = false;
+            goto out;
+        }
+    }
+    /* The auth signature covers the device id the device will have: 1, or
+     * the id in a recovery's list. */
+    if (!check_auth_signature(c, AUTH_PURPOSE_REGISTER, rq->username, device_id, rq->auth_key.data,
                               &rq->signature)) {
         auth_failed(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED,
                     "no valid challenge or bad signature");
-        return;
+        goto out;
     }
     memset(&dev, 0, sizeof(dev));
-    dev.device_id = 1;
+    dev.device_id = device_id;
     dev.registration_id = rq->registration_id;
     memcpy(dev.auth_key, rq->auth_key.data, sizeof(dev.auth_key));
     memcpy(dev.identity_key, rq->identity_key.data, sizeof(dev.identity_key));
     register_req *rr = (register_req *)req_new(c, id, sizeof(*rr));
     if (rr == NULL) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
-        return;
+        goto out;
     }
     snprintf(rr->username, sizeof(rr->username), "%s", rq->username);
     memcpy(rr->auth_key, rq->auth_key.data, sizeof(rr->auth_key));
-    int st = sottod_store_account_create(srv->store, rq->username,
-                                         (srv->invite_only && invite_len > 0) ? (const uint8_t *)invite : NULL,
-                                         (srv->invite_only && invite_len > 0) ? invite_len : 0,
-                                         &dev, register_done, rr);
+    rr->recover = rq->recover;
+    rr->account_id = account_id;
+    rr->device_id = device_id;
+    int st;
+    if (rq->recover)
+        st = sottod_store_account_recover(srv->store, account_id, &dev, prev_version, rec,
+                                          register_done, rr);
+    else
+        st = sottod_store_account_create_listed(
+            srv->store, rq->username,
+            (srv->invite_only && invite_len > 0) ? (const uint8_t *)invite : NULL,
+            (srv->invite_only && invite_len > 0) ? invite_len : 0, &dev, rec, register_done, rr);
     if (st != SOTTOD_STORE_OK) {
         answer_store_error(c, id, st);
         req_free(&rr->r);
     }
+out:
+    free(rec);
 }
 
 /* ---- login --------------------------------------------------------------------- */
@@ -459,7 +772,7 @@ static void h_login(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     if (lst != SOTTOD_STORE_OK && lst != SOTTOD_STORE_NOT_FOUND) {
         /* A storage failure is not a bad login: say so, and do not count it. */
         c->has_nonce = false;
-        sottod_log(SOTTOD_LOG_ERROR, "store_error", "op=login_lookup status=%d", lst);
+        sottod_log_store_error(srv, "store_error", "login_lookup", lst);
         answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "storage error, retry later");
         return;
     }
@@ -497,8 +810,11 @@ static void h_login(sottod_conn *c, uint64_t id, const ClientFrame *fr)
 
 /* ---- devices --------------------------------------------------------------------- */
 
+/* A device-set change in flight: the new list to announce once committed. */
 typedef struct add_device_req {
     req r;
+    bool has_list;
+    sottod_device_list_rec list;
 } add_device_req;
 
 static void add_device_done(void *arg, const sottod_store_result *res)
@@ -506,18 +822,28 @@ static void add_device_done(void *arg, const sottod_store_result *res)
     add_device_req *ar = arg;
     sottod_conn *c = ar->r.c;
     sottod_metrics_commit(c->srv, ar->r.t0_us);
+    if (res->status == SOTTOD_STORE_OK) {
+        sottod_acache_forget(&c->srv->acache, c->addr.account_id);
+        if (ar->has_list)
+            notify_list_changed(c->srv, c->addr.account_id, &ar->list);
+    }
     if (c->wsi == NULL)
         goto out;
     if (res->status == SOTTOD_STORE_DEVICE_LIMIT) {
         answer_status(c, ar->r.id, SOTTO__API__STATUS__STATUS_DEVICE_LIMIT,
                       "the account has the maximum number of devices");
+    } else if (res->status == SOTTOD_STORE_CONFLICT) {
+        answer_status(c, ar->r.id, SOTTO__API__STATUS__STATUS_DEVICE_LIST_STALE,
+                      "the account's device list changed meanwhile");
+    } else if (res->status == SOTTOD_STORE_EXISTS) {
+        answer_status(c, ar->r.id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "the device id in device_list is in use");
     } else if (res->status != SOTTOD_STORE_OK) {
         answer_store_error(c, ar->r.id, res->status);
     } else {
         Sotto__Api__AddDeviceResponse rsp = SOTTO__API__ADD_DEVICE_RESPONSE__INIT;
         ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
-        rsp.device_id = res->u.device_add.device_id;
-        sottod_acache_forget(&c->srv->acache, c->addr.account_id);
+        rsp.device_id = res->u.list_change.device_id;
         f.id = ar->r.id;
         f.result_case = SOTTO__API__SERVER_FRAME__RESULT_ADD_DEVICE;
         f.add_device = &rsp;
@@ -528,14 +854,89 @@ out:
     req_free(&ar->r);
 }
 
+/* Reads the account's devices and list in one snapshot into *devs (malloc'd
+ * SOTTOD_MAX_DEVICES entries), *n and *held (malloc'd). On failure answers
+ * and returns false (nothing left allocated). */
+static bool read_account_devices(sottod_conn *c, uint64_t id, sottod_device **devs, size_t *n,
+                                 sottod_device_list_rec **held)
+{
+    *devs = calloc(MAX_DEVICES_LIST, sizeof(**devs));
+    *held = malloc(sizeof(**held));
+    int st = SOTTOD_STORE_NOMEM;
+    if (*devs != NULL && *held != NULL)
+        st = sottod_store_devices_list_with_list(c->srv->store, c->addr.account_id, *devs,
+                                                 MAX_DEVICES_LIST, n, *held);
+    if (st == SOTTOD_STORE_OK)
+        return true;
+    if (st == SOTTOD_STORE_NOMEM)
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+    else
+        answer_store_error(c, id, st);
+    free(*devs);
+    free(*held);
+    *devs = NULL;
+    *held = NULL;
+    return false;
+}
+
+/* The v2 checks shared by add and remove: a list is required when the
+ * account has an account key or the server requires lists; it must verify
+ * under the stored key with a higher version and equal the device set
+ * without `removed` (0: none) plus the added device (added_id != NULL).
+ * Fills ar_list (has_list false for the v1 path). Answers and returns
+ * false on refusal. */
+static bool change_list_check(sottod_conn *c, uint64_t id, const ProtobufCBinaryData *data,
+                              const sottod_device *devs, size_t n,
+                              const sottod_device_list_rec *held, uint32_t removed,
+                              uint32_t *added_id, sotto_device_list *l, bool *has_list,
+                              sottod_device_list_rec *out)
+{
+    char why[160];
+    *has_list = false;
+    if (!held->present) {
+        if (data->len > 0) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_FORBIDDEN,
+                          "the account has no account key yet: publish one with "
+                          "set_device_list first");
+            return false;
+        }
+        if (lists_required(c->srv)) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_FORBIDDEN,
+                          "this server requires signed device lists: publish the account key "
+                          "with set_device_list first");
+            return false;
+        }
+        return true; /* API v1 transition path */
+    }
+    if (data->len == 0) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "device_list required: the account has an account key");
+        return false;
+    }
+    if (!list_verify(c, id, data, held->account_key, c->username, l) ||
+        !version_higher(c, id, l, held))
+        return false;
+    if (!list_matches_devices(l, devs, n, removed, added_id, why, sizeof(why))) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST, why);
+        return false;
+    }
+    list_rec_fill(out, held->account_key, data, l->version);
+    *has_list = true;
+    return true;
+}
+
 static void h_add_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
 {
     const Sotto__Api__AddDeviceRequest *rq = fr->add_device;
     sottod_server *srv = c->srv;
     sottod_device me;
     sottod_device_new dev;
-    uint8_t msg[sizeof(ADD_DEVICE_LABEL) + 1 + SOTTOD_USERNAME_MAX_LEN + 32 + 33 + 4];
-    size_t o = 0, ul = strlen(c->username);
+    sottod_device *devs = NULL;
+    sottod_device_list_rec *held = NULL;
+    sotto_device_list *l = NULL;
+    add_device_req *ar = NULL;
+    size_t n = 0;
+    uint32_t new_id = 0;
 
     if (rq->auth_key.len != crypto_sign_PUBLICKEYBYTES ||
         crypto_core_ed25519_is_valid_point(rq->auth_key.data) != 1 ||
@@ -550,42 +951,56 @@ static void h_add_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         answer_status(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED, "device no longer exists");
         return;
     }
-    memcpy(msg, ADD_DEVICE_LABEL, sizeof(ADD_DEVICE_LABEL)); /* with the 0x00 */
-    o = sizeof(ADD_DEVICE_LABEL);
-    msg[o++] = (uint8_t)ul;
-    memcpy(msg + o, c->username, ul);
-    o += ul;
-    memcpy(msg + o, rq->auth_key.data, 32);
-    o += 32;
-    memcpy(msg + o, rq->identity_key.data, 33);
-    o += 33;
-    msg[o++] = (uint8_t)(rq->registration_id >> 24);
-    msg[o++] = (uint8_t)(rq->registration_id >> 16);
-    msg[o++] = (uint8_t)(rq->registration_id >> 8);
-    msg[o++] = (uint8_t)rq->registration_id;
-    if (crypto_sign_verify_detached(rq->signature.data, msg, o, me.auth_key) != 0) {
+    if (sotto_add_device_verify(me.auth_key, c->username, rq->auth_key.data,
+                                rq->identity_key.data, rq->registration_id,
+                                rq->signature.data) != SOTTO_OK) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE,
                       "add-device signature does not verify");
         return;
     }
+    ar = (add_device_req *)req_new(c, id, sizeof(*ar));
+    l = malloc(sizeof(*l));
+    if (ar == NULL || l == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (!read_account_devices(c, id, &devs, &n, &held))
+        goto out;
+    if (!change_list_check(c, id, &rq->device_list, devs, n, held, 0, &new_id, l, &ar->has_list,
+                           &ar->list))
+        goto out;
+    if (ar->has_list &&
+        !entry_is(sotto_device_list_find(l, new_id), rq->registration_id, rq->identity_key.data,
+                  rq->auth_key.data)) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "the device device_list adds has other keys or registration id than the "
+                      "request");
+        goto out;
+    }
     memset(&dev, 0, sizeof(dev));
-    dev.device_id = 0;
     dev.added_by = c->addr.device_id;
     memcpy(dev.add_signature, rq->signature.data, sizeof(dev.add_signature));
     dev.registration_id = rq->registration_id;
     memcpy(dev.auth_key, rq->auth_key.data, 32);
     memcpy(dev.identity_key, rq->identity_key.data, 33);
-    add_device_req *ar = (add_device_req *)req_new(c, id, sizeof(*ar));
-    if (ar == NULL) {
-        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
-        return;
-    }
-    int st = sottod_store_device_add(srv->store, c->addr.account_id, &dev,
-                                     (uint32_t)srv->cfg.max_devices, add_device_done, ar);
+    /* v1 (no list): id 0, the store picks the lowest free id >= 2. Either
+     * way the store checks that the list version is still the one read. */
+    dev.device_id = ar->has_list ? new_id : 0;
+    int st = sottod_store_device_add_listed(srv->store, c->addr.account_id, &dev,
+                                            (uint32_t)srv->cfg.max_devices,
+                                            held->present ? held->version : 0,
+                                            ar->has_list ? &ar->list : NULL, add_device_done, ar);
     if (st != SOTTOD_STORE_OK) {
         answer_store_error(c, id, st);
-        req_free(&ar->r);
+        goto out;
     }
+    ar = NULL; /* owned by the completion */
+out:
+    if (ar != NULL)
+        req_free(&ar->r);
+    free(l);
+    free(devs);
+    free(held);
 }
 
 static void fill_device_info(Sotto__Api__DeviceInfo *di, sottod_device *d)
@@ -609,38 +1024,40 @@ static void fill_device_info(Sotto__Api__DeviceInfo *di, sottod_device *d)
 
 static void h_list_devices(sottod_conn *c, uint64_t id, const ClientFrame *fr)
 {
-    sottod_device *devs = calloc(MAX_DEVICES_LIST, sizeof(*devs));
     Sotto__Api__DeviceInfo infos[MAX_DEVICES_LIST];
     Sotto__Api__DeviceInfo *ptrs[MAX_DEVICES_LIST];
+    sottod_device *devs = NULL;
+    sottod_device_list_rec *held = NULL;
     size_t n = 0;
-    if (devs == NULL) {
-        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+    if (!read_account_devices(c, id, &devs, &n, &held))
         return;
+    Sotto__Api__ListDevicesResponse rsp = SOTTO__API__LIST_DEVICES_RESPONSE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    for (size_t i = 0; i < n; i++) {
+        fill_device_info(&infos[i], &devs[i]);
+        ptrs[i] = &infos[i];
     }
-    int st = sottod_store_devices_list(c->srv->store, c->addr.account_id, devs,
-                                       MAX_DEVICES_LIST, &n);
-    if (st != SOTTOD_STORE_OK) {
-        answer_store_error(c, id, st);
-    } else {
-        Sotto__Api__ListDevicesResponse rsp = SOTTO__API__LIST_DEVICES_RESPONSE__INIT;
-        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
-        for (size_t i = 0; i < n; i++) {
-            fill_device_info(&infos[i], &devs[i]);
-            ptrs[i] = &infos[i];
-        }
-        rsp.n_devices = n;
-        rsp.devices = ptrs;
-        f.id = id;
-        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_LIST_DEVICES;
-        f.list_devices = &rsp;
-        answer(c, &f);
+    rsp.n_devices = n;
+    rsp.devices = ptrs;
+    if (held->present) {
+        rsp.account_key.data = held->account_key;
+        rsp.account_key.len = sizeof(held->account_key);
+        rsp.device_list.data = held->list;
+        rsp.device_list.len = held->len;
     }
+    f.id = id;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_LIST_DEVICES;
+    f.list_devices = &rsp;
+    answer(c, &f);
     free(devs);
+    free(held);
 }
 
 typedef struct remove_device_req {
     req r;
     sottod_addr target;
+    bool has_list;
+    sottod_device_list_rec list;
 } remove_device_req;
 
 /* Removals submitted and not yet committed count as done for the
@@ -680,7 +1097,12 @@ static void remove_device_done(void *arg, const sottod_store_result *res)
     sottod_metrics_commit(srv, rr->r.t0_us);
     removal_forget(srv, rr->target);
     if (res->status != SOTTOD_STORE_OK) {
-        if (c->wsi != NULL)
+        if (c->wsi == NULL)
+            goto out;
+        if (res->status == SOTTOD_STORE_CONFLICT)
+            answer_status(c, rr->r.id, SOTTO__API__STATUS__STATUS_DEVICE_LIST_STALE,
+                          "the account's device list changed meanwhile");
+        else
             answer_store_error(c, rr->r.id, res->status);
         goto out;
     }
@@ -696,11 +1118,12 @@ static void remove_device_done(void *arg, const sottod_store_result *res)
     }
     sottod_conn *victim = sottod_registry_find(srv, rr->target);
     if (victim != NULL) {
-        sottod_registry_remove(srv, victim);
-        if (srv->m.connections_authed > 0)
-            srv->m.connections_authed--;
+        sottod_registry_evict(srv, victim);
         sottod_api_notice_device_removed(victim);
     }
+    /* The removed device is out of the registry now: the others hear. */
+    if (rr->has_list)
+        notify_list_changed(srv, rr->target.account_id, &rr->list);
 out:
     req_free(&rr->r);
 }
@@ -709,22 +1132,17 @@ static void h_remove_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
 {
     uint32_t target = fr->remove_device->device_id;
     sottod_device *devs = NULL;
+    sottod_device_list_rec *held = NULL;
+    sotto_device_list *l = NULL;
+    remove_device_req *rr = NULL;
     size_t n = 0;
     bool present = false;
     if (target == 0) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST, "device_id required");
         return;
     }
-    devs = calloc(MAX_DEVICES_LIST, sizeof(*devs));
-    if (devs == NULL) {
-        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+    if (!read_account_devices(c, id, &devs, &n, &held))
         return;
-    }
-    int st = sottod_store_devices_list(c->srv->store, c->addr.account_id, devs, MAX_DEVICES_LIST, &n);
-    if (st != SOTTOD_STORE_OK) {
-        answer_store_error(c, id, st);
-        goto out;
-    }
     for (size_t i = 0; i < n; i++)
         if (devs[i].device_id == target)
             present = true;
@@ -746,22 +1164,33 @@ static void h_remove_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         answer_rate_limited(c, id, 100);
         goto out;
     }
-    remove_device_req *rr = (remove_device_req *)req_new(c, id, sizeof(*rr));
-    if (rr == NULL) {
+    rr = (remove_device_req *)req_new(c, id, sizeof(*rr));
+    l = malloc(sizeof(*l));
+    if (rr == NULL || l == NULL) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
         goto out;
     }
+    if (!change_list_check(c, id, &fr->remove_device->device_list, devs, n, held, target, NULL, l,
+                           &rr->has_list, &rr->list))
+        goto out;
     rr->target.account_id = c->addr.account_id;
     rr->target.device_id = target;
-    st = sottod_store_device_remove(c->srv->store, rr->target, remove_device_done, rr);
+    int st = sottod_store_device_remove_listed(c->srv->store, rr->target,
+                                               held->present ? held->version : 0,
+                                               rr->has_list ? &rr->list : NULL,
+                                               remove_device_done, rr);
     if (st != SOTTOD_STORE_OK) {
         answer_store_error(c, id, st);
-        req_free(&rr->r);
-    } else {
-        c->srv->removing[c->srv->n_removing++] = rr->target;
+        goto out;
     }
+    c->srv->removing[c->srv->n_removing++] = rr->target;
+    rr = NULL; /* owned by the completion */
 out:
+    if (rr != NULL)
+        req_free(&rr->r);
+    free(l);
     free(devs);
+    free(held);
 }
 
 /* ---- keys ---------------------------------------------------------------------------- */
@@ -1035,9 +1464,16 @@ static void bundle_done(void *arg, const sottod_store_result *res)
     } else {
         Sotto__Api__GetBundleResponse rsp = SOTTO__API__GET_BUNDLE_RESPONSE__INIT;
         ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        const sottod_device_list_rec *l = res->u.bundle_take.list;
         rsp.username = br->username;
         rsp.n_devices = out_n;
         rsp.devices = dbp;
+        if (l != NULL && l->present) {
+            rsp.account_key.data = (uint8_t *)l->account_key;
+            rsp.account_key.len = sizeof(l->account_key);
+            rsp.device_list.data = (uint8_t *)l->list;
+            rsp.device_list.len = l->len;
+        }
         f.id = br->r.id;
         f.result_case = SOTTO__API__SERVER_FRAME__RESULT_GET_BUNDLE;
         f.get_bundle = &rsp;
@@ -1083,6 +1519,154 @@ static void h_get_bundle(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         answer_store_error(c, id, st);
         req_free(&br->r);
     }
+}
+
+/* ---- set_device_list, get_device_list (API v2) ------------------------------------------ */
+
+static void set_list_done(void *arg, const sottod_store_result *res)
+{
+    add_device_req *ar = arg; /* same shape: a request and the new list */
+    sottod_conn *c = ar->r.c;
+    sottod_metrics_commit(c->srv, ar->r.t0_us);
+    if (res->status == SOTTOD_STORE_OK)
+        notify_list_changed(c->srv, c->addr.account_id, &ar->list);
+    if (c->wsi == NULL)
+        goto out;
+    if (res->status == SOTTOD_STORE_CONFLICT) {
+        answer_status(c, ar->r.id, SOTTO__API__STATUS__STATUS_DEVICE_LIST_STALE,
+                      "the account's device list changed meanwhile");
+    } else if (res->status != SOTTOD_STORE_OK) {
+        answer_store_error(c, ar->r.id, res->status);
+    } else {
+        Sotto__Api__SetDeviceListResponse rsp = SOTTO__API__SET_DEVICE_LIST_RESPONSE__INIT;
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        f.id = ar->r.id;
+        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_SET_DEVICE_LIST;
+        f.set_device_list = &rsp;
+        answer(c, &f);
+    }
+out:
+    req_free(&ar->r);
+}
+
+static void h_set_device_list(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__SetDeviceListRequest *rq = fr->set_device_list;
+    sottod_device *devs = NULL;
+    sottod_device_list_rec *held = NULL;
+    sotto_device_list *l = NULL;
+    add_device_req *ar = NULL;
+    const uint8_t *key;
+    char why[160];
+    size_t n = 0;
+
+    ar = (add_device_req *)req_new(c, id, sizeof(*ar));
+    l = malloc(sizeof(*l));
+    if (ar == NULL || l == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        goto out;
+    }
+    if (!read_account_devices(c, id, &devs, &n, &held))
+        goto out;
+    if (held->present) {
+        if (rq->account_key.len != 0 &&
+            (rq->account_key.len != SOTTOD_PUBLIC_KEY_BYTES ||
+             sodium_memcmp(rq->account_key.data, held->account_key, SOTTOD_PUBLIC_KEY_BYTES) != 0)) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_FORBIDDEN,
+                          "the account key cannot be changed");
+            goto out;
+        }
+        key = held->account_key;
+    } else {
+        /* Giving an API v1 account its account key: its first device only. */
+        if (c->addr.device_id != 1) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_FORBIDDEN,
+                          "only device 1 can give the account its account key");
+            goto out;
+        }
+        if (rq->account_key.len != SOTTOD_PUBLIC_KEY_BYTES) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                          "account_key (33 bytes) required");
+            goto out;
+        }
+        key = rq->account_key.data;
+    }
+    if (!list_verify(c, id, &rq->device_list, key, c->username, l) ||
+        (held->present && !version_higher(c, id, l, held)))
+        goto out;
+    if (!list_matches_devices(l, devs, n, 0, NULL, why, sizeof(why))) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST, why);
+        goto out;
+    }
+    list_rec_fill(&ar->list, key, &rq->device_list, l->version);
+    ar->has_list = true;
+    int st = sottod_store_device_list_set(c->srv->store, c->addr.account_id,
+                                          held->present ? held->version : 0, &ar->list,
+                                          set_list_done, ar);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        goto out;
+    }
+    ar = NULL;
+out:
+    if (ar != NULL)
+        req_free(&ar->r);
+    free(l);
+    free(devs);
+    free(held);
+}
+
+static void h_get_device_list(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__GetDeviceListRequest *rq = fr->get_device_list;
+    sottod_server *srv = c->srv;
+    sottod_account acct;
+    sottod_device_list_rec *held = NULL;
+    uint64_t retry = 0;
+    if (!username_ok(rq->username)) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_USERNAME, "invalid username");
+        return;
+    }
+    /* Logged in: shares the send bucket (a client fetches the recipient's
+     * list before every send; it consumes no prekey, so the tighter bundle
+     * bucket is not needed). Before login (a device being restored from a
+     * backup learns the version to sign, docs/api.md): the server-wide
+     * registration bucket, besides the per-connection limit on requests
+     * before login. */
+    if (c->authed ? !sottod_bucket_take(&c->dev->send_bucket, srv->cfg.rate_send_per_min,
+                                        srv->cfg.rate_send_burst, sottod_mono_us(), &retry)
+                  : !sottod_bucket_take(&srv->register_bucket, srv->cfg.rate_register_per_min,
+                                        srv->cfg.rate_register_burst, sottod_mono_us(), &retry)) {
+        answer_rate_limited(c, id, retry);
+        return;
+    }
+    held = malloc(sizeof(*held));
+    if (held == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    int st = sottod_store_account_lookup(srv->store, rq->username, &acct);
+    if (st == SOTTOD_STORE_OK)
+        st = sottod_store_device_list_get(srv->store, acct.account_id, held);
+    if (st == SOTTOD_STORE_NOT_FOUND) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "no such account");
+    } else if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+    } else {
+        Sotto__Api__DeviceListResponse rsp = SOTTO__API__DEVICE_LIST_RESPONSE__INIT;
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        if (held->present) {
+            rsp.account_key.data = held->account_key;
+            rsp.account_key.len = sizeof(held->account_key);
+            rsp.device_list.data = held->list;
+            rsp.device_list.len = held->len;
+        }
+        f.id = id;
+        f.result_case = SOTTO__API__SERVER_FRAME__RESULT_GET_DEVICE_LIST;
+        f.get_device_list = &rsp;
+        answer(c, &f);
+    }
+    free(held);
 }
 
 /* ---- send ----------------------------------------------------------------------------- */
@@ -1293,6 +1877,18 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         ei->body_len = len;
         sr->devices[i] = m->device_id;
     }
+#ifdef SOTTOD_TEST_HOOKS
+    /* sottod-test's fault hook (SOTTOD_TEST_FAIL_SEND): fail here, where
+     * the envelopes would be queued, with the answer a storage error
+     * gets; nothing is queued. */
+    if (srv->test_fail_send > 0) {
+        srv->test_fail_send--;
+        sottod_log(SOTTOD_LOG_WARN, "test_hook_send_failed", "left=%llu",
+                   (unsigned long long)srv->test_fail_send);
+        answer_store_error(c, id, SOTTOD_STORE_ERR);
+        goto out;
+    }
+#endif
     st = sottod_store_envelopes_enqueue(srv->store, envs, n, send_done, sr);
     if (st != SOTTOD_STORE_OK) {
         answer_store_error(c, id, st);
@@ -1388,6 +1984,10 @@ static const handler g_handlers[] = {
     {SOTTO__API__CLIENT_FRAME__OP_GET_BUNDLE, true, h_get_bundle},
     {SOTTO__API__CLIENT_FRAME__OP_SEND, true, h_send},
     {SOTTO__API__CLIENT_FRAME__OP_ATTACHMENT_SLOT, true, h_attachment_slot},
+    {SOTTO__API__CLIENT_FRAME__OP_SET_DEVICE_LIST, true, h_set_device_list},
+    /* public data (key transparency publishes it too); before login it is
+     * what a restoring device signs the next version of */
+    {SOTTO__API__CLIENT_FRAME__OP_GET_DEVICE_LIST, false, h_get_device_list},
 };
 
 int sottod_api_on_message(sottod_conn *c, const uint8_t *data, size_t len)

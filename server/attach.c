@@ -115,8 +115,10 @@ int sottod_attach_http(sottod_conn *c, const char *uri, bool is_put)
     int64_t now = sottod_store_now(srv->store);
     if (st == SOTTOD_STORE_NOT_FOUND || (st == SOTTOD_STORE_OK && att.expires_at <= now))
         return fail(c, 404, "not found\n");
-    if (st != SOTTOD_STORE_OK)
+    if (st != SOTTOD_STORE_OK) {
+        sottod_log_store_error(srv, "store_error", "attachment_get", st);
         return fail(c, 500, "storage error\n");
+    }
 
     if (!is_put) {
         if (!att.referenced)
@@ -229,6 +231,7 @@ static void upload_done(void *arg, const sottod_store_result *res)
 {
     sottod_conn *c = arg;
     if (res->status != SOTTOD_STORE_OK) {
+        sottod_log_store_error(c->srv, "store_error", "attachment_update", res->status);
         /* Not recorded: remove the blob so the slot can be used again. */
         char final[SOTTOD_PATH_MAX + 64];
         if (att_path(c->srv, c->http_att_id, "", final, sizeof(final)) == 0)

@@ -33,6 +33,12 @@ static const key_def g_keys[] = {
     S(registration, "open", "open|invite", "who may register: anyone, or holders of an invite token"),
     S(durability, "full", "full|process", "full: fsync every commit; process: survive a crash of sottod only"),
     S(log_level, "info", "debug|info|warn|error", "lowest level logged"),
+    /* TRANSITION SWITCH (issue 8, API v2): "yes" since the client always
+     * sends signed device lists; "no" lets API v1 clients register and
+     * add/remove devices without them (docs/api.md). */
+    S(require_device_lists, "yes", "yes|no",
+      "yes: register/add/remove need an account key and signed device list (API v2); "
+      "no: accounts without an account key may still use API v1"),
     U(max_devices, "6", 1, 32, "devices per account"),
     U(frame_max, "1048576", 4096, 16777216, "largest WebSocket message after login (bytes)"),
     U(preauth_frame_max, "4096", 512, 65536, "largest WebSocket message before login (bytes)"),

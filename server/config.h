@@ -26,6 +26,7 @@ typedef struct sottod_config {
     char registration[16];     /* "open" or "invite" */
     char durability[16];       /* "full" or "process" */
     char log_level[16];
+    char require_device_lists[8]; /* "yes" or "no": API v2 transition switch (api.c) */
     uint64_t max_devices;
     uint64_t frame_max;
     uint64_t preauth_frame_max;

@@ -1,6 +1,11 @@
 /*
- * server/conn.c -- connection objects, their transmit queues, and the
- * registry of logged-in devices.
+ * server/conn.c -- connection objects, their transmit queues, the HTTP
+ * response helper, and the registry of logged-in devices.
+ *
+ * Layering: main -> net -> {api, attach} -> delivery -> conn -> store. This
+ * file calls only the store, the log and libwebsockets: what must happen
+ * above it when a connection goes (an interrupted upload, a device_removed
+ * notice) is done by the caller (net.c, api.c), never from here.
  *
  * Design: a connection's outgoing messages are a singly linked FIFO of
  * heap buffers with LWS_PRE headroom; one is written per WRITEABLE callback
@@ -44,6 +49,21 @@ bool sottod_username_valid(const char *name, size_t len)
             return false;
     }
     return true;
+}
+
+void sottod_log_store_error(sottod_server *srv, const char *event, const char *op, int status)
+{
+    char cause[256];
+
+    sottod_store_last_error(srv->store, cause, sizeof(cause));
+    /* The store's text is SQLite's message and the OS error: it never holds
+     * message contents, keys or names. */
+    for (char *p = cause; *p != '\0'; p++)
+        if (*p == '"' || *p == '\n')
+            *p = '\'';
+    sottod_log(SOTTOD_LOG_ERROR, event, "op=%s status=%d error=\"%s\" cause=\"%s\"",
+               op != NULL ? op : "-", status, sottod_store_strerror(status),
+               status == SOTTOD_STORE_ERR && cause[0] != '\0' ? cause : "-");
 }
 
 void sottod_metrics_commit(sottod_server *srv, int64_t submitted_us)
@@ -124,8 +144,6 @@ void sottod_conn_closed(sottod_conn *c)
         sottod_devstate_release(srv, c->dev);
         c->dev = NULL;
     }
-    if (c->kind == SOTTOD_CONN_HTTP)
-        sottod_attach_closed(c);
     c->wsi = NULL;
     tx_free_all(c);
     if (c->rx != NULL) {
@@ -169,13 +187,27 @@ int sottod_conn_send_tx(sottod_conn *c, sottod_tx *tx)
     return 0;
 }
 
-int sottod_conn_send(sottod_conn *c, const uint8_t *data, size_t len)
+int sottod_http_respond(struct lws *wsi, unsigned status, const char *content_type,
+                        const char *body, size_t len)
 {
-    sottod_tx *t = sottod_tx_new(len);
-    if (t == NULL)
+    uint8_t hdr[LWS_PRE + 512];
+    uint8_t *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
+    if (lws_add_http_common_headers(wsi, status, content_type, (lws_filepos_t)len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                     (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
-    memcpy(t->buf + LWS_PRE, data, len);
-    return sottod_conn_send_tx(c, t);
+    if (len > 0) {
+        uint8_t *buf = malloc(LWS_PRE + len);
+        if (buf == NULL)
+            return -1;
+        memcpy(buf + LWS_PRE, body, len);
+        int n = lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
+        free(buf);
+        if (n < 0)
+            return -1;
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 void sottod_conn_close_after_tx(sottod_conn *c, uint16_t code)
@@ -352,15 +384,20 @@ void sottod_registry_remove(sottod_server *srv, sottod_conn *c)
     }
 }
 
+void sottod_registry_evict(sottod_server *srv, sottod_conn *c)
+{
+    sottod_registry_remove(srv, c);
+    c->authed = false;
+    if (srv->m.connections_authed > 0)
+        srv->m.connections_authed--;
+}
+
 void sottod_registry_add(sottod_server *srv, sottod_conn *c)
 {
     sottod_conn *old = sottod_registry_find(srv, c->addr);
     if (old != NULL) {
         /* One connection per device: the newer login wins. */
-        sottod_registry_remove(srv, old);
-        old->authed = false;
-        if (srv->m.connections_authed > 0)
-            srv->m.connections_authed--;
+        sottod_registry_evict(srv, old);
         sottod_conn_close_after_tx(old, 4000);
         sottod_log(SOTTOD_LOG_INFO, "connection_replaced", NULL);
     }
@@ -372,38 +409,22 @@ void sottod_registry_add(sottod_server *srv, sottod_conn *c)
     srv->reg_count++;
 }
 
-void sottod_registry_revalidate(sottod_server *srv)
+sottod_conn **sottod_registry_list(sottod_server *srv, size_t *n)
 {
-    /* Collect first: closing a connection edits the registry. */
-    size_t cap = srv->reg_count, n = 0;
-    sottod_conn **gone = NULL;
+    size_t cap = srv->reg_count, k = 0;
+    sottod_conn **all;
+
+    *n = 0;
     if (cap == 0)
-        return;
-    gone = calloc(cap, sizeof(*gone));
-    if (gone == NULL)
-        return;
-    for (size_t i = 0; i < srv->reg_buckets && n < cap; i++) {
-        for (sottod_conn *c = srv->reg[i]; c != NULL && n < cap; c = c->reg_next) {
-            /* Gone, or the id now belongs to another device (a deleted
-             * account's id can be reused by a new registration): compare
-             * the auth key the connection logged in with. */
-            sottod_device d;
-            int st = sottod_store_device_get(srv->store, c->addr, &d);
-            if (st == SOTTOD_STORE_NOT_FOUND ||
-                (st == SOTTOD_STORE_OK && sodium_memcmp(d.auth_key, c->auth_key,
-                                                        sizeof(d.auth_key)) != 0))
-                gone[n++] = c;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        sottod_registry_remove(srv, gone[i]);
-        if (srv->m.connections_authed > 0)
-            srv->m.connections_authed--;
-        sottod_api_notice_device_removed(gone[i]);
-    }
-    if (n > 0)
-        sottod_log(SOTTOD_LOG_INFO, "sessions_closed", "reason=device_gone count=%zu", n);
-    free(gone);
+        return NULL;
+    all = calloc(cap, sizeof(*all));
+    if (all == NULL)
+        return NULL;
+    for (size_t i = 0; i < srv->reg_buckets && k < cap; i++)
+        for (sottod_conn *c = srv->reg[i]; c != NULL && k < cap; c = c->reg_next)
+            all[k++] = c;
+    *n = k;
+    return all;
 }
 
 /* ---- per-device state ------------------------------------------------------ */

@@ -99,7 +99,7 @@ void sottod_delivery_fill(sottod_conn *c)
                                          NULL);
     c->fill_busy = false;
     if (st != SOTTOD_STORE_OK)
-        sottod_log(SOTTOD_LOG_ERROR, "queue_read_failed", "status=%d", st);
+        sottod_log_store_error(c->srv, "queue_read_failed", "envelopes_list", st);
     /* Fewer than asked for: nothing is queued after the cursor now. Only a
      * committed send to this device (delivery_wake) can change that, so
      * acks need not read the queue again until then. */
@@ -118,7 +118,7 @@ static void ack_done(void *arg, const sottod_store_result *res)
     if (res->status == SOTTOD_STORE_OK)
         srv->m.envelopes_delivered_total += res->u.deleted.deleted;
     else
-        sottod_log(SOTTOD_LOG_ERROR, "ack_delete_failed", "status=%d", res->status);
+        sottod_log_store_error(srv, "ack_delete_failed", "envelopes_delete", res->status);
 }
 
 void sottod_delivery_ack(sottod_conn *c, uint64_t push_id)
@@ -131,7 +131,7 @@ void sottod_delivery_ack(sottod_conn *c, uint64_t push_id)
         int st = sottod_store_envelopes_delete(c->srv->store, c->addr, c->push[i].env_id, 1,
                                                ack_done, c->srv);
         if (st != SOTTOD_STORE_OK)
-            sottod_log(SOTTOD_LOG_ERROR, "ack_submit_failed", "status=%d", st);
+            sottod_log_store_error(c->srv, "ack_submit_failed", "envelopes_delete", st);
         c->push[i].push_id = 0;
         c->push_n--;
         sottod_delivery_fill(c);

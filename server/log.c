@@ -20,11 +20,6 @@ void sottod_log_set_level(int level)
         g_level = level;
 }
 
-int sottod_log_level(void)
-{
-    return g_level;
-}
-
 int sottod_log_parse_level(const char *s)
 {
     for (int i = 0; i < 4; i++)
@@ -46,7 +41,7 @@ static void write_prefix(char *line, size_t cap, size_t *len, int level, const c
 
 void sottod_log(int level, const char *event, const char *fmt, ...)
 {
-    char line[512];
+    char line[2048];
     size_t len = 0;
     if (level < g_level || level < SOTTOD_LOG_DEBUG || level > SOTTOD_LOG_ERROR)
         return;

@@ -16,7 +16,6 @@ enum { SOTTOD_LOG_DEBUG = 0, SOTTOD_LOG_INFO = 1, SOTTOD_LOG_WARN = 2, SOTTOD_LO
 
 /* Sets the minimum level written. */
 void sottod_log_set_level(int level);
-int sottod_log_level(void);
 
 /* Parses "debug", "info", "warn", "error"; returns the level or -1. */
 int sottod_log_parse_level(const char *s);

@@ -2,7 +2,7 @@
  * server/main.c -- sottod's command line: run the server, or an admin
  * command against the data directory's database.
  *
- *   sottod [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--set KEY=VALUE]...
+ *   sottod [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--set KEY=VALUE]... [--init]
  *   sottod admin [--config FILE | --data-dir DIR] invite [--count N]
  *   sottod admin [--config FILE | --data-dir DIR] disclose USERNAME
  *   sottod admin [--config FILE | --data-dir DIR] expire [--at UNIX_SECONDS]
@@ -10,7 +10,8 @@
  *   sottod --help | --version
  *
  * Admin commands open the store directly (SQLite in WAL mode allows this
- * next to a running server) and never go through the network.
+ * next to a running server) and never go through the network. They never
+ * create a database: a missing one is an error, not a new empty server.
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -30,7 +31,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: sottod [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--set KEY=VALUE]...\n"
+            "usage: sottod [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--set KEY=VALUE]... [--init]\n"
             "       sottod admin [--config FILE | --data-dir DIR] COMMAND\n"
             "       sottod --help | --version\n"
             "\n"
@@ -41,11 +42,19 @@ static void usage(FILE *out)
             "  sottod: certificate sha256 HEX   (pin this in clients)\n"
             "SIGTERM/SIGINT: graceful shutdown. SIGHUP: reload the certificate.\n"
             "\n"
+            "Start-up: one sottod per data directory (DATA_DIR/sottod.lock); the database\n"
+            "is integrity-checked. A brand-new data directory is initialised; one that\n"
+            "holds an earlier server's files but a missing, empty or damaged database is\n"
+            "refused (exit 1, reason logged) -- restore the database, or use --init.\n"
+            "\n"
             "Options:\n"
             "  --config FILE       read `key = value` settings (see below)\n"
             "  --data-dir DIR      same as --set data_dir=DIR\n"
             "  --listen HOST:PORT  same as --set listen=HOST:PORT (port 0: any free port)\n"
             "  --set KEY=VALUE     set one key (after --config, in order)\n"
+            "  --init              create a new, empty database if sottod.db is missing or\n"
+            "                      empty even though the directory was used before (never\n"
+            "                      replaces a database that holds anything)\n"
             "\n"
             "Admin commands (open DATA_DIR/sottod.db directly):\n"
             "  invite [--count N]  create N invite tokens (printed one per line)\n"
@@ -57,8 +66,10 @@ static void usage(FILE *out)
     sottod_config_print_keys(out);
 }
 
-/* Parses the shared options; *argi is left at the first non-option. */
-static int parse_common(int argc, char **argv, int *argi, sottod_config *cfg, bool allow_listen)
+/* Parses the shared options; *argi is left at the first non-option.
+ * --listen is accepted if allow_listen, --init if init is not NULL. */
+static int parse_common(int argc, char **argv, int *argi, sottod_config *cfg, bool allow_listen,
+                        bool *init)
 {
     char err[512];
     for (; *argi < argc; (*argi)++) {
@@ -82,6 +93,8 @@ static int parse_common(int argc, char **argv, int *argi, sottod_config *cfg, bo
                 return -1;
             }
             (*argi)++;
+        } else if (init != NULL && strcmp(a, "--init") == 0) {
+            *init = true;
         } else if (strcmp(a, "--set") == 0 && val != NULL) {
             char kv[2048];
             snprintf(kv, sizeof(kv), "%s", val);
@@ -116,7 +129,7 @@ static int64_t admin_clock(void *arg)
 
 static int open_admin_store(const sottod_config *cfg, sottod_store **st)
 {
-    char db[SOTTOD_PATH_MAX + 16];
+    char db[SOTTOD_PATH_MAX + 16], why[1024];
     sottod_store_config scfg;
     if (cfg->data_dir[0] == '\0') {
         fprintf(stderr, "sottod admin: data_dir is not set (--data-dir or --config)\n");
@@ -128,8 +141,14 @@ static int open_admin_store(const sottod_config *cfg, sottod_store **st)
     scfg.max_queue = (uint32_t)cfg->queue_max;
     if (g_admin_now != 0)
         scfg.now = admin_clock;
-    if (sottod_store_open(&scfg, st) != SOTTOD_STORE_OK) {
-        fprintf(stderr, "sottod admin: cannot open %s\n", db);
+    scfg.must_exist = true;   /* never create an empty server's database */
+    scfg.why = why;
+    scfg.why_cap = sizeof(why);
+    int rc = sottod_store_open(&scfg, st);
+    if (rc != SOTTOD_STORE_OK) {
+        fprintf(stderr, "sottod admin: %s\n", why[0] != '\0' ? why : sottod_store_strerror(rc));
+        if (rc == SOTTOD_STORE_NOT_FOUND)
+            fprintf(stderr, "sottod admin: start sottod on this data directory first\n");
         return -1;
     }
     return 0;
@@ -208,7 +227,8 @@ static int notify_server(const sottod_config *cfg)
         return -1;
     got = fgets(comm, sizeof(comm), f) != NULL;
     fclose(f);
-    if (!got || strcmp(comm, "sottod\n") != 0)
+    /* (sottod-test is the same server with test hooks, tests/server.) */
+    if (!got || (strcmp(comm, "sottod\n") != 0 && strcmp(comm, "sottod-test\n") != 0))
         return -1;
     return kill((pid_t)pid, SIGUSR1) == 0 ? 0 : -1;
 }
@@ -225,7 +245,7 @@ static int admin_main(int argc, char **argv)
         }
     }
     sottod_config_defaults(&cfg);
-    if (parse_common(argc, argv, &argi, &cfg, false) != 0)
+    if (parse_common(argc, argv, &argi, &cfg, false, NULL) != 0)
         return 2;
     if (argi >= argc) {
         fprintf(stderr, "sottod admin: missing command (invite, disclose, expire, delete-account; see sottod --help)\n");
@@ -310,6 +330,7 @@ int main(int argc, char **argv)
     sottod_config cfg;
     char err[512];
     int argi = 1;
+    bool init = false;
 
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
@@ -323,7 +344,7 @@ int main(int argc, char **argv)
         return admin_main(argc, argv);
 
     sottod_config_defaults(&cfg);
-    if (parse_common(argc, argv, &argi, &cfg, true) != 0)
+    if (parse_common(argc, argv, &argi, &cfg, true, &init) != 0)
         return 2;
     if (argi < argc) {
         fprintf(stderr, "sottod: unexpected argument %s (see --help)\n", argv[argi]);
@@ -334,5 +355,5 @@ int main(int argc, char **argv)
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    return sottod_serve(&cfg);
+    return sottod_serve(&cfg, init);
 }

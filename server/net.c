@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 
 #include <sodium.h>
 
+#include "datadir.h"
 #include "log.h"
 #include "sottod.h"
 #include "sotto/keys.h"
@@ -40,30 +42,7 @@ typedef struct pss {
 
 static sottod_server *g_srv; /* for the signal handler only */
 
-/* ---- HTTP helpers ----------------------------------------------------------- */
-
-int sottod_http_respond(struct lws *wsi, unsigned status, const char *content_type,
-                        const char *body, size_t len)
-{
-    uint8_t hdr[LWS_PRE + 512];
-    uint8_t *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
-    if (lws_add_http_common_headers(wsi, status, content_type, (lws_filepos_t)len, &p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                     (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    if (len > 0) {
-        uint8_t *buf = malloc(LWS_PRE + len);
-        if (buf == NULL)
-            return -1;
-        memcpy(buf + LWS_PRE, body, len);
-        int n = lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
-        free(buf);
-        if (n < 0)
-            return -1;
-    }
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
-}
+/* ---- HTTP routes ----------------------------------------------------------- */
 
 static int metrics_text(sottod_server *srv, char *out, size_t cap)
 {
@@ -248,6 +227,16 @@ static int ws_receive(sottod_conn *c, const uint8_t *in, size_t len)
 
 /* ---- the protocol callback ------------------------------------------------------ */
 
+/* The socket of ps's connection is gone: upper layers first (an
+ * interrupted upload is discarded), then the connection itself. */
+static void conn_gone(pss *ps)
+{
+    if (ps->c->kind == SOTTOD_CONN_HTTP)
+        sottod_attach_closed(ps->c);
+    sottod_conn_closed(ps->c);
+    ps->c = NULL;
+}
+
 static void do_reload(sottod_server *srv)
 {
     char fp[SOTTOD_FINGERPRINT_HEX];
@@ -315,10 +304,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return sottod_conn_on_writeable(ps->c);
 
     case LWS_CALLBACK_CLOSED:
-        if (ps != NULL && ps->c != NULL) {
-            sottod_conn_closed(ps->c);
-            ps->c = NULL;
-        }
+        if (ps != NULL && ps->c != NULL)
+            conn_gone(ps);
         return 0;
 
     case LWS_CALLBACK_HTTP:
@@ -347,10 +334,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* lws does not always deliver CLOSED_HTTP (e.g. after an upload
          * answered `100 Continue`); the protocol is always unbound before
          * the per-session data goes away. */
-        if (ps != NULL && ps->c != NULL && ps->c->kind == SOTTOD_CONN_HTTP) {
-            sottod_conn_closed(ps->c);
-            ps->c = NULL;
-        }
+        if (ps != NULL && ps->c != NULL && ps->c->kind == SOTTOD_CONN_HTTP)
+            conn_gone(ps);
         if (reason == LWS_CALLBACK_HTTP_DROP_PROTOCOL)
             break; /* lws's own handling too */
         return 0;
@@ -385,7 +370,7 @@ static void housekeeping(lws_sorted_usec_list_t *sul)
             sottod_log(SOTTOD_LOG_WARN, "expire_submit_failed", NULL);
         sottod_attach_expire(srv);
         /* Accounts deleted by an admin command that could not signal us. */
-        sottod_registry_revalidate(srv);
+        sottod_api_revalidate_sessions(srv);
         sottod_acache_clear(&srv->acache);
         sottod_devstate_sweep(srv);
     }
@@ -487,14 +472,77 @@ static bool tx_pending(sottod_server *srv)
     return false;
 }
 
+/* Logs why sottod will not start (one line, error level). */
+static void refuse(const char *event, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse(const char *event, const char *fmt, ...)
+{
+    char msg[1536];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p != '\0'; p++)
+        if (*p == '"' || *p == '\n')
+            *p = '\'';
+    sottod_log(SOTTOD_LOG_ERROR, event, "reason=\"%s\"", msg);
+}
+
+/*
+ * Opens the store under the start-up rules (docs/operating.md): a brand-new
+ * data directory (sottod_datadir_is_new) or --init creates an empty store;
+ * otherwise a missing, empty or damaged database is refused with the
+ * reason, so a lost database never comes back as an empty server behind
+ * the old certificate. Every open runs an integrity check.
+ */
+static int open_store(sottod_server *srv, bool init)
+{
+    const sottod_config *cfg = &srv->cfg;
+    char db_path[SOTTOD_PATH_MAX + 16], why[1024], found[64];
+    sottod_store_config scfg;
+    bool fresh = sottod_datadir_is_new(cfg->data_dir, found, sizeof(found));
+    int st;
+
+    snprintf(db_path, sizeof(db_path), "%s/sottod.db", cfg->data_dir);
+    memset(&scfg, 0, sizeof(scfg));
+    scfg.backend = "sqlite";
+    scfg.path = db_path;
+    scfg.durability = strcmp(cfg->durability, "process") == 0 ? SOTTOD_DURABILITY_PROCESS
+                                                               : SOTTOD_DURABILITY_FULL;
+    scfg.max_queue = (uint32_t)cfg->queue_max;
+    scfg.must_exist = !fresh && !init;
+    scfg.check = true;
+    scfg.why = why;
+    scfg.why_cap = sizeof(why);
+    st = sottod_store_open(&scfg, &srv->store);
+    if (st == SOTTOD_STORE_NOT_FOUND) {
+        refuse("store_refused",
+               "%s; the data directory holds an earlier server's files (%s), so this is not a "
+               "new server. Restore the database from a backup, or start once with --init to "
+               "begin a new, empty one (every account and queued message is then gone)",
+               why, found);
+        return -1;
+    }
+    if (st != SOTTOD_STORE_OK) {
+        refuse("store_refused",
+               "%s; refusing to start. Restore the database from a backup, or move it away "
+               "and start with --init for a new, empty server",
+               why[0] != '\0' ? why : sottod_store_strerror(st));
+        return -1;
+    }
+    if (fresh || init)
+        sottod_log(SOTTOD_LOG_INFO, "store_ready", "new=%s", fresh ? "data_dir" : "init");
+    return 0;
+}
+
 /* ---- serve ------------------------------------------------------------------- */
 
-int sottod_serve(const sottod_config *cfg)
+int sottod_serve(const sottod_config *cfg, bool init)
 {
     int ret = 1;
     sottod_server *srv = NULL;
     struct lws_context_creation_info info;
-    char host[128], tls_dir[SOTTOD_PATH_MAX + 8], db_path[SOTTOD_PATH_MAX + 16];
+    char host[128], tls_dir[SOTTOD_PATH_MAX + 8], why[1024];
     int port = 0;
     lws_retry_bo_t idle;
 
@@ -502,6 +550,7 @@ int sottod_serve(const sottod_config *cfg)
     if (srv == NULL)
         return 1;
     srv->cfg = *cfg;
+    srv->lock_fd = -1;
     if (pthread_mutex_init(&srv->att_mu, NULL) != 0) {
         free(srv);
         return 1;
@@ -514,11 +563,41 @@ int sottod_serve(const sottod_config *cfg)
     }
     if (sottod_config_listen(cfg, host, sizeof(host), &port) != 0)
         goto out;
-    if (mkdir_p(cfg->data_dir, 0700) != 0 ||
-        (size_t)snprintf(srv->attach_dir, sizeof(srv->attach_dir), "%s/attachments",
+#ifdef SOTTOD_TEST_HOOKS
+    {
+        const char *v = getenv("SOTTOD_TEST_FAIL_SEND");
+        if (v != NULL && v[0] != '\0') {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long n = strtoull(v, &end, 10);
+            if (errno != 0 || end == v || *end != '\0') {
+                refuse("test_hook_invalid", "SOTTOD_TEST_FAIL_SEND must be a number");
+                goto out;
+            }
+            srv->test_fail_send = n;
+            sottod_log(SOTTOD_LOG_WARN, "test_hook", "fail_send=%llu", n);
+        }
+    }
+#endif
+    /* One server per data directory: take its lock before touching
+     * anything in it (two servers would hand out the same envelope seqs). */
+    if (mkdir_p(cfg->data_dir, 0700) != 0) {
+        refuse("data_dir_unusable", "cannot create the data directory %s: %s", cfg->data_dir,
+               strerror(errno));
+        goto out;
+    }
+    srv->lock_fd = sottod_datadir_lock(cfg->data_dir, why, sizeof(why));
+    if (srv->lock_fd < 0) {
+        refuse("data_dir_locked", "%s", why);
+        goto out;
+    }
+    if (open_store(srv, init) != 0)
+        goto out;
+    if ((size_t)snprintf(srv->attach_dir, sizeof(srv->attach_dir), "%s/attachments",
                          cfg->data_dir) >= sizeof(srv->attach_dir) ||
         mkdir_p(srv->attach_dir, 0700) != 0) {
-        sottod_log(SOTTOD_LOG_ERROR, "data_dir_unusable", NULL);
+        refuse("data_dir_unusable", "cannot create %s/attachments: %s", cfg->data_dir,
+               strerror(errno));
         goto out;
     }
     if (cfg->tls_cert[0] != '\0') {
@@ -537,18 +616,6 @@ int sottod_serve(const sottod_config *cfg)
         goto out;
     }
 
-    snprintf(db_path, sizeof(db_path), "%s/sottod.db", cfg->data_dir);
-    sottod_store_config scfg;
-    memset(&scfg, 0, sizeof(scfg));
-    scfg.backend = "sqlite";
-    scfg.path = db_path;
-    scfg.durability = strcmp(cfg->durability, "process") == 0 ? SOTTOD_DURABILITY_PROCESS
-                                                               : SOTTOD_DURABILITY_FULL;
-    scfg.max_queue = (uint32_t)cfg->queue_max;
-    if (sottod_store_open(&scfg, &srv->store) != SOTTOD_STORE_OK) {
-        sottod_log(SOTTOD_LOG_ERROR, "store_open_failed", NULL);
-        goto out;
-    }
     sottod_store_set_wake(srv->store, store_wake, srv);
     if (sottod_registry_init(srv) != 0)
         goto out;
@@ -637,7 +704,7 @@ int sottod_serve(const sottod_config *cfg)
             /* `sottod admin delete-account` changed the accounts. */
             srv->sig_usr1 = 0;
             sottod_acache_clear(&srv->acache);
-            sottod_registry_revalidate(srv);
+            sottod_api_revalidate_sessions(srv);
         }
     }
 
@@ -652,7 +719,7 @@ int sottod_serve(const sottod_config *cfg)
         sottod_attach_run_finished(srv);
     }
     if (sottod_store_drain(srv->store) != SOTTOD_STORE_OK)
-        sottod_log(SOTTOD_LOG_ERROR, "store_drain_failed", NULL);
+        sottod_log_store_error(srv, "store_drain_failed", "drain", SOTTOD_STORE_ERR);
     int64_t until = sottod_mono_us() + 2000000;
     while (tx_pending(srv) && sottod_mono_us() < until) {
         if (lws_service(srv->ctx, 0) < 0)
@@ -670,12 +737,16 @@ out:
     if (srv->pid_path[0] != '\0')
         unlink(srv->pid_path);
     sottod_store_close(srv->store);
+    /* Only now, with every write committed and the database closed, may
+     * another server take the directory. */
+    sottod_datadir_unlock(srv->lock_fd);
     sottod_registry_free(srv);
     sottod_devstate_free_all(srv);
     sottod_acache_clear(&srv->acache);
     pthread_mutex_destroy(&srv->att_mu);
     free(srv->txbuf);
-    sottod_log(SOTTOD_LOG_INFO, "stopped", NULL);
+    if (srv->port != 0)
+        sottod_log(SOTTOD_LOG_INFO, "stopped", NULL);
     free(srv);
     return ret;
 }

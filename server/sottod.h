@@ -3,6 +3,13 @@
  * by the network layer (net.c), the API handlers (api.c), delivery
  * (delivery.c) and attachments (attach.c).
  *
+ * Layers, each calling only those below it:
+ *   main -> net -> {api, attach} -> delivery -> conn -> store
+ * (main.c: command line; net.c: event loop, HTTP routes, start-up; api.c:
+ * WebSocket requests; attach.c: attachment HTTP; delivery.c: pushes and
+ * acks; conn.c: connections, transmit queues, registry; store/: storage).
+ * api.c also asks attach.c for an upload slot (its sibling).
+ *
  * Design: one thread runs the libwebsockets event loop and everything in
  * this header; the only other thread is the store's writer, which talks back
  * through sottod_store_run_completions() on the loop thread (woken with
@@ -168,6 +175,13 @@ struct sottod_server {
     volatile sig_atomic_t sig_usr1;   /* an admin command changed accounts */
     bool draining;
     char pid_path[SOTTOD_PATH_MAX + 16];
+    int lock_fd;                      /* holds DATA_DIR/sottod.lock (datadir.h); -1 = none */
+#ifdef SOTTOD_TEST_HOOKS
+    /* sottod-test only (never in the installed sottod): the next N send
+     * requests that would be queued fail as a storage error does
+     * (SOTTOD_TEST_FAIL_SEND=N in the environment at start). */
+    uint64_t test_fail_send;
+#endif
 
     /* recipient accounts for sends (acache.h) */
     sottod_acache acache;
@@ -203,14 +217,19 @@ sottod_conn *sottod_conn_new(sottod_server *srv, struct lws *wsi, uint8_t kind);
 void sottod_conn_ref(sottod_conn *c);
 void sottod_conn_unref(sottod_conn *c);
 /* Called when lws reports the socket closed: forgets wsi, drops from the
- * registry, drops the socket's reference. */
+ * registry, drops the socket's reference. (For an HTTP connection the
+ * caller first lets attach.c discard an interrupted upload.) */
 void sottod_conn_closed(sottod_conn *c);
-/* Queues bytes (copied) for sending. Returns 0, or -1 if the connection is
- * gone or its queue is over SOTTOD_TX_MAX (then it is being closed). */
-int sottod_conn_send(sottod_conn *c, const uint8_t *data, size_t len);
-/* Queues an already-built tx (takes ownership). */
+/* Queues an already-built tx (takes ownership). Returns 0, or -1 if the
+ * connection is gone or its queue is over SOTTOD_TX_MAX (then it is being
+ * closed); tx is freed either way on failure. */
 int sottod_conn_send_tx(sottod_conn *c, sottod_tx *tx);
+/* A tx with room for len bytes after LWS_PRE headroom; NULL if out of memory. */
 sottod_tx *sottod_tx_new(size_t len);
+/* Writes a complete small HTTP response (headers + body) and finishes the
+ * transaction. Returns what the lws callback should return. */
+int sottod_http_respond(struct lws *wsi, unsigned status, const char *content_type,
+                        const char *body, size_t len);
 /* Marks the connection to close (WebSocket close code) once its queue is sent. */
 void sottod_conn_close_after_tx(sottod_conn *c, uint16_t code);
 /* Writes the next queued message; called on LWS_CALLBACK_SERVER_WRITEABLE.
@@ -222,11 +241,14 @@ void sottod_registry_free(sottod_server *srv);
 /* Adds c under c->addr; an older connection of the same device is closed. */
 void sottod_registry_add(sottod_server *srv, sottod_conn *c);
 void sottod_registry_remove(sottod_server *srv, sottod_conn *c);
+/* Removes c from the registry and counts it as no longer logged in
+ * (authed = false); the caller closes it. */
+void sottod_registry_evict(sottod_server *srv, sottod_conn *c);
 sottod_conn *sottod_registry_find(sottod_server *srv, sottod_addr addr);
-/* Closes (notice device_removed, code 4001) every logged-in connection
- * whose device no longer exists in the store: after `sottod admin
- * delete-account` (SIGUSR1) and once a minute. */
-void sottod_registry_revalidate(sottod_server *srv);
+/* Every logged-in connection, as a malloc'd array (caller frees; the
+ * connections are not referenced) of *n entries; NULL if none or out of
+ * memory. A snapshot: the caller may then edit the registry. */
+sottod_conn **sottod_registry_list(sottod_server *srv, size_t *n);
 
 /* Per-device state: get (creating it with full buckets) and take a
  * reference; release drops it. sweep frees unreferenced entries whose
@@ -246,6 +268,10 @@ void sottod_api_notice_prekeys_low(sottod_conn *c, uint32_t remaining);
 void sottod_api_protocol_error(sottod_conn *c, uint64_t id, const char *why, uint16_t code);
 /* Sends the device_removed notice and closes the connection (4001). */
 void sottod_api_notice_device_removed(sottod_conn *c);
+/* Closes (notice device_removed, code 4001) every logged-in connection
+ * whose device no longer exists in the store: after `sottod admin
+ * delete-account` (SIGUSR1) and once a minute. */
+void sottod_api_revalidate_sessions(sottod_server *srv);
 
 /* ---- delivery.c: pushing queued envelopes and acks ---------------------- */
 /* Pushes queued envelopes while the window has room (after login, after a
@@ -262,6 +288,8 @@ int sottod_attach_http(sottod_conn *c, const char *uri, bool is_put);
 int sottod_attach_body(sottod_conn *c, const uint8_t *data, size_t len);
 int sottod_attach_body_done(sottod_conn *c);
 int sottod_attach_writeable(sottod_conn *c);
+/* The HTTP connection is going: an interrupted upload leaves nothing
+ * behind. net.c calls it before sottod_conn_closed(). */
 void sottod_attach_closed(sottod_conn *c);
 /* Creates an upload slot; calls back with the id or an error status. */
 typedef void (*sottod_attach_slot_fn)(void *arg, int status, const uint8_t *id);
@@ -272,18 +300,17 @@ void sottod_attach_run_finished(sottod_server *srv);
 /* Deletes expired blobs (housekeeping). */
 void sottod_attach_expire(sottod_server *srv);
 
-/* ---- net.c ---------------------------------------------------------------- */
-/* Writes a complete small HTTP response (headers + body) and finishes the
- * transaction. Returns what the lws callback should return. */
-int sottod_http_respond(struct lws *wsi, unsigned status, const char *content_type,
-                        const char *body, size_t len);
-
-/* ---- misc ---------------------------------------------------------------- */
+/* ---- misc (conn.c) -------------------------------------------------------- */
 int64_t sottod_now_ms(void);
 /* Records the latency of one write (metrics). */
 void sottod_metrics_commit(sottod_server *srv, int64_t submitted_us);
 int64_t sottod_mono_us(void);
 /* True if name is 3..32 chars of [a-z0-9_.]. */
 bool sottod_username_valid(const char *name, size_t len);
+/* Logs a failed store call as `event` (error level) with op (may be NULL),
+ * the status and, for SOTTOD_STORE_ERR, the store's cause in words
+ * (sottod_store_last_error: SQLite's message and the OS error, e.g. disk
+ * full) instead of a bare number. */
+void sottod_log_store_error(sottod_server *srv, const char *event, const char *op, int status);
 
 #endif /* SOTTOD_SOTTOD_H */

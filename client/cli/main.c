@@ -4,6 +4,12 @@
  *   sotto [--server URL] [--pin HEX | --ca FILE] [--account NAME] [--json]
  *         COMMAND [ARGS]
  *
+ * One table, commands[] at the end of this file, names every command with
+ * its handler, synopsis, help, exit codes and the account it needs; the
+ * overview (`sotto --help`), each command's help and the dispatch are all
+ * generated from it. Global options are accepted before and after the
+ * command (up to a `--`, after which everything is an argument).
+ *
  * Output: human text by default; with --json one JSON object per line
  * (JSON Lines) with the stable field names documented in docs/cli.md.
  * Errors go to stderr (and, with --json, also as a {"type":"error"} line on
@@ -29,8 +35,10 @@ enum {
     EXIT_OK = 0,
     EXIT_ERROR = 1,     /* internal or local store failure */
     EXIT_USAGE = 2,     /* bad command line, bad name or text */
-    EXIT_NETWORK = 3,   /* server unreachable, TLS/pin failure, timeout */
-    EXIT_REFUSED = 4,   /* the server refused (taken, auth, rate limit...) */
+    EXIT_NETWORK = 3,   /* not done now: server unreachable, TLS/pin failure, timeout,
+                           or the server asked to retry later; a message being sent
+                           stays queued and the next command that connects sends it */
+    EXIT_REFUSED = 4,   /* the server refused (taken, auth, too large...): nothing queued */
     EXIT_UNTRUSTED = 5, /* safety number changed: run `sotto trust CONTACT` */
     EXIT_NOT_FOUND = 6, /* unknown user, contact or group */
     EXIT_INTEGRITY = 7, /* attachment failed verification */
@@ -42,6 +50,8 @@ static struct {
     bool tty; /* stdout is a terminal: neutralise control characters */
     bool no_qr;
     const char *account;
+    const char *self;  /* our username once registered: shown as "me" */
+    sc_backup *backup; /* register --restore: opened before the account is */
 } g;
 
 static volatile int g_stop;
@@ -60,6 +70,7 @@ static int exit_code(int rc)
     case SC_E_USAGE:
         return EXIT_USAGE;
     case SC_E_NETWORK:
+    case SC_E_RETRY:
         return EXIT_NETWORK;
     case SC_E_SERVER:
         return EXIT_REFUSED;
@@ -83,6 +94,8 @@ static const char *error_name(int rc)
         return "usage";
     case SC_E_NETWORK:
         return "network";
+    case SC_E_RETRY:
+        return "retry_later";
     case SC_E_SERVER:
         return "refused";
     case SC_E_UNTRUSTED:
@@ -139,164 +152,6 @@ static int usage_error(const char *fmt, ...)
     return report(SC_E_USAGE, buf);
 }
 
-/* ------------------------------------------------------------ help */
-
-static const char main_help[] =
-    "usage: sotto [GLOBAL OPTIONS] COMMAND [ARGS]\n"
-    "\n"
-    "Global options:\n"
-    "  --account NAME   local account (also $SOTTO_ACCOUNT); required\n"
-    "  --server URL     server, https://HOST:PORT (stored at register)\n"
-    "  --pin HEX        SHA-256 of the server certificate (64 hex; stored)\n"
-    "  --ca FILE        trust the server through this CA file instead (stored)\n"
-    "  --data-dir DIR   data home instead of $XDG_DATA_HOME or ~/.local/share\n"
-    "  --json           print JSON Lines (one object per line)\n"
-    "  --no-progress    no progress bar for large transfers\n"
-    "  -h, --help       this help; `sotto COMMAND --help` for a command\n"
-    "  --version        print the version\n"
-    "\n"
-    "Commands:\n"
-    "  register [--invite CODE] [USERNAME]   create the account on the server\n"
-    "  devices                               list this account's devices\n"
-    "  link-request                          (new device) print a link code\n"
-    "  device-add CODE                       (existing device) add the new device\n"
-    "  link-finish USERNAME DEVICE_ID        (new device) log in as that device\n"
-    "  device-remove DEVICE_ID               remove a device of this account\n"
-    "  send CONTACT [TEXT | -]               send a text (- or none: read stdin)\n"
-    "  send --file PATH [--text TEXT] CONTACT   send a file\n"
-    "  send --group GROUP [TEXT | -]         send a text to a group\n"
-    "  receive                               fetch and print waiting messages, exit\n"
-    "  listen                                stay connected, print messages as they arrive\n"
-    "  contacts                              list contacts\n"
-    "  trust CONTACT                         accept a contact's changed safety number\n"
-    "  safety-number [--no-qr] CONTACT       print the safety number and its QR code\n"
-    "  group create|add|remove|leave|rename|list|send ...   groups (see group --help)\n"
-    "  history [--limit N] CONTACT | --group GROUP   print a stored conversation\n"
-    "  flush                                 send messages still queued\n"
-    "  help [COMMAND]                        help of one command\n"
-    "\n"
-    "Exit codes: 0 ok, 1 error, 2 usage, 3 network, 4 refused by server,\n"
-    "5 safety number changed, 6 not found, 7 attachment integrity, 8 wrong state.\n";
-
-static const struct {
-    const char *cmd;
-    const char *help;
-} cmd_help[] = {
-    {"register",
-     "usage: sotto --account NAME --server URL (--pin HEX | --ca FILE) register\n"
-     "             [--invite CODE] [USERNAME]\n"
-     "Creates USERNAME (default: the account name; 3-32 of a-z 0-9 _ .) on the\n"
-     "server with this device as device 1, uploads the identity key, a signed\n"
-     "prekey and 100 one-time prekeys, and stores the server URL and pin (or CA)\n"
-     "so that later commands need only --account.\n"
-     "  --invite CODE   invitation code, when the server requires one\n"
-     "Exit: 0, 3 network, 4 refused (name taken, bad invite), 8 already registered.\n"},
-    {"devices", "usage: sotto --account NAME devices\n"
-                "Lists the account's devices as the server knows them (id, created,\n"
-                "last seen, whether it has keys; this device is marked).\n"},
-    {"link-request",
-     "usage: sotto --account NEW --server URL (--pin HEX | --ca FILE) link-request\n"
-     "On a new, empty local account: creates this device's keys and prints its\n"
-     "link code (138 hex chars). Give the code to `device-add` on an existing\n"
-     "device, then run `link-finish` here.\n"},
-    {"device-add", "usage: sotto --account NAME device-add CODE\n"
-                   "On an existing device: adds the device with link CODE (from\n"
-                   "`link-request`) to this account and prints its new device id.\n"},
-    {"link-finish", "usage: sotto --account NEW link-finish USERNAME DEVICE_ID\n"
-                    "On the new device: logs in as USERNAME's device DEVICE_ID (printed by\n"
-                    "`device-add`) and uploads this device's prekeys.\n"},
-    {"device-remove", "usage: sotto --account NAME device-remove DEVICE_ID\n"
-                      "Removes device DEVICE_ID from this account on the server.\n"},
-    {"send", "usage: sotto --account NAME send CONTACT [TEXT | -]\n"
-             "       sotto --account NAME send --file PATH [--text TEXT] CONTACT\n"
-             "       sotto --account NAME send --group GROUP [TEXT | -]\n"
-             "Sends to every device of CONTACT (and a copy to this account's other\n"
-             "devices). TEXT is UTF-8, 1 byte to 64 KiB, sent byte for byte. Without\n"
-             "TEXT or with -, the text is read from stdin (one trailing newline is\n"
-             "removed). A text beginning with - goes after --: send bob -- -5 degrees.\n"
-             "Sending to yourself stores the note and copies it to your other devices.\n"
-             "  --file PATH   send a file (encrypted, uploaded, at most 100 MiB)\n"
-             "  --text TEXT   the text (caption with --file)\n"
-             "  --group       the destination is a GROUP (id or unique name)\n"
-             "A message that cannot be sent now stays queued (exit 3) and goes out with\n"
-             "the next command that connects.\n"
-             "Exit: 0, 2 usage/invalid text/unreadable file, 3 network (queued),\n"
-             "4 refused, 5 safety number changed (nothing sent: see `sotto trust`),\n"
-             "6 no such user or group, 8 not registered / not a member.\n"},
-    {"receive",
-     "usage: sotto --account NAME receive\n"
-     "Connects, processes every waiting envelope (decrypt, store, then acknowledge),\n"
-     "downloads and verifies attachments, prints each visible event, sends what is\n"
-     "queued, and exits. Messages stored by an earlier run that was killed before\n"
-     "printing them are printed first. An envelope that cannot be decrypted is\n"
-     "acknowledged and shown as a notice (code undecryptable).\n"
-     "Exit: 0, 3 network, 7 an attachment failed verification (not saved),\n"
-     "8 this device was removed.\n"},
-    {"listen", "usage: sotto --account NAME listen\n"
-               "Like receive, but stays connected and prints events as they arrive;\n"
-               "reconnects with backoff 1, 2, 4 ... 30 s; SIGINT/SIGTERM end it (exit 0).\n"},
-    {"contacts", "usage: sotto --account NAME contacts\n"
-                 "Lists contacts (everyone you exchanged messages or keys with): name,\n"
-                 "number of devices, verified, and whether the safety number changed.\n"},
-    {"trust", "usage: sotto --account NAME trust CONTACT\n"
-              "Accepts CONTACT's current identity keys (compare the safety number\n"
-              "first), marks the contact verified, drops the old sessions, and decrypts\n"
-              "and prints the messages held because of the change.\n"},
-    {"safety-number", "usage: sotto --account NAME safety-number [--no-qr] CONTACT\n"
-                      "Prints the 60-digit safety number with CONTACT (12 groups of 5 digits)\n"
-                      "and, unless --no-qr or --json, a QR code of its scannable form.\n"
-                      "Compare it with CONTACT's (it is the same on both sides).\n"},
-    {"group", "usage: sotto --account NAME group create NAME [MEMBER...]\n"
-              "       sotto --account NAME group add GROUP MEMBER...\n"
-              "       sotto --account NAME group remove GROUP MEMBER...\n"
-              "       sotto --account NAME group leave GROUP\n"
-              "       sotto --account NAME group rename GROUP NEWNAME\n"
-              "       sotto --account NAME group list\n"
-              "       sotto --account NAME group send GROUP [TEXT | -]\n"
-              "       sotto --account NAME group send --file PATH [--text TEXT] GROUP\n"
-              "Groups live only in their members' clients (client-side fan-out over\n"
-              "pairwise sessions); the server never learns a group exists.\n"
-              "  create   creates a group (you are a member) and tells the members\n"
-              "  add      adds members (they receive the name and member list)\n"
-              "  remove   removes members; they receive nothing sent after it\n"
-              "  leave    leaves the group (it stays listed as left)\n"
-              "  rename   renames it (NAME/NEWNAME: UTF-8, 1-256 bytes)\n"
-              "  list     lists groups with id, name, members\n"
-              "  send     sends to every member (see `sotto send --help`)\n"
-              "GROUP is the group's 32-hex id or its (unique) name. Changes that cannot\n"
-              "be sent now stay queued (exit 3).\n"},
-    {"history", "usage: sotto --account NAME history [--limit N] CONTACT\n"
-                "       sotto --account NAME history [--limit N] --group GROUP\n"
-                "Prints a stored conversation, oldest first (only the last N with\n"
-                "--limit). An argument that cannot be a username is taken as a group.\n"},
-    {"flush", "usage: sotto --account NAME flush\n"
-              "Sends the messages still in the outgoing queue (--json: how many are left).\n"},
-    {"help", "usage: sotto help [COMMAND]\nPrints the help of COMMAND (or of sotto).\n"},
-};
-
-/* --help or -h among the command's options (not after "--": that is text) */
-static bool want_help(int argc, char **argv)
-{
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            return false;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return true;
-    }
-    return false;
-}
-
-static int print_help(const char *cmd)
-{
-    for (size_t i = 0; i < sizeof cmd_help / sizeof cmd_help[0]; i++)
-        if (strcmp(cmd_help[i].cmd, cmd) == 0) {
-            fputs(cmd_help[i].help, stdout);
-            return EXIT_OK;
-        }
-    fputs(main_help, stdout);
-    return EXIT_OK;
-}
-
 /* ------------------------------------------------------------ events */
 
 static void fmt_time(uint64_t ms, char *buf, size_t cap)
@@ -348,6 +203,17 @@ static void put_str(const char *s)
 {
     if (s)
         put_text(s, strlen(s));
+}
+
+/* How human output names a sender: our own name is "me", as in our own
+ * outgoing rows, so a group's history does not mix the two. */
+static const char *shown_sender(const char *sender)
+{
+    if (sender == NULL)
+        return "?";
+    if (g.self && strcmp(sender, g.self) == 0)
+        return "me";
+    return sender;
 }
 
 static void print_event(void *ud, const sc_event *ev)
@@ -412,7 +278,7 @@ static void print_event(void *ud, const sc_event *ev)
         printf("\n");
         break;
     case SC_EV_GROUP:
-        printf("[%s] %s: group \"", when, ev->sender ? ev->sender : "?");
+        printf("[%s] %s: group \"", when, shown_sender(ev->sender));
         put_str(ev->group_name);
         printf("\" %s; members:", ev->group_action ? ev->group_action : "");
         for (size_t i = 0; i < ev->n_group_members; i++) {
@@ -427,10 +293,10 @@ static void print_event(void *ud, const sc_event *ev)
             put_str(ev->group_id ? (ev->group_name ? ev->group_name : ev->group_id)
                                  : (ev->destination ? ev->destination : "?"));
         } else if (ev->group_id) {
-            printf("[%s] %s @ ", when, ev->sender ? ev->sender : "?");
+            printf("[%s] %s @ ", when, shown_sender(ev->sender));
             put_str(ev->group_name ? ev->group_name : ev->group_id);
         } else {
-            printf("[%s] %s", when, ev->sender ? ev->sender : "?");
+            printf("[%s] %s", when, shown_sender(ev->sender));
         }
         printf(": ");
         put_text(ev->body, ev->body_len);
@@ -441,7 +307,8 @@ static void print_event(void *ud, const sc_event *ev)
             put_str(a->file_name ? a->file_name : "");
             printf(" (%llu bytes)", (unsigned long long)a->size);
             if (a->path) {
-                printf(" saved to ");
+                /* our own file: the path it was sent from, not a download */
+                printf(ev->kind == SC_EV_SENT ? " sent from " : " saved to ");
                 put_str(a->path);
             } else if (a->error) {
                 printf(" NOT saved: %s", a->error);
@@ -489,22 +356,179 @@ static int read_stdin_text(char **out, size_t *len)
     return 0;
 }
 
+/* ------------------------------------------------------------ retry */
+
+/* SC_E_RETRY: the message is queued and the server asked to try again at
+ * sc_retry_at(). The core never sleeps; this loop does, for short waits
+ * only: a longer one (or too many rounds) leaves the message queued for
+ * the next command that connects (exit 3). */
+#define RETRY_MAX_WAIT_MS 10000
+#define RETRY_MIN_WAIT_MS 50
+#define RETRY_MAX_ROUNDS 5
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !g_stop) {
+    }
+}
+
+/* Returns the result of the last sc_flush() (rc itself when it is not
+ * SC_E_RETRY). left: as for sc_flush(), may be NULL. */
+static int retry_queued(sc_client *c, int rc, size_t *left)
+{
+    for (int round = 0; rc == SC_E_RETRY && round < RETRY_MAX_ROUNDS && !g_stop; round++) {
+        uint64_t at = sc_retry_at(c), now = wall_ms();
+        uint64_t wait = at > now ? at - now : 0;
+        if (wait > RETRY_MAX_WAIT_MS)
+            break;
+        sleep_ms(wait < RETRY_MIN_WAIT_MS ? RETRY_MIN_WAIT_MS : wait);
+        rc = sc_flush(c, left);
+    }
+    return rc;
+}
+
+/* Reports a result that leaves something queued: SC_E_RETRY ("queued, will
+ * retry: REASON") or SC_E_NETWORK (what = "message", "group change"). */
+static int report_queued(sc_client *c, int rc, const char *what)
+{
+    char msg[700];
+    if (rc == SC_E_RETRY) {
+        uint64_t at = sc_retry_at(c), now = wall_ms();
+        if (at > now)
+            snprintf(msg, sizeof msg,
+                     "queued, will retry: %s (the server asks to wait %llu s; the next"
+                     " command that connects sends it)",
+                     sc_errmsg(c), (unsigned long long)((at - now + 999) / 1000));
+        else
+            snprintf(msg, sizeof msg, "queued, will retry: %s", sc_errmsg(c));
+    } else {
+        snprintf(msg, sizeof msg,
+                 "%s; the %s is queued and will be sent by the next command that connects",
+                 sc_errmsg(c), what);
+    }
+    return report(rc, msg);
+}
+
 /* ------------------------------------------------------------ commands */
+
+/* register --restore FILE [--code CODE]: after sc_open; the backup was
+ * opened by register_prepare() before it. */
+static int restore_run(sc_client *c)
+{
+    sc_backup_info info;
+    int rc = sc_restore_opened(c, g.backup, &info);
+
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("restored"));
+        json_object_set_new(o, "account", json_string(g.account));
+        json_object_set_new(o, "username", json_string(sc_username(c)));
+        json_object_set_new(o, "device", json_integer(sc_device_id(c)));
+        json_object_set_new(o, "list_version", json_integer((json_int_t)info.list_version));
+        json_object_set_new(o, "recovered", json_boolean(info.recovered));
+        json_object_set_new(o, "contacts", json_integer((json_int_t)info.contacts));
+        json_object_set_new(o, "groups", json_integer((json_int_t)info.groups));
+        json_object_set_new(o, "history", json_integer((json_int_t)info.history));
+        json_line(o);
+    } else {
+        printf("restored %s (device %u, device list version %llu): %zu contact(s), %zu"
+               " group(s), %zu history row(s)\n",
+               sc_username(c), sc_device_id(c), (unsigned long long)info.list_version,
+               info.contacts, info.groups, info.history);
+        if (info.recovered)
+            printf("the account's other devices were removed; your contacts see a device"
+                   " change and the same safety number\n");
+    }
+    return EXIT_OK;
+}
+
+/* Before the local account is opened: `register --restore FILE` opens the
+ * backup with the code (from --code, else one line of stdin), so that a
+ * wrong code creates nothing. */
+static int register_prepare(int argc, char **argv)
+{
+    const char *file = NULL, *code = NULL;
+    char line[160], err[512];
+    bool wrong = false;
+    int rc;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--restore") == 0 && i + 1 < argc)
+            file = argv[++i];
+        else if (strcmp(argv[i], "--code") == 0 && i + 1 < argc)
+            code = argv[++i];
+    }
+    if (file == NULL) {
+        if (code != NULL)
+            return usage_error("register: --code goes with --restore FILE");
+        return EXIT_OK;
+    }
+    if (code == NULL) {
+        size_t n;
+        if (isatty(0))
+            fprintf(stderr, "recovery code: ");
+        if (fgets(line, sizeof line, stdin) == NULL)
+            return usage_error("register --restore: no recovery code (give --code or one line"
+                               " on stdin)");
+        n = strlen(line);
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        code = line;
+    }
+    rc = sc_backup_open_file(file, code, &g.backup, &wrong, err, sizeof err);
+    sodium_memzero(line, sizeof line);
+    if (rc == SC_OK)
+        return EXIT_OK;
+    if (wrong) {
+        fprintf(stderr, "sotto: %s\n", err);
+        if (g.json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "type", json_string("error"));
+            json_object_set_new(o, "code", json_string("wrong_recovery_code"));
+            json_object_set_new(o, "exit", json_integer(EXIT_USAGE));
+            json_object_set_new(o, "message", json_string(err));
+            json_line(o);
+        }
+        return EXIT_USAGE;
+    }
+    return report(rc, err);
+}
 
 static int cmd_register(sc_client *c, int argc, char **argv)
 {
     const char *invite = NULL, *user = NULL;
+    bool restore = false;
     int rc;
 
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--invite") == 0 && i + 1 < argc)
             invite = argv[++i];
+        else if (strcmp(argv[i], "--restore") == 0 && i + 1 < argc)
+            restore = true, i++; /* opened by register_prepare() */
+        else if (strcmp(argv[i], "--code") == 0 && i + 1 < argc)
+            i++;
         else if (argv[i][0] == '-')
             return usage_error("register: unknown option %s", argv[i]);
         else if (user == NULL)
             user = argv[i];
         else
             return usage_error("register: unexpected argument %s", argv[i]);
+    }
+    if (restore) {
+        if (user != NULL || invite != NULL)
+            return usage_error("register --restore FILE takes the username from the backup"
+                               " (no USERNAME, no --invite)");
+        return restore_run(c);
     }
     if (user == NULL)
         user = g.account;
@@ -535,11 +559,13 @@ static void print_device(void *ud, const sc_device_info *d)
         json_object_set_new(o, "last_seen", json_string(d->last_seen ? d->last_seen : ""));
         json_object_set_new(o, "has_keys", json_boolean(d->has_keys));
         json_object_set_new(o, "current", json_boolean(d->current));
+        json_object_set_new(o, "in_signed_list", json_boolean(d->in_signed_list));
         json_line(o);
     } else {
-        printf("device %u%s  created %s  last seen %s%s\n", d->device_id,
+        printf("device %u%s  created %s  last seen %s%s%s\n", d->device_id,
                d->current ? " (this device)" : "", d->created, d->last_seen,
-               d->has_keys ? "" : "  (no keys)");
+               d->has_keys ? "" : "  (no keys)",
+               d->in_signed_list ? "" : "  NOT IN THE SIGNED DEVICE LIST");
     }
 }
 
@@ -623,14 +649,9 @@ static int do_send(sc_client *c, int argc, char **argv, bool group_cmd)
         sodium_memzero(buf, len);
         free(buf);
     }
-    if (rc == SC_E_NETWORK && ts != 0) {
-        char msg[700];
-        snprintf(msg, sizeof msg,
-                 "%s; the message is queued and will be sent by the next"
-                 " command that connects",
-                 sc_errmsg(c));
-        return report(rc, msg);
-    }
+    rc = retry_queued(c, rc, NULL);
+    if (rc == SC_E_RETRY || (rc == SC_E_NETWORK && ts != 0))
+        return report_queued(c, rc, "message");
     if (rc != SC_OK)
         return report(rc, sc_errmsg(c));
     if (g.json) {
@@ -659,11 +680,16 @@ static int cmd_receive(sc_client *c, int argc, char **argv, bool stay)
         sigaction(SIGTERM, &sa, NULL);
     }
     rc = sc_receive(c, stay, &g_stop, print_event, NULL);
+    if (rc == SC_E_RETRY)
+        return report_queued(c, rc, "message");
     return report(rc, sc_errmsg(c));
 }
 
 static void print_contact(void *ud, const sc_contact_info *ci)
 {
+    /* "verified" is about the keys the user compared: after a change the
+     * current keys are not verified until `trust` */
+    bool verified = ci->verified && !ci->identity_changed;
     (void)ud;
     if (g.json) {
         json_t *o = json_object();
@@ -671,10 +697,10 @@ static void print_contact(void *ud, const sc_contact_info *ci)
         json_object_set_new(o, "name", json_string(ci->name));
         json_object_set_new(o, "devices", json_integer((json_int_t)ci->n_devices));
         json_object_set_new(o, "identity_changed", json_boolean(ci->identity_changed));
-        json_object_set_new(o, "verified", json_boolean(ci->verified));
+        json_object_set_new(o, "verified", json_boolean(verified));
         json_line(o);
     } else {
-        printf("%s  devices: %zu%s%s\n", ci->name, ci->n_devices, ci->verified ? "  verified" : "",
+        printf("%s  devices: %zu%s%s\n", ci->name, ci->n_devices, verified ? "  verified" : "",
                ci->identity_changed ? "  SAFETY NUMBER CHANGED (see: sotto trust)" : "");
     }
 }
@@ -816,66 +842,107 @@ static void print_group_if(void *ud, const sc_group_info *gi)
         print_group(NULL, gi);
 }
 
-static int cmd_group(sc_client *c, int argc, char **argv)
+/* The group's id before a change (a rename changes the name); "" when
+ * GROUP names no group (the change itself then reports it). */
+static void group_id_before(sc_client *c, const char *ref, char id[33])
 {
-    const char *sub;
-    char id[33] = "";
-    int rc;
-
-    if (argc < 1)
-        return usage_error("group: missing subcommand (create, add, remove, leave, rename, list,"
-                           " send)");
-    sub = argv[0];
-    argc--;
-    argv++;
-    /* the group's id before the change (a rename changes the name) */
-    if (argc >= 1 && strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 &&
-        strcmp(sub, "send") != 0 && sc_group_find(c, argv[0], id) != SC_OK)
+    if (sc_group_find(c, ref, id) != SC_OK)
         id[0] = '\0';
-    if (strcmp(sub, "create") == 0) {
-        if (argc < 1)
-            return usage_error("usage: sotto group create NAME [MEMBER...]");
-        rc = sc_group_create(c, argv[0], (const char *const *)argv + 1, (size_t)argc - 1, id);
-    } else if (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0) {
-        if (argc < 2)
-            return usage_error("usage: sotto group %s GROUP MEMBER...", sub);
-        rc = sub[0] == 'a'
-                 ? sc_group_add(c, argv[0], (const char *const *)argv + 1, (size_t)argc - 1)
-                 : sc_group_remove(c, argv[0], (const char *const *)argv + 1, (size_t)argc - 1);
-    } else if (strcmp(sub, "leave") == 0) {
-        if (argc != 1)
-            return usage_error("usage: sotto group leave GROUP");
-        rc = sc_group_leave(c, argv[0]);
-    } else if (strcmp(sub, "rename") == 0) {
-        if (argc != 2)
-            return usage_error("usage: sotto group rename GROUP NEWNAME");
-        rc = sc_group_rename(c, argv[0], argv[1]);
-    } else if (strcmp(sub, "list") == 0) {
-        if (argc != 0)
-            return usage_error("usage: sotto group list");
-        return report(sc_group_list(c, print_group, NULL), sc_errmsg(c));
-    } else if (strcmp(sub, "send") == 0) {
-        return do_send(c, argc, argv, true);
-    } else {
-        return usage_error("group: unknown subcommand %s", sub);
-    }
-    if (rc != SC_OK && rc != SC_E_NETWORK)
+}
+
+/* After a group change: prints the group's new state; a change that could
+ * not be sent now stays queued (exit 3). */
+static int group_changed(sc_client *c, int rc, const char *id)
+{
+    rc = retry_queued(c, rc, NULL);
+    if (rc != SC_OK && rc != SC_E_NETWORK && rc != SC_E_RETRY)
         return report(rc, sc_errmsg(c));
-    /* print the group's new state */
     if (id[0] != '\0') {
         find_group f = {id};
         (void)sc_group_list(c, print_group_if, &f);
     }
-    if (rc == SC_E_NETWORK) {
-        char msg[700];
-        snprintf(msg, sizeof msg,
-                 "%s; the group change is queued and will be sent by the next"
-                 " command that connects",
-                 sc_errmsg(c));
-        return report(rc, msg);
-    }
+    if (rc != SC_OK)
+        return report_queued(c, rc, "group change");
     return EXIT_OK;
 }
+
+/* "--" ends the options; group names and members are taken as given */
+static void drop_dashdash(int *argc, char **argv)
+{
+    for (int i = 0; i < *argc; i++)
+        if (strcmp(argv[i], "--") == 0) {
+            memmove(argv + i, argv + i + 1, (size_t)(*argc - i - 1) * sizeof *argv);
+            (*argc)--;
+            return;
+        }
+}
+
+static int grp_create(sc_client *c, int argc, char **argv)
+{
+    char id[33] = "";
+    drop_dashdash(&argc, argv);
+    if (argc < 1)
+        return usage_error("usage: sotto group create NAME [MEMBER...]");
+    return group_changed(
+        c, sc_group_create(c, argv[0], (const char *const *)argv + 1, (size_t)argc - 1, id), id);
+}
+
+static int grp_add(sc_client *c, int argc, char **argv)
+{
+    char id[33] = "";
+    drop_dashdash(&argc, argv);
+    if (argc < 2)
+        return usage_error("usage: sotto group add GROUP MEMBER...");
+    group_id_before(c, argv[0], id);
+    return group_changed(
+        c, sc_group_add(c, argv[0], (const char *const *)argv + 1, (size_t)argc - 1), id);
+}
+
+static int grp_remove(sc_client *c, int argc, char **argv)
+{
+    char id[33] = "";
+    drop_dashdash(&argc, argv);
+    if (argc < 2)
+        return usage_error("usage: sotto group remove GROUP MEMBER...");
+    group_id_before(c, argv[0], id);
+    return group_changed(
+        c, sc_group_remove(c, argv[0], (const char *const *)argv + 1, (size_t)argc - 1), id);
+}
+
+static int grp_leave(sc_client *c, int argc, char **argv)
+{
+    char id[33] = "";
+    drop_dashdash(&argc, argv);
+    if (argc != 1)
+        return usage_error("usage: sotto group leave GROUP");
+    group_id_before(c, argv[0], id);
+    return group_changed(c, sc_group_leave(c, argv[0]), id);
+}
+
+static int grp_rename(sc_client *c, int argc, char **argv)
+{
+    char id[33] = "";
+    drop_dashdash(&argc, argv);
+    if (argc != 2)
+        return usage_error("usage: sotto group rename GROUP NEWNAME");
+    group_id_before(c, argv[0], id);
+    return group_changed(c, sc_group_rename(c, argv[0], argv[1]), id);
+}
+
+static int grp_list(sc_client *c, int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 0)
+        return usage_error("usage: sotto group list");
+    return report(sc_group_list(c, print_group, NULL), sc_errmsg(c));
+}
+
+static int grp_send(sc_client *c, int argc, char **argv)
+{
+    return do_send(c, argc, argv, true);
+}
+
+static int cmd_group(sc_client *c, int argc, char **argv); /* after the table */
 
 static int cmd_history(sc_client *c, int argc, char **argv)
 {
@@ -909,21 +976,36 @@ static int cmd_history(sc_client *c, int argc, char **argv)
 
 static int cmd_flush(sc_client *c, int argc, char **argv)
 {
-    size_t left = 0;
+    size_t left = 0, before = 0, after = 0, sent;
     int rc;
     (void)argv;
     if (argc != 0)
         return usage_error("flush: unexpected argument");
-    rc = sc_flush(c, &left);
+    rc = sc_outbox_count(c, &before);
+    if (rc == SC_OK)
+        rc = retry_queued(c, sc_flush(c, &left), &left);
+    if (rc == SC_E_RETRY)
+        return report_queued(c, rc, "message");
+    if (rc == SC_OK)
+        rc = sc_outbox_count(c, &after);
     if (rc != SC_OK)
         return report(rc, sc_errmsg(c));
+    /* flush succeeds only when every row it took was delivered */
+    sent = before > after ? before - after : 0;
     if (g.json) {
         json_t *o = json_object();
         json_object_set_new(o, "type", json_string("flushed"));
         json_object_set_new(o, "queued", json_integer((json_int_t)left));
+        json_object_set_new(o, "sent", json_integer((json_int_t)sent));
         json_line(o);
+    } else if (before == 0) {
+        printf("nothing was queued\n");
     } else {
-        printf("queue empty\n");
+        printf("sent %zu queued message%s; ", sent, sent == 1 ? "" : "s");
+        if (after == 0)
+            printf("queue empty\n");
+        else
+            printf("%zu still queued\n", after);
     }
     return EXIT_OK;
 }
@@ -940,179 +1022,971 @@ static int parse_device_id(const char *s, uint32_t *out)
     return 0;
 }
 
-static int cmd_link(sc_client *c, const char *cmd, int argc, char **argv)
+static int cmd_link_request(sc_client *c, int argc, char **argv)
 {
-    json_t *o = NULL;
-    uint32_t dev = 0;
+    char code[SC_LINK_CODE_HEX + 1];
+    json_t *o;
     int rc;
-
-    if (strcmp(cmd, "link-request") == 0) {
-        char code[SC_LINK_CODE_HEX + 1];
-        if (argc != 0)
-            return usage_error("link-request: unexpected argument");
-        rc = sc_link_request(c, code);
-        if (rc != SC_OK)
-            return report(rc, sc_errmsg(c));
-        if (!g.json) {
-            printf("%s\n", code);
-            return EXIT_OK;
-        }
-        o = json_object();
-        json_object_set_new(o, "type", json_string("link_code"));
-        json_object_set_new(o, "code", json_string(code));
-    } else if (strcmp(cmd, "device-add") == 0) {
-        if (argc != 1)
-            return usage_error("usage: sotto device-add CODE");
-        rc = sc_device_add(c, argv[0], &dev);
-        if (rc != SC_OK)
-            return report(rc, sc_errmsg(c));
-        if (!g.json) {
-            printf("added device %u\n", dev);
-            return EXIT_OK;
-        }
-        o = json_object();
-        json_object_set_new(o, "type", json_string("device_added"));
-        json_object_set_new(o, "device", json_integer(dev));
-    } else if (strcmp(cmd, "link-finish") == 0) {
-        if (argc != 2 || parse_device_id(argv[1], &dev) != 0)
-            return usage_error("usage: sotto link-finish USERNAME DEVICE_ID");
-        rc = sc_link_finish(c, argv[0], dev);
-        if (rc != SC_OK)
-            return report(rc, sc_errmsg(c));
-        if (!g.json) {
-            printf("linked as %s device %u\n", argv[0], dev);
-            return EXIT_OK;
-        }
-        o = json_object();
-        json_object_set_new(o, "type", json_string("linked"));
-        json_object_set_new(o, "username", json_string(argv[0]));
-        json_object_set_new(o, "device", json_integer(dev));
-    } else {
-        if (argc != 1 || parse_device_id(argv[0], &dev) != 0)
-            return usage_error("usage: sotto device-remove DEVICE_ID");
-        rc = sc_device_remove(c, dev);
-        if (rc != SC_OK)
-            return report(rc, sc_errmsg(c));
-        if (!g.json) {
-            printf("removed device %u\n", dev);
-            return EXIT_OK;
-        }
-        o = json_object();
-        json_object_set_new(o, "type", json_string("device_removed"));
-        json_object_set_new(o, "device", json_integer(dev));
+    (void)argv;
+    if (argc != 0)
+        return usage_error("link-request: unexpected argument");
+    rc = sc_link_request(c, code);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (!g.json) {
+        printf("%s\n", code);
+        return EXIT_OK;
     }
+    o = json_object();
+    json_object_set_new(o, "type", json_string("link_code"));
+    json_object_set_new(o, "code", json_string(code));
     json_line(o);
     return EXIT_OK;
+}
+
+static int cmd_device_add(sc_client *c, int argc, char **argv)
+{
+    uint32_t dev = 0;
+    char akey[SC_ACCOUNT_KEY_HEX + 1];
+    json_t *o;
+    int rc;
+    if (argc != 1)
+        return usage_error("usage: sotto device-add CODE");
+    rc = sc_device_add(c, argv[0], &dev, akey);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (!g.json) {
+        printf("added device %u\n", dev);
+        printf("on the new device run:\n  sotto link-finish %s %u %s\n", sc_username(c), dev,
+               akey);
+        return EXIT_OK;
+    }
+    o = json_object();
+    json_object_set_new(o, "type", json_string("device_added"));
+    json_object_set_new(o, "device", json_integer(dev));
+    json_object_set_new(o, "account_key", json_string(akey));
+    json_line(o);
+    return EXIT_OK;
+}
+
+static int cmd_link_finish(sc_client *c, int argc, char **argv)
+{
+    uint32_t dev = 0;
+    json_t *o;
+    int rc;
+    if (argc != 3 || parse_device_id(argv[1], &dev) != 0)
+        return usage_error("usage: sotto link-finish USERNAME DEVICE_ID ACCOUNT_KEY");
+    rc = sc_link_finish(c, argv[0], dev, argv[2]);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (!g.json) {
+        printf("linked as %s device %u\n", argv[0], dev);
+        return EXIT_OK;
+    }
+    o = json_object();
+    json_object_set_new(o, "type", json_string("linked"));
+    json_object_set_new(o, "username", json_string(argv[0]));
+    json_object_set_new(o, "device", json_integer(dev));
+    json_line(o);
+    return EXIT_OK;
+}
+
+static int cmd_device_remove(sc_client *c, int argc, char **argv)
+{
+    uint32_t dev = 0;
+    json_t *o;
+    int rc;
+    if (argc != 1 || parse_device_id(argv[0], &dev) != 0)
+        return usage_error("usage: sotto device-remove DEVICE_ID");
+    rc = sc_device_remove(c, dev);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (!g.json) {
+        printf("removed device %u\n", dev);
+        return EXIT_OK;
+    }
+    o = json_object();
+    json_object_set_new(o, "type", json_string("device_removed"));
+    json_object_set_new(o, "device", json_integer(dev));
+    json_line(o);
+    return EXIT_OK;
+}
+
+static int cmd_send(sc_client *c, int argc, char **argv)
+{
+    return do_send(c, argc, argv, false);
+}
+
+static int cmd_receive_once(sc_client *c, int argc, char **argv)
+{
+    return cmd_receive(c, argc, argv, false);
+}
+
+static int cmd_listen(sc_client *c, int argc, char **argv)
+{
+    return cmd_receive(c, argc, argv, true);
+}
+
+static int bk_create(sc_client *c, int argc, char **argv)
+{
+    const char *file = NULL;
+    bool history = false;
+    char code[SC_RECOVERY_CODE_TEXT_BYTES];
+    sc_backup_info info;
+    int rc;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--history") == 0)
+            history = true;
+        else if (argv[i][0] == '-' && argv[i][1] != '\0')
+            return usage_error("backup create: unknown option %s", argv[i]);
+        else if (file == NULL)
+            file = argv[i];
+        else
+            return usage_error("usage: sotto backup create FILE [--history]");
+    }
+    if (file == NULL)
+        return usage_error("usage: sotto backup create FILE [--history]");
+    rc = sc_backup_create(c, file, history, code, &info);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("backup"));
+        json_object_set_new(o, "file", json_string(file));
+        json_object_set_new(o, "recovery_code", json_string(code));
+        json_object_set_new(o, "contacts", json_integer((json_int_t)info.contacts));
+        json_object_set_new(o, "groups", json_integer((json_int_t)info.groups));
+        json_object_set_new(o, "history", json_integer((json_int_t)info.history));
+        json_line(o);
+    } else {
+        printf("backup written to %s (%zu contact(s), %zu group(s), %zu history row(s))\n", file,
+               info.contacts, info.groups, info.history);
+        printf("recovery code: %s\n", code);
+        printf("WRITE THE RECOVERY CODE DOWN NOW. It is shown only this once; without it the\n"
+               "backup cannot be opened, and anyone with the file and the code can take over\n"
+               "your account. Keep the two apart.\n");
+    }
+    sodium_memzero(code, sizeof code);
+    return EXIT_OK;
+}
+
+static int cmd_backup(sc_client *c, int argc, char **argv); /* after the table */
+
+/* ------------------------------------------------------------ the command table */
+
+typedef int (*cmd_fn)(sc_client *c, int argc, char **argv);
+
+typedef enum {
+    NEEDS_NOTHING,    /* opens no account (help) */
+    NEEDS_NEW,        /* creates the local account if missing (register, link-request) */
+    NEEDS_LOCAL,      /* the local account must exist, registered or not (link-finish) */
+    NEEDS_REGISTERED, /* a registered account (the core answers exit 8 otherwise) */
+} account_need;
+
+#define MAX_SYNOPSES 3
+#define MAX_EXIT_NOTES 6
+
+typedef struct synopsis {
+    const char *args;    /* what follows the command's name */
+    const char *summary; /* one line for `sotto --help` */
+} synopsis;
+
+typedef struct exit_note {
+    int code;        /* 3..8: 0, 1 and 2 are listed for every command */
+    const char *why; /* what it means for this command */
+} exit_note;
+
+typedef struct command command;
+struct command {
+    const char *name;
+    cmd_fn run; /* NULL: help */
+    account_need needs;
+    synopsis syn[MAX_SYNOPSES];
+    const char *help; /* what it does, its options; ends with \n */
+    exit_note exits[MAX_EXIT_NOTES];
+    /* its options that take a value: that value is never read as a global
+     * option (`send --text --json bob` sends "--json") */
+    const char *const *value_opts;
+    const command *subs; /* subcommands (group) */
+    size_t n_subs;
+    /* run before the local account is opened (register --restore), or
+     * NULL; returns EXIT_OK to go on, else the exit code */
+    int (*prepare)(int argc, char **argv);
+};
+
+static const char *const send_value_opts[] = {"--file", "--text", NULL};
+static const char *const register_value_opts[] = {"--invite", "--restore", "--code", NULL};
+static const char *const history_value_opts[] = {"--limit", NULL};
+
+#define EXIT_NOTE_QUEUED                                                                           \
+    {                                                                                              \
+        EXIT_NETWORK, "not sent now (server unreachable, or it asked to retry later): it stays "   \
+                      "queued and the next command that connects sends it"                         \
+    }
+
+static const command group_subs[] = {
+    {.name = "create",
+     .run = grp_create,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"NAME [MEMBER...]", "creates a group (you are a member) and tells the members"}},
+     .help = "NAME: UTF-8, 1-256 bytes. Prints the new group (its 32-hex id, name, members).\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_UNTRUSTED, "a member's safety number changed (see `sotto trust`)"},
+               {EXIT_NOT_FOUND, "no such user"},
+               {EXIT_STATE, "not registered"}}},
+    {.name = "add",
+     .run = grp_add,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"GROUP MEMBER...", "adds members (they receive the name and member list)"}},
+     .help = "Prints the group's new state.\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_UNTRUSTED, "a member's safety number changed (see `sotto trust`)"},
+               {EXIT_NOT_FOUND, "no such group or user"},
+               {EXIT_STATE, "not registered / not a member"}}},
+    {.name = "remove",
+     .run = grp_remove,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"GROUP MEMBER...", "removes members; they receive nothing sent after it"}},
+     .help = "Prints the group's new state.\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_UNTRUSTED, "a member's safety number changed (see `sotto trust`)"},
+               {EXIT_NOT_FOUND, "no such group or member"},
+               {EXIT_STATE, "not registered / not a member"}}},
+    {.name = "leave",
+     .run = grp_leave,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"GROUP", "leaves the group (it stays listed as left)"}},
+     .help = "Tells the members, then prints the group (no longer active).\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_NOT_FOUND, "no such group"},
+               {EXIT_STATE, "not registered / not a member"}}},
+    {.name = "rename",
+     .run = grp_rename,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"GROUP NEWNAME", "renames it (NAME/NEWNAME: UTF-8, 1-256 bytes)"}},
+     .help = "Tells the members, then prints the group's new state.\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_NOT_FOUND, "no such group"},
+               {EXIT_STATE, "not registered / not a member"}}},
+    {.name = "list",
+     .run = grp_list,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"", "lists groups with id, name, members"}},
+     .help = "One line per group (--json: one object per group); left groups are marked.\n"},
+    {.name = "send",
+     .run = grp_send,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"GROUP [TEXT | -]", "sends to every member (see `sotto send --help`)"},
+             {"--file PATH [--text TEXT] GROUP", "sends a file to every member"}},
+     .help = "Sends to every member over pairwise sessions; the members that could be\n"
+             "reached get it. TEXT as for `sotto send` (a text beginning with - goes\n"
+             "after --).\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_REFUSED, "refused by the server (too large, ...): nothing is queued"},
+               {EXIT_UNTRUSTED, "a member's safety number changed (see `sotto trust`)"},
+               {EXIT_NOT_FOUND, "no such group"},
+               {EXIT_STATE, "not registered / not a member"}},
+     .value_opts = send_value_opts},
+};
+
+static const command backup_subs[] = {
+    {.name = "create",
+     .run = bk_create,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"FILE [--history]", "write an encrypted backup; prints the recovery code"}},
+     .help = "On the primary device: writes FILE (mode 0600, replaced atomically) holding\n"
+             "the account key, the server URL and pin (or CA), contacts with their pinned\n"
+             "account keys, device lists and verified flags, groups, and with --history\n"
+             "every stored message. It is encrypted with a new random recovery code\n"
+             "(30 digits, Argon2id + XChaCha20-Poly1305), printed once: write it down.\n"
+             "Sessions and attachment files are not in it.\n"
+             "  --history   include the message history\n",
+     .exits = {{EXIT_STATE, "not registered / not the primary device (it holds the account"
+                            " key)"}}},
+};
+
+static const command commands[] = {
+    {.name = "register",
+     .run = cmd_register,
+     .needs = NEEDS_NEW,
+     .syn = {{"[--invite CODE] [USERNAME]", "create the account on the server"},
+             {"--restore FILE [--code CODE]", "restore an account from a backup"}},
+     .help = "Creates USERNAME (default: the account name; 3-32 of a-z 0-9 _ .) on the\n"
+             "server with this device as device 1, uploads the identity key, a signed\n"
+             "prekey and 100 one-time prekeys, and stores the server URL and pin (or CA)\n"
+             "so that later commands need only --account.\n"
+             "  --invite CODE   invitation code, when the server requires one\n"
+             "  --restore FILE  restore the account of a backup (`sotto backup create`)\n"
+             "                  into a new local account and take its username back:\n"
+             "                  this device becomes its only device (the others are\n"
+             "                  removed); server, pin, contacts and their keys, groups\n"
+             "                  and history come from the backup (--server, --pin, --ca\n"
+             "                  are not needed). Contacts keep the same safety number.\n"
+             "  --code CODE     the recovery code (else one line is read from stdin,\n"
+             "                  which keeps it out of the process list)\n"
+             "A wrong recovery code (or an altered file) exits 2 (--json code\n"
+             "wrong_recovery_code) and creates nothing.\n",
+     .exits = {{EXIT_NETWORK, "network: server unreachable, TLS or pin failure, timeout"},
+               {EXIT_REFUSED, "refused (name taken, bad invite, rate limited)"},
+               {EXIT_UNTRUSTED, "restore: the server holds another account key for the"
+                                " name, or a list that key did not sign"},
+               {EXIT_STATE, "already registered (restore: the local account is not new)"}},
+     .value_opts = register_value_opts,
+     .prepare = register_prepare},
+    {.name = "devices",
+     .run = cmd_devices,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"", "list this account's devices"}},
+     .help = "Lists the account's devices as the server knows them (id, created,\n"
+             "last seen, whether it has keys; this device is marked).\n",
+     .exits = {{EXIT_NETWORK, "network"},
+               {EXIT_REFUSED, "refused (login failed)"},
+               {EXIT_STATE, "not registered / this device was removed"}}},
+    {.name = "link-request",
+     .run = cmd_link_request,
+     .needs = NEEDS_NEW,
+     .syn = {{"", "(new device) print a link code"}},
+     .help = "On a new, empty local account: creates this device's keys and prints its\n"
+             "link code (138 hex chars). Give the code to `device-add` on an existing\n"
+             "device, then run `link-finish` here.\n",
+     .exits = {{EXIT_STATE, "the account is already registered"}}},
+    {.name = "device-add",
+     .run = cmd_device_add,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CODE", "(primary device) add the new device"}},
+     .help = "On the primary device (the one that registered: it holds the account\n"
+             "key): adds the device with link CODE (from `link-request`) by signing a\n"
+             "new device list, and prints the new device id and the account key to\n"
+             "give to `link-finish` on the new device. Your contacts see a notice\n"
+             "\"USER linked a new device\"; your safety numbers stay the same.\n",
+     .exits = {{EXIT_NETWORK, "network"},
+               {EXIT_REFUSED, "refused by the server"},
+               {EXIT_UNTRUSTED, "the server's device list for this account is not ours"},
+               {EXIT_STATE, "not registered / not the primary device"}}},
+    {.name = "link-finish",
+     .run = cmd_link_finish,
+     .needs = NEEDS_LOCAL,
+     .syn = {{"USERNAME DEVICE_ID ACCOUNT_KEY", "(new device) log in as that device"}},
+     .help = "On the new device: logs in as USERNAME's device DEVICE_ID and checks that\n"
+             "ACCOUNT_KEY (66 hex characters; all three are printed by `device-add` on\n"
+             "the primary) signed a device list holding this device, then uploads this\n"
+             "device's prekeys. The account key comes from you, never from the server.\n",
+     .exits = {{EXIT_NETWORK, "network"},
+               {EXIT_REFUSED, "refused (login failed: the device was not added)"},
+               {EXIT_UNTRUSTED, "the account key did not sign a list with this device"},
+               {EXIT_STATE, "already registered / no link-request made here"}}},
+    {.name = "device-remove",
+     .run = cmd_device_remove,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"DEVICE_ID", "(primary device) remove a device of this account"}},
+     .help = "On the primary device: removes device DEVICE_ID by signing a new device\n"
+             "list without it. Contacts stop encrypting to it at once, whatever the\n"
+             "server says later, and see a notice \"USER removed a device\".\n",
+     .exits = {{EXIT_NETWORK, "network"},
+               {EXIT_REFUSED, "refused by the server"},
+               {EXIT_NOT_FOUND, "no such device"},
+               {EXIT_STATE, "not registered / not the primary device"}}},
+    {.name = "send",
+     .run = cmd_send,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CONTACT [TEXT | -]", "send a text (- or none: read stdin)"},
+             {"--file PATH [--text TEXT] CONTACT", "send a file"},
+             {"--group GROUP [TEXT | -]", "send a text to a group"}},
+     .help = "Sends to every device of CONTACT (and a copy to this account's other\n"
+             "devices). TEXT is UTF-8, 1 byte to 64 KiB, sent byte for byte. Without\n"
+             "TEXT or with -, the text is read from stdin (one trailing newline is\n"
+             "removed). A text beginning with - goes after --: send bob -- -5 degrees.\n"
+             "Sending to yourself stores the note and copies it to your other devices.\n"
+             "  --file PATH   send a file (encrypted, uploaded, at most 100 MiB)\n"
+             "  --text TEXT   the text (caption with --file)\n"
+             "  --group       the destination is a GROUP (id or unique name)\n"
+             "When the server asks to retry within 10 s, send waits and retries (at most\n"
+             "5 times); a message that cannot be sent now stays queued (exit 3) and goes\n"
+             "out with the next command that connects.\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_REFUSED, "refused by the server (too large, ...): nothing is queued"},
+               {EXIT_UNTRUSTED, "safety number changed: nothing sent (see `sotto trust`)"},
+               {EXIT_NOT_FOUND, "no such user or group"},
+               {EXIT_STATE, "not registered / not a member of the group"}},
+     .value_opts = send_value_opts},
+    {.name = "receive",
+     .run = cmd_receive_once,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"", "fetch and print waiting messages, exit"}},
+     .help = "Connects, processes every waiting envelope (decrypt, store, then acknowledge),\n"
+             "downloads and verifies attachments, prints each visible event, sends what is\n"
+             "queued, and exits. Messages stored by an earlier run that was killed before\n"
+             "printing them are printed first. An envelope that cannot be decrypted is\n"
+             "acknowledged and shown as a notice (code undecryptable).\n",
+     .exits = {{EXIT_NETWORK, "network: server unreachable, TLS or pin failure, timeout"},
+               {EXIT_REFUSED, "refused (login failed)"},
+               {EXIT_INTEGRITY, "an attachment failed verification (not saved)"},
+               {EXIT_STATE, "not registered / this device was removed"}}},
+    {.name = "listen",
+     .run = cmd_listen,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"", "stay connected, print messages as they arrive"}},
+     .help = "Like receive, but stays connected and prints events as they arrive;\n"
+             "reconnects with backoff 1, 2, 4 ... 30 s; SIGINT/SIGTERM end it (exit 0).\n",
+     .exits = {{EXIT_REFUSED, "refused (login failed)"},
+               {EXIT_STATE, "not registered / this device was removed"}}},
+    {.name = "contacts",
+     .run = cmd_contacts,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"", "list contacts"}},
+     .help = "Lists contacts (everyone you exchanged messages or keys with): name,\n"
+             "number of devices, verified (you ran `trust` and the keys have not changed\n"
+             "since), and whether the safety number changed.\n"},
+    {.name = "trust",
+     .run = cmd_trust,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CONTACT", "accept a contact's changed safety number"}},
+     .help = "Accepts CONTACT's changed account key -- the one `safety-number` shows,\n"
+             "and only if the server still serves it now (compare the safety number\n"
+             "first) -- marks the contact verified, drops the old sessions, and decrypts\n"
+             "and prints the messages held because of the change.\n",
+     .exits = {{EXIT_NETWORK, "network (the current key must be fetched)"},
+               {EXIT_UNTRUSTED, "the server now serves yet another key: compare again"},
+               {EXIT_NOT_FOUND, "unknown contact"},
+               {EXIT_STATE, "the server serves the earlier key again: nothing to trust"}}},
+    {.name = "safety-number",
+     .run = cmd_safety,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"[--no-qr] CONTACT", "print the safety number and its QR code"}},
+     .help = "Prints the 60-digit safety number with CONTACT (12 groups of 5 digits)\n"
+             "and, unless --no-qr or --json, a QR code of its scannable form.\n"
+             "Compare it with CONTACT's (it is the same on both sides).\n",
+     .exits = {{EXIT_NETWORK, "network (the contact's keys had to be fetched)"},
+               {EXIT_NOT_FOUND, "no such user"},
+               {EXIT_STATE, "not registered"}}},
+    {.name = "group",
+     .run = cmd_group,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{NULL, "groups (see group --help)"}},
+     .help = "Groups live only in their members' clients (client-side fan-out over\n"
+             "pairwise sessions); the server never learns a group exists.\n"
+             "GROUP is the group's 32-hex id or its (unique) name. Changes that cannot\n"
+             "be sent now stay queued (exit 3). A name or member beginning with - goes\n"
+             "after --. `sotto group SUBCOMMAND --help` for one subcommand.\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_REFUSED, "refused by the server: nothing is queued"},
+               {EXIT_UNTRUSTED, "a member's safety number changed (see `sotto trust`)"},
+               {EXIT_NOT_FOUND, "no such group or user"},
+               {EXIT_STATE, "not registered / not a member"}},
+     .value_opts = send_value_opts,
+     .subs = group_subs,
+     .n_subs = sizeof group_subs / sizeof group_subs[0]},
+    {.name = "history",
+     .run = cmd_history,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"[--limit N] CONTACT | --group GROUP", "print a stored conversation"}},
+     .help = "Prints a stored conversation, oldest first (only the last N with\n"
+             "--limit). An argument that cannot be a username is taken as a group.\n",
+     .exits = {{EXIT_NOT_FOUND, "no such group"}},
+     .value_opts = history_value_opts},
+    {.name = "flush",
+     .run = cmd_flush,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"", "send messages still queued"}},
+     .help = "Sends the messages still in the outgoing queue and says how many were\n"
+             "sent (--json: \"sent\", and \"queued\": how many rows are left). Waits and\n"
+             "retries when the server asks to retry within 10 s.\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_REFUSED, "refused by the server: that message is no longer queued"},
+               {EXIT_UNTRUSTED, "a contact's safety number changed (that message left the queue)"},
+               {EXIT_NOT_FOUND, "no such user (that message left the queue)"},
+               {EXIT_STATE, "not registered"}}},
+    {.name = "backup",
+     .run = cmd_backup,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{NULL, "account backup (see backup --help)"}},
+     .help = "A backup holds what a new device needs to take the account back when every\n"
+             "device is lost: the account key, the server, contacts with their pinned\n"
+             "keys and trust decisions, groups and (--history) the history. It is\n"
+             "encrypted with a recovery code shown once. Restore it with\n"
+             "`sotto --account NAME register --restore FILE`.\n",
+     .exits = {{EXIT_STATE, "not registered / not the primary device"}},
+     .subs = backup_subs,
+     .n_subs = sizeof backup_subs / sizeof backup_subs[0]},
+    {.name = "help",
+     .run = NULL,
+     .needs = NEEDS_NOTHING,
+     .syn = {{"[COMMAND [SUBCOMMAND]]", "help of one command"}},
+     .help = "Prints the help of COMMAND (or of sotto).\n"},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* ------------------------------------------------------------ global options */
+
+enum global_id {
+    G_ACCOUNT,
+    G_SERVER,
+    G_PIN,
+    G_CA,
+    G_DATA_DIR,
+    G_JSON,
+    G_NO_PROGRESS,
+    G_HELP,
+    G_VERSION
+};
+
+static const struct global_opt {
+    const char *name;
+    const char *alias; /* or NULL */
+    const char *value; /* metavariable, NULL for a flag */
+    enum global_id id;
+    const char *help;
+} globals[] = {
+    {"--account", NULL, "NAME", G_ACCOUNT, "local account (also $SOTTO_ACCOUNT); required"},
+    {"--server", NULL, "URL", G_SERVER, "server, https://HOST:PORT (stored at register)"},
+    {"--pin", NULL, "HEX", G_PIN, "SHA-256 of the server certificate (64 hex; stored)"},
+    {"--ca", NULL, "FILE", G_CA, "trust the server through this CA file instead (stored)"},
+    {"--data-dir", NULL, "DIR", G_DATA_DIR,
+     "data home instead of $XDG_DATA_HOME or ~/.local/share"},
+    {"--json", NULL, NULL, G_JSON, "print JSON Lines (one object per line)"},
+    {"--no-progress", NULL, NULL, G_NO_PROGRESS, "no progress bar for large transfers"},
+    {"--help", "-h", NULL, G_HELP, "this help; `sotto COMMAND --help` for a command"},
+    {"--version", NULL, NULL, G_VERSION, "print the version"},
+};
+
+static const struct global_opt *find_global(const char *arg)
+{
+    for (size_t i = 0; i < sizeof globals / sizeof globals[0]; i++)
+        if (strcmp(arg, globals[i].name) == 0 ||
+            (globals[i].alias && strcmp(arg, globals[i].alias) == 0))
+            return &globals[i];
+    return NULL;
+}
+
+typedef struct parsed {
+    sc_options opt;
+    bool help;
+    bool version;
+} parsed;
+
+/* Applies the global option at argv[*i] (and its value). Returns 1 when it
+ * was one, 0 when it is not a global option, -1 (reported) when its value
+ * is missing. */
+static int take_global(int argc, char **argv, int *i, parsed *p)
+{
+    const struct global_opt *o = find_global(argv[*i]);
+    const char *v = NULL;
+
+    if (o == NULL)
+        return 0;
+    if (o->value) {
+        if (*i + 1 >= argc) {
+            usage_error("%s needs a value", argv[*i]);
+            return -1;
+        }
+        v = argv[++*i];
+    }
+    switch (o->id) {
+    case G_ACCOUNT:
+        g.account = v;
+        break;
+    case G_SERVER:
+        p->opt.server_url = v;
+        break;
+    case G_PIN:
+        p->opt.pin_hex = v;
+        break;
+    case G_CA:
+        p->opt.ca_file = v;
+        break;
+    case G_DATA_DIR:
+        p->opt.data_home = v;
+        break;
+    case G_JSON:
+        g.json = true;
+        break;
+    case G_NO_PROGRESS:
+        p->opt.progress = false;
+        break;
+    case G_HELP:
+        p->help = true;
+        break;
+    case G_VERSION:
+        p->version = true;
+        break;
+    }
+    return 1;
+}
+
+static bool in_list(const char *const *list, const char *s)
+{
+    for (; list && *list; list++)
+        if (strcmp(*list, s) == 0)
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------ lookup */
+
+/* Optimal string alignment distance: insertions, deletions, substitutions
+ * and swaps of two neighbouring letters ("sned" -> "send") cost 1. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), d[64][64];
+
+    if (la >= 63 || lb >= 63)
+        return (size_t)-1;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[la][lb];
+}
+
+static const command *find_command(const command *list, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].name, name) == 0)
+            return &list[i];
+    return NULL;
+}
+
+/* The closest name: within 1 edit for short words, 2 for longer ones, or the
+ * only name that starts with it; NULL when nothing is close. */
+static const char *closest(const command *list, size_t n, const char *name)
+{
+    const char *best = NULL, *prefix = NULL;
+    size_t best_d = strlen(name) <= 4 ? 2 : 3, n_prefix = 0, len = strlen(name);
+
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(name, list[i].name);
+        if (d < best_d) {
+            best_d = d;
+            best = list[i].name;
+        }
+        if (len >= 2 && strncmp(list[i].name, name, len) == 0) {
+            prefix = list[i].name;
+            n_prefix++;
+        }
+    }
+    if (best == NULL && n_prefix == 1)
+        best = prefix;
+    return best;
+}
+
+/* parent: the command whose subcommand NAME was meant to be, or NULL */
+static int unknown_name(const command *parent, const command *list, size_t n, const char *name)
+{
+    const char *near = closest(list, n, name);
+    const char *p = parent ? parent->name : "";
+    const char *sp = parent ? " " : "";
+    if (near)
+        return usage_error("unknown %s%scommand '%s' (did you mean '%s'?)", p, parent ? " sub" : "",
+                           name, near);
+    return usage_error("unknown %s%scommand '%s' (see sotto %s%s--help)", p, parent ? " sub" : "",
+                       name, p, sp);
+}
+
+/* ------------------------------------------------------------ help */
+
+static void print_usage_lines(FILE *f, const char *prefix, const command *cmd, bool *first)
+{
+    for (size_t k = 0; k < MAX_SYNOPSES && cmd->syn[k].summary; k++) {
+        const char *args = cmd->syn[k].args ? cmd->syn[k].args : "";
+        fprintf(f, "%s%s%s%s%s\n", *first ? "usage: " : "       ", prefix, cmd->name,
+                args[0] ? " " : "", args);
+        *first = false;
+    }
+}
+
+static const char *account_prefix(account_need needs)
+{
+    switch (needs) {
+    case NEEDS_NOTHING:
+        return "sotto ";
+    case NEEDS_NEW:
+        return "sotto --account NAME --server URL (--pin HEX | --ca FILE) ";
+    default:
+        return "sotto --account NAME ";
+    }
+}
+
+static void print_exits(FILE *f, const command *cmd)
+{
+    fputs("Exit codes:\n"
+          "  0  success\n"
+          "  1  local store or internal error\n"
+          "  2  usage: bad command line, invalid name or text, unreadable file\n",
+          f);
+    for (size_t k = 0; k < MAX_EXIT_NOTES && cmd->exits[k].why; k++) {
+        /* wrapped at 80 columns, continuation lines under the text */
+        const char *w = cmd->exits[k].why;
+        int col = fprintf(f, "  %d ", cmd->exits[k].code);
+        while (*w) {
+            size_t len = strcspn(w, " ");
+            if (col + 1 + (int)len > 80) {
+                fputs("\n    ", f);
+                col = 4;
+            }
+            col += fprintf(f, " %.*s", (int)len, w);
+            w += len;
+            w += strspn(w, " ");
+        }
+        fputc('\n', f);
+    }
+}
+
+static void print_needs(FILE *f, account_need needs)
+{
+    if (needs == NEEDS_REGISTERED)
+        fputs("Needs a registered account (exit 8 otherwise).\n", f);
+    else if (needs == NEEDS_LOCAL)
+        fputs("Needs the local account made by `link-request`.\n", f);
+}
+
+/* `sotto COMMAND --help`; sub: a subcommand of it or NULL */
+static int print_command_help(const command *cmd, const command *sub)
+{
+    char prefix[128];
+    bool first = true;
+
+    if (sub) {
+        snprintf(prefix, sizeof prefix, "%s%s ", account_prefix(sub->needs), cmd->name);
+        print_usage_lines(stdout, prefix, sub, &first);
+        printf("%s: %s.\n", sub->name, sub->syn[0].summary);
+        fputs(sub->help, stdout);
+        print_needs(stdout, sub->needs);
+        print_exits(stdout, sub);
+        return EXIT_OK;
+    }
+    snprintf(prefix, sizeof prefix, "%s", account_prefix(cmd->needs));
+    if (cmd->subs) {
+        for (size_t i = 0; i < cmd->n_subs; i++) {
+            char sp[160];
+            snprintf(sp, sizeof sp, "%s%s ", prefix, cmd->name);
+            print_usage_lines(stdout, sp, &cmd->subs[i], &first);
+        }
+    } else {
+        print_usage_lines(stdout, prefix, cmd, &first);
+    }
+    fputs(cmd->help, stdout);
+    for (size_t i = 0; i < cmd->n_subs; i++)
+        printf("  %-8s %s\n", cmd->subs[i].name, cmd->subs[i].syn[0].summary);
+    print_needs(stdout, cmd->needs);
+    if (cmd->run)
+        print_exits(stdout, cmd);
+    return EXIT_OK;
+}
+
+static void print_main_help(FILE *f)
+{
+    fputs("usage: sotto [GLOBAL OPTIONS] COMMAND [ARGS]\n"
+          "\n"
+          "Global options (before or after the command; after -- everything is an argument):\n",
+          f);
+    for (size_t i = 0; i < sizeof globals / sizeof globals[0]; i++) {
+        char left[40];
+        snprintf(left, sizeof left, "%s%s%s%s%s", globals[i].alias ? globals[i].alias : "",
+                 globals[i].alias ? ", " : "", globals[i].name, globals[i].value ? " " : "",
+                 globals[i].value ? globals[i].value : "");
+        fprintf(f, "  %-16s %s\n", left, globals[i].help);
+    }
+    fputs("\nCommands:\n", f);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const command *cmd = &commands[i];
+        for (size_t k = 0; k < MAX_SYNOPSES && cmd->syn[k].summary; k++) {
+            char left[160];
+            size_t n = (size_t)snprintf(left, sizeof left, "%s", cmd->name);
+            if (cmd->subs) {
+                for (size_t s = 0; s < cmd->n_subs && n < sizeof left; s++)
+                    n += (size_t)snprintf(left + n, sizeof left - n, "%c%s", s ? '|' : ' ',
+                                          cmd->subs[s].name);
+                if (n < sizeof left)
+                    snprintf(left + n, sizeof left - n, " ...");
+            } else if (cmd->syn[k].args && cmd->syn[k].args[0]) {
+                snprintf(left + n, sizeof left - n, " %s", cmd->syn[k].args);
+            }
+            if (strlen(left) < 37)
+                fprintf(f, "  %-37s %s\n", left, cmd->syn[k].summary);
+            else
+                fprintf(f, "  %s   %s\n", left, cmd->syn[k].summary);
+        }
+    }
+    fputs("\n"
+          "Exit codes: 0 ok, 1 error, 2 usage, 3 not sent now (it stays queued: network, or\n"
+          "the server asked to retry later), 4 refused (nothing queued), 5 safety number\n"
+          "changed, 6 not found, 7 attachment integrity, 8 wrong state.\n"
+          "`sotto COMMAND --help` lists a command's own.\n",
+          f);
+}
+
+/* `sotto help [COMMAND [SUB]]`, `sotto COMMAND [SUB] --help` */
+static int print_help(const char *name, const char *sub_name)
+{
+    const command *cmd = name ? find_command(commands, N_COMMANDS, name) : NULL;
+    const command *sub = NULL;
+
+    if (cmd == NULL && name != NULL)
+        return unknown_name(NULL, commands, N_COMMANDS, name);
+    if (cmd == NULL) {
+        print_main_help(stdout);
+        return EXIT_OK;
+    }
+    if (cmd->subs && sub_name) {
+        sub = find_command(cmd->subs, cmd->n_subs, sub_name);
+        if (sub == NULL)
+            return unknown_name(cmd, cmd->subs, cmd->n_subs, sub_name);
+    }
+    return print_command_help(cmd, sub);
+}
+
+static int cmd_group(sc_client *c, int argc, char **argv)
+{
+    const command *sub;
+
+    if (argc < 1)
+        return usage_error("group: missing subcommand (create, add, remove, leave, rename, list,"
+                           " send)");
+    sub = find_command(group_subs, sizeof group_subs / sizeof group_subs[0], argv[0]);
+    if (sub == NULL)
+        return unknown_name(find_command(commands, N_COMMANDS, "group"), group_subs,
+                            sizeof group_subs / sizeof group_subs[0], argv[0]);
+    return sub->run(c, argc - 1, argv + 1);
+}
+
+static int cmd_backup(sc_client *c, int argc, char **argv)
+{
+    const command *sub =
+        argc < 1 ? NULL
+                 : find_command(backup_subs, sizeof backup_subs / sizeof backup_subs[0], argv[0]);
+
+    if (sub == NULL)
+        return usage_error("backup: missing or unknown subcommand (create)");
+    return sub->run(c, argc - 1, argv + 1);
 }
 
 /* ------------------------------------------------------------ main */
 
 int main(int argc, char **argv)
 {
-    sc_options opt;
+    parsed p;
     sc_client *c = NULL;
-    const char *cmd = NULL;
-    int i, rc;
+    const command *cmd;
+    char **args = NULL;
+    int i, n_args = 0, rc;
 
     umask(077);
     setvbuf(stdout, NULL, _IOLBF, 0);
     g.tty = isatty(1);
     signal(SIGPIPE, SIG_IGN);
-    memset(&opt, 0, sizeof opt);
-    opt.progress = isatty(2);
+    memset(&p, 0, sizeof p);
+    p.opt.progress = isatty(2);
     g.account = getenv("SOTTO_ACCOUNT");
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-')
-            break;
-        if (strcmp(a, "--json") == 0)
-            g.json = true;
-        else if (strcmp(a, "--no-progress") == 0)
-            opt.progress = false;
-        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            return print_help("");
-        else if (strcmp(a, "--version") == 0) {
+    /* global options before the command */
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        int r = take_global(argc, argv, &i, &p);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r == 0)
+            return usage_error("unknown option %s (see sotto --help)", argv[i]);
+        if (p.help)
+            return print_help(NULL, NULL);
+        if (p.version) {
             printf("sotto 0.1.0\n");
             return EXIT_OK;
-        } else if ((strcmp(a, "--server") == 0 || strcmp(a, "--pin") == 0 ||
-                    strcmp(a, "--ca") == 0 || strcmp(a, "--account") == 0 ||
-                    strcmp(a, "--data-dir") == 0)) {
-            if (i + 1 >= argc)
-                return usage_error("%s needs a value", a);
-            if (strcmp(a, "--server") == 0)
-                opt.server_url = argv[++i];
-            else if (strcmp(a, "--pin") == 0)
-                opt.pin_hex = argv[++i];
-            else if (strcmp(a, "--ca") == 0)
-                opt.ca_file = argv[++i];
-            else if (strcmp(a, "--account") == 0)
-                g.account = argv[++i];
-            else
-                opt.data_home = argv[++i];
-        } else {
-            return usage_error("unknown option %s (see sotto --help)", a);
         }
     }
     if (i >= argc) {
-        fputs(main_help, stderr);
+        print_main_help(stderr);
         return EXIT_USAGE;
     }
-    cmd = argv[i++];
-    if (want_help(argc - i, argv + i) || strcmp(cmd, "help") == 0)
-        return print_help(strcmp(cmd, "help") == 0 && i < argc ? argv[i] : cmd);
-    {
-        static const char *const known[] = {
-            "register", "devices",      "send",          "receive",     "listen",
-            "contacts", "trust",        "safety-number", "group",       "history",
-            "flush",    "link-request", "device-add",    "link-finish", "device-remove"};
-        bool ok = false;
-        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
-            if (strcmp(cmd, known[k]) == 0)
-                ok = true;
-        if (!ok)
-            return usage_error("unknown command %s (see sotto --help)", cmd);
+    cmd = find_command(commands, N_COMMANDS, argv[i]);
+    if (cmd == NULL)
+        return unknown_name(NULL, commands, N_COMMANDS, argv[i]);
+    /* the command's arguments, without the global options among them */
+    args = calloc((size_t)argc + 1, sizeof *args);
+    if (args == NULL)
+        return report(SC_E_INTERNAL, "out of memory");
+    for (i++; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            while (i < argc)
+                args[n_args++] = argv[i++];
+            break;
+        }
+        if (in_list(cmd->value_opts, argv[i]) && i + 1 < argc) {
+            args[n_args++] = argv[i++];
+            args[n_args++] = argv[i];
+            continue;
+        }
+        rc = take_global(argc, argv, &i, &p);
+        if (rc < 0) {
+            free(args);
+            return EXIT_USAGE;
+        }
+        if (rc == 0)
+            args[n_args++] = argv[i];
     }
-    if (g.account == NULL || g.account[0] == '\0')
+    if (p.version) {
+        free(args);
+        printf("sotto 0.1.0\n");
+        return EXIT_OK;
+    }
+    if (cmd->run == NULL || p.help) {
+        /* help COMMAND [SUB] | COMMAND [SUB] --help */
+        const char *name = cmd->run == NULL ? (n_args > 0 ? args[0] : NULL) : cmd->name;
+        const char *sub =
+            cmd->run == NULL ? (n_args > 1 ? args[1] : NULL) : (n_args > 0 ? args[0] : NULL);
+        rc = print_help(name, sub);
+        free(args);
+        return rc;
+    }
+    if (cmd->subs && (n_args == 0 || !find_command(cmd->subs, cmd->n_subs, args[0]))) {
+        /* a missing or mistyped subcommand is a usage error whatever the account */
+        rc = n_args == 0
+                 ? usage_error("%s: missing subcommand (see sotto %s --help)", cmd->name, cmd->name)
+                 : unknown_name(cmd, cmd->subs, cmd->n_subs, args[0]);
+        free(args);
+        return rc;
+    }
+    if (g.account == NULL || g.account[0] == '\0') {
+        free(args);
         return usage_error("no account: give --account NAME (or set SOTTO_ACCOUNT)");
-    if (opt.pin_hex && opt.ca_file)
+    }
+    if (p.opt.pin_hex && p.opt.ca_file) {
+        free(args);
         return usage_error("give either --pin or --ca, not both");
-    opt.account = g.account;
-    /* only these create a local account; a mistyped --account elsewhere
-     * leaves nothing behind */
-    opt.must_exist = strcmp(cmd, "register") != 0 && strcmp(cmd, "link-request") != 0;
+    }
+    p.opt.account = g.account;
+    /* only register and link-request create a local account; a mistyped
+     * --account elsewhere leaves nothing behind */
+    p.opt.must_exist = cmd->needs != NEEDS_NEW;
+    if (cmd->prepare && (rc = cmd->prepare(n_args, args)) != EXIT_OK) {
+        free(args);
+        return rc;
+    }
     {
         char err[512];
-        rc = sc_open(&c, &opt, err, sizeof err);
-        if (rc != SC_OK)
+        rc = sc_open(&c, &p.opt, err, sizeof err);
+        if (rc != SC_OK) {
+            sc_backup_free(g.backup);
+            free(args);
             return report(rc, err);
+        }
     }
-    argc -= i;
-    argv += i;
-    if (strcmp(cmd, "register") == 0)
-        rc = cmd_register(c, argc, argv);
-    else if (strcmp(cmd, "devices") == 0)
-        rc = cmd_devices(c, argc, argv);
-    else if (strcmp(cmd, "send") == 0)
-        rc = do_send(c, argc, argv, false);
-    else if (strcmp(cmd, "receive") == 0)
-        rc = cmd_receive(c, argc, argv, false);
-    else if (strcmp(cmd, "listen") == 0)
-        rc = cmd_receive(c, argc, argv, true);
-    else if (strcmp(cmd, "contacts") == 0)
-        rc = cmd_contacts(c, argc, argv);
-    else if (strcmp(cmd, "trust") == 0)
-        rc = cmd_trust(c, argc, argv);
-    else if (strcmp(cmd, "safety-number") == 0)
-        rc = cmd_safety(c, argc, argv);
-    else if (strcmp(cmd, "group") == 0)
-        rc = cmd_group(c, argc, argv);
-    else if (strcmp(cmd, "history") == 0)
-        rc = cmd_history(c, argc, argv);
-    else if (strcmp(cmd, "link-request") == 0 || strcmp(cmd, "device-add") == 0 ||
-             strcmp(cmd, "link-finish") == 0 || strcmp(cmd, "device-remove") == 0)
-        rc = cmd_link(c, cmd, argc, argv);
-    else
-        rc = cmd_flush(c, argc, argv);
+    g.self = sc_username(c);
+    rc = cmd->run(c, n_args, args);
     sc_close(c);
+    sc_backup_free(g.backup);
+    free(args);
     return rc;
 }

@@ -15,7 +15,9 @@
 
 #include <sodium.h>
 
+#include "api.h"
 #include "internal.h"
+#include "sotto/account.h"
 #include "sotto/error.h"
 
 int sc_fail(sc_client *c, int code, const char *fmt, ...)
@@ -201,21 +203,29 @@ int sc_open(sc_client **out, const sc_options *opt, char *err, size_t errlen)
         }
         close(fd);
     }
+    /* a newer client's store is not even opened; an emptied one is not
+     * taken for a new account */
+    rc = sc_store_precheck(c, db_path, opt->must_exist);
+    if (rc != SC_OK)
+        goto fail;
     if (sotto_sqlite_store_open(db_path, &c->store) != SOTTO_OK) {
         rc = sc_fail(c, SC_E_STORE, "cannot open the local store %s", db_path);
         goto fail;
     }
     c->db = sotto_sqlite_store_db(c->store);
     c->ps = *sotto_sqlite_store_protocol(c->store);
-    rc = sc_db_init(c);
+    rc = sc_store_init(c);
     if (rc != SC_OK)
         goto fail;
-    (void)sc_cfg_get_text(c, "server_url", &c->server_url);
-    (void)sc_cfg_get_text(c, "pin", &c->pin_hex);
-    (void)sc_cfg_get_text(c, "ca_file", &c->ca_file);
-    (void)sc_cfg_get_text(c, "username", &c->username);
-    if (sc_cfg_get_u64(c, "device_id", &dev) == SC_OK)
-        c->device_id = (uint32_t)dev;
+    /* an unset value is NOT_FOUND; any other failure is the store's */
+    if (((rc = sc_cfg_get_text(c, "server_url", &c->server_url)) != SC_OK &&
+         rc != SC_E_NOT_FOUND) ||
+        ((rc = sc_cfg_get_text(c, "pin", &c->pin_hex)) != SC_OK && rc != SC_E_NOT_FOUND) ||
+        ((rc = sc_cfg_get_text(c, "ca_file", &c->ca_file)) != SC_OK && rc != SC_E_NOT_FOUND) ||
+        ((rc = sc_cfg_get_text(c, "username", &c->username)) != SC_OK && rc != SC_E_NOT_FOUND) ||
+        ((rc = sc_cfg_get_u64(c, "device_id", &dev)) != SC_OK && rc != SC_E_NOT_FOUND))
+        goto fail;
+    c->device_id = (uint32_t)dev;
     /* Options given on the command line win and are remembered. */
     if (opt->server_url) {
         if (dupopt(&c->server_url, opt->server_url) != 0)
@@ -282,91 +292,20 @@ void sc_disconnect(sc_client *c)
     c->logged_in = false;
 }
 
-static const char *status_name(int s)
+uint64_t sc_retry_at(const sc_client *c)
 {
-    static const char *const names[] = {
-        "OK",
-        "BAD_REQUEST",
-        "UNAUTHENTICATED",
-        "FORBIDDEN",
-        "NOT_FOUND",
-        "USERNAME_TAKEN",
-        "INVALID_USERNAME",
-        "INVALID_SIGNATURE",
-        "MISMATCHED_DEVICES",
-        "QUEUE_FULL",
-        "RATE_LIMITED",
-        "TOO_LARGE",
-        "DEVICE_LIMIT",
-        "INVITE_REQUIRED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "PROTOCOL_ERROR",
-        "ALREADY_AUTHENTICATED",
-        "NO_KEYS",
-    };
-    return s >= 0 && s < (int)(sizeof names / sizeof names[0]) ? names[s] : "UNKNOWN";
-}
-
-int sc_status_error(sc_client *c, const Sotto__Api__ServerFrame *f, const char *what)
-{
-    int code = f->status == SOTTO__API__STATUS__STATUS_NOT_FOUND ? SC_E_NOT_FOUND : SC_E_SERVER;
-    return sc_fail(c, code, "%s: server refused (%s)%s%s", what, status_name((int)f->status),
-                   f->error && f->error[0] ? ": " : "", f->error ? f->error : "");
-}
-
-int sc_api(sc_client *c, Sotto__Api__ClientFrame *req, Sotto__Api__ServerFrame **resp)
-{
-    char err[256];
-
-    if (c->conn == NULL)
-        return sc_fail(c, SC_E_NETWORK, "not connected");
-    if (sc_conn_request(c->conn, req, resp, SC_TIMEOUT_MS, err, sizeof err) != 0) {
-        sc_disconnect(c);
-        return sc_fail(c, SC_E_NETWORK, "%s", err);
-    }
-    return SC_OK;
+    return c->retry_at_ms;
 }
 
 static int open_conn(sc_client *c)
 {
-    sc_server srv = sc_server_of(c);
-    char err[256];
+    sc_api_result r;
 
-    if (c->conn && sc_conn_alive(c->conn))
-        return SC_OK;
-    sc_disconnect(c);
     if (c->server_url == NULL)
         return sc_fail(c, SC_E_USAGE, "no server: give --server https://HOST:PORT (and --pin HEX)");
-    if (sc_conn_open(&c->conn, &srv, SC_TIMEOUT_MS, err, sizeof err) != 0) {
-        c->conn = NULL;
-        return sc_fail(c, SC_E_NETWORK, "%s", err);
-    }
+    if (sc_api_open(c, &r) != SC_API_OK)
+        return sc_api_fail(c, &r, "connect");
     return SC_OK;
-}
-
-static int get_challenge(sc_client *c, uint8_t nonce[32])
-{
-    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__ChallengeRequest ch = SOTTO__API__CHALLENGE_REQUEST__INIT;
-    Sotto__Api__ServerFrame *r = NULL;
-    int rc;
-
-    f.op_case = SOTTO__API__CLIENT_FRAME__OP_CHALLENGE;
-    f.challenge = &ch;
-    rc = sc_api(c, &f, &r);
-    if (rc != SC_OK)
-        return rc;
-    if (r->status != SOTTO__API__STATUS__STATUS_OK) {
-        rc = sc_status_error(c, r, "challenge");
-    } else if (r->result_case != SOTTO__API__SERVER_FRAME__RESULT_CHALLENGE || !r->challenge ||
-               r->challenge->nonce.len != 32) {
-        rc = sc_fail(c, SC_E_SERVER, "challenge: malformed answer");
-    } else {
-        memcpy(nonce, r->challenge->nonce.data, 32);
-    }
-    sotto__api__server_frame__free_unpacked(r, NULL);
-    return rc;
 }
 
 /* docs/api.md "Authentication": the signed message. */
@@ -374,33 +313,20 @@ static int auth_sign(sc_client *c, uint8_t purpose, const char *username, uint32
                      const uint8_t sk[crypto_sign_SECRETKEYBYTES], uint8_t sig[64])
 {
     uint8_t nonce[32], exporter[32];
-    uint8_t msg[13 + 1 + 1 + 32 + 32 + 1 + 32 + 4];
-    size_t n = 0, ul = strlen(username);
+    sc_api_result r;
     int rc;
 
-    if (ul > 32)
-        return sc_fail(c, SC_E_USAGE, "username too long");
-    rc = get_challenge(c, nonce);
-    if (rc != SC_OK)
-        return rc;
-    if (sc_conn_exporter(c->conn, exporter) != 0)
-        return sc_fail(c, SC_E_NETWORK, "cannot compute the TLS exporter");
-    memcpy(msg + n, "SOTTO-AUTH-V1", 13);
-    n += 13;
-    msg[n++] = 0x00;
-    msg[n++] = purpose;
-    memcpy(msg + n, exporter, 32);
-    n += 32;
-    memcpy(msg + n, nonce, 32);
-    n += 32;
-    msg[n++] = (uint8_t)ul;
-    memcpy(msg + n, username, ul);
-    n += ul;
-    msg[n++] = (uint8_t)(device_id >> 24);
-    msg[n++] = (uint8_t)(device_id >> 16);
-    msg[n++] = (uint8_t)(device_id >> 8);
-    msg[n++] = (uint8_t)device_id;
-    crypto_sign_detached(sig, NULL, msg, n, sk);
+    if (!sotto_username_valid(username))
+        return sc_fail(c, SC_E_USAGE, "invalid username");
+    if (sc_api_challenge(c, nonce, &r) != SC_API_OK)
+        return sc_api_fail(c, &r, "challenge");
+    if (sc_api_exporter(c, exporter, &r) != SC_API_OK)
+        return sc_api_fail(c, &r, "login");
+    /* The bytes are built by libsotto (sotto/account.h). */
+    rc = sotto_auth_sign(sig, sk, purpose, exporter, nonce, username, device_id);
+    sodium_memzero(exporter, sizeof exporter);
+    if (rc != SOTTO_OK)
+        return sc_fail(c, SC_E_USAGE, "cannot sign the login: %s", sotto_strerror(rc));
     return SC_OK;
 }
 
@@ -430,42 +356,12 @@ static int load_auth_key(sc_client *c, uint8_t sk[crypto_sign_SECRETKEYBYTES], b
 
 static int set_keys(sc_client *c, const sotto_signed_prekey *spk, const sotto_prekey *pks, size_t n)
 {
-    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__SetKeysRequest sk = SOTTO__API__SET_KEYS_REQUEST__INIT;
-    Sotto__Api__SignedPreKey s = SOTTO__API__SIGNED_PRE_KEY__INIT;
-    Sotto__Api__PreKey pkv[SC_PREKEY_BATCH];
-    Sotto__Api__PreKey *pkp[SC_PREKEY_BATCH];
-    Sotto__Api__ServerFrame *r = NULL;
-    int rc;
+    sc_api_result r;
+    int rc = SC_OK;
 
-    if (n > SC_PREKEY_BATCH)
-        return sc_fail(c, SC_E_INTERNAL, "prekey batch too large");
-    if (spk) {
-        s.id = spk->id;
-        s.public_key.data = (uint8_t *)spk->key.pub.bytes;
-        s.public_key.len = SOTTO_PUBLIC_KEY_BYTES;
-        s.signature.data = (uint8_t *)spk->signature;
-        s.signature.len = SOTTO_SIGNATURE_BYTES;
-        s.timestamp_ms = spk->timestamp_ms;
-        sk.signed_prekey = &s;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sotto__api__pre_key__init(&pkv[i]);
-        pkv[i].id = pks[i].id;
-        pkv[i].public_key.data = (uint8_t *)pks[i].key.pub.bytes;
-        pkv[i].public_key.len = SOTTO_PUBLIC_KEY_BYTES;
-        pkp[i] = &pkv[i];
-    }
-    sk.n_prekeys = n;
-    sk.prekeys = pkp;
-    f.op_case = SOTTO__API__CLIENT_FRAME__OP_SET_KEYS;
-    f.set_keys = &sk;
-    rc = sc_api(c, &f, &r);
-    if (rc != SC_OK)
-        return rc;
-    if (r->status != SOTTO__API__STATUS__STATUS_OK)
-        rc = sc_status_error(c, r, "uploading keys");
-    sotto__api__server_frame__free_unpacked(r, NULL);
+    if (sc_api_set_keys(c, spk, pks, n, &r) != SC_API_OK)
+        rc = sc_api_fail(c, &r, "uploading keys");
+    sc_api_result_clear(&r);
     return rc;
 }
 
@@ -473,8 +369,12 @@ static int set_keys(sc_client *c, const sotto_signed_prekey *spk, const sotto_pr
 static int new_prekeys(sc_client *c, sotto_prekey *pks, size_t n)
 {
     uint64_t start = 0;
+    int rc = sc_cfg_get_u64(c, "next_prekey_start", &start);
 
-    (void)sc_cfg_get_u64(c, "next_prekey_start", &start);
+    /* a read error must not restart the ids at 0 (published ones would be
+     * overwritten) */
+    if (rc != SC_OK && rc != SC_E_NOT_FOUND)
+        return rc;
     if (sotto_prekeys_generate(pks, (uint32_t)(start % (SOTTO_PREKEY_MAX_ID - 1)), n) != SOTTO_OK)
         return sc_fail(c, SC_E_INTERNAL, "cannot generate prekeys");
     for (size_t i = 0; i < n; i++)
@@ -488,7 +388,6 @@ static int new_signed_prekey(sc_client *c, sotto_signed_prekey *spk)
     sotto_key_pair id;
     uint64_t next = 1;
     uint64_t now = sc_now_ms();
-    sqlite3_stmt *st = NULL;
     int rc;
 
     (void)sc_cfg_get_u64(c, "next_signed_prekey_id", &next);
@@ -502,53 +401,26 @@ static int new_signed_prekey(sc_client *c, sotto_signed_prekey *spk)
         return sc_fail(c, SC_E_INTERNAL, "cannot generate a signed prekey");
     if (c->ps.signed_prekey.store(c->ps.signed_prekey.user_data, spk) != SOTTO_OK)
         return sc_fail(c, SC_E_STORE, "cannot store the signed prekey");
-    if (sqlite3_prepare_v2(c->db,
-                           "UPDATE client_signed_prekeys SET replaced_ms = ?"
-                           " WHERE replaced_ms IS NULL",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
-        sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(c->db,
-                           "INSERT OR REPLACE INTO client_signed_prekeys(id, created_ms,"
-                           " replaced_ms) VALUES(?, ?, NULL)",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)next);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
-        sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
+    rc = sc_spk_add(c, (uint32_t)next, now);
+    if (rc != SC_OK)
+        return rc;
     return sc_cfg_set_u64(c, "next_signed_prekey_id", next + 1);
 }
 
 /* Removes signed prekeys replaced more than the grace window ago. */
 static void expire_signed_prekeys(sc_client *c)
 {
-    sqlite3_stmt *st = NULL;
     uint64_t cutoff = sc_now_ms() - SC_SIGNED_PREKEY_GRACE_MS;
     uint32_t ids[64];
     size_t n = 0;
 
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT id FROM client_signed_prekeys WHERE replaced_ms IS NOT"
-                           " NULL AND replaced_ms < ? LIMIT 64",
-                           -1, &st, NULL) != SQLITE_OK)
+    /* best effort: what fails now is tried again at the next upkeep */
+    if (sc_spk_replaced_before(c, cutoff, ids, 64, &n) != SC_OK)
         return;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)cutoff);
-    while (n < 64 && sqlite3_step(st) == SQLITE_ROW)
-        ids[n++] = (uint32_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
     for (size_t i = 0; i < n; i++) {
-        (void)c->ps.signed_prekey.remove(c->ps.signed_prekey.user_data, ids[i]);
-        if (sqlite3_prepare_v2(c->db, "DELETE FROM client_signed_prekeys WHERE id = ?", -1, &st,
-                               NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, ids[i]);
-            sqlite3_step(st);
-        }
-        sqlite3_finalize(st);
-        st = NULL;
+        int r = c->ps.signed_prekey.remove(c->ps.signed_prekey.user_data, ids[i]);
+        if ((r != SOTTO_OK && r != SOTTO_ERR_NOT_FOUND) || sc_spk_delete(c, ids[i]) != SC_OK)
+            return;
     }
 }
 
@@ -575,7 +447,6 @@ static int upload_initial_keys(sc_client *c)
 
 int sc_keys_maintain(sc_client *c, bool prekeys_low)
 {
-    sqlite3_stmt *st = NULL;
     uint64_t created = 0;
     int rc = SC_OK;
 
@@ -592,13 +463,12 @@ int sc_keys_maintain(sc_client *c, bool prekeys_low)
             return rc;
     }
     /* Weekly signed prekey rotation. */
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT created_ms FROM client_signed_prekeys WHERE replaced_ms"
-                           " IS NULL ORDER BY id DESC LIMIT 1",
-                           -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        created = (uint64_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    rc = sc_spk_current_created(c, &created);
+    if (rc == SC_E_NOT_FOUND)
+        created = 0;
+    else if (rc != SC_OK)
+        return rc;
+    rc = SC_OK;
     /* (a clock that went backwards never triggers a rotation) */
     if (created != 0 && sc_now_ms() > created &&
         sc_now_ms() - created >= SC_SIGNED_PREKEY_ROTATE_MS) {
@@ -614,67 +484,79 @@ int sc_keys_maintain(sc_client *c, bool prekeys_low)
 
 /* ------------------------------------------------------------ register / login */
 
-int sc_register(sc_client *c, const char *username, const char *invite)
+/* Makes (or reuses, after an interrupted attempt) this device's identity
+ * key and registration id. */
+static int local_identity(sc_client *c, sotto_key_pair *id, uint32_t *regid)
 {
-    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__RegisterRequest reg = SOTTO__API__REGISTER_REQUEST__INIT;
-    Sotto__Api__ServerFrame *r = NULL;
+    int rc = sotto_sqlite_store_get_local_identity(c->store, id, regid);
+
+    if (rc == SOTTO_OK)
+        return SC_OK;
+    if (rc != SOTTO_ERR_NOT_FOUND)
+        return sc_fail(c, SC_E_STORE, "cannot read the identity key");
+    if (sotto_identity_key_pair_generate(id) != SOTTO_OK ||
+        sotto_registration_id_generate(regid) != SOTTO_OK)
+        return sc_fail(c, SC_E_INTERNAL, "cannot generate the identity key");
+    if (sotto_sqlite_store_set_local_identity(c->store, id, *regid) != SOTTO_OK)
+        return sc_fail(c, SC_E_STORE, "cannot store the identity key");
+    return SC_OK;
+}
+
+int sc_register_device(sc_client *c, const char *username, const char *invite, bool recover,
+                       uint64_t list_version)
+{
+    sc_api_register_req reg;
+    sc_api_result r;
+    sc_api_account own;
+    sotto_device_list list, accepted;
     uint8_t sk[crypto_sign_SECRETKEYBYTES], pk[crypto_sign_PUBLICKEYBYTES], sig[64];
+    uint8_t *signed_list = NULL;
+    size_t signed_len = 0;
+    sotto_public_key account_pk;
     sotto_key_pair id;
-    uint32_t regid = 0;
+    uint32_t regid = 0, device_id = 0;
     int rc;
 
     memset(&id, 0, sizeof id);
-    if (c->username)
-        return sc_fail(c, SC_E_STATE, "account already registered as %s", c->username);
-    if (!sc_username_valid(username))
-        return sc_fail(c, SC_E_USAGE, "invalid username: 3 to 32 of a-z, 0-9, '_', '.'");
+    memset(&list, 0, sizeof list);
     if (c->server_url == NULL)
         return sc_fail(c, SC_E_USAGE, "register needs --server https://HOST:PORT");
     if ((c->pin_hex == NULL || !c->pin_hex[0]) && (c->ca_file == NULL || !c->ca_file[0]))
         return sc_fail(c, SC_E_USAGE, "register needs --pin HEX or --ca FILE");
-    /* Identity (kept if an earlier attempt created one). */
-    rc = sotto_sqlite_store_get_local_identity(c->store, &id, &regid);
-    if (rc == SOTTO_ERR_NOT_FOUND) {
-        if (sotto_identity_key_pair_generate(&id) != SOTTO_OK ||
-            sotto_registration_id_generate(&regid) != SOTTO_OK) {
-            rc = sc_fail(c, SC_E_INTERNAL, "cannot generate the identity key");
-            goto out;
-        }
-        if (sotto_sqlite_store_set_local_identity(c->store, &id, regid) != SOTTO_OK) {
-            rc = sc_fail(c, SC_E_STORE, "cannot store the identity key");
-            goto out;
-        }
-    } else if (rc != SOTTO_OK) {
-        rc = sc_fail(c, SC_E_STORE, "cannot read the identity key");
-        goto out;
-    }
-    rc = load_auth_key(c, sk, true);
+    rc = local_identity(c, &id, &regid);
+    if (rc == SC_OK)
+        rc = load_auth_key(c, sk, true);
+    if (rc == SC_OK)
+        rc = sc_own_account_key(c, &account_pk);
     if (rc != SC_OK)
         goto out;
     crypto_sign_ed25519_sk_to_pk(pk, sk);
-    rc = open_conn(c);
+    /* the signed device list: this device alone, as device 1 */
+    snprintf(list.username, sizeof list.username, "%s", username);
+    list.version = list_version;
+    list.timestamp_ms = sc_now_ms();
+    list.n_devices = 1;
+    rc = sc_own_device_entry(c, 1, &list.devices[0]);
+    if (rc == SC_OK)
+        rc = sc_own_list_sign(c, &list, &signed_list, &signed_len);
+    if (rc == SC_OK)
+        rc = open_conn(c);
+    if (rc == SC_OK)
+        rc = auth_sign(c, SOTTO_AUTH_PURPOSE_REGISTER, username, 1, sk, sig);
     if (rc != SC_OK)
         goto out;
-    rc = auth_sign(c, 0x01, username, 1, sk, sig);
-    if (rc != SC_OK)
-        goto out;
-    reg.username = (char *)username;
-    reg.auth_key.data = pk;
-    reg.auth_key.len = sizeof pk;
-    reg.signature.data = sig;
-    reg.signature.len = sizeof sig;
-    reg.invite = (char *)(invite ? invite : "");
-    reg.identity_key.data = id.pub.bytes;
-    reg.identity_key.len = SOTTO_PUBLIC_KEY_BYTES;
+    reg.username = username;
+    reg.auth_key = pk;
+    reg.signature = sig;
+    reg.invite = invite;
+    reg.identity_key = id.pub.bytes;
     reg.registration_id = regid;
-    f.op_case = SOTTO__API__CLIENT_FRAME__OP_REGISTER;
-    f.register_ = &reg;
-    rc = sc_api(c, &f, &r);
-    if (rc != SC_OK)
-        goto out;
-    if (r->status != SOTTO__API__STATUS__STATUS_OK) {
-        rc = sc_status_error(c, r, "register");
+    reg.account_key = account_pk.bytes;
+    reg.device_list = signed_list;
+    reg.device_list_len = signed_len;
+    reg.recover = recover;
+    if (sc_api_register(c, &reg, &device_id, &r) != SC_API_OK) {
+        rc = sc_api_fail(c, &r, recover ? "restore" : "register");
         goto out;
     }
     c->username = strdup(username);
@@ -691,24 +573,122 @@ int sc_register(sc_client *c, const char *username, const char *invite)
         goto out;
     if (c->ca_file && (rc = sc_cfg_set_text(c, "ca_file", c->ca_file)) != SC_OK)
         goto out;
+    /* our own list is the first one we accept for our account */
+    memset(&own, 0, sizeof own);
+    own.has_account_key = true;
+    memcpy(own.account_key, account_pk.bytes, sizeof own.account_key);
+    own.device_list = signed_list;
+    own.device_list_len = signed_len;
+    rc = sc_account_accept(c, username, &own, &accepted);
+    if (rc != SC_OK)
+        goto out;
     c->logged_in = true;
     rc = upload_initial_keys(c);
 out:
-    if (r)
-        sotto__api__server_frame__free_unpacked(r, NULL);
+    free(signed_list);
     sodium_memzero(sk, sizeof sk);
     sotto_key_pair_wipe(&id);
     return rc;
 }
 
+int sc_register(sc_client *c, const char *username, const char *invite)
+{
+    sotto_public_key pk;
+    int rc;
+
+    if (c->username)
+        return sc_fail(c, SC_E_STATE, "account already registered as %s", c->username);
+    if (!sc_username_valid(username))
+        return sc_fail(c, SC_E_USAGE, "invalid username: 3 to 32 of a-z, 0-9, '_', '.'");
+    /* the account key (kept if an earlier attempt created one) */
+    rc = sc_own_account_key(c, &pk);
+    if (rc == SC_E_NOT_FOUND)
+        rc = sc_account_key_create(c);
+    if (rc != SC_OK)
+        return rc;
+    return sc_register_device(c, username, invite, false, 1);
+}
+
+/*
+ * An account registered before account keys (client store v2 and older):
+ * its primary (device 1) makes the account key and publishes a first signed
+ * list of the devices the server has now. That first list is trust on first
+ * use of the server's device set, like the first contact with a peer
+ * (docs/protocol.md "Upgrading an account").
+ */
+static int upgrade_to_account_key(sc_client *c)
+{
+    sc_api_device *devs = NULL;
+    sc_api_result r;
+    sc_api_account own;
+    sotto_device_list list, accepted;
+    sotto_public_key pk;
+    uint8_t *signed_list = NULL;
+    size_t n = 0, signed_len = 0;
+    int rc;
+
+    if (sc_api_list_devices(c, &devs, &n, NULL, &r) != SC_API_OK)
+        return sc_api_fail(c, &r, "devices");
+    memset(&list, 0, sizeof list);
+    snprintf(list.username, sizeof list.username, "%s", c->username);
+    list.version = 1;
+    list.timestamp_ms = sc_now_ms();
+    for (size_t i = 0; i < n && list.n_devices < SOTTO_DEVICE_LIST_MAX; i++) {
+        sotto_device_entry *e = &list.devices[list.n_devices];
+        if (!devs[i].has_auth_key || !devs[i].has_identity_key ||
+            sotto_public_key_decode(&e->identity_key, devs[i].identity_key,
+                                    sizeof devs[i].identity_key) != SOTTO_OK)
+            continue;
+        e->device_id = devs[i].device_id;
+        e->registration_id = devs[i].registration_id;
+        memcpy(e->auth_key, devs[i].auth_key, sizeof e->auth_key);
+        list.n_devices++;
+    }
+    free(devs);
+    rc = sc_own_account_key(c, &pk);
+    if (rc == SC_E_NOT_FOUND)
+        rc = sc_account_key_create(c);
+    if (rc == SC_OK)
+        rc = sc_own_account_key(c, &pk);
+    if (rc == SC_OK)
+        rc = sc_own_list_sign(c, &list, &signed_list, &signed_len);
+    if (rc != SC_OK)
+        return rc;
+    if (sc_api_set_device_list(c, signed_list, signed_len, pk.bytes, &r) != SC_API_OK) {
+        rc = sc_api_fail(c, &r, "publishing the account key");
+    } else {
+        memset(&own, 0, sizeof own);
+        own.has_account_key = true;
+        memcpy(own.account_key, pk.bytes, sizeof own.account_key);
+        own.device_list = signed_list;
+        own.device_list_len = signed_len;
+        rc = sc_account_accept(c, c->username, &own, &accepted);
+    }
+    free(signed_list);
+    return rc;
+}
+
+/* After every login: own-device monitoring (account.c), or the upgrade of
+ * an account from before account keys. */
+static int own_account_check(sc_client *c)
+{
+    sotto_public_key pk;
+    bool alert = false;
+    int rc = sc_own_account_key(c, &pk);
+
+    if (rc == SC_E_NOT_FOUND)
+        return c->device_id == 1 ? upgrade_to_account_key(c) : SC_OK;
+    if (rc != SC_OK)
+        return rc;
+    return sc_own_devices_check(c, &alert);
+}
+
 int sc_connect(sc_client *c)
 {
-    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__LoginRequest lg = SOTTO__API__LOGIN_REQUEST__INIT;
-    Sotto__Api__ServerFrame *r = NULL;
+    sc_api_login_info info;
+    sc_api_result r;
     uint8_t sk[crypto_sign_SECRETKEYBYTES], sig[64];
     uint64_t uploaded = 0;
-    bool low = false, has_keys = true;
     int rc;
 
     if (c->username == NULL)
@@ -727,25 +707,12 @@ int sc_connect(sc_client *c)
     rc = auth_sign(c, 0x02, c->username, c->device_id, sk, sig);
     if (rc != SC_OK)
         goto out;
-    lg.username = c->username;
-    lg.device_id = c->device_id;
-    lg.signature.data = sig;
-    lg.signature.len = sizeof sig;
-    f.op_case = SOTTO__API__CLIENT_FRAME__OP_LOGIN;
-    f.login = &lg;
-    rc = sc_api(c, &f, &r);
-    if (rc != SC_OK)
-        goto out;
-    if (r->status != SOTTO__API__STATUS__STATUS_OK) {
-        rc = sc_status_error(c, r, "login");
+    if (sc_api_login(c, c->username, c->device_id, sig, &info, &r) != SC_API_OK) {
+        rc = sc_api_fail(c, &r, "login");
         sc_disconnect(c);
         goto out;
     }
-    if (r->result_case == SOTTO__API__SERVER_FRAME__RESULT_LOGIN && r->login) {
-        low = r->login->prekeys_low;
-        has_keys = r->login->has_keys;
-        c->login_queued = r->login->queued;
-    }
+    c->login_queued = info.queued;
     c->logged_in = true;
     /* Server and trust given on the command line are remembered once they
      * have worked. */
@@ -757,43 +724,44 @@ int sc_connect(sc_client *c)
     }
     c->override_server = c->override_trust = false;
     (void)sc_cfg_get_u64(c, "keys_uploaded", &uploaded);
-    if (!has_keys || !uploaded)
+    if (!info.has_keys || !uploaded)
         rc = upload_initial_keys(c);
     else
-        rc = sc_keys_maintain(c, low);
+        rc = sc_keys_maintain(c, info.prekeys_low);
+    /* the check is advisory (sending and receiving check devices
+     * themselves): a connection lost meanwhile is the caller's to notice,
+     * and the check runs again at the next login */
+    if (rc == SC_OK && (rc = own_account_check(c)) == SC_E_NETWORK)
+        rc = SC_OK;
 out:
-    if (r)
-        sotto__api__server_frame__free_unpacked(r, NULL);
     sodium_memzero(sk, sizeof sk);
     return rc;
 }
 
 int sc_devices(sc_client *c, sc_device_cb cb, void *ud)
 {
-    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__ListDevicesRequest ld = SOTTO__API__LIST_DEVICES_REQUEST__INIT;
-    Sotto__Api__ServerFrame *r = NULL;
+    sc_api_device *devs = NULL;
+    sc_api_result r;
+    sotto_device_list l;
+    size_t n = 0;
+    bool have_list;
     int rc = sc_connect(c);
 
     if (rc != SC_OK)
         return rc;
-    f.op_case = SOTTO__API__CLIENT_FRAME__OP_LIST_DEVICES;
-    f.list_devices = &ld;
-    rc = sc_api(c, &f, &r);
-    if (rc != SC_OK)
-        return rc;
-    if (r->status != SOTTO__API__STATUS__STATUS_OK) {
-        rc = sc_status_error(c, r, "devices");
-    } else if (r->list_devices) {
-        for (size_t i = 0; i < r->list_devices->n_devices; i++) {
-            const Sotto__Api__DeviceInfo *d = r->list_devices->devices[i];
-            sc_device_info di = {d->device_id, d->created, d->last_seen, d->has_keys,
-                                 d->device_id == c->device_id};
-            cb(ud, &di);
-        }
+    if (sc_api_list_devices(c, &devs, &n, NULL, &r) != SC_API_OK)
+        return sc_api_fail(c, &r, "devices");
+    have_list = sc_account_current(c, c->username, &l) == SC_OK;
+    for (size_t i = 0; i < n; i++) {
+        const sotto_device_entry *e = have_list ? sotto_device_list_find(&l, devs[i].device_id)
+                                                : NULL;
+        sc_device_info di = {devs[i].device_id, devs[i].created, devs[i].last_seen,
+                             devs[i].has_keys, devs[i].device_id == c->device_id,
+                             e != NULL};
+        cb(ud, &di);
     }
-    sotto__api__server_frame__free_unpacked(r, NULL);
-    return rc;
+    free(devs);
+    return SC_OK;
 }
 
 /* ------------------------------------------------------------ linking devices */
@@ -848,83 +816,213 @@ out:
     return rc;
 }
 
-int sc_device_add(sc_client *c, const char *code_hex, uint32_t *device_id)
+/* Our account's current signed list, checked against what the server
+ * serves now (own-device monitoring does the same at every login). */
+static int own_list(sc_client *c, sotto_device_list *l, sc_api_device **devs, size_t *n)
 {
-    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__AddDeviceRequest ad = SOTTO__API__ADD_DEVICE_REQUEST__INIT;
-    Sotto__Api__ServerFrame *r = NULL;
-    uint8_t code[SC_LINK_CODE_BYTES], sk[crypto_sign_SECRETKEYBYTES], sig[64];
-    uint8_t msg[19 + 1 + 1 + 32 + 32 + SOTTO_PUBLIC_KEY_BYTES + 4];
-    sotto_public_key idk;
-    size_t bl = 0, n = 0, ul;
+    sc_api_account a;
+    sc_api_result r;
     int rc;
 
-    *device_id = 0;
-    if (sodium_hex2bin(code, sizeof code, code_hex, strlen(code_hex), NULL, &bl, NULL) != 0 ||
-        bl != sizeof code || strlen(code_hex) != 2 * sizeof code ||
-        sotto_public_key_decode(&idk, code + 32, SOTTO_PUBLIC_KEY_BYTES) != SOTTO_OK)
-        return sc_fail(c, SC_E_USAGE, "not a link code (run link-request on the new device)");
-    rc = sc_connect(c);
-    if (rc != SC_OK)
-        return rc;
-    ul = strlen(c->username);
-    memcpy(msg + n, "SOTTO-ADD-DEVICE-V1", 19);
-    n += 19;
-    msg[n++] = 0x00;
-    msg[n++] = (uint8_t)ul;
-    memcpy(msg + n, c->username, ul);
-    n += ul;
-    memcpy(msg + n, code, 32 + SOTTO_PUBLIC_KEY_BYTES + 4);
-    n += 32 + SOTTO_PUBLIC_KEY_BYTES + 4;
-    rc = load_auth_key(c, sk, false);
-    if (rc != SC_OK)
-        return rc;
-    crypto_sign_detached(sig, NULL, msg, n, sk);
-    sodium_memzero(sk, sizeof sk);
-    ad.auth_key.data = code;
-    ad.auth_key.len = 32;
-    ad.identity_key.data = code + 32;
-    ad.identity_key.len = SOTTO_PUBLIC_KEY_BYTES;
-    ad.registration_id = ((uint32_t)code[65] << 24) | ((uint32_t)code[66] << 16) |
-                         ((uint32_t)code[67] << 8) | code[68];
-    ad.signature.data = sig;
-    ad.signature.len = sizeof sig;
-    f.op_case = SOTTO__API__CLIENT_FRAME__OP_ADD_DEVICE;
-    f.add_device = &ad;
-    rc = sc_api(c, &f, &r);
-    if (rc != SC_OK)
-        return rc;
-    if (r->status != SOTTO__API__STATUS__STATUS_OK || r->add_device == NULL)
-        rc = sc_status_error(c, r, "add device");
-    else
-        *device_id = r->add_device->device_id;
-    sotto__api__server_frame__free_unpacked(r, NULL);
+    if (sc_api_list_devices(c, devs, n, &a, &r) != SC_API_OK)
+        return sc_api_fail(c, &r, "devices");
+    rc = sc_account_accept(c, c->username, &a, l);
+    sc_api_account_clear(&a);
+    if (rc != SC_OK) {
+        free(*devs);
+        *devs = NULL;
+    }
     return rc;
 }
 
-int sc_link_finish(sc_client *c, const char *username, uint32_t device_id)
+/* Signs `next` (version and date set here) and remembers it as accepted
+ * once the server took it (`publish` sends it). */
+static int sign_next(sc_client *c, sotto_device_list *next, const sotto_device_list *cur,
+                     uint8_t **signed_list, size_t *signed_len)
 {
-    uint8_t *blob = NULL;
-    size_t len = 0;
+    next->version = cur->version + 1;
+    next->timestamp_ms = sc_now_ms();
+    return sc_own_list_sign(c, next, signed_list, signed_len);
+}
+
+static int accept_own(sc_client *c, const uint8_t *signed_list, size_t signed_len)
+{
+    sc_api_account own;
+    sotto_public_key pk;
+    sotto_device_list l;
+    int rc = sc_own_account_key(c, &pk);
+
+    if (rc != SC_OK)
+        return rc;
+    memset(&own, 0, sizeof own);
+    own.has_account_key = true;
+    memcpy(own.account_key, pk.bytes, sizeof own.account_key);
+    own.device_list = (uint8_t *)signed_list;
+    own.device_list_len = signed_len;
+    return sc_account_accept(c, c->username, &own, &l);
+}
+
+int sc_device_add(sc_client *c, const char *code_hex, uint32_t *device_id,
+                  char account_key_hex[2 * SOTTO_PUBLIC_KEY_BYTES + 1])
+{
+    sc_api_result r;
+    sc_api_device *devs = NULL;
+    sotto_device_list cur, next;
+    sotto_device_entry e;
+    sotto_public_key pk;
+    uint8_t code[SC_LINK_CODE_BYTES], sk[crypto_sign_SECRETKEYBYTES], sig[64];
+    uint8_t *signed_list = NULL;
+    uint32_t regid, id = 2;
+    uint64_t last_id = 0;
+    size_t bl = 0, n = 0, k = 0;
+    int rc;
+
+    *device_id = 0;
+    account_key_hex[0] = '\0';
+    memset(&e, 0, sizeof e);
+    if (sodium_hex2bin(code, sizeof code, code_hex, strlen(code_hex), NULL, &bl, NULL) != 0 ||
+        bl != sizeof code || strlen(code_hex) != 2 * sizeof code ||
+        sotto_public_key_decode(&e.identity_key, code + 32, SOTTO_PUBLIC_KEY_BYTES) != SOTTO_OK)
+        return sc_fail(c, SC_E_USAGE, "not a link code (run link-request on the new device)");
+    regid = ((uint32_t)code[65] << 24) | ((uint32_t)code[66] << 16) | ((uint32_t)code[67] << 8) |
+            code[68];
+    if (!sc_is_primary(c))
+        return sc_fail(c, SC_E_STATE,
+                       "only the primary device (the one holding the account key) can link"
+                       " devices");
+    rc = sc_connect(c);
+    if (rc == SC_OK)
+        rc = own_list(c, &cur, &devs, &n);
+    if (rc != SC_OK)
+        return rc;
+    /* a new id, never one a removed device had: above every id in the list,
+     * on the server, and that this primary ever gave out (contacts then
+     * see "linked" and "removed", and an old session can never be taken
+     * for the new device's) */
+    rc = sc_cfg_get_u64(c, "last_device_id", &last_id);
+    if (rc != SC_OK && rc != SC_E_NOT_FOUND) {
+        free(devs);
+        return rc;
+    }
+    id = last_id > 1 ? (uint32_t)last_id + 1 : 2;
+    for (size_t i = 0; i < cur.n_devices; i++)
+        if (cur.devices[i].device_id >= id)
+            id = cur.devices[i].device_id + 1;
+    for (size_t i = 0; i < n; i++)
+        if (devs[i].device_id >= id)
+            id = devs[i].device_id + 1;
+    free(devs);
+    if (cur.n_devices >= SOTTO_DEVICE_LIST_MAX)
+        return sc_fail(c, SC_E_SERVER, "the account already has the most devices a list holds");
+    e.device_id = id;
+    e.registration_id = regid;
+    memcpy(e.auth_key, code, 32);
+    /* next = cur with e inserted in id order */
+    next = cur;
+    while (k < cur.n_devices && cur.devices[k].device_id < id)
+        k++;
+    memmove(&next.devices[k + 1], &cur.devices[k], (cur.n_devices - k) * sizeof e);
+    next.devices[k] = e;
+    next.n_devices = cur.n_devices + 1;
+    rc = sign_next(c, &next, &cur, &signed_list, &bl);
+    if (rc == SC_OK)
+        rc = load_auth_key(c, sk, false);
+    if (rc != SC_OK)
+        goto out;
+    /* docs/api.md "Adding a device": bytes built by libsotto (sotto/account.h) */
+    rc = sotto_add_device_sign(sig, sk, c->username, code, code + 32, regid);
+    sodium_memzero(sk, sizeof sk);
+    if (rc != SOTTO_OK) {
+        rc = sc_fail(c, SC_E_USAGE, "not a link code (run link-request on the new device): %s",
+                     sotto_strerror(rc));
+        goto out;
+    }
+    if (sc_api_add_device(c, code, code + 32, regid, sig, signed_list, bl, device_id, &r) !=
+        SC_API_OK) {
+        rc = sc_api_fail(c, &r, "add device");
+        goto out;
+    }
+    if (*device_id != id) {
+        rc = sc_fail(c, SC_E_SERVER, "the server added device %u, not %u", *device_id, id);
+        goto out;
+    }
+    rc = accept_own(c, signed_list, bl);
+    if (rc == SC_OK)
+        rc = sc_cfg_set_u64(c, "last_device_id", id);
+    if (rc == SC_OK)
+        rc = sc_own_account_key(c, &pk);
+    if (rc == SC_OK)
+        sc_hex(pk.bytes, SOTTO_PUBLIC_KEY_BYTES, account_key_hex);
+out:
+    free(signed_list);
+    return rc;
+}
+
+int sc_link_finish(sc_client *c, const char *username, uint32_t device_id,
+                   const char *account_key_hex)
+{
+    uint8_t *blob = NULL, akey[SOTTO_PUBLIC_KEY_BYTES];
+    size_t len = 0, bl = 0;
+    sotto_public_key pk;
+    sotto_device_list l;
+    sotto_device_entry me;
+    const sotto_device_entry *found;
     int rc;
 
     if (c->username)
         return sc_fail(c, SC_E_STATE, "account already registered as %s", c->username);
     if (!sc_username_valid(username) || device_id < 2)
-        return sc_fail(c, SC_E_USAGE, "usage: link-finish USERNAME DEVICE_ID (device id >= 2)");
+        return sc_fail(c, SC_E_USAGE,
+                       "usage: link-finish USERNAME DEVICE_ID ACCOUNT_KEY (device id >= 2)");
+    if (account_key_hex == NULL ||
+        sodium_hex2bin(akey, sizeof akey, account_key_hex, strlen(account_key_hex), NULL, &bl,
+                       NULL) != 0 ||
+        bl != sizeof akey || strlen(account_key_hex) != 2 * sizeof akey ||
+        sotto_public_key_decode(&pk, akey, sizeof akey) != SOTTO_OK)
+        return sc_fail(c, SC_E_USAGE,
+                       "the account key is the 66 hex characters `device-add` printed on the"
+                       " primary device");
     if (sc_cfg_get_blob(c, "auth_sk", &blob, &len) != SC_OK)
         return sc_fail(c, SC_E_STATE, "run link-request first");
     sodium_memzero(blob, len);
     free(blob);
+    /* the account key comes from the primary, never from the server */
+    rc = sc_cfg_set_blob(c, "account_pk", pk.bytes, SOTTO_PUBLIC_KEY_BYTES);
+    if (rc != SC_OK)
+        return rc;
     c->username = strdup(username);
     if (c->username == NULL)
         return sc_fail(c, SC_E_INTERNAL, "out of memory");
     c->device_id = device_id;
     rc = sc_connect(c);
+    if (rc == SC_OK)
+        rc = sc_account_current(c, username, &l);
+    if (rc == SC_OK)
+        rc = sc_own_device_entry(c, device_id, &me);
+    if (rc == SC_OK) {
+        found = sotto_device_list_find(&l, device_id);
+        if (found == NULL ||
+            sodium_memcmp(found->auth_key, me.auth_key, sizeof me.auth_key) != 0 ||
+            !sotto_public_key_equal(&found->identity_key, &me.identity_key))
+            rc = sc_fail(c, SC_E_UNTRUSTED,
+                         "the account key you gave did not sign a device list with this"
+                         " device as device %u",
+                         device_id);
+    } else if (rc == SC_E_NOT_FOUND) {
+        rc = sc_fail(c, SC_E_UNTRUSTED, "the server served no device list signed by that"
+                                        " account key");
+    }
     if (rc != SC_OK) {
+        /* nothing of this attempt stays: the next one starts clean */
+        char why[sizeof c->err];
+        snprintf(why, sizeof why, "%s", c->err);
+        (void)sc_account_forget(c, username);
+        (void)sc_cfg_delete(c, "account_pk");
         free(c->username);
         c->username = NULL;
         c->device_id = 0;
+        sc_disconnect(c);
+        snprintf(c->err, sizeof c->err, "%s", why);
         return rc;
     }
     if ((rc = sc_cfg_set_text(c, "username", username)) != SC_OK ||
@@ -935,22 +1033,41 @@ int sc_link_finish(sc_client *c, const char *username, uint32_t device_id)
 
 int sc_device_remove(sc_client *c, uint32_t device_id)
 {
-    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__RemoveDeviceRequest rd = SOTTO__API__REMOVE_DEVICE_REQUEST__INIT;
-    Sotto__Api__ServerFrame *r = NULL;
-    int rc = sc_connect(c);
+    sc_api_result r;
+    sc_api_device *devs = NULL;
+    sotto_device_list cur, next;
+    uint8_t *signed_list = NULL;
+    size_t n = 0, len = 0, k = 0;
+    int rc;
 
+    if (!sc_is_primary(c))
+        return sc_fail(c, SC_E_STATE,
+                       "only the primary device (the one holding the account key) can remove"
+                       " devices");
+    rc = sc_connect(c);
+    if (rc == SC_OK)
+        rc = own_list(c, &cur, &devs, &n);
     if (rc != SC_OK)
         return rc;
-    rd.device_id = device_id;
-    f.op_case = SOTTO__API__CLIENT_FRAME__OP_REMOVE_DEVICE;
-    f.remove_device = &rd;
-    rc = sc_api(c, &f, &r);
+    free(devs);
+    if (device_id == c->device_id)
+        return sc_fail(c, SC_E_USAGE, "the primary device cannot remove itself");
+    if (sotto_device_list_find(&cur, device_id) == NULL)
+        return sc_fail(c, SC_E_NOT_FOUND, "device %u is not in the account's device list",
+                       device_id);
+    next = cur;
+    next.n_devices = 0;
+    for (k = 0; k < cur.n_devices; k++)
+        if (cur.devices[k].device_id != device_id)
+            next.devices[next.n_devices++] = cur.devices[k];
+    rc = sign_next(c, &next, &cur, &signed_list, &len);
     if (rc != SC_OK)
         return rc;
-    if (r->status != SOTTO__API__STATUS__STATUS_OK)
-        rc = sc_status_error(c, r, "remove device");
-    sotto__api__server_frame__free_unpacked(r, NULL);
+    if (sc_api_remove_device(c, device_id, signed_list, len, &r) != SC_API_OK)
+        rc = sc_api_fail(c, &r, "remove device");
+    if (rc == SC_OK)
+        rc = accept_own(c, signed_list, len);
+    free(signed_list);
     if (rc == SC_OK && c->username) {
         sotto_address a = {c->username, strlen(c->username), device_id};
         if (sotto_session_delete(&c->ps, &a) != SOTTO_OK)

@@ -28,136 +28,30 @@ void sc_strv_free(char **v, size_t n)
     free(v);
 }
 
-int sc_group_members(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char ***members, size_t *n,
-                     char **name, bool *active)
-{
-    sqlite3_stmt *st = NULL;
-    char **v = NULL;
-    size_t cnt = 0;
-
-    *members = NULL;
-    *n = 0;
-    if (name)
-        *name = NULL;
-    if (sqlite3_prepare_v2(c->db, "SELECT name, active FROM client_groups WHERE id = ?", -1, &st,
-                           NULL) != SQLITE_OK)
-        return sc_fail(c, SC_E_STORE, "database error");
-    sqlite3_bind_blob(st, 1, id, SC_GROUP_ID_BYTES, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        return sc_fail(c, SC_E_NOT_FOUND, "no such group");
-    }
-    if (name)
-        *name = strdup((const char *)sqlite3_column_text(st, 0));
-    if (active)
-        *active = sqlite3_column_int(st, 1) != 0;
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT member FROM client_group_members WHERE group_id = ?"
-                           " ORDER BY member",
-                           -1, &st, NULL) != SQLITE_OK)
-        return sc_fail(c, SC_E_STORE, "database error");
-    sqlite3_bind_blob(st, 1, id, SC_GROUP_ID_BYTES, SQLITE_STATIC);
-    v = calloc(SC_MAX_GROUP_MEMBERS + 2, sizeof *v);
-    while (v && cnt < SC_MAX_GROUP_MEMBERS + 1 && sqlite3_step(st) == SQLITE_ROW)
-        v[cnt++] = strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    if (v == NULL)
-        return sc_fail(c, SC_E_INTERNAL, "out of memory");
-    *members = v;
-    *n = cnt;
-    return SC_OK;
-}
-
 int sc_group_resolve(sc_client *c, const char *ref, uint8_t id[SC_GROUP_ID_BYTES])
 {
-    sqlite3_stmt *st = NULL;
-    size_t bl = 0;
-    int found = 0;
+    size_t bl = 0, found = 0;
+    int rc;
 
     if (strlen(ref) == 2 * SC_GROUP_ID_BYTES &&
         sodium_hex2bin(id, SC_GROUP_ID_BYTES, ref, strlen(ref), NULL, &bl, NULL) == 0 &&
         bl == SC_GROUP_ID_BYTES) {
-        if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM client_groups WHERE id = ?", -1, &st, NULL) ==
-            SQLITE_OK) {
-            sqlite3_bind_blob(st, 1, id, SC_GROUP_ID_BYTES, SQLITE_STATIC);
-            found = sqlite3_step(st) == SQLITE_ROW;
-        }
-        sqlite3_finalize(st);
-        if (found)
+        bool exists = false;
+        rc = sc_group_exists(c, id, &exists);
+        if (rc != SC_OK)
+            return rc;
+        if (exists)
             return SC_OK;
-        st = NULL;
     }
     /* by name: active groups first, must be unique */
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT id FROM client_groups WHERE name = ?"
-                           " ORDER BY active DESC, updated_ms DESC",
-                           -1, &st, NULL) != SQLITE_OK)
-        return sc_fail(c, SC_E_STORE, "database error");
-    sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (found++ == 0 && sqlite3_column_bytes(st, 0) == SC_GROUP_ID_BYTES)
-            memcpy(id, sqlite3_column_blob(st, 0), SC_GROUP_ID_BYTES);
-    }
-    sqlite3_finalize(st);
+    rc = sc_group_by_name(c, ref, id, &found);
+    if (rc != SC_OK)
+        return rc;
     if (found == 0)
         return sc_fail(c, SC_E_NOT_FOUND, "no such group: %s", ref);
     if (found > 1)
         return sc_fail(c, SC_E_USAGE, "several groups are called %s: use the group id", ref);
     return SC_OK;
-}
-
-static int set_members(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char *const *m, size_t n)
-{
-    sqlite3_stmt *st = NULL;
-
-    if (sqlite3_prepare_v2(c->db, "DELETE FROM client_group_members WHERE group_id = ?", -1, &st,
-                           NULL) != SQLITE_OK)
-        return sc_fail(c, SC_E_STORE, "database error");
-    sqlite3_bind_blob(st, 1, id, SC_GROUP_ID_BYTES, SQLITE_STATIC);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
-    for (size_t i = 0; i < n; i++) {
-        st = NULL;
-        if (sqlite3_prepare_v2(c->db,
-                               "INSERT OR IGNORE INTO client_group_members(group_id, member)"
-                               " VALUES(?, ?)",
-                               -1, &st, NULL) != SQLITE_OK)
-            return sc_fail(c, SC_E_STORE, "database error");
-        sqlite3_bind_blob(st, 1, id, SC_GROUP_ID_BYTES, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, m[i], -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            sqlite3_finalize(st);
-            return sc_fail(c, SC_E_STORE, "database error");
-        }
-        sqlite3_finalize(st);
-    }
-    return SC_OK;
-}
-
-static int upsert_group(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], const char *name,
-                        bool active)
-{
-    sqlite3_stmt *st = NULL;
-    uint64_t now = sc_now_ms();
-    int r;
-
-    if (sqlite3_prepare_v2(c->db,
-                           "INSERT INTO client_groups(id, name, active, created_ms,"
-                           " updated_ms) VALUES(?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
-                           " name = excluded.name, active = excluded.active,"
-                           " updated_ms = excluded.updated_ms",
-                           -1, &st, NULL) != SQLITE_OK)
-        return sc_fail(c, SC_E_STORE, "database error");
-    sqlite3_bind_blob(st, 1, id, SC_GROUP_ID_BYTES, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, active ? 1 : 0);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)now);
-    r = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return r == SQLITE_DONE ? SC_OK : sc_fail(c, SC_E_STORE, "database error");
 }
 
 /* History row describing a group change. */
@@ -229,9 +123,9 @@ int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_devi
         for (size_t i = 0; i < nm; i++)
             if (strcmp(members[i], sender) != 0)
                 rest[nr++] = members[i];
-        rc = set_members(c, g->id.data, rest, nr);
+        rc = sc_group_set_members(c, g->id.data, rest, nr);
         if (rc == SC_OK && self)
-            rc = upsert_group(c, g->id.data, name, false);
+            rc = sc_group_upsert(c, g->id.data, name, false);
         if (rc == SC_OK)
             rc = group_row(c, g->id.data, sender, sender_device, server_ts, self ? 1 : 0, ts,
                            "quit", name, rest, nr);
@@ -255,9 +149,9 @@ int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_devi
         const char *action = !known ? "create" : (me_in ? "update" : "removed");
         if (!known && !me_in)
             goto out; /* a group we are not in and never were: nothing to show or keep */
-        rc = upsert_group(c, g->id.data, g->name, me_in);
+        rc = sc_group_upsert(c, g->id.data, g->name, me_in);
         if (rc == SC_OK)
-            rc = set_members(c, g->id.data, g->members, g->n_members);
+            rc = sc_group_set_members(c, g->id.data, g->members, g->n_members);
         for (size_t i = 0; rc == SC_OK && i < g->n_members; i++)
             (void)sc_contact_touch(c, g->members[i], 0);
         if (rc == SC_OK)
@@ -339,9 +233,9 @@ static int commit_change(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], cons
     if (rc != SC_OK)
         return rc;
     ts = sc_next_timestamp(c);
-    rc = upsert_group(c, id, name, active);
+    rc = sc_group_upsert(c, id, name, active);
     if (rc == SC_OK)
-        rc = set_members(c, id, members, n);
+        rc = sc_group_set_members(c, id, members, n);
     if (rc == SC_OK)
         rc = group_row(c, id, c->username, c->device_id, 0, 1, ts, action, name, members, n);
     if (rc == SC_OK)
@@ -534,25 +428,23 @@ int sc_group_rename(sc_client *c, const char *group, const char *new_name)
 
 int sc_group_list(sc_client *c, sc_group_cb cb, void *ud)
 {
-    sqlite3_stmt *st = NULL;
+    uint8_t *ids = NULL;
+    size_t nids = 0;
+    int rc = sc_group_ids(c, &ids, &nids);
 
-    if (sqlite3_prepare_v2(c->db, "SELECT id FROM client_groups ORDER BY created_ms, id", -1, &st,
-                           NULL) != SQLITE_OK)
-        return sc_fail(c, SC_E_STORE, "database error");
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        uint8_t id[SC_GROUP_ID_BYTES];
+    if (rc != SC_OK)
+        return rc;
+    for (size_t k = 0; k < nids; k++) {
+        const uint8_t *id = ids + k * SC_GROUP_ID_BYTES;
         char hex[33];
         char **m = NULL, *name = NULL;
         size_t n = 0;
         bool active = false;
         sc_group_info gi;
 
-        if (sqlite3_column_bytes(st, 0) != SC_GROUP_ID_BYTES)
-            continue;
-        memcpy(id, sqlite3_column_blob(st, 0), sizeof id);
         if (sc_group_members(c, id, &m, &n, &name, &active) != SC_OK)
             continue;
-        sc_hex(id, sizeof id, hex);
+        sc_hex(id, SC_GROUP_ID_BYTES, hex);
         gi.id_hex = hex;
         gi.name = name ? name : "";
         gi.members = (const char *const *)m;
@@ -562,7 +454,7 @@ int sc_group_list(sc_client *c, sc_group_cb cb, void *ud)
         sc_strv_free(m, n);
         free(name);
     }
-    sqlite3_finalize(st);
+    free(ids);
     return SC_OK;
 }
 

@@ -5,9 +5,9 @@
 #define SOTTO_CLIENT_INTERNAL_H
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "content.pb-c.h"
+#include "api.h"
 #include "net.h"
 #include "sotto/keys.h"
 #include "sotto/session.h"
@@ -18,12 +18,8 @@
 #define SC_PREKEY_BATCH 100
 #define SC_SIGNED_PREKEY_ROTATE_MS (7ull * 24 * 3600 * 1000) /* weekly */
 #define SC_SIGNED_PREKEY_GRACE_MS (30ull * 24 * 3600 * 1000) /* old ones kept 30 days */
+/* how often one send repairs a device mismatch before giving up for now */
 #define SC_SEND_RETRIES 3
-/* STATUS_RATE_LIMITED on send: wait retry_after_ms and resend, at most this
- * many times per message and only for waits up to 10 s (longer: the
- * message stays queued, exit 4) */
-#define SC_RATE_LIMIT_WAITS 5
-#define SC_RATE_LIMIT_MAX_WAIT_MS 10000
 #define SC_TIMEOUT_MS 15000
 
 struct sc_client {
@@ -32,7 +28,7 @@ struct sc_client {
     char *att_dir; /* downloaded attachments */
     sotto_sqlite_store *store;
     sotto_protocol_store ps;
-    sqlite3 *db;
+    struct sqlite3 *db; /* the store's connection: used by store.c only */
     char *server_url;
     char *pin_hex;
     char *ca_file;
@@ -44,7 +40,14 @@ struct sc_client {
     sc_conn *conn;
     bool logged_in;
     unsigned integrity_failures; /* attachments that failed verification */
+    /* attachment downloads that failed for a cause that may pass (network,
+     * server, local disk) and are retried later: how many, and the first
+     * local (else network) cause (sc_attachment_outcome) */
+    unsigned att_transient;
+    int att_transient_rc;
+    char att_transient_err[512];
     uint32_t login_queued;       /* envelopes waiting at login (LoginResponse.queued) */
+    uint64_t retry_at_ms;        /* after SC_E_RETRY: when to try again (sc_retry_at) */
     char err[512];
 };
 
@@ -55,58 +58,10 @@ uint64_t sc_now_ms(void);
 uint64_t sc_next_timestamp(sc_client *c);
 void sc_hex(const uint8_t *p, size_t n, char *out); /* out holds 2n+1 */
 
-/* db.c */
-int sc_db_init(sc_client *c);
-int sc_cfg_get_text(sc_client *c, const char *key, char **out); /* NOT_FOUND when absent */
-int sc_cfg_get_blob(sc_client *c, const char *key, uint8_t **out, size_t *len);
-int sc_cfg_get_u64(sc_client *c, const char *key, uint64_t *out);
-int sc_cfg_set_text(sc_client *c, const char *key, const char *v);
-int sc_cfg_set_blob(sc_client *c, const char *key, const uint8_t *v, size_t len);
-int sc_cfg_set_u64(sc_client *c, const char *key, uint64_t v);
-int sc_db_begin(sc_client *c);
-int sc_db_commit(sc_client *c);
-void sc_db_rollback(sc_client *c);
-/* contacts */
-int sc_contact_touch(sc_client *c, const char *name, uint32_t device_id);
-int sc_contact_devices(sc_client *c, const char *name, uint32_t **ids, size_t *n);
-int sc_contact_forget_device(sc_client *c, const char *name, uint32_t device_id);
-int sc_pending_identity_set(sc_client *c, const char *name, uint32_t device_id,
-                            const sotto_public_key *key);
-int sc_pending_identity_any(sc_client *c, const char *name, bool *any);
-int sc_device_auth_get(sc_client *c, const char *name, uint32_t dev, uint8_t key[32]);
-int sc_device_auth_set(sc_client *c, const char *name, uint32_t dev, const uint8_t key[32]);
-/* messages; returns row id in *rowid (may be NULL) */
-typedef struct sc_msg_row {
-    const char *conv_kind; /* "contact" | "group" */
-    const char *conv;      /* contact name or group id hex */
-    int direction;         /* 0 in, 1 out */
-    const char *sender;
-    uint32_t sender_device;
-    uint64_t timestamp;
-    uint64_t server_ts;
-    const char *kind; /* "text" | "notice" | "group" */
-    const char *body;
-    size_t body_len;
-    const char *extra; /* JSON text (attachments, notice code, group info) or NULL */
-} sc_msg_row;
-int sc_msg_insert(sc_client *c, const sc_msg_row *m, int64_t *rowid);
-int sc_msg_seen(sc_client *c, const char *sender, uint64_t timestamp, bool *seen);
-int sc_msg_set_extra(sc_client *c, int64_t rowid, const char *extra);
-int sc_envelope_seen(sc_client *c, const uint8_t *id, size_t len, bool *seen);
-int sc_envelope_mark(sc_client *c, const uint8_t *id, size_t len);
-/* outgoing queue */
-int sc_out_add(sc_client *c, const char *destination, uint64_t timestamp, const uint8_t *content,
-               size_t len, int64_t msg_rowid);
-/* rows stored but not yet shown (client_pending_events): added inside the
- * envelope's transaction, removed just before the row's event is emitted */
-int sc_pending_event_add(sc_client *c, int64_t rowid);
-int sc_pending_event_done(sc_client *c, int64_t rowid);
-/* held envelopes (identity changed) */
-int sc_held_add(sc_client *c, const Sotto__Api__Envelope *e);
+/* the storage layer: every SQL statement (store.c) */
+#include "store.h"
 
-/* groups (groups.c) */
-int sc_group_members(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char ***members, size_t *n,
-                     char **name, bool *active);
+/* groups (groups.c; sc_group_members and the other group rows: store.h) */
 void sc_strv_free(char **v, size_t n);
 int sc_group_resolve(sc_client *c, const char *ref, uint8_t id[SC_GROUP_ID_BYTES]);
 int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_device,
@@ -115,8 +70,6 @@ int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_devi
 /* session.c: connection, login, keys, sending */
 int sc_connect(sc_client *c);
 void sc_disconnect(sc_client *c);
-int sc_api(sc_client *c, Sotto__Api__ClientFrame *req, Sotto__Api__ServerFrame **resp);
-int sc_status_error(sc_client *c, const Sotto__Api__ServerFrame *f, const char *what);
 int sc_keys_maintain(sc_client *c, bool prekeys_low);
 /* Sends one padded Content to every device of `dest` (and handles
  * mismatches). */
@@ -124,7 +77,6 @@ int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t le
 /* Queues content for dest (+ a sync copy for own devices when data). */
 int sc_enqueue_content(sc_client *c, const char *dest, Sotto__Content__Content *content,
                        int64_t msg_rowid);
-int sc_fetch_identity_keys(sc_client *c, const char *name);
 /* sc_flush, and the outcome for the rows of message `focus_ts` in
  * *focus_rc (also the return value): SC_OK when all of them went out. */
 int sc_flush_ex(sc_client *c, size_t *left, uint64_t focus_ts, int *focus_rc);
@@ -140,13 +92,13 @@ int sc_content_decode(const uint8_t *pt, size_t pt_len, Sotto__Content__Content 
 /* Wipes the texts, names and keys of a decoded Content, then frees it
  * (NULL is fine). */
 void sc_content_free(Sotto__Content__Content *ct);
-int sc_process_envelope(sc_client *c, const Sotto__Api__Envelope *e, bool from_held, sc_event_cb cb,
+int sc_process_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_event_cb cb,
                         void *ud);
 /* Shows the rows a killed process stored but never showed
  * (client_pending_events), oldest first, fetching their attachments. */
 int sc_emit_pending(sc_client *c, sc_event_cb cb, void *ud);
 /* Emits a history row as an event. */
-int sc_emit_row(sc_client *c, sqlite3_stmt *st, sc_event_cb cb, void *ud);
+int sc_emit_row(sc_client *c, const sc_msg *m, sc_event_cb cb, void *ud);
 
 /* attach.c */
 int sc_attachment_upload(sc_client *c, const char *path, Sotto__Content__AttachmentPointer *ptr);
@@ -171,5 +123,85 @@ void sc_free_secret_str(char *s);
 /* Removes temporary download files (".download-*", ".plain-*") older than
  * ten minutes, left in the attachment directory by a killed process. */
 void sc_attachment_cleanup_temp(sc_client *c);
+/*
+ * Downloads the attachments of history row `rowid` that are still to fetch
+ * (store.h: a pointer with its key and no path) and records each
+ * outcome in the row, in a transaction that re-reads it (of two processes
+ * only one records a file):
+ *   saved                    "path" set; key and digest removed
+ *   integrity / not found    "error" set; key and digest removed (final);
+ *                            integrity counts in c->integrity_failures
+ *   network / server / local "error" set with " (will retry)"; the pointer
+ *   disk / memory            and key stay, sc_attachment_retry_pending
+ *                            fetches it later; counted in c->att_transient
+ * Download failures are not returned: SC_OK, or SC_E_STORE / SC_E_INTERNAL
+ * when the row could not be read or written.
+ */
+int sc_attachment_fetch_row(sc_client *c, int64_t rowid);
+/*
+ * Tries again the downloads an earlier run could not finish (rows not on
+ * the pending-events list, oldest first); stops at the first failure that
+ * may pass (a full disk or a dead network fails the rest too). For each
+ * row with files saved now it stores a notice (code "attachment_ready",
+ * "attachments" = the saved files, body naming the message id) on the
+ * pending-events list and shows it through sc_emit_pending(cb, ud); the
+ * message itself is not shown again. Called by sc_receive after
+ * sc_emit_pending when it first connects. SC_OK (download failures are
+ * counted for sc_attachment_outcome), or a store error.
+ */
+int sc_attachment_retry_pending(sc_client *c, sc_event_cb cb, void *ud);
+/*
+ * At the end of a receive that drained the queue: SC_E_INTEGRITY when an
+ * attachment failed verification; else the local cause (SC_E_STORE, e.g.
+ * "1 attachment(s) not saved yet: cannot write the attachment: No space
+ * left on device; the next receive or listen tries again") or the network
+ * cause (SC_E_NETWORK) of downloads left for later; else SC_OK. The message
+ * is in sc_errmsg().
+ */
+int sc_attachment_outcome(sc_client *c);
+
+/* account.c: account keys and signed device lists (docs/protocol.md) */
+#include "sotto/device_list.h"
+/* A notice row in the conversation with `who` (recv.c); *rowid its id. */
+int sc_notice_row(sc_client *c, const char *who, uint32_t dev, uint64_t server_ts,
+                  const char *code, const char *text, int64_t *rowid);
+/* A notice row (shown by the next receive/listen, also as a --json event). */
+int sc_notice_add(sc_client *c, const char *who, const char *code, const char *text);
+/* Our account's public key (every device has it); SC_E_NOT_FOUND when this
+ * account predates account keys. */
+int sc_own_account_key(sc_client *c, sotto_public_key *pk);
+/* Makes and stores a new account key pair (registration, primary only). */
+int sc_account_key_create(sc_client *c);
+/* The account key pair: SC_E_STATE on a device that is not the primary. */
+int sc_account_key_load(sc_client *c, sotto_key_pair *kp);
+bool sc_is_primary(sc_client *c);
+/* This device's entry for a device list (identity key, regid, auth key). */
+int sc_own_device_entry(sc_client *c, uint32_t device_id, sotto_device_entry *e);
+/* Signs `l` with the account key (primary only); *out malloc()ed. */
+int sc_own_list_sign(sc_client *c, const sotto_device_list *l, uint8_t **out, size_t *len);
+/* The newest accepted list of `name` (verified again); SC_E_NOT_FOUND. */
+int sc_account_current(sc_client *c, const char *name, sotto_device_list *out);
+/* Checks what the server served for `name` against the pinned account key
+ * and the newest list seen; accepts a newer one (with notices). Errors name
+ * what the server tried (SC_E_UNTRUSTED). */
+int sc_account_accept(sc_client *c, const char *name, const sc_api_account *a,
+                      sotto_device_list *out);
+/* Trusts a device identity key that an accepted signed list names. */
+int sc_trust_vouched(sc_client *c, const char *name, const sotto_device_entry *e);
+/* Whether the sending device is in the sender's signed list (fetched when
+ * the one held lacks it); SC_E_UNTRUSTED when the sender's account key
+ * changed or the server served a bad list. */
+int sc_vet_sender(sc_client *c, const sc_envelope *e, bool *genuine);
+/* sc_vet_sender, then sc_process_envelope; an envelope from an unlisted
+ * device is dropped with a notice, one whose account key changed is held. */
+int sc_accept_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_event_cb cb,
+                       void *ud);
+/* get_device_list + sc_account_accept. */
+int sc_account_refresh(sc_client *c, const char *name, sotto_device_list *out);
+/* Own-device monitoring: *alert true when the server's devices for our
+ * account differ from the signed list (an own_device_alert notice is
+ * stored, once per distinct alert). Returns SC_OK unless the check itself
+ * failed (network, store). */
+int sc_own_devices_check(sc_client *c, bool *alert);
 
 #endif /* SOTTO_CLIENT_INTERNAL_H */

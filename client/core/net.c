@@ -222,6 +222,7 @@ typedef struct frame_node {
     uint8_t *data; /* LWS_PRE + len bytes; payload at data + LWS_PRE */
     size_t len;
     Sotto__Api__ServerFrame *frame; /* for received frames */
+    uint64_t bad_push_id;           /* a push whose envelope did not parse (frame NULL) */
 } frame_node;
 
 struct sc_conn {
@@ -233,6 +234,7 @@ struct sc_conn {
     bool closed;
     bool prekeys_low;
     bool device_removed;
+    bool device_list_changed;
     char why[160];
     uint64_t next_id;
     frame_node *tx_head, *tx_tail;     /* to send */
@@ -264,12 +266,79 @@ static void free_nodes(frame_node *n)
     }
 }
 
+/* Reads a protobuf varint at *i (bounded by n); false when truncated. */
+static bool read_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*i >= n)
+            return false;
+        *v |= (uint64_t)(p[*i] & 0x7f) << shift;
+        if ((p[(*i)++] & 0x80) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * A frame that does not parse as a whole may still be a well-framed push
+ * whose envelope (stored by the server as opaque bytes, delivery.c) is
+ * damaged: ServerFrame.id (field 1, varint) and .push (field 40, bytes).
+ * Walks the top-level fields only; returns the push id, or 0 when the
+ * frame is not such a push (then the connection cannot go on).
+ */
+static uint64_t damaged_push_id(const uint8_t *p, size_t n)
+{
+    uint64_t id = 0, tag, v;
+    bool push = false;
+    size_t i = 0;
+
+    while (i < n) {
+        if (!read_varint(p, n, &i, &tag))
+            return 0;
+        switch (tag & 7) {
+        case 0:
+            if (!read_varint(p, n, &i, &v))
+                return 0;
+            if (tag >> 3 == 1)
+                id = v;
+            break;
+        case 1:
+            if (n - i < 8)
+                return 0;
+            i += 8;
+            break;
+        case 2:
+            if (!read_varint(p, n, &i, &v) || v > n - i)
+                return 0;
+            i += (size_t)v;
+            if (tag >> 3 == 40)
+                push = true;
+            break;
+        case 5:
+            if (n - i < 4)
+                return 0;
+            i += 4;
+            break;
+        default:
+            return 0;
+        }
+    }
+    return push ? id : 0;
+}
+
 static void handle_frame(struct sc_conn *c, const uint8_t *p, size_t n)
 {
     Sotto__Api__ServerFrame *f = sotto__api__server_frame__unpack(NULL, n, p);
     frame_node *node;
 
     if (f == NULL) {
+        uint64_t bad = damaged_push_id(p, n);
+        if (bad != 0 && (node = calloc(1, sizeof *node)) != NULL) {
+            node->bad_push_id = bad;
+            list_push(&c->push_head, &c->push_tail, node);
+            return;
+        }
         snprintf(c->why, sizeof c->why, "server sent a frame that does not parse");
         c->closed = true;
         return;
@@ -279,6 +348,8 @@ static void handle_frame(struct sc_conn *c, const uint8_t *p, size_t n)
             c->prekeys_low = true;
         if (f->notice && f->notice->kind_case == SOTTO__API__NOTICE__KIND_DEVICE_REMOVED)
             c->device_removed = true;
+        if (f->notice && f->notice->kind_case == SOTTO__API__NOTICE__KIND_DEVICE_LIST_CHANGED)
+            c->device_list_changed = true;
         sotto__api__server_frame__free_unpacked(f, NULL);
         return;
     }
@@ -595,24 +666,32 @@ int sc_conn_flush(sc_conn *c, int timeout_ms)
     return c && c->tx_head == NULL ? 0 : -1;
 }
 
-Sotto__Api__ServerFrame *sc_conn_next_push(sc_conn *c, int timeout_ms, volatile int *stop)
+int sc_conn_next_push(sc_conn *c, int timeout_ms, volatile int *stop,
+                      Sotto__Api__ServerFrame **frame, uint64_t *bad_push_id, char *why,
+                      size_t whylen)
 {
     uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
 
+    *frame = NULL;
+    *bad_push_id = 0;
     for (;;) {
         if (c->push_head) {
             frame_node *n = c->push_head;
-            Sotto__Api__ServerFrame *f = n->frame;
+            int kind = n->frame ? SC_CONN_PUSH_FRAME : SC_CONN_PUSH_BAD;
             c->push_head = n->next;
             if (c->push_head == NULL)
                 c->push_tail = NULL;
+            *frame = n->frame;
+            *bad_push_id = n->bad_push_id;
+            if (kind == SC_CONN_PUSH_BAD)
+                seterr(why, whylen, "the server pushed an envelope that does not parse");
             n->frame = NULL;
             n->next = NULL;
             free_nodes(n);
-            return f;
+            return kind;
         }
         if (c->closed || mono_ms() >= deadline || (stop && *stop))
-            return NULL;
+            return SC_CONN_PUSH_NONE;
         service_once(c->ctx, &c->sul);
     }
 }
@@ -621,6 +700,13 @@ bool sc_conn_take_prekeys_low(sc_conn *c)
 {
     bool v = c->prekeys_low;
     c->prekeys_low = false;
+    return v;
+}
+
+bool sc_conn_take_device_list_changed(sc_conn *c)
+{
+    bool v = c->device_list_changed;
+    c->device_list_changed = false;
     return v;
 }
 

@@ -54,14 +54,23 @@ int sc_conn_ack(sc_conn *c, uint64_t push_id);
 int sc_conn_flush(sc_conn *c, int timeout_ms);
 
 /*
- * Next pushed envelope frame (owned by the caller), waiting up to
- * timeout_ms; NULL on timeout or when the connection closed
- * (sc_conn_alive says which) or when *stop became non-zero.
+ * Next pushed frame, waiting up to timeout_ms:
+ *   SC_CONN_PUSH_FRAME  *frame is a parsed push (owned by the caller)
+ *   SC_CONN_PUSH_BAD    a push whose envelope does not parse: *bad_push_id
+ *                       is its id (ack it), why says so
+ *   SC_CONN_PUSH_NONE   timeout, *stop, or the connection closed
+ *                       (sc_conn_alive says which)
  */
-Sotto__Api__ServerFrame *sc_conn_next_push(sc_conn *c, int timeout_ms, volatile int *stop);
+enum { SC_CONN_PUSH_NONE = 0, SC_CONN_PUSH_FRAME = 1, SC_CONN_PUSH_BAD = 2 };
+int sc_conn_next_push(sc_conn *c, int timeout_ms, volatile int *stop,
+                      Sotto__Api__ServerFrame **frame, uint64_t *bad_push_id, char *why,
+                      size_t whylen);
 
 /* true once after the server sent a prekeys_low notice. */
 bool sc_conn_take_prekeys_low(sc_conn *c);
+/* true once after the server said the account's device list changed (the
+ * list itself is fetched and verified by the core; the notice is a hint). */
+bool sc_conn_take_device_list_changed(sc_conn *c);
 /* true when the server said this device was removed. */
 bool sc_conn_device_removed(const sc_conn *c);
 

@@ -13,21 +13,18 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "api.h"
 #include "internal.h"
 #include "sotto/error.h"
 
-static const char row_cols[] =
-    "SELECT id, conv_kind, conv, direction, sender, sender_device, timestamp, server_ts, kind,"
-    " body, extra FROM client_messages";
-
-int sc_emit_row(sc_client *c, sqlite3_stmt *st, sc_event_cb cb, void *ud)
+int sc_emit_row(sc_client *c, const sc_msg *m, sc_event_cb cb, void *ud)
 {
     sc_event ev;
     json_t *extra = NULL;
-    const char *conv_kind = (const char *)sqlite3_column_text(st, 1);
-    const char *conv = (const char *)sqlite3_column_text(st, 2);
-    const char *kind = (const char *)sqlite3_column_text(st, 8);
-    const char *extra_s = (const char *)sqlite3_column_text(st, 10);
+    const char *conv_kind = m->conv_kind;
+    const char *conv = m->conv;
+    const char *kind = m->kind;
+    const char *extra_s = m->extra;
     sc_attachment_info *atts = NULL;
     const char **members = NULL;
     char *gname = NULL;
@@ -35,20 +32,20 @@ int sc_emit_row(sc_client *c, sqlite3_stmt *st, sc_event_cb cb, void *ud)
     bool is_group = conv_kind && strcmp(conv_kind, "group") == 0;
 
     memset(&ev, 0, sizeof ev);
-    ev.id = sqlite3_column_int64(st, 0);
-    ev.sender = (const char *)sqlite3_column_text(st, 4);
-    ev.sender_device = (uint32_t)sqlite3_column_int64(st, 5);
-    ev.timestamp = (uint64_t)sqlite3_column_int64(st, 6);
-    ev.server_timestamp = (uint64_t)sqlite3_column_int64(st, 7);
-    ev.body = (const char *)sqlite3_column_text(st, 9);
-    ev.body_len = (size_t)sqlite3_column_bytes(st, 9);
+    ev.id = m->id;
+    ev.sender = m->sender;
+    ev.sender_device = m->sender_device;
+    ev.timestamp = m->timestamp;
+    ev.server_timestamp = m->server_ts;
+    ev.body = m->body;
+    ev.body_len = m->body_len;
     if (ev.body == NULL)
         ev.body = "";
     if (kind && strcmp(kind, "notice") == 0) {
         ev.kind = SC_EV_NOTICE;
     } else if (kind && strcmp(kind, "group") == 0) {
         ev.kind = SC_EV_GROUP;
-    } else if (sqlite3_column_int(st, 3) == 1) {
+    } else if (m->direction == 1) {
         ev.kind = SC_EV_SENT;
         ev.destination = is_group ? NULL : conv;
     } else {
@@ -57,17 +54,14 @@ int sc_emit_row(sc_client *c, sqlite3_stmt *st, sc_event_cb cb, void *ud)
     if (is_group) {
         uint8_t gid[SC_GROUP_ID_BYTES];
         size_t bl = 0;
-        sqlite3_stmt *g = NULL;
         ev.group_id = conv;
         if (sodium_hex2bin(gid, sizeof gid, conv, strlen(conv), NULL, &bl, NULL) == 0 &&
-            bl == sizeof gid &&
-            sqlite3_prepare_v2(c->db, "SELECT name FROM client_groups WHERE id = ?", -1, &g,
-                               NULL) == SQLITE_OK) {
-            sqlite3_bind_blob(g, 1, gid, sizeof gid, SQLITE_STATIC);
-            if (sqlite3_step(g) == SQLITE_ROW)
-                gname = strdup((const char *)sqlite3_column_text(g, 0));
+            bl == sizeof gid) {
+            char **gm = NULL;
+            size_t ngm = 0;
+            if (sc_group_members(c, gid, &gm, &ngm, &gname, NULL) == SC_OK)
+                sc_strv_free(gm, ngm);
         }
-        sqlite3_finalize(g);
         ev.group_name = gname;
     }
     if (extra_s)
@@ -117,25 +111,21 @@ int sc_emit_row(sc_client *c, sqlite3_stmt *st, sc_event_cb cb, void *ud)
 
 static void emit_rowid(sc_client *c, int64_t rowid, sc_event_cb cb, void *ud)
 {
-    sqlite3_stmt *st = NULL;
-    char sql[256];
+    sc_msg m;
 
     if (cb == NULL || rowid <= 0)
         return;
-    snprintf(sql, sizeof sql, "%s WHERE id = ?", row_cols);
-    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, rowid);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            (void)sc_emit_row(c, st, cb, ud);
+    if (sc_msg_get(c, rowid, &m) == SC_OK) {
+        (void)sc_emit_row(c, &m, cb, ud);
+        sc_msg_free(&m);
     }
-    sqlite3_finalize(st);
 }
 
 int sc_history(sc_client *c, const char *conv, bool is_group, size_t limit, sc_event_cb cb,
                void *ud)
 {
-    sqlite3_stmt *st = NULL;
-    char sql[512];
+    sc_msg *rows = NULL;
+    size_t n = 0;
     char gid_hex[33];
     uint8_t gid[SC_GROUP_ID_BYTES];
     const char *key = conv;
@@ -148,24 +138,18 @@ int sc_history(sc_client *c, const char *conv, bool is_group, size_t limit, sc_e
         sc_hex(gid, sizeof gid, gid_hex);
         key = gid_hex;
     }
-    snprintf(sql, sizeof sql,
-             "SELECT * FROM (%s WHERE conv_kind = ? AND conv = ? ORDER BY id DESC LIMIT ?)"
-             " ORDER BY id",
-             row_cols);
-    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return sc_fail(c, SC_E_STORE, "database error: %s", sqlite3_errmsg(c->db));
-    sqlite3_bind_text(st, 1, is_group ? "group" : "contact", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, limit ? (sqlite3_int64)limit : -1);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        (void)sc_emit_row(c, st, cb, ud);
-    sqlite3_finalize(st);
+    rc = sc_msg_history(c, is_group ? "group" : "contact", key, limit, &rows, &n);
+    if (rc != SC_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        (void)sc_emit_row(c, &rows[i], cb, ud);
+    sc_msg_list_free(rows, n);
     return SC_OK;
 }
 
 /* Stores a notice row in the conversation with `who`. */
-static int store_notice(sc_client *c, const char *who, uint32_t dev, uint64_t server_ts,
-                        const char *code, const char *text, int64_t *rowid)
+int sc_notice_row(sc_client *c, const char *who, uint32_t dev, uint64_t server_ts,
+                  const char *code, const char *text, int64_t *rowid)
 {
     sc_msg_row m;
     char extra[128];
@@ -197,65 +181,13 @@ static int queue_session_reset(sc_client *c, const char *who)
     return sc_enqueue_content(c, who, &content, 0);
 }
 
-/* After commit: downloads the attachments of history row `rowid` that have
- * neither a local path nor an error yet (their pointers are in the row's
- * extra JSON, attach.c), records the path or the error, and wipes the key
- * of every attachment that reached a final state. */
+/* After commit: downloads the attachments of history row `rowid` still to
+ * fetch and records the path or the error in the row; a download that
+ * failed for a cause that may pass (network, local disk) keeps its pointer
+ * and is tried again by sc_attachment_retry_pending (attach.c). */
 static void fetch_attachments(sc_client *c, int64_t rowid)
 {
-    sqlite3_stmt *st = NULL;
-    json_t *extra = NULL, *arr;
-    uint64_t ts = 0;
-    bool changed = false;
-    char *s;
-
-    if (sqlite3_prepare_v2(c->db, "SELECT extra, timestamp FROM client_messages WHERE id = ?", -1,
-                           &st, NULL) != SQLITE_OK)
-        return;
-    sqlite3_bind_int64(st, 1, rowid);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
-        extra = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
-        ts = (uint64_t)sqlite3_column_int64(st, 1);
-    }
-    sqlite3_finalize(st);
-    arr = json_object_get(extra, "attachments");
-    for (size_t i = 0; i < json_array_size(arr); i++) {
-        Sotto__Content__AttachmentPointer p;
-        char *path = NULL;
-        json_t *a = json_array_get(arr, i);
-        int rc;
-
-        if (!json_is_object(a) || json_string_value(json_object_get(a, "path")) ||
-            json_string_value(json_object_get(a, "error")))
-            continue; /* done before (or not an attachment) */
-        changed = true;
-        rc = sc_attachment_pointer_from_json(a, &p);
-        if (rc == SC_OK) {
-            rc = sc_attachment_download(c, &p, ts, &path);
-            sc_attachment_pointer_clear(&p);
-        } else {
-            rc = sc_fail(c, SC_E_INTEGRITY, "malformed attachment pointer");
-        }
-        if (rc == SC_OK) {
-            json_object_set_new(a, "path", json_string(path));
-        } else {
-            if (rc == SC_E_INTEGRITY)
-                c->integrity_failures++;
-            json_object_set_new(a, "error", json_string(c->err));
-        }
-        if (rc == SC_OK || rc == SC_E_INTEGRITY) {
-            /* final: the key is of no further use */
-            json_object_del(a, "key");
-            json_object_del(a, "digest");
-        }
-        free(path);
-    }
-    if (changed && (s = json_dumps(extra, JSON_COMPACT)) != NULL) {
-        (void)sc_msg_set_extra(c, rowid, s);
-        sodium_memzero(s, strlen(s));
-        free(s);
-    }
-    json_decref(extra);
+    (void)sc_attachment_fetch_row(c, rowid);
 }
 
 /* SOTTO_TEST_CRASH_AFTER_DECRYPT=N (docs/cli.md "Test hooks"): the process
@@ -279,45 +211,34 @@ static void test_crash_hook(void)
     }
 }
 
-/* Shows a stored row: fetches its attachments, takes it off the pending
- * list, then emits its event. A process killed before the pending mark is
- * removed shows the row at its next receive/listen (sc_emit_pending); one
- * killed after it keeps the row in the history only. */
+/* Shows a stored row that this process holds on the pending list (its
+ * envelope's transaction put it there claimed by us, or
+ * sc_pending_event_claim_next took it over): fetches its attachments,
+ * emits its event, and only then takes it off the list. A process killed
+ * before that shows nothing lost: the row's claim dies with it and the next
+ * receive/listen shows the row (sc_emit_pending). A row that another
+ * process took over meanwhile (our claim went stale) is left to it. */
 static void finish_row(sc_client *c, int64_t rowid, sc_event_cb cb, void *ud)
 {
     fetch_attachments(c, rowid);
-    (void)sc_pending_event_done(c, rowid);
+    if (sc_pending_event_hold(c, rowid) != SC_OK)
+        return;
     emit_rowid(c, rowid, cb, ud);
+    (void)sc_pending_event_done(c, rowid);
 }
 
 int sc_emit_pending(sc_client *c, sc_event_cb cb, void *ud)
 {
-    sqlite3_stmt *st = NULL;
-    int64_t *rows = NULL;
-    size_t n = 0, cap = 0;
-    int rc = SC_OK;
+    int64_t after = 0, row = 0;
+    int rc;
 
-    if (sqlite3_prepare_v2(c->db, "SELECT msg_id FROM client_pending_events ORDER BY msg_id", -1,
-                           &st, NULL) != SQLITE_OK)
-        return sc_fail(c, SC_E_STORE, "database error: %s", sqlite3_errmsg(c->db));
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            int64_t *nr = realloc(rows, nc * sizeof *rows);
-            if (nr == NULL) {
-                rc = sc_fail(c, SC_E_INTERNAL, "out of memory");
-                break;
-            }
-            rows = nr;
-            cap = nc;
-        }
-        rows[n++] = sqlite3_column_int64(st, 0);
+    /* one row at a time, each claimed before it is shown: a second process
+     * on this account never shows the same row */
+    while ((rc = sc_pending_event_claim_next(c, after, &row)) == SC_OK) {
+        finish_row(c, row, cb, ud);
+        after = row;
     }
-    sqlite3_finalize(st);
-    for (size_t i = 0; rc == SC_OK && i < n; i++)
-        finish_row(c, rows[i], cb, ud);
-    free(rows);
-    return rc;
+    return rc == SC_E_NOT_FOUND ? SC_OK : rc;
 }
 
 typedef struct pending_emit {
@@ -334,14 +255,9 @@ static void pend(pending_emit *p, int64_t row)
 /* Highest history row id (0 when empty). */
 static int64_t max_row(sc_client *c)
 {
-    sqlite3_stmt *st = NULL;
     int64_t v = 0;
 
-    if (sqlite3_prepare_v2(c->db, "SELECT max(id) FROM client_messages", -1, &st, NULL) ==
-            SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    (void)sc_msg_max_id(c, &v);
     return v;
 }
 
@@ -405,7 +321,7 @@ void sc_content_free(Sotto__Content__Content *ct)
 }
 
 /* Handles decrypted content from (source, dev). Inside the transaction. */
-static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
+static int handle_content(sc_client *c, const sc_envelope *e,
                           const Sotto__Content__Content *ct, pending_emit *pe)
 {
     const char *src = e->source;
@@ -432,8 +348,8 @@ static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
                 return SC_OK;
             if (dm->group->type != SOTTO__CONTENT__GROUP_CONTEXT__TYPE__DELIVER) {
                 int64_t before = max_row(c);
-                rc = sc_group_apply_update(c, src, e->source_device_id, dm->group, s->timestamp,
-                                           e->server_timestamp_ms);
+                rc = sc_group_apply_update(c, src, e->source_device, dm->group, s->timestamp,
+                                           e->server_ts);
                 if (rc == SC_OK && max_row(c) > before)
                     pend(pe, max_row(c));
                 return rc;
@@ -448,9 +364,9 @@ static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
         m.conv = dm->group ? gid_hex : s->destination;
         m.direction = 1;
         m.sender = src;
-        m.sender_device = e->source_device_id;
+        m.sender_device = e->source_device;
         m.timestamp = s->timestamp;
-        m.server_ts = e->server_timestamp_ms;
+        m.server_ts = e->server_ts;
         m.kind = "text";
         m.body = dm->body;
         m.body_len = strlen(dm->body);
@@ -467,7 +383,7 @@ static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
     if (rc != SC_OK || seen)
         return rc;
     if (!sc_utf8_valid(ct->data->body, strlen(ct->data->body)))
-        return store_notice(c, src, e->source_device_id, e->server_timestamp_ms, "malformed",
+        return sc_notice_row(c, src, e->source_device, e->server_ts, "malformed",
                             "a message with invalid text was dropped", &rowid) == SC_OK
                    ? (pend(pe, rowid), SC_OK)
                    : SC_E_STORE;
@@ -482,8 +398,8 @@ static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
             return SC_OK;
         if (g->type != SOTTO__CONTENT__GROUP_CONTEXT__TYPE__DELIVER) {
             int64_t before = max_row(c);
-            rc = sc_group_apply_update(c, src, e->source_device_id, g, ct->timestamp,
-                                       e->server_timestamp_ms);
+            rc = sc_group_apply_update(c, src, e->source_device, g, ct->timestamp,
+                                       e->server_ts);
             if (rc == SC_OK && max_row(c) > before)
                 pend(pe, max_row(c));
             return rc;
@@ -511,9 +427,9 @@ static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
     m.conv = ct->data->group ? gid_hex : src;
     m.direction = 0;
     m.sender = src;
-    m.sender_device = e->source_device_id;
+    m.sender_device = e->source_device;
     m.timestamp = ct->timestamp;
-    m.server_ts = e->server_timestamp_ms;
+    m.server_ts = e->server_ts;
     m.kind = "text";
     m.body = ct->data->body;
     m.body_len = strlen(ct->data->body);
@@ -525,7 +441,7 @@ static int handle_content(sc_client *c, const Sotto__Api__Envelope *e,
     return rc;
 }
 
-int sc_process_envelope(sc_client *c, const Sotto__Api__Envelope *e, bool from_held, sc_event_cb cb,
+int sc_process_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_event_cb cb,
                         void *ud)
 {
     sotto_address a;
@@ -539,11 +455,10 @@ int sc_process_envelope(sc_client *c, const Sotto__Api__Envelope *e, bool from_h
     int rc, e2;
 
     memset(&pe, 0, sizeof pe);
-    if (e == NULL || e->source == NULL || !sc_username_valid(e->source) || e->id.len == 0 ||
-        e->id.len > 64)
+    if (e == NULL || !sc_username_valid(e->source) || e->id_len == 0)
         return SC_OK; /* nothing we can attribute: ack and forget */
     if (!from_held) {
-        rc = sc_envelope_seen(c, e->id.data, e->id.len, &seen);
+        rc = sc_envelope_seen(c, e->id, e->id_len, &seen);
         if (rc != SC_OK)
             return rc;
         if (seen)
@@ -554,20 +469,20 @@ int sc_process_envelope(sc_client *c, const Sotto__Api__Envelope *e, bool from_h
         return rc;
     a.name = e->source;
     a.name_len = strlen(e->source);
-    a.device_id = e->source_device_id;
+    a.device_id = e->source_device;
     if (e->type != SOTTO_MSG_SIGNAL && e->type != SOTTO_MSG_PREKEY) {
         snprintf(text, sizeof text, "a message of unsupported type %u from %s was dropped", e->type,
                  e->source);
-        rc = store_notice(c, e->source, e->source_device_id, e->server_timestamp_ms, "unsupported",
+        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "unsupported",
                           text, &rowid);
         pend(&pe, rowid);
         goto mark;
     }
-    e2 = sotto_session_decrypt(&c->ps, &a, (int)e->type, e->body.data, e->body.len, &pt, &pt_len);
+    e2 = sotto_session_decrypt(&c->ps, &a, (int)e->type, e->body, e->body_len, &pt, &pt_len);
     if (e2 == SOTTO_ERR_UNTRUSTED_IDENTITY && !from_held) {
         sotto_prekey_message_info info;
-        if (sotto_prekey_message_inspect(&info, e->body.data, e->body.len) == SOTTO_OK)
-            rc = sc_pending_identity_set(c, e->source, e->source_device_id, &info.identity_key);
+        if (sotto_prekey_message_inspect(&info, e->body, e->body_len) == SOTTO_OK)
+            rc = sc_pending_identity_set(c, e->source, e->source_device, &info.identity_key);
         if (rc == SC_OK)
             rc = sc_held_add(c, e);
         snprintf(text, sizeof text,
@@ -575,7 +490,7 @@ int sc_process_envelope(sc_client *c, const Sotto__Api__Envelope *e, bool from_h
                  " compare it and run `sotto trust %s`",
                  e->source, e->source);
         if (rc == SC_OK)
-            rc = store_notice(c, e->source, e->source_device_id, e->server_timestamp_ms,
+            rc = sc_notice_row(c, e->source, e->source_device, e->server_ts,
                               "identity_changed", text, &rowid);
         pend(&pe, rowid);
         goto mark;
@@ -586,34 +501,24 @@ int sc_process_envelope(sc_client *c, const Sotto__Api__Envelope *e, bool from_h
         snprintf(text, sizeof text,
                  "a message from %s (device %u) could not be decrypted (%s);"
                  " starting a new session",
-                 e->source, e->source_device_id, sotto_strerror(e2));
-        rc = store_notice(c, e->source, e->source_device_id, e->server_timestamp_ms,
+                 e->source, e->source_device, sotto_strerror(e2));
+        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts,
                           "undecryptable", text, &rowid);
         pend(&pe, rowid);
         if (rc == SC_OK && e2 != SOTTO_ERR_UNTRUSTED_IDENTITY) {
             /* The next send to this device starts from a fresh bundle (the
              * current state is archived, so late messages still decrypt). */
-            sqlite3_stmt *st = NULL;
-            if (sqlite3_prepare_v2(c->db,
-                                   "INSERT OR IGNORE INTO client_session_reset(name,"
-                                   " device_id) VALUES(?, ?)",
-                                   -1, &st, NULL) == SQLITE_OK) {
-                sqlite3_bind_text(st, 1, e->source, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, e->source_device_id);
-                if (sqlite3_step(st) != SQLITE_DONE)
-                    rc = sc_fail(c, SC_E_STORE, "database error");
-            }
-            sqlite3_finalize(st);
+            rc = sc_session_reset_add(c, e->source, e->source_device);
             if (rc == SC_OK)
                 rc = queue_session_reset(c, e->source);
         }
         goto mark;
     }
-    (void)sc_contact_touch(c, e->source, e->source_device_id);
+    (void)sc_contact_touch(c, e->source, e->source_device);
     if (sc_content_decode(pt, pt_len, &ct) != SC_OK) {
         snprintf(text, sizeof text, "a message from %s (device %u) was malformed", e->source,
-                 e->source_device_id);
-        rc = store_notice(c, e->source, e->source_device_id, e->server_timestamp_ms, "malformed",
+                 e->source_device);
+        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "malformed",
                           text, &rowid);
         pend(&pe, rowid);
         goto mark;
@@ -623,7 +528,7 @@ mark:
     for (size_t i = 0; rc == SC_OK && i < pe.n; i++)
         rc = sc_pending_event_add(c, pe.rows[i]);
     if (rc == SC_OK)
-        rc = sc_envelope_mark(c, e->id.data, e->id.len);
+        rc = sc_envelope_mark(c, e->id, e->id_len);
     if (rc == SC_OK)
         rc = sc_db_commit(c);
     else
@@ -647,17 +552,138 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* ------------------------------------------------------------ senders
+ *
+ * A message is shown as genuine only when its sending device is in a list
+ * the sender's pinned account key signed (docs/protocol.md "Account key and
+ * device list"). The list we hold is checked first; a device not in it
+ * makes us fetch the sender's current list (the server may not hide a newer
+ * one behind an older one: sc_account_accept refuses a lower version).
+ */
+/* Whether list entry d is the device that sent e: for a PreKey message
+ * (a new session) the identity key it carries must be the listed one. */
+static bool same_device(const sotto_device_entry *d, const sc_envelope *e)
+{
+    sotto_prekey_message_info info;
+
+    if (d == NULL)
+        return false;
+    if (e->type != SOTTO_MSG_PREKEY)
+        return true;
+    return sotto_prekey_message_inspect(&info, e->body, e->body_len) == SOTTO_OK &&
+           sotto_public_key_equal(&info.identity_key, &d->identity_key);
+}
+
+int sc_vet_sender(sc_client *c, const sc_envelope *e, bool *genuine)
+{
+    const sotto_device_entry *d;
+    sotto_device_list l;
+    int rc = sc_account_current(c, e->source, &l);
+
+    *genuine = false;
+    if (rc != SC_OK && rc != SC_E_NOT_FOUND)
+        return rc;
+    if (rc == SC_E_NOT_FOUND || !same_device(sotto_device_list_find(&l, e->source_device), e)) {
+        rc = sc_connect(c);
+        if (rc == SC_OK)
+            rc = sc_account_refresh(c, e->source, &l);
+        if (rc != SC_OK)
+            return rc;
+    }
+    d = sotto_device_list_find(&l, e->source_device);
+    if (!same_device(d, e))
+        return SC_OK;
+    *genuine = true;
+    return sc_trust_vouched(c, e->source, d);
+}
+
+/* An envelope that is not shown now: held until `trust` (hold) or dropped,
+ * with a notice saying why; marked processed, in one transaction. */
+static int set_aside(sc_client *c, const sc_envelope *e, bool hold, const char *code,
+                     const char *text, sc_event_cb cb, void *ud)
+{
+    int64_t rowid = 0;
+    int rc = sc_db_begin(c);
+
+    if (rc != SC_OK)
+        return rc;
+    if (hold)
+        rc = sc_held_add(c, e);
+    if (rc == SC_OK)
+        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, code, text, &rowid);
+    if (rc == SC_OK)
+        rc = sc_pending_event_add(c, rowid);
+    if (rc == SC_OK)
+        rc = sc_envelope_mark(c, e->id, e->id_len);
+    if (rc == SC_OK)
+        rc = sc_db_commit(c);
+    else
+        sc_db_rollback(c);
+    if (rc == SC_OK)
+        finish_row(c, rowid, cb, ud);
+    return rc;
+}
+
+/* Vets, then processes, one received envelope. SC_OK when it may be acked. */
+int sc_accept_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_event_cb cb,
+                       void *ud)
+{
+    char text[sizeof c->err + 160];
+    bool genuine = false, seen = false;
+    int rc;
+
+    if (!sc_username_valid(e->source) || e->id_len == 0)
+        return SC_OK; /* nothing we can attribute: ack and forget */
+    if (!from_held) {
+        rc = sc_envelope_seen(c, e->id, e->id_len, &seen);
+        if (rc != SC_OK || seen)
+            return rc;
+    }
+    rc = sc_vet_sender(c, e, &genuine);
+    if (rc == SC_E_UNTRUSTED && !from_held) {
+        snprintf(text, sizeof text, "a message from %s was held: %s", e->source, c->err);
+        return set_aside(c, e, true, "identity_changed", text, cb, ud);
+    }
+    if (rc != SC_OK)
+        return rc;
+    if (!genuine) {
+        snprintf(text, sizeof text,
+                 "a message from device %u of %s was not shown: %s's signed device list does"
+                 " not contain that device",
+                 e->source_device, e->source, e->source);
+        return set_aside(c, e, false, "unlisted_device", text, cb, ud);
+    }
+    return sc_process_envelope(c, e, from_held, cb, ud);
+}
+
+/* A push the server stored damaged (it does not parse): it can never be
+ * shown, so it is reported once and acknowledged, never left to block the
+ * queue behind it. */
+static void report_bad_push(sc_client *c, const sc_push *p, sc_event_cb cb, void *ud)
+{
+    int64_t rowid = 0;
+    char text[256];
+
+    snprintf(text, sizeof text,
+             "the server delivered a damaged envelope (%s); it was dropped",
+             p->error[0] ? p->error : "unreadable");
+    if (sc_notice_row(c, "", 0, sc_now_ms(), "damaged_envelope", text, &rowid) == SC_OK &&
+        rowid > 0)
+        emit_rowid(c, rowid, cb, ud);
+}
+
 int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void *ud)
 {
     unsigned backoff = 1000;
     uint32_t processed, expected;
+    uint64_t connected_at = 0;
     bool first = true;
     int rc;
 
     for (;;) {
-        Sotto__Api__ClientFrame pf = SOTTO__API__CLIENT_FRAME__INIT;
-        Sotto__Api__PrekeyStatusRequest ps = SOTTO__API__PREKEY_STATUS_REQUEST__INIT;
-        Sotto__Api__ServerFrame *r = NULL;
+        sc_api_result r;
+        uint32_t remaining = 0;
+        bool low = false;
         unsigned idle = 0;
 
         rc = sc_connect(c);
@@ -671,38 +697,34 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
         }
         if (rc != SC_OK)
             return rc;
-        backoff = 1000;
+        connected_at = sc_now_ms();
         if (first) {
             /* what a killed predecessor stored but never showed */
             first = false;
             sc_attachment_cleanup_temp(c);
             rc = sc_emit_pending(c, cb, ud);
+            if (rc == SC_OK)
+                rc = sc_attachment_retry_pending(c, cb, ud);
             if (rc != SC_OK)
                 return rc;
         }
         (void)sc_flush(c, NULL);
         /* A round trip so that queued pushes are on their way. */
-        pf.op_case = SOTTO__API__CLIENT_FRAME__OP_PREKEY_STATUS;
-        pf.prekey_status = &ps;
-        if (sc_api(c, &pf, &r) == SC_OK && r) {
-            if (r->status == SOTTO__API__STATUS__STATUS_OK && r->prekey_status &&
-                r->prekey_status->prekeys_low)
-                (void)sc_keys_maintain(c, true);
-            sotto__api__server_frame__free_unpacked(r, NULL);
-        }
+        if (sc_api_prekey_status(c, &remaining, &low, &r) == SC_API_OK && low)
+            (void)sc_keys_maintain(c, true);
+        sc_api_result_clear(&r);
         processed = 0;
         expected = c->login_queued;
         for (;;) {
-            Sotto__Api__ServerFrame *f;
+            sc_push p;
             if (c->conn == NULL)
                 break;
             /* drain: wait (up to 15 s) for the envelopes the login
              * announced, then until 400 ms pass without one */
-            f = sc_conn_next_push(c->conn, stay ? 1000 : (processed < expected ? 15000 : 400),
-                                  stop);
-            if (f == NULL) {
+            sc_api_next_push(c, stay ? 1000 : (processed < expected ? 15000 : 400), stop, &p);
+            if (p.kind == SC_PUSH_NONE) {
                 if (stop && *stop) {
-                    (void)sc_conn_flush(c->conn, 2000);
+                    (void)sc_api_flush(c, 2000);
                     return SC_OK;
                 }
                 if (c->conn && sc_conn_device_removed(c->conn))
@@ -714,35 +736,49 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
                 if (!stay) {
                     /* drained: send what decryption queued (session resets) */
                     (void)sc_flush(c, NULL);
-                    if (c->conn)
-                        (void)sc_conn_flush(c->conn, 2000);
-                    if (c->integrity_failures)
-                        return sc_fail(c, SC_E_INTEGRITY,
-                                       "%u attachment(s) failed verification"
-                                       " and were not saved",
-                                       c->integrity_failures);
-                    return SC_OK;
+                    (void)sc_api_flush(c, 2000);
+                    return sc_attachment_outcome(c);
                 }
-                if (++idle % 30 == 0)
+                if (++idle % 30 == 0) {
                     (void)sc_flush(c, NULL);
+                    (void)sc_attachment_retry_pending(c, cb, ud);
+                }
                 continue;
             }
-            rc = sc_process_envelope(c, f->push, false, cb, ud);
-            if (rc != SC_OK) {
-                /* not stored: do not ack, it will come again */
-                sotto__api__server_frame__free_unpacked(f, NULL);
-                return rc;
+            if (p.kind == SC_PUSH_BAD) {
+                report_bad_push(c, &p, cb, ud);
+            } else {
+                rc = sc_accept_envelope(c, &p.envelope, false, cb, ud);
+                if (rc != SC_OK) {
+                    /* not stored: do not ack, it will come again */
+                    sc_push_clear(&p);
+                    return rc;
+                }
             }
-            (void)sc_conn_ack(c->conn, f->id);
-            sotto__api__server_frame__free_unpacked(f, NULL);
+            (void)sc_api_ack(c, p.push_id);
+            sc_push_clear(&p);
             processed++;
-            if (sc_conn_take_prekeys_low(c->conn))
+            if (c->conn && sc_conn_take_prekeys_low(c->conn))
                 (void)sc_keys_maintain(c, true);
         }
         sc_disconnect(c);
         if (!stay)
-            return sc_fail(c, SC_E_NETWORK, "connection lost while receiving");
+            return sc_fail(c, SC_E_NETWORK,
+                           "connection lost while receiving (the server closed it; another"
+                           " process on this account may have taken over the connection)");
         if (stop && *stop)
             return SC_OK;
+        /* A connection that ended soon after it opened (the server gave the
+         * device's one connection to another process of the same account,
+         * or keeps dropping it) is not retried at once: back off, so that
+         * two `listen`s do not take the connection from each other in a
+         * tight loop. A connection that lasted resets the backoff. */
+        if (sc_now_ms() - connected_at < 5000) {
+            for (unsigned w = 0; w < backoff && !(stop && *stop); w += 100)
+                sleep_ms(100);
+            backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+        } else {
+            backoff = 1000;
+        }
     }
 }

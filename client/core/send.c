@@ -11,7 +11,9 @@
 
 #include <sodium.h>
 
+#include "api.h"
 #include "internal.h"
+#include "sotto/account.h"
 #include "sotto/error.h"
 
 static sotto_address addr_of(const char *name, uint32_t dev)
@@ -20,228 +22,127 @@ static sotto_address addr_of(const char *name, uint32_t dev)
     return a;
 }
 
-/* Checks a bundle's identity against what we trust; records a change. */
-static int check_identity(sc_client *c, const char *name, uint32_t dev, const sotto_public_key *key)
+/*
+ * A device's identity key that a list signed by the account's pinned key
+ * names is trusted: safety numbers cover account keys, so a contact who
+ * links a device or reinstalls one keeps the same safety number
+ * (docs/protocol.md "Account key and device list"). The account key itself
+ * is what `trust` accepts.
+ */
+int sc_trust_vouched(sc_client *c, const char *name, const sotto_device_entry *e)
 {
-    sotto_address a = addr_of(name, dev);
+    sotto_address a = addr_of(name, e->device_id);
     sotto_public_key known;
     int r = c->ps.identity.get(c->ps.identity.user_data, &a, &known);
 
-    if (r == SOTTO_ERR_NOT_FOUND)
-        return SC_OK; /* first use */
-    if (r != SOTTO_OK)
-        return sc_fail(c, SC_E_STORE, "cannot read the trusted identity of %s", name);
-    if (sotto_public_key_equal(&known, key))
+    if (r == SOTTO_OK && sotto_public_key_equal(&known, &e->identity_key))
         return SC_OK;
-    (void)sc_pending_identity_set(c, name, dev, key);
-    return sc_fail(c, SC_E_UNTRUSTED,
-                   "safety number with %s changed: compare it (sotto"
-                   " safety-number %s) and run `sotto trust %s` to send again",
-                   name, name, name);
+    if (r != SOTTO_OK && r != SOTTO_ERR_NOT_FOUND)
+        return sc_fail(c, SC_E_STORE, "cannot read the trusted identity of %s", name);
+    if (c->ps.identity.save(c->ps.identity.user_data, &a, &e->identity_key) != SOTTO_OK)
+        return sc_fail(c, SC_E_STORE, "cannot save the identity of %s device %u", name,
+                       e->device_id);
+    /* a device with new keys (reinstalled): its old session is over */
+    if (r == SOTTO_OK && sotto_session_delete(&c->ps, &a) != SOTTO_OK)
+        return sc_fail(c, SC_E_STORE, "cannot delete a session");
+    return sc_contact_touch(c, name, e->device_id);
 }
 
-/*
- * "Cannot silently add a device" (docs/api.md "Adding a device"): a device
- * other than 1 must carry the signature of the device that added it over
- * its keys. Device 1's auth key is learned on first use; every other
- * device's signer key comes from this response or from what we learned
- * before. A device whose auth key changed is treated like a changed
- * identity (run `trust`).
- */
-static int check_device(sc_client *c, const char *name, const Sotto__Api__DeviceBundle *d,
-                        const Sotto__Api__GetBundleResponse *all)
+/* A bundle device must be in the account's accepted signed list, with the
+ * same keys and registration id; otherwise the server is offering a device
+ * the account's owner did not authorise. */
+static int check_device(sc_client *c, const char *name, const sc_api_bundle *d,
+                        const sotto_device_list *l)
 {
-    uint8_t known[32], signer[32], msg[19 + 1 + 1 + 32 + 32 + SOTTO_PUBLIC_KEY_BYTES + 4];
-    size_t n = 0, ul = strlen(name);
-    bool have_signer = false;
-    sotto_public_key idk;
+    const sotto_device_entry *e = sotto_device_list_find(l, d->device_id);
 
-    if (d->auth_key.len != 32 || d->identity_key.len != SOTTO_PUBLIC_KEY_BYTES ||
-        sotto_public_key_decode(&idk, d->identity_key.data, d->identity_key.len) != SOTTO_OK)
-        return sc_fail(c, SC_E_SERVER, "the server sent a malformed device record for %s", name);
-    if (sc_device_auth_get(c, name, d->device_id, known) == SC_OK &&
-        sodium_memcmp(known, d->auth_key.data, 32) != 0) {
-        (void)sc_pending_identity_set(c, name, d->device_id, &idk);
+    if (e == NULL)
         return sc_fail(c, SC_E_UNTRUSTED,
-                       "device %u of %s has a new key: compare the safety"
-                       " number (sotto safety-number %s) and run `sotto trust %s`",
-                       d->device_id, name, name, name);
-    }
-    if (d->device_id != 1) {
-        if (d->added_by == 0 || d->add_signature.len != crypto_sign_BYTES)
-            goto unsigned_device;
-        /* the signer's key: learned before, or device 1 in this answer (TOFU) */
-        if (sc_device_auth_get(c, name, d->added_by, signer) == SC_OK)
-            have_signer = true;
-        for (size_t i = 0; !have_signer && d->added_by == 1 && all && i < all->n_devices; i++) {
-            const Sotto__Api__DeviceBundle *o = all->devices[i];
-            if (o->device_id == 1 && o->auth_key.len == 32) {
-                memcpy(signer, o->auth_key.data, 32);
-                have_signer = true;
-            }
-        }
-        if (!have_signer && c->username && strcmp(name, c->username) == 0 &&
-            d->added_by == c->device_id) {
-            uint8_t *sk = NULL;
-            size_t skl = 0;
-            if (sc_cfg_get_blob(c, "auth_sk", &sk, &skl) == SC_OK && skl == 64) {
-                crypto_sign_ed25519_sk_to_pk(signer, sk);
-                have_signer = true;
-            }
-            if (sk) {
-                sodium_memzero(sk, skl);
-                free(sk);
-            }
-        }
-        if (!have_signer)
-            goto unsigned_device;
-        memcpy(msg + n, "SOTTO-ADD-DEVICE-V1", 19);
-        n += 19;
-        msg[n++] = 0x00;
-        msg[n++] = (uint8_t)ul;
-        memcpy(msg + n, name, ul);
-        n += ul;
-        memcpy(msg + n, d->auth_key.data, 32);
-        n += 32;
-        memcpy(msg + n, d->identity_key.data, SOTTO_PUBLIC_KEY_BYTES);
-        n += SOTTO_PUBLIC_KEY_BYTES;
-        msg[n++] = (uint8_t)(d->registration_id >> 24);
-        msg[n++] = (uint8_t)(d->registration_id >> 16);
-        msg[n++] = (uint8_t)(d->registration_id >> 8);
-        msg[n++] = (uint8_t)d->registration_id;
-        if (crypto_sign_verify_detached(d->add_signature.data, msg, n, signer) != 0)
-            goto unsigned_device;
-    }
-    return sc_device_auth_set(c, name, d->device_id, d->auth_key.data);
-unsigned_device:
-    return sc_fail(c, SC_E_UNTRUSTED,
-                   "device %u of %s was not added by one of %s's devices"
-                   " (no valid signature): refusing to send to it",
-                   d->device_id, name, name);
+                       "the server offered device %u of %s, which %s's signed device list"
+                       " (version %llu) does not contain: refusing to send",
+                       d->device_id, name, name, (unsigned long long)l->version);
+    if (sodium_memcmp(e->identity_key.bytes, d->identity_key, SOTTO_PUBLIC_KEY_BYTES) != 0 ||
+        sodium_memcmp(e->auth_key, d->auth_key, sizeof e->auth_key) != 0 ||
+        e->registration_id != d->registration_id)
+        return sc_fail(c, SC_E_UNTRUSTED,
+                       "the server offered device %u of %s with keys that %s's signed device"
+                       " list (version %llu) does not name: refusing to send",
+                       d->device_id, name, name, (unsigned long long)l->version);
+    return sc_trust_vouched(c, name, e);
 }
 
-/* Fetches bundles of `name` (device 0 = all) and starts sessions. */
-static int fetch_bundles(sc_client *c, const char *name, uint32_t device_id, bool *none)
+/* Starts a session from one checked bundle. */
+static int start_session(sc_client *c, const char *name, const sc_api_bundle *d)
 {
-    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__GetBundleRequest gb = SOTTO__API__GET_BUNDLE_REQUEST__INIT;
-    Sotto__Api__ServerFrame *r = NULL;
+    sotto_prekey_bundle b;
+    sotto_address a = addr_of(name, d->device_id);
+    int rc;
+
+    memset(&b, 0, sizeof b);
+    if (!d->has_signed_prekey ||
+        sotto_public_key_decode(&b.identity_key, d->identity_key, sizeof d->identity_key) ||
+        sotto_public_key_decode(&b.signed_prekey, d->signed_prekey, sizeof d->signed_prekey))
+        return sc_fail(c, SC_E_SERVER, "the server sent a malformed key bundle for %s", name);
+    b.registration_id = d->registration_id;
+    b.device_id = d->device_id;
+    b.signed_prekey_id = d->signed_prekey_id;
+    memcpy(b.signed_prekey_signature, d->signed_prekey_signature, SOTTO_SIGNATURE_BYTES);
+    if (d->has_prekey) {
+        if (sotto_public_key_decode(&b.prekey, d->prekey, sizeof d->prekey) != SOTTO_OK)
+            return sc_fail(c, SC_E_SERVER, "malformed one-time prekey for %s", name);
+        b.has_prekey = true;
+        b.prekey_id = d->prekey_id;
+    }
+    rc = sotto_session_process_bundle(&c->ps, &a, &b);
+    if (rc == SOTTO_ERR_UNTRUSTED_IDENTITY) {
+        (void)sc_pending_identity_set(c, name, d->device_id, &b.identity_key);
+        return sc_fail(c, SC_E_UNTRUSTED, "safety number with %s changed: run `sotto trust %s`",
+                       name, name);
+    }
+    if (rc != SOTTO_OK)
+        return sc_fail(c, SC_E_SERVER, "bad key bundle from %s device %u: %s", name, d->device_id,
+                       sotto_strerror(rc));
+    return sc_contact_touch(c, name, d->device_id);
+}
+
+/* Fetches bundles of `name` (device 0 = all), checks the account key and
+ * signed list that come with them, checks every device against the list
+ * and starts sessions. Nothing is started when any device fails. */
+static int fetch_bundles(sc_client *c, const char *name, uint32_t device_id)
+{
     bool self = c->username && strcmp(name, c->username) == 0;
+    sc_api_bundle *b = NULL;
+    sc_api_account acct;
+    sc_api_result r;
+    sotto_device_list l;
+    size_t n = 0;
     int rc;
 
-    if (none)
-        *none = false;
-    gb.username = (char *)name;
-    gb.device_id = device_id;
-    f.op_case = SOTTO__API__CLIENT_FRAME__OP_GET_BUNDLE;
-    f.get_bundle = &gb;
-    rc = sc_api(c, &f, &r);
-    if (rc != SC_OK)
+    if (sc_api_get_bundles(c, name, device_id, &b, &n, &acct, &r) != SC_API_OK) {
+        if (r.outcome == SC_API_REFUSED && r.status == SC_ST_NOT_FOUND)
+            return sc_fail(c, SC_E_NOT_FOUND, "no such user (or no device with keys): %s", name);
+        rc = sc_api_fail(c, &r, "fetching keys");
+        sc_api_result_clear(&r);
         return rc;
-    if (r->status == SOTTO__API__STATUS__STATUS_NOT_FOUND) {
-        if (none)
-            *none = true;
-        rc = sc_fail(c, SC_E_NOT_FOUND, "no such user (or no device with keys): %s", name);
-        goto out;
     }
-    if (r->status != SOTTO__API__STATUS__STATUS_OK || r->get_bundle == NULL) {
-        rc = sc_status_error(c, r, "fetching keys");
-        goto out;
-    }
-    for (size_t i = 0; i < r->get_bundle->n_devices; i++) {
-        const Sotto__Api__DeviceBundle *d = r->get_bundle->devices[i];
-        sotto_prekey_bundle b;
-        sotto_address a;
-
-        if (self && d->device_id == c->device_id)
-            continue;
-        memset(&b, 0, sizeof b);
-        if (d->signed_prekey == NULL ||
-            sotto_public_key_decode(&b.identity_key, d->identity_key.data, d->identity_key.len) ||
-            sotto_public_key_decode(&b.signed_prekey, d->signed_prekey->public_key.data,
-                                    d->signed_prekey->public_key.len) ||
-            d->signed_prekey->signature.len != SOTTO_SIGNATURE_BYTES) {
-            rc = sc_fail(c, SC_E_SERVER, "the server sent a malformed key bundle for %s", name);
-            goto out;
-        }
-        b.registration_id = d->registration_id;
-        b.device_id = d->device_id;
-        b.signed_prekey_id = d->signed_prekey->id;
-        memcpy(b.signed_prekey_signature, d->signed_prekey->signature.data, SOTTO_SIGNATURE_BYTES);
-        if (d->prekey) {
-            if (sotto_public_key_decode(&b.prekey, d->prekey->public_key.data,
-                                        d->prekey->public_key.len) != SOTTO_OK) {
-                rc = sc_fail(c, SC_E_SERVER, "malformed one-time prekey for %s", name);
-                goto out;
-            }
-            b.has_prekey = true;
-            b.prekey_id = d->prekey->id;
-        }
-        rc = check_identity(c, name, d->device_id, &b.identity_key);
-        if (rc == SC_OK)
-            rc = check_device(c, name, d, r->get_bundle);
-        if (rc != SC_OK)
-            goto out;
-        a = addr_of(name, d->device_id);
-        rc = sotto_session_process_bundle(&c->ps, &a, &b);
-        if (rc == SOTTO_ERR_UNTRUSTED_IDENTITY) {
-            (void)sc_pending_identity_set(c, name, d->device_id, &b.identity_key);
-            rc = sc_fail(c, SC_E_UNTRUSTED, "safety number with %s changed: run `sotto trust %s`",
-                         name, name);
-            goto out;
-        }
-        if (rc != SOTTO_OK) {
-            rc = sc_fail(c, SC_E_SERVER, "bad key bundle from %s device %u: %s", name, d->device_id,
-                         sotto_strerror(rc));
-            goto out;
-        }
-        (void)sc_contact_touch(c, name, d->device_id);
-    }
-    rc = SC_OK;
-out:
-    sotto__api__server_frame__free_unpacked(r, NULL);
+    rc = sc_account_accept(c, name, &acct, &l);
+    sc_api_account_clear(&acct);
+    for (size_t i = 0; rc == SC_OK && i < n; i++)
+        if (!(self && b[i].device_id == c->device_id))
+            rc = check_device(c, name, &b[i], &l);
+    for (size_t i = 0; rc == SC_OK && i < n; i++)
+        if (!(self && b[i].device_id == c->device_id))
+            rc = start_session(c, name, &b[i]);
+    free(b);
     return rc;
 }
 
-int sc_fetch_identity_keys(sc_client *c, const char *name)
+static bool has_id(const uint32_t *ids, size_t n, uint32_t id)
 {
-    int rc = sc_connect(c);
-    if (rc != SC_OK)
-        return rc;
-    return fetch_bundles(c, name, 0, NULL);
-}
-
-/* Own account: the other devices that have keys (list_devices). */
-static int own_other_devices(sc_client *c, uint32_t **ids, size_t *n)
-{
-    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__ListDevicesRequest ld = SOTTO__API__LIST_DEVICES_REQUEST__INIT;
-    Sotto__Api__ServerFrame *r = NULL;
-    int rc;
-
-    *ids = NULL;
-    *n = 0;
-    f.op_case = SOTTO__API__CLIENT_FRAME__OP_LIST_DEVICES;
-    f.list_devices = &ld;
-    rc = sc_api(c, &f, &r);
-    if (rc != SC_OK)
-        return rc;
-    if (r->status != SOTTO__API__STATUS__STATUS_OK || r->list_devices == NULL) {
-        rc = sc_status_error(c, r, "devices");
-    } else {
-        *ids = calloc(r->list_devices->n_devices + 1, sizeof **ids);
-        if (*ids == NULL) {
-            rc = sc_fail(c, SC_E_INTERNAL, "out of memory");
-        } else {
-            for (size_t i = 0; i < r->list_devices->n_devices; i++) {
-                const Sotto__Api__DeviceInfo *d = r->list_devices->devices[i];
-                if (d->device_id != c->device_id && d->has_keys)
-                    (*ids)[(*n)++] = d->device_id;
-            }
-        }
-    }
-    sotto__api__server_frame__free_unpacked(r, NULL);
-    return rc;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
 }
 
 static int session_devices(sc_client *c, const char *name, uint32_t **ids, size_t *n)
@@ -269,23 +170,12 @@ static int session_devices(sc_client *c, const char *name, uint32_t **ids, size_
  * (sotto_session_process_bundle archives the old state). */
 static int reset_sessions(sc_client *c, const char *dest)
 {
-    sqlite3_stmt *st = NULL;
     uint32_t ids[16];
     size_t n = 0;
-    int rc = SC_OK;
+    int rc = sc_session_reset_list(c, dest, ids, 16, &n);
 
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT device_id FROM client_session_reset WHERE name = ?"
-                           " LIMIT 16",
-                           -1, &st, NULL) != SQLITE_OK)
-        return sc_fail(c, SC_E_STORE, "database error");
-    sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
-    while (n < 16 && sqlite3_step(st) == SQLITE_ROW)
-        ids[n++] = (uint32_t)sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
     for (size_t i = 0; rc == SC_OK && i < n; i++) {
-        bool none = false;
-        rc = fetch_bundles(c, dest, ids[i], &none);
+        rc = fetch_bundles(c, dest, ids[i]);
         if (rc == SC_E_NOT_FOUND) {
             /* that device is gone: forget its session */
             sotto_address a = addr_of(dest, ids[i]);
@@ -293,209 +183,208 @@ static int reset_sessions(sc_client *c, const char *dest)
                 return sc_fail(c, SC_E_STORE, "cannot delete a session");
             rc = SC_OK;
         }
-        if (rc == SC_OK) {
-            st = NULL;
-            if (sqlite3_prepare_v2(c->db,
-                                   "DELETE FROM client_session_reset WHERE name = ? AND"
-                                   " device_id = ?",
-                                   -1, &st, NULL) == SQLITE_OK) {
-                sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, ids[i]);
-                sqlite3_step(st);
-            }
-            sqlite3_finalize(st);
-        }
+        if (rc == SC_OK)
+            rc = sc_session_reset_remove(c, dest, ids[i]);
     }
     return rc;
 }
 
-static void free_outgoing(Sotto__Api__OutgoingMessage **v, size_t n)
+/* ------------------------------------------------------------ sending in steps
+ *
+ * sc_deliver() sends one padded content to every device of an account in
+ * four steps, each a function below: ensure_sessions (pending resets, then
+ * bundles when there is no session), encrypt_all (one transaction),
+ * sc_api_send, apply_mismatch. The policy -- how often a mismatch is
+ * repaired, and what is final -- is sc_deliver's alone; nothing here sleeps:
+ * a server that asks to wait gives SC_E_RETRY with sc_retry_at().
+ */
+
+/* Step 1: the device ids of `dest` to encrypt to: those of its current
+ * signed list with a session, starting sessions from fresh bundles for the
+ * listed devices without one. A session with a device the list no longer
+ * holds is deleted (a removed device gets nothing). *ids malloc()ed; *n 0
+ * only for our own account without other devices. */
+/* Whether our session with listed device e was made with e's keys. A
+ * session with another identity key or registration id under the same id
+ * (the id given to a new device, a device reinstalled or restored) is
+ * ended: the new keys are trusted because the list names them, and a new
+ * session is started from a bundle that must match them. */
+static int session_matches_list(sc_client *c, const char *dest, const sotto_device_entry *e)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (v[i]) {
-            free(v[i]->body.data);
-            free(v[i]);
+    sotto_address a = addr_of(dest, e->device_id);
+    uint32_t regid = 0;
+    int rc = sc_trust_vouched(c, dest, e); /* ends the session when the identity changed */
+
+    if (rc != SC_OK)
+        return rc;
+    if (sotto_session_remote_registration_id(&c->ps, &a, &regid) == SOTTO_OK &&
+        regid != e->registration_id && sotto_session_delete(&c->ps, &a) != SOTTO_OK)
+        return sc_fail(c, SC_E_STORE, "cannot delete a session");
+    return SC_OK;
+}
+
+static int ensure_sessions(sc_client *c, const char *dest, uint32_t **ids, size_t *n)
+{
+    bool self = c->username && strcmp(dest, c->username) == 0;
+    sotto_device_list l;
+    uint32_t *have = NULL;
+    size_t nh = 0;
+    int rc = sc_account_refresh(c, dest, &l);
+
+    *ids = NULL;
+    *n = 0;
+    if (rc == SC_OK)
+        rc = session_devices(c, dest, &have, &nh);
+    for (size_t i = 0; rc == SC_OK && i < nh; i++) {
+        const sotto_device_entry *e = sotto_device_list_find(&l, have[i]);
+        if (e != NULL) {
+            rc = session_matches_list(c, dest, e);
+        } else {
+            /* a device the list no longer holds gets nothing */
+            sotto_address a = addr_of(dest, have[i]);
+            if (sotto_session_delete(&c->ps, &a) != SOTTO_OK)
+                rc = sc_fail(c, SC_E_STORE, "cannot delete a session");
         }
     }
-    free(v);
+    free(have);
+    have = NULL;
+    if (rc == SC_OK)
+        rc = session_devices(c, dest, &have, &nh);
+    for (size_t i = 0; rc == SC_OK && i < l.n_devices; i++) {
+        uint32_t id = l.devices[i].device_id;
+        if ((self && id == c->device_id) || has_id(have, nh, id))
+            continue;
+        rc = fetch_bundles(c, dest, id);
+        if (rc == SC_E_NOT_FOUND)
+            rc = SC_OK; /* listed, but no keys uploaded yet: the server says */
+    }
+    free(have);
+    if (rc == SC_OK)
+        rc = session_devices(c, dest, ids, n);
+    if (rc == SC_OK && *n == 0 && !self)
+        rc = sc_fail(c, SC_E_NOT_FOUND, "%s has no device to send to", dest);
+    return rc;
+}
+
+static void free_ciphertexts(sc_api_outgoing *m, size_t n)
+{
+    for (size_t i = 0; m && i < n; i++)
+        free((void *)m[i].body);
+    free(m);
+}
+
+/* Step 2: encrypts for every device in one write transaction, so that
+ * another process on the same account (a running `listen`) cannot
+ * interleave its own read-modify-write of these sessions. */
+static int encrypt_all(sc_client *c, const char *dest, const uint8_t *padded, size_t padded_len,
+                       const uint32_t *ids, size_t n, sc_api_outgoing **out)
+{
+    sc_api_outgoing *m = calloc(n ? n : 1, sizeof *m);
+    int rc;
+
+    *out = NULL;
+    if (m == NULL)
+        return sc_fail(c, SC_E_INTERNAL, "out of memory");
+    rc = sc_db_begin(c);
+    for (size_t i = 0; rc == SC_OK && i < n; i++) {
+        sotto_address a = addr_of(dest, ids[i]);
+        uint8_t *ct = NULL;
+        size_t ct_len = 0;
+        int type = 0, e;
+
+        e = sotto_session_encrypt(&c->ps, &a, padded, padded_len, &ct, &ct_len, &type);
+        if (e == SOTTO_OK)
+            e = sotto_session_remote_registration_id(&c->ps, &a, &m[i].registration_id);
+        m[i].device_id = ids[i];
+        m[i].type = (uint32_t)type;
+        m[i].body = ct;
+        m[i].body_len = ct_len;
+        if (e == SOTTO_ERR_UNTRUSTED_IDENTITY)
+            /* the session still names an identity the user has not
+             * accepted (libsotto checks trust on encrypt) */
+            rc = sc_fail(c, SC_E_UNTRUSTED, "safety number with %s changed: run `sotto trust %s`",
+                         dest, dest);
+        else if (e != SOTTO_OK)
+            rc = sc_fail(c, SC_E_INTERNAL, "cannot encrypt for %s device %u: %s", dest, ids[i],
+                         sotto_strerror(e));
+    }
+    if (rc == SC_OK)
+        rc = sc_db_commit(c);
+    else
+        sc_db_rollback(c);
+    if (rc != SC_OK) {
+        free_ciphertexts(m, n);
+        return rc;
+    }
+    *out = m;
+    return SC_OK;
+}
+
+/* Step 4: what the server said about the device set: forget extra devices,
+ * restart stale ones, start sessions with missing ones. */
+static int apply_mismatch(sc_client *c, const char *dest, const sc_api_mismatch *m)
+{
+    int rc = SC_OK;
+
+    for (size_t i = 0; i < m->n_extra; i++) {
+        sotto_address a = addr_of(dest, m->extra[i]);
+        if (sotto_session_delete(&c->ps, &a) != SOTTO_OK)
+            return sc_fail(c, SC_E_STORE, "cannot delete a session");
+        rc = sc_contact_forget_device(c, dest, m->extra[i]);
+        if (rc != SC_OK)
+            return rc;
+    }
+    for (size_t i = 0; rc == SC_OK && i < m->n_stale; i++) {
+        sotto_address a = addr_of(dest, m->stale[i]);
+        if (sotto_session_delete(&c->ps, &a) != SOTTO_OK)
+            return sc_fail(c, SC_E_STORE, "cannot delete a session");
+        rc = fetch_bundles(c, dest, m->stale[i]);
+    }
+    for (size_t i = 0; rc == SC_OK && i < m->n_missing; i++)
+        rc = fetch_bundles(c, dest, m->missing[i]);
+    return rc;
 }
 
 int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t len)
 {
-    bool self = c->username && strcmp(dest, c->username) == 0;
     uint8_t *padded = NULL;
     size_t padded_len = 0;
-    uint32_t *ids = NULL;
-    size_t n = 0;
     int rc;
 
-    rc = sc_pad(content, len, &padded, &padded_len);
-    if (rc != SC_OK)
+    if (sc_pad(content, len, &padded, &padded_len) != SC_OK)
         return sc_fail(c, SC_E_INTERNAL, "out of memory");
     rc = reset_sessions(c, dest);
-    if (rc != SC_OK)
-        goto out;
-    for (int attempt = 0, rate_waits = 0; attempt <= SC_SEND_RETRIES; attempt++) {
-        Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
-        Sotto__Api__SendRequest sr = SOTTO__API__SEND_REQUEST__INIT;
-        Sotto__Api__ServerFrame *r = NULL;
-        Sotto__Api__OutgoingMessage **msgs = NULL;
-        bool mismatch = false;
+    for (int attempt = 0; rc == SC_OK; attempt++) {
+        sc_api_outgoing *msgs = NULL;
+        uint32_t *ids = NULL;
+        sc_api_outcome outcome;
+        sc_api_result r;
+        size_t n = 0;
 
+        if (attempt > SC_SEND_RETRIES) {
+            /* the device set kept changing under us: not final, try later */
+            c->retry_at_ms = sc_now_ms() + 1000;
+            rc = sc_fail(c, SC_E_RETRY, "send to %s: the device list kept changing", dest);
+            break;
+        }
+        rc = ensure_sessions(c, dest, &ids, &n);
+        if (rc == SC_OK && n > 0)
+            rc = encrypt_all(c, dest, padded, padded_len, ids, n, &msgs);
         free(ids);
-        ids = NULL;
-        rc = session_devices(c, dest, &ids, &n);
-        if (rc != SC_OK)
-            goto out;
-        if (n == 0) {
-            if (self) {
-                uint32_t *own = NULL;
-                size_t on = 0;
-                rc = own_other_devices(c, &own, &on);
-                if (rc == SC_OK && on == 0) {
-                    free(own);
-                    goto out; /* no other device to keep in sync */
-                }
-                for (size_t i = 0; rc == SC_OK && i < on; i++)
-                    rc = fetch_bundles(c, dest, own[i], NULL);
-                free(own);
-            } else {
-                rc = fetch_bundles(c, dest, 0, NULL);
-            }
-            if (rc != SC_OK)
-                goto out;
-            free(ids);
-            ids = NULL;
-            rc = session_devices(c, dest, &ids, &n);
-            if (rc != SC_OK)
-                goto out;
-            if (n == 0) {
-                rc = self ? SC_OK : sc_fail(c, SC_E_NOT_FOUND, "%s has no device to send to", dest);
-                goto out;
-            }
-        }
-        msgs = calloc(n, sizeof *msgs);
-        if (msgs == NULL) {
-            rc = sc_fail(c, SC_E_INTERNAL, "out of memory");
-            goto out;
-        }
-        /* One write transaction for the ratchet steps, so that another
-         * process on the same account (a running `listen`) cannot
-         * interleave its own read-modify-write of these sessions. */
-        rc = sc_db_begin(c);
-        if (rc != SC_OK) {
-            free(msgs);
-            goto out;
-        }
-        for (size_t i = 0; i < n; i++) {
-            sotto_address a = addr_of(dest, ids[i]);
-            uint8_t *ct = NULL;
-            size_t ct_len = 0;
-            int type = 0;
-            uint32_t regid = 0;
-            int e;
-
-            msgs[i] = calloc(1, sizeof **msgs);
-            if (msgs[i] == NULL) {
-                rc = sc_fail(c, SC_E_INTERNAL, "out of memory");
-                free_outgoing(msgs, n);
-                sc_db_rollback(c);
-                goto out;
-            }
-            sotto__api__outgoing_message__init(msgs[i]);
-            e = sotto_session_encrypt(&c->ps, &a, padded, padded_len, &ct, &ct_len, &type);
-            if (e == SOTTO_OK)
-                e = sotto_session_remote_registration_id(&c->ps, &a, &regid);
-            if (e == SOTTO_ERR_UNTRUSTED_IDENTITY) {
-                /* The session still names an identity the user has not
-                 * accepted (libsotto checks trust on encrypt). */
-                free(ct);
-                rc = sc_fail(c, SC_E_UNTRUSTED, "safety number with %s changed: run `sotto trust %s`",
-                             dest, dest);
-                free_outgoing(msgs, n);
-                sc_db_rollback(c);
-                goto out;
-            }
-            if (e != SOTTO_OK) {
-                free(ct);
-                rc = sc_fail(c, SC_E_INTERNAL, "cannot encrypt for %s device %u: %s", dest, ids[i],
-                             sotto_strerror(e));
-                free_outgoing(msgs, n);
-                sc_db_rollback(c);
-                goto out;
-            }
-            msgs[i]->device_id = ids[i];
-            msgs[i]->registration_id = regid;
-            msgs[i]->type = (uint32_t)type;
-            msgs[i]->body.data = ct;
-            msgs[i]->body.len = ct_len;
-        }
-        rc = sc_db_commit(c);
-        if (rc != SC_OK) {
-            free_outgoing(msgs, n);
-            goto out;
-        }
-        sr.destination = (char *)dest;
-        sr.n_messages = n;
-        sr.messages = msgs;
-        f.op_case = SOTTO__API__CLIENT_FRAME__OP_SEND;
-        f.send = &sr;
-        rc = sc_api(c, &f, &r);
-        free_outgoing(msgs, n);
-        if (rc != SC_OK)
-            goto out;
-        if (r->status == SOTTO__API__STATUS__STATUS_OK) {
-            sotto__api__server_frame__free_unpacked(r, NULL);
-            rc = SC_OK;
-            goto out;
-        }
-        if (r->status == SOTTO__API__STATUS__STATUS_MISMATCHED_DEVICES && r->mismatch) {
-            const Sotto__Api__MismatchedDevices *m = r->mismatch;
-            mismatch = true;
-            rc = SC_OK;
-            for (size_t i = 0; i < m->n_extra; i++) {
-                sotto_address a = addr_of(dest, m->extra[i]);
-                if (sotto_session_delete(&c->ps, &a) != SOTTO_OK)
-                    (void)sc_fail(c, SC_E_STORE, "cannot delete a session");
-                (void)sc_contact_forget_device(c, dest, m->extra[i]);
-            }
-            for (size_t i = 0; rc == SC_OK && i < m->n_stale; i++) {
-                sotto_address a = addr_of(dest, m->stale[i]);
-                if (sotto_session_delete(&c->ps, &a) != SOTTO_OK)
-                    (void)sc_fail(c, SC_E_STORE, "cannot delete a session");
-                rc = fetch_bundles(c, dest, m->stale[i], NULL);
-            }
-            for (size_t i = 0; rc == SC_OK && i < m->n_missing; i++)
-                rc = fetch_bundles(c, dest, m->missing[i], NULL);
-        } else if (r->status == SOTTO__API__STATUS__STATUS_NOT_FOUND) {
-            rc = sc_fail(c, SC_E_NOT_FOUND, "no such user: %s", dest);
-        } else if (r->status == SOTTO__API__STATUS__STATUS_RATE_LIMITED &&
-                   rate_waits < SC_RATE_LIMIT_WAITS &&
-                   r->retry_after_ms <= SC_RATE_LIMIT_MAX_WAIT_MS) {
-            /* wait as told and send again (re-encrypted: the ciphertext
-             * that was refused is never delivered, the receiver just skips
-             * its ratchet step); a longer wait: the message stays queued */
-            uint64_t ms = r->retry_after_ms < 50 ? 50 : r->retry_after_ms;
-            struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-            rate_waits++;
-            attempt--;
-            mismatch = true;
-            rc = SC_OK;
-            nanosleep(&ts, NULL);
-        } else {
-            rc = sc_status_error(c, r, "send");
-        }
-        sotto__api__server_frame__free_unpacked(r, NULL);
-        if (!mismatch || rc != SC_OK)
-            goto out;
+        if (rc != SC_OK || n == 0)
+            break;
+        outcome = sc_api_send(c, dest, msgs, n, NULL, &r);
+        free_ciphertexts(msgs, n);
+        if (outcome == SC_API_MISMATCH)
+            rc = apply_mismatch(c, dest, &r.mismatch);
+        else if (outcome != SC_API_OK)
+            rc = sc_api_fail(c, &r, "send");
+        sc_api_result_clear(&r);
+        if (outcome != SC_API_MISMATCH)
+            break;
     }
-    rc = sc_fail(c, SC_E_SERVER, "send to %s: the device list kept changing", dest);
-out:
-    free(ids);
-    if (padded) {
-        sodium_memzero(padded, padded_len);
-        free(padded);
-    }
+    sodium_memzero(padded, padded_len);
+    free(padded);
     return rc;
 }
 
@@ -522,137 +411,102 @@ int sc_flush(sc_client *c, size_t *left)
     return sc_flush_ex(c, left, 0, NULL);
 }
 
+int sc_outbox_count(sc_client *c, size_t *messages)
+{
+    return sc_out_count_messages(c, messages);
+}
+
+/* What a delivery outcome means for the queued row. */
+typedef enum { ROW_SENT, ROW_REFUSED, ROW_KEEP, ROW_KEEP_STOP } row_fate;
+
+static row_fate fate_of(int rc)
+{
+    switch (rc) {
+    case SC_OK:
+        return ROW_SENT;
+    case SC_E_NOT_FOUND:  /* no such user */
+    case SC_E_UNTRUSTED:  /* safety number changed: the user sends again after trust */
+    case SC_E_SERVER:     /* refused for good (too large, forbidden, ...) */
+        return ROW_REFUSED;
+    case SC_E_NETWORK:
+    case SC_E_RETRY:
+        return ROW_KEEP_STOP; /* the rest stays queued too */
+    default:
+        return ROW_KEEP; /* a local failure: try again with the next flush */
+    }
+}
+
 int sc_flush_ex(sc_client *c, size_t *left, uint64_t focus_ts, int *focus_rc)
 {
-    sqlite3_stmt *st = NULL;
-    int first_err = SC_OK;
+    int first_err = SC_OK, rc = SC_OK;
     char focus_msg[sizeof c->err] = "";
     char first_msg[sizeof c->err] = "";
     int64_t last_id = 0;
+    sc_out_row row;
 
     if (left)
         *left = 0;
     for (;;) {
-        int64_t id, msg_id;
-        uint64_t row_ts;
-        char *dest = NULL;
-        uint8_t *content = NULL;
-        size_t len;
-        int rc;
+        bool self;
+        row_fate fate;
 
-        if (sqlite3_prepare_v2(c->db,
-                               "SELECT id, destination, content, timestamp, msg_id FROM client_outgoing"
-                               " WHERE id > ? ORDER BY id LIMIT 1",
-                               -1, &st, NULL) != SQLITE_OK)
-            return sc_fail(c, SC_E_STORE, "database error: %s", sqlite3_errmsg(c->db));
-        sqlite3_bind_int64(st, 1, last_id);
-        if (sqlite3_step(st) != SQLITE_ROW) {
-            sqlite3_finalize(st);
-            st = NULL;
+        memset(&row, 0, sizeof row);
+        rc = sc_out_next(c, last_id, &row);
+        if (rc == SC_E_NOT_FOUND)
             break;
-        }
-        id = sqlite3_column_int64(st, 0);
-        row_ts = (uint64_t)sqlite3_column_int64(st, 3);
-        msg_id = sqlite3_column_int64(st, 4);
-        dest = strdup((const char *)sqlite3_column_text(st, 1));
-        len = (size_t)sqlite3_column_bytes(st, 2);
-        content = malloc(len ? len : 1);
-        if (dest == NULL || content == NULL) {
-            free(dest);
-            free(content);
-            sqlite3_finalize(st);
-            return sc_fail(c, SC_E_INTERNAL, "out of memory");
-        }
-        if (len)
-            memcpy(content, sqlite3_column_blob(st, 2), len);
-        sqlite3_finalize(st);
-        st = NULL;
-        last_id = id;
-
+        if (rc != SC_OK)
+            return rc;
+        last_id = row.id;
+        self = c->username && strcmp(row.destination, c->username) == 0;
         rc = sc_connect(c);
         if (rc == SC_OK)
-            rc = sc_deliver(c, dest, content, len);
-        sodium_memzero(content, len);
-        free(content);
-        if (rc == SC_E_UNTRUSTED && c->username && strcmp(dest, c->username) == 0)
+            rc = sc_deliver(c, row.destination, row.content, row.len);
+        if (rc == SC_E_UNTRUSTED && self)
             rc = SC_OK; /* a sync copy for an own device that changed: dropped */
-        if (rc == SC_OK || rc == SC_E_NOT_FOUND || rc == SC_E_UNTRUSTED) {
-            /* delivered, or refused for good (no such user; safety number
-             * changed: nothing is sent, the user sends again after trust):
-             * leave the queue */
-            if (sqlite3_prepare_v2(c->db, "DELETE FROM client_outgoing WHERE id = ?", -1, &st,
-                                   NULL) == SQLITE_OK) {
-                sqlite3_bind_int64(st, 1, id);
-                sqlite3_step(st);
-            }
-            sqlite3_finalize(st);
-            st = NULL;
-            if (rc != SC_OK && msg_id > 0 &&
-                sqlite3_prepare_v2(c->db, "DELETE FROM client_messages WHERE id = ? AND"
-                                   " conv_kind = 'contact'", -1, &st, NULL) == SQLITE_OK) {
-                /* a 1:1 message that was never sent leaves no history, and
-                 * its copy for our other devices is not sent either */
-                sqlite3_bind_int64(st, 1, msg_id);
-                if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(c->db) > 0) {
-                    sqlite3_finalize(st);
-                    st = NULL;
-                    if (sqlite3_prepare_v2(c->db, "DELETE FROM client_outgoing WHERE"
-                                           " timestamp = ? AND destination = ?", -1, &st,
-                                           NULL) == SQLITE_OK) {
-                        sqlite3_bind_int64(st, 1, (sqlite3_int64)row_ts);
-                        sqlite3_bind_text(st, 2, c->username, -1, SQLITE_STATIC);
-                        sqlite3_step(st);
-                    }
-                }
-            }
-            sqlite3_finalize(st);
-            st = NULL;
-        } else {
-            if (sqlite3_prepare_v2(c->db,
-                                   "UPDATE client_outgoing SET attempts = attempts + 1"
-                                   " WHERE id = ?",
-                                   -1, &st, NULL) == SQLITE_OK) {
-                sqlite3_bind_int64(st, 1, id);
-                sqlite3_step(st);
-            }
-            sqlite3_finalize(st);
-            st = NULL;
-        }
+        fate = fate_of(rc);
         if (rc != SC_OK && first_err == SC_OK) {
             first_err = rc;
             snprintf(first_msg, sizeof first_msg, "%s", c->err);
         }
-        if (rc != SC_OK && focus_rc && *focus_rc == SC_OK && focus_ts != 0 && row_ts == focus_ts) {
+        if (rc != SC_OK && focus_rc && *focus_rc == SC_OK && focus_ts != 0 &&
+            row.timestamp == focus_ts) {
             *focus_rc = rc;
             snprintf(focus_msg, sizeof focus_msg, "%s", c->err);
         }
-        free(dest);
-        if (rc == SC_E_NETWORK)
-            break; /* the rest stays queued */
-    }
-    if (left) {
-        if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM client_outgoing", -1, &st, NULL) ==
-                SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            *left = (size_t)sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        st = NULL;
-    }
-    if (focus_rc) {
-        /* the caller cares about one message: rows of it never tried
-         * (the connection dropped before) count as a network failure */
-        if (*focus_rc == SC_OK && sqlite3_prepare_v2(c->db,
-                                                     "SELECT count(*) FROM client_outgoing"
-                                                     " WHERE timestamp = ?",
-                                                     -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)focus_ts);
-            if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0) {
-                *focus_rc = first_err != SC_OK ? first_err : SC_E_NETWORK;
-                snprintf(focus_msg, sizeof focus_msg, "%s",
-                         first_err != SC_OK ? first_msg : "not sent yet");
+        if (fate == ROW_SENT || fate == ROW_REFUSED) {
+            int e = sc_out_delete(c, row.id);
+            /* a 1:1 message refused for good leaves no history, and its
+             * copy for our other devices is not sent either */
+            if (e == SC_OK && fate == ROW_REFUSED && row.msg_id > 0)
+                e = sc_msg_delete_unsent(c, row.msg_id, row.timestamp, c->username, NULL);
+            if (e != SC_OK) {
+                sc_out_row_clear(&row);
+                return e;
+            }
+        } else {
+            int e = sc_out_bump(c, row.id);
+            if (e != SC_OK) {
+                sc_out_row_clear(&row);
+                return e;
             }
         }
-        sqlite3_finalize(st);
+        sc_out_row_clear(&row);
+        if (fate == ROW_KEEP_STOP)
+            break;
+    }
+    if (left && (rc = sc_out_count(c, left)) != SC_OK)
+        return rc;
+    if (focus_rc) {
+        /* the caller cares about one message: rows of it never tried
+         * (the connection dropped before) count as not sent yet */
+        size_t pending = 0;
+        if (*focus_rc == SC_OK && (rc = sc_out_count_ts(c, focus_ts, &pending)) != SC_OK)
+            return rc;
+        if (*focus_rc == SC_OK && pending > 0) {
+            *focus_rc = first_err != SC_OK ? first_err : SC_E_NETWORK;
+            snprintf(focus_msg, sizeof focus_msg, "%s",
+                     first_err != SC_OK ? first_msg : "not sent yet");
+        }
         if (*focus_rc != SC_OK)
             snprintf(c->err, sizeof c->err, "%s", focus_msg);
         return *focus_rc;
@@ -875,6 +729,15 @@ int sc_send_file(sc_client *c, const char *to, bool to_group, const char *path, 
     if (rc != SC_OK)
         return rc;
     rc = sc_attachment_upload(c, path, &ptr);
+    if (rc == SC_E_RETRY) {
+        /* SC_E_RETRY means "queued": nothing is queued before the upload
+         * went through, so this is a refusal for now, said as such */
+        char why[sizeof c->err];
+        snprintf(why, sizeof why, "%s", c->err);
+        c->retry_at_ms = 0;
+        return sc_fail(c, SC_E_SERVER, "%s; nothing was sent or queued: send the file again later",
+                       why);
+    }
     if (rc != SC_OK)
         return rc;
     abs = realpath(path, NULL);

@@ -35,6 +35,8 @@ enum {
     SC_E_INTEGRITY = -7, /* an attachment failed its MAC/digest check */
     SC_E_STORE = -8,     /* the local database failed */
     SC_E_STATE = -9,     /* not registered yet / already registered */
+    SC_E_RETRY = -10,    /* the message is queued; the server asked to try again later
+                            (rate limited or temporarily failing): sc_retry_at() says when */
 };
 
 #define SC_GROUP_ID_BYTES 16
@@ -119,15 +121,24 @@ int sc_register(sc_client *c, const char *username, const char *invite);
  *  1. on the new device's (empty) local account: sc_link_request() creates
  *     its keys and gives a link code (138 hex chars: Ed25519 auth key (32) ||
  *     identity key (33) || registration id (u32be));
- *  2. on an existing device: sc_device_add(code) signs the new device's keys
- *     (docs/api.md "Adding a device") and returns its device id;
- *  3. on the new device: sc_link_finish(username, device_id) logs in and
- *     uploads its prekeys.
+ *  2. on the primary device (the one holding the account key):
+ *     sc_device_add(code) signs a new device list with the new device in it
+ *     (docs/protocol.md "Account key and device list") and returns its
+ *     device id and the account key (66 hex chars + NUL); SC_E_STATE on a
+ *     device that is not the primary;
+ *  3. on the new device: sc_link_finish(username, device_id, account_key)
+ *     pins the account key given by the user (never the server's), logs in,
+ *     checks that the account key signed a list holding this device
+ *     (SC_E_UNTRUSTED otherwise) and uploads its prekeys.
+ * Removing a device also publishes a new signed list: primary only.
  */
 #define SC_LINK_CODE_HEX 138
+#define SC_ACCOUNT_KEY_HEX 66
 int sc_link_request(sc_client *c, char code_hex[SC_LINK_CODE_HEX + 1]);
-int sc_device_add(sc_client *c, const char *code_hex, uint32_t *device_id);
-int sc_link_finish(sc_client *c, const char *username, uint32_t device_id);
+int sc_device_add(sc_client *c, const char *code_hex, uint32_t *device_id,
+                  char account_key_hex[SC_ACCOUNT_KEY_HEX + 1]);
+int sc_link_finish(sc_client *c, const char *username, uint32_t device_id,
+                   const char *account_key_hex);
 int sc_device_remove(sc_client *c, uint32_t device_id);
 
 typedef struct sc_device_info {
@@ -136,9 +147,87 @@ typedef struct sc_device_info {
     const char *last_seen;
     bool has_keys;
     bool current;
+    bool in_signed_list; /* the account's signed device list contains it */
 } sc_device_info;
 typedef void (*sc_device_cb)(void *ud, const sc_device_info *d);
 int sc_devices(sc_client *c, sc_device_cb cb, void *ud);
+
+/* ---- backup and recovery (docs/cli.md "Backup and recovery") ---- */
+
+/* A recovery code as shown: six groups of five digits, spaces, NUL
+ * (= SOTTO_RECOVERY_CODE_TEXT_BYTES of include/sotto/backup.h). */
+#define SC_RECOVERY_CODE_TEXT_BYTES 36
+
+/* What a backup holds, or what a restore stored. */
+typedef struct sc_backup_info {
+    size_t contacts, groups, history; /* history: rows (0 without --history) */
+    uint64_t list_version;            /* sc_restore: the new device list's version */
+    bool recovered;                   /* sc_restore: the username was re-taken (recover);
+                                         false: it was free and registered anew */
+} sc_backup_info;
+
+/*
+ * Writes a backup of this account to `path` (docs/protocol.md "Backup
+ * payload"): the account key pair, the server URL and pin (or the CA
+ * file's contents), contacts with their pinned account keys, accepted
+ * device lists and verified flags, groups, and with `with_history` every
+ * history row. It is sealed (include/sotto/backup.h: Argon2id, about a
+ * second and 256 MiB, then XChaCha20-Poly1305) with a fresh random
+ * recovery code, written into `code_out` (SC_RECOVERY_CODE_TEXT_BYTES,
+ * "ddddd ddddd ddddd ddddd ddddd ddddd"): show it once, then wipe it. The
+ * file is written atomically with mode 0600 (a temporary file in the same
+ * directory, fsync, rename; an existing file is replaced). Primary device
+ * only. `info` (may be NULL) gets the counts. Returns SC_OK, SC_E_STATE
+ * (not registered, not the primary device), SC_E_USAGE (cannot write the
+ * file, too large), SC_E_STORE or SC_E_INTERNAL; on error `code_out` is
+ * zeroed and no file is left behind.
+ */
+int sc_backup_create(sc_client *c, const char *path, bool with_history,
+                     char code_out[SC_RECOVERY_CODE_TEXT_BYTES], sc_backup_info *info);
+
+/* An opened, checked backup (secret: free with sc_backup_free()). */
+typedef struct sc_backup sc_backup;
+
+/*
+ * Opens the backup file `path` with the recovery code the user typed
+ * (`code_text`: 30 digits, spaces and dashes allowed) and checks its
+ * payload, without any local account: so that a wrong code creates
+ * nothing. Returns SC_OK with *out, or SC_E_USAGE with the reason in `err`
+ * (errlen bytes): unreadable or not a backup file, not a recovery code,
+ * a wrong code or a file altered after it was written (*wrong_code true;
+ * the two cannot be told apart), or a payload that fails its checks;
+ * SC_E_INTERNAL (out of memory). wrong_code may be NULL.
+ */
+int sc_backup_open_file(const char *path, const char *code_text, sc_backup **out, bool *wrong_code,
+                        char *err, size_t errlen);
+/* The username the backup is of (valid while b lives). */
+const char *sc_backup_username(const sc_backup *b);
+/* Wipes and frees (NULL is fine). */
+void sc_backup_free(sc_backup *b);
+
+/*
+ * Restores an opened backup into `c`, a new local account (nothing
+ * registered, no contacts, groups, history or account key: SC_E_STATE
+ * otherwise), and re-takes the username on the server
+ * (docs/protocol.md "Recovery"): the server URL and pin/CA come from the
+ * backup unless given in sc_options; this device gets new identity and
+ * auth keys; the account's current signed device list is fetched before
+ * login and verified under the backup's account key (SC_E_UNTRUSTED when
+ * the server holds another account key or a list that key did not sign);
+ * then `register` with recover = true and a list signed by the account key
+ * that holds only this device, as device 1, with version = current + 1:
+ * the server deletes the old devices and their queues. When the server
+ * has no such account the username is registered anew with the same
+ * account key. The local import and the registration form one transaction:
+ * when the server did not take the registration nothing is stored.
+ * `info` (may be NULL) gets the counts and the list version. Returns
+ * SC_OK, SC_E_STATE, SC_E_UNTRUSTED, SC_E_NETWORK, SC_E_SERVER (refused,
+ * e.g. rate limited or the list changed meanwhile: run it again),
+ * SC_E_STORE, SC_E_INTERNAL.
+ */
+int sc_restore_opened(sc_client *c, const sc_backup *b, sc_backup_info *info);
+/* sc_backup_open_file() then sc_restore_opened(). */
+int sc_restore(sc_client *c, const char *path, const char *code_text, sc_backup_info *info);
 
 /* ---- messaging ---- */
 
@@ -155,6 +244,13 @@ int sc_send_file(sc_client *c, const char *to, bool to_group, const char *path, 
                  uint64_t *timestamp_out);
 /* Sends what is still queued. *left receives how many stay queued. */
 int sc_flush(sc_client *c, size_t *left);
+/* After SC_E_RETRY: the wall-clock time (ms since the epoch) at which the
+ * server said to try again; 0 when no call returned SC_E_RETRY. The core
+ * never sleeps: the caller's loop waits and calls sc_flush() again. */
+uint64_t sc_retry_at(const sc_client *c);
+/* How many messages wait in the outgoing queue (distinct messages, however
+ * many recipients each has; sc_flush()'s *left counts queue rows). */
+int sc_outbox_count(sc_client *c, size_t *messages);
 
 /*
  * Receives: connects, logs in, processes every pushed envelope (decrypt,

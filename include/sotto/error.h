@@ -42,6 +42,20 @@ typedef enum sotto_error {
     SOTTO_ERR_FP_VERSION_MISMATCH = -33,/* scannable fingerprints of different versions */
     SOTTO_ERR_FP_IDENT_MISMATCH = -34, /* scannable fingerprint for other identifiers */
     SOTTO_ERR_NO_SIGNING_KEY = -35,    /* sender key state received, cannot encrypt */
+    SOTTO_ERR_INVALID_USERNAME = -36,  /* not 3..32 of a-z 0-9 _ . (docs/api.md section 3) */
+    /* Signed device lists (sotto/device_list.h) */
+    SOTTO_ERR_DEVICE_LIST_COUNT = -37,  /* a list of 0 or more than 32 devices */
+    SOTTO_ERR_DEVICE_LIST_ORDER = -38,  /* device ids not strictly increasing (unsorted, repeat) */
+    SOTTO_ERR_DEVICE_LIST_FIELD = -39,  /* version 0, device id 0, registration id out of range */
+    SOTTO_ERR_TRAILING_DATA = -40,      /* bytes left after a complete encoding */
+    SOTTO_ERR_DEVICE_LIST_ACCOUNT = -41,/* the list is for another username than expected */
+    SOTTO_ERR_DEVICE_LIST_STALE = -42,  /* version lower than one already accepted */
+    SOTTO_ERR_DEVICE_LIST_CONFLICT = -43,/* same version as one accepted, different content */
+    /* Backup files and recovery codes (sotto/backup.h) */
+    SOTTO_ERR_BACKUP_WRONG_CODE = -44,  /* wrong recovery code, or the file was altered */
+    SOTTO_ERR_BACKUP_FORMAT = -45,      /* not a Sotto backup file, or truncated */
+    SOTTO_ERR_BACKUP_PARAMS = -46,      /* Argon2id parameters in the header out of range */
+    SOTTO_ERR_RECOVERY_CODE = -47,      /* not 30 digits (spaces and dashes allowed) */
 } sotto_error;
 
 /*

@@ -28,6 +28,18 @@ SOTTO_API const char *sotto_strerror(int code)
     case SOTTO_ERR_FP_VERSION_MISMATCH: return "fingerprint version mismatch";
     case SOTTO_ERR_FP_IDENT_MISMATCH: return "fingerprint identifier mismatch";
     case SOTTO_ERR_NO_SIGNING_KEY: return "no private signing key for this sender key";
+    case SOTTO_ERR_INVALID_USERNAME: return "invalid username";
+    case SOTTO_ERR_DEVICE_LIST_COUNT: return "device list has no device or more than 32";
+    case SOTTO_ERR_DEVICE_LIST_ORDER: return "device ids in a device list not strictly increasing";
+    case SOTTO_ERR_DEVICE_LIST_FIELD: return "device list field out of range";
+    case SOTTO_ERR_TRAILING_DATA: return "unexpected bytes after the end of the encoding";
+    case SOTTO_ERR_DEVICE_LIST_ACCOUNT: return "device list is for another account";
+    case SOTTO_ERR_DEVICE_LIST_STALE: return "device list older than one already seen";
+    case SOTTO_ERR_DEVICE_LIST_CONFLICT: return "two different device lists with the same version";
+    case SOTTO_ERR_BACKUP_WRONG_CODE: return "wrong recovery code or altered backup file";
+    case SOTTO_ERR_BACKUP_FORMAT: return "not a Sotto backup file, or truncated";
+    case SOTTO_ERR_BACKUP_PARAMS: return "backup key-derivation parameters out of range";
+    case SOTTO_ERR_RECOVERY_CODE: return "recovery code is not 30 digits";
     }
     return "unknown error";
 }

@@ -342,11 +342,13 @@ int sotto_fingerprint_scannable(const sotto_fingerprint *fp, const uint8_t **dat
     return SOTTO_OK;
 }
 
+/* Fingerprints are public, but the comparison is the user's verification
+ * step: constant time, as every security comparison (scripts/check-banned.sh) */
 static bool bytes_equal(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len)
 {
     if (a_len != b_len)
         return false;
-    return a_len == 0 || memcmp(a, b, a_len) == 0;
+    return a_len == 0 || sodium_memcmp(a, b, a_len) == 0;
 }
 
 int sotto_fingerprint_compare_scanned(const sotto_fingerprint *fp, const uint8_t *scanned,

@@ -60,6 +60,7 @@ const char *sottod_store_strerror(int status)
     case SOTTOD_STORE_QUEUE_FULL: return "recipient queue full";
     case SOTTOD_STORE_STALE: return "recipient device does not exist";
     case SOTTOD_STORE_CLOSED: return "store closed";
+    case SOTTOD_STORE_CONFLICT: return "device list changed meanwhile";
     default: return "unknown store error";
     }
 }
@@ -103,6 +104,8 @@ void sottod_store_op_free(sottod_store_op *op)
     free(op->env_bodies);
     free(op->ids);
     free(op->out_bundles);
+    free(op->list);
+    free(op->out_list);
     sodium_memzero(op->invite_hash, sizeof(op->invite_hash));
     free(op);
 }
@@ -273,6 +276,8 @@ int sottod_store_open(const sottod_store_config *cfg, sottod_store **out)
     if (cfg == NULL || out == NULL || cfg->path == NULL)
         goto out;
     *out = NULL;
+    if (cfg->why != NULL && cfg->why_cap > 0)
+        cfg->why[0] = '\0';
     if (sodium_init() < 0) {
         rc = SOTTOD_STORE_ERR;
         goto out;
@@ -287,6 +292,8 @@ int sottod_store_open(const sottod_store_config *cfg, sottod_store **out)
         goto out;
     st->cfg.path = st->path;
     st->cfg.backend = NULL;             /* not kept: caller's memory */
+    st->cfg.why = NULL;                 /* ditto; the backend writes cfg->why */
+    st->cfg.why_cap = 0;
     if (st->cfg.max_queue == 0)
         st->cfg.max_queue = SOTTOD_DEFAULT_MAX_QUEUE;
     if (st->cfg.max_batch == 0)
@@ -306,7 +313,7 @@ int sottod_store_open(const sottod_store_config *cfg, sottod_store **out)
         rc = SOTTOD_STORE_INVALID;
         goto out;
     }
-    rc = sottod_store_sqlite_open(&st->cfg, st, &st->be);
+    rc = sottod_store_sqlite_open(&st->cfg, st, &st->be, cfg->why, cfg->why_cap);
     if (rc != SOTTOD_STORE_OK)
         goto out;
     if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
@@ -331,6 +338,16 @@ out:
         free(st);
     }
     return rc;
+}
+
+const char *sottod_store_last_error(sottod_store *st, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    if (st != NULL && st->be != NULL)
+        st->be->ops->last_error(st->be, buf, cap);
+    return buf;
 }
 
 void sottod_store_set_wake(sottod_store *st, void (*wake)(void *arg), void *arg)
@@ -405,18 +422,53 @@ static bool username_ok(const char *username)
     return len >= 1 && len <= SOTTOD_USERNAME_MAX;
 }
 
+/* A list record is usable: present, 1..SOTTOD_DEVICE_LIST_MAX_BYTES bytes,
+ * version >= 1. */
+static bool list_ok(const sottod_device_list_rec *l)
+{
+    return l != NULL && l->present && l->len > 0 && l->len <= SOTTOD_DEVICE_LIST_MAX_BYTES &&
+           l->version >= 1 && l->version <= (uint64_t)INT64_MAX;
+}
+
+/* Copies list (may be NULL) into op->list. */
+static int op_set_list(sottod_store_op *op, const sottod_device_list_rec *list)
+{
+    if (list == NULL)
+        return SOTTOD_STORE_OK;
+    op->list = malloc(sizeof(*op->list));
+    if (op->list == NULL)
+        return SOTTOD_STORE_NOMEM;
+    *op->list = *list;
+    return SOTTOD_STORE_OK;
+}
+
 int sottod_store_account_create(sottod_store *st, const char *username, const uint8_t *invite,
                                 size_t invite_len, const sottod_device_new *dev,
                                 sottod_store_done_fn done, void *arg)
 {
+    return sottod_store_account_create_listed(st, username, invite, invite_len, dev, NULL, done,
+                                              arg);
+}
+
+int sottod_store_account_create_listed(sottod_store *st, const char *username,
+                                       const uint8_t *invite, size_t invite_len,
+                                       const sottod_device_new *dev,
+                                       const sottod_device_list_rec *list,
+                                       sottod_store_done_fn done, void *arg)
+{
     sottod_store_op *op;
 
     if (st == NULL || !username_ok(username) || dev == NULL ||
-        (invite != NULL && (invite_len == 0 || invite_len > SOTTOD_INVITE_MAX)))
+        (invite != NULL && (invite_len == 0 || invite_len > SOTTOD_INVITE_MAX)) ||
+        (list != NULL && !list_ok(list)))
         return SOTTOD_STORE_INVALID;
     op = op_new(SOTTOD_OP_ACCOUNT_CREATE);
     if (op == NULL)
         return SOTTOD_STORE_NOMEM;
+    if (op_set_list(op, list) != SOTTOD_STORE_OK) {
+        sottod_store_op_free(op);
+        return SOTTOD_STORE_NOMEM;
+    }
     memcpy(op->username, username, strlen(username) + 1);
     op->dev = *dev;
     op->dev.device_id = 1;
@@ -475,6 +527,87 @@ int sottod_store_device_add(sottod_store *st, int64_t account_id, const sottod_d
 static bool addr_ok(sottod_addr addr)
 {
     return addr.account_id > 0 && addr.device_id > 0;
+}
+
+/* Queues a DEVICE_LIST_CHANGE of `kind`. */
+static int list_change(sottod_store *st, int kind, sottod_addr addr, const sottod_device_new *dev,
+                       uint32_t max_devices, uint64_t prev_version,
+                       const sottod_device_list_rec *list, sottod_store_done_fn done, void *arg)
+{
+    sottod_store_op *op = op_new(SOTTOD_OP_DEVICE_LIST_CHANGE);
+
+    if (op == NULL)
+        return SOTTOD_STORE_NOMEM;
+    op->list_kind = kind;
+    op->addr = addr;
+    op->account_id = addr.account_id;
+    if (dev != NULL)
+        op->dev = *dev;
+    op->max_devices = max_devices;
+    op->prev_version = prev_version;
+    if (op_set_list(op, list) != SOTTOD_STORE_OK) {
+        sottod_store_op_free(op);
+        return SOTTOD_STORE_NOMEM;
+    }
+    return submit_or_free(st, op, done, arg);
+}
+
+/* The list argument of a change: required unless `optional`, and then
+ * only with prev_version 0. */
+static bool change_list_ok(const sottod_device_list_rec *list, uint64_t prev_version,
+                           bool optional)
+{
+    if (list == NULL)
+        return optional && prev_version == 0;
+    return list_ok(list) && list->version > prev_version;
+}
+
+int sottod_store_device_add_listed(sottod_store *st, int64_t account_id,
+                                   const sottod_device_new *dev, uint32_t max_devices,
+                                   uint64_t prev_version, const sottod_device_list_rec *list,
+                                   sottod_store_done_fn done, void *arg)
+{
+    sottod_addr a = {.account_id = account_id, .device_id = dev != NULL ? dev->device_id : 0};
+
+    /* device id 0 (the store picks) only without a list: a list names the id. */
+    if (st == NULL || dev == NULL || account_id <= 0 || (list != NULL && dev->device_id == 0) ||
+        max_devices == 0 || max_devices > SOTTOD_MAX_DEVICES ||
+        !change_list_ok(list, prev_version, true))
+        return SOTTOD_STORE_INVALID;
+    return list_change(st, SOTTOD_LIST_ADD, a, dev, max_devices, prev_version, list, done, arg);
+}
+
+int sottod_store_device_remove_listed(sottod_store *st, sottod_addr addr, uint64_t prev_version,
+                                      const sottod_device_list_rec *list,
+                                      sottod_store_done_fn done, void *arg)
+{
+    if (st == NULL || !addr_ok(addr) || !change_list_ok(list, prev_version, true))
+        return SOTTOD_STORE_INVALID;
+    return list_change(st, SOTTOD_LIST_REMOVE, addr, NULL, 0, prev_version, list, done, arg);
+}
+
+int sottod_store_account_recover(sottod_store *st, int64_t account_id,
+                                 const sottod_device_new *dev, uint64_t prev_version,
+                                 const sottod_device_list_rec *list, sottod_store_done_fn done,
+                                 void *arg)
+{
+    sottod_addr a = {.account_id = account_id, .device_id = dev != NULL ? dev->device_id : 0};
+
+    if (st == NULL || !addr_ok(a) || prev_version == 0 ||
+        !change_list_ok(list, prev_version, false))
+        return SOTTOD_STORE_INVALID;
+    return list_change(st, SOTTOD_LIST_RECOVER, a, dev, 0, prev_version, list, done, arg);
+}
+
+int sottod_store_device_list_set(sottod_store *st, int64_t account_id, uint64_t prev_version,
+                                 const sottod_device_list_rec *list, sottod_store_done_fn done,
+                                 void *arg)
+{
+    sottod_addr a = {.account_id = account_id, .device_id = 0};
+
+    if (st == NULL || account_id <= 0 || !change_list_ok(list, prev_version, false))
+        return SOTTOD_STORE_INVALID;
+    return list_change(st, SOTTOD_LIST_SET, a, NULL, 0, prev_version, list, done, arg);
 }
 
 static int addr_op(sottod_store *st, sottod_store_op_type type, sottod_addr addr,
@@ -678,6 +811,24 @@ int sottod_store_devices_list(sottod_store *st, int64_t account_id, sottod_devic
     if (st == NULL || account_id <= 0 || (out == NULL && max > 0) || n == NULL)
         return SOTTOD_STORE_INVALID;
     return st->be->ops->devices_list(st->be, account_id, out, max, n);
+}
+
+int sottod_store_device_list_get(sottod_store *st, int64_t account_id,
+                                 sottod_device_list_rec *out)
+{
+    size_t n = 0;
+
+    if (st == NULL || account_id <= 0 || out == NULL)
+        return SOTTOD_STORE_INVALID;
+    return st->be->ops->device_list_get(st->be, account_id, NULL, 0, &n, out);
+}
+
+int sottod_store_devices_list_with_list(sottod_store *st, int64_t account_id, sottod_device *out,
+                                        size_t max, size_t *n, sottod_device_list_rec *list)
+{
+    if (st == NULL || account_id <= 0 || (out == NULL && max > 0) || n == NULL || list == NULL)
+        return SOTTOD_STORE_INVALID;
+    return st->be->ops->device_list_get(st->be, account_id, out, max, n, list);
 }
 
 int sottod_store_one_time_prekey_count(sottod_store *st, sottod_addr addr, uint32_t *count)

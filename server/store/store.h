@@ -15,7 +15,8 @@
  * device that has no signed prekey (returned with has_signed_prekey false).
  *
  * WHAT IS STORED (docs/threat-model.md lists each field and why):
- *   accounts:      username, creation DATE
+ *   accounts:      username, creation DATE, account public key (33 bytes,
+ *                  API v2), the latest signed device list and its version
  *   invites:       SHA-256 of the token (never the token), expiry
  *   devices:       device id, registration id, Ed25519 auth public key,
  *                  identity public key, signed prekey (id, public, signature),
@@ -112,6 +113,8 @@ typedef enum sottod_store_status {
     SOTTOD_STORE_QUEUE_FULL = -8,  /* a recipient device queue is full; nothing queued */
     SOTTOD_STORE_STALE = -9,       /* a recipient device does not exist; nothing queued */
     SOTTOD_STORE_CLOSED = -10,     /* the store is closing; operation refused */
+    SOTTOD_STORE_CONFLICT = -11,   /* the stored device list version is not the one expected
+                                      (another change committed first); nothing written */
 } sottod_store_status;
 
 /* Short static English text for a status (never NULL). */
@@ -146,6 +149,21 @@ typedef struct sottod_device {
     char last_seen[SOTTOD_DATE_BYTES];      /* "" if never seen */
     uint32_t queue_depth;                   /* undelivered, unexpired-or-not envelopes */
 } sottod_device;
+
+/* Largest signed device list the store keeps (bytes); libsotto's
+ * SOTTO_DEVICE_LIST_MAX_BYTES (2599) must fit. The store does not parse
+ * lists: the API layer verifies them with libsotto before storing. */
+#define SOTTOD_DEVICE_LIST_MAX_BYTES 4096
+
+/* An account's key and signed device list (API v2). An account created
+ * under API v1 has none (present == false, everything else zero). */
+typedef struct sottod_device_list_rec {
+    bool present;
+    uint8_t account_key[SOTTOD_PUBLIC_KEY_BYTES];  /* 0x05 || X25519 */
+    uint64_t version;                               /* >= 1 when present */
+    size_t len;                                     /* bytes of list */
+    uint8_t list[SOTTOD_DEVICE_LIST_MAX_BYTES];     /* statement || signature */
+} sottod_device_list_rec;
 
 /* Parameters of a new device (account_create / device_add). */
 typedef struct sottod_device_new {
@@ -228,6 +246,8 @@ typedef enum sottod_store_op_type {
     SOTTOD_OP_ATTACHMENT_UPDATE,
     SOTTOD_OP_ATTACHMENT_DELETE,
     SOTTOD_OP_BARRIER,
+    SOTTOD_OP_DEVICE_LIST_CHANGE, /* device_add_listed / device_remove_listed /
+                                     account_recover / device_list_set */
 } sottod_store_op_type;
 
 typedef struct sottod_store_result {
@@ -240,8 +260,14 @@ typedef struct sottod_store_result {
         struct { uint32_t device_id; } device_add;
         /* ONE_TIME_PREKEYS_ADD */
         struct { uint32_t count; } one_time_prekeys_add;     /* stored after the add */
-        /* BUNDLE_TAKE: n bundles in device id order */
-        struct { const sottod_bundle *bundles; size_t n; } bundle_take;
+        /* BUNDLE_TAKE: n bundles in device id order, and the account's key
+         * and device list read in the same transaction (list->present
+         * false for an account without one; never NULL on success) */
+        struct { const sottod_bundle *bundles; size_t n;
+                 const sottod_device_list_rec *list; } bundle_take;
+        /* DEVICE_LIST_CHANGE: the device added (device_add_listed,
+         * account_recover) and how many devices were deleted */
+        struct { uint32_t device_id; uint32_t deleted; } list_change;
         /* ENVELOPES_ENQUEUE: on QUEUE_FULL / STALE, the offending device */
         struct { uint32_t queued; uint32_t duplicates; sottod_addr failed; } enqueue;
         /* ENVELOPES_DELETE / ENVELOPES_EXPIRE / ACCOUNT_DELETE / DEVICE_REMOVE */
@@ -265,7 +291,8 @@ typedef enum sottod_store_durability {
 
 typedef struct sottod_store_config {
     const char *backend;          /* "sqlite" (NULL = "sqlite") */
-    const char *path;             /* sqlite: database file, created 0600 if missing */
+    const char *path;             /* sqlite: database file, created 0600 if missing
+                                     (unless must_exist) */
     sottod_store_durability durability;
     uint32_t max_queue;           /* per device; 0 = SOTTOD_DEFAULT_MAX_QUEUE */
     uint32_t max_batch;           /* ops per transaction; 0 = SOTTOD_DEFAULT_MAX_BATCH */
@@ -273,6 +300,22 @@ typedef struct sottod_store_config {
      * Tests inject a fake clock. Called on the writer and reader threads. */
     int64_t (*now)(void *arg);
     void *now_arg;
+    /* true: never create a store. A missing database, a 0-byte file or one
+     * without any table is refused with SOTTOD_STORE_NOT_FOUND and left as
+     * it is. (sottod sets it unless its data directory is brand new or it
+     * was started with --init, so a lost database never silently becomes
+     * an empty server.) false (default): such a file is initialised. */
+    bool must_exist;
+    /* true: run an integrity check (SQLite PRAGMA quick_check, reads the
+     * whole file once) at open and refuse a damaged file with
+     * SOTTOD_STORE_ERR. */
+    bool check;
+    /* Optional: on failure sottod_store_open writes a one-line reason here
+     * (NUL-terminated, at most why_cap bytes, naming the file and the
+     * cause, e.g. "...: integrity check failed: ..."). Used only during
+     * sottod_store_open. */
+    char *why;
+    size_t why_cap;
 } sottod_store_config;
 
 typedef struct sottod_store sottod_store;
@@ -300,6 +343,13 @@ size_t sottod_store_run_completions(sottod_store *st);
  * runs completions on the calling thread. For admin commands, tests, shutdown;
  * never from the event loop of a running server. */
 int sottod_store_drain(sottod_store *st);
+
+/* Copies into buf (cap bytes, NUL-terminated, truncated if needed) the
+ * backend's text for the most recent storage failure on any thread, e.g.
+ * "database or disk is full (sqlite 13, errno 28: No space left on
+ * device)", or "" if there was none. For logs: a SOTTOD_STORE_ERR status
+ * alone does not say why. Any thread. Returns buf. */
+const char *sottod_store_last_error(sottod_store *st, char *buf, size_t cap);
 
 /* Current clock of the store (cfg->now or time()). */
 int64_t sottod_store_now(const sottod_store *st);
@@ -344,6 +394,55 @@ SOTTOD_STORE_WUR int sottod_store_invite_create(sottod_store *st, const uint8_t 
 SOTTOD_STORE_WUR int sottod_store_device_add(sottod_store *st, int64_t account_id,
     const sottod_device_new *dev, uint32_t max_devices, sottod_store_done_fn done, void *arg);
 
+/*
+ * API v2 device-set changes. Each runs in one transaction that first checks
+ * that the account's stored device list version is still `prev_version`
+ * (0 = the account has no list) and refuses with CONFLICT otherwise (a
+ * change committed since the caller read the account), so the device rows
+ * and the stored list always change together. `list` (copied at
+ * submission) replaces the stored list and version; NULL keeps the account
+ * without one (only valid with prev_version 0: the API v1 transition path).
+ * The caller has verified the list (libsotto) against the device set it
+ * read at prev_version; the store does not parse it. list->account_key is
+ * stored only by account_create_listed and device_list_set (when the
+ * account has no key yet); the other calls keep the stored key.
+ * NOT_FOUND if the account (or, for removal, the device) does not exist.
+ */
+
+/* account_create with the account key and first device list (list may be
+ * NULL: API v1). */
+SOTTOD_STORE_WUR int sottod_store_account_create_listed(sottod_store *st, const char *username,
+    const uint8_t *invite, size_t invite_len, const sottod_device_new *dev,
+    const sottod_device_list_rec *list, sottod_store_done_fn done, void *arg);
+
+/* Adds dev under dev->device_id (1..; EXISTS if in use; DEVICE_LIMIT as
+ * device_add) and replaces the list. Without a list (v1 path, prev_version
+ * 0) dev->device_id 0 picks the lowest free id >= 2 as device_add does.
+ * Result: u.list_change.device_id. */
+SOTTOD_STORE_WUR int sottod_store_device_add_listed(sottod_store *st, int64_t account_id,
+    const sottod_device_new *dev, uint32_t max_devices, uint64_t prev_version,
+    const sottod_device_list_rec *list, sottod_store_done_fn done, void *arg);
+
+/* Removes a device, its prekeys and queue (as device_remove) and replaces
+ * the list. Result: u.list_change.deleted = 1. */
+SOTTOD_STORE_WUR int sottod_store_device_remove_listed(sottod_store *st, sottod_addr addr,
+    uint64_t prev_version, const sottod_device_list_rec *list, sottod_store_done_fn done,
+    void *arg);
+
+/* Recovery: deletes EVERY device of the account with its prekeys and
+ * queued envelopes, adds dev under dev->device_id and replaces the list
+ * (list required; prev_version must be the stored version, >= 1). Result:
+ * u.list_change.device_id, u.list_change.deleted = devices deleted. */
+SOTTOD_STORE_WUR int sottod_store_account_recover(sottod_store *st, int64_t account_id,
+    const sottod_device_new *dev, uint64_t prev_version, const sottod_device_list_rec *list,
+    sottod_store_done_fn done, void *arg);
+
+/* Replaces the list without changing the devices (list required). With
+ * prev_version 0 (account without a key) it also stores list->account_key. */
+SOTTOD_STORE_WUR int sottod_store_device_list_set(sottod_store *st, int64_t account_id,
+    uint64_t prev_version, const sottod_device_list_rec *list, sottod_store_done_fn done,
+    void *arg);
+
 /* Removes a device, its prekeys and its queue. NOT_FOUND if absent. */
 SOTTOD_STORE_WUR int sottod_store_device_remove(sottod_store *st, sottod_addr addr,
     sottod_store_done_fn done, void *arg);
@@ -372,9 +471,13 @@ SOTTOD_STORE_WUR int sottod_store_bundle_take(sottod_store *st, int64_t account_
 
 /* Queues n (1..4096) envelopes, all or none, in one transaction. Refuses
  * with STALE if a recipient device does not exist and QUEUE_FULL if a queue
- * would exceed max_queue (u.enqueue.failed names the device). An id already
- * queued for the same device is skipped (idempotent retry) and counted in
- * u.enqueue.duplicates. The ack to the sender belongs in `done`. */
+ * would exceed max_queue (u.enqueue.failed names the device). An envelope
+ * already queued for the same device -- same id AND same body -- is skipped
+ * (idempotent retry) and counted in u.enqueue.duplicates; the same id with
+ * other bytes is refused with EXISTS (u.enqueue.failed names the device).
+ * "No row inserted" is never taken for success otherwise: if the row could
+ * not be written for another reason the op fails with ERR. The ack to the
+ * sender belongs in `done`. */
 SOTTOD_STORE_WUR int sottod_store_envelopes_enqueue(sottod_store *st,
     const sottod_envelope_in *envs, size_t n, sottod_store_done_fn done, void *arg);
 
@@ -412,6 +515,16 @@ SOTTOD_STORE_WUR int sottod_store_device_get(sottod_store *st, sottod_addr addr,
 SOTTOD_STORE_WUR int sottod_store_devices_list(sottod_store *st, int64_t account_id,
     sottod_device *out, size_t max, size_t *n);
 
+/* The account's key and device list (out->present false if it has none).
+ * NOT_FOUND if the account does not exist. */
+SOTTOD_STORE_WUR int sottod_store_device_list_get(sottod_store *st, int64_t account_id,
+    sottod_device_list_rec *out);
+
+/* devices_list and device_list_get from ONE read snapshot, so the list and
+ * the device rows belong together. */
+SOTTOD_STORE_WUR int sottod_store_devices_list_with_list(sottod_store *st, int64_t account_id,
+    sottod_device *out, size_t max, size_t *n, sottod_device_list_rec *list);
+
 SOTTOD_STORE_WUR int sottod_store_one_time_prekey_count(sottod_store *st, sottod_addr addr,
     uint32_t *count);
 
@@ -440,7 +553,8 @@ SOTTOD_STORE_WUR int sottod_store_attachments_expired(sottod_store *st, size_t l
  * object (the admin `disclose` command): username, creation date, and per
  * device: id, registration id, public keys (auth, identity, signed prekey),
  * number of one-time prekeys, creation date, last-seen date, number and
- * total bytes of undelivered envelopes. Envelope bodies are opaque
+ * total bytes of undelivered envelopes; the account key (hex) and the
+ * device list version (API v2; null for an account without them). Envelope bodies are opaque
  * ciphertext the operator cannot read; they are counted, not printed.
  * *json (malloc'd) is freed by the caller with free(). NOT_FOUND if no such
  * account.
@@ -483,7 +597,12 @@ typedef struct sottod_store_backend_ops {
     int (*attachments_expired)(sottod_store_backend *be, size_t limit,
                                sottod_attachment_fn fn, void *arg);
     int (*disclose)(sottod_store_backend *be, const char *username, char **json);
+    /* list: NOT_FOUND if no account; with out/max/n also the devices, one snapshot */
+    int (*device_list_get)(sottod_store_backend *be, int64_t account_id, sottod_device *out,
+                           size_t max, size_t *n, sottod_device_list_rec *list);
     int (*queue_depth_total)(sottod_store_backend *be, uint64_t *total);
+    /* Copies the text of the most recent failure (any thread) into buf. */
+    void (*last_error)(sottod_store_backend *be, char *buf, size_t cap);
 } sottod_store_backend_ops;
 
 struct sottod_store_backend {

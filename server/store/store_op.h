@@ -37,16 +37,24 @@ struct sottod_store_op {
     sottod_envelope_in *envs;           /* n, owned; bodies point into env_bodies */
     uint8_t *env_bodies;                /* owned */
     uint8_t *ids;                       /* n * 16, owned */
+    int list_kind;                      /* DEVICE_LIST_CHANGE: SOTTOD_LIST_* */
+    uint64_t prev_version;              /* DEVICE_LIST_CHANGE: expected stored version */
+    sottod_device_list_rec *list;       /* owned; NULL = none */
 
     /* backend-allocated result memory */
     sottod_bundle *out_bundles;         /* owned, freed with the op */
+    sottod_device_list_rec *out_list;   /* owned (BUNDLE_TAKE), freed with the op */
 };
+
+/* Kinds of SOTTOD_OP_DEVICE_LIST_CHANGE (and account_create with a list). */
+enum { SOTTOD_LIST_ADD = 1, SOTTOD_LIST_REMOVE, SOTTOD_LIST_RECOVER, SOTTOD_LIST_SET };
 
 void sottod_store_op_free(sottod_store_op *op);
 
-/* Opens the SQLite backend (store_sqlite.c). */
+/* Opens the SQLite backend (store_sqlite.c). On failure a one-line reason
+ * goes to why (why_cap bytes; why may be NULL). */
 int sottod_store_sqlite_open(const sottod_store_config *cfg, sottod_store *front,
-                             sottod_store_backend **out);
+                             sottod_store_backend **out, char *why, size_t why_cap);
 
 /* Formats unix seconds `t` as "YYYY-MM-DD" (UTC) into out. */
 void sottod_store_date(int64_t t, char out[SOTTOD_DATE_BYTES]);

@@ -24,6 +24,16 @@
  *  - Every statement is prepared once (persistent) and reused.
  *  - The queue depth of a device is a counter in its row, kept in the same
  *    transaction as the envelope rows, so the full-queue check is O(1).
+ *  - Envelope seqs: the writer hands them out from memory, but re-reads the
+ *    highest one at every BEGIN IMMEDIATE (under SQLite's write lock), so a
+ *    second writer on the same file can never make it reuse a seq. An
+ *    INSERT OR IGNORE that inserts nothing is a retry only if the row with
+ *    that envelope id holds the same body; anything else is an error, never
+ *    an ack for an envelope that was not stored.
+ *  - Every failure's SQLite message and errno (disk full, I/O error) is kept
+ *    as text for sottod_store_last_error(); open refuses a damaged file
+ *    (quick_check) and, with must_exist, a missing or empty one, with a
+ *    reason in words.
  */
 #include "store/store.h"
 #include "store/store_op.h"
@@ -34,8 +44,11 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- schema ---------------------------------------------------------------- */
@@ -106,6 +119,12 @@ static const char *const MIGRATIONS[] = {
     "INSERT INTO accounts(id, username, created)"
     "  SELECT id, username, created FROM accounts_v1 ORDER BY id;"
     "DROP TABLE accounts_v1;",
+    /* 2 -> 3 (API v2, issue 8): the account key and the latest signed device
+     * list with its version. Accounts created before stay NULL (no account
+     * key) until their primary publishes one (set_device_list). */
+    "ALTER TABLE accounts ADD COLUMN account_key BLOB;"         /* 33 bytes, public */
+    "ALTER TABLE accounts ADD COLUMN device_list BLOB;"         /* statement || signature */
+    "ALTER TABLE accounts ADD COLUMN device_list_version INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -119,8 +138,8 @@ enum {
     W_DEV_DEL_ENV, W_DEV_TOUCH, W_DEV_EXISTS, W_SPK_SET, W_OTPK_INSERT,
     W_OTPK_COUNT, W_BUNDLE_DEVS, W_OTPK_FIRST, W_OTPK_DELETE, W_ENV_INSERT,
     W_DEPTH_INC, W_DEPTH_SUB, W_ENV_DELETE, W_ENV_EXPIRED_COUNTS, W_ENV_EXPIRE,
-    W_ATT_INSERT, W_ATT_UPDATE, W_ATT_DELETE, W_ENV_EXISTS, W_SEQ_MAX,
-    W_META_SEQ, W_COUNT
+    W_ATT_INSERT, W_ATT_UPDATE, W_ATT_DELETE, W_ENV_SAME, W_SEQ_MAX,
+    W_META_SEQ, W_ACC_LIST_GET, W_ACC_LIST_SET, W_ACC_KEY_SET, W_COUNT
 };
 
 static const char *const WSQL[W_COUNT] = {
@@ -164,8 +183,8 @@ static const char *const WSQL[W_COUNT] = {
                       " AND key_id=?3"),
     [W_ENV_INSERT] = ("INSERT OR IGNORE INTO envelopes(account_id, device_id, seq, envelope_id,"
                      " expires_at, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"),
-    [W_ENV_EXISTS] = ("SELECT 1 FROM envelopes WHERE account_id=?1 AND device_id=?2"
-                     " AND envelope_id=?3"),
+    [W_ENV_SAME] = ("SELECT body FROM envelopes WHERE account_id=?1 AND device_id=?2"
+                   " AND envelope_id=?3"),
     [W_SEQ_MAX] = ("SELECT max(coalesce((SELECT max(seq) FROM envelopes), 0),"
                   " (SELECT value FROM meta WHERE key='envelope_seq'))"),
     [W_META_SEQ] = "UPDATE meta SET value=?1 WHERE key='envelope_seq'",
@@ -182,6 +201,11 @@ static const char *const WSQL[W_COUNT] = {
                      " VALUES(?1, ?2, ?3, ?4, ?5)"),
     [W_ATT_UPDATE] = "UPDATE attachments SET size=?2, expires_at=?3, referenced=?4 WHERE id=?1",
     [W_ATT_DELETE] = "DELETE FROM attachments WHERE id=?1",
+    [W_ACC_LIST_GET] = ("SELECT account_key, device_list, device_list_version FROM accounts"
+                       " WHERE id=?1"),
+    [W_ACC_LIST_SET] = "UPDATE accounts SET device_list=?2, device_list_version=?3 WHERE id=?1",
+    [W_ACC_KEY_SET] = ("UPDATE accounts SET account_key=?4, device_list=?2, device_list_version=?3"
+                      " WHERE id=?1"),
 };
 
 #define DEVICE_COLS "device_id, registration_id, auth_key, identity_key, spk_id, spk_pub," \
@@ -190,7 +214,7 @@ static const char *const WSQL[W_COUNT] = {
 
 enum {
     R_BEGIN, R_COMMIT, R_ACC_LOOKUP, R_ACC_CHECK, R_DEV_GET, R_DEV_LIST, R_OTPK_COUNT,
-    R_ENV_LIST, R_DEPTH, R_ATT_GET, R_ATT_EXPIRED, R_ENV_STATS, R_DEPTH_TOTAL,
+    R_ENV_LIST, R_DEPTH, R_ATT_GET, R_ATT_EXPIRED, R_ENV_STATS, R_DEPTH_TOTAL, R_ACC_LIST_GET,
     R_COUNT
 };
 
@@ -212,6 +236,8 @@ static const char *const RSQL[R_COUNT] = {
     [R_ENV_STATS] = ("SELECT count(*), coalesce(sum(length(body)), 0) FROM envelopes"
                     " WHERE account_id=?1 AND device_id=?2"),
     [R_DEPTH_TOTAL] = "SELECT coalesce(sum(queue_depth), 0) FROM devices",
+    [R_ACC_LIST_GET] = ("SELECT account_key, device_list, device_list_version FROM accounts"
+                       " WHERE id=?1"),
 };
 
 typedef struct sq_backend {
@@ -224,11 +250,77 @@ typedef struct sq_backend {
     bool poisoned;                      /* the open batch must not commit */
     int64_t last_seq;                   /* highest envelope seq handed out (writer) */
     int64_t saved_seq;                  /* last_seq as committed in meta */
+    pthread_mutex_t emu;                /* guards err (writer and readers set it) */
+    char err[256];                      /* text of the most recent failure */
+    bool err_fresh;                     /* the current op set err itself (writer only) */
 } sq_backend;
 
 static sq_backend *SQ(sottod_store_backend *be)
 {
     return (sq_backend *)be;
+}
+
+/* Records the text of a failure for sottod_store_last_error(). */
+static void set_err(sq_backend *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(sq_backend *s, const char *fmt, ...)
+{
+    char buf[sizeof(s->err)];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&s->emu);
+    memcpy(s->err, buf, sizeof(buf));
+    pthread_mutex_unlock(&s->emu);
+}
+
+/* errno right after the last failed sqlite3_step() of step_done() on this
+ * thread: sqlite3_system_errno() is often 0 after a failed write (SQLite
+ * reads errno again later, after other calls), so the OS reason of "disk
+ * I/O error" would be lost. */
+static _Thread_local int tl_errno;
+
+/* Formats SQLite's message, code and the OS errno behind it (for I/O
+ * errors) of the last failed call on db into out. */
+static void db_error_text(sqlite3 *db, char *out, size_t cap)
+{
+    int code, sys;
+
+    if (db == NULL) {
+        snprintf(out, cap, "out of memory");
+        return;
+    }
+    code = sqlite3_errcode(db);
+    sys = sqlite3_system_errno(db);
+    if (sys == 0 && (code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_CANTOPEN))
+        sys = tl_errno != 0 ? tl_errno : errno;
+    tl_errno = 0;
+    if (code == SQLITE_OK)
+        snprintf(out, cap, "unexpected data in the database");
+    else if (sys != 0)
+        snprintf(out, cap, "%s (sqlite %d, errno %d: %s)", sqlite3_errmsg(db), code, sys,
+                 strerror(sys));
+    else
+        snprintf(out, cap, "%s (sqlite %d)", sqlite3_errmsg(db), code);
+}
+
+/* Records the last failure on db (call right after the failing call). */
+static void note_db(sq_backend *s, sqlite3 *db)
+{
+    char buf[sizeof(s->err)];
+
+    db_error_text(db, buf, sizeof(buf));
+    set_err(s, "%s", buf);
+}
+
+static void sq_last_error(sottod_store_backend *be, char *buf, size_t cap)
+{
+    sq_backend *s = SQ(be);
+
+    pthread_mutex_lock(&s->emu);
+    snprintf(buf, cap, "%s", s->err);
+    pthread_mutex_unlock(&s->emu);
 }
 
 /* Returns the cached statement idx, reset and unbound, or NULL. */
@@ -263,6 +355,7 @@ static int step_done(sqlite3_stmt *st)
     if (st == NULL)
         return SOTTOD_STORE_ERR;
     rc = sqlite3_step(st);
+    tl_errno = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : errno;
     sqlite3_reset(st);
     if (rc == SQLITE_DONE)
         return SOTTOD_STORE_OK;
@@ -319,10 +412,36 @@ static int64_t now(sq_backend *s)
 
 static int sq_rollback(sottod_store_backend *be);
 
+/*
+ * Starts the batch's transaction and re-reads the highest envelope seq
+ * under the write lock: if anything else wrote to this file (it should not:
+ * sottod locks its data directory), the seqs handed out next are still
+ * new.
+ */
 static int sq_begin(sottod_store_backend *be)
 {
-    SQ(be)->poisoned = false;
-    return exec_simple(SQ(be), W_BEGIN);
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int64_t seq;
+
+    s->poisoned = false;
+    if (exec_simple(s, W_BEGIN) != SOTTOD_STORE_OK) {
+        note_db(s, s->w);
+        return SOTTOD_STORE_ERR;
+    }
+    st = WS(s, W_SEQ_MAX);
+    if (st == NULL || sqlite3_step(st) != SQLITE_ROW) {
+        note_db(s, s->w);
+        if (st != NULL)
+            sqlite3_reset(st);
+        (void)sq_rollback(be);
+        return SOTTOD_STORE_ERR;
+    }
+    seq = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (seq > s->last_seq)
+        s->last_seq = s->saved_seq = seq;
+    return SOTTOD_STORE_OK;
 }
 
 static int sq_commit(sottod_store_backend *be)
@@ -340,11 +459,15 @@ static int sq_commit(sottod_store_backend *be)
         sqlite3_stmt *st = WS(s, W_META_SEQ);
 
         if (st == NULL || sqlite3_bind_int64(st, 1, s->last_seq) != SQLITE_OK ||
-            step_done(st) != SOTTOD_STORE_OK)
+            step_done(st) != SOTTOD_STORE_OK) {
+            note_db(s, s->w);
             return SOTTOD_STORE_ERR;
+        }
     }
-    if (exec_simple(s, W_COMMIT) != SOTTOD_STORE_OK)
+    if (exec_simple(s, W_COMMIT) != SOTTOD_STORE_OK) {
+        note_db(s, s->w);               /* e.g. disk full: the batch is not durable */
         return SOTTOD_STORE_ERR;
+    }
     s->saved_seq = s->last_seq;
     return SOTTOD_STORE_OK;
 }
@@ -375,7 +498,9 @@ static int device_insert(sq_backend *s, int64_t account_id, uint32_t device_id,
     sqlite3_bind_blob(st, 5, dev->identity_key, SOTTOD_PUBLIC_KEY_BYTES, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, date, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, device_id == 1 ? 0 : dev->added_by);
-    if (device_id != 1)
+    /* A device without a signer (device 1; the device of a recovery) has
+     * no add signature. */
+    if (device_id != 1 && dev->added_by != 0)
         sqlite3_bind_blob(st, 8, dev->add_signature, SOTTOD_SIGNATURE_BYTES, SQLITE_STATIC);
     return step_done(st);
 }
@@ -411,6 +536,64 @@ static int device_exists_w(sq_backend *s, sottod_addr a)
     if (bind_addr(st, a) != SOTTOD_STORE_OK)
         return SOTTOD_STORE_ERR;
     return exists(st);
+}
+
+/* Reads the account key and list of account_id with statement st (W_ or
+ * R_ACC_LIST_GET, bound here) into out. NOT_FOUND if no account; ERR if
+ * the stored values are malformed. */
+static int read_list(sqlite3_stmt *st, int64_t account_id, sottod_device_list_rec *out)
+{
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (st == NULL || sqlite3_bind_int64(st, 1, account_id) != SQLITE_OK)
+        return SOTTOD_STORE_ERR;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        rc = SOTTOD_STORE_NOT_FOUND;
+    } else if (rc != SQLITE_ROW) {
+        rc = SOTTOD_STORE_ERR;
+    } else if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+        rc = SOTTOD_STORE_OK;           /* an API v1 account: no key, no list */
+    } else {
+        const void *p = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        int64_t v = sqlite3_column_int64(st, 2);
+
+        rc = SOTTOD_STORE_ERR;
+        if (col_blob(st, 0, out->account_key, SOTTOD_PUBLIC_KEY_BYTES) == SOTTOD_STORE_OK &&
+            p != NULL && len > 0 && len <= SOTTOD_DEVICE_LIST_MAX_BYTES && v >= 1) {
+            memcpy(out->list, p, len);
+            out->len = len;
+            out->version = (uint64_t)v;
+            out->present = true;
+            rc = SOTTOD_STORE_OK;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc == SOTTOD_STORE_ERR && !out->present)
+        memset(out, 0, sizeof(*out));
+    return rc;
+}
+
+/* Stores list (and, with_key, its account key) for account_id. */
+static int write_list(sq_backend *s, int64_t account_id, const sottod_device_list_rec *list,
+                      bool with_key)
+{
+    sqlite3_stmt *st = WS(s, with_key ? W_ACC_KEY_SET : W_ACC_LIST_SET);
+    int rc;
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_blob(st, 2, list->list, (int)list->len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (int64_t)list->version);
+    if (with_key)
+        sqlite3_bind_blob(st, 4, list->account_key, SOTTOD_PUBLIC_KEY_BYTES, SQLITE_STATIC);
+    rc = step_done(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    return sqlite3_changes(s->w) == 1 ? SOTTOD_STORE_OK : SOTTOD_STORE_NOT_FOUND;
 }
 
 static int op_account_create(sq_backend *s, sottod_store_op *op)
@@ -454,6 +637,11 @@ static int op_account_create(sq_backend *s, sottod_store_op *op)
     rc = device_insert(s, id, 1, &op->dev, date);
     if (rc != SOTTOD_STORE_OK)
         return rc;
+    if (op->list != NULL) {
+        rc = write_list(s, id, op->list, true);
+        if (rc != SOTTOD_STORE_OK)
+            return rc == SOTTOD_STORE_NOT_FOUND ? SOTTOD_STORE_ERR : rc;
+    }
     op->res.u.account_create.account_id = id;
     return SOTTOD_STORE_OK;
 }
@@ -556,6 +744,67 @@ static int op_device_remove(sq_backend *s, sottod_store_op *op)
         return rc;
     op->res.u.deleted.deleted = n;
     return n == 0 ? SOTTOD_STORE_NOT_FOUND : SOTTOD_STORE_OK;
+}
+
+/* One device-set change and the new list, after checking that the stored
+ * version is still op->prev_version (runs inside the op's savepoint). */
+static int op_device_list_change(sq_backend *s, sottod_store_op *op)
+{
+    static const int del_all[] = {W_ACC_DEL_DEVICES, W_ACC_DEL_OTPK, W_ACC_DEL_ENV};
+    sottod_device_list_rec *held = malloc(sizeof(*held));
+    uint32_t added = 0, deleted = 0;
+    int rc;
+
+    if (held == NULL)
+        return SOTTOD_STORE_NOMEM;
+    rc = read_list(WS(s, W_ACC_LIST_GET), op->account_id, held);
+    if (rc != SOTTOD_STORE_OK)
+        goto out;
+    if ((held->present ? held->version : 0) != op->prev_version) {
+        rc = SOTTOD_STORE_CONFLICT;
+        goto out;
+    }
+    switch (op->list_kind) {
+    case SOTTOD_LIST_ADD:
+        rc = op_device_add(s, op);
+        added = op->res.u.device_add.device_id;
+        break;
+    case SOTTOD_LIST_REMOVE:
+        rc = op_device_remove(s, op);
+        deleted = op->res.u.deleted.deleted;
+        break;
+    case SOTTOD_LIST_RECOVER: {
+        char date[SOTTOD_DATE_BYTES];
+        sottod_addr a = {.account_id = op->account_id};
+
+        rc = delete_all(s, del_all, 3, a, false, &deleted);
+        if (rc != SOTTOD_STORE_OK)
+            break;
+        sottod_store_date(now(s), date);
+        op->dev.added_by = 0;
+        rc = device_insert(s, op->account_id, op->dev.device_id, &op->dev, date);
+        added = op->dev.device_id;
+        break;
+    }
+    case SOTTOD_LIST_SET: rc = SOTTOD_STORE_OK; break;
+    default: rc = SOTTOD_STORE_INVALID; break;
+    }
+    if (rc != SOTTOD_STORE_OK)
+        goto out;
+    if (op->list != NULL) {
+        rc = write_list(s, op->account_id, op->list,
+                        op->list_kind == SOTTOD_LIST_SET && !held->present);
+        if (rc == SOTTOD_STORE_NOT_FOUND)
+            rc = SOTTOD_STORE_ERR;
+        if (rc != SOTTOD_STORE_OK)
+            goto out;
+    }
+    memset(&op->res.u, 0, sizeof(op->res.u));
+    op->res.u.list_change.device_id = added;
+    op->res.u.list_change.deleted = deleted;
+out:
+    free(held);
+    return rc;
 }
 
 static int op_device_touch(sq_backend *s, sottod_store_op *op)
@@ -726,9 +975,20 @@ static int op_bundle_take(sq_backend *s, sottod_store_op *op)
         if (rc != SOTTOD_STORE_OK)
             goto out;
     }
+    op->out_list = malloc(sizeof(*op->out_list));
+    if (op->out_list == NULL) {
+        rc = SOTTOD_STORE_NOMEM;
+        goto out;
+    }
+    rc = read_list(WS(s, W_ACC_LIST_GET), op->addr.account_id, op->out_list);
+    if (rc != SOTTOD_STORE_OK) {
+        rc = rc == SOTTOD_STORE_NOT_FOUND ? SOTTOD_STORE_ERR : rc;
+        goto out;
+    }
     op->out_bundles = bundles;
     op->res.u.bundle_take.bundles = bundles;
     op->res.u.bundle_take.n = n;
+    op->res.u.bundle_take.list = op->out_list;
     bundles = NULL;
     rc = SOTTOD_STORE_OK;
 out:
@@ -738,10 +998,41 @@ out:
 
 static int depth_sub(sq_backend *s, sottod_addr a, int64_t n);
 
+/* Is envelope e already queued for its device? OK if the row with its id
+ * holds the same body (the same envelope: a retry), EXISTS if that id holds
+ * other bytes, NOT_FOUND if no row has the id, ERR on failure. */
+static int same_envelope(sq_backend *s, const sottod_envelope_in *e)
+{
+    sqlite3_stmt *st = WS(s, W_ENV_SAME);
+    const void *body;
+    int rc;
+
+    if (bind_addr(st, e->to) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_blob(st, 3, e->id, SOTTOD_ENVELOPE_ID_BYTES, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        body = sqlite3_column_blob(st, 0);
+        rc = (body != NULL && (size_t)sqlite3_column_bytes(st, 0) == e->body_len &&
+              sodium_memcmp(body, e->body, e->body_len) == 0)
+                 ? SOTTOD_STORE_OK
+                 : SOTTOD_STORE_EXISTS;
+    } else if (rc == SQLITE_DONE) {
+        rc = SOTTOD_STORE_NOT_FOUND;
+    } else {
+        note_db(s, s->w);
+        s->err_fresh = true;
+        rc = SOTTOD_STORE_ERR;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
 /* Queues one envelope. Order matters for atomicity without a savepoint:
- * the only write before a refusal is none. A duplicate id (idempotent
- * retry) is recognised by the unique index and counted; it is accepted
- * even on a full queue, since it adds nothing. */
+ * the only write before a refusal is none (or is undone before returning).
+ * A retry of the same envelope (same id, same body) is recognised by the
+ * unique index and counted; it is accepted even on a full queue, since it
+ * adds nothing. */
 static int enqueue_one(sq_backend *s, sottod_store_op *op, const sottod_envelope_in *e)
 {
     sqlite3_stmt *st = WS(s, W_DEPTH_INC);
@@ -762,11 +1053,7 @@ static int enqueue_one(sq_backend *s, sottod_store_op *op, const sottod_envelope
             return SOTTOD_STORE_STALE;
         if (rc != SOTTOD_STORE_OK)
             return rc;
-        st = WS(s, W_ENV_EXISTS);
-        if (bind_addr(st, e->to) != SOTTOD_STORE_OK)
-            return SOTTOD_STORE_ERR;
-        sqlite3_bind_blob(st, 3, e->id, SOTTOD_ENVELOPE_ID_BYTES, SQLITE_STATIC);
-        rc = exists(st);
+        rc = same_envelope(s, e);
         if (rc == SOTTOD_STORE_OK) {
             memset(&op->res.u.enqueue.failed, 0, sizeof(op->res.u.enqueue.failed));
             op->res.u.enqueue.duplicates++;
@@ -785,9 +1072,27 @@ static int enqueue_one(sq_backend *s, sottod_store_op *op, const sottod_envelope
     if (rc != SOTTOD_STORE_OK)
         return rc;
     if (sqlite3_changes(s->w) == 0) {
-        /* Same id already queued for this device: give the slot back. */
-        op->res.u.enqueue.duplicates++;
-        return depth_sub(s, e->to, 1);
+        /* Nothing inserted: give the slot back first, then find out why.
+         * Only the very same envelope already queued is a success. */
+        int why = same_envelope(s, e);
+
+        rc = depth_sub(s, e->to, 1);
+        if (rc != SOTTOD_STORE_OK)
+            return rc;
+        if (why == SOTTOD_STORE_OK) {
+            op->res.u.enqueue.duplicates++;
+            return SOTTOD_STORE_OK;
+        }
+        if (why == SOTTOD_STORE_EXISTS) {
+            op->res.u.enqueue.failed = e->to; /* id in use with other bytes */
+            return SOTTOD_STORE_EXISTS;
+        }
+        if (why == SOTTOD_STORE_NOT_FOUND) { /* the seq was taken by another writer */
+            set_err(s, "envelope seq %lld already used by another writer of this database",
+                    (long long)s->last_seq);
+            s->err_fresh = true;
+        }
+        return SOTTOD_STORE_ERR;
     }
     op->res.u.enqueue.queued++;
     return SOTTOD_STORE_OK;
@@ -927,6 +1232,7 @@ static int sq_exec(sottod_store_backend *be, sottod_store_op *op)
     int64_t seq_before = s->last_seq;
     int rc;
 
+    s->err_fresh = false;
     if (sp && exec_simple(s, W_SAVEPOINT) != SOTTOD_STORE_OK) {
         op->res.status = SOTTOD_STORE_ERR;
         return SOTTOD_STORE_ERR;
@@ -948,12 +1254,18 @@ static int sq_exec(sottod_store_backend *be, sottod_store_op *op)
     case SOTTOD_OP_ATTACHMENT_UPDATE:
     case SOTTOD_OP_ATTACHMENT_DELETE: rc = op_attachment(s, op); break;
     case SOTTOD_OP_BARRIER: rc = SOTTOD_STORE_OK; break;
+    case SOTTOD_OP_DEVICE_LIST_CHANGE: rc = op_device_list_change(s, op); break;
     default: rc = SOTTOD_STORE_INVALID; break;
     }
+    if (rc == SOTTOD_STORE_ERR && !s->err_fresh)
+        note_db(s, s->w);               /* before a ROLLBACK TO replaces the error */
     if (rc != SOTTOD_STORE_OK && op->res.type == SOTTOD_OP_BUNDLE_TAKE) {
         op->res.u.bundle_take.bundles = NULL;
         op->res.u.bundle_take.n = 0;
+        op->res.u.bundle_take.list = NULL;
     }
+    if (rc != SOTTOD_STORE_OK && op->res.type == SOTTOD_OP_DEVICE_LIST_CHANGE)
+        memset(&op->res.u, 0, sizeof(op->res.u));
     if (rc != SOTTOD_STORE_OK && op->res.type == SOTTOD_OP_ENVELOPES_ENQUEUE)
         op->res.u.enqueue.queued = 0;
     if (sp) {
@@ -1021,6 +1333,8 @@ static int sq_account_lookup(sottod_store_backend *be, const char *username, sot
     }
     sqlite3_reset(st);
 out:
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
     pthread_mutex_unlock(&s->rmu);
     return rc;
 }
@@ -1042,6 +1356,8 @@ static int sq_device_get(sottod_store_backend *be, sottod_addr a, sottod_device 
     }
     sqlite3_reset(st);
 out:
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
     pthread_mutex_unlock(&s->rmu);
     return rc;
 }
@@ -1087,6 +1403,30 @@ static int sq_devices_list(sottod_store_backend *be, int64_t account_id, sottod_
 
     pthread_mutex_lock(&s->rmu);
     rc = devices_list_locked(s, account_id, out, max, n);
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+static int sq_device_list_get(sottod_store_backend *be, int64_t account_id, sottod_device *out,
+                              size_t max, size_t *n, sottod_device_list_rec *list)
+{
+    sq_backend *s = SQ(be);
+    int rc;
+
+    *n = 0;
+    pthread_mutex_lock(&s->rmu);
+    /* One read transaction: the list and the device rows of one commit. */
+    rc = step_done(RS(s, R_BEGIN));
+    if (rc == SOTTOD_STORE_OK) {
+        rc = read_list(RS(s, R_ACC_LIST_GET), account_id, list);
+        if (rc == SOTTOD_STORE_OK && max > 0)
+            rc = devices_list_locked(s, account_id, out, max, n);
+        (void)step_done(RS(s, R_COMMIT));
+    }
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
     pthread_mutex_unlock(&s->rmu);
     return rc;
 }
@@ -1111,6 +1451,8 @@ static int read_count(sq_backend *s, int idx, sottod_addr a, uint32_t *out)
     }
     sqlite3_reset(st);
 out:
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
     pthread_mutex_unlock(&s->rmu);
     return rc;
 }
@@ -1160,6 +1502,8 @@ static int sq_envelopes_list(sottod_store_backend *be, sottod_addr a, int64_t af
     if (step == SQLITE_DONE)
         rc = SOTTOD_STORE_OK;
 out:
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
     pthread_mutex_unlock(&s->rmu);
     if (last_seq != NULL)
         *last_seq = last;
@@ -1196,6 +1540,8 @@ static int sq_attachment_get(sottod_store_backend *be, const uint8_t *id, sottod
     }
     sqlite3_reset(st);
 out:
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
     pthread_mutex_unlock(&s->rmu);
     return rc;
 }
@@ -1227,6 +1573,8 @@ static int sq_attachments_expired(sottod_store_backend *be, size_t limit,
     if (step == SQLITE_DONE)
         rc = SOTTOD_STORE_OK;
 out:
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
     pthread_mutex_unlock(&s->rmu);
     return rc;
 }
@@ -1245,6 +1593,8 @@ static int sq_queue_depth_total(sottod_store_backend *be, uint64_t *total)
     }
     if (st != NULL)
         sqlite3_reset(st);
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
     pthread_mutex_unlock(&s->rmu);
     return rc;
 }
@@ -1296,6 +1646,31 @@ static int disclose_locked(sq_backend *s, const char *username, char **json_out)
         goto out;
     err |= json_object_set_new(root, "username", json_string(acc.username));
     err |= json_object_set_new(root, "account_created", json_string(acc.created));
+    {
+        /* API v2: the account's public key and which device list version
+         * the server holds (the list itself is public keys and ids, all
+         * printed per device below). */
+        sottod_device_list_rec *l = malloc(sizeof(*l));
+
+        if (l == NULL)
+            goto out;
+        rc = read_list(RS(s, R_ACC_LIST_GET), acc.account_id, l);
+        if (rc == SOTTOD_STORE_OK && l->present) {
+            err |= json_hex(root, "account_public_key", l->account_key, sizeof(l->account_key));
+            err |= json_object_set_new(root, "device_list_version",
+                                       json_integer((json_int_t)l->version));
+            err |= json_object_set_new(root, "device_list_bytes", json_integer((json_int_t)l->len));
+        } else if (rc == SOTTOD_STORE_OK) {
+            err |= json_object_set_new(root, "account_public_key", json_null());
+            err |= json_object_set_new(root, "device_list_version", json_null());
+        }
+        free(l);
+        if (rc != SOTTOD_STORE_OK) {
+            rc = SOTTOD_STORE_ERR;
+            goto out;
+        }
+        rc = SOTTOD_STORE_NOMEM;
+    }
     for (i = 0; i < n; i++) {
         const sottod_device *d = &devs[i];
         sottod_addr a = {.account_id = acc.account_id, .device_id = d->device_id};
@@ -1372,6 +1747,8 @@ static int sq_disclose(sottod_store_backend *be, const char *username, char **js
         rc = disclose_locked(s, username, json);
         (void)step_done(RS(s, R_COMMIT));
     }
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
     pthread_mutex_unlock(&s->rmu);
     return rc;
 }
@@ -1399,6 +1776,7 @@ static void sq_close(sottod_store_backend *be)
     sqlite3_close(s->r);
     sqlite3_close(s->w);
     pthread_mutex_destroy(&s->rmu);
+    pthread_mutex_destroy(&s->emu);
     free(s);
 }
 
@@ -1418,7 +1796,9 @@ static const sottod_store_backend_ops SQ_OPS = {
     .attachment_get = sq_attachment_get,
     .attachments_expired = sq_attachments_expired,
     .disclose = sq_disclose,
+    .device_list_get = sq_device_list_get,
     .queue_depth_total = sq_queue_depth_total,
+    .last_error = sq_last_error,
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, int *out)
@@ -1435,6 +1815,74 @@ static int pragma_int(sqlite3 *db, const char *sql, int *out)
 out:
     sqlite3_finalize(st);
     return rc;
+}
+
+/* Writes "PATH: reason" into why (may be NULL). */
+static void say_why(char *why, size_t cap, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void say_why(char *why, size_t cap, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (why == NULL || cap == 0)
+        return;
+    n = snprintf(why, cap, "%s: ", path);
+    if (n < 0 || (size_t)n >= cap)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why + n, cap - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+/* Says why the last call on db failed, as "PATH: WHAT: sqlite's reason". */
+static void say_db(char *why, size_t cap, const char *path, const char *what, sqlite3 *db)
+{
+    char text[256];
+
+    db_error_text(db, text, sizeof(text));
+    say_why(why, cap, path, "%s: %s", what, text);
+}
+
+/* PRAGMA quick_check: 0 if it reports "ok"; else -1 with the first problem
+ * it found (or why it could not run) in why. */
+static int integrity_check(sqlite3 *db, const char *path, char *why, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    const unsigned char *first;
+    int rc = -1;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check(3)", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        say_db(why, cap, path, "integrity check failed", db);
+        goto out;
+    }
+    first = sqlite3_column_text(st, 0);
+    if (first != NULL && strcmp((const char *)first, "ok") == 0) {
+        rc = 0;
+    } else {
+        char text[512];
+
+        /* One line: SQLite separates the problems it found by newlines. */
+        snprintf(text, sizeof(text), "%s", first != NULL ? (const char *)first : "(no answer)");
+        for (char *p = text; *p != '\0'; p++)
+            if (*p == '\n')
+                *p = ' ';
+        say_why(why, cap, path, "integrity check failed: %s", text);
+    }
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Number of schema objects (tables, indexes) in db, or -1. */
+static int schema_objects(sqlite3 *db)
+{
+    int n = -1;
+
+    if (pragma_int(db, "SELECT count(*) FROM sqlite_schema", &n) != SOTTOD_STORE_OK)
+        return -1;
+    return n;
 }
 
 static int migrate(sqlite3 *db)
@@ -1460,9 +1908,9 @@ static int migrate(sqlite3 *db)
     return SOTTOD_STORE_OK;
 }
 
-static int open_conn(const char *path, sqlite3 **db)
+static int open_conn(const char *path, bool create, sqlite3 **db)
 {
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
 
     if (sqlite3_open_v2(path, db, flags, NULL) != SQLITE_OK)
         return SOTTOD_STORE_ERR;
@@ -1473,13 +1921,15 @@ static int open_conn(const char *path, sqlite3 **db)
 }
 
 int sottod_store_sqlite_open(const sottod_store_config *cfg, sottod_store *front,
-                             sottod_store_backend **out)
+                             sottod_store_backend **out, char *why, size_t why_cap)
 {
+    const char *path = cfg->path;
     sq_backend *s = NULL;
     char *mode = NULL;
     sqlite3_stmt *st = NULL;
-    bool mu = false;
-    int rc = SOTTOD_STORE_NOMEM, fd;
+    bool mu = false, emu = false;
+    int rc = SOTTOD_STORE_NOMEM, fd, version = 0;
+    struct stat sb;
 
     *out = NULL;
     s = calloc(1, sizeof(*s));
@@ -1489,27 +1939,59 @@ int sottod_store_sqlite_open(const sottod_store_config *cfg, sottod_store *front
     if (pthread_mutex_init(&s->rmu, NULL) != 0)
         goto out;
     mu = true;
+    if (pthread_mutex_init(&s->emu, NULL) != 0)
+        goto out;
+    emu = true;
     s->base.ops = &SQ_OPS;
     s->base.cfg = cfg;
     s->base.front = front;
 
+    /* A missing or 0-byte file is an empty store: created here unless the
+     * caller said it must exist (a lost database must not silently become
+     * a new, empty one). */
+    if (stat(path, &sb) != 0) {
+        if (errno != ENOENT) {
+            say_why(why, why_cap, path, "cannot read: %s", strerror(errno));
+            goto out;
+        }
+        if (cfg->must_exist) {
+            say_why(why, why_cap, path, "the database is missing");
+            rc = SOTTOD_STORE_NOT_FOUND;
+            goto out;
+        }
+    } else if (sb.st_size == 0 && cfg->must_exist) {
+        say_why(why, why_cap, path, "the database is empty (0 bytes)");
+        rc = SOTTOD_STORE_NOT_FOUND;
+        goto out;
+    }
+
     /* Create the file readable by sottod's user only; SQLite gives the
      * -wal and -shm files the same mode. */
-    fd = open(cfg->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        goto out;
-    close(fd);
+    if (!cfg->must_exist) {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            say_why(why, why_cap, path, "cannot create: %s", strerror(errno));
+            goto out;
+        }
+        close(fd);
+    }
 
-    if (open_conn(cfg->path, &s->w) != SOTTOD_STORE_OK)
+    if (open_conn(path, !cfg->must_exist, &s->w) != SOTTOD_STORE_OK) {
+        say_db(why, why_cap, path, "cannot open", s->w);
         goto out;
+    }
     if (sqlite3_prepare_v2(s->w, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW || sqlite3_column_text(st, 0) == NULL)
+        sqlite3_step(st) != SQLITE_ROW || sqlite3_column_text(st, 0) == NULL) {
+        say_db(why, why_cap, path, "cannot open", s->w);
         goto out;
+    }
     mode = strdup((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     st = NULL;
-    if (mode == NULL || strcmp(mode, "wal") != 0)
+    if (mode == NULL || strcmp(mode, "wal") != 0) {
+        say_why(why, why_cap, path, "cannot switch to WAL mode");
         goto out;
+    }
     if (sqlite3_exec(s->w,
                      cfg->durability == SOTTOD_DURABILITY_PROCESS ? "PRAGMA synchronous=NORMAL"
                                                                   : "PRAGMA synchronous=FULL",
@@ -1524,21 +2006,53 @@ int sottod_store_sqlite_open(const sottod_store_config *cfg, sottod_store *front
                             * 64 MB after a checkpoint. */
                            " PRAGMA wal_autocheckpoint=10000;"
                            " PRAGMA journal_size_limit=67108864",
-                     NULL, NULL, NULL) != SQLITE_OK)
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        say_db(why, why_cap, path, "cannot open", s->w);
         goto out;
-    if (migrate(s->w) != SOTTOD_STORE_OK)
+    }
+    if (cfg->check && integrity_check(s->w, path, why, why_cap) != 0)
         goto out;
+    if (pragma_int(s->w, "PRAGMA user_version", &version) != SOTTOD_STORE_OK) {
+        say_db(why, why_cap, path, "cannot read the schema version", s->w);
+        goto out;
+    }
+    if (version > SCHEMA_VERSION || version < 0) {
+        say_why(why, why_cap, path, "schema version %d is newer than this sottod's (%d)", version,
+                SCHEMA_VERSION);
+        goto out;
+    }
+    if (version == 0 && cfg->must_exist) {
+        int objects = schema_objects(s->w);
+
+        if (objects < 0) {
+            say_db(why, why_cap, path, "cannot read the schema", s->w);
+            goto out;
+        }
+        say_why(why, why_cap, path,
+                objects == 0 ? "the database holds no tables (never initialised)"
+                             : "not a sottod database (schema version 0)");
+        rc = objects == 0 ? SOTTOD_STORE_NOT_FOUND : SOTTOD_STORE_ERR;
+        goto out;
+    }
+    if (migrate(s->w) != SOTTOD_STORE_OK) {
+        say_db(why, why_cap, path, "schema migration failed", s->w);
+        goto out;
+    }
     if (sqlite3_prepare_v2(s->w, WSQL[W_SEQ_MAX], -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW)
+        sqlite3_step(st) != SQLITE_ROW) {
+        say_db(why, why_cap, path, "cannot read the envelope sequence", s->w);
         goto out;
+    }
     s->last_seq = s->saved_seq = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     st = NULL;
 
-    if (open_conn(cfg->path, &s->r) != SOTTOD_STORE_OK ||
+    if (open_conn(path, false, &s->r) != SOTTOD_STORE_OK ||
         sqlite3_exec(s->r, "PRAGMA query_only=ON; PRAGMA cache_size=-8192", NULL, NULL, NULL) !=
-            SQLITE_OK)
+            SQLITE_OK) {
+        say_db(why, why_cap, path, "cannot open a reader", s->r);
         goto out;
+    }
     *out = &s->base;
     s = NULL;
     rc = SOTTOD_STORE_OK;
@@ -1550,6 +2064,8 @@ out:
         sqlite3_close(s->w);
         if (mu)
             pthread_mutex_destroy(&s->rmu);
+        if (emu)
+            pthread_mutex_destroy(&s->emu);
         free(s);
     }
     return rc;

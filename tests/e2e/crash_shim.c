@@ -6,7 +6,8 @@
  * points that hook does not reach: before the commit and after the output.
  * It depends on two details of client/core (the envelope transaction inserts
  * into client_seen_envelopes; COMMIT goes through sqlite3_exec): if they
- * change, the test says "never reached the crash point".
+ * change, the test says "never reached the crash point". The after-sql and
+ * pause hooks name the SQL they wait for (client/core/store.c) in the test.
  *
  * The client processes a pushed envelope as one local transaction (decrypt,
  * store the message, mark the envelope id as seen: "INSERT ... INTO
@@ -23,8 +24,19 @@
  *   SOTTO_E2E_CRASH=after-output   die after the first stdout flush that
  *                                  follows that COMMIT (stored and shown,
  *                                  not acked)
+ *   SOTTO_E2E_CRASH=after-sql      die right after the first statement whose
+ *                                  SQL contains SOTTO_E2E_CRASH_SQL was
+ *                                  stepped (e2e_pending_events.sh: after
+ *                                  "DELETE FROM client_pending_events")
  *   SOTTO_E2E_CRASH_MARK=FILE      created just before dying, so the test
  *                                  knows the crash point was reached.
+ *
+ * And a pause (no crash), to make two processes race deterministically:
+ *   SOTTO_E2E_PAUSE_SQL=TEXT       before the first step of the first UPDATE
+ *   SOTTO_E2E_PAUSE_MS=N           or DELETE statement whose SQL contains
+ *                                  TEXT, sleep N ms (once per process) and
+ *                                  create SOTTO_E2E_PAUSE_MARK=FILE (if set)
+ *                                  first.
  *
  * Test code only; never linked into anything.
  */
@@ -35,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -43,6 +56,7 @@ typedef int (*prepare_fn)(sqlite3 *, const char *, int, sqlite3_stmt **, const c
 typedef int (*exec_fn)(sqlite3 *, const char *, int (*)(void *, int, char **, char **), void *,
                        char **);
 typedef int (*fflush_fn)(FILE *);
+typedef int (*step_fn)(sqlite3_stmt *);
 
 static int g_marked;    /* an envelope transaction is open */
 static int g_committed; /* ... and was committed */
@@ -76,6 +90,43 @@ int sqlite3_prepare_v2(sqlite3 *db, const char *sql, int n, sqlite3_stmt **st, c
     if (sql != NULL && strstr(sql, "INTO client_seen_envelopes") != NULL)
         g_marked = 1;
     return real(db, sql, n, st, tail);
+}
+
+static int sql_has(sqlite3_stmt *st, const char *needle)
+{
+    const char *sql = st != NULL ? sqlite3_sql(st) : NULL;
+    return sql != NULL && needle != NULL && needle[0] != '\0' && strstr(sql, needle) != NULL;
+}
+
+int sqlite3_step(sqlite3_stmt *st)
+{
+    static step_fn real;
+    static int paused;
+    const char *pause = getenv("SOTTO_E2E_PAUSE_SQL");
+    int rc;
+
+    if (real == NULL)
+        real = (step_fn)dlsym(RTLD_NEXT, "sqlite3_step");
+    if (!paused && sql_has(st, pause) &&
+        (strncmp(sqlite3_sql(st), "UPDATE", 6) == 0 ||
+         strncmp(sqlite3_sql(st), "DELETE", 6) == 0)) {
+        const char *ms = getenv("SOTTO_E2E_PAUSE_MS");
+        const char *mark = getenv("SOTTO_E2E_PAUSE_MARK");
+        long n = ms != NULL ? strtol(ms, NULL, 10) : 1000;
+        struct timespec ts = {n / 1000, (n % 1000) * 1000000L};
+        paused = 1;
+        if (mark != NULL) {
+            int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            if (fd >= 0)
+                close(fd);
+        }
+        nanosleep(&ts, NULL);
+    }
+    rc = real(st);
+    if ((rc == SQLITE_DONE || rc == SQLITE_ROW) && strcmp(mode(), "after-sql") == 0 &&
+        sql_has(st, getenv("SOTTO_E2E_CRASH_SQL")))
+        die();
+    return rc;
 }
 
 int sqlite3_exec(sqlite3 *db, const char *sql, int (*cb)(void *, int, char **, char **), void *arg,

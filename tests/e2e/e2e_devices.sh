@@ -2,6 +2,8 @@
 # Devices, and the promise that the server cannot silently add one:
 #  - bob links a second device (link-request / device-add / link-finish):
 #    alice's messages reach both, bob's other device gets a sync copy;
+#    alice's safety number for bob stays the same (it covers account keys)
+#    and she is told "bob linked a new device";
 #  - the operator plants a device of its own in bob's account (another
 #    account's real keys, with a forged or replayed add-signature): alice's
 #    client refuses to send (exit 5) and nothing is queued for the planted
@@ -36,7 +38,12 @@ code=$(jfield code <"$E2E_DIR/last.out")
 [[ "$code" =~ ^[0-9a-f]{138}$ ]] || fail "link code is not 138 hex: [$code]"
 sc_ok bob --json device-add "$code"
 assert_eq "$(jfield device <"$E2E_DIR/last.out")" "2" "new device id"
-sc_ok bob2 --json link-finish bob 2
+akey=$(jfield account_key <"$E2E_DIR/last.out")
+[[ "$akey" =~ ^05[0-9a-f]{64}$ ]] || fail "account key is not 66 hex: [$akey]"
+log "link-finish with a wrong account key is refused (exit 5)"
+sc bob2 --json link-finish bob 2 "05$(printf '%064d' 0 | tr 0 7)"
+assert_rc 5 "link-finish with an account key that did not sign the list"
+sc_ok bob2 --json link-finish bob 2 "$akey"
 assert_eq "$(jfield device <"$E2E_DIR/last.out")" "2" "linked device id"
 sc_ok bob --json devices
 assert_eq "$(jfield device <"$E2E_DIR/last.out" | tr '\n' ' ')" "1 2 " "bob's devices"
@@ -50,8 +57,11 @@ done
 sc_ok alice --json contacts
 assert_eq "$(jfield devices <"$E2E_DIR/last.out")" "2" "alice sees two devices of bob"
 sc_ok alice --json safety-number bob
-[ "$(jfield safety_number <"$E2E_DIR/last.out")" != "$sn_one" ] ||
-    fail "the safety number did not change when bob added a device"
+assert_eq "$(jfield safety_number <"$E2E_DIR/last.out")" "$sn_one" \
+    "alice's safety number for bob after bob linked a device"
+receive_json alice "$E2E_DIR/a0.json"
+events notice "$E2E_DIR/a0.json" | jfield code | grep -qx device_linked ||
+    fail "alice was not told that bob linked a device: $(cat "$E2E_DIR/a0.json")"
 
 log "bob writes from his second device; his first device gets a copy"
 sc_ok bob2 send alice "from my second device"

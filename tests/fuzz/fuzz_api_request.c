@@ -72,6 +72,8 @@ static void check_frame(const CF *f)
         touch_bytes(f->register_->auth_key);
         touch_bytes(f->register_->signature);
         touch_bytes(f->register_->identity_key);
+        touch_bytes(f->register_->account_key);
+        touch_bytes(f->register_->device_list);
         break;
     case SOTTO__API__CLIENT_FRAME__OP_LOGIN:
         if (f->login == NULL)
@@ -85,6 +87,7 @@ static void check_frame(const CF *f)
         touch_bytes(f->add_device->auth_key);
         touch_bytes(f->add_device->signature);
         touch_bytes(f->add_device->identity_key);
+        touch_bytes(f->add_device->device_list);
         break;
     case SOTTO__API__CLIENT_FRAME__OP_LIST_DEVICES:
         if (f->list_devices == NULL)
@@ -93,6 +96,7 @@ static void check_frame(const CF *f)
     case SOTTO__API__CLIENT_FRAME__OP_REMOVE_DEVICE:
         if (f->remove_device == NULL)
             abort();
+        touch_bytes(f->remove_device->device_list);
         break;
     case SOTTO__API__CLIENT_FRAME__OP_SET_KEYS:
         if (f->set_keys == NULL || (f->set_keys->n_prekeys > 0 && f->set_keys->prekeys == NULL))
@@ -137,6 +141,17 @@ static void check_frame(const CF *f)
     case SOTTO__API__CLIENT_FRAME__OP_PREKEY_STATUS:
         if (f->prekey_status == NULL)
             abort();
+        break;
+    case SOTTO__API__CLIENT_FRAME__OP_SET_DEVICE_LIST:
+        if (f->set_device_list == NULL)
+            abort();
+        touch_bytes(f->set_device_list->device_list);
+        touch_bytes(f->set_device_list->account_key);
+        break;
+    case SOTTO__API__CLIENT_FRAME__OP_GET_DEVICE_LIST:
+        if (f->get_device_list == NULL)
+            abort();
+        touch_str(f->get_device_list->username);
         break;
     default:
         abort();                        /* an op_case the schema does not have */
@@ -325,6 +340,28 @@ static void write_seeds(const char *dir)
         f.op_case = SOTTO__API__CLIENT_FRAME__OP_REMOVE_DEVICE;
         f.remove_device = &rq;
         put(dir, "remove_device", &f);
+    }
+    {
+        /* v2: the bytes stand in for a signed device list (the decoder
+         * does not look inside; fuzz_device_list covers the list). */
+        Sotto__Api__SetDeviceListRequest rq = SOTTO__API__SET_DEVICE_LIST_REQUEST__INIT;
+        ProtobufCBinaryData lst = {sizeof(body), body};
+        rq.device_list = lst;
+        rq.account_key = b33;
+        sotto__api__client_frame__init(&f);
+        f.id = 23;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_SET_DEVICE_LIST;
+        f.set_device_list = &rq;
+        put(dir, "set_device_list", &f);
+    }
+    {
+        Sotto__Api__GetDeviceListRequest rq = SOTTO__API__GET_DEVICE_LIST_REQUEST__INIT;
+        rq.username = (char *)"bob";
+        sotto__api__client_frame__init(&f);
+        f.id = 24;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_GET_DEVICE_LIST;
+        f.get_device_list = &rq;
+        put(dir, "get_device_list", &f);
     }
     {
         Sotto__Api__SetKeysRequest rq = SOTTO__API__SET_KEYS_REQUEST__INIT;

@@ -28,6 +28,8 @@
 #include <openssl/x509.h>
 #include <sodium.h>
 
+#include "sotto/account.h"
+
 #define TC_MAX_MESSAGE (64u << 20)
 
 /* ---- time -------------------------------------------------------------------- */
@@ -950,9 +952,45 @@ void tc_device_new(tc_device *d, const char *username)
     crypto_sign_keypair(d->auth_pk, d->auth_sk);
     if (sotto_identity_key_pair_generate(&d->identity) != SOTTO_OK ||
         sotto_registration_id_generate(&d->registration_id) != SOTTO_OK ||
-        sotto_signed_prekey_generate(&d->spk, &d->identity, 1, 1767225600000ull) != SOTTO_OK)
+        sotto_signed_prekey_generate(&d->spk, &d->identity, 1, 1767225600000ull) != SOTTO_OK ||
+        sotto_identity_key_pair_generate(&d->account) != SOTTO_OK)
         abort();
     d->next_prekey_id = 0;
+}
+
+void tc_entry_of(const tc_device *d, uint32_t device_id, sotto_device_entry *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->device_id = device_id;
+    e->registration_id = d->registration_id;
+    e->identity_key = d->identity.pub;
+    memcpy(e->auth_key, d->auth_pk, sizeof(e->auth_key));
+}
+
+int tc_list_sign(const sotto_key_pair *account, const char *username, uint64_t version,
+                 const sotto_device_entry *e, size_t n, uint8_t *out, size_t *len)
+{
+    sotto_device_list *l = calloc(1, sizeof(*l));
+    int rc = TC_ERR;
+
+    if (l == NULL || n > SOTTO_DEVICE_LIST_MAX)
+        goto out;
+    snprintf(l->username, sizeof(l->username), "%s", username);
+    l->version = version;
+    l->timestamp_ms = 1767225600000ull + version;
+    l->n_devices = n;
+    memcpy(l->devices, e, n * sizeof(*e));
+    for (size_t i = 1; i < n; i++) /* insertion sort by id */
+        for (size_t j = i; j > 0 && l->devices[j - 1].device_id > l->devices[j].device_id; j--) {
+            sotto_device_entry t = l->devices[j];
+            l->devices[j] = l->devices[j - 1];
+            l->devices[j - 1] = t;
+        }
+    if (sotto_device_list_sign(l, account, out, SOTTO_DEVICE_LIST_MAX_BYTES, len) == SOTTO_OK)
+        rc = 0;
+out:
+    free(l);
+    return rc;
 }
 
 void tc_device_wipe(tc_device *d)
@@ -963,25 +1001,12 @@ void tc_device_wipe(tc_device *d)
 void tc_auth_sign(const tc_device *d, uint8_t purpose, const uint8_t exporter[32],
                   const uint8_t nonce[32], uint32_t device_id, uint8_t sig[64])
 {
-    uint8_t m[13 + 1 + 1 + 32 + 32 + 1 + 255 + 4];
-    size_t n = 0, ulen = strlen(d->username);
-
-    memcpy(m, "SOTTO-AUTH-V1", 13);
-    n = 13;
-    m[n++] = 0x00;
-    m[n++] = purpose;
-    memcpy(m + n, exporter, 32);
-    n += 32;
-    memcpy(m + n, nonce, 32);
-    n += 32;
-    m[n++] = (uint8_t)ulen;
-    memcpy(m + n, d->username, ulen);
-    n += ulen;
-    m[n++] = (uint8_t)(device_id >> 24);
-    m[n++] = (uint8_t)(device_id >> 16);
-    m[n++] = (uint8_t)(device_id >> 8);
-    m[n++] = (uint8_t)device_id;
-    crypto_sign_detached(sig, NULL, m, n, d->auth_sk);
+    /* The bytes come from libsotto (sotto/account.h). A username the
+     * library refuses (the tests send bad ones on purpose) gets an all-zero
+     * signature: the server must refuse the name before the signature. */
+    if (sotto_auth_sign(sig, d->auth_sk, purpose, exporter, nonce, d->username, device_id) !=
+        SOTTO_OK)
+        sodium_memzero(sig, 64);
 }
 
 /* challenge; fills nonce. Returns status. */
@@ -1011,6 +1036,25 @@ static int challenge(tc_conn *c, uint8_t nonce[32])
 
 int tc_register(tc_conn *c, tc_device *d, const char *invite)
 {
+    uint8_t list[SOTTO_DEVICE_LIST_MAX_BYTES];
+    sotto_device_entry e;
+    size_t len = 0;
+
+    if (d->v1)
+        return tc_register_ex(c, d, invite, NULL, NULL, 0, false, 1);
+    tc_entry_of(d, 1, &e);
+    /* A username the library refuses (tests send bad ones on purpose): no
+     * list can be signed; send a dummy the server must never look at. */
+    if (tc_list_sign(&d->account, d->username, 1, &e, 1, list, &len) != 0) {
+        memset(list, 0xEE, 200);
+        len = 200;
+    }
+    return tc_register_ex(c, d, invite, d->account.pub.bytes, list, len, false, 1);
+}
+
+int tc_register_ex(tc_conn *c, tc_device *d, const char *invite, const uint8_t *account_key,
+                   const uint8_t *list, size_t list_len, bool recover, uint32_t sig_device_id)
+{
     tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
     Sotto__Api__RegisterRequest rq = SOTTO__API__REGISTER_REQUEST__INIT;
     uint8_t nonce[32], sig[64];
@@ -1019,7 +1063,16 @@ int tc_register(tc_conn *c, tc_device *d, const char *invite)
 
     if (st != 0)
         return st;
-    tc_auth_sign(d, 0x01, c->exporter, nonce, 1, sig);
+    tc_auth_sign(d, 0x01, c->exporter, nonce, sig_device_id, sig);
+    if (account_key != NULL) {
+        rq.account_key.data = (uint8_t *)account_key;
+        rq.account_key.len = 33;
+    }
+    if (list != NULL) {
+        rq.device_list.data = (uint8_t *)list;
+        rq.device_list.len = list_len;
+    }
+    rq.recover = recover;
     rq.username = d->username;
     rq.auth_key.data = d->auth_pk;
     rq.auth_key.len = 32;
@@ -1035,8 +1088,8 @@ int tc_register(tc_conn *c, tc_device *d, const char *invite)
     if (r == NULL)
         return c->closed ? TC_CLOSED : TC_ERR;
     st = r->status;
-    if (st == 0)
-        d->device_id = 1;
+    if (st == 0 && r->result_case == SOTTO__API__SERVER_FRAME__RESULT_REGISTER)
+        d->device_id = r->register_->device_id;
     tc_free(r);
     return st;
 }
@@ -1118,30 +1171,149 @@ int tc_set_keys(tc_conn *c, tc_device *d, bool with_spk, size_t n, uint32_t *rem
     return 0;
 }
 
-int tc_add_device(tc_conn *c, const tc_device *me, tc_device *newdev)
+int tc_fetch_list(tc_conn *c, sotto_device_list *out, uint8_t *raw, size_t *raw_len)
 {
     tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__AddDeviceRequest rq = SOTTO__API__ADD_DEVICE_REQUEST__INIT;
-    uint8_t m[19 + 1 + 1 + 255 + 32 + 33 + 4], sig[64];
-    size_t n = 0, ulen = strlen(me->username);
+    Sotto__Api__ListDevicesRequest rq = SOTTO__API__LIST_DEVICES_REQUEST__INIT;
     tc_sframe *r;
     int st;
 
-    memcpy(m, "SOTTO-ADD-DEVICE-V1", 19);
-    n = 19;
-    m[n++] = 0x00;
-    m[n++] = (uint8_t)ulen;
-    memcpy(m + n, me->username, ulen);
-    n += ulen;
-    memcpy(m + n, newdev->auth_pk, 32);
-    n += 32;
-    memcpy(m + n, newdev->identity.pub.bytes, 33);
-    n += 33;
-    m[n++] = (uint8_t)(newdev->registration_id >> 24);
-    m[n++] = (uint8_t)(newdev->registration_id >> 16);
-    m[n++] = (uint8_t)(newdev->registration_id >> 8);
-    m[n++] = (uint8_t)newdev->registration_id;
-    crypto_sign_detached(sig, NULL, m, n, me->auth_sk);
+    memset(out, 0, sizeof(*out));
+    if (raw_len != NULL)
+        *raw_len = 0;
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_LIST_DEVICES;
+    f.list_devices = &rq;
+    r = tc_call(c, &f, 10000);
+    if (r == NULL)
+        return c->closed ? TC_CLOSED : TC_ERR;
+    st = r->status;
+    if (st == 0 && r->list_devices->device_list.len > 0) {
+        const ProtobufCBinaryData *b = &r->list_devices->device_list;
+
+        if (sotto_device_list_parse(out, b->data, b->len, NULL) != SOTTO_OK ||
+            b->len > SOTTO_DEVICE_LIST_MAX_BYTES)
+            st = TC_ERR;
+        else if (raw != NULL) {
+            memcpy(raw, b->data, b->len);
+            *raw_len = b->len;
+        }
+    }
+    tc_free(r);
+    return st;
+}
+
+int tc_remove_device_with_list(tc_conn *c, uint32_t device_id, const uint8_t *list,
+                               size_t list_len)
+{
+    tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__RemoveDeviceRequest rq = SOTTO__API__REMOVE_DEVICE_REQUEST__INIT;
+    tc_sframe *r;
+    int st;
+
+    rq.device_id = device_id;
+    if (list != NULL) {
+        rq.device_list.data = (uint8_t *)list;
+        rq.device_list.len = list_len;
+    }
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_REMOVE_DEVICE;
+    f.remove_device = &rq;
+    r = tc_call(c, &f, 10000);
+    if (r == NULL)
+        return c->closed ? TC_CLOSED : TC_ERR;
+    st = r->status;
+    tc_free(r);
+    return st;
+}
+
+int tc_remove_device(tc_conn *c, const tc_device *me, uint32_t device_id)
+{
+    sotto_device_list *l = calloc(1, sizeof(*l));
+    uint8_t *out = malloc(SOTTO_DEVICE_LIST_MAX_BYTES);
+    size_t len = 0, k = 0;
+    int st = TC_ERR;
+
+    if (l == NULL || out == NULL)
+        goto done;
+    if (me->v1) {
+        st = tc_remove_device_with_list(c, device_id, NULL, 0);
+        goto done;
+    }
+    st = tc_fetch_list(c, l, NULL, NULL);
+    if (st != 0)
+        goto done;
+    if (l->n_devices == 0) {
+        st = tc_remove_device_with_list(c, device_id, NULL, 0);
+        goto done;
+    }
+    for (size_t i = 0; i < l->n_devices; i++)
+        if (l->devices[i].device_id != device_id)
+            l->devices[k++] = l->devices[i];
+    if (k == 0) {
+        /* The last device: no list can hold zero devices; the server
+         * refuses the removal before it looks at a list. */
+        st = tc_remove_device_with_list(c, device_id, NULL, 0);
+        goto done;
+    }
+    st = TC_ERR;
+    if (tc_list_sign(&me->account, me->username, l->version + 1, l->devices, k, out, &len) != 0)
+        goto done;
+    st = tc_remove_device_with_list(c, device_id, out, len);
+done:
+    free(l);
+    free(out);
+    return st;
+}
+
+int tc_add_device(tc_conn *c, const tc_device *me, tc_device *newdev)
+{
+    sotto_device_list *l = calloc(1, sizeof(*l));
+    uint8_t *out = malloc(SOTTO_DEVICE_LIST_MAX_BYTES);
+    size_t len = 0;
+    uint32_t id = 2;
+    int st = TC_ERR;
+
+    if (l == NULL || out == NULL)
+        goto done;
+    if (!me->v1) {
+        st = tc_fetch_list(c, l, NULL, NULL);
+        if (st != 0)
+            goto done;
+    }
+    if (me->v1 || l->n_devices == 0) {
+        st = tc_add_device_with_list(c, me, newdev, NULL, 0);
+        goto done;
+    }
+    for (size_t i = 0; i < l->n_devices; i++) /* sorted: the first gap >= 2 */
+        if (l->devices[i].device_id == id)
+            id++;
+    st = TC_ERR;
+    if (l->n_devices >= SOTTO_DEVICE_LIST_MAX)
+        goto done;
+    tc_entry_of(newdev, id, &l->devices[l->n_devices]);
+    if (tc_list_sign(&me->account, me->username, l->version + 1, l->devices, l->n_devices + 1,
+                     out, &len) != 0)
+        goto done;
+    st = tc_add_device_with_list(c, me, newdev, out, len);
+    if (st == 0)
+        newdev->account = me->account;
+done:
+    free(l);
+    free(out);
+    return st;
+}
+
+int tc_add_device_with_list(tc_conn *c, const tc_device *me, tc_device *newdev,
+                            const uint8_t *list, size_t list_len)
+{
+    tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__AddDeviceRequest rq = SOTTO__API__ADD_DEVICE_REQUEST__INIT;
+    uint8_t sig[64];
+    tc_sframe *r;
+    int st;
+
+    if (sotto_add_device_sign(sig, me->auth_sk, me->username, newdev->auth_pk,
+                              newdev->identity.pub.bytes, newdev->registration_id) != SOTTO_OK)
+        return TC_ERR;
     rq.auth_key.data = newdev->auth_pk;
     rq.auth_key.len = 32;
     rq.signature.data = sig;
@@ -1149,6 +1321,10 @@ int tc_add_device(tc_conn *c, const tc_device *me, tc_device *newdev)
     rq.identity_key.data = newdev->identity.pub.bytes;
     rq.identity_key.len = 33;
     rq.registration_id = newdev->registration_id;
+    if (list != NULL) {
+        rq.device_list.data = (uint8_t *)list;
+        rq.device_list.len = list_len;
+    }
     f.op_case = SOTTO__API__CLIENT_FRAME__OP_ADD_DEVICE;
     f.add_device = &rq;
     r = tc_call(c, &f, 10000);

@@ -25,6 +25,7 @@
 #include <openssl/ssl.h>
 
 #include "api.pb-c.h"
+#include "sotto/device_list.h"
 #include "sotto/keys.h"
 
 typedef Sotto__Api__ClientFrame tc_cframe;
@@ -164,14 +165,52 @@ typedef struct tc_device {
     uint32_t registration_id;
     sotto_signed_prekey spk;
     uint32_t next_prekey_id;
+    /* API v2: the account key (tc_device_new makes one; tc_add_device
+     * copies the adder's into the new device). v1 = true: register / add /
+     * remove without account key and device list (the v1 transition path). */
+    sotto_key_pair account;
+    bool v1;
 } tc_device;
 
 /* Fresh keys for a device of `username` (device id 1 until added). */
 void tc_device_new(tc_device *d, const char *username);
 void tc_device_wipe(tc_device *d);
 
-/* challenge + register. Returns the Status (0 = OK) or TC_*. */
+/* challenge + register. Unless d->v1, with d's account key and a signed
+ * device list version 1 holding exactly d as device 1. Returns the Status
+ * (0 = OK) or TC_*. */
 int tc_register(tc_conn *c, tc_device *d, const char *invite);
+/* challenge + register with explicit v2 fields: account_key (33 bytes or
+ * NULL = none), list (list_len bytes, NULL = none), recover; the auth
+ * signature covers sig_device_id. On OK d->device_id = the answer's id. */
+int tc_register_ex(tc_conn *c, tc_device *d, const char *invite, const uint8_t *account_key,
+                   const uint8_t *list, size_t list_len, bool recover, uint32_t sig_device_id);
+
+/* ---- signed device lists (API v2) ------------------------------------------- */
+
+/* The list entry of device d under id device_id. */
+void tc_entry_of(const tc_device *d, uint32_t device_id, sotto_device_entry *e);
+/* Builds and signs (with `account`) a device list of username at
+ * `version` from entries e[0..n) (sorted here by id) into out
+ * (SOTTO_DEVICE_LIST_MAX_BYTES); *len its length. Returns 0 or TC_ERR. */
+int tc_list_sign(const sotto_key_pair *account, const char *username, uint64_t version,
+                 const sotto_device_entry *e, size_t n, uint8_t *out, size_t *len);
+/* list_devices: the server's list parsed WITHOUT verification into *out
+ * (n_devices 0 and version 0 if the account has none); raw bytes into raw
+ * (may be NULL; SOTTO_DEVICE_LIST_MAX_BYTES) and *raw_len. Returns the
+ * Status or TC_*. */
+int tc_fetch_list(tc_conn *c, sotto_device_list *out, uint8_t *raw, size_t *raw_len);
+/* remove_device with an explicit list (NULL = none). Returns the Status. */
+int tc_remove_device_with_list(tc_conn *c, uint32_t device_id, const uint8_t *list,
+                               size_t list_len);
+/* add_device for newdev signed by me, with an explicit list (NULL = none).
+ * On OK newdev->device_id = the answer's id. Returns the Status. */
+int tc_add_device_with_list(tc_conn *c, const tc_device *me, tc_device *newdev,
+                            const uint8_t *list, size_t list_len);
+/* As the primary `me` would: fetches the list, removes device_id, signs
+ * version + 1 with me->account and sends remove_device (no list when
+ * me->v1 or the account has none). Returns the Status or TC_*. */
+int tc_remove_device(tc_conn *c, const tc_device *me, uint32_t device_id);
 /* challenge + login. Returns the Status or TC_*. */
 int tc_login(tc_conn *c, const tc_device *d);
 /* Builds the signed authentication message of docs/api.md section 4 and
@@ -182,7 +221,10 @@ void tc_auth_sign(const tc_device *d, uint8_t purpose, const uint8_t exporter[32
  * prekeys. Returns the Status or TC_*; *remaining (may be NULL). */
 int tc_set_keys(tc_conn *c, tc_device *d, bool with_spk, size_t n, uint32_t *remaining);
 /* add_device for `newdev` signed by the logged-in `me`; sets
- * newdev->device_id on success. Returns the Status or TC_*. */
+ * newdev->device_id on success. Unless me->v1 (or the account has no list
+ * on the server), as a primary does: fetches the list, adds newdev under
+ * the lowest free id >= 2, signs version + 1 with me->account and copies
+ * me->account into newdev. Returns the Status or TC_*. */
 int tc_add_device(tc_conn *c, const tc_device *me, tc_device *newdev);
 
 /* send to `dest` one message per (device_id, registration_id) pair.

@@ -10,7 +10,13 @@
  * concurrency), sends with missing/extra/stale devices, offline queue,
  * acks, redelivery, TTL expiry, full queue, rate limits, hostile frames
  * before and after login, cross-device acks, kill -9 during a send storm,
- * and `sottod admin disclose`.
+ * `sottod admin disclose`, the data directory rules (a second sottod on it
+ * refused, a 0-byte / missing / garbled database refused, a new directory
+ * initialised, --init), sottod-test's SOTTOD_TEST_FAIL_SEND hook, and the
+ * signed device lists of API v2 (register / add / remove / set with correct
+ * lists and every kind of wrong one refused, get_device_list without a
+ * prekey and before login, device_list_changed notices, recovery, the
+ * transition switch require_device_lists).
  */
 #define _GNU_SOURCE 1
 #include <setjmp.h>
@@ -20,6 +26,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,10 +36,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "sotto/account.h"
+#include "sotto/device_list.h"
 #include "tclient.h"
 
 #define OK SOTTO__API__STATUS__STATUS_OK
@@ -230,8 +240,20 @@ static void test_register(void **state)
         uint8_t sig[64] = {0}, zeros[32] = {0};
         tc_sframe *r;
 
+        sotto_device_entry e;
+        uint8_t list[SOTTO_DEVICE_LIST_MAX_BYTES];
+        size_t list_len = 0;
+
         tc_device_new(&d2, "nochallenge");
         tc_auth_sign(&d2, 0x01, c->exporter, zeros, 1, sig);
+        /* a well-formed v2 request (account key and list): only the
+         * missing challenge is wrong */
+        tc_entry_of(&d2, 1, &e);
+        assert_int_equal(tc_list_sign(&d2.account, d2.username, 1, &e, 1, list, &list_len), 0);
+        rq.account_key.data = d2.account.pub.bytes;
+        rq.account_key.len = 33;
+        rq.device_list.data = list;
+        rq.device_list.len = list_len;
         rq.username = d2.username;
         rq.auth_key.data = d2.auth_pk;
         rq.auth_key.len = 32;
@@ -417,19 +439,7 @@ static void test_login_failures(void **state)
     assert_int_equal(second.device_id, 2);
     c = tc_connect(s);
     assert_int_equal(tc_login(c, &second), OK);
-    {
-        tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
-        Sotto__Api__RemoveDeviceRequest rq = SOTTO__API__REMOVE_DEVICE_REQUEST__INIT;
-        tc_sframe *r;
-
-        rq.device_id = 2;
-        f.op_case = SOTTO__API__CLIENT_FRAME__OP_REMOVE_DEVICE;
-        f.remove_device = &rq;
-        r = tc_call(a, &f, 5000);
-        assert_non_null(r);
-        assert_int_equal(r->status, OK);
-        tc_free(r);
-    }
+    assert_int_equal(tc_remove_device(a, &alice, 2), OK);
     /* The removed device's live connection gets device_removed and is closed. */
     {
         tc_sframe *n = tc_next_push(c, 5000);
@@ -1034,24 +1044,6 @@ static tc_sframe *list_devices(tc_conn *c)
     return tc_call(c, &f, 5000);
 }
 
-static int remove_device(tc_conn *c, uint32_t device_id)
-{
-    tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__RemoveDeviceRequest rq = SOTTO__API__REMOVE_DEVICE_REQUEST__INIT;
-    tc_sframe *r;
-    int st;
-
-    rq.device_id = device_id;
-    f.op_case = SOTTO__API__CLIENT_FRAME__OP_REMOVE_DEVICE;
-    f.remove_device = &rq;
-    r = tc_call(c, &f, 5000);
-    if (r == NULL)
-        return TC_ERR;
-    st = r->status;
-    tc_free(r);
-    return st;
-}
-
 static void test_devices(void **state)
 {
     static const char *const sets[] = {"max_devices=3", NULL};
@@ -1083,8 +1075,6 @@ static void test_devices(void **state)
     assert_int_equal(r->list_devices->n_devices, 3);
     {
         Sotto__Api__DeviceInfo *di = r->list_devices->devices[1];
-        uint8_t m[19 + 1 + 1 + 5 + 32 + 33 + 4];
-        size_t n = 0;
 
         assert_int_equal(r->list_devices->devices[0]->device_id, 1);
         assert_int_equal(r->list_devices->devices[0]->added_by, 0);
@@ -1092,30 +1082,20 @@ static void test_devices(void **state)
         assert_int_equal(di->added_by, 1);
         assert_memory_equal(di->auth_key.data, d2.auth_pk, 32);
         assert_int_equal(di->add_signature.len, 64);
-        memcpy(m, "SOTTO-ADD-DEVICE-V1", 19);
-        n = 19;
-        m[n++] = 0;
-        m[n++] = 5;
-        memcpy(m + n, "alice", 5);
-        n += 5;
-        memcpy(m + n, d2.auth_pk, 32);
-        n += 32;
-        memcpy(m + n, d2.identity.pub.bytes, 33);
-        n += 33;
-        m[n++] = (uint8_t)(d2.registration_id >> 24);
-        m[n++] = (uint8_t)(d2.registration_id >> 16);
-        m[n++] = (uint8_t)(d2.registration_id >> 8);
-        m[n++] = (uint8_t)d2.registration_id;
-        assert_int_equal(crypto_sign_verify_detached(di->add_signature.data, m, n, alice.auth_pk), 0);
+        /* the statement's bytes: sotto/account.h (pinned by tests/unit/test_account.c) */
+        assert_int_equal(sotto_add_device_verify(alice.auth_pk, "alice", d2.auth_pk,
+                                                 d2.identity.pub.bytes, d2.registration_id,
+                                                 di->add_signature.data),
+                         SOTTO_OK);
         assert_int_equal(strlen(di->created), 10);    /* a date, YYYY-MM-DD */
     }
     tc_free(r);
 
     /* Remove 2 and 3; the last device cannot be removed. */
-    assert_int_equal(remove_device(a, 3), OK);
-    assert_int_equal(remove_device(a, 3), SOTTO__API__STATUS__STATUS_NOT_FOUND);
-    assert_int_equal(remove_device(a, 2), OK);
-    assert_int_equal(remove_device(a, 1), SOTTO__API__STATUS__STATUS_FORBIDDEN);
+    assert_int_equal(tc_remove_device(a, &alice, 3), OK);
+    assert_int_equal(tc_remove_device(a, &alice, 3), SOTTO__API__STATUS__STATUS_NOT_FOUND);
+    assert_int_equal(tc_remove_device(a, &alice, 2), OK);
+    assert_int_equal(tc_remove_device(a, &alice, 1), SOTTO__API__STATUS__STATUS_FORBIDDEN);
     /* The freed ids are handed out again, lowest first. */
     assert_int_equal(tc_add_device(a, &alice, &d4), OK);
     assert_int_equal(d4.device_id, 2);
@@ -1125,6 +1105,636 @@ static void test_devices(void **state)
     tc_device_wipe(&d3);
     tc_device_wipe(&d4);
     tc_device_wipe(&forged);
+}
+
+/* ---- signed device lists (API v2, issue 8) --------------------------------------------- */
+
+static const char *const REQUIRE_LISTS[] = {"require_device_lists=yes", NULL};
+
+static tc_sframe *get_device_list(tc_conn *c, const char *user)
+{
+    tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__GetDeviceListRequest rq = SOTTO__API__GET_DEVICE_LIST_REQUEST__INIT;
+
+    rq.username = (char *)user;
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_GET_DEVICE_LIST;
+    f.get_device_list = &rq;
+    return tc_call(c, &f, 10000);
+}
+
+static int set_device_list(tc_conn *c, const uint8_t *account_key, const uint8_t *list,
+                           size_t len)
+{
+    tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__SetDeviceListRequest rq = SOTTO__API__SET_DEVICE_LIST_REQUEST__INIT;
+    tc_sframe *r;
+    int st;
+
+    if (account_key != NULL) {
+        rq.account_key.data = (uint8_t *)account_key;
+        rq.account_key.len = 33;
+    }
+    rq.device_list.data = (uint8_t *)list;
+    rq.device_list.len = len;
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_SET_DEVICE_LIST;
+    f.set_device_list = &rq;
+    r = tc_call(c, &f, 10000);
+    if (r == NULL)
+        return TC_ERR;
+    st = r->status;
+    tc_free(r);
+    return st;
+}
+
+static uint32_t prekeys_left(tc_conn *c)
+{
+    tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__PrekeyStatusRequest rq = SOTTO__API__PREKEY_STATUS_REQUEST__INIT;
+    tc_sframe *r;
+    uint32_t n;
+
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_PREKEY_STATUS;
+    f.prekey_status = &rq;
+    r = tc_call(c, &f, 5000);
+    assert_non_null(r);
+    assert_int_equal(r->status, OK);
+    n = r->prekey_status->prekeys_remaining;
+    tc_free(r);
+    return n;
+}
+
+/* The server's list of c's account (verified here under `account`):
+ * version and device ids. */
+static void assert_server_list(tc_conn *c, const tc_device *owner, uint64_t version,
+                               const uint32_t *ids, size_t n)
+{
+    sotto_device_list *l = calloc(1, sizeof(*l)), *v = calloc(1, sizeof(*v));
+    uint8_t raw[SOTTO_DEVICE_LIST_MAX_BYTES];
+    size_t len = 0;
+
+    assert_non_null(l);
+    assert_non_null(v);
+    assert_int_equal(tc_fetch_list(c, l, raw, &len), OK);
+    assert_int_equal(sotto_device_list_verify(v, raw, len, &owner->account.pub, owner->username),
+                     SOTTO_OK);
+    assert_int_equal(v->version, version);
+    assert_int_equal(v->n_devices, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(v->devices[i].device_id, ids[i]);
+    free(l);
+    free(v);
+}
+
+/* Waits for a device_list_changed notice on c (skipping other frames)
+ * and checks its list verifies under owner's account key at `version`. */
+static void expect_list_changed(tc_conn *c, const tc_device *owner, uint64_t version)
+{
+    for (;;) {
+        tc_sframe *n = tc_next_push(c, 5000);
+
+        assert_non_null(n);
+        if (n->result_case == SOTTO__API__SERVER_FRAME__RESULT_NOTICE &&
+            n->notice->kind_case == SOTTO__API__NOTICE__KIND_DEVICE_LIST_CHANGED) {
+            sotto_device_list *v = calloc(1, sizeof(*v));
+            const Sotto__Api__DeviceListChanged *d = n->notice->device_list_changed;
+
+            assert_non_null(v);
+            assert_int_equal(d->version, version);
+            assert_int_equal(sotto_device_list_verify(v, d->device_list.data, d->device_list.len,
+                                                      &owner->account.pub, owner->username),
+                             SOTTO_OK);
+            assert_int_equal(v->version, version);
+            free(v);
+            tc_free(n);
+            return;
+        }
+        tc_free(n);
+    }
+}
+
+/* Register, add and remove with correct lists; every kind of wrong list
+ * refused with nothing changed; the list served with bundles, list_devices
+ * and get_device_list (which takes no prekey); device_list_changed reaches
+ * the account's other connected devices. */
+static void test_device_lists(void **state)
+{
+    tc_server *s = start(state, REQUIRE_LISTS);
+    tc_device alice, bob, d2, d3, d4, forged;
+    sotto_device_entry e[4];
+    uint8_t list[SOTTO_DEVICE_LIST_MAX_BYTES];
+    size_t len = 0;
+    tc_conn *a, *b, *c2, *c3;
+    tc_sframe *r;
+    static const uint32_t ids1[] = {1}, ids12[] = {1, 2}, ids123[] = {1, 2, 3};
+
+    a = tc_new_user(s, &alice, "alice", 5);
+    b = tc_new_user(s, &bob, "bob", 5);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_server_list(a, &alice, 1, ids1, 1);
+
+    /* Bundles carry the account key and the list of the same transaction. */
+    r = get_bundle(b, "alice", 0);
+    assert_non_null(r);
+    assert_int_equal(r->status, OK);
+    assert_int_equal(r->get_bundle->account_key.len, 33);
+    assert_memory_equal(r->get_bundle->account_key.data, alice.account.pub.bytes, 33);
+    {
+        sotto_device_list v;
+
+        assert_int_equal(sotto_device_list_verify(&v, r->get_bundle->device_list.data,
+                                                  r->get_bundle->device_list.len,
+                                                  &alice.account.pub, "alice"), SOTTO_OK);
+        assert_int_equal(v.version, 1);
+    }
+    tc_free(r);
+
+    /* get_device_list: the same bytes, and no one-time prekey consumed. */
+    assert_int_equal(prekeys_left(a), 4);
+    for (int i = 0; i < 3; i++) {
+        r = get_device_list(b, "alice");
+        assert_non_null(r);
+        assert_int_equal(r->status, OK);
+        assert_int_equal(r->result_case, SOTTO__API__SERVER_FRAME__RESULT_GET_DEVICE_LIST);
+        assert_memory_equal(r->get_device_list->account_key.data, alice.account.pub.bytes, 33);
+        assert_true(r->get_device_list->device_list.len > 64);
+        tc_free(r);
+    }
+    assert_int_equal(prekeys_left(a), 4);
+    r = get_device_list(b, "nobody");
+    assert_non_null(r);
+    assert_int_equal(r->status, SOTTO__API__STATUS__STATUS_NOT_FOUND);
+    tc_free(r);
+
+    /* Add device 2 with a correct list: the answer is the list's id. */
+    tc_device_new(&d2, "alice");
+    assert_int_equal(tc_add_device(a, &alice, &d2), OK);
+    assert_int_equal(d2.device_id, 2);
+    assert_server_list(a, &alice, 2, ids12, 2);
+    expect_list_changed(a, &alice, 2); /* the requester hears too */
+    c2 = tc_connect(s);
+    assert_int_equal(tc_login(c2, &d2), OK);
+
+    /* Refusals for adding d3; after each, nothing changed. */
+    tc_device_new(&d3, "alice");
+    tc_device_new(&d4, "alice");
+    tc_device_new(&forged, "alice");
+    tc_entry_of(&alice, 1, &e[0]);
+    tc_entry_of(&d2, 2, &e[1]);
+    tc_entry_of(&d3, 3, &e[2]);
+    tc_entry_of(&d4, 4, &e[3]);
+    /* signed by another account key */
+    assert_int_equal(tc_list_sign(&forged.account, "alice", 3, e, 3, list, &len), 0);
+    assert_int_equal(tc_add_device_with_list(a, &alice, &d3, list, len),
+                     SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE);
+    /* one bit flipped in a correctly signed list */
+    assert_int_equal(tc_list_sign(&alice.account, "alice", 3, e, 3, list, &len), 0);
+    list[30] ^= 0x01;
+    assert_int_equal(tc_add_device_with_list(a, &alice, &d3, list, len),
+                     SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE);
+    /* signed for another username (a list of bob's signed by alice's key) */
+    assert_int_equal(tc_list_sign(&alice.account, "bob", 3, e, 3, list, &len), 0);
+    assert_int_equal(tc_add_device_with_list(a, &alice, &d3, list, len),
+                     SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE);
+    /* version not higher than the stored 2 */
+    assert_int_equal(tc_list_sign(&alice.account, "alice", 2, e, 3, list, &len), 0);
+    assert_int_equal(tc_add_device_with_list(a, &alice, &d3, list, len),
+                     SOTTO__API__STATUS__STATUS_DEVICE_LIST_STALE);
+    /* a list that adds two devices */
+    assert_int_equal(tc_list_sign(&alice.account, "alice", 3, e, 4, list, &len), 0);
+    assert_int_equal(tc_add_device_with_list(a, &alice, &d3, list, len),
+                     SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    /* a list whose new device has other keys than the request (d4's) */
+    {
+        sotto_device_entry other[3] = {e[0], e[1], e[3]};
+
+        other[2].device_id = 3;
+        assert_int_equal(tc_list_sign(&alice.account, "alice", 3, other, 3, list, &len), 0);
+        assert_int_equal(tc_add_device_with_list(a, &alice, &d3, list, len),
+                         SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    }
+    /* a list that changes an existing device's keys */
+    {
+        sotto_device_entry swap[3] = {e[0], e[3], e[2]};
+
+        swap[1].device_id = 2;
+        assert_int_equal(tc_list_sign(&alice.account, "alice", 3, swap, 3, list, &len), 0);
+        assert_int_equal(tc_add_device_with_list(a, &alice, &d3, list, len),
+                         SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    }
+    /* a list that drops device 2 while adding 3 */
+    {
+        sotto_device_entry drop[2] = {e[0], e[2]};
+
+        assert_int_equal(tc_list_sign(&alice.account, "alice", 3, drop, 2, list, &len), 0);
+        assert_int_equal(tc_add_device_with_list(a, &alice, &d3, list, len),
+                         SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    }
+    /* no list at all, for an account with an account key */
+    assert_int_equal(tc_add_device_with_list(a, &alice, &d3, NULL, 0),
+                     SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    assert_server_list(a, &alice, 2, ids12, 2);
+    {
+        /* and nothing was added: a send to devices 1 and 2 is complete */
+        r = list_devices(a);
+        assert_non_null(r);
+        assert_int_equal(r->list_devices->n_devices, 2);
+        assert_memory_equal(r->list_devices->account_key.data, alice.account.pub.bytes, 33);
+        tc_free(r);
+    }
+
+    /* The correct add; the other connected device (2) hears of it. */
+    assert_int_equal(tc_list_sign(&alice.account, "alice", 3, e, 3, list, &len), 0);
+    assert_int_equal(tc_add_device_with_list(a, &alice, &d3, list, len), OK);
+    assert_int_equal(d3.device_id, 3);
+    expect_list_changed(c2, &alice, 3);
+    assert_server_list(a, &alice, 3, ids123, 3);
+    c3 = tc_connect(s);
+    assert_int_equal(tc_login(c3, &d3), OK);
+
+    /* Removal refusals. */
+    assert_int_equal(tc_list_sign(&alice.account, "alice", 4, e, 3, list, &len), 0);
+    assert_int_equal(tc_remove_device_with_list(a, 3, list, len),   /* still lists 3 */
+                     SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    assert_int_equal(tc_list_sign(&alice.account, "alice", 4, e, 1, list, &len), 0);
+    assert_int_equal(tc_remove_device_with_list(a, 3, list, len),   /* drops 2 as well */
+                     SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    assert_int_equal(tc_list_sign(&alice.account, "alice", 3, e, 2, list, &len), 0);
+    assert_int_equal(tc_remove_device_with_list(a, 3, list, len),   /* version 3 again */
+                     SOTTO__API__STATUS__STATUS_DEVICE_LIST_STALE);
+    assert_int_equal(tc_list_sign(&forged.account, "alice", 4, e, 2, list, &len), 0);
+    assert_int_equal(tc_remove_device_with_list(a, 3, list, len),
+                     SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE);
+    assert_int_equal(tc_remove_device_with_list(a, 3, NULL, 0),
+                     SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    assert_server_list(a, &alice, 3, ids123, 3);
+
+    /* The correct removal: 3 is closed, 2 hears the new list. */
+    assert_int_equal(tc_list_sign(&alice.account, "alice", 4, e, 2, list, &len), 0);
+    assert_int_equal(tc_remove_device_with_list(a, 3, list, len), OK);
+    expect_list_changed(c2, &alice, 4);
+    {
+        tc_sframe *n = tc_next_push(c3, 5000);
+
+        assert_non_null(n);
+        assert_int_equal(n->notice->kind_case, SOTTO__API__NOTICE__KIND_DEVICE_REMOVED);
+        tc_free(n);
+    }
+    assert_server_list(a, &alice, 4, ids12, 2);
+
+    /* set_device_list: same devices, higher version; the key cannot change. */
+    assert_int_equal(tc_list_sign(&alice.account, "alice", 5, e, 2, list, &len), 0);
+    assert_int_equal(set_device_list(a, forged.account.pub.bytes, list, len),
+                     SOTTO__API__STATUS__STATUS_FORBIDDEN);
+    assert_int_equal(set_device_list(a, NULL, list, len), OK);
+    expect_list_changed(c2, &alice, 5);
+    assert_int_equal(set_device_list(a, NULL, list, len),
+                     SOTTO__API__STATUS__STATUS_DEVICE_LIST_STALE);
+    assert_int_equal(tc_list_sign(&alice.account, "alice", 6, e, 3, list, &len), 0);
+    assert_int_equal(set_device_list(a, NULL, list, len), SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+
+    /* A register whose list is not exactly this device 1 is refused. */
+    {
+        tc_device eve, other;
+        tc_conn *c = tc_connect(s);
+        sotto_device_entry ee[2];
+
+        tc_device_new(&eve, "eve");
+        tc_device_new(&other, "eve");
+        tc_entry_of(&eve, 1, &ee[0]);
+        tc_entry_of(&other, 2, &ee[1]);
+        assert_int_equal(tc_list_sign(&eve.account, "eve", 1, ee, 2, list, &len), 0);
+        assert_int_equal(tc_register_ex(c, &eve, NULL, eve.account.pub.bytes, list, len, false, 1),
+                         SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+        assert_int_equal(tc_list_sign(&eve.account, "eve", 1, &ee[1], 1, list, &len), 0);
+        assert_int_equal(tc_register_ex(c, &eve, NULL, eve.account.pub.bytes, list, len, false, 1),
+                         SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+        assert_int_equal(tc_list_sign(&other.account, "eve", 1, ee, 1, list, &len), 0);
+        assert_int_equal(tc_register_ex(c, &eve, NULL, eve.account.pub.bytes, list, len, false, 1),
+                         SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE);
+        /* require_device_lists = yes: a v1 register is refused */
+        assert_int_equal(tc_register_ex(c, &eve, NULL, NULL, NULL, 0, false, 1),
+                         SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+        tc_close(c);
+        c = tc_connect(s);
+        assert_int_equal(tc_register(c, &eve, NULL), OK);   /* and the name was not taken */
+        tc_close(c);
+        tc_device_wipe(&eve);
+        tc_device_wipe(&other);
+    }
+    tc_close(a);
+    tc_close(b);
+    tc_close(c2);
+    tc_close(c3);
+    tc_device_wipe(&alice);
+    tc_device_wipe(&bob);
+    tc_device_wipe(&d2);
+    tc_device_wipe(&d3);
+    tc_device_wipe(&d4);
+    tc_device_wipe(&forged);
+    assert_server_healthy(s);
+}
+
+/* Recovery: refused with another account key, a version not higher, a
+ * list of two devices or an unknown name; accepted with the account key:
+ * every old device is gone (its connection closed, its login refused, its
+ * queue deleted) and the new device is logged in and receives. */
+static void test_device_list_recover(void **state)
+{
+    tc_server *s = start(state, REQUIRE_LISTS);
+    static const char *const disclose[] = {"disclose", "bob", NULL};
+    tc_device alice, bob, bob2, nb, stranger;
+    sotto_device_entry e[2];
+    uint8_t list[SOTTO_DEVICE_LIST_MAX_BYTES];
+    size_t len = 0;
+    tc_conn *a, *b, *c, *c2;
+    char got[4][64];
+    int status = -1;
+    char *out;
+
+    a = tc_new_user(s, &alice, "alice", 2);
+    b = tc_new_user(s, &bob, "bob", 2);
+    assert_non_null(a);
+    assert_non_null(b);
+    tc_device_new(&bob2, "bob");
+    assert_int_equal(tc_add_device(b, &bob, &bob2), OK);
+    c2 = tc_connect(s);
+    assert_int_equal(tc_login(c2, &bob2), OK);
+    assert_int_equal(tc_set_keys(c2, &bob2, true, 2, NULL), OK);
+    tc_close(c2);
+    /* Something waits in both old devices' queues (bob 1 online, not acking). */
+    {
+        uint32_t ids[2] = {1, 2}, regs[2] = {bob.registration_id, bob2.registration_id};
+
+        assert_int_equal(tc_send_msg(a, "bob", ids, regs, 2, (const uint8_t *)"old", 3, NULL),
+                         OK);
+        assert_int_equal(collect(b, 1, false, got, 5000), 1);
+    }
+
+    tc_device_new(&nb, "bob");
+    tc_entry_of(&nb, 1, &e[0]);
+    tc_entry_of(&bob2, 2, &e[1]);
+    c = tc_connect(s);
+    /* another account key (a new identity is never a recovery) */
+    tc_device_new(&stranger, "bob");
+    assert_int_equal(tc_list_sign(&stranger.account, "bob", 9, e, 1, list, &len), 0);
+    assert_int_equal(tc_register_ex(c, &nb, NULL, stranger.account.pub.bytes, list, len, true, 1),
+                     SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE);
+    /* the right key claimed, signed by another */
+    assert_int_equal(tc_register_ex(c, &nb, NULL, bob.account.pub.bytes, list, len, true, 1),
+                     SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE);
+    /* a version not higher than the stored 2, and a lower one */
+    assert_int_equal(tc_list_sign(&bob.account, "bob", 2, e, 1, list, &len), 0);
+    assert_int_equal(tc_register_ex(c, &nb, NULL, bob.account.pub.bytes, list, len, true, 1),
+                     SOTTO__API__STATUS__STATUS_DEVICE_LIST_STALE);
+    assert_int_equal(tc_list_sign(&bob.account, "bob", 1, e, 1, list, &len), 0);
+    assert_int_equal(tc_register_ex(c, &nb, NULL, bob.account.pub.bytes, list, len, true, 1),
+                     SOTTO__API__STATUS__STATUS_DEVICE_LIST_STALE);
+    tc_close(c);
+    c = tc_connect(s);
+    /* two devices in a recovery list */
+    assert_int_equal(tc_list_sign(&bob.account, "bob", 3, e, 2, list, &len), 0);
+    assert_int_equal(tc_register_ex(c, &nb, NULL, bob.account.pub.bytes, list, len, true, 1),
+                     SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    /* an unknown name */
+    {
+        tc_device ghost;
+
+        tc_device_new(&ghost, "ghost");
+        tc_entry_of(&ghost, 1, &e[1]);
+        assert_int_equal(tc_list_sign(&ghost.account, "ghost", 2, &e[1], 1, list, &len), 0);
+        assert_int_equal(tc_register_ex(c, &ghost, NULL, ghost.account.pub.bytes, list, len, true,
+                                        1), SOTTO__API__STATUS__STATUS_NOT_FOUND);
+        tc_device_wipe(&ghost);
+    }
+    tc_close(c);
+    /* Still both old devices after all refusals. */
+    out = tc_admin(s, disclose, &status);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"device_list_version\": 2"));
+    free(out);
+
+    /* The recovery: device 1 with new keys, list v3 by bob's account key. */
+    c = tc_connect(s);
+    assert_int_equal(tc_list_sign(&bob.account, "bob", 3, e, 1, list, &len), 0);
+    assert_int_equal(tc_register_ex(c, &nb, NULL, bob.account.pub.bytes, list, len, true, 1), OK);
+    assert_int_equal(nb.device_id, 1);
+    nb.account = bob.account;
+    /* The old device 1's connection is told and closed. */
+    {
+        tc_sframe *n = tc_next_push(b, 5000);
+
+        assert_non_null(n);
+        assert_int_equal(n->result_case, SOTTO__API__SERVER_FRAME__RESULT_NOTICE);
+        assert_int_equal(n->notice->kind_case, SOTTO__API__NOTICE__KIND_DEVICE_REMOVED);
+        tc_free(n);
+        assert_int_equal(ping(b), TC_CLOSED);
+    }
+    /* The old devices cannot log in. */
+    c2 = tc_connect(s);
+    assert_int_equal(tc_login(c2, &bob), SOTTO__API__STATUS__STATUS_UNAUTHENTICATED);
+    tc_close(c2);
+    c2 = tc_connect(s);
+    assert_int_equal(tc_login(c2, &bob2), SOTTO__API__STATUS__STATUS_UNAUTHENTICATED);
+    tc_close(c2);
+    /* Their queues are gone: one device, nothing undelivered. */
+    out = tc_admin(s, disclose, &status);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"device_list_version\": 3"));
+    assert_null(strstr(out, "\"device_id\": 2"));
+    assert_non_null(strstr(out, "\"undelivered_envelopes\": 0"));
+    assert_null(strstr(out, "\"undelivered_envelopes\": 1"));
+    free(out);
+    /* The new device is logged in by the recovery, gets nothing old, and
+     * receives what alice sends now. */
+    assert_int_equal(tc_set_keys(c, &nb, true, 2, NULL), OK);
+    assert_server_list(c, &bob, 3, (const uint32_t[]){1}, 1);
+    assert_int_equal(collect(c, 1, true, got, 500), 0);
+    assert_int_equal(send1(a, "bob", &bob, "to the old key"),
+                     SOTTO__API__STATUS__STATUS_MISMATCHED_DEVICES);  /* stale regid */
+    assert_int_equal(send1(a, "bob", &nb, "after recovery"), OK);
+    assert_int_equal(collect(c, 1, true, got, 5000), 1);
+    assert_string_equal(got[0], "after recovery");
+    tc_close(c);
+    /* And it logs in again normally. */
+    c = tc_connect(s);
+    assert_int_equal(tc_login(c, &nb), OK);
+    tc_close(c);
+    tc_close(b);
+    tc_close(a);
+    tc_device_wipe(&alice);
+    tc_device_wipe(&bob);
+    tc_device_wipe(&bob2);
+    tc_device_wipe(&nb);
+    tc_device_wipe(&stranger);
+    assert_server_healthy(s);
+}
+
+/* The transition switch: with require_device_lists = no an API v1 client
+ * still registers and adds/removes devices without lists; its first device
+ * can then give the account a key (set_device_list), after which lists are
+ * required; restarted with require_device_lists = yes, a remaining v1
+ * account can change its devices only after publishing a list. */
+static void test_device_lists_transition(void **state)
+{
+    static const char *const v1_allowed[] = {"require_device_lists=no", NULL};
+    tc_server *s = start(state, v1_allowed);
+    tc_device old, old2, old3, late;
+    sotto_device_entry e[3];
+    uint8_t list[SOTTO_DEVICE_LIST_MAX_BYTES];
+    size_t len = 0;
+    tc_conn *a, *c2;
+    tc_sframe *r;
+
+    tc_device_new(&old, "oldie");
+    old.v1 = true;
+    a = tc_connect(s);
+    assert_int_equal(tc_register(a, &old, NULL), OK);
+    tc_device_new(&old2, "oldie");
+    assert_int_equal(tc_add_device(a, &old, &old2), OK);
+    assert_int_equal(old2.device_id, 2);
+    r = list_devices(a);
+    assert_non_null(r);
+    assert_int_equal(r->list_devices->account_key.len, 0);
+    assert_int_equal(r->list_devices->device_list.len, 0);
+    tc_free(r);
+    r = get_device_list(a, "oldie");
+    assert_non_null(r);
+    assert_int_equal(r->status, OK);
+    assert_int_equal(r->get_device_list->account_key.len, 0);
+    tc_free(r);
+    /* A list for an account without a key: publish the key first. */
+    tc_device_new(&old3, "oldie");
+    tc_entry_of(&old, 1, &e[0]);
+    tc_entry_of(&old2, 2, &e[1]);
+    tc_entry_of(&old3, 3, &e[2]);
+    assert_int_equal(tc_list_sign(&old.account, "oldie", 2, e, 3, list, &len), 0);
+    assert_int_equal(tc_add_device_with_list(a, &old, &old3, list, len),
+                     SOTTO__API__STATUS__STATUS_FORBIDDEN);
+
+    /* Only device 1 may give the account its key; the list must be the
+     * device set. */
+    assert_int_equal(tc_list_sign(&old.account, "oldie", 1, e, 2, list, &len), 0);
+    c2 = tc_connect(s);
+    assert_int_equal(tc_login(c2, &old2), OK);
+    assert_int_equal(set_device_list(c2, old.account.pub.bytes, list, len),
+                     SOTTO__API__STATUS__STATUS_FORBIDDEN);
+    tc_close(c2);
+    assert_int_equal(set_device_list(a, NULL, list, len), SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    {
+        uint8_t l1[SOTTO_DEVICE_LIST_MAX_BYTES];
+        size_t l1len = 0;
+
+        assert_int_equal(tc_list_sign(&old.account, "oldie", 1, e, 1, l1, &l1len), 0);
+        assert_int_equal(set_device_list(a, old.account.pub.bytes, l1, l1len),
+                         SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    }
+    assert_int_equal(set_device_list(a, old.account.pub.bytes, list, len), OK);
+    old.v1 = false;
+    assert_server_list(a, &old, 1, (const uint32_t[]){1, 2}, 2);
+    /* Now a list is required even with the switch off. */
+    assert_int_equal(tc_add_device_with_list(a, &old, &old3, NULL, 0),
+                     SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    assert_int_equal(tc_remove_device_with_list(a, 2, NULL, 0),
+                     SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    assert_int_equal(tc_add_device(a, &old, &old3), OK);
+    assert_int_equal(old3.device_id, 3);
+    assert_int_equal(tc_remove_device(a, &old, 2), OK);
+    assert_server_list(a, &old, 3, (const uint32_t[]){1, 3}, 2);
+
+    /* Another v1 account, then the switch is turned on. */
+    tc_device_new(&late, "late");
+    late.v1 = true;
+    c2 = tc_connect(s);
+    assert_int_equal(tc_register(c2, &late, NULL), OK);
+    tc_close(c2);
+    tc_close(a);
+    assert_int_equal(tc_server_stop(s), 0);
+    assert_true(s->nsets < 16);
+    snprintf(s->sets[s->nsets++], sizeof(s->sets[0]), "require_device_lists=yes");
+    assert_int_equal(tc_server_restart(s), 0);
+    c2 = tc_connect(s);
+    assert_int_equal(tc_login(c2, &late), OK);
+    tc_device_new(&old2, "late");
+    old2.v1 = true;
+    assert_int_equal(tc_add_device(c2, &late, &old2), SOTTO__API__STATUS__STATUS_FORBIDDEN);
+    tc_entry_of(&late, 1, &e[0]);
+    assert_int_equal(tc_list_sign(&late.account, "late", 1, e, 1, list, &len), 0);
+    assert_int_equal(set_device_list(c2, late.account.pub.bytes, list, len), OK);
+    late.v1 = false;
+    assert_int_equal(tc_add_device(c2, &late, &old2), OK);
+    assert_server_list(c2, &late, 2, (const uint32_t[]){1, 2}, 2);
+    tc_close(c2);
+    tc_device_wipe(&old);
+    tc_device_wipe(&old2);
+    tc_device_wipe(&old3);
+    tc_device_wipe(&late);
+}
+
+/* get_device_list before login (a device restored from a backup learns the
+ * version to sign next): the stored key and list, NOT_FOUND for an unknown
+ * name; it takes tokens from the server-wide registration bucket and
+ * counts against the 16 requests allowed before login. */
+static void test_device_list_preauth(void **state)
+{
+    static const char *const sets[] = {"require_device_lists=yes", "rate_register_burst=3",
+                                       "rate_register_per_min=1", NULL};
+    tc_server *s = start(state, sets);
+    tc_device alice;
+    tc_conn *a, *c;
+    tc_sframe *r;
+    sotto_device_list l;
+    int i;
+
+    a = tc_new_user(s, &alice, "alice", 1); /* registration token 1 */
+    assert_non_null(a);
+    c = tc_connect(s);
+    assert_non_null(c);
+    r = get_device_list(c, "alice"); /* token 2 */
+    assert_non_null(r);
+    assert_int_equal(r->status, OK);
+    assert_int_equal(r->result_case, SOTTO__API__SERVER_FRAME__RESULT_GET_DEVICE_LIST);
+    assert_int_equal(r->get_device_list->account_key.len, 33);
+    assert_memory_equal(r->get_device_list->account_key.data, alice.account.pub.bytes, 33);
+    assert_int_equal(sotto_device_list_verify(&l, r->get_device_list->device_list.data,
+                                              r->get_device_list->device_list.len,
+                                              &alice.account.pub, "alice"),
+                     SOTTO_OK);
+    assert_int_equal(l.version, 1);
+    assert_int_equal(l.n_devices, 1);
+    assert_int_equal(l.devices[0].device_id, 1);
+    tc_free(r);
+    r = get_device_list(c, "nobody"); /* token 3 */
+    assert_non_null(r);
+    assert_int_equal(r->status, SOTTO__API__STATUS__STATUS_NOT_FOUND);
+    tc_free(r);
+    /* the bucket is empty: rate limited, still before login */
+    r = get_device_list(c, "alice");
+    assert_non_null(r);
+    assert_int_equal(r->status, SOTTO__API__STATUS__STATUS_RATE_LIMITED);
+    tc_free(r);
+    /* requests 4..16 are answered, the 17th closes the connection */
+    for (i = 4; i <= 16; i++) {
+        r = get_device_list(c, "alice");
+        assert_non_null(r);
+        assert_int_equal(r->status, SOTTO__API__STATUS__STATUS_RATE_LIMITED);
+        tc_free(r);
+    }
+    r = get_device_list(c, "alice");
+    if (r != NULL) {
+        assert_int_equal(r->status, SOTTO__API__STATUS__STATUS_PROTOCOL_ERROR);
+        tc_free(r);
+    }
+    assert_int_equal(ping(c), TC_CLOSED);
+    tc_close(c);
+    /* logged in, it uses the per-device bundle bucket, not the registration one */
+    r = get_device_list(a, "alice");
+    assert_non_null(r);
+    assert_int_equal(r->status, OK);
+    tc_free(r);
+    tc_close(a);
+    tc_device_wipe(&alice);
+    assert_server_healthy(s);
 }
 
 static void test_preauth_limits(void **state)
@@ -1495,6 +2105,389 @@ static void test_kill9_send_storm(void **state)
     free(st);
 }
 
+/* ---- the data directory: one server, refusal rules -------------------------------------- */
+
+/* Starts `bin ARGS...` with stdout and stderr appended to `logpath`. */
+static pid_t spawn_logged(const char *bin, const char *const *args, const char *logpath)
+{
+    char *argv[16];
+    int argc = 0;
+    pid_t pid;
+
+    argv[argc++] = (char *)bin;
+    while (args != NULL && *args != NULL && argc < 15)
+        argv[argc++] = (char *)*args++;
+    argv[argc] = NULL;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+        if (fd < 0)
+            _exit(126);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits up to timeout_ms for pid to exit. Returns its exit code, 1000 +
+ * signal if a signal ended it, or -1 if it still ran (it is then killed:
+ * a server that should have refused to start). */
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+    int status = 0;
+
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + WTERMSIG(status);
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+/* Reads a whole (small) file; malloc'd, NUL-terminated ("" if missing). */
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf = calloc(1, 65537);
+    size_t n = 0;
+
+    assert_non_null(buf);
+    if (fp != NULL) {
+        n = fread(buf, 1, 65536, fp);
+        fclose(fp);
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Runs sottod on dir and expects it to refuse to start: exit code != 0
+ * within 10 s. Returns what it printed (malloc'd). */
+static char *expect_refusal(const char *dir, const char *const *extra)
+{
+    char logpath[400];
+    const char *args[12] = {"--data-dir", dir, "--listen", "127.0.0.1:0"};
+    int n = 4, rc;
+    char *out;
+
+    while (extra != NULL && *extra != NULL && n < 11)
+        args[n++] = *extra++;
+    args[n] = NULL;
+    snprintf(logpath, sizeof(logpath), "%s.refusal.log", dir);
+    unlink(logpath);
+    rc = wait_exit(spawn_logged(tc_sottod_path(), args, logpath), 10000);
+    out = slurp(logpath);
+    unlink(logpath);
+    if (rc <= 0 || rc >= 1000)
+        print_message("sottod did not refuse (rc %d); it printed:\n%s\n", rc, out);
+    assert_true(rc > 0 && rc < 1000);
+    assert_null(strstr(out, "listening on"));
+    return out;
+}
+
+/* Loss found by the fault campaign: a second sottod on the same data
+ * directory started silently and acked sends it never stored. */
+static void test_second_server_refused(void **state)
+{
+    tc_server *s = start(state, NULL);
+    tc_device alice, bob;
+    tc_conn *a, *b;
+    char path[400], want[64], got[2][64];
+    char *out, *pidfile;
+
+    out = expect_refusal(s->dir, NULL);
+    print_message("second sottod said: %s", out);
+    assert_non_null(strstr(out, s->dir));                 /* names the directory */
+    snprintf(want, sizeof(want), "pid %d", (int)s->pid);
+    assert_non_null(strstr(out, want));                   /* and the server holding it */
+    free(out);
+    /* It left the first one's pid file alone. */
+    snprintf(path, sizeof(path), "%s/sottod.pid", s->dir);
+    pidfile = slurp(path);
+    snprintf(want, sizeof(want), "%d\n", (int)s->pid);
+    assert_string_equal(pidfile, want);
+    free(pidfile);
+
+    /* The first keeps serving: register, send, receive. */
+    assert_server_healthy(s);
+    a = tc_new_user(s, &alice, "alice", 2);
+    b = tc_new_user(s, &bob, "bob", 2);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(send1(a, "bob", &bob, "after-refusal"), OK);
+    assert_int_equal(collect(b, 1, true, got, 5000), 1);
+    assert_string_equal(got[0], "after-refusal");
+    tc_close(a);
+    tc_close(b);
+    tc_device_wipe(&alice);
+    tc_device_wipe(&bob);
+    /* Stopped, the directory can be used again. */
+    assert_int_equal(tc_server_stop(s), 0);
+    assert_int_equal(tc_server_restart(s), 0);
+    assert_server_healthy(s);
+}
+
+/* Loss found by the fault campaign: a 0-byte (or missing) database next to
+ * the old certificate started as a brand-new empty server. */
+static void test_empty_or_missing_db_refused(void **state)
+{
+    tc_server *s = start(state, NULL);
+    static const char *const init[] = {"--init", NULL};
+    tc_device alice;
+    tc_conn *a;
+    char db[400], logpath[400];
+    uint8_t fp[32];
+    struct stat sb;
+    char *out;
+    pid_t pid;
+
+    a = tc_new_user(s, &alice, "alice", 2);
+    assert_non_null(a);
+    tc_close(a);
+    memcpy(fp, s->fp, sizeof(fp));
+    assert_int_equal(tc_server_stop(s), 0);
+    snprintf(db, sizeof(db), "%s/sottod.db", s->dir);
+
+    /* 0 bytes: refused, with the file named and the way out. */
+    assert_int_equal(truncate(db, 0), 0);
+    out = expect_refusal(s->dir, NULL);
+    print_message("0-byte database: %s", out);
+    assert_non_null(strstr(out, db));
+    assert_non_null(strstr(out, "--init"));
+    free(out);
+    assert_int_equal(stat(db, &sb), 0);
+    assert_int_equal(sb.st_size, 0);                      /* not touched */
+
+    /* Missing, next to the old certificate: refused too, nothing created. */
+    assert_int_equal(unlink(db), 0);
+    out = expect_refusal(s->dir, NULL);
+    print_message("missing database: %s", out);
+    assert_non_null(strstr(out, db));
+    free(out);
+    assert_int_equal(stat(db, &sb), -1);
+
+    /* Told to initialise: a new empty store, the same certificate. */
+    snprintf(logpath, sizeof(logpath), "%s.init.log", s->dir);
+    {
+        const char *args[] = {"--data-dir", s->dir, "--listen", "127.0.0.1:0", init[0], NULL};
+        int i;
+
+        pid = spawn_logged(tc_sottod_path(), args, logpath);
+        for (i = 0; i < 1000; i++) {
+            out = slurp(logpath);
+            bool up = strstr(out, "sottod: certificate sha256 ") != NULL;
+
+            free(out);
+            if (up)
+                break;
+            usleep(10000);
+        }
+        assert_true(i < 1000);
+        kill(pid, SIGTERM);
+        assert_int_equal(wait_exit(pid, 10000), 0);
+        unlink(logpath);
+    }
+    assert_int_equal(tc_server_restart(s), 0);
+    assert_memory_equal(s->fp, fp, sizeof(fp));
+    a = tc_connect(s);
+    assert_non_null(a);
+    assert_int_not_equal(tc_login(a, &alice), OK);       /* the old accounts are gone */
+    tc_close(a);
+    tc_device_wipe(&alice);
+}
+
+/* Loss found by the fault campaign: a garbled database started with no
+ * integrity check. Pages of a real database are overwritten while sottod
+ * is stopped. */
+static void test_garbled_db_refused(void **state)
+{
+    tc_server *s = start(state, NULL);
+    tc_device alice, bob;
+    tc_conn *a;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    char path[400], body[32];
+    uint8_t junk[4096];
+    int64_t pages[2] = {0, 0}, page_size = 0;
+    char *out;
+    int fd, i;
+
+    a = tc_new_user(s, &alice, "alice", 4);
+    tc_close(tc_new_user(s, &bob, "bob", 4));
+    for (i = 0; i < 20; i++) {
+        snprintf(body, sizeof(body), "queued-%d", i);
+        assert_int_equal(send1(a, "bob", &bob, body), OK);
+    }
+    tc_close(a);
+    assert_int_equal(tc_server_stop(s), 0);
+
+    /* Which pages hold the devices and one-time prekey tables (read only
+     * after login, never at start-up). */
+    snprintf(path, sizeof(path), "%s/sottod.db", s->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+        "SELECT (SELECT rootpage FROM sqlite_schema WHERE name='devices'),"
+        " (SELECT rootpage FROM sqlite_schema WHERE name='one_time_prekeys'),"
+        " (SELECT page_size FROM pragma_page_size)", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    pages[0] = sqlite3_column_int64(q, 0);
+    pages[1] = sqlite3_column_int64(q, 1);
+    page_size = sqlite3_column_int64(q, 2);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    assert_true(pages[0] > 1 && pages[1] > 1);
+    assert_true(page_size > 0 && page_size <= (int64_t)sizeof(junk));
+
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    for (i = 0; i < 2; i++) {
+        randombytes_buf(junk, sizeof(junk));
+        assert_int_equal(pwrite(fd, junk, (size_t)page_size, (pages[i] - 1) * page_size),
+                         page_size);
+    }
+    close(fd);
+    out = expect_refusal(s->dir, NULL);
+    print_message("garbled pages: %s", out);
+    assert_non_null(strstr(out, path));
+    assert_non_null(strstr(out, "integrity check failed"));
+    free(out);
+    /* --init never replaces a database that holds something. */
+    {
+        static const char *const init[] = {"--init", NULL};
+
+        out = expect_refusal(s->dir, init);
+        assert_non_null(strstr(out, "integrity check failed"));
+        free(out);
+    }
+
+    /* Garbage over the first page: "not a database", said as such. */
+    fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    randombytes_buf(junk, sizeof(junk));
+    assert_int_equal(pwrite(fd, junk, 100, 0), 100);
+    close(fd);
+    out = expect_refusal(s->dir, NULL);
+    print_message("garbled header: %s", out);
+    assert_non_null(strstr(out, "not a database"));
+    free(out);
+    tc_device_wipe(&alice);
+    tc_device_wipe(&bob);
+}
+
+/* A brand-new data directory (absent, or holding only files that are not
+ * the server's, like the log the test client puts there) initialises as
+ * before, so `make demo` and the README need no extra step. */
+static void test_new_dir_initialises(void **state)
+{
+    tstate *t = *state;
+    char dir[400], lock[420], logpath[420];
+    const char *args[] = {"--data-dir", dir, "--listen", "127.0.0.1:0", NULL};
+    struct stat sb;
+    pid_t pid;
+    char *out = NULL;
+    int i;
+
+    /* The usual case, with sottod.log already in the directory. */
+    tc_server *s = start(state, NULL);
+    assert_server_healthy(s);
+    snprintf(lock, sizeof(lock), "%s/sottod.lock", s->dir);
+    assert_int_equal(stat(lock, &sb), 0);
+    assert_int_equal(tc_server_stop(s), 0);
+
+    /* A directory that does not exist yet. */
+    snprintf(dir, sizeof(dir), "%s/new/data", t->srv.dir);
+    snprintf(logpath, sizeof(logpath), "%s/new.log", t->srv.dir);
+    pid = spawn_logged(tc_sottod_path(), args, logpath);
+    for (i = 0; i < 1000; i++) {
+        free(out);
+        out = slurp(logpath);
+        if (strstr(out, "sottod: certificate sha256 ") != NULL)
+            break;
+        usleep(10000);
+    }
+    if (i == 1000)
+        print_message("%s\n", out);
+    assert_true(i < 1000);
+    free(out);
+    kill(pid, SIGTERM);
+    assert_int_equal(wait_exit(pid, 10000), 0);
+    snprintf(lock, sizeof(lock), "%s/sottod.db", dir);
+    assert_int_equal(stat(lock, &sb), 0);
+    assert_true(sb.st_size > 0);
+}
+
+#ifdef SOTTOD_TEST_PATH
+/* The test-only fault hook of sottod-test: SOTTOD_TEST_FAIL_SEND=N makes
+ * the next N sends fail as a storage error does, nothing queued. */
+static void test_fail_send_hook(void **state)
+{
+    tstate *t = *state;
+    tc_device alice, bob;
+    tc_conn *a, *b;
+    tc_sframe *r = NULL;
+    char got[4][64];
+    uint8_t *bin;
+    FILE *fp;
+    size_t n;
+
+    setenv("SOTTOD", SOTTOD_TEST_PATH, 1);
+    setenv("SOTTOD_TEST_FAIL_SEND", "2", 1);
+    tc_server *s = start(state, NULL);
+    unsetenv("SOTTOD");
+    unsetenv("SOTTOD_TEST_FAIL_SEND");
+    a = tc_new_user(s, &alice, "alice", 2);
+    b = tc_new_user(s, &bob, "bob", 2);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(tc_send_msg(a, "bob", &bob.device_id, &bob.registration_id, 1,
+                                 (const uint8_t *)"fail-1", 6, &r),
+                     SOTTO__API__STATUS__STATUS_INTERNAL);
+    assert_non_null(r);
+    assert_string_equal(r->error, "storage error, retry later");
+    tc_free(r);
+    assert_int_equal(send1(a, "bob", &bob, "fail-2"), SOTTO__API__STATUS__STATUS_INTERNAL);
+    assert_int_equal(send1(a, "bob", &bob, "works-3"), OK);
+    assert_int_equal(send1(a, "bob", &bob, "works-4"), OK);
+    /* Exactly the two that were acked arrive; the failed ones were never queued. */
+    assert_int_equal(collect(b, 4, true, got, 2500), 2);
+    assert_string_equal(got[0], "works-3");
+    assert_string_equal(got[1], "works-4");
+    tc_close(a);
+    tc_close(b);
+    assert_int_equal(tc_server_stop(s), 0);
+
+    /* The real sottod has no such hook: the variable changes nothing. */
+    setenv("SOTTOD_TEST_FAIL_SEND", "2", 1);
+    assert_int_equal(tc_server_restart(s), 0);
+    unsetenv("SOTTOD_TEST_FAIL_SEND");
+    a = tc_connect(s);
+    assert_int_equal(tc_login(a, &alice), OK);
+    assert_int_equal(send1(a, "bob", &bob, "plain-sottod"), OK);
+    tc_close(a);
+    fp = fopen(tc_sottod_path(), "rb");
+    assert_non_null(fp);
+    bin = malloc(64u << 20);
+    assert_non_null(bin);
+    n = fread(bin, 1, 64u << 20, fp);
+    fclose(fp);
+    assert_true(n > 0);
+    assert_null(memmem(bin, n, "SOTTOD_TEST_FAIL_SEND", 21));
+    free(bin);
+    (void)t;
+    tc_device_wipe(&alice);
+    tc_device_wipe(&bob);
+}
+#endif
+
 /* ---- disclose ------------------------------------------------------------------------------- */
 
 static void test_admin_disclose(void **state)
@@ -1535,6 +2528,17 @@ static void test_admin_disclose(void **state)
     sodium_bin2hex(ik_priv_hex, sizeof(ik_priv_hex), bob.identity.priv, 32);
     assert_null(strstr(out, sk_hex));
     assert_null(strstr(out, ik_priv_hex));
+    /* API v2: the account PUBLIC key and the list version are listed, the
+     * account private key is not. */
+    {
+        char ak_hex[67];
+
+        sodium_bin2hex(ak_hex, sizeof(ak_hex), bob.account.pub.bytes, 33);
+        assert_non_null(strstr(out, ak_hex));
+        assert_non_null(strstr(out, "\"device_list_version\": 1"));
+        sodium_bin2hex(ak_hex, sizeof(ak_hex), bob.account.priv, 32);
+        assert_null(strstr(out, ak_hex));
+    }
     /* No IP address, no sender (alice) and no time of day. */
     assert_null(strstr(out, "127.0.0.1"));
     assert_null(strstr(out, "alice"));
@@ -1570,10 +2574,21 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_list_recover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_list_preauth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_lists_transition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_preauth_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_send_storm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_disclose, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_server_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_or_missing_db_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbled_db_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_dir_initialises, setup, teardown),
+#ifdef SOTTOD_TEST_PATH
+        cmocka_unit_test_setup_teardown(test_fail_send_hook, setup, teardown),
+#endif
     };
 
     signal(SIGPIPE, SIG_IGN);

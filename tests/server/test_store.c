@@ -2,8 +2,9 @@
  * tests/server/test_store.c -- sottod's store (server/store/) tested directly:
  * group commit ordering and completions, one-time prekeys handed out once
  * under concurrent takes, full queues, TTL expiry, per-device deletes,
- * disclose contents, reopen, migrations, and an acked write surviving
- * kill -9 of the process that wrote it.
+ * disclose contents, reopen, migrations, two writers on one file (never an
+ * ack without a stored row), open refusals and failure causes, and an acked
+ * write surviving kill -9 of the process that wrote it.
  */
 #define _GNU_SOURCE 1 /* memmem */
 #include <setjmp.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -87,6 +90,7 @@ typedef struct result_box {
     int called;
     sottod_store_result res;
     sottod_bundle bundles[8];
+    sottod_device_list_rec list;    /* BUNDLE_TAKE's account list, copied */
 } result_box;
 
 static void box_done(void *arg, const sottod_store_result *res)
@@ -99,6 +103,9 @@ static void box_done(void *arg, const sottod_store_result *res)
         assert_true(res->u.bundle_take.n <= 8);
         memcpy(b->bundles, res->u.bundle_take.bundles, res->u.bundle_take.n * sizeof(sottod_bundle));
         b->res.u.bundle_take.bundles = b->bundles;
+        assert_non_null(res->u.bundle_take.list);
+        b->list = *res->u.bundle_take.list;
+        b->res.u.bundle_take.list = &b->list;
     }
 }
 
@@ -214,7 +221,7 @@ static void test_migrations_from_empty_file(void **state)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 2);
+    assert_int_equal(sqlite3_column_int(q, 0), 3);
     sqlite3_finalize(q);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
@@ -421,7 +428,7 @@ static void test_account_ids_never_reused(void **state)
 }
 
 /* A database written at schema version 1 (accounts without AUTOINCREMENT)
- * is migrated to version 2 on open: the rows and their ids are kept, the
+ * is migrated to the current version (3) on open: the rows and their ids are kept, the
  * UNIQUE username constraint still holds, devices still resolve, and ids
  * are not reused afterwards. */
 static void test_migration_v1_to_v2(void **state)
@@ -462,7 +469,7 @@ static void test_migration_v1_to_v2(void **state)
                                      " AND sql LIKE '%AUTOINCREMENT%'"), 0);
 
     f->st = open_store(f->path, 5);
-    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 3);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name='accounts'"
                                      " AND sql LIKE '%AUTOINCREMENT%'"), 1);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema"
@@ -485,6 +492,267 @@ static void test_migration_v1_to_v2(void **state)
     delete_account(f->st, bob);
     erin = create_account(f->st, "erin");
     assert_true(erin > bob);
+}
+
+/* ---- device lists (API v2) --------------------------------------------------- */
+
+/* A list record with recognisable bytes: the store keeps bytes, it does
+ * not parse them (sottod verifies with libsotto before storing). */
+static void make_list(sottod_device_list_rec *l, uint8_t key_seed, uint64_t version, size_t len)
+{
+    memset(l, 0, sizeof(*l));
+    l->present = true;
+    l->account_key[0] = 0x05;
+    memset(l->account_key + 1, key_seed, sizeof(l->account_key) - 1);
+    l->version = version;
+    l->len = len;
+    for (size_t i = 0; i < len; i++)
+        l->list[i] = (uint8_t)(version * 31 + i);
+}
+
+static void assert_list_is(sottod_store *st, int64_t acc, const sottod_device_list_rec *want)
+{
+    sottod_device_list_rec got;
+
+    assert_int_equal(sottod_store_device_list_get(st, acc, &got), SOTTOD_STORE_OK);
+    assert_int_equal(got.present, want->present);
+    assert_int_equal(got.version, want->version);
+    assert_int_equal(got.len, want->len);
+    assert_memory_equal(got.list, want->list, want->len);
+    assert_memory_equal(got.account_key, want->account_key, sizeof(got.account_key));
+}
+
+static size_t device_count(sottod_store *st, int64_t acc)
+{
+    sottod_device devs[SOTTOD_MAX_DEVICES];
+    size_t n = 0;
+
+    assert_int_equal(sottod_store_devices_list(st, acc, devs, SOTTOD_MAX_DEVICES, &n),
+                     SOTTOD_STORE_OK);
+    return n;
+}
+
+/* Each device-set change and its new list commit together, only when the
+ * stored version is still the one the caller read (CONFLICT otherwise,
+ * nothing written); recovery wipes every old device with its prekeys and
+ * queue; bundles carry the list of the same transaction. */
+static void test_device_list_changes(void **state)
+{
+    fixture *f = *state;
+    sottod_device_list_rec l1, l2, l3, l4, l5, none;
+    sottod_device_new d;
+    sottod_device devs[SOTTOD_MAX_DEVICES];
+    result_box b = {0};
+    sottod_one_time_prekey k = {.id = 3, .pub = {0x05}};
+    int64_t acc, old;
+    size_t n = 0;
+    listed q;
+
+    /* Create with a list: the key and list are stored with device 1. */
+    make_list(&l1, 0x61, 1, 150);
+    make_dev(&d, 1, 1);
+    assert_int_equal(sottod_store_account_create_listed(f->st, "alice", NULL, 0, &d, &l1,
+                                                        box_done, &b), SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    acc = b.res.u.account_create.account_id;
+    assert_list_is(f->st, acc, &l1);
+    /* A v1 account has none. */
+    old = create_account(f->st, "oldie");
+    memset(&none, 0, sizeof(none));
+    assert_list_is(f->st, old, &none);
+
+    /* Add under a given id with the next list. A stale prev_version is a
+     * CONFLICT and adds nothing. */
+    make_list(&l2, 0x61, 2, 227);
+    make_dev(&d, 5, 5);
+    d.added_by = 1;
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_device_add_listed(f->st, acc, &d, 8, 0, &l2, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_CONFLICT);
+    assert_int_equal(device_count(f->st, acc), 1);
+    assert_list_is(f->st, acc, &l1);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_device_add_listed(f->st, acc, &d, 8, 1, &l2, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(b.res.u.list_change.device_id, 5);
+    assert_list_is(f->st, acc, &l2);
+    /* A list must name the id; the version must go up (refused at submit). */
+    d.device_id = 0;
+    assert_int_equal(sottod_store_device_add_listed(f->st, acc, &d, 8, 2, &l2, box_done, &b),
+                     SOTTOD_STORE_INVALID);
+    d.device_id = 6;
+    assert_int_equal(sottod_store_device_add_listed(f->st, acc, &d, 8, 2, &l2, box_done, &b),
+                     SOTTOD_STORE_INVALID);
+    /* The device list and rows come from one snapshot. */
+    memset(&l5, 0, sizeof(l5));
+    assert_int_equal(sottod_store_devices_list_with_list(f->st, acc, devs, SOTTOD_MAX_DEVICES, &n,
+                                                         &l5), SOTTOD_STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(devs[1].device_id, 5);
+    assert_int_equal(l5.version, 2);
+
+    /* Bundles carry the list. */
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_bundle_take(f->st, acc, 0, box_done, &b), SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(b.list.version, 2);
+    assert_int_equal(b.list.len, 227);
+    assert_memory_equal(b.list.list, l2.list, 227);
+
+    /* Remove device 5 with its prekeys and queue, and the list goes to v3. */
+    sottod_addr a5 = {.account_id = acc, .device_id = 5};
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_one_time_prekeys_add(f->st, a5, &k, 1, box_done, &b), 0);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(enqueue1(f->st, a5, 1, "for five", 1767225600 + 3600, &b), SOTTOD_STORE_OK);
+    make_list(&l3, 0x61, 3, 150);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_device_remove_listed(f->st, a5, 1, &l3, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_CONFLICT);
+    assert_int_equal(device_count(f->st, acc), 2);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_device_remove_listed(f->st, a5, 2, &l3, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(device_count(f->st, acc), 1);
+    assert_list_is(f->st, acc, &l3);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM envelopes"), 0);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM one_time_prekeys"), 0);
+
+    /* Recover: every old device goes with its prekeys and queue; the new
+     * device (any id) and list v4 come in. */
+    sottod_addr a1 = {.account_id = acc, .device_id = 1};
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_one_time_prekeys_add(f->st, a1, &k, 1, box_done, &b), 0);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(enqueue1(f->st, a1, 2, "for one", 1767225600 + 3600, &b), SOTTOD_STORE_OK);
+    make_list(&l4, 0x61, 4, 150);
+    make_dev(&d, 3, 9);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_account_recover(f->st, acc, &d, 2, &l4, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_CONFLICT);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM envelopes"), 1);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_account_recover(f->st, acc, &d, 3, &l4, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(b.res.u.list_change.device_id, 3);
+    assert_int_equal(b.res.u.list_change.deleted, 1);
+    assert_int_equal(sottod_store_devices_list(f->st, acc, devs, SOTTOD_MAX_DEVICES, &n),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(devs[0].device_id, 3);
+    assert_int_equal(devs[0].registration_id, 1009);
+    assert_int_equal(devs[0].added_by, 0);
+    assert_list_is(f->st, acc, &l4);
+    list_all(f->st, a1, &q);
+    assert_int_equal(q.n, 0);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM envelopes"), 0);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM one_time_prekeys"), 0);
+    /* Recovery needs a list and an account that has one. */
+    assert_int_equal(sottod_store_account_recover(f->st, acc, &d, 4, NULL, box_done, &b),
+                     SOTTOD_STORE_INVALID);
+    memset(&b, 0, sizeof(b));
+    make_list(&l5, 0x62, 2, 150);
+    assert_int_equal(sottod_store_account_recover(f->st, old, &d, 1, &l5, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_CONFLICT);
+    assert_int_equal(device_count(f->st, old), 1);
+    make_list(&l5, 0x62, 1, 150);
+
+    /* set: a v1 account gets its key and list (prev 0) once. */
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_device_list_set(f->st, old, 0, &l5, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_list_is(f->st, old, &l5);
+    memset(&b, 0, sizeof(b));
+    make_list(&l2, 0x63, 2, 150); /* another key: must not replace the stored one */
+    assert_int_equal(sottod_store_device_list_set(f->st, old, 0, &l2, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_CONFLICT);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_device_list_set(f->st, old, 1, &l2, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    {
+        sottod_device_list_rec got;
+
+        assert_int_equal(sottod_store_device_list_get(f->st, old, &got), SOTTOD_STORE_OK);
+        assert_int_equal(got.version, 2);
+        assert_memory_equal(got.account_key, l5.account_key, 33); /* key kept */
+    }
+    /* The v1 path with prev_version 0 is refused once a list exists. */
+    make_dev(&d, 0, 4);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_device_add_listed(f->st, old, &d, 8, 0, NULL, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_CONFLICT);
+    assert_int_equal(sottod_store_device_list_get(f->st, 99999, &none), SOTTOD_STORE_NOT_FOUND);
+}
+
+/* A database at schema version 2 (before account keys) migrates to 3: the
+ * accounts, devices and queued envelopes are kept, the new columns are
+ * NULL (no account key), and such an account can then get its list. */
+static void test_migration_v2_to_v3(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db = NULL;
+    sottod_device_list_rec none, l1;
+    result_box b = {0};
+    int64_t alice, bob;
+    sottod_addr bob1;
+    listed q;
+
+    alice = create_account(f->st, "alice");
+    bob = create_account(f->st, "bob");
+    bob1.account_id = bob;
+    bob1.device_id = 1;
+    assert_int_equal(add_device(f->st, alice, 0), 2);
+    assert_int_equal(enqueue1(f->st, bob1, 7, "queued before", 1767225600 + 3600, &b),
+                     SOTTOD_STORE_OK);
+    sottod_store_close(f->st);
+    f->st = NULL;
+
+    /* Back to version 2: the accounts table without the three columns. */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+        "BEGIN;"
+        "ALTER TABLE accounts DROP COLUMN account_key;"
+        "ALTER TABLE accounts DROP COLUMN device_list;"
+        "ALTER TABLE accounts DROP COLUMN device_list_version;"
+        "COMMIT;"
+        "PRAGMA user_version=2;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM pragma_table_info('accounts')"
+                                     " WHERE name LIKE 'account_key'"), 0);
+
+    f->st = open_store(f->path, 5);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM pragma_table_info('accounts')"
+                                     " WHERE name IN ('account_key', 'device_list',"
+                                     " 'device_list_version')"), 3);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM accounts WHERE account_key IS NULL"
+                                     " AND device_list IS NULL AND device_list_version IS NULL"),
+                     2);
+    memset(&none, 0, sizeof(none));
+    assert_list_is(f->st, alice, &none);
+    assert_int_equal(device_count(f->st, alice), 2);
+    list_all(f->st, bob1, &q);
+    assert_int_equal(q.n, 1);
+    assert_string_equal(q.body[0], "queued before");
+    /* The migrated account takes its first list. */
+    make_list(&l1, 0x44, 1, 160);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_device_list_set(f->st, bob, 0, &l1, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_list_is(f->st, bob, &l1);
 }
 
 static void test_devices(void **state)
@@ -1305,6 +1573,222 @@ static void test_reopen_keeps_data(void **state)
     assert_true(l.seq[0] > seq1);
 }
 
+/*
+ * "No row inserted" is success only for the very same envelope. Loss found
+ * by the fault campaign: two sottod on one database both handed out the
+ * same next seq from memory; the second one's INSERT OR IGNORE hit the
+ * first one's row, changed nothing, and was counted as an idempotent retry
+ * -- the sender was acked for an envelope that was never stored. Two store
+ * objects on one file play the two servers.
+ */
+static void test_no_row_inserted_is_not_success(void **state)
+{
+    fixture *f = *state;                 /* max_queue = 5 */
+    int64_t acc = create_account(f->st, "alice");
+    sottod_addr a1 = {acc, 1};
+    sottod_store *other = open_store(f->path, 5); /* a second writer on the same file */
+    int64_t exp = atomic_load(&fake_now) + 100;
+    uint32_t depth = 0;
+    result_box b;
+    listed l;
+
+    /* Both writers start from the same seq in memory; the first queues. */
+    assert_int_equal(enqueue1(f->st, a1, 1, "from-first", exp, &b), SOTTOD_STORE_OK);
+    assert_int_equal(b.res.u.enqueue.queued, 1);
+    /* The second queues a different envelope: it must really be stored
+     * (or fail), never acked as a duplicate of the first one's row. */
+    assert_int_equal(enqueue1(other, a1, 2, "from-second", exp, &b), SOTTOD_STORE_OK);
+    assert_int_equal(b.res.u.enqueue.duplicates, 0);
+    assert_int_equal(b.res.u.enqueue.queued, 1);
+    list_all(f->st, a1, &l);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.body[0], "from-first");
+    assert_string_equal(l.body[1], "from-second");
+    assert_true(l.seq[1] > l.seq[0]);
+
+    /* Same id for the same device, different content: a conflict, not a
+     * retry. Nothing changes. */
+    assert_int_equal(enqueue1(other, a1, 1, "not-the-same", exp, &b), SOTTOD_STORE_EXISTS);
+    assert_int_equal(b.res.u.enqueue.queued, 0);
+    assert_int_equal(b.res.u.enqueue.duplicates, 0);
+    assert_int_equal(sottod_store_queue_depth(f->st, a1, &depth), SOTTOD_STORE_OK);
+    assert_int_equal(depth, 2);
+    list_all(f->st, a1, &l);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.body[0], "from-first");
+
+    /* The real retry (same id, same bytes) is still an accepted duplicate. */
+    assert_int_equal(enqueue1(f->st, a1, 1, "from-first", exp, &b), SOTTOD_STORE_OK);
+    assert_int_equal(b.res.u.enqueue.duplicates, 1);
+    assert_int_equal(b.res.u.enqueue.queued, 0);
+    assert_int_equal(sottod_store_queue_depth(f->st, a1, &depth), SOTTOD_STORE_OK);
+    assert_int_equal(depth, 2);
+
+    /* The same two cases on a full queue (the duplicate check there takes
+     * another path). */
+    assert_int_equal(enqueue1(f->st, a1, 3, "m3", exp, &b), SOTTOD_STORE_OK);
+    assert_int_equal(enqueue1(other, a1, 4, "m4", exp, &b), SOTTOD_STORE_OK);
+    assert_int_equal(enqueue1(f->st, a1, 5, "m5", exp, &b), SOTTOD_STORE_OK);
+    assert_int_equal(sottod_store_queue_depth(f->st, a1, &depth), SOTTOD_STORE_OK);
+    assert_int_equal(depth, 5);
+    assert_int_equal(enqueue1(f->st, a1, 2, "other-bytes", exp, &b), SOTTOD_STORE_EXISTS);
+    assert_int_equal(enqueue1(f->st, a1, 2, "from-second", exp, &b), SOTTOD_STORE_OK);
+    assert_int_equal(b.res.u.enqueue.duplicates, 1);
+    list_all(f->st, a1, &l);
+    assert_int_equal(l.n, 5);
+    assert_string_equal(l.body[1], "from-second");
+    assert_string_equal(l.body[3], "m4");
+    sottod_store_close(other);
+}
+
+/* Child of test_open_refusals_and_causes: a store whose files may not grow
+ * past 256 KiB (RLIMIT_FSIZE plays a full disk). Exits 0 if the failed
+ * write's cause names the OS error (errno 27, EFBIG), 1 otherwise. */
+static void fsize_child(const char *path)
+{
+    sottod_store *st = NULL;
+    sottod_store_config cfg = {.path = path, .now = clock_fn, .max_queue = 1000};
+    struct rlimit rl = {256 * 1024, 256 * 1024};
+    sottod_device_new d;
+    static uint8_t body[200 * 1024];
+    char cause[256] = "";
+    int status = SOTTOD_STORE_OK;
+    result_box b;
+
+    signal(SIGXFSZ, SIG_IGN);
+    if (sottod_store_open(&cfg, &st) != SOTTOD_STORE_OK)
+        _exit(2);
+    make_dev(&d, 1, 1);
+    memset(&b, 0, sizeof(b));
+    if (sottod_store_account_create(st, "full", NULL, 0, &d, box_done, &b) != SOTTOD_STORE_OK ||
+        sottod_store_drain(st) != SOTTOD_STORE_OK || b.res.status != SOTTOD_STORE_OK)
+        _exit(3);
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+        _exit(4);
+    for (uint32_t i = 0; i < 8 && status == SOTTOD_STORE_OK; i++) {
+        sottod_envelope_in e = {.to = {b.res.u.account_create.account_id, 1},
+                                .expires_at = atomic_load(&fake_now) + 100,
+                                .body = body, .body_len = sizeof(body)};
+
+        env_id(e.id, i);
+        memset(body, (int)i + 1, sizeof(body));
+        memset(&b, 0, sizeof(b));
+        if (sottod_store_envelopes_enqueue(st, &e, 1, box_done, &b) != SOTTOD_STORE_OK ||
+            sottod_store_drain(st) != SOTTOD_STORE_OK)
+            _exit(5);
+        status = b.res.status;
+    }
+    sottod_store_last_error(st, cause, sizeof(cause));
+    fprintf(stderr, "write past the file size limit: status %d, cause \"%s\"\n", status, cause);
+    _exit(status == SOTTOD_STORE_ERR && strstr(cause, "errno 27") != NULL ? 0 : 1);
+}
+
+/* Opening: must_exist refuses a missing, empty or table-less database and
+ * leaves it alone; check refuses a damaged one; every refusal and storage
+ * failure says why in words. */
+static void test_open_refusals_and_causes(void **state)
+{
+    fixture *f = *state;
+    char path[160], why[512], cause[256];
+    sottod_store_config cfg = {.now = clock_fn, .must_exist = true, .why = why,
+                               .why_cap = sizeof(why)};
+    sottod_store *st = NULL;
+    sottod_device dev;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int64_t acc, root = 0, page_size = 0;
+    uint8_t junk[4096];
+    struct stat sb;
+    FILE *fp;
+    pid_t pid;
+    int status, fd;
+
+    /* Missing: refused, nothing created. */
+    snprintf(path, sizeof(path), "%s/other.db", f->dir);
+    cfg.path = path;
+    assert_int_equal(sottod_store_open(&cfg, &st), SOTTOD_STORE_NOT_FOUND);
+    assert_null(st);
+    assert_non_null(strstr(why, path));
+    assert_non_null(strstr(why, "missing"));
+    assert_int_equal(stat(path, &sb), -1);
+    /* 0 bytes: refused, left at 0 bytes. */
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_int_equal(sottod_store_open(&cfg, &st), SOTTOD_STORE_NOT_FOUND);
+    assert_non_null(strstr(why, "empty"));
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, 0);
+    /* A SQLite file without a table: never initialised, refused. */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x); DROP TABLE t;", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(sottod_store_open(&cfg, &st), SOTTOD_STORE_NOT_FOUND);
+    assert_non_null(strstr(why, "no tables"));
+    /* Without must_exist, the same file is initialised (as before). */
+    cfg.must_exist = false;
+    assert_int_equal(sottod_store_open(&cfg, &st), SOTTOD_STORE_OK);
+    assert_true(create_account(st, "bob") > 0);
+    sottod_store_close(st);
+    st = NULL;
+    /* A real store passes must_exist and check. */
+    cfg.must_exist = true;
+    cfg.check = true;
+    assert_int_equal(sottod_store_open(&cfg, &st), SOTTOD_STORE_OK);
+    sottod_store_close(st);
+    st = NULL;
+
+    /* Garbage over the devices table of the fixture's store, written while
+     * it is closed. */
+    acc = create_account(f->st, "alice");
+    sottod_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+        "SELECT (SELECT rootpage FROM sqlite_schema WHERE name='devices'),"
+        " (SELECT page_size FROM pragma_page_size)", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    root = sqlite3_column_int64(q, 0);
+    page_size = sqlite3_column_int64(q, 1);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    assert_true(root > 1 && page_size > 0 && page_size <= (int64_t)sizeof(junk));
+    fd = open(f->path, O_WRONLY);
+    assert_true(fd >= 0);
+    memset(junk, 0xA5, sizeof(junk));
+    assert_int_equal(pwrite(fd, junk, (size_t)page_size, (root - 1) * page_size), page_size);
+    close(fd);
+    cfg.path = f->path;
+    assert_int_equal(sottod_store_open(&cfg, &st), SOTTOD_STORE_ERR);
+    assert_null(st);
+    print_message("damaged: %s\n", why);
+    assert_non_null(strstr(why, "integrity check failed"));
+    /* Without the check it opens (what sottod did before), and the first
+     * read of the damaged table fails -- with SQLite's reason on record. */
+    cfg.check = false;
+    assert_int_equal(sottod_store_open(&cfg, &st), SOTTOD_STORE_OK);
+    assert_string_equal(sottod_store_last_error(st, cause, sizeof(cause)), "");
+    assert_int_equal(sottod_store_device_get(st, (sottod_addr){acc, 1}, &dev), SOTTOD_STORE_ERR);
+    sottod_store_last_error(st, cause, sizeof(cause));
+    print_message("read of the damaged table: %s\n", cause);
+    assert_non_null(strstr(cause, "malformed"));
+    sottod_store_close(st);
+
+    /* A write that the OS refuses (file size limit, like a full disk): the
+     * cause carries the errno, not just "storage failure". */
+    snprintf(path, sizeof(path), "%s/full.db", f->dir);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        fsize_child(path);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 typedef struct att_list {
     int n;
     uint8_t first;
@@ -1508,6 +1992,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_accounts_and_invites, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_ids_never_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_v1_to_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_v2_to_v3, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_list_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_devices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_order_and_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_completion_may_submit, setup, teardown),
@@ -1517,6 +2003,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_only_own_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disclose_holds_no_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_row_inserted_is_not_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_refusals_and_causes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attachments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acked_survive_kill9, setup, teardown),
     };

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "internal.h"
 
@@ -113,7 +114,7 @@ static void make_session(sc_client *s, sc_client *r)
 static int deliver(sc_client *s, sc_client *r, const Sotto__Content__Content *ct, uint8_t env,
                    events *ev)
 {
-    Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
+    sc_envelope e = {0};
     sotto_address a = {r->username, strlen(r->username), 1};
     size_t n = sotto__content__content__get_packed_size(ct), plen = 0, mlen = 0;
     uint8_t *buf = malloc(n + 1), *padded = NULL, *msg = NULL, id[16];
@@ -123,14 +124,14 @@ static int deliver(sc_client *s, sc_client *r, const Sotto__Content__Content *ct
     assert_int_equal(sc_pad(buf, n, &padded, &plen), SC_OK);
     assert_int_equal(sotto_session_encrypt(&s->ps, &a, padded, plen, &msg, &mlen, &type), SOTTO_OK);
     memset(id, env, sizeof id);
-    e.id.data = id;
-    e.id.len = sizeof id;
-    e.source = s->username;
-    e.source_device_id = 1;
+    memcpy(e.id, id, sizeof e.id);
+    e.id_len = sizeof id;
+    snprintf(e.source, sizeof e.source, "%s", s->username);
+    e.source_device = 1;
     e.type = (uint32_t)type;
-    e.body.data = msg;
-    e.body.len = mlen;
-    e.server_timestamp_ms = 1000 + env;
+    e.body = msg;
+    e.body_len = mlen;
+    e.server_ts = 1000 + env;
     rc = sc_process_envelope(r, &e, false, collect, ev);
     free(buf);
     free(padded);
@@ -202,7 +203,7 @@ static void test_text_and_duplicates(void **state)
 static void test_same_envelope_twice(void **state)
 {
     sc_client *alice = open_account("alice2", true), *bob = open_account("bob2", true);
-    Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
+    sc_envelope e = {0};
     Sotto__Content__Content ct = SOTTO__CONTENT__CONTENT__INIT;
     Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
     sotto_address a = {"bob2", 4, 1};
@@ -224,13 +225,13 @@ static void test_same_envelope_twice(void **state)
     assert_int_equal(sotto_session_encrypt(&alice->ps, &a, padded, plen, &msg, &mlen, &type),
                      SOTTO_OK);
     memset(id, 7, sizeof id);
-    e.id.data = id;
-    e.id.len = 16;
-    e.source = "alice2";
-    e.source_device_id = 1;
+    memcpy(e.id, id, sizeof e.id);
+    e.id_len = 16;
+    snprintf(e.source, sizeof e.source, "%s", "alice2");
+    e.source_device = 1;
     e.type = (uint32_t)type;
-    e.body.data = msg;
-    e.body.len = mlen;
+    e.body = msg;
+    e.body_len = mlen;
     /* redelivery after a crash before the ack: exactly one event */
     assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
     assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
@@ -246,7 +247,7 @@ static void test_same_envelope_twice(void **state)
 static void test_undecryptable(void **state)
 {
     sc_client *bob = open_account("bob3", true);
-    Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
+    sc_envelope e = {0};
     uint8_t id[16], junk[80];
     events ev;
     (void)state;
@@ -256,13 +257,13 @@ static void test_undecryptable(void **state)
     for (size_t i = 0; i < sizeof junk; i++)
         junk[i] = (uint8_t)(i * 31);
     junk[0] = 0x33; /* version 3 */
-    e.id.data = id;
-    e.id.len = 16;
-    e.source = "mallory";
-    e.source_device_id = 3;
+    memcpy(e.id, id, sizeof e.id);
+    e.id_len = 16;
+    snprintf(e.source, sizeof e.source, "%s", "mallory");
+    e.source_device = 3;
     e.type = SOTTO_MSG_SIGNAL;
-    e.body.data = junk;
-    e.body.len = sizeof junk;
+    e.body = junk;
+    e.body_len = sizeof junk;
     assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
     assert_int_equal(ev.n, 1);
     assert_int_equal(ev.kind, SC_EV_NOTICE);
@@ -275,7 +276,7 @@ static void test_undecryptable(void **state)
     assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
     assert_int_equal(ev.n, 1);
     /* unsupported type: a notice, no crash */
-    id[0] = 10;
+    e.id[0] = 10;
     e.type = 99;
     assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
     assert_int_equal(ev.n, 2);
@@ -294,20 +295,20 @@ static void test_random_envelopes(void **state)
     make_session(alice, bob);
     memset(&ev, 0, sizeof ev);
     for (int i = 0; i < 200; i++) {
-        Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
+        sc_envelope e = {0};
         uint8_t id[16], body[300];
         size_t len = 1 + randombytes_uniform(sizeof body - 1);
         randombytes_buf(body, len);
         if (i % 2)
             body[0] = 0x33; /* plausible version byte */
         randombytes_buf(id, sizeof id);
-        e.id.data = id;
-        e.id.len = sizeof id;
-        e.source = (char *)(i % 3 ? "ralice" : "stranger");
-        e.source_device_id = 1;
+        memcpy(e.id, id, sizeof e.id);
+        e.id_len = sizeof id;
+        snprintf(e.source, sizeof e.source, "%s", (char *)(i % 3 ? "ralice" : "stranger"));
+        e.source_device = 1;
         e.type = i % 4 < 2 ? SOTTO_MSG_SIGNAL : SOTTO_MSG_PREKEY;
-        e.body.data = body;
-        e.body.len = len;
+        e.body = body;
+        e.body_len = len;
         assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
         assert_int_equal(ev.kind, SC_EV_NOTICE);
     }
@@ -470,10 +471,10 @@ static void test_queue_survives_restart(void **state)
     sc_close(alice);
 }
 
-
 /* The event callback checks, at the moment a row is shown, that it is
- * stored and already off the pending list: a process killed after showing
- * it never shows it again, one killed before shows it at the next start. */
+ * stored and still on the pending list (it leaves only after it was handed
+ * out): a process killed before or while showing it shows it at the next
+ * start; it is never lost (the "shown never" loss, issue 7). */
 typedef struct order_check {
     sc_client *c;
     int n;
@@ -511,7 +512,7 @@ static void test_pending_events(void **state)
     ct.data = &dm;
     {
         /* deliver() with the order-checking callback */
-        Sotto__Api__Envelope e = SOTTO__API__ENVELOPE__INIT;
+        sc_envelope e = {0};
         sotto_address a = {"pbob", 4, 1};
         size_t n = sotto__content__content__get_packed_size(&ct), plen = 0, mlen = 0;
         uint8_t *buf = malloc(n), *padded = NULL, *msg = NULL, id[16];
@@ -521,13 +522,13 @@ static void test_pending_events(void **state)
         assert_int_equal(sotto_session_encrypt(&alice->ps, &a, padded, plen, &msg, &mlen, &type),
                          SOTTO_OK);
         memset(id, 0x70, sizeof id);
-        e.id.data = id;
-        e.id.len = 16;
-        e.source = "palice";
-        e.source_device_id = 1;
+        memcpy(e.id, id, sizeof e.id);
+        e.id_len = 16;
+        snprintf(e.source, sizeof e.source, "%s", "palice");
+        e.source_device = 1;
         e.type = (uint32_t)type;
-        e.body.data = msg;
-        e.body.len = mlen;
+        e.body = msg;
+        e.body_len = mlen;
         assert_int_equal(sc_process_envelope(bob, &e, false, check_order, &oc), SC_OK);
         free(buf);
         free(padded);
@@ -535,7 +536,7 @@ static void test_pending_events(void **state)
     }
     assert_int_equal(oc.n, 1);
     assert_int_equal(oc.stored_at_emit, 1);
-    assert_int_equal(oc.pending_at_emit, 0);
+    assert_int_equal(oc.pending_at_emit, 1);
     assert_int_equal(count(bob, "SELECT count(*) FROM client_pending_events"), 0);
     /* nothing pending: sc_emit_pending shows nothing */
     memset(&ev, 0, sizeof ev);

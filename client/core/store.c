@@ -1,0 +1,1995 @@
+/*
+ * client/core/store.c -- the client's storage layer (store.h): every SQL
+ * statement of client/ is in this file.
+ *
+ * The client's tables are kept in the same SQLite file as libsotto's
+ * protocol store (store.db in the account directory), so that one
+ * transaction covers a ratchet step and the history row it produced. Table
+ * names start with "client_" (libsotto owns "sotto_" and PRAGMA
+ * user_version, which therefore is not ours to use).
+ *
+ * Schema (version 3):
+ *   client_schema_version    one row: the client schema version (from v2)
+ *   client_config            key -> value (server URL, pin, username,
+ *                            device id, Ed25519 auth key, counters)
+ *   client_contacts          one row per contact account (verified flag)
+ *   client_contact_devices   device ids seen for a contact (safety numbers)
+ *   client_pending_identity  a changed identity key waiting for `trust`
+ *   client_groups, client_group_members
+ *   client_messages          history (text stored byte-exact)
+ *   client_seen_messages     (sender, timestamp) already shown
+ *   client_seen_envelopes    envelope ids already processed
+ *   client_outgoing          the outgoing queue (survives restarts)
+ *   client_held_envelopes    envelopes held until `trust`
+ *   client_signed_prekeys    signed prekey ids with creation/replacement time
+ *   client_session_reset     devices to start a fresh session with (after an
+ *                            undecryptable message), done at the next send
+ *   client_pending_events    history rows stored by a received envelope but
+ *                            not yet handed out, with the process that
+ *                            claimed each (pid, random token, time)
+ *   client_accounts          pinned account key, pending changed key and the
+ *                            newest accepted signed device list per account
+ *
+ * Version history (migrations[i] takes version i to i + 1; never edit a
+ * released step, add one):
+ *   v1  commit c810c49 and before: the tables above except
+ *       client_schema_version, client_pending_events(msg_id) only. Those
+ *       stores carry no version: one with client_ tables and no
+ *       client_schema_version table is v1 (its step is written with
+ *       IF NOT EXISTS, so a store that predates client_pending_events gets
+ *       it too).
+ *   v2  client_schema_version; client_pending_events gains claim_pid,
+ *       claim_token, claim_ms (a row is removed only after its event was
+ *       handed out, and claimed first so that two processes never both
+ *       show it).
+ *   v3  client_accounts: per account (contacts and our own) the pinned
+ *       account key, a changed key waiting for `trust`, and the newest
+ *       signed device list accepted (docs/protocol.md "Account key and
+ *       device list"); client_device_auth (auth keys learned on first use
+ *       to check add-device signatures) is dropped: the lists replace it.
+ *
+ * Each step runs in its own transaction, re-reading the version inside it
+ * (another process may have migrated meanwhile). A store whose version is
+ * newer than SC_STORE_VERSION is refused before anything is written.
+ * tests/unit/test_client_store_migration.c opens a fixture written by every
+ * released version (tests/fixtures/client-store-v*.db).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------------ statements */
+
+typedef struct query {
+    sc_client *c;
+    sqlite3_stmt *st;
+    int err; /* first SQLite error while binding */
+    int n;   /* parameters bound so far */
+} query;
+
+static int store_fail(sc_client *c)
+{
+    return sc_fail(c, SC_E_STORE, "local store: %s", sqlite3_errmsg(c->db));
+}
+
+static int q_open(sc_client *c, query *q, const char *sql)
+{
+    memset(q, 0, sizeof *q);
+    q->c = c;
+    if (c->db == NULL)
+        return sc_fail(c, SC_E_STORE, "local store: not open");
+    if (sqlite3_prepare_v2(c->db, sql, -1, &q->st, NULL) != SQLITE_OK) {
+        int rc = store_fail(c);
+        sqlite3_finalize(q->st);
+        q->st = NULL;
+        return rc;
+    }
+    return SC_OK;
+}
+
+static void q_bound(query *q, int r)
+{
+    if (q->err == SQLITE_OK && r != SQLITE_OK)
+        q->err = r;
+}
+
+static void q_i64(query *q, int64_t v)
+{
+    q_bound(q, sqlite3_bind_int64(q->st, ++q->n, (sqlite3_int64)v));
+}
+
+static void q_u64(query *q, uint64_t v)
+{
+    q_i64(q, (int64_t)v);
+}
+
+static void q_null(query *q)
+{
+    q_bound(q, sqlite3_bind_null(q->st, ++q->n));
+}
+
+/* NULL binds SQL NULL */
+static void q_text(query *q, const char *s)
+{
+    if (s == NULL)
+        q_null(q);
+    else
+        q_bound(q, sqlite3_bind_text64(q->st, ++q->n, s, strlen(s), SQLITE_STATIC, SQLITE_UTF8));
+}
+
+static void q_textn(query *q, const char *s, size_t n)
+{
+    q_bound(q,
+            sqlite3_bind_text64(q->st, ++q->n, s ? s : "", s ? n : 0, SQLITE_STATIC, SQLITE_UTF8));
+}
+
+/* an empty blob is a blob, not NULL */
+static void q_blob(query *q, const void *p, size_t n)
+{
+    q_bound(q, sqlite3_bind_blob64(q->st, ++q->n, n ? p : "", n, SQLITE_STATIC));
+}
+
+/* One step: 1 for a row, 0 when done, SC_E_STORE (negative) on error. */
+static int q_step(query *q)
+{
+    int r;
+
+    if (q->err != SQLITE_OK)
+        return sc_fail(q->c, SC_E_STORE, "local store: %s", sqlite3_errstr(q->err));
+    r = sqlite3_step(q->st);
+    if (r == SQLITE_ROW)
+        return 1;
+    if (r == SQLITE_DONE)
+        return 0;
+    return store_fail(q->c);
+}
+
+static void q_close(query *q)
+{
+    sqlite3_finalize(q->st);
+    q->st = NULL;
+}
+
+/* Runs a statement that returns no rows; finalizes it. */
+static int q_exec(query *q)
+{
+    int r = q_step(q);
+    q_close(q);
+    return r < 0 ? r : SC_OK;
+}
+
+static char *col_dup(query *q, int i)
+{
+    const unsigned char *t = sqlite3_column_text(q->st, i);
+    return strdup(t ? (const char *)t : "");
+}
+
+static uint64_t col_u64(query *q, int i)
+{
+    return (uint64_t)sqlite3_column_int64(q->st, i);
+}
+
+static int nomem(sc_client *c)
+{
+    return sc_fail(c, SC_E_INTERNAL, "out of memory");
+}
+
+/* Runs SQL without results (schema changes). */
+static int exec_sql(sc_client *c, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        int rc = sc_fail(c, SC_E_STORE, "local store: %s", msg ? msg : sqlite3_errmsg(c->db));
+        sqlite3_free(msg);
+        return rc;
+    }
+    return SC_OK;
+}
+
+/* ------------------------------------------------------------ transactions */
+
+int sc_db_begin(sc_client *c)
+{
+    if (sotto_sqlite_store_begin(c->store) != SOTTO_OK)
+        return sc_fail(c, SC_E_STORE, "local store: cannot begin a transaction: %s",
+                       sqlite3_errmsg(c->db));
+    return SC_OK;
+}
+
+int sc_db_commit(sc_client *c)
+{
+    if (sotto_sqlite_store_commit(c->store) != SOTTO_OK)
+        return sc_fail(c, SC_E_STORE, "local store: cannot commit: %s", sqlite3_errmsg(c->db));
+    return SC_OK;
+}
+
+void sc_db_rollback(sc_client *c)
+{
+    if (sotto_sqlite_store_rollback(c->store) != SOTTO_OK)
+        (void)sc_fail(c, SC_E_STORE, "local store: rollback failed: %s", sqlite3_errmsg(c->db));
+}
+
+/* Ends a transaction this file opened: commit when rc is SC_OK, else roll
+ * back (keeping the first error's message). */
+static int tx_end(sc_client *c, int rc)
+{
+    if (rc == SC_OK)
+        return sc_db_commit(c);
+    {
+        char msg[sizeof c->err];
+        snprintf(msg, sizeof msg, "%s", c->err);
+        sc_db_rollback(c);
+        snprintf(c->err, sizeof c->err, "%s", msg);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ schema */
+
+/* Version 1: the schema of commit c810c49, exactly (IF NOT EXISTS: also
+ * completes a store of an older commit). */
+static const char schema_v1[] =
+    "CREATE TABLE IF NOT EXISTS client_config (key TEXT PRIMARY KEY, value BLOB);"
+    "CREATE TABLE IF NOT EXISTS client_contacts (name TEXT PRIMARY KEY,"
+    " created_ms INTEGER NOT NULL, verified INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS client_contact_devices (name TEXT NOT NULL,"
+    " device_id INTEGER NOT NULL, PRIMARY KEY(name, device_id));"
+    "CREATE TABLE IF NOT EXISTS client_pending_identity (name TEXT NOT NULL,"
+    " device_id INTEGER NOT NULL, identity_key BLOB NOT NULL, seen_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(name, device_id));"
+    "CREATE TABLE IF NOT EXISTS client_groups (id BLOB PRIMARY KEY, name TEXT NOT NULL,"
+    " active INTEGER NOT NULL DEFAULT 1, created_ms INTEGER NOT NULL,"
+    " updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS client_group_members (group_id BLOB NOT NULL,"
+    " member TEXT NOT NULL, PRIMARY KEY(group_id, member));"
+    "CREATE TABLE IF NOT EXISTS client_messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " conv_kind TEXT NOT NULL, conv TEXT NOT NULL, direction INTEGER NOT NULL,"
+    " sender TEXT NOT NULL, sender_device INTEGER NOT NULL, timestamp INTEGER NOT NULL,"
+    " server_ts INTEGER NOT NULL, received_ms INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " body TEXT NOT NULL, extra TEXT);"
+    "CREATE INDEX IF NOT EXISTS client_messages_conv ON client_messages(conv_kind, conv, id);"
+    "CREATE TABLE IF NOT EXISTS client_seen_messages (sender TEXT NOT NULL,"
+    " timestamp INTEGER NOT NULL, PRIMARY KEY(sender, timestamp));"
+    "CREATE TABLE IF NOT EXISTS client_seen_envelopes (id BLOB PRIMARY KEY,"
+    " seen_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS client_outgoing (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " destination TEXT NOT NULL, timestamp INTEGER NOT NULL, content BLOB NOT NULL,"
+    " msg_id INTEGER, attempts INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS client_held_envelopes (id BLOB PRIMARY KEY,"
+    " source TEXT NOT NULL, source_device INTEGER NOT NULL, type INTEGER NOT NULL,"
+    " body BLOB NOT NULL, server_ts INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS client_signed_prekeys (id INTEGER PRIMARY KEY,"
+    " created_ms INTEGER NOT NULL, replaced_ms INTEGER);"
+    "CREATE TABLE IF NOT EXISTS client_session_reset (name TEXT NOT NULL,"
+    " device_id INTEGER NOT NULL, PRIMARY KEY(name, device_id));"
+    "CREATE TABLE IF NOT EXISTS client_device_auth (name TEXT NOT NULL,"
+    " device_id INTEGER NOT NULL, auth_key BLOB NOT NULL, PRIMARY KEY(name, device_id));"
+    "CREATE TABLE IF NOT EXISTS client_pending_events (msg_id INTEGER PRIMARY KEY);";
+
+static const char schema_v2[] =
+    "CREATE TABLE client_schema_version (version INTEGER NOT NULL);"
+    "INSERT INTO client_schema_version(version) VALUES(1);"
+    "ALTER TABLE client_pending_events ADD COLUMN claim_pid INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE client_pending_events ADD COLUMN claim_token INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE client_pending_events ADD COLUMN claim_ms INTEGER NOT NULL DEFAULT 0;";
+
+static const char schema_v3[] =
+    "CREATE TABLE client_accounts (name TEXT PRIMARY KEY, account_key BLOB NOT NULL,"
+    " pending_key BLOB, list BLOB, list_version INTEGER NOT NULL DEFAULT 0,"
+    " pinned_ms INTEGER NOT NULL);"
+    /* device-add signatures learned on first use: replaced by signed lists */
+    "DROP TABLE IF EXISTS client_device_auth;";
+
+/* migrations[i]: version i -> i + 1 (0 is an empty store). */
+static const char *const migrations[] = {schema_v1, schema_v2, schema_v3};
+
+_Static_assert(sizeof migrations / sizeof migrations[0] == SC_STORE_VERSION,
+               "one migration per schema version");
+
+/* The client schema version: client_schema_version's row; 1 for a store
+ * with client_ tables but no version table; 0 for none. */
+static int read_version(sc_client *c, int *version)
+{
+    query q;
+    int rc, r;
+    bool have_table = false, have_client = false;
+
+    *version = 0;
+    rc = q_open(c, &q,
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND"
+                " substr(name, 1, 7) = 'client_'");
+    if (rc != SC_OK)
+        return rc;
+    while ((r = q_step(&q)) == 1) {
+        const unsigned char *n = sqlite3_column_text(q.st, 0);
+        have_client = true;
+        if (n && strcmp((const char *)n, "client_schema_version") == 0)
+            have_table = true;
+    }
+    q_close(&q);
+    if (r < 0)
+        return r;
+    if (!have_table) {
+        *version = have_client ? 1 : 0;
+        return SC_OK;
+    }
+    rc = q_open(c, &q,
+                "SELECT version, (SELECT count(*) FROM client_schema_version)"
+                " FROM client_schema_version");
+    if (rc != SC_OK)
+        return rc;
+    r = q_step(&q);
+    if (r == 1 && sqlite3_column_int64(q.st, 1) == 1 && sqlite3_column_int64(q.st, 0) >= 1 &&
+        sqlite3_column_int64(q.st, 0) <= INT_MAX)
+        *version = (int)sqlite3_column_int64(q.st, 0);
+    q_close(&q);
+    if (r < 0)
+        return r;
+    if (*version == 0)
+        return sc_fail(c, SC_E_STORE, "local store: client_schema_version is damaged");
+    return SC_OK;
+}
+
+static int write_version(sc_client *c, int version)
+{
+    query q;
+    int rc = q_open(c, &q, "UPDATE client_schema_version SET version = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, version);
+    rc = q_exec(&q);
+    if (rc == SC_OK && sqlite3_changes(c->db) != 1)
+        rc = sc_fail(c, SC_E_STORE, "local store: cannot record the schema version");
+    return rc;
+}
+
+int sc_store_version(sc_client *c, int *version)
+{
+    return read_version(c, version);
+}
+
+static int newer_store(sc_client *c, int v)
+{
+    return sc_fail(c, SC_E_STORE,
+                   "the local store was written by a newer sotto (client schema version %d;"
+                   " this one knows up to %d): use that version",
+                   v, SC_STORE_VERSION);
+}
+
+int sc_store_precheck(sc_client *c, const char *path, bool must_exist)
+{
+    sqlite3 *db = NULL, *saved = c->db;
+    int v = 0, rc;
+
+    /* a connection of our own that only reads (the file exists: sc_open
+     * created it): nothing is written */
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL) !=
+        SQLITE_OK) {
+        rc = sc_fail(c, SC_E_STORE, "cannot open the local store %s: %s", path,
+                     db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return rc;
+    }
+    /* and no checkpoint of a WAL a killed process left, when closing */
+    if (sqlite3_busy_timeout(db, 5000) != SQLITE_OK ||
+        sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL) != SQLITE_OK) {
+        rc = sc_fail(c, SC_E_STORE, "local store: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return rc;
+    }
+    c->db = db;
+    rc = read_version(c, &v);
+    c->db = saved;
+    if (sqlite3_close(db) != SQLITE_OK && rc == SC_OK)
+        rc = sc_fail(c, SC_E_STORE, "local store: cannot close %s", path);
+    if (rc == SC_OK && v > SC_STORE_VERSION)
+        rc = newer_store(c, v);
+    if (rc == SC_OK && v == 0 && must_exist)
+        rc = sc_fail(c, SC_E_STORE,
+                     "the local store %s holds no account (it was emptied or damaged):"
+                     " restore from a backup (sotto register --restore FILE)",
+                     path);
+    return rc;
+}
+
+int sc_store_init(sc_client *c)
+{
+    for (;;) {
+        int v = 0, rc = read_version(c, &v);
+
+        if (rc != SC_OK)
+            return rc;
+        if (v > SC_STORE_VERSION)
+            return newer_store(c, v);
+        if (v == SC_STORE_VERSION)
+            return SC_OK;
+        rc = sc_db_begin(c);
+        if (rc != SC_OK)
+            return rc;
+        /* again inside the write lock: another process may have done it */
+        rc = read_version(c, &v);
+        if (rc == SC_OK && v < SC_STORE_VERSION) {
+            rc = exec_sql(c, migrations[v]);
+            /* client_schema_version exists from version 2 on (before, the
+             * version is implied by the client_ tables) */
+            if (rc == SC_OK && v + 1 >= 2)
+                rc = write_version(c, v + 1);
+            if (rc != SC_OK) {
+                char why[sizeof c->err];
+                snprintf(why, sizeof why, "%s", c->err);
+                (void)sc_fail(c, SC_E_STORE, "cannot migrate the local store to version %d (%s)",
+                              v + 1, why);
+            }
+        }
+        rc = tx_end(c, rc);
+        if (rc != SC_OK)
+            return rc;
+    }
+}
+
+/* ------------------------------------------------------------ config */
+
+static int cfg_get(sc_client *c, const char *key, query *q)
+{
+    int rc = q_open(c, q, "SELECT value FROM client_config WHERE key = ?");
+    int r;
+
+    if (rc != SC_OK)
+        return rc;
+    q_text(q, key);
+    r = q_step(q);
+    if (r == 1 && sqlite3_column_type(q->st, 0) != SQLITE_NULL)
+        return SC_OK;
+    q_close(q);
+    return r < 0 ? r : SC_E_NOT_FOUND;
+}
+
+int sc_cfg_get_text(sc_client *c, const char *key, char **out)
+{
+    query q;
+    int rc = cfg_get(c, key, &q);
+
+    *out = NULL;
+    if (rc != SC_OK)
+        return rc;
+    *out = col_dup(&q, 0);
+    q_close(&q);
+    return *out ? SC_OK : nomem(c);
+}
+
+int sc_cfg_get_blob(sc_client *c, const char *key, uint8_t **out, size_t *len)
+{
+    query q;
+    int rc = cfg_get(c, key, &q);
+    int n;
+
+    *out = NULL;
+    *len = 0;
+    if (rc != SC_OK)
+        return rc;
+    n = sqlite3_column_bytes(q.st, 0);
+    *out = malloc(n > 0 ? (size_t)n : 1);
+    if (*out == NULL) {
+        q_close(&q);
+        return nomem(c);
+    }
+    if (n > 0)
+        memcpy(*out, sqlite3_column_blob(q.st, 0), (size_t)n);
+    *len = (size_t)n;
+    q_close(&q);
+    return SC_OK;
+}
+
+int sc_cfg_get_u64(sc_client *c, const char *key, uint64_t *out)
+{
+    query q;
+    int rc = cfg_get(c, key, &q);
+
+    *out = 0;
+    if (rc != SC_OK)
+        return rc;
+    *out = col_u64(&q, 0);
+    q_close(&q);
+    return SC_OK;
+}
+
+static int cfg_set(sc_client *c, const char *key, query *q)
+{
+    int rc = q_open(c, q,
+                    "INSERT INTO client_config(key, value) VALUES(?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (rc == SC_OK)
+        q_text(q, key);
+    return rc;
+}
+
+int sc_cfg_set_text(sc_client *c, const char *key, const char *v)
+{
+    query q;
+    int rc = cfg_set(c, key, &q);
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, v);
+    return q_exec(&q);
+}
+
+int sc_cfg_set_blob(sc_client *c, const char *key, const uint8_t *v, size_t len)
+{
+    query q;
+    int rc = cfg_set(c, key, &q);
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, v, len);
+    return q_exec(&q);
+}
+
+int sc_cfg_set_u64(sc_client *c, const char *key, uint64_t v)
+{
+    query q;
+    int rc = cfg_set(c, key, &q);
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, v);
+    return q_exec(&q);
+}
+
+/* ------------------------------------------------------------ contacts */
+
+int sc_contact_touch(sc_client *c, const char *name, uint32_t device_id)
+{
+    query q;
+    int rc;
+
+    if (c->username && strcmp(name, c->username) != 0) {
+        rc = q_open(c, &q, "INSERT OR IGNORE INTO client_contacts(name, created_ms) VALUES(?, ?)");
+        if (rc != SC_OK)
+            return rc;
+        q_text(&q, name);
+        q_u64(&q, sc_now_ms());
+        rc = q_exec(&q);
+        if (rc != SC_OK)
+            return rc;
+    }
+    if (device_id == 0)
+        return SC_OK;
+    rc =
+        q_open(c, &q, "INSERT OR IGNORE INTO client_contact_devices(name, device_id) VALUES(?, ?)");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_i64(&q, device_id);
+    return q_exec(&q);
+}
+
+int sc_contact_known(sc_client *c, const char *name, bool *known)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT 1 FROM client_contacts WHERE name = ?");
+    int r;
+
+    *known = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    r = q_step(&q);
+    q_close(&q);
+    if (r < 0)
+        return r;
+    *known = r == 1;
+    return SC_OK;
+}
+
+int sc_contact_forget_device(sc_client *c, const char *name, uint32_t device_id)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM client_contact_devices WHERE name = ? AND device_id = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_i64(&q, device_id);
+    return q_exec(&q);
+}
+
+int sc_contact_set_verified(sc_client *c, const char *name)
+{
+    query q;
+    int rc = q_open(c, &q, "UPDATE client_contacts SET verified = 1 WHERE name = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    return q_exec(&q);
+}
+
+void sc_contact_list_free(sc_contact_info *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free((char *)v[i].name);
+    free(v);
+}
+
+int sc_contact_list(sc_client *c, sc_contact_info **out, size_t *n)
+{
+    query q;
+    sc_contact_info *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc, r;
+
+    *out = NULL;
+    *n = 0;
+    rc = q_open(c, &q,
+                "SELECT name, verified,"
+                " (SELECT count(*) FROM client_contact_devices d WHERE d.name = c.name),"
+                " EXISTS(SELECT 1 FROM client_pending_identity p WHERE p.name = c.name)"
+                " FROM client_contacts c ORDER BY name");
+    if (rc != SC_OK)
+        return rc;
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            sc_contact_info *nv;
+            cap = cap ? cap * 2 : 16;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL)
+                goto oom;
+            v = nv;
+        }
+        v[cnt].name = col_dup(&q, 0);
+        if (v[cnt].name == NULL)
+            goto oom;
+        v[cnt].verified = sqlite3_column_int(q.st, 1) != 0;
+        v[cnt].n_devices = (size_t)sqlite3_column_int64(q.st, 2);
+        v[cnt].identity_changed = sqlite3_column_int(q.st, 3) != 0;
+        cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_contact_list_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+oom:
+    q_close(&q);
+    sc_contact_list_free(v, cnt);
+    return nomem(c);
+}
+
+/* ------------------------------------------------------------ identities */
+
+int sc_pending_identity_set(sc_client *c, const char *name, uint32_t device_id,
+                            const sotto_public_key *key)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO client_pending_identity(name, device_id, identity_key, seen_ms)"
+                    " VALUES(?, ?, ?, ?) ON CONFLICT(name, device_id) DO UPDATE SET"
+                    " identity_key = excluded.identity_key, seen_ms = excluded.seen_ms");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_i64(&q, device_id);
+    q_blob(&q, key->bytes, SOTTO_PUBLIC_KEY_BYTES);
+    q_u64(&q, sc_now_ms());
+    return q_exec(&q);
+}
+
+int sc_pending_identity_any(sc_client *c, const char *name, bool *any)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT 1 FROM client_pending_identity WHERE name = ? LIMIT 1");
+    int r;
+
+    *any = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    r = q_step(&q);
+    q_close(&q);
+    if (r < 0)
+        return r;
+    *any = r == 1;
+    return SC_OK;
+}
+
+static bool col_key(query *q, int i, sotto_public_key *out)
+{
+    const void *b = sqlite3_column_blob(q->st, i);
+    int n = sqlite3_column_bytes(q->st, i);
+    return b != NULL && n > 0 && sotto_public_key_decode(out, b, (size_t)n) == SOTTO_OK;
+}
+
+int sc_pending_identity_list(sc_client *c, const char *name, sc_pending_identity **out, size_t *n)
+{
+    query q;
+    sc_pending_identity *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc, r;
+
+    *out = NULL;
+    *n = 0;
+    rc = q_open(c, &q,
+                "SELECT device_id, identity_key FROM client_pending_identity WHERE name = ?"
+                " ORDER BY device_id");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            sc_pending_identity *nv;
+            cap = cap ? cap * 2 : 4;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL) {
+                free(v);
+                q_close(&q);
+                return nomem(c);
+            }
+            v = nv;
+        }
+        v[cnt].device_id = (uint32_t)sqlite3_column_int64(q.st, 0);
+        if (col_key(&q, 1, &v[cnt].key))
+            cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        free(v);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_pending_identity_clear(sc_client *c, const char *name)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM client_pending_identity WHERE name = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    return q_exec(&q);
+}
+
+/* ------------------------------------------------------------ history */
+
+#define MSG_COLS                                                                                   \
+    "SELECT id, conv_kind, conv, direction, sender, sender_device, timestamp, server_ts, kind,"    \
+    " body, extra FROM client_messages"
+
+int sc_msg_insert(sc_client *c, const sc_msg_row *m, int64_t *rowid)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO client_messages(conv_kind, conv, direction, sender,"
+                    " sender_device, timestamp, server_ts, received_ms, kind, body, extra)"
+                    " VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, m->conv_kind);
+    q_text(&q, m->conv);
+    q_i64(&q, m->direction);
+    q_text(&q, m->sender ? m->sender : "");
+    q_i64(&q, m->sender_device);
+    q_u64(&q, m->timestamp);
+    q_u64(&q, m->server_ts);
+    q_u64(&q, sc_now_ms());
+    q_text(&q, m->kind);
+    q_textn(&q, m->body, m->body_len);
+    q_text(&q, m->extra);
+    rc = q_exec(&q);
+    if (rc == SC_OK && rowid)
+        *rowid = sqlite3_last_insert_rowid(c->db);
+    return rc;
+}
+
+void sc_msg_free(sc_msg *m)
+{
+    if (m == NULL)
+        return;
+    free(m->conv_kind);
+    free(m->conv);
+    free(m->sender);
+    free(m->kind);
+    if (m->body) {
+        sodium_memzero(m->body, m->body_len);
+        free(m->body);
+    }
+    sc_free_secret_str(m->extra);
+    memset(m, 0, sizeof *m);
+}
+
+void sc_msg_list_free(sc_msg *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        sc_msg_free(&v[i]);
+    free(v);
+}
+
+/* The current row of an MSG_COLS query into *m. */
+static int msg_from_row(query *q, sc_msg *m)
+{
+    const void *body = sqlite3_column_text(q->st, 9);
+    size_t body_len = (size_t)sqlite3_column_bytes(q->st, 9);
+
+    memset(m, 0, sizeof *m);
+    m->id = sqlite3_column_int64(q->st, 0);
+    m->direction = sqlite3_column_int(q->st, 3);
+    m->sender_device = (uint32_t)sqlite3_column_int64(q->st, 5);
+    m->timestamp = col_u64(q, 6);
+    m->server_ts = col_u64(q, 7);
+    m->conv_kind = col_dup(q, 1);
+    m->conv = col_dup(q, 2);
+    m->sender = col_dup(q, 4);
+    m->kind = col_dup(q, 8);
+    m->body = malloc(body_len + 1);
+    if (m->body) {
+        if (body_len)
+            memcpy(m->body, body, body_len);
+        m->body[body_len] = '\0';
+        m->body_len = body_len;
+    }
+    if (sqlite3_column_type(q->st, 10) != SQLITE_NULL) {
+        m->extra = col_dup(q, 10);
+        if (m->extra == NULL)
+            goto oom;
+    }
+    if (m->conv_kind && m->conv && m->sender && m->kind && m->body)
+        return SC_OK;
+oom:
+    sc_msg_free(m);
+    return nomem(q->c);
+}
+
+int sc_msg_get(sc_client *c, int64_t rowid, sc_msg *out)
+{
+    query q;
+    int rc = q_open(c, &q, MSG_COLS " WHERE id = ?");
+    int r;
+
+    memset(out, 0, sizeof *out);
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, rowid);
+    r = q_step(&q);
+    rc = r < 0 ? r : r == 0 ? SC_E_NOT_FOUND : msg_from_row(&q, out);
+    q_close(&q);
+    return rc;
+}
+
+int sc_msg_history(sc_client *c, const char *conv_kind, const char *conv, size_t limit,
+                   sc_msg **out, size_t *n)
+{
+    query q;
+    sc_msg *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc, r;
+
+    *out = NULL;
+    *n = 0;
+    rc = q_open(c, &q,
+                "SELECT * FROM (" MSG_COLS " WHERE conv_kind = ? AND conv = ? ORDER BY id DESC"
+                " LIMIT ?) ORDER BY id");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, conv_kind);
+    q_text(&q, conv);
+    q_i64(&q, limit && limit <= INT64_MAX ? (int64_t)limit : -1);
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            sc_msg *nv;
+            cap = cap ? cap * 2 : 16;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL) {
+                r = nomem(c);
+                break;
+            }
+            v = nv;
+        }
+        r = msg_from_row(&q, &v[cnt]);
+        if (r != SC_OK)
+            break;
+        cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_msg_list_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_msg_set_extra(sc_client *c, int64_t rowid, const char *extra)
+{
+    query q;
+    int rc = q_open(c, &q, "UPDATE client_messages SET extra = ? WHERE id = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, extra);
+    q_i64(&q, rowid);
+    return q_exec(&q);
+}
+
+int sc_msg_max_id(sc_client *c, int64_t *out)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT max(id) FROM client_messages");
+    int r;
+
+    *out = 0;
+    if (rc != SC_OK)
+        return rc;
+    r = q_step(&q);
+    if (r == 1)
+        *out = sqlite3_column_int64(q.st, 0); /* NULL (empty) reads as 0 */
+    q_close(&q);
+    return r < 0 ? r : SC_OK;
+}
+
+int sc_msg_seen(sc_client *c, const char *sender, uint64_t timestamp, bool *seen)
+{
+    query q;
+    int rc =
+        q_open(c, &q, "INSERT OR IGNORE INTO client_seen_messages(sender, timestamp) VALUES(?, ?)");
+
+    *seen = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, sender);
+    q_u64(&q, timestamp);
+    rc = q_exec(&q);
+    if (rc == SC_OK)
+        *seen = sqlite3_changes(c->db) == 0;
+    return rc;
+}
+
+int sc_msg_delete_unsent(sc_client *c, int64_t msg_id, uint64_t ts, const char *own_username,
+                         bool *deleted)
+{
+    query q;
+    bool gone = false;
+    int rc;
+
+    if (deleted)
+        *deleted = false;
+    rc = sc_db_begin(c);
+    if (rc != SC_OK)
+        return rc;
+    rc = q_open(c, &q, "DELETE FROM client_messages WHERE id = ? AND conv_kind = 'contact'");
+    if (rc == SC_OK) {
+        q_i64(&q, msg_id);
+        rc = q_exec(&q);
+        gone = rc == SC_OK && sqlite3_changes(c->db) > 0;
+    }
+    if (rc == SC_OK && gone && own_username) {
+        rc = q_open(c, &q, "DELETE FROM client_outgoing WHERE timestamp = ? AND destination = ?");
+        if (rc == SC_OK) {
+            q_u64(&q, ts);
+            q_text(&q, own_username);
+            rc = q_exec(&q);
+        }
+    }
+    rc = tx_end(c, rc);
+    if (rc == SC_OK && deleted)
+        *deleted = gone;
+    return rc;
+}
+
+/* ------------------------------------------------------------ envelopes */
+
+int sc_envelope_seen(sc_client *c, const uint8_t *id, size_t len, bool *seen)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT 1 FROM client_seen_envelopes WHERE id = ?");
+    int r;
+
+    *seen = false;
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, id, len);
+    r = q_step(&q);
+    q_close(&q);
+    if (r < 0)
+        return r;
+    *seen = r == 1;
+    return SC_OK;
+}
+
+int sc_envelope_mark(sc_client *c, const uint8_t *id, size_t len)
+{
+    query q;
+    int rc = q_open(c, &q, "INSERT OR IGNORE INTO client_seen_envelopes(id, seen_ms) VALUES(?, ?)");
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, id, len);
+    q_u64(&q, sc_now_ms());
+    return q_exec(&q);
+}
+
+int sc_held_add(sc_client *c, const sc_envelope *e)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT OR IGNORE INTO client_held_envelopes(id, source, source_device, type,"
+                    " body, server_ts) VALUES(?, ?, ?, ?, ?, ?)");
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, e->id, e->id_len <= sizeof e->id ? e->id_len : sizeof e->id);
+    q_text(&q, e->source);
+    q_i64(&q, e->source_device);
+    q_i64(&q, e->type);
+    q_blob(&q, e->body, e->body_len);
+    q_u64(&q, e->server_ts);
+    return q_exec(&q);
+}
+
+int sc_held_next(sc_client *c, const char *source, sc_envelope *e, int64_t *row)
+{
+    query q;
+    int rc, r;
+
+    memset(e, 0, sizeof *e);
+    *row = 0;
+    rc = q_open(c, &q,
+                "SELECT rowid, id, source_device, type, body, server_ts FROM"
+                " client_held_envelopes WHERE source = ? ORDER BY rowid LIMIT 1");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, source);
+    r = q_step(&q);
+    if (r != 1) {
+        q_close(&q);
+        return r < 0 ? r : SC_E_NOT_FOUND;
+    }
+    {
+        size_t idl = (size_t)sqlite3_column_bytes(q.st, 1);
+        size_t bl = (size_t)sqlite3_column_bytes(q.st, 4);
+        const void *id = sqlite3_column_blob(q.st, 1);
+        const void *body = sqlite3_column_blob(q.st, 4);
+
+        *row = sqlite3_column_int64(q.st, 0);
+        e->id_len = idl < sizeof e->id ? idl : sizeof e->id;
+        if (e->id_len)
+            memcpy(e->id, id, e->id_len);
+        snprintf(e->source, sizeof e->source, "%s",
+                 strlen(source) < sizeof e->source ? source : "");
+        e->source_device = (uint32_t)sqlite3_column_int64(q.st, 2);
+        e->type = (uint32_t)sqlite3_column_int64(q.st, 3);
+        e->server_ts = col_u64(&q, 5);
+        e->body = malloc(bl ? bl : 1);
+        if (e->body == NULL) {
+            q_close(&q);
+            return nomem(c);
+        }
+        if (bl)
+            memcpy(e->body, body, bl);
+        e->body_len = bl;
+    }
+    q_close(&q);
+    return SC_OK;
+}
+
+int sc_held_delete(sc_client *c, int64_t row)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM client_held_envelopes WHERE rowid = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, row);
+    return q_exec(&q);
+}
+
+/* ------------------------------------------------------------ outbox */
+
+int sc_out_add(sc_client *c, const char *destination, uint64_t timestamp, const uint8_t *content,
+               size_t len, int64_t msg_rowid)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO client_outgoing(destination, timestamp, content, msg_id,"
+                    " created_ms) VALUES(?, ?, ?, ?, ?)");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, destination);
+    q_u64(&q, timestamp);
+    q_blob(&q, content, len);
+    if (msg_rowid > 0)
+        q_i64(&q, msg_rowid);
+    else
+        q_null(&q);
+    q_u64(&q, sc_now_ms());
+    return q_exec(&q);
+}
+
+void sc_out_row_clear(sc_out_row *r)
+{
+    if (r == NULL)
+        return;
+    free(r->destination);
+    if (r->content) {
+        sodium_memzero(r->content, r->len);
+        free(r->content);
+    }
+    memset(r, 0, sizeof *r);
+}
+
+int sc_out_next(sc_client *c, int64_t after_id, sc_out_row *out)
+{
+    query q;
+    int rc, r;
+
+    memset(out, 0, sizeof *out);
+    rc = q_open(c, &q,
+                "SELECT id, destination, content, timestamp, msg_id, attempts FROM"
+                " client_outgoing WHERE id > ? ORDER BY id LIMIT 1");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, after_id);
+    r = q_step(&q);
+    if (r != 1) {
+        q_close(&q);
+        return r < 0 ? r : SC_E_NOT_FOUND;
+    }
+    out->id = sqlite3_column_int64(q.st, 0);
+    out->destination = col_dup(&q, 1);
+    out->len = (size_t)sqlite3_column_bytes(q.st, 2);
+    out->content = malloc(out->len ? out->len : 1);
+    if (out->destination == NULL || out->content == NULL) {
+        q_close(&q);
+        sc_out_row_clear(out);
+        return nomem(c);
+    }
+    if (out->len)
+        memcpy(out->content, sqlite3_column_blob(q.st, 2), out->len);
+    out->timestamp = col_u64(&q, 3);
+    out->msg_id = sqlite3_column_int64(q.st, 4); /* NULL reads as 0 */
+    out->attempts = (uint32_t)sqlite3_column_int64(q.st, 5);
+    q_close(&q);
+    return SC_OK;
+}
+
+int sc_out_delete(sc_client *c, int64_t id)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM client_outgoing WHERE id = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, id);
+    return q_exec(&q);
+}
+
+int sc_out_bump(sc_client *c, int64_t id)
+{
+    query q;
+    int rc = q_open(c, &q, "UPDATE client_outgoing SET attempts = attempts + 1 WHERE id = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, id);
+    return q_exec(&q);
+}
+
+static int count_of(query *q, size_t *n)
+{
+    int r = q_step(q);
+    if (r == 1)
+        *n = (size_t)sqlite3_column_int64(q->st, 0);
+    q_close(q);
+    return r < 0 ? r : SC_OK;
+}
+
+int sc_out_count(sc_client *c, size_t *n)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT count(*) FROM client_outgoing");
+
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    return count_of(&q, n);
+}
+
+int sc_out_count_messages(sc_client *c, size_t *n)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT count(DISTINCT timestamp) FROM client_outgoing");
+
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    return count_of(&q, n);
+}
+
+int sc_out_count_ts(sc_client *c, uint64_t ts, size_t *n)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT count(*) FROM client_outgoing WHERE timestamp = ?");
+
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, ts);
+    return count_of(&q, n);
+}
+
+/* ------------------------------------------------------------ session resets */
+
+int sc_session_reset_add(sc_client *c, const char *name, uint32_t device_id)
+{
+    query q;
+    int rc =
+        q_open(c, &q, "INSERT OR IGNORE INTO client_session_reset(name, device_id) VALUES(?, ?)");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_i64(&q, device_id);
+    return q_exec(&q);
+}
+
+int sc_session_reset_list(sc_client *c, const char *name, uint32_t *ids, size_t cap, size_t *n)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "SELECT device_id FROM client_session_reset WHERE name = ? ORDER BY device_id"
+                    " LIMIT ?");
+    int r = 0;
+
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_i64(&q, (int64_t)cap);
+    while (*n < cap && (r = q_step(&q)) == 1)
+        ids[(*n)++] = (uint32_t)sqlite3_column_int64(q.st, 0);
+    q_close(&q);
+    return r < 0 ? r : SC_OK;
+}
+
+int sc_session_reset_remove(sc_client *c, const char *name, uint32_t device_id)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM client_session_reset WHERE name = ? AND device_id = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_i64(&q, device_id);
+    return q_exec(&q);
+}
+
+/* ------------------------------------------------------------ signed prekeys */
+
+int sc_spk_add(sc_client *c, uint32_t id, uint64_t now_ms)
+{
+    query q;
+    int rc = sc_db_begin(c);
+
+    if (rc != SC_OK)
+        return rc;
+    rc =
+        q_open(c, &q, "UPDATE client_signed_prekeys SET replaced_ms = ? WHERE replaced_ms IS NULL");
+    if (rc == SC_OK) {
+        q_u64(&q, now_ms);
+        rc = q_exec(&q);
+    }
+    if (rc == SC_OK)
+        rc = q_open(c, &q,
+                    "INSERT OR REPLACE INTO client_signed_prekeys(id, created_ms, replaced_ms)"
+                    " VALUES(?, ?, NULL)");
+    if (rc == SC_OK) {
+        q_i64(&q, id);
+        q_u64(&q, now_ms);
+        rc = q_exec(&q);
+    }
+    return tx_end(c, rc);
+}
+
+int sc_spk_current_created(sc_client *c, uint64_t *created_ms)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "SELECT created_ms FROM client_signed_prekeys WHERE replaced_ms IS NULL"
+                    " ORDER BY id DESC LIMIT 1");
+    int r;
+
+    *created_ms = 0;
+    if (rc != SC_OK)
+        return rc;
+    r = q_step(&q);
+    if (r == 1)
+        *created_ms = col_u64(&q, 0);
+    q_close(&q);
+    return r < 0 ? r : r == 1 ? SC_OK : SC_E_NOT_FOUND;
+}
+
+int sc_spk_replaced_before(sc_client *c, uint64_t cutoff_ms, uint32_t *ids, size_t cap, size_t *n)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "SELECT id FROM client_signed_prekeys WHERE replaced_ms IS NOT NULL AND"
+                    " replaced_ms < ? ORDER BY id LIMIT ?");
+    int r = 0;
+
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, cutoff_ms);
+    q_i64(&q, (int64_t)cap);
+    while (*n < cap && (r = q_step(&q)) == 1)
+        ids[(*n)++] = (uint32_t)sqlite3_column_int64(q.st, 0);
+    q_close(&q);
+    return r < 0 ? r : SC_OK;
+}
+
+int sc_spk_delete(sc_client *c, uint32_t id)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM client_signed_prekeys WHERE id = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, id);
+    return q_exec(&q);
+}
+
+/* ------------------------------------------------------------ groups */
+
+int sc_group_members(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char ***members, size_t *n,
+                     char **name, bool *active)
+{
+    query q;
+    char **v = NULL;
+    size_t cnt = 0;
+    int rc, r;
+
+    *members = NULL;
+    *n = 0;
+    if (name)
+        *name = NULL;
+    rc = q_open(c, &q, "SELECT name, active FROM client_groups WHERE id = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, id, SC_GROUP_ID_BYTES);
+    r = q_step(&q);
+    if (r != 1) {
+        q_close(&q);
+        return r < 0 ? r : sc_fail(c, SC_E_NOT_FOUND, "no such group");
+    }
+    if (active)
+        *active = sqlite3_column_int(q.st, 1) != 0;
+    if (name && (*name = col_dup(&q, 0)) == NULL) {
+        q_close(&q);
+        return nomem(c);
+    }
+    q_close(&q);
+    rc = q_open(c, &q,
+                "SELECT member FROM client_group_members WHERE group_id = ? ORDER BY member"
+                " LIMIT ?");
+    if (rc == SC_OK) {
+        q_blob(&q, id, SC_GROUP_ID_BYTES);
+        q_i64(&q, SC_MAX_GROUP_MEMBERS + 1);
+        v = calloc(SC_MAX_GROUP_MEMBERS + 2, sizeof *v);
+        if (v == NULL)
+            rc = nomem(c);
+        while (rc == SC_OK && cnt < SC_MAX_GROUP_MEMBERS + 1 && (r = q_step(&q)) == 1)
+            if ((v[cnt++] = col_dup(&q, 0)) == NULL)
+                rc = nomem(c);
+        if (rc == SC_OK && r < 0)
+            rc = r;
+        q_close(&q);
+    }
+    if (rc != SC_OK) {
+        sc_strv_free(v, cnt);
+        if (name) {
+            free(*name);
+            *name = NULL;
+        }
+        return rc;
+    }
+    *members = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_group_exists(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], bool *exists)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT 1 FROM client_groups WHERE id = ?");
+    int r;
+
+    *exists = false;
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, id, SC_GROUP_ID_BYTES);
+    r = q_step(&q);
+    q_close(&q);
+    if (r < 0)
+        return r;
+    *exists = r == 1;
+    return SC_OK;
+}
+
+int sc_group_by_name(sc_client *c, const char *name, uint8_t id[SC_GROUP_ID_BYTES], size_t *count)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "SELECT id FROM client_groups WHERE name = ?"
+                    " ORDER BY active DESC, updated_ms DESC");
+    int r;
+
+    *count = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    while ((r = q_step(&q)) == 1) {
+        if (sqlite3_column_bytes(q.st, 0) != SC_GROUP_ID_BYTES)
+            continue;
+        if ((*count)++ == 0)
+            memcpy(id, sqlite3_column_blob(q.st, 0), SC_GROUP_ID_BYTES);
+    }
+    q_close(&q);
+    return r < 0 ? r : SC_OK;
+}
+
+int sc_group_upsert(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], const char *name,
+                    bool active)
+{
+    query q;
+    uint64_t now = sc_now_ms();
+    int rc = q_open(c, &q,
+                    "INSERT INTO client_groups(id, name, active, created_ms, updated_ms)"
+                    " VALUES(?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET"
+                    " name = excluded.name, active = excluded.active,"
+                    " updated_ms = excluded.updated_ms");
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, id, SC_GROUP_ID_BYTES);
+    q_text(&q, name ? name : "");
+    q_i64(&q, active ? 1 : 0);
+    q_u64(&q, now);
+    q_u64(&q, now);
+    return q_exec(&q);
+}
+
+int sc_group_set_members(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char *const *m,
+                         size_t n)
+{
+    query q;
+    int rc = sc_db_begin(c);
+
+    if (rc != SC_OK)
+        return rc;
+    rc = q_open(c, &q, "DELETE FROM client_group_members WHERE group_id = ?");
+    if (rc == SC_OK) {
+        q_blob(&q, id, SC_GROUP_ID_BYTES);
+        rc = q_exec(&q);
+    }
+    for (size_t i = 0; rc == SC_OK && i < n; i++) {
+        rc = q_open(c, &q,
+                    "INSERT OR IGNORE INTO client_group_members(group_id, member) VALUES(?, ?)");
+        if (rc == SC_OK) {
+            q_blob(&q, id, SC_GROUP_ID_BYTES);
+            q_text(&q, m[i]);
+            rc = q_exec(&q);
+        }
+    }
+    return tx_end(c, rc);
+}
+
+int sc_group_ids(sc_client *c, uint8_t **ids, size_t *n)
+{
+    query q;
+    uint8_t *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc, r;
+
+    *ids = NULL;
+    *n = 0;
+    rc = q_open(c, &q, "SELECT id FROM client_groups ORDER BY created_ms, id");
+    if (rc != SC_OK)
+        return rc;
+    while ((r = q_step(&q)) == 1) {
+        if (sqlite3_column_bytes(q.st, 0) != SC_GROUP_ID_BYTES)
+            continue;
+        if (cnt == cap) {
+            uint8_t *nv;
+            cap = cap ? cap * 2 : 8;
+            nv = realloc(v, cap * SC_GROUP_ID_BYTES);
+            if (nv == NULL) {
+                free(v);
+                q_close(&q);
+                return nomem(c);
+            }
+            v = nv;
+        }
+        memcpy(v + cnt * SC_GROUP_ID_BYTES, sqlite3_column_blob(q.st, 0), SC_GROUP_ID_BYTES);
+        cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        free(v);
+        return r;
+    }
+    *ids = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+/* ------------------------------------------------------------ pending events */
+
+/* This process's claim: its pid and a random token (a later process that
+ * gets the same pid is a different claimer). */
+typedef struct claimer {
+    pid_t pid;
+    int64_t token;
+} claimer;
+
+static claimer self_claimer(void)
+{
+    static claimer me;
+    pid_t pid = getpid();
+
+    if (me.pid != pid || me.token == 0) {
+        uint64_t t = 0;
+        while ((t & INT64_MAX) == 0)
+            randombytes_buf(&t, sizeof t);
+        me.pid = pid;
+        me.token = (int64_t)(t & INT64_MAX);
+    }
+    return me;
+}
+
+static bool pid_alive(int64_t pid)
+{
+    if (pid <= 0 || pid > INT_MAX)
+        return false;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+int sc_pending_event_add(sc_client *c, int64_t rowid)
+{
+    claimer me = self_claimer();
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT OR IGNORE INTO client_pending_events(msg_id, claim_pid, claim_token,"
+                    " claim_ms) VALUES(?, ?, ?, ?)");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, rowid);
+    q_i64(&q, me.pid);
+    q_i64(&q, me.token);
+    q_u64(&q, sc_now_ms());
+    return q_exec(&q);
+}
+
+int sc_pending_event_add_unclaimed(sc_client *c, int64_t rowid)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT OR IGNORE INTO client_pending_events(msg_id, claim_pid, claim_token,"
+                    " claim_ms) VALUES(?, 0, 0, 0)");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, rowid);
+    return q_exec(&q);
+}
+
+typedef struct pending_claim {
+    int64_t row, pid, token, ms;
+} pending_claim;
+
+/* Whether a row with this claim may be taken over by `me` at `now`. */
+static bool claimable(const pending_claim *p, claimer me, uint64_t now)
+{
+    uint64_t ms = (uint64_t)p->ms;
+
+    if (p->pid == 0 && p->token == 0)
+        return true; /* unclaimed (a v1 row, or released) */
+    if (p->pid == me.pid)
+        return p->token != me.token; /* ours, or an earlier process with our pid */
+    if (!pid_alive(p->pid))
+        return true;
+    /* alive: only when the claim is stale (hung claimer, or a reused pid);
+     * a claim from the future (clock set back) counts from now */
+    return ms < now ? now - ms > SC_PENDING_CLAIM_STALE_MS : ms - now > SC_PENDING_CLAIM_STALE_MS;
+}
+
+int sc_pending_event_claim_next(sc_client *c, int64_t after, int64_t *rowid)
+{
+    claimer me = self_claimer();
+
+    *rowid = 0;
+    for (;;) {
+        pending_claim cand[32];
+        size_t n = 0;
+        uint64_t now = sc_now_ms();
+        query q;
+        int rc, r;
+
+        rc = q_open(c, &q,
+                    "SELECT msg_id, claim_pid, claim_token, claim_ms FROM client_pending_events"
+                    " WHERE msg_id > ? ORDER BY msg_id LIMIT 32");
+        if (rc != SC_OK)
+            return rc;
+        q_i64(&q, after);
+        while (n < 32 && (r = q_step(&q)) == 1) {
+            cand[n].row = sqlite3_column_int64(q.st, 0);
+            cand[n].pid = sqlite3_column_int64(q.st, 1);
+            cand[n].token = sqlite3_column_int64(q.st, 2);
+            cand[n].ms = sqlite3_column_int64(q.st, 3);
+            n++;
+        }
+        q_close(&q);
+        if (n < 32 && r < 0)
+            return r;
+        if (n == 0)
+            return SC_E_NOT_FOUND;
+        for (size_t i = 0; i < n; i++) {
+            if (!claimable(&cand[i], me, now))
+                continue;
+            /* atomically: only if nobody claimed it since we read it */
+            rc = q_open(c, &q,
+                        "UPDATE client_pending_events SET claim_pid = ?, claim_token = ?,"
+                        " claim_ms = ? WHERE msg_id = ? AND claim_pid = ? AND claim_token = ?"
+                        " AND claim_ms = ?");
+            if (rc != SC_OK)
+                return rc;
+            q_i64(&q, me.pid);
+            q_i64(&q, me.token);
+            q_u64(&q, now);
+            q_i64(&q, cand[i].row);
+            q_i64(&q, cand[i].pid);
+            q_i64(&q, cand[i].token);
+            q_i64(&q, cand[i].ms);
+            rc = q_exec(&q);
+            if (rc != SC_OK)
+                return rc;
+            if (sqlite3_changes(c->db) == 1) {
+                *rowid = cand[i].row;
+                return SC_OK;
+            }
+        }
+        after = cand[n - 1].row;
+    }
+}
+
+/* Runs `sql` (msg_id, pid, token parameters) on this process's claim of
+ * rowid: SC_OK when it changed exactly that row, else SC_E_NOT_FOUND. */
+static int own_claim(sc_client *c, int64_t rowid, const char *sql, bool with_time)
+{
+    claimer me = self_claimer();
+    query q;
+    int rc = q_open(c, &q, sql);
+
+    if (rc != SC_OK)
+        return rc;
+    if (with_time)
+        q_u64(&q, sc_now_ms());
+    q_i64(&q, rowid);
+    q_i64(&q, me.pid);
+    q_i64(&q, me.token);
+    rc = q_exec(&q);
+    if (rc != SC_OK)
+        return rc;
+    return sqlite3_changes(c->db) == 1 ? SC_OK : SC_E_NOT_FOUND;
+}
+
+int sc_pending_event_hold(sc_client *c, int64_t rowid)
+{
+    return own_claim(c, rowid,
+                     "UPDATE client_pending_events SET claim_ms = ? WHERE msg_id = ? AND"
+                     " claim_pid = ? AND claim_token = ?",
+                     true);
+}
+
+int sc_pending_event_done(sc_client *c, int64_t rowid)
+{
+    return own_claim(c, rowid,
+                     "DELETE FROM client_pending_events WHERE msg_id = ? AND claim_pid = ? AND"
+                     " claim_token = ?",
+                     false);
+}
+
+/* ------------------------------------------------------------ accounts (v3) */
+
+void sc_account_row_clear(sc_account_row *r)
+{
+    free(r->list);
+    memset(r, 0, sizeof *r);
+}
+
+int sc_account_get(sc_client *c, const char *name, sc_account_row *out)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "SELECT account_key, pending_key, list, list_version FROM client_accounts"
+                    " WHERE name = ?");
+    int r;
+
+    memset(out, 0, sizeof *out);
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    r = q_step(&q);
+    if (r <= 0) {
+        q_close(&q);
+        return r < 0 ? r : SC_E_NOT_FOUND;
+    }
+    if (sqlite3_column_bytes(q.st, 0) == SC_ACCOUNT_KEY_BYTES) {
+        memcpy(out->account_key, sqlite3_column_blob(q.st, 0), SC_ACCOUNT_KEY_BYTES);
+        out->has_key = true;
+    }
+    if (sqlite3_column_bytes(q.st, 1) == SC_ACCOUNT_KEY_BYTES) {
+        memcpy(out->pending_key, sqlite3_column_blob(q.st, 1), SC_ACCOUNT_KEY_BYTES);
+        out->has_pending = true;
+    }
+    if (sqlite3_column_type(q.st, 2) == SQLITE_BLOB && sqlite3_column_bytes(q.st, 2) > 0) {
+        size_t n = (size_t)sqlite3_column_bytes(q.st, 2);
+        out->list = malloc(n);
+        if (out->list == NULL) {
+            q_close(&q);
+            return nomem(c);
+        }
+        memcpy(out->list, sqlite3_column_blob(q.st, 2), n);
+        out->list_len = n;
+    }
+    out->list_version = col_u64(&q, 3);
+    q_close(&q);
+    return SC_OK;
+}
+
+int sc_account_pin(sc_client *c, const char *name, const uint8_t key[SC_ACCOUNT_KEY_BYTES])
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO client_accounts(name, account_key, pinned_ms) VALUES(?, ?, ?)");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_blob(&q, key, SC_ACCOUNT_KEY_BYTES);
+    q_u64(&q, sc_now_ms());
+    return q_exec(&q);
+}
+
+int sc_account_set_list(sc_client *c, const char *name, const uint8_t *list, size_t len,
+                        uint64_t version)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "UPDATE client_accounts SET list = ?, list_version = ? WHERE name = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, list, len);
+    q_u64(&q, version);
+    q_text(&q, name);
+    rc = q_exec(&q);
+    if (rc == SC_OK && sqlite3_changes(c->db) != 1)
+        rc = sc_fail(c, SC_E_STORE, "local store: no pinned account key for %s", name);
+    return rc;
+}
+
+int sc_account_set_pending(sc_client *c, const char *name, const uint8_t key[SC_ACCOUNT_KEY_BYTES])
+{
+    query q;
+    int rc = q_open(c, &q, "UPDATE client_accounts SET pending_key = ? WHERE name = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, key, SC_ACCOUNT_KEY_BYTES);
+    q_text(&q, name);
+    return q_exec(&q);
+}
+
+int sc_account_accept_pending(sc_client *c, const char *name, bool *changed)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "UPDATE client_accounts SET account_key = pending_key, pending_key = NULL,"
+                    " list = NULL, list_version = 0, pinned_ms = ?"
+                    " WHERE name = ? AND pending_key IS NOT NULL");
+    *changed = false;
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, sc_now_ms());
+    q_text(&q, name);
+    rc = q_exec(&q);
+    if (rc == SC_OK)
+        *changed = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+int sc_account_forget(sc_client *c, const char *name)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM client_accounts WHERE name = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    return q_exec(&q);
+}
+
+int sc_cfg_delete(sc_client *c, const char *key)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM client_config WHERE key = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, key);
+    return q_exec(&q);
+}
+
+/* ------------------------------------------------------------ backup (backup.c) */
+
+int sc_account_names(sc_client *c, char ***names, size_t *n)
+{
+    query q;
+    char **v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = q_open(c, &q, "SELECT name FROM client_accounts ORDER BY name");
+    int r;
+
+    *names = NULL;
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            char **nv;
+            cap = cap ? cap * 2 : 16;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL) {
+                r = nomem(c);
+                break;
+            }
+            v = nv;
+        }
+        if ((v[cnt] = col_dup(&q, 0)) == NULL) {
+            r = nomem(c);
+            break;
+        }
+        cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_strv_free(v, cnt);
+        return r;
+    }
+    *names = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_contact_import(sc_client *c, const char *name, bool verified)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO client_contacts(name, created_ms, verified) VALUES(?, ?, ?)"
+                    " ON CONFLICT(name) DO UPDATE SET verified = excluded.verified");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_u64(&q, sc_now_ms());
+    q_i64(&q, verified ? 1 : 0);
+    return q_exec(&q);
+}
+
+int sc_account_import(sc_client *c, const char *name, const uint8_t key[SC_ACCOUNT_KEY_BYTES],
+                      const uint8_t *list, size_t len, uint64_t version)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO client_accounts(name, account_key, list, list_version,"
+                    " pinned_ms) VALUES(?, ?, ?, ?, ?)");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_blob(&q, key, SC_ACCOUNT_KEY_BYTES);
+    if (list != NULL && len > 0)
+        q_blob(&q, list, len);
+    else
+        q_null(&q);
+    q_u64(&q, list != NULL && len > 0 ? version : 0);
+    q_u64(&q, sc_now_ms());
+    return q_exec(&q);
+}
+
+int sc_msg_page(sc_client *c, int64_t after_id, size_t limit, sc_msg **out, size_t *n)
+{
+    query q;
+    sc_msg *v = NULL;
+    size_t cnt = 0;
+    int rc, r = 0;
+
+    *out = NULL;
+    *n = 0;
+    if (limit == 0 || limit > 100000)
+        return sc_fail(c, SC_E_INTERNAL, "sc_msg_page: limit 1..100000");
+    rc = q_open(c, &q, MSG_COLS " WHERE id > ? ORDER BY id LIMIT ?");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, after_id);
+    q_i64(&q, (int64_t)limit);
+    v = calloc(limit, sizeof *v);
+    if (v == NULL) {
+        q_close(&q);
+        return nomem(c);
+    }
+    while (cnt < limit && (r = q_step(&q)) == 1) {
+        r = msg_from_row(&q, &v[cnt]);
+        if (r != SC_OK)
+            break;
+        cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_msg_list_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_store_is_empty(sc_client *c, bool *empty)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "SELECT (SELECT count(*) FROM client_contacts)"
+                    " + (SELECT count(*) FROM client_accounts)"
+                    " + (SELECT count(*) FROM client_groups)"
+                    " + (SELECT count(*) FROM client_messages)"
+                    " + (SELECT count(*) FROM client_config WHERE key IN"
+                    " ('username', 'account_sk', 'account_pk'))");
+    int r;
+
+    *empty = false;
+    if (rc != SC_OK)
+        return rc;
+    r = q_step(&q);
+    if (r == 1)
+        *empty = sqlite3_column_int64(q.st, 0) == 0;
+    q_close(&q);
+    return r < 0 ? r : r == 1 ? SC_OK : sc_fail(c, SC_E_STORE, "local store: no answer");
+}
+
+/* ------------------------------------------------------------ attachment downloads */
+
+int sc_store_att_rows_to_fetch(sc_client *c, int64_t after, size_t max, int64_t *rows, size_t *n)
+{
+    query q;
+    int rc, r;
+
+    *n = 0;
+    /* instr() is a cheap byte search that every row of a busy history
+     * passes through; attach.c decides per attachment from the parsed JSON */
+    rc = q_open(c, &q,
+                "SELECT id FROM client_messages WHERE id > ? AND extra IS NOT NULL"
+                " AND instr(extra, '\"key\":') > 0"
+                " AND id NOT IN (SELECT msg_id FROM client_pending_events)"
+                " ORDER BY id LIMIT ?");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, after);
+    q_u64(&q, max);
+    while (*n < max && (r = q_step(&q)) == 1)
+        rows[(*n)++] = sqlite3_column_int64(q.st, 0);
+    q_close(&q);
+    return r < 0 ? r : SC_OK;
+}
+
+int sc_account_clear_pending(sc_client *c, const char *name)
+{
+    query q;
+    int rc = q_open(c, &q, "UPDATE client_accounts SET pending_key = NULL WHERE name = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    return q_exec(&q);
+}

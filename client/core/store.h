@@ -1,0 +1,344 @@
+/*
+ * client/core/store.h -- the client's storage layer (internal): the only
+ * code in client/ that speaks SQL (store.c is the only file in client/
+ * that includes sqlite3.h).
+ *
+ * The client's tables live in the same SQLite file as libsotto's protocol
+ * store (store.db in the account directory, sotto/sqlite_store.h), so that
+ * one transaction covers a ratchet step and what it decrypted. Table names
+ * start with "client_" (libsotto owns "sotto_" and PRAGMA user_version; the
+ * client's schema version is kept in its own table, client_schema_version).
+ * The schema, its version history and the migration rules are described at
+ * the top of store.c.
+ *
+ * Conventions (every function below):
+ *  - takes the account `c` first and returns SC_OK or an SC_E_* code; on
+ *    failure the reason (with SQLite's own message) is in sc_errmsg(c).
+ *    SC_E_STORE: the database failed; SC_E_NOT_FOUND: no such row (only
+ *    where documented); SC_E_INTERNAL: out of memory.
+ *  - strings are NUL-terminated UTF-8; input pointers are only read during
+ *    the call. Output strings and arrays are malloc()ed and owned by the
+ *    caller, to free with the named free function (or free()).
+ *  - every call runs as its own statement (autocommit) unless the caller
+ *    opened a transaction with sc_db_begin(); transactions nest (an inner
+ *    begin is a savepoint), so a store call that needs several statements
+ *    to be atomic opens its own (nested) transaction.
+ */
+#ifndef SOTTO_CLIENT_STORE_H
+#define SOTTO_CLIENT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "sotto/keys.h"
+#include "sotto_client.h"
+
+/* Client schema version this code writes (client_schema_version). */
+#define SC_STORE_VERSION 3
+
+/* A pending event claimed by a process that is still alive is taken over
+ * after this long anyway (the claimer hangs, or its pid was reused). */
+#define SC_PENDING_CLAIM_STALE_MS (15ull * 60 * 1000)
+
+/* ------------------------------------------------------------ schema */
+
+/* Creates the client tables in a new store or migrates an older one
+ * forward, one step per transaction. A store whose client schema is newer
+ * than SC_STORE_VERSION is refused with SC_E_STORE and left untouched. */
+int sc_store_init(sc_client *c);
+/* Before the account's protocol store is opened (libsotto's open writes to
+ * the file): refuses, with SC_E_STORE, an existing store file at `path`
+ * whose client schema is newer than SC_STORE_VERSION, reading it on a
+ * connection of its own. c->db is not used. */
+int sc_store_precheck(sc_client *c, const char *path, bool must_exist);
+/* The client schema version of the open store into *version. */
+int sc_store_version(sc_client *c, int *version);
+
+/* ------------------------------------------------------------ transactions */
+
+/* begin opens a transaction (BEGIN IMMEDIATE) or, inside one, a savepoint;
+ * commit and rollback close the innermost one (sotto_sqlite_store_begin). */
+int sc_db_begin(sc_client *c);
+int sc_db_commit(sc_client *c);
+void sc_db_rollback(sc_client *c);
+
+/* ------------------------------------------------------------ config */
+
+/* client_config: key -> value. Getters give SC_E_NOT_FOUND when the key is
+ * absent (or NULL); *out is then NULL / 0. */
+int sc_cfg_get_text(sc_client *c, const char *key, char **out);
+int sc_cfg_get_blob(sc_client *c, const char *key, uint8_t **out, size_t *len);
+int sc_cfg_get_u64(sc_client *c, const char *key, uint64_t *out);
+int sc_cfg_set_text(sc_client *c, const char *key, const char *v);
+int sc_cfg_set_blob(sc_client *c, const char *key, const uint8_t *v, size_t len);
+int sc_cfg_set_u64(sc_client *c, const char *key, uint64_t v);
+int sc_cfg_delete(sc_client *c, const char *key);
+
+/* ------------------------------------------------------------ contacts */
+
+/* Records contact `name` (not our own username) and, when device_id != 0,
+ * that it has that device. */
+int sc_contact_touch(sc_client *c, const char *name, uint32_t device_id);
+/* Whether `name` is a contact. */
+int sc_contact_known(sc_client *c, const char *name, bool *known);
+int sc_contact_forget_device(sc_client *c, const char *name, uint32_t device_id);
+/* Marks `name` verified (after `trust`). */
+int sc_contact_set_verified(sc_client *c, const char *name);
+/* All contacts by name into *out (n entries; names malloc()ed): free with
+ * sc_contact_list_free(). */
+int sc_contact_list(sc_client *c, sc_contact_info **out, size_t *n);
+void sc_contact_list_free(sc_contact_info *v, size_t n);
+
+/* ------------------------------------------------------------ identities */
+
+/* A changed identity key of (name, device) waiting for `trust`. */
+int sc_pending_identity_set(sc_client *c, const char *name, uint32_t device_id,
+                            const sotto_public_key *key);
+/* Whether any device of `name` has one. */
+int sc_pending_identity_any(sc_client *c, const char *name, bool *any);
+typedef struct sc_pending_identity {
+    uint32_t device_id;
+    sotto_public_key key;
+} sc_pending_identity;
+/* All pending keys of `name` that decode, into *out (free()) and *n. */
+int sc_pending_identity_list(sc_client *c, const char *name, sc_pending_identity **out, size_t *n);
+/* Removes every pending key of `name`. */
+int sc_pending_identity_clear(sc_client *c, const char *name);
+
+/* ------------------------------------------------------------ history */
+
+/* A history row to insert (strings borrowed). */
+typedef struct sc_msg_row {
+    const char *conv_kind; /* "contact" | "group" */
+    const char *conv;      /* contact name or group id hex */
+    int direction;         /* 0 in, 1 out */
+    const char *sender;
+    uint32_t sender_device;
+    uint64_t timestamp;
+    uint64_t server_ts;
+    const char *kind; /* "text" | "notice" | "group" */
+    const char *body;
+    size_t body_len;
+    const char *extra; /* JSON text (attachments, notice code, group info) or NULL */
+} sc_msg_row;
+
+/* A stored history row (every string malloc()ed and NUL-terminated; body
+ * may hold body_len bytes; extra NULL when none): sc_msg_free(). */
+typedef struct sc_msg {
+    int64_t id;
+    char *conv_kind;
+    char *conv;
+    int direction;
+    char *sender;
+    uint32_t sender_device;
+    uint64_t timestamp;
+    uint64_t server_ts;
+    char *kind;
+    char *body;
+    size_t body_len;
+    char *extra;
+} sc_msg;
+
+/* Inserts a row; its id into *rowid (may be NULL). */
+int sc_msg_insert(sc_client *c, const sc_msg_row *m, int64_t *rowid);
+/* Row `rowid` into *out: SC_OK or SC_E_NOT_FOUND. */
+int sc_msg_get(sc_client *c, int64_t rowid, sc_msg *out);
+/* Wipes (texts and keys) and frees the strings of m (not m itself). */
+void sc_msg_free(sc_msg *m);
+/* The last `limit` rows (0: all) of a conversation, oldest first, into *out
+ * (n rows): sc_msg_list_free(). */
+int sc_msg_history(sc_client *c, const char *conv_kind, const char *conv, size_t limit,
+                   sc_msg **out, size_t *n);
+void sc_msg_list_free(sc_msg *v, size_t n);
+/* Replaces the extra JSON of row `rowid`. */
+int sc_msg_set_extra(sc_client *c, int64_t rowid, const char *extra);
+/* Highest history row id (0 when empty). */
+int sc_msg_max_id(sc_client *c, int64_t *out);
+/* Records (sender, timestamp) as shown; *seen true when it was already. */
+int sc_msg_seen(sc_client *c, const char *sender, uint64_t timestamp, bool *seen);
+/* A 1:1 message that was never sent: deletes history row `msg_id` when it
+ * is a "contact" row and, if it did, the outgoing rows of timestamp `ts` to
+ * `own_username` (its copies for our other devices), atomically. *deleted
+ * (may be NULL) says whether the history row existed. */
+int sc_msg_delete_unsent(sc_client *c, int64_t msg_id, uint64_t ts, const char *own_username,
+                         bool *deleted);
+
+/* ------------------------------------------------------------ envelopes */
+
+/* Envelope ids already processed (client_seen_envelopes). The mark is made
+ * inside the envelope's transaction ("INSERT ... INTO client_seen_envelopes",
+ * which tests/e2e/crash_shim.c watches). */
+int sc_envelope_seen(sc_client *c, const uint8_t *id, size_t len, bool *seen);
+int sc_envelope_mark(sc_client *c, const uint8_t *id, size_t len);
+
+/* Envelopes held until `trust` (identity changed). add ignores an id held
+ * already. next gives the oldest held envelope of `source` into *e (body
+ * malloc()ed: sc_envelope_clear()) and its row into *row, or
+ * SC_E_NOT_FOUND. */
+int sc_held_add(sc_client *c, const sc_envelope *e);
+int sc_held_next(sc_client *c, const char *source, sc_envelope *e, int64_t *row);
+int sc_held_delete(sc_client *c, int64_t row);
+
+/* ------------------------------------------------------------ outbox */
+
+/* A queued outgoing content (client_outgoing): content malloc()ed (a padded
+ * plaintext: sc_out_row_clear() wipes it). msg_id 0 when the row has no
+ * history row. */
+typedef struct sc_out_row {
+    int64_t id;
+    char *destination;
+    uint64_t timestamp;
+    uint8_t *content;
+    size_t len;
+    int64_t msg_id;
+    uint32_t attempts;
+} sc_out_row;
+
+/* Queues content for destination (msg_rowid <= 0: none). */
+int sc_out_add(sc_client *c, const char *destination, uint64_t timestamp, const uint8_t *content,
+               size_t len, int64_t msg_rowid);
+/* The first row with id > after_id into *out, or SC_E_NOT_FOUND. */
+int sc_out_next(sc_client *c, int64_t after_id, sc_out_row *out);
+void sc_out_row_clear(sc_out_row *r);
+int sc_out_delete(sc_client *c, int64_t id);
+/* attempts + 1 */
+int sc_out_bump(sc_client *c, int64_t id);
+/* Rows queued, all / of message timestamp ts. */
+int sc_out_count(sc_client *c, size_t *n);
+/* distinct messages queued (a message to several accounts has a row each) */
+int sc_out_count_messages(sc_client *c, size_t *n);
+int sc_out_count_ts(sc_client *c, uint64_t ts, size_t *n);
+
+/* ------------------------------------------------------------ session resets */
+
+/* Devices to start a fresh session with at the next send (after an
+ * undecryptable message). list gives at most cap ids. */
+int sc_session_reset_add(sc_client *c, const char *name, uint32_t device_id);
+int sc_session_reset_list(sc_client *c, const char *name, uint32_t *ids, size_t cap, size_t *n);
+int sc_session_reset_remove(sc_client *c, const char *name, uint32_t device_id);
+
+/* ------------------------------------------------------------ signed prekeys */
+
+/* Bookkeeping of our signed prekeys (the keys are in libsotto's store).
+ * add: every current one becomes replaced at now_ms, `id` is current. */
+int sc_spk_add(sc_client *c, uint32_t id, uint64_t now_ms);
+/* Creation time of the current one, or SC_E_NOT_FOUND. */
+int sc_spk_current_created(sc_client *c, uint64_t *created_ms);
+/* Ids replaced before cutoff_ms (at most cap). */
+int sc_spk_replaced_before(sc_client *c, uint64_t cutoff_ms, uint32_t *ids, size_t cap, size_t *n);
+int sc_spk_delete(sc_client *c, uint32_t id);
+
+/* ------------------------------------------------------------ groups */
+
+/* Name, active flag and members (sorted; at most SC_MAX_GROUP_MEMBERS + 1)
+ * of group `id`; SC_E_NOT_FOUND when unknown. name/active may be NULL;
+ * free with sc_strv_free() and free(). */
+int sc_group_members(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char ***members, size_t *n,
+                     char **name, bool *active);
+void sc_strv_free(char **v, size_t n);
+int sc_group_exists(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], bool *exists);
+/* Groups called `name`: *count of them, and the id of the first (active
+ * first, most recently updated first) into id when *count > 0. */
+int sc_group_by_name(sc_client *c, const char *name, uint8_t id[SC_GROUP_ID_BYTES], size_t *count);
+/* Creates or updates (name, active) of group id. */
+int sc_group_upsert(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], const char *name,
+                    bool active);
+/* Replaces the member list (atomically). */
+int sc_group_set_members(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char *const *m,
+                         size_t n);
+/* Every group id, oldest first, into *ids (n * SC_GROUP_ID_BYTES bytes,
+ * free()). */
+int sc_group_ids(sc_client *c, uint8_t **ids, size_t *n);
+
+/* ------------------------------------------------------------ pending events */
+
+/*
+ * History rows stored but not yet handed to the caller (client_pending_events).
+ * A row is added inside its envelope's transaction, already claimed by this
+ * process; it is removed only after its event was emitted. A row claimed by
+ * a process that died (or whose claim is older than
+ * SC_PENDING_CLAIM_STALE_MS) can be claimed again, so a killed client shows
+ * it at its next receive, and two processes never both show it.
+ */
+int sc_pending_event_add(sc_client *c, int64_t rowid);
+/* A row for whichever process shows pending events next (a notice stored
+ * outside a receive: device list changes seen while sending, alerts). */
+int sc_pending_event_add_unclaimed(sc_client *c, int64_t rowid);
+/* Claims the oldest pending row with id > after that is unclaimed or whose
+ * claimer is gone, into *rowid; SC_E_NOT_FOUND when there is none. Rows
+ * claimed by this process are skipped. */
+int sc_pending_event_claim_next(sc_client *c, int64_t after, int64_t *rowid);
+/* Refreshes this process's claim on rowid: SC_OK while it holds it,
+ * SC_E_NOT_FOUND when the row is gone or another process took it. */
+int sc_pending_event_hold(sc_client *c, int64_t rowid);
+/* Removes rowid if this process holds it: SC_OK, or SC_E_NOT_FOUND. */
+int sc_pending_event_done(sc_client *c, int64_t rowid);
+
+/* ---- accounts (v3): pinned account keys and accepted device lists ----
+ * One row per account we know (contacts and our own), docs/protocol.md
+ * "Account key and device list". The list is the newest signed device list
+ * accepted (verified under account_key), kept as the signed bytes. */
+#define SC_ACCOUNT_KEY_BYTES 33
+typedef struct sc_account_row {
+    bool has_key;
+    uint8_t account_key[SC_ACCOUNT_KEY_BYTES]; /* pinned */
+    bool has_pending;
+    uint8_t pending_key[SC_ACCOUNT_KEY_BYTES]; /* a changed key waiting for `trust` */
+    uint8_t *list; /* malloc()ed signed list or NULL */
+    size_t list_len;
+    uint64_t list_version; /* 0: none accepted yet */
+} sc_account_row;
+/* SC_E_NOT_FOUND when no key is pinned for name. */
+int sc_account_get(sc_client *c, const char *name, sc_account_row *out);
+void sc_account_row_clear(sc_account_row *r);
+/* Pins a first account key (trust on first use); the row must not exist. */
+int sc_account_pin(sc_client *c, const char *name, const uint8_t key[SC_ACCOUNT_KEY_BYTES]);
+/* Stores a newly accepted signed list (the caller verified it). */
+int sc_account_set_list(sc_client *c, const char *name, const uint8_t *list, size_t len,
+                        uint64_t version);
+/* Records a changed account key the user has not accepted. */
+int sc_account_set_pending(sc_client *c, const char *name, const uint8_t key[SC_ACCOUNT_KEY_BYTES]);
+/* The server serves the pinned key again: a recorded change is void. */
+int sc_account_clear_pending(sc_client *c, const char *name);
+/* Forgets what is pinned for name (a link that failed its check). */
+int sc_account_forget(sc_client *c, const char *name);
+/* `trust`: the pending key becomes the pinned one (its list is fetched
+ * again); *changed false when there was none. */
+int sc_account_accept_pending(sc_client *c, const char *name, bool *changed);
+
+/* ---- backup (backup.c, docs/protocol.md "Backup payload") ---- */
+/* Names of every account with a row in client_accounts, sorted, into
+ * *names (n entries; free with sc_strv_free()). */
+int sc_account_names(sc_client *c, char ***names, size_t *n);
+/* A contact from a backup: inserted, or (already there) its verified flag
+ * set to `verified`. Unlike sc_contact_touch() it needs no username yet. */
+int sc_contact_import(sc_client *c, const char *name, bool verified);
+/* A pinned account key from a backup, with the newest list accepted for it
+ * (list NULL or len 0: none; version is then stored as 0). The caller
+ * verified the list under the key. The row must not exist (SC_E_STORE). */
+int sc_account_import(sc_client *c, const char *name, const uint8_t key[SC_ACCOUNT_KEY_BYTES],
+                      const uint8_t *list, size_t len, uint64_t version);
+/* At most `limit` (1..100000) history rows with id > after_id, in id order,
+ * into *out (n rows): sc_msg_list_free(). */
+int sc_msg_page(sc_client *c, int64_t after_id, size_t limit, sc_msg **out, size_t *n);
+/* *empty: the store holds no contact, pinned account, group, history row,
+ * username nor account key (a local account a restore may fill). */
+int sc_store_is_empty(sc_client *c, bool *empty);
+
+/* ---- attachment downloads ----
+ * A received attachment is "to fetch" while its object in the history row's
+ * extra JSON ({"attachments":[{id, key, digest, size, content_type,
+ * file_name, path?, error?}, ...]}, attach.c) still has a "key" and no
+ * "path": the key is removed once the file was saved or the download failed
+ * for good (integrity, blob gone), and kept while a failure may pass (the
+ * network, the server, the local disk). Reading and updating the row
+ * itself: sc_msg_get / sc_msg_set_extra.
+ * Up to `max` ids (ascending, all > `after`) of history rows that may hold
+ * an attachment to fetch (their extra has a "key") and are not on the
+ * pending-events list (those are fetched when their event is shown) into
+ * rows[0..*n). SC_OK (also when *n == 0) or SC_E_STORE. */
+int sc_store_att_rows_to_fetch(sc_client *c, int64_t after, size_t max, int64_t *rows, size_t *n);
+
+#endif /* SOTTO_CLIENT_STORE_H */
