@@ -61,16 +61,16 @@
 typedef struct scenario {
     const char *name;
     const char *what;
-    unsigned count;       /* operations per run */
-    double ours, peer;    /* best ops/s */
+    unsigned count;    /* operations per run */
+    double ours, peer; /* best ops/s */
 } scenario;
 
 static scenario scenarios[] = {
-    { "setup", "bundle -> first message -> decrypt", 300, 0, 0 },
-    { "one-way", "100 B, symmetric ratchet", 20000, 0, 0 },
-    { "ping-pong", "100 B, DH ratchet step each", 2000, 0, 0 },
-    { "4k", "4 KiB one way", 10000, 0, 0 },
-    { "group", "100 B sender key", 4000, 0, 0 },
+    {"setup", "bundle -> first message -> decrypt", 300, 0, 0},
+    {"one-way", "100 B, symmetric ratchet", 20000, 0, 0},
+    {"ping-pong", "100 B, DH ratchet step each", 2000, 0, 0},
+    {"4k", "4 KiB one way", 10000, 0, 0},
+    {"group", "100 B sender key", 4000, 0, 0},
 };
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -78,7 +78,7 @@ static uint64_t now_ns(void)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);  /* CPU time: see the header */
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts); /* CPU time: see the header */
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -105,7 +105,12 @@ static void die(const char *what, int rc)
     exit(1);
 }
 
-#define CHECK(what, expr) do { int rc_ = (expr); if (rc_ != SOTTO_OK) die(what, rc_); } while (0)
+#define CHECK(what, expr)                                                                          \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        if (rc_ != SOTTO_OK)                                                                       \
+            die(what, rc_);                                                                        \
+    } while (0)
 
 /* ---------------------------------------------------------------------- */
 /* libsotto side                                                            */
@@ -134,7 +139,7 @@ static void party_free(party *p)
 
 typedef struct pair {
     party alice, bob;
-    sotto_address alice_addr, bob_addr;   /* as seen by the other party */
+    sotto_address alice_addr, bob_addr; /* as seen by the other party */
 } pair;
 
 static void pair_init(pair *pp)
@@ -142,8 +147,8 @@ static void pair_init(pair *pp)
     memset(pp, 0, sizeof(*pp));
     party_init(&pp->alice);
     party_init(&pp->bob);
-    pp->alice_addr = (sotto_address){ "alice", 5, 1 };
-    pp->bob_addr = (sotto_address){ "bob", 3, 1 };
+    pp->alice_addr = (sotto_address){"alice", 5, 1};
+    pp->bob_addr = (sotto_address){"bob", 3, 1};
 }
 
 static void pair_free(pair *pp)
@@ -159,7 +164,8 @@ static void bob_keys(pair *pp, unsigned count)
     sotto_prekey pk;
     const sotto_protocol_store *bs = pp->bob.st;
 
-    CHECK("signed prekey", sotto_signed_prekey_generate(&spk, &pp->bob.identity, 1, 1700000000000ull));
+    CHECK("signed prekey",
+          sotto_signed_prekey_generate(&spk, &pp->bob.identity, 1, 1700000000000ull));
     CHECK("store signed prekey", bs->signed_prekey.store(bs->signed_prekey.user_data, &spk));
     sodium_memzero(&spk, sizeof(spk));
     for (unsigned i = 0; i < count; i++) {
@@ -198,8 +204,8 @@ static void process_bundle(pair *pp, uint32_t pk_id)
 }
 
 /* from encrypts for to_addr; to decrypts from from_addr; plaintext checked. */
-static void send_msg(const party *from, const sotto_address *to_addr,
-                     const party *to, const sotto_address *from_addr, size_t len, unsigned seq)
+static void send_msg(const party *from, const sotto_address *to_addr, const party *to,
+                     const sotto_address *from_addr, size_t len, unsigned seq)
 {
     uint8_t pt[BENCH_LARGE];
     uint8_t *ct = NULL, *out = NULL;
@@ -286,10 +292,10 @@ static uint64_t ours_group(unsigned count)
     name.group_id = gid;
     name.group_id_len = sizeof(gid) - 1;
     name.sender = pp.alice_addr;
-    CHECK("create distribution", sotto_group_create_distribution(&pp.alice.st->sender_key, &name,
-                                                                 &skdm, &skdm_len));
-    CHECK("process distribution", sotto_group_process_distribution(&pp.bob.st->sender_key, &name,
-                                                                   skdm, skdm_len));
+    CHECK("create distribution",
+          sotto_group_create_distribution(&pp.alice.st->sender_key, &name, &skdm, &skdm_len));
+    CHECK("process distribution",
+          sotto_group_process_distribution(&pp.bob.st->sender_key, &name, skdm, skdm_len));
     sodium_memzero(skdm, skdm_len);
     free(skdm);
     t0 = now_ns();
@@ -298,10 +304,10 @@ static uint64_t ours_group(unsigned count)
         size_t ct_len = 0, out_len = 0;
 
         fill(pt, sizeof(pt), i);
-        CHECK("group encrypt", sotto_group_encrypt(&pp.alice.st->sender_key, &name, pt, sizeof(pt),
-                                                   &ct, &ct_len));
-        CHECK("group decrypt", sotto_group_decrypt(&pp.bob.st->sender_key, &name, ct, ct_len,
-                                                   &out, &out_len));
+        CHECK("group encrypt",
+              sotto_group_encrypt(&pp.alice.st->sender_key, &name, pt, sizeof(pt), &ct, &ct_len));
+        CHECK("group decrypt",
+              sotto_group_decrypt(&pp.bob.st->sender_key, &name, ct, ct_len, &out, &out_len));
         if (out_len != sizeof(pt) || memcmp(out, pt, sizeof(pt)) != 0)
             die("plaintext comparison", SOTTO_ERR_INTERNAL);
         sodium_memzero(out, out_len);
@@ -397,17 +403,20 @@ static uint64_t peer_run(peer *p, const char *name, unsigned count)
 /* Primitives alone (the floor)                                             */
 
 #define FLOOR_BATCHES 20
-#define FLOOR_TIME(out, iters, stmt) do {                                   \
-        double best_ = 0;                                                   \
-        unsigned per_ = (iters) / FLOOR_BATCHES ? (iters) / FLOOR_BATCHES : 1; \
-        for (int b_ = 0; b_ < FLOOR_BATCHES; b_++) {                        \
-            uint64_t t0_ = now_ns();                                        \
-            for (unsigned i_ = 0; i_ < per_; i_++) { stmt; }                \
-            double ns_ = (double)(now_ns() - t0_) / per_;                   \
-            if (b_ == 0 || ns_ < best_)                                     \
-                best_ = ns_;                                                \
-        }                                                                   \
-        (out) = best_;                                                      \
+#define FLOOR_TIME(out, iters, stmt)                                                               \
+    do {                                                                                           \
+        double best_ = 0;                                                                          \
+        unsigned per_ = (iters) / FLOOR_BATCHES ? (iters) / FLOOR_BATCHES : 1;                     \
+        for (int b_ = 0; b_ < FLOOR_BATCHES; b_++) {                                               \
+            uint64_t t0_ = now_ns();                                                               \
+            for (unsigned i_ = 0; i_ < per_; i_++) {                                               \
+                stmt;                                                                              \
+            }                                                                                      \
+            double ns_ = (double)(now_ns() - t0_) / per_;                                          \
+            if (b_ == 0 || ns_ < best_)                                                            \
+                best_ = ns_;                                                                       \
+        }                                                                                          \
+        (out) = best_;                                                                             \
     } while (0)
 
 /*
@@ -418,8 +427,8 @@ static uint64_t peer_run(peer *p, const char *name, unsigned count)
 static void floor_chain_step(uint8_t ck[32], uint8_t seed[32])
 {
     static const uint8_t one = 1, two = 2;
-    const uint8_t *p1[1] = { &one }, *p2[1] = { &two };
-    size_t l[1] = { 1 };
+    const uint8_t *p1[1] = {&one}, *p2[1] = {&two};
+    size_t l[1] = {1};
     sotto_hmac_key k;
 
     CHECK("hmac key", sotto_hmac_key_init(&k, ck, 32));
@@ -431,8 +440,8 @@ static void floor_chain_step(uint8_t ck[32], uint8_t seed[32])
 /* The SignalMessage MAC (spec 1.3) over `len` bytes. */
 static void floor_mac(uint8_t out[32], const uint8_t key[32], const uint8_t *in, size_t len)
 {
-    const uint8_t *p[1] = { in };
-    size_t l[1] = { len };
+    const uint8_t *p[1] = {in};
+    size_t l[1] = {len};
     sotto_hmac_key k;
 
     CHECK("hmac key", sotto_hmac_key_init(&k, key, 32));
@@ -453,7 +462,7 @@ static floor_cost measure_floor(size_t len, unsigned iters)
     static const uint8_t info[] = "WhisperMessageKeys";
     uint8_t key[32], seed[32], okm[80], mac[32], iv[16];
     uint8_t *pt = malloc(len + 16), *ct = malloc(len + 16), *dec = malloc(len + 16);
-    size_t mac_len = 33 + 33 + 1 + 2 + 33 + 6 + 3 + len + 16;  /* keys, version, protobuf */
+    size_t mac_len = 33 + 33 + 1 + 2 + 33 + 6 + 3 + len + 16; /* keys, version, protobuf */
     uint8_t *mac_in = malloc(mac_len);
     size_t ct_len = 0, dec_len = 0;
     floor_cost c;
@@ -469,10 +478,13 @@ static floor_cost measure_floor(size_t len, unsigned iters)
      * other processes on the machine), in ns per call. */
     FLOOR_TIME(c.chain_step, iters, floor_chain_step(key, seed));
     FLOOR_TIME(c.hkdf, iters,
-               CHECK("hkdf", sotto_hkdf_sha256(okm, sizeof(okm), NULL, 0, seed, 32, info, sizeof(info) - 1)));
+               CHECK("hkdf", sotto_hkdf_sha256(okm, sizeof(okm), NULL, 0, seed, 32, info,
+                                               sizeof(info) - 1)));
     FLOOR_TIME(c.mac, iters, floor_mac(mac, okm + 32, mac_in, mac_len));
-    FLOOR_TIME(c.aes_enc, iters, CHECK("aes", sotto_aes256_cbc_encrypt(ct, &ct_len, okm, iv, pt, len)));
-    FLOOR_TIME(c.aes_dec, iters, CHECK("aes", sotto_aes256_cbc_decrypt(dec, &dec_len, okm, iv, ct, ct_len)));
+    FLOOR_TIME(c.aes_enc, iters,
+               CHECK("aes", sotto_aes256_cbc_encrypt(ct, &ct_len, okm, iv, pt, len)));
+    FLOOR_TIME(c.aes_dec, iters,
+               CHECK("aes", sotto_aes256_cbc_decrypt(dec, &dec_len, okm, iv, ct, ct_len)));
     if (dec_len != len || memcmp(dec, pt, len) != 0)
         die("aes round trip", SOTTO_ERR_INTERNAL);
 
@@ -491,8 +503,7 @@ static void print_floor(const char *label, const floor_cost *c)
 {
     printf("  %-22s chain step %6.0f ns x2 | HKDF %6.0f ns x2 | MAC %6.0f ns x2 | "
            "AES-CBC enc %6.0f ns + dec %6.0f ns | total %7.0f ns = %.0f msg/s\n",
-           label, c->chain_step, c->hkdf, c->mac, c->aes_enc, c->aes_dec, c->total,
-           1e9 / c->total);
+           label, c->chain_step, c->hkdf, c->mac, c->aes_enc, c->aes_dec, c->total, 1e9 / c->total);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -539,8 +550,8 @@ int main(int argc, char **argv)
             if (ops > sc->peer)
                 sc->peer = ops;
         }
-        printf("bench %s sotto_ops_per_s=%.0f peer_ops_per_s=%.0f ratio=%.2f\n", sc->name,
-               sc->ours, sc->peer, sc->peer > 0 ? sc->ours / sc->peer : 0.0);
+        printf("bench %s sotto_ops_per_s=%.0f peer_ops_per_s=%.0f ratio=%.2f\n", sc->name, sc->ours,
+               sc->peer, sc->peer > 0 ? sc->ours / sc->peer : 0.0);
         fflush(stdout);
     }
     peer_stop(&p);
@@ -549,17 +560,18 @@ int main(int argc, char **argv)
     large = measure_floor(BENCH_LARGE, quick ? 200 : 5000);
 
     printf("\nLibrary benchmark: libsotto vs libsignal-protocol-c 2.3.3 (best of %d runs, ops per\n"
-           "CPU-second; both persist serialised records through in-memory stores on every message)\n\n",
+           "CPU-second; both persist serialised records through in-memory stores on every "
+           "message)\n\n",
            quick ? 1 : BENCH_RUNS);
-    printf("  %-10s %-36s %8s %14s %14s %7s\n", "scenario", "operation", "ops/run",
-           "libsotto op/s", "libsignal op/s", "ratio");
+    printf("  %-10s %-36s %8s %14s %14s %7s\n", "scenario", "operation", "ops/run", "libsotto op/s",
+           "libsignal op/s", "ratio");
     for (size_t s = 0; s < N_SCENARIOS; s++) {
         const scenario *sc = &scenarios[s];
         unsigned count = quick ? (sc->count / 20 ? sc->count / 20 : 1) : sc->count;
         if (only != NULL && strcmp(only, sc->name) != 0)
             continue;
-        printf("  %-10s %-36s %8u %14.0f %14.0f %6.2fx\n", sc->name, sc->what, count,
-               sc->ours, sc->peer, sc->peer > 0 ? sc->ours / sc->peer : 0.0);
+        printf("  %-10s %-36s %8u %14.0f %14.0f %6.2fx\n", sc->name, sc->what, count, sc->ours,
+               sc->peer, sc->peer > 0 ? sc->ours / sc->peer : 0.0);
     }
     printf("\nPrimitives alone for one message (encrypt + decrypt), the floor\n"
            "(libsotto's own keyed HMAC-SHA256, HKDF and AES-256-CBC from lib/crypto):\n");
@@ -569,7 +581,8 @@ int main(int argc, char **argv)
         printf("  one-way: libsotto %.0f ns/msg = %.1fx the primitives' floor\n",
                1e9 / scenarios[1].ours, (1e9 / scenarios[1].ours) / small.total);
     if (scenarios[3].ours > 0)
-        printf("  4k:      libsotto %.0f ns/msg = %.1fx the primitives' floor; libsignal-protocol-c %.1fx\n",
+        printf("  4k:      libsotto %.0f ns/msg = %.1fx the primitives' floor; "
+               "libsignal-protocol-c %.1fx\n",
                1e9 / scenarios[3].ours, (1e9 / scenarios[3].ours) / large.total,
                scenarios[3].peer > 0 ? (1e9 / scenarios[3].peer) / large.total : 0.0);
     return 0;

@@ -41,7 +41,7 @@ static uint64_t pb_now_ns(void)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);  /* CPU time: see the header */
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts); /* CPU time: see the header */
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -91,7 +91,8 @@ static int pb_pair_new(pb_pair *pp, signal_context *ctx)
     pp->bob_addr.device_id = 1;
     if ((rc = peer_party_new(&pp->alice, ctx)) != 0 || (rc = peer_party_new(&pp->bob, ctx)) != 0)
         return rc;
-    if ((rc = session_cipher_create(&pp->a2b, peer_party_store(pp->alice), &pp->bob_addr, ctx)) != 0)
+    if ((rc = session_cipher_create(&pp->a2b, peer_party_store(pp->alice), &pp->bob_addr, ctx)) !=
+        0)
         return rc;
     return session_cipher_create(&pp->b2a, peer_party_store(pp->bob), &pp->alice_addr, ctx);
 }
@@ -104,7 +105,7 @@ static int pb_bob_keys(pb_pair *pp, unsigned count)
     int rc;
 
     rc = signal_protocol_key_helper_generate_signed_pre_key(&spk, peer_party_identity(pp->bob), 1,
-                                                           1700000000000ull, pp->ctx);
+                                                            1700000000000ull, pp->ctx);
     if (rc != 0)
         return rc;
     rc = signal_protocol_signed_pre_key_store_key(peer_party_store(pp->bob), spk);
@@ -133,14 +134,16 @@ static int pb_process_bundle(pb_pair *pp, uint32_t pk_id)
         goto out;
     if ((rc = signal_protocol_signed_pre_key_load_key(bs, &spk, 1)) != 0)
         goto out;
-    rc = session_pre_key_bundle_create(&bundle, peer_party_registration_id(pp->bob), 1, pk_id,
+    rc = session_pre_key_bundle_create(
+        &bundle, peer_party_registration_id(pp->bob), 1, pk_id,
         ec_key_pair_get_public(session_pre_key_get_key_pair(pk)), 1,
         ec_key_pair_get_public(session_signed_pre_key_get_key_pair(spk)),
         session_signed_pre_key_get_signature(spk), session_signed_pre_key_get_signature_len(spk),
         ratchet_identity_key_pair_get_public(peer_party_identity(pp->bob)));
     if (rc != 0)
         goto out;
-    if ((rc = session_builder_create(&builder, peer_party_store(pp->alice), &pp->bob_addr, pp->ctx)) != 0)
+    if ((rc = session_builder_create(&builder, peer_party_store(pp->alice), &pp->bob_addr,
+                                     pp->ctx)) != 0)
         goto out;
     rc = session_builder_process_pre_key_bundle(builder, bundle);
 out:
@@ -169,11 +172,13 @@ static int pb_send(pb_pair *pp, session_cipher *from, session_cipher *to, size_t
         goto out;
     ser = ciphertext_message_get_serialized(msg);
     if (ciphertext_message_get_type(msg) == CIPHERTEXT_PREKEY_TYPE) {
-        rc = pre_key_signal_message_deserialize(&pkm, signal_buffer_data(ser), signal_buffer_len(ser), pp->ctx);
+        rc = pre_key_signal_message_deserialize(&pkm, signal_buffer_data(ser),
+                                                signal_buffer_len(ser), pp->ctx);
         if (rc == 0)
             rc = session_cipher_decrypt_pre_key_signal_message(to, pkm, NULL, &out);
     } else {
-        rc = signal_message_deserialize(&sm, signal_buffer_data(ser), signal_buffer_len(ser), pp->ctx);
+        rc = signal_message_deserialize(&sm, signal_buffer_data(ser), signal_buffer_len(ser),
+                                        pp->ctx);
         if (rc == 0)
             rc = session_cipher_decrypt_signal_message(to, sm, NULL, &out);
     }
@@ -231,7 +236,8 @@ static int pb_stream(pb_pair *pp, unsigned count, size_t len, int alternate, uin
     t0 = pb_now_ns();
     for (unsigned i = 0; i < count; i++) {
         int a_sends = !alternate || (i % 2) == 0;
-        rc = a_sends ? pb_send(pp, pp->a2b, pp->b2a, len, i) : pb_send(pp, pp->b2a, pp->a2b, len, i);
+        rc =
+            a_sends ? pb_send(pp, pp->a2b, pp->b2a, len, i) : pb_send(pp, pp->b2a, pp->a2b, len, i);
         if (rc != 0)
             return rc;
     }
@@ -276,11 +282,13 @@ static int pb_group(pb_pair *pp, unsigned count, uint64_t *ns)
         rc = group_cipher_encrypt(ac, pt, sizeof(pt), &msg);
         if (rc == 0) {
             ser = ciphertext_message_get_serialized(msg);
-            rc = sender_key_message_deserialize(&skm, signal_buffer_data(ser), signal_buffer_len(ser), pp->ctx);
+            rc = sender_key_message_deserialize(&skm, signal_buffer_data(ser),
+                                                signal_buffer_len(ser), pp->ctx);
         }
         if (rc == 0)
             rc = group_cipher_decrypt(bc, skm, NULL, &out);
-        if (rc == 0 && (signal_buffer_len(out) != sizeof(pt) || memcmp(signal_buffer_data(out), pt, sizeof(pt)) != 0))
+        if (rc == 0 && (signal_buffer_len(out) != sizeof(pt) ||
+                        memcmp(signal_buffer_data(out), pt, sizeof(pt)) != 0))
             rc = PB_MISMATCH;
         if (msg != NULL)
             SIGNAL_UNREF(msg);

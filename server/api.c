@@ -170,9 +170,9 @@ void sottod_api_revalidate_sessions(sottod_server *srv)
 /* ---- async request context ------------------------------------------------- */
 
 typedef struct req {
-    sottod_conn *c;     /* holds a reference */
+    sottod_conn *c; /* holds a reference */
     uint64_t id;
-    int64_t t0_us;      /* submit time (commit latency metric) */
+    int64_t t0_us; /* submit time (commit latency metric) */
 } req;
 
 static req *req_new(sottod_conn *c, uint64_t id, size_t size)
@@ -365,7 +365,8 @@ static bool list_matches_devices(const sotto_device_list *l, const sottod_device
         if (!entry_is(e, d->registration_id, d->identity_key, d->auth_key)) {
             snprintf(why, why_cap,
                      "device_list has other keys or registration id for device %u than the "
-                     "server", d->device_id);
+                     "server",
+                     d->device_id);
             return false;
         }
     }
@@ -485,8 +486,8 @@ typedef struct register_req {
     uint8_t auth_key[SOTTOD_AUTH_KEY_BYTES];
     char username[SOTTOD_USERNAME_MAX + 1];
     bool recover;
-    int64_t account_id;     /* recover: the account re-taken */
-    uint32_t device_id;     /* 1, or recover: the id in the list */
+    int64_t account_id; /* recover: the account re-taken */
+    uint32_t device_id; /* 1, or recover: the id in the list */
 } register_req;
 
 /* After a recovery committed: every connection of the account's old
@@ -752,9 +753,10 @@ static void h_login(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     bool found = false;
     memset(&acct, 0, sizeof(acct));
     memset(&dev, 0, sizeof(dev));
-    static const uint8_t dummy_key[32] = {
-        0x3b, 0x6a, 0x27, 0xbc, 0xce, 0xb6, 0xa4, 0x2d, 0x62, 0xa3, 0xa8, 0xd0, 0x2a, 0x6f, 0x0d, 0x73,
-        0x65, 0x32, 0x15, 0x77, 0x1d, 0xe2, 0x43, 0xa6, 0x3a, 0xc0, 0x48, 0xa1, 0x8b, 0x59, 0xda, 0x29};
+    static const uint8_t dummy_key[32] = {0x3b, 0x6a, 0x27, 0xbc, 0xce, 0xb6, 0xa4, 0x2d,
+                                          0x62, 0xa3, 0xa8, 0xd0, 0x2a, 0x6f, 0x0d, 0x73,
+                                          0x65, 0x32, 0x15, 0x77, 0x1d, 0xe2, 0x43, 0xa6,
+                                          0x3a, 0xc0, 0x48, 0xa1, 0x8b, 0x59, 0xda, 0x29};
 
     if (c->authed) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_ALREADY_AUTHENTICATED, "already logged in");
@@ -777,8 +779,9 @@ static void h_login(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         return;
     }
     /* Same work and the same answer whether or not the device exists. */
-    bool ok = check_auth_signature(c, AUTH_PURPOSE_LOGIN, username_ok(rq->username) ? rq->username : "",
-                                   rq->device_id, found ? dev.auth_key : dummy_key, &rq->signature);
+    bool ok =
+        check_auth_signature(c, AUTH_PURPOSE_LOGIN, username_ok(rq->username) ? rq->username : "",
+                             rq->device_id, found ? dev.auth_key : dummy_key, &rq->signature);
     if (!found || !ok) {
         sottod_log(SOTTOD_LOG_INFO, "login_failed", "known_device=%d", found ? 1 : 0);
         auth_failed(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED, "login failed");
@@ -951,9 +954,8 @@ static void h_add_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         answer_status(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED, "device no longer exists");
         return;
     }
-    if (sotto_add_device_verify(me.auth_key, c->username, rq->auth_key.data,
-                                rq->identity_key.data, rq->registration_id,
-                                rq->signature.data) != SOTTO_OK) {
+    if (sotto_add_device_verify(me.auth_key, c->username, rq->auth_key.data, rq->identity_key.data,
+                                rq->registration_id, rq->signature.data) != SOTTO_OK) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE,
                       "add-device signature does not verify");
         return;
@@ -969,9 +971,8 @@ static void h_add_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     if (!change_list_check(c, id, &rq->device_list, devs, n, held, 0, &new_id, l, &ar->has_list,
                            &ar->list))
         goto out;
-    if (ar->has_list &&
-        !entry_is(sotto_device_list_find(l, new_id), rq->registration_id, rq->identity_key.data,
-                  rq->auth_key.data)) {
+    if (ar->has_list && !entry_is(sotto_device_list_find(l, new_id), rq->registration_id,
+                                  rq->identity_key.data, rq->auth_key.data)) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
                       "the device device_list adds has other keys or registration id than the "
                       "request");
@@ -986,10 +987,9 @@ static void h_add_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     /* v1 (no list): id 0, the store picks the lowest free id >= 2. Either
      * way the store checks that the list version is still the one read. */
     dev.device_id = ar->has_list ? new_id : 0;
-    int st = sottod_store_device_add_listed(srv->store, c->addr.account_id, &dev,
-                                            (uint32_t)srv->cfg.max_devices,
-                                            held->present ? held->version : 0,
-                                            ar->has_list ? &ar->list : NULL, add_device_done, ar);
+    int st = sottod_store_device_add_listed(
+        srv->store, c->addr.account_id, &dev, (uint32_t)srv->cfg.max_devices,
+        held->present ? held->version : 0, ar->has_list ? &ar->list : NULL, add_device_done, ar);
     if (st != SOTTOD_STORE_OK) {
         answer_store_error(c, id, st);
         goto out;
@@ -1175,10 +1175,9 @@ static void h_remove_device(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         goto out;
     rr->target.account_id = c->addr.account_id;
     rr->target.device_id = target;
-    int st = sottod_store_device_remove_listed(c->srv->store, rr->target,
-                                               held->present ? held->version : 0,
-                                               rr->has_list ? &rr->list : NULL,
-                                               remove_device_done, rr);
+    int st = sottod_store_device_remove_listed(
+        c->srv->store, rr->target, held->present ? held->version : 0,
+        rr->has_list ? &rr->list : NULL, remove_device_done, rr);
     if (st != SOTTOD_STORE_OK) {
         answer_store_error(c, id, st);
         goto out;
@@ -1197,10 +1196,10 @@ out:
 
 typedef struct set_keys_req {
     req r;
-    bool signed_prekey;  /* the device may have become reachable: forget the cache */
-    uint32_t prekeys;  /* one-time prekeys submitted (c->prekeys_pending) */
-    int pending;       /* store operations still to complete */
-    int status;        /* first failure */
+    bool signed_prekey; /* the device may have become reachable: forget the cache */
+    uint32_t prekeys;   /* one-time prekeys submitted (c->prekeys_pending) */
+    int pending;        /* store operations still to complete */
+    int status;         /* first failure */
     bool have_count;
     uint32_t count;
 } set_keys_req;
@@ -1274,7 +1273,8 @@ static void h_set_keys(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         return;
     }
     if (n > SOTTOD_PREKEYS_PER_UPLOAD) {
-        answer_status(c, id, SOTTO__API__STATUS__STATUS_TOO_LARGE, "at most 100 prekeys per upload");
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_TOO_LARGE,
+                      "at most 100 prekeys per upload");
         return;
     }
     if (sottod_store_device_get(srv->store, c->addr, &me) != SOTTOD_STORE_OK) {
@@ -1297,8 +1297,7 @@ static void h_set_keys(sottod_conn *c, uint64_t id, const ClientFrame *fr)
             return;
         }
     } else if (!me.has_signed_prekey) {
-        answer_status(c, id, SOTTO__API__STATUS__STATUS_NO_KEYS,
-                      "upload a signed prekey first");
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_NO_KEYS, "upload a signed prekey first");
         return;
     }
     if (n > 0) {
@@ -1459,8 +1458,7 @@ static void bundle_done(void *arg, const sottod_store_result *res)
         out_n++;
     }
     if (out_n == 0) {
-        answer_status(c, br->r.id, SOTTO__API__STATUS__STATUS_NOT_FOUND,
-                      "no device with keys");
+        answer_status(c, br->r.id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "no device with keys");
     } else {
         Sotto__Api__GetBundleResponse rsp = SOTTO__API__GET_BUNDLE_RESPONSE__INIT;
         ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
@@ -1569,9 +1567,9 @@ static void h_set_device_list(sottod_conn *c, uint64_t id, const ClientFrame *fr
     if (!read_account_devices(c, id, &devs, &n, &held))
         goto out;
     if (held->present) {
-        if (rq->account_key.len != 0 &&
-            (rq->account_key.len != SOTTOD_PUBLIC_KEY_BYTES ||
-             sodium_memcmp(rq->account_key.data, held->account_key, SOTTOD_PUBLIC_KEY_BYTES) != 0)) {
+        if (rq->account_key.len != 0 && (rq->account_key.len != SOTTOD_PUBLIC_KEY_BYTES ||
+                                         sodium_memcmp(rq->account_key.data, held->account_key,
+                                                       SOTTOD_PUBLIC_KEY_BYTES) != 0)) {
             answer_status(c, id, SOTTO__API__STATUS__STATUS_FORBIDDEN,
                           "the account key cannot be changed");
             goto out;
@@ -1780,8 +1778,8 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
             return;
         }
     }
-    if (!sottod_bucket_take(&c->dev->send_bucket, srv->cfg.rate_send_per_min, srv->cfg.rate_send_burst,
-                            sottod_mono_us(), &retry)) {
+    if (!sottod_bucket_take(&c->dev->send_bucket, srv->cfg.rate_send_per_min,
+                            srv->cfg.rate_send_burst, sottod_mono_us(), &retry)) {
         answer_rate_limited(c, id, retry);
         return;
     }
@@ -1805,8 +1803,7 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         size_t k = 0;
         while (k < ndev && devs[k].device_id != m->device_id)
             k++;
-        bool expected = k < ndev && devs[k].has_keys &&
-                        !(own && m->device_id == c->addr.device_id);
+        bool expected = k < ndev && devs[k].has_keys && !(own && m->device_id == c->addr.device_id);
         if (!expected || seen[k]) {
             if (ne < SOTTOD_MAX_DEVICES + 1)
                 extra[ne++] = m->device_id;

@@ -155,8 +155,8 @@ int sottod_attach_http(sottod_conn *c, const char *uri, bool is_put)
         return fail(c, 500, "path too long\n");
     c->http_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (c->http_fd < 0)
-        return fail(c, errno == EEXIST ? 409 : 500, errno == EEXIST ? "upload in progress\n"
-                                                                    : "cannot store\n");
+        return fail(c, errno == EEXIST ? 409 : 500,
+                    errno == EEXIST ? "upload in progress\n" : "cannot store\n");
     c->http_expected = want;
     c->http_received = 0;
     c->http_started_us = sottod_mono_us();
@@ -294,7 +294,7 @@ static int finish_blob(int fd, const char *part, const char *final)
  */
 typedef struct finish_job {
     struct finish_job *next;
-    sottod_conn *c;           /* a reference, taken and dropped on the loop */
+    sottod_conn *c; /* a reference, taken and dropped on the loop */
     int fd;
     int status;
     char part[SOTTOD_PATH_MAX + 64], final[SOTTOD_PATH_MAX + 64];
@@ -393,9 +393,12 @@ int sottod_attach_writeable(sottod_conn *c)
     if (status < 0)
         return -1; /* cut (upload too slow) */
     switch (status) {
-    case 201: return sottod_http_respond(c->wsi, 201, "text/plain", "created\n", 8);
-    case 409: return sottod_http_respond(c->wsi, 409, "text/plain", "already uploaded\n", 17);
-    default: return sottod_http_respond(c->wsi, 500, "text/plain", "cannot store\n", 13);
+    case 201:
+        return sottod_http_respond(c->wsi, 201, "text/plain", "created\n", 8);
+    case 409:
+        return sottod_http_respond(c->wsi, 409, "text/plain", "already uploaded\n", 17);
+    default:
+        return sottod_http_respond(c->wsi, 500, "text/plain", "cannot store\n", 13);
     }
 }
 

@@ -14,24 +14,33 @@ typedef struct key_def {
     const char *key;
     int type;
     size_t off;
-    size_t size;       /* T_STR: buffer size */
-    const char *def;   /* default as text */
-    uint64_t min, max; /* T_U64 bounds */
+    size_t size;         /* T_STR: buffer size */
+    const char *def;     /* default as text */
+    uint64_t min, max;   /* T_U64 bounds */
     const char *choices; /* T_STR: "a|b" or NULL for free text */
     const char *doc;
 } key_def;
 
-#define S(k, d, ch, doc) {#k, T_STR, offsetof(sottod_config, k), \
-    sizeof(((sottod_config *)0)->k), d, 0, 0, ch, doc}
-#define U(k, d, lo, hi, doc) {#k, T_U64, offsetof(sottod_config, k), 0, d, lo, hi, NULL, doc}
+#define S(k, d, ch, doc)                                                                           \
+    {                                                                                              \
+#k, T_STR, offsetof(sottod_config, k), sizeof(((sottod_config *)0)->k), d, 0, 0, ch, doc   \
+    }
+#define U(k, d, lo, hi, doc)                                                                       \
+    {                                                                                              \
+#k, T_U64, offsetof(sottod_config, k), 0, d, lo, hi, NULL, doc                             \
+    }
 
 static const key_def g_keys[] = {
-    S(listen, "127.0.0.1:8443", NULL, "address and port to listen on (HOST:PORT, port 0 picks a free port)"),
-    S(data_dir, "", NULL, "directory for the database, attachments and the self-signed certificate (required)"),
+    S(listen, "127.0.0.1:8443", NULL,
+      "address and port to listen on (HOST:PORT, port 0 picks a free port)"),
+    S(data_dir, "", NULL,
+      "directory for the database, attachments and the self-signed certificate (required)"),
     S(tls_cert, "", NULL, "PEM certificate chain; empty = self-signed certificate in data_dir/tls"),
     S(tls_key, "", NULL, "PEM private key for tls_cert"),
-    S(registration, "open", "open|invite", "who may register: anyone, or holders of an invite token"),
-    S(durability, "full", "full|process", "full: fsync every commit; process: survive a crash of sottod only"),
+    S(registration, "open", "open|invite",
+      "who may register: anyone, or holders of an invite token"),
+    S(durability, "full", "full|process",
+      "full: fsync every commit; process: survive a crash of sottod only"),
     S(log_level, "info", "debug|info|warn|error", "lowest level logged"),
     /* TRANSITION SWITCH (issue 8, API v2): "yes" since the client always
      * sends signed device lists; "no" lets API v1 clients register and
@@ -47,11 +56,13 @@ static const key_def g_keys[] = {
     U(envelope_ttl_days, "30", 1, 3650, "days an undelivered envelope is kept"),
     U(attachment_max, "104857600", 1, 4294967296ULL, "largest attachment (bytes)"),
     U(attachment_ttl_days, "30", 1, 3650, "days an attachment blob is kept after upload"),
-    U(invite_ttl_days, "30", 1, 3650, "days an invite token from `sottod admin invite` stays valid"),
+    U(invite_ttl_days, "30", 1, 3650,
+      "days an invite token from `sottod admin invite` stays valid"),
     U(prekey_low, "10", 0, 1000, "tell a device to upload more one-time prekeys below this count"),
     U(max_connections, "10000", 1, 1000000, "simultaneous connections"),
     U(auth_timeout_s, "30", 1, 3600, "seconds a connection may stay unauthenticated"),
-    U(idle_timeout_s, "600", 10, 86400, "seconds without traffic before a WebSocket is pinged/closed"),
+    U(idle_timeout_s, "600", 10, 86400,
+      "seconds without traffic before a WebSocket is pinged/closed"),
     U(rate_send_per_min, "600", 1, 1000000, "sends per device per minute (token bucket refill)"),
     U(rate_send_burst, "200", 1, 1000000, "send bucket size"),
     U(rate_bundle_per_min, "120", 1, 1000000, "bundle fetches per device per minute"),

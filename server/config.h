@@ -19,12 +19,12 @@
 #define SOTTOD_PATH_MAX 1024
 
 typedef struct sottod_config {
-    char listen[128];          /* "HOST:PORT"; port 0 = pick a free one */
+    char listen[128]; /* "HOST:PORT"; port 0 = pick a free one */
     char data_dir[SOTTOD_PATH_MAX];
-    char tls_cert[SOTTOD_PATH_MAX];   /* "" = self-signed in data_dir/tls */
+    char tls_cert[SOTTOD_PATH_MAX]; /* "" = self-signed in data_dir/tls */
     char tls_key[SOTTOD_PATH_MAX];
-    char registration[16];     /* "open" or "invite" */
-    char durability[16];       /* "full" or "process" */
+    char registration[16]; /* "open" or "invite" */
+    char durability[16];   /* "full" or "process" */
     char log_level[16];
     char require_device_lists[8]; /* "yes" or "no": API v2 transition switch (api.c) */
     uint64_t max_devices;
@@ -53,8 +53,8 @@ void sottod_config_defaults(sottod_config *cfg);
 
 /* Sets one key from its text value. Returns 0, or -1 with a message (no
  * secret ever appears in it) in err. */
-int sottod_config_set(sottod_config *cfg, const char *key, const char *value,
-                      char *err, size_t errlen);
+int sottod_config_set(sottod_config *cfg, const char *key, const char *value, char *err,
+                      size_t errlen);
 
 /* Reads a file of `key = value` lines ('#' starts a comment). Returns 0 or
  * -1 with "FILE:LINE: reason" in err. */

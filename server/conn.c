@@ -261,8 +261,8 @@ int sottod_conn_on_writeable(sottod_conn *c)
     if (t == NULL) {
         if (c->close_after_tx) {
             static const char reason[] = "closing";
-            lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                             (unsigned char *)reason, sizeof(reason) - 1);
+            lws_close_reason(c->wsi, (enum lws_close_status)c->close_code, (unsigned char *)reason,
+                             sizeof(reason) - 1);
             return -1;
         }
         return 0;
@@ -320,8 +320,8 @@ int sottod_conn_on_writeable(sottod_conn *c)
 
 static size_t reg_hash(const sottod_server *srv, sottod_addr a)
 {
-    uint64_t h = (uint64_t)a.account_id * 0x9E3779B97F4A7C15ULL ^ (uint64_t)a.device_id *
-                 0xC2B2AE3D27D4EB4FULL;
+    uint64_t h = (uint64_t)a.account_id * 0x9E3779B97F4A7C15ULL ^
+                 (uint64_t)a.device_id * 0xC2B2AE3D27D4EB4FULL;
     h ^= h >> 29;
     return (size_t)(h & (srv->reg_buckets - 1));
 }
@@ -431,8 +431,8 @@ sottod_conn **sottod_registry_list(sottod_server *srv, size_t *n)
 
 static size_t dev_hash(sottod_addr a, size_t buckets)
 {
-    uint64_t h = (uint64_t)a.account_id * 0x9E3779B97F4A7C15ULL ^ (uint64_t)a.device_id *
-                 0xC2B2AE3D27D4EB4FULL;
+    uint64_t h = (uint64_t)a.account_id * 0x9E3779B97F4A7C15ULL ^
+                 (uint64_t)a.device_id * 0xC2B2AE3D27D4EB4FULL;
     h ^= h >> 31;
     return (size_t)(h & (buckets - 1));
 }

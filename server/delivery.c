@@ -36,7 +36,7 @@ static size_t put_varint(uint8_t *p, uint64_t v)
 typedef struct fill_ctx {
     sottod_conn *c;
     size_t pushed;
-    bool failed;      /* stopped for a reason other than a full window */
+    bool failed; /* stopped for a reason other than a full window */
 } fill_ctx;
 
 static int push_one(void *arg, const sottod_envelope *env)
@@ -95,8 +95,8 @@ void sottod_delivery_fill(sottod_conn *c)
     fill_ctx fc = {c, 0, false};
     size_t room = SOTTOD_PUSH_WINDOW - c->push_n;
     c->fill_busy = true;
-    int st = sottod_store_envelopes_list(c->srv->store, c->addr, c->cursor, room, push_one, &fc,
-                                         NULL);
+    int st =
+        sottod_store_envelopes_list(c->srv->store, c->addr, c->cursor, room, push_one, &fc, NULL);
     c->fill_busy = false;
     if (st != SOTTOD_STORE_OK)
         sottod_log_store_error(c->srv, "queue_read_failed", "envelopes_list", st);

@@ -34,8 +34,8 @@ static void write_prefix(char *line, size_t cap, size_t *len, int level, const c
     struct tm tm;
     gmtime_r(&now, &tm);
     int n = snprintf(line, cap, "ts=%04d-%02d-%02dT%02d:%02d:%02dZ level=%s event=%s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, g_names[level], event);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     g_names[level], event);
     *len = (n < 0) ? 0 : ((size_t)n >= cap ? cap - 1 : (size_t)n);
 }
 

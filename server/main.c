@@ -30,39 +30,39 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: sottod [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--set KEY=VALUE]... [--init]\n"
-            "       sottod admin [--config FILE | --data-dir DIR] COMMAND\n"
-            "       sottod --help | --version\n"
-            "\n"
-            "Runs the Sotto server: one HTTPS port (TLS 1.3) with the WebSocket API at\n"
-            "/v1/websocket, attachments at /v1/attachments/{id}, /healthz and /metrics.\n"
-            "On start it prints two lines on stdout:\n"
-            "  sottod: listening on https://HOST:PORT\n"
-            "  sottod: certificate sha256 HEX   (pin this in clients)\n"
-            "SIGTERM/SIGINT: graceful shutdown. SIGHUP: reload the certificate.\n"
-            "\n"
-            "Start-up: one sottod per data directory (DATA_DIR/sottod.lock); the database\n"
-            "is integrity-checked. A brand-new data directory is initialised; one that\n"
-            "holds an earlier server's files but a missing, empty or damaged database is\n"
-            "refused (exit 1, reason logged) -- restore the database, or use --init.\n"
-            "\n"
-            "Options:\n"
-            "  --config FILE       read `key = value` settings (see below)\n"
-            "  --data-dir DIR      same as --set data_dir=DIR\n"
-            "  --listen HOST:PORT  same as --set listen=HOST:PORT (port 0: any free port)\n"
-            "  --set KEY=VALUE     set one key (after --config, in order)\n"
-            "  --init              create a new, empty database if sottod.db is missing or\n"
-            "                      empty even though the directory was used before (never\n"
-            "                      replaces a database that holds anything)\n"
-            "\n"
-            "Admin commands (open DATA_DIR/sottod.db directly):\n"
-            "  invite [--count N]  create N invite tokens (printed one per line)\n"
-            "  disclose USERNAME   print as JSON everything stored about an account\n"
-            "  expire [--at T]     delete envelopes expired now (or at unix time T)\n"
-            "  delete-account USERNAME  delete an account, its devices, keys and queues\n"
-            "\n"
-            "Configuration keys (docs/operating.md):\n");
+    fprintf(out, "usage: sottod [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--set "
+                 "KEY=VALUE]... [--init]\n"
+                 "       sottod admin [--config FILE | --data-dir DIR] COMMAND\n"
+                 "       sottod --help | --version\n"
+                 "\n"
+                 "Runs the Sotto server: one HTTPS port (TLS 1.3) with the WebSocket API at\n"
+                 "/v1/websocket, attachments at /v1/attachments/{id}, /healthz and /metrics.\n"
+                 "On start it prints two lines on stdout:\n"
+                 "  sottod: listening on https://HOST:PORT\n"
+                 "  sottod: certificate sha256 HEX   (pin this in clients)\n"
+                 "SIGTERM/SIGINT: graceful shutdown. SIGHUP: reload the certificate.\n"
+                 "\n"
+                 "Start-up: one sottod per data directory (DATA_DIR/sottod.lock); the database\n"
+                 "is integrity-checked. A brand-new data directory is initialised; one that\n"
+                 "holds an earlier server's files but a missing, empty or damaged database is\n"
+                 "refused (exit 1, reason logged) -- restore the database, or use --init.\n"
+                 "\n"
+                 "Options:\n"
+                 "  --config FILE       read `key = value` settings (see below)\n"
+                 "  --data-dir DIR      same as --set data_dir=DIR\n"
+                 "  --listen HOST:PORT  same as --set listen=HOST:PORT (port 0: any free port)\n"
+                 "  --set KEY=VALUE     set one key (after --config, in order)\n"
+                 "  --init              create a new, empty database if sottod.db is missing or\n"
+                 "                      empty even though the directory was used before (never\n"
+                 "                      replaces a database that holds anything)\n"
+                 "\n"
+                 "Admin commands (open DATA_DIR/sottod.db directly):\n"
+                 "  invite [--count N]  create N invite tokens (printed one per line)\n"
+                 "  disclose USERNAME   print as JSON everything stored about an account\n"
+                 "  expire [--at T]     delete envelopes expired now (or at unix time T)\n"
+                 "  delete-account USERNAME  delete an account, its devices, keys and queues\n"
+                 "\n"
+                 "Configuration keys (docs/operating.md):\n");
     sottod_config_print_keys(out);
 }
 
@@ -141,7 +141,7 @@ static int open_admin_store(const sottod_config *cfg, sottod_store **st)
     scfg.max_queue = (uint32_t)cfg->queue_max;
     if (g_admin_now != 0)
         scfg.now = admin_clock;
-    scfg.must_exist = true;   /* never create an empty server's database */
+    scfg.must_exist = true; /* never create an empty server's database */
     scfg.why = why;
     scfg.why_cap = sizeof(why);
     int rc = sottod_store_open(&scfg, st);
@@ -248,7 +248,8 @@ static int admin_main(int argc, char **argv)
     if (parse_common(argc, argv, &argi, &cfg, false, NULL) != 0)
         return 2;
     if (argi >= argc) {
-        fprintf(stderr, "sottod admin: missing command (invite, disclose, expire, delete-account; see sottod --help)\n");
+        fprintf(stderr, "sottod admin: missing command (invite, disclose, expire, delete-account; "
+                        "see sottod --help)\n");
         return 2;
     }
     const char *cmd = argv[argi++];
@@ -264,7 +265,8 @@ static int admin_main(int argc, char **argv)
     if (strcmp(cmd, "expire") == 0 && argi < argc) {
         char *end = NULL;
         long long at = (argi + 2 == argc && strcmp(argv[argi], "--at") == 0)
-                           ? strtoll(argv[argi + 1], &end, 10) : 0;
+                           ? strtoll(argv[argi + 1], &end, 10)
+                           : 0;
         if (at <= 0 || end == NULL || *end != '\0') {
             fprintf(stderr, "usage: sottod admin expire [--at UNIX_SECONDS]\n");
             return 2;
@@ -300,7 +302,8 @@ static int admin_main(int argc, char **argv)
             fprintf(stderr, "sottod admin delete-account: no such account\n");
             rc = 1;
         } else if (s != SOTTOD_STORE_OK ||
-                   sottod_store_account_delete(st, acct.account_id, admin_done, &r) != SOTTOD_STORE_OK ||
+                   sottod_store_account_delete(st, acct.account_id, admin_done, &r) !=
+                       SOTTOD_STORE_OK ||
                    sottod_store_drain(st) != SOTTOD_STORE_OK || r.status != SOTTOD_STORE_OK) {
             fprintf(stderr, "sottod admin delete-account: failed\n");
             rc = 1;

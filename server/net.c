@@ -46,22 +46,24 @@ static sottod_server *g_srv; /* for the signal handler only */
 
 static int metrics_text(sottod_server *srv, char *out, size_t cap)
 {
-    static const char *const le[8] = {"0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1",
-                                      "+Inf"};
+    static const char *const le[8] = {"0.001", "0.002", "0.005", "0.01",
+                                      "0.025", "0.05",  "0.1",   "+Inf"};
     const sottod_metrics *m = &srv->m;
     size_t o = 0;
     int n;
-#define EMIT(...)                                                      \
-    do {                                                               \
-        n = snprintf(out + o, cap - o, __VA_ARGS__);                   \
-        if (n < 0 || (size_t)n >= cap - o)                             \
-            return -1;                                                 \
-        o += (size_t)n;                                                \
+#define EMIT(...)                                                                                  \
+    do {                                                                                           \
+        n = snprintf(out + o, cap - o, __VA_ARGS__);                                               \
+        if (n < 0 || (size_t)n >= cap - o)                                                         \
+            return -1;                                                                             \
+        o += (size_t)n;                                                                            \
     } while (0)
-#define COUNTER(name, help, v) \
-    EMIT("# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n", (unsigned long long)(v))
-#define GAUGE(name, help, v) \
-    EMIT("# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n", (unsigned long long)(v))
+#define COUNTER(name, help, v)                                                                     \
+    EMIT("# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",                     \
+         (unsigned long long)(v))
+#define GAUGE(name, help, v)                                                                       \
+    EMIT("# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",                       \
+         (unsigned long long)(v))
     GAUGE("sottod_connections", "Open WebSocket connections.", m->connections_open);
     GAUGE("sottod_connections_authenticated", "Logged-in WebSocket connections.",
           m->connections_authed);
@@ -70,7 +72,8 @@ static int metrics_text(sottod_server *srv, char *out, size_t cap)
     COUNTER("sottod_requests_total", "API requests received.", m->requests_total);
     COUNTER("sottod_protocol_errors_total", "Connections closed for a malformed frame.",
             m->protocol_errors_total);
-    COUNTER("sottod_rate_limited_total", "Requests refused by a rate limit.", m->rate_limited_total);
+    COUNTER("sottod_rate_limited_total", "Requests refused by a rate limit.",
+            m->rate_limited_total);
     COUNTER("sottod_registrations_total", "Accounts registered.", m->registrations_total);
     COUNTER("sottod_logins_total", "Successful logins.", m->logins_total);
     COUNTER("sottod_login_failures_total", "Failed logins and registrations.",
@@ -104,7 +107,8 @@ static int metrics_text(sottod_server *srv, char *out, size_t cap)
          "# TYPE sottod_store_batch_size_avg gauge\nsottod_store_batch_size_avg %.3f\n",
          ss.batches ? (double)ss.ops / (double)ss.batches : 0.0);
     EMIT("# HELP sottod_store_commit_seconds_total Time spent in BEGIN..COMMIT.\n"
-         "# TYPE sottod_store_commit_seconds_total counter\nsottod_store_commit_seconds_total %.6f\n",
+         "# TYPE sottod_store_commit_seconds_total counter\nsottod_store_commit_seconds_total "
+         "%.6f\n",
          (double)ss.commit_ns_total / 1e9);
     EMIT("# HELP sottod_store_last_commit_seconds Duration of the last commit.\n"
          "# TYPE sottod_store_last_commit_seconds gauge\nsottod_store_last_commit_seconds %.6f\n",
@@ -241,7 +245,8 @@ static void do_reload(sottod_server *srv)
 {
     char fp[SOTTOD_FINGERPRINT_HEX];
     srv->sig_hup = 0;
-    if (srv->ssl_ctx == NULL || sottod_tls_reload(srv->ssl_ctx, srv->cert_path, srv->key_path) != 0) {
+    if (srv->ssl_ctx == NULL ||
+        sottod_tls_reload(srv->ssl_ctx, srv->cert_path, srv->key_path) != 0) {
         sottod_log(SOTTOD_LOG_ERROR, "tls_reload_failed", "kept=old_certificate");
         return;
     }
@@ -508,7 +513,7 @@ static int open_store(sottod_server *srv, bool init)
     scfg.backend = "sqlite";
     scfg.path = db_path;
     scfg.durability = strcmp(cfg->durability, "process") == 0 ? SOTTOD_DURABILITY_PROCESS
-                                                               : SOTTOD_DURABILITY_FULL;
+                                                              : SOTTOD_DURABILITY_FULL;
     scfg.max_queue = (uint32_t)cfg->queue_max;
     scfg.must_exist = !fresh && !init;
     scfg.check = true;
@@ -624,7 +629,8 @@ int sottod_serve(const sottod_config *cfg, bool init)
     lws_set_log_level(LLL_ERR, sottod_log_lws);
     memset(&idle, 0, sizeof(idle));
     idle.secs_since_valid_ping = (uint16_t)(cfg->idle_timeout_s / 2);
-    idle.secs_since_valid_hangup = (uint16_t)(cfg->idle_timeout_s > 65535 ? 65535 : cfg->idle_timeout_s);
+    idle.secs_since_valid_hangup =
+        (uint16_t)(cfg->idle_timeout_s > 65535 ? 65535 : cfg->idle_timeout_s);
 
     memset(&info, 0, sizeof(info));
     /* lws's own poll() loop. (A libev/epoll loop, LWS_SERVER_OPTION_LIBEV,

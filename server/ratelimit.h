@@ -16,7 +16,7 @@
 
 typedef struct sottod_bucket {
     double tokens;
-    int64_t last_us;   /* monotonic microseconds of the last refill */
+    int64_t last_us; /* monotonic microseconds of the last refill */
 } sottod_bucket;
 
 /* Starts full. */

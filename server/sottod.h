@@ -38,24 +38,24 @@
 #define SOTTOD_NONCE_BYTES 32
 #define SOTTOD_NONCE_TTL_S 60
 #define SOTTOD_MAX_AUTH_FAILURES 3
-#define SOTTOD_MAX_PREAUTH_REQUESTS 16   /* requests before login, then the connection is closed */
-#define SOTTOD_MAX_INFLIGHT 32          /* requests in flight after login */
-#define SOTTOD_MAX_INFLIGHT_PREAUTH 8   /* ... and before */
-#define SOTTOD_PUSH_WINDOW 64           /* unacked pushes per connection */
-#define SOTTOD_TX_MAX (16u << 20)       /* bytes queued to a slow reader before we drop it */
+#define SOTTOD_MAX_PREAUTH_REQUESTS 16 /* requests before login, then the connection is closed */
+#define SOTTOD_MAX_INFLIGHT 32         /* requests in flight after login */
+#define SOTTOD_MAX_INFLIGHT_PREAUTH 8  /* ... and before */
+#define SOTTOD_PUSH_WINDOW 64          /* unacked pushes per connection */
+#define SOTTOD_TX_MAX (16u << 20)      /* bytes queued to a slow reader before we drop it */
 #define SOTTOD_PREKEYS_PER_UPLOAD 100
 #define SOTTOD_PREKEYS_MAX_STORED 1000
-#define SOTTOD_CLOSE_TIMEOUT_S 5        /* a closing connection that does not read is dropped */
-#define SOTTOD_UPLOAD_MIN_BPS 4096      /* attachment uploads slower than this on average are cut */
-#define SOTTOD_UPLOAD_GRACE_S 30        /* ... after this many seconds */
+#define SOTTOD_CLOSE_TIMEOUT_S 5   /* a closing connection that does not read is dropped */
+#define SOTTOD_UPLOAD_MIN_BPS 4096 /* attachment uploads slower than this on average are cut */
+#define SOTTOD_UPLOAD_GRACE_S 30   /* ... after this many seconds */
 
 typedef struct sottod_server sottod_server;
 typedef struct sottod_conn sottod_conn;
 
 typedef struct sottod_metrics {
     uint64_t connections_total;
-    uint64_t connections_open;       /* gauge: WebSocket connections */
-    uint64_t connections_authed;     /* gauge */
+    uint64_t connections_open;   /* gauge: WebSocket connections */
+    uint64_t connections_authed; /* gauge */
     uint64_t http_requests_total;
     uint64_t requests_total;
     uint64_t protocol_errors_total;
@@ -76,7 +76,7 @@ typedef struct sottod_metrics {
     /* commit latency of writes as seen by the network (submit -> done) */
     uint64_t commit_count;
     uint64_t commit_usec_sum;
-    uint64_t commit_usec_bucket[8];  /* <=1,2,5,10,25,50,100,+Inf ms */
+    uint64_t commit_usec_bucket[8]; /* <=1,2,5,10,25,50,100,+Inf ms */
 } sottod_metrics;
 
 /* One queued outgoing WebSocket (or HTTP) message; LWS_PRE bytes of headroom. */
@@ -92,13 +92,13 @@ typedef struct sottod_tx {
 typedef struct sottod_devstate {
     struct sottod_devstate *next;
     sottod_addr addr;
-    int refs;                 /* connections of this device holding it */
+    int refs; /* connections of this device holding it */
     sottod_bucket send_bucket, bundle_bucket;
 } sottod_devstate;
 
 /* A push waiting for its ack. */
 typedef struct sottod_push_slot {
-    uint64_t push_id;                      /* 0 = free */
+    uint64_t push_id; /* 0 = free */
     uint8_t env_id[SOTTOD_ENVELOPE_ID_BYTES];
 } sottod_push_slot;
 
@@ -106,7 +106,7 @@ enum { SOTTOD_CONN_WS = 1, SOTTOD_CONN_HTTP = 2 };
 
 struct sottod_conn {
     sottod_server *srv;
-    struct lws *wsi;          /* NULL once the socket is gone */
+    struct lws *wsi; /* NULL once the socket is gone */
     int refs;
     uint8_t kind;
 
@@ -131,19 +131,19 @@ struct sottod_conn {
     sottod_addr addr;
     uint8_t auth_key[SOTTOD_AUTH_KEY_BYTES]; /* the device's, at login (revalidation) */
     char username[SOTTOD_USERNAME_MAX + 1];
-    uint16_t inflight;        /* requests waiting for an answer */
+    uint16_t inflight; /* requests waiting for an answer */
 
     /* delivery: cursor in the device's queue; pushes awaiting an ack */
     int64_t cursor;
-    sottod_push_slot *push;   /* SOTTOD_PUSH_WINDOW slots, allocated on first push */
+    sottod_push_slot *push; /* SOTTOD_PUSH_WINDOW slots, allocated on first push */
     uint16_t push_n;
     uint64_t next_push_id;
     bool fill_busy;
-    bool queue_more;          /* the queue may hold envelopes after the cursor */
+    bool queue_more; /* the queue may hold envelopes after the cursor */
     bool low_notified;
     uint32_t prekeys_pending; /* one-time prekeys submitted, not yet committed */
 
-    sottod_devstate *dev;     /* while logged in */
+    sottod_devstate *dev; /* while logged in */
 
     /* registry chain (addr -> conn) */
     sottod_conn *reg_next;
@@ -153,7 +153,7 @@ struct sottod_conn {
     uint64_t http_expected, http_received;
     int64_t http_started_us;
     uint8_t http_att_id[SOTTOD_ATTACHMENT_ID_BYTES];
-    int http_status;          /* answer to send when writeable, 0 = none pending */
+    int http_status; /* answer to send when writeable, 0 = none pending */
     bool http_failed;
 };
 
@@ -162,7 +162,7 @@ struct sottod_server {
     sottod_store *store;
     struct lws_context *ctx;
     struct lws_vhost *vhost;
-    SSL_CTX *ssl_ctx;         /* the vhost's, captured at creation (SIGHUP reload) */
+    SSL_CTX *ssl_ctx; /* the vhost's, captured at creation (SIGHUP reload) */
     char cert_path[SOTTOD_PATH_MAX];
     char key_path[SOTTOD_PATH_MAX];
     char attach_dir[SOTTOD_PATH_MAX];
@@ -172,10 +172,10 @@ struct sottod_server {
 
     volatile sig_atomic_t sig_term;
     volatile sig_atomic_t sig_hup;
-    volatile sig_atomic_t sig_usr1;   /* an admin command changed accounts */
+    volatile sig_atomic_t sig_usr1; /* an admin command changed accounts */
     bool draining;
     char pid_path[SOTTOD_PATH_MAX + 16];
-    int lock_fd;                      /* holds DATA_DIR/sottod.lock (datadir.h); -1 = none */
+    int lock_fd; /* holds DATA_DIR/sottod.lock (datadir.h); -1 = none */
 #ifdef SOTTOD_TEST_HOOKS
     /* sottod-test only (never in the installed sottod): the next N send
      * requests that would be queued fail as a storage error does
@@ -196,8 +196,8 @@ struct sottod_server {
 
     /* attachment blobs being fsynced by finisher threads (attach.c) */
     pthread_mutex_t att_mu;
-    struct finish_job *att_done;  /* finished, under att_mu */
-    size_t att_running;           /* started, not yet taken back (loop only) */
+    struct finish_job *att_done; /* finished, under att_mu */
+    size_t att_running;          /* started, not yet taken back (loop only) */
 
     /* scratch buffer for coalescing queued messages into one TLS write */
     uint8_t *txbuf;

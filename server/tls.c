@@ -70,8 +70,8 @@ out:
     return ret;
 }
 
-int sottod_tls_ensure_self_signed(const char *dir, char *cert_path, size_t cert_cap,
-                                  char *key_path, size_t key_cap)
+int sottod_tls_ensure_self_signed(const char *dir, char *cert_path, size_t cert_cap, char *key_path,
+                                  size_t key_cap)
 {
     int ret = -1;
     EVP_PKEY *pkey = NULL;
@@ -110,8 +110,8 @@ int sottod_tls_ensure_self_signed(const char *dir, char *cert_path, size_t cert_
         X509_gmtime_adj(X509_getm_notAfter(cert), 10L * 366 * 24 * 3600) == NULL)
         goto out;
     X509_NAME *name = X509_get_subject_name(cert);
-    if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                   (const unsigned char *)"sottod", -1, -1, 0) != 1)
+    if (X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"sottod", -1,
+                                   -1, 0) != 1)
         goto out;
     if (X509_set_issuer_name(cert, name) != 1 || X509_set_pubkey(cert, pkey) != 1)
         goto out;
@@ -167,8 +167,8 @@ int sottod_tls_exporter(SSL *ssl, uint8_t out[SOTTOD_EXPORTER_BYTES])
     static const char label[] = "EXPORTER-Channel-Binding";
     if (ssl == NULL || SSL_version(ssl) != TLS1_3_VERSION)
         return -1;
-    if (SSL_export_keying_material(ssl, out, SOTTOD_EXPORTER_BYTES, label, sizeof(label) - 1,
-                                   NULL, 0, 0) != 1)
+    if (SSL_export_keying_material(ssl, out, SOTTOD_EXPORTER_BYTES, label, sizeof(label) - 1, NULL,
+                                   0, 0) != 1)
         return -1;
     return 0;
 }

@@ -20,8 +20,8 @@
 
 /* Creates dir/cert.pem and dir/key.pem (self-signed, CN=sottod, SAN
  * localhost and 127.0.0.1, 10 years) unless both exist. Returns 0 or -1. */
-int sottod_tls_ensure_self_signed(const char *dir, char *cert_path, size_t cert_cap,
-                                  char *key_path, size_t key_cap);
+int sottod_tls_ensure_self_signed(const char *dir, char *cert_path, size_t cert_cap, char *key_path,
+                                  size_t key_cap);
 
 /* Lowercase hex SHA-256 of the DER encoding of the first certificate in a
  * PEM file. Returns 0 or -1. */

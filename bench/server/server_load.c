@@ -48,8 +48,8 @@
 
 #include "tclient.h"
 
-#define WINDOW_FAST 4        /* sends in flight per connection, max mode */
-#define WINDOW_RATE 16       /* ... fixed-rate mode (server allows 32) */
+#define WINDOW_FAST 4  /* sends in flight per connection, max mode */
+#define WINDOW_RATE 16 /* ... fixed-rate mode (server allows 32) */
 
 typedef struct opts {
     int n;
@@ -117,7 +117,7 @@ static double proc_cpu_us(pid_t pid)
     n = fread(buf, 1, sizeof(buf) - 1, fp);
     fclose(fp);
     buf[n] = '\0';
-    p = strrchr(buf, ')');              /* comm may contain spaces */
+    p = strrchr(buf, ')'); /* comm may contain spaces */
     if (p == NULL)
         return -1;
     p += 2;
@@ -168,7 +168,7 @@ typedef struct sched {
 static int64_t sched_time(const sched *s, int k)
 {
     if (s->rate <= 0)
-        return 0;                       /* max mode: time of actual send */
+        return 0; /* max mode: time of actual send */
     return s->t0 + (int64_t)((double)k * 1e9 / s->rate);
 }
 
@@ -229,9 +229,9 @@ typedef struct peer {
     tc_conn *c;
     tc_device dev;
     int inflight;
-    bool dirty;                         /* has corked output to flush */
+    bool dirty; /* has corked output to flush */
     fifo pending;
-    int64_t *sent_at;                   /* per message index (shared array) */
+    int64_t *sent_at; /* per message index (shared array) */
 } peer;
 
 typedef struct sottod_bench {
@@ -239,7 +239,7 @@ typedef struct sottod_bench {
     tc_server srv;
     peer *p;
     int ep;
-    int *dirty;                         /* indices of peers with output */
+    int *dirty; /* indices of peers with output */
     int ndirty;
 } sottod_bench;
 
@@ -323,7 +323,7 @@ static int sottod_setup(sottod_bench *b)
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
 
         epoll_ctl(b->ep, EPOLL_CTL_ADD, tc_fd(b->p[i].c), &ev);
-        tc_cork(b->p[i].c, true);       /* one write per peer per loop turn */
+        tc_cork(b->p[i].c, true); /* one write per peer per loop turn */
     }
     return (int)(rss1 - rss0);
 }
@@ -414,7 +414,8 @@ static void sottod_run(sottod_bench *b, int rate, result *r)
             if (next < o->m) {
                 int64_t wait = sched_time(&s, next) - now_ns();
 
-                timeout_ms = wait <= 0 ? 0 : (int)((wait + 999999) / 1000000); /* no busy wait: round up */
+                timeout_ms =
+                    wait <= 0 ? 0 : (int)((wait + 999999) / 1000000); /* no busy wait: round up */
             }
         }
         if (flush_dirty(b) != 0)
@@ -445,7 +446,7 @@ static void sottod_run(sottod_bench *b, int rate, result *r)
                     if (f->status != SOTTO__API__STATUS__STATUS_OK && f->id >= 1 &&
                         f->id <= (uint64_t)o->m) {
                         failures++;
-                        fifo_push(&p->pending, (int)f->id - 1);   /* retry */
+                        fifo_push(&p->pending, (int)f->id - 1); /* retry */
                         r->sent--;
                     }
                     if (sottod_try_send(b, ci, &s, window, body, r) != 0)
@@ -605,7 +606,8 @@ static void mq_on_message(struct mosquitto *m, void *ud, const struct mosquitto_
 
         if (k < (uint64_t)g_mq->o->m && !g_mq->seen[k]) {
             g_mq->seen[k] = 1;
-            g_mq->lat[g_mq->nlat++] = now_ns() - (int64_t)get_u64((const uint8_t *)msg->payload + 8);
+            g_mq->lat[g_mq->nlat++] =
+                now_ns() - (int64_t)get_u64((const uint8_t *)msg->payload + 8);
         }
     }
 }
@@ -664,10 +666,11 @@ static int mq_setup(mq_bench *q, const char *cert, const char *key)
     fp = fopen(conf, "w");
     if (fp == NULL)
         return -1;
-    fprintf(fp, "per_listener_settings false\nallow_anonymous true\npersistence false\n"
-                "log_dest file %s\nlog_type error\nmax_inflight_messages 32\n"
-                "max_queued_messages 1000000\nlistener %d 127.0.0.1\n"
-                "certfile %s\nkeyfile %s\ntls_version tlsv1.3\n",
+    fprintf(fp,
+            "per_listener_settings false\nallow_anonymous true\npersistence false\n"
+            "log_dest file %s\nlog_type error\nmax_inflight_messages 32\n"
+            "max_queued_messages 1000000\nlistener %d 127.0.0.1\n"
+            "certfile %s\nkeyfile %s\ntls_version tlsv1.3\n",
             pfile, q->port, cert, key);
     /* As root, mosquitto drops to user `mosquitto`, which cannot read the
      * key in sottod's 0700 data dir; this private, loopback-only broker
@@ -679,7 +682,7 @@ static int mq_setup(mq_bench *q, const char *cert, const char *key)
     if (q->pid == 0) {
         int null = open("/dev/null", O_RDWR);
 
-        prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlive the benchmark */
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the benchmark */
 
         dup2(null, 1);
         dup2(null, 2);
@@ -809,7 +812,8 @@ static void mq_run(mq_bench *q, int rate, result *r)
             if (next < o->m) {
                 int64_t wait = sched_time(&s, next) - now_ns();
 
-                timeout_ms = wait <= 0 ? 0 : (int)((wait + 999999) / 1000000); /* no busy wait: round up */
+                timeout_ms =
+                    wait <= 0 ? 0 : (int)((wait + 999999) / 1000000); /* no busy wait: round up */
             }
         }
         mq_poll(q, timeout_ms);
@@ -900,8 +904,13 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    opts o = {.n = 1000, .m = 50000, .rate = 5000, .body = 160, .durability = "full",
-              .phase_timeout_s = 30, .mosquitto = true};
+    opts o = {.n = 1000,
+              .m = 50000,
+              .rate = 5000,
+              .body = 160,
+              .durability = "full",
+              .phase_timeout_s = 30,
+              .mosquitto = true};
     struct rlimit rl;
     sottod_bench sb;
     mq_bench mq;
@@ -980,14 +989,15 @@ int main(int argc, char **argv)
     tc_server_cleanup(&sb.srv);
 
     printf("\nsotto-bench-server: %d connections, %d envelopes per run (%d B body), "
-           "sottod durability=%s, %ld CPUs\n", o.n, o.m, o.body, o.durability,
-           sysconf(_SC_NPROCESSORS_ONLN));
+           "sottod durability=%s, %ld CPUs\n",
+           o.n, o.m, o.body, o.durability, sysconf(_SC_NPROCESSORS_ONLN));
     {
         double la[3] = {0, 0, 0};
 
         if (getloadavg(la, 3) == 3)
             printf("load average now %.2f %.2f %.2f (other processes share the CPUs: "
-                   "numbers are noisy when it is above ~1)\n", la[0], la[1], la[2]);
+                   "numbers are noisy when it is above ~1)\n",
+                   la[0], la[1], la[2]);
     }
     printf("latency: scheduled send -> push received by the recipient; env/s: envelopes "
            "delivered per second\n");

@@ -1057,8 +1057,7 @@ static int cmd_device_add(sc_client *c, int argc, char **argv)
         return report(rc, sc_errmsg(c));
     if (!g.json) {
         printf("added device %u\n", dev);
-        printf("on the new device run:\n  sotto link-finish %s %u %s\n", sc_username(c), dev,
-               akey);
+        printf("on the new device run:\n  sotto link-finish %s %u %s\n", sc_username(c), dev, akey);
         return EXIT_OK;
     }
     o = json_object();

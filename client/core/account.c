@@ -154,8 +154,8 @@ int sc_own_list_sign(sc_client *c, const sotto_device_list *l, uint8_t **out, si
     if (buf == NULL)
         return sc_fail(c, SC_E_INTERNAL, "out of memory");
     rc = sc_account_key_load(c, &kp);
-    if (rc == SC_OK && sotto_device_list_sign(l, &kp, buf, SOTTO_DEVICE_LIST_MAX_BYTES, len) !=
-                           SOTTO_OK)
+    if (rc == SC_OK &&
+        sotto_device_list_sign(l, &kp, buf, SOTTO_DEVICE_LIST_MAX_BYTES, len) != SOTTO_OK)
         rc = sc_fail(c, SC_E_INTERNAL, "cannot sign the device list");
     sotto_key_pair_wipe(&kp);
     if (rc != SC_OK) {
@@ -211,8 +211,7 @@ static int notice_changes(sc_client *c, const char *name, const sotto_device_lis
     }
     for (size_t i = 0; rc == SC_OK && i < d.n_removed; i++) {
         if (own)
-            snprintf(text, sizeof text, "your account removed device %u on %s", d.removed[i],
-                     date);
+            snprintf(text, sizeof text, "your account removed device %u on %s", d.removed[i], date);
         else
             snprintf(text, sizeof text, "%s removed a device on %s", name, date);
         rc = sc_notice_add(c, name, "device_removed", text);
@@ -300,8 +299,7 @@ int sc_account_accept(sc_client *c, const char *name, const sc_api_account *a,
             rc = sc_fail(c, SC_E_UNTRUSTED,
                          "the server served an older device list for %s: version %llu, already"
                          " seen %llu",
-                         name, (unsigned long long)out->version,
-                         (unsigned long long)held.version);
+                         name, (unsigned long long)out->version, (unsigned long long)held.version);
         } else if (e != SOTTO_OK) {
             rc = sc_fail(c, SC_E_UNTRUSTED,
                          "the server served a device list for %s that conflicts with one"
@@ -310,8 +308,7 @@ int sc_account_accept(sc_client *c, const char *name, const sc_api_account *a,
         } else if (out->version > held.version) {
             rc = notice_changes(c, name, &held, out, own);
             if (rc == SC_OK)
-                rc = sc_account_set_list(c, name, a->device_list, a->device_list_len,
-                                         out->version);
+                rc = sc_account_set_list(c, name, a->device_list, a->device_list_len, out->version);
         }
     } else {
         rc = sc_account_set_list(c, name, a->device_list, a->device_list_len, out->version);
@@ -347,7 +344,7 @@ int sc_account_refresh(sc_client *c, const char *name, sotto_device_list *out)
  * gone leaves the set, so it alerts again if it comes back.
  */
 typedef struct alerts {
-    char text[SOTTO_DEVICE_LIST_MAX + 1][sizeof ((sc_client *)0)->err + 128];
+    char text[SOTTO_DEVICE_LIST_MAX + 1][sizeof((sc_client *)0)->err + 128];
     size_t n;
 } alerts;
 
@@ -427,8 +424,8 @@ int sc_own_devices_check(sc_client *c, bool *alert)
         const sotto_device_entry *e = sotto_device_list_find(&l, devs[i].device_id);
         if (e != NULL && devs[i].has_auth_key && devs[i].has_identity_key &&
             sodium_memcmp(e->auth_key, devs[i].auth_key, sizeof e->auth_key) == 0 &&
-            sodium_memcmp(e->identity_key.bytes, devs[i].identity_key,
-                          SOTTO_PUBLIC_KEY_BYTES) == 0 &&
+            sodium_memcmp(e->identity_key.bytes, devs[i].identity_key, SOTTO_PUBLIC_KEY_BYTES) ==
+                0 &&
             e->registration_id == devs[i].registration_id)
             continue;
         snprintf(text, sizeof text,

@@ -205,10 +205,9 @@ int sc_api_fail(sc_client *c, const sc_api_result *r, const char *what)
     }
     if (r->status == -1)
         return sc_fail(c, SC_E_SERVER, "%s: %s", what, r->error);
-    return sc_fail(c, r->status == SOTTO__API__STATUS__STATUS_NOT_FOUND ? SC_E_NOT_FOUND
-                                                                          : SC_E_SERVER,
-                   "%s: server refused (%s)%s%s", what, sc_api_status_name(r->status), sep,
-                   r->error);
+    return sc_fail(
+        c, r->status == SOTTO__API__STATUS__STATUS_NOT_FOUND ? SC_E_NOT_FOUND : SC_E_SERVER,
+        "%s: server refused (%s)%s%s", what, sc_api_status_name(r->status), sep, r->error);
 }
 
 /* ------------------------------------------------------------ connection */
@@ -291,8 +290,7 @@ sc_api_outcome sc_api_register(sc_client *c, const sc_api_register_req *q, uint3
 }
 
 sc_api_outcome sc_api_login(sc_client *c, const char *username, uint32_t device_id,
-                            const uint8_t signature[64], sc_api_login_info *info,
-                            sc_api_result *r)
+                            const uint8_t signature[64], sc_api_login_info *info, sc_api_result *r)
 {
     Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
     Sotto__Api__LoginRequest lg = SOTTO__API__LOGIN_REQUEST__INIT;
@@ -391,8 +389,7 @@ sc_api_outcome sc_api_list_devices(sc_client *c, sc_api_device **devs, size_t *n
                 o->added_by = d->added_by;
                 o->has_keys = d->has_keys;
                 snprintf(o->created, sizeof o->created, "%s", d->created ? d->created : "");
-                snprintf(o->last_seen, sizeof o->last_seen, "%s",
-                         d->last_seen ? d->last_seen : "");
+                snprintf(o->last_seen, sizeof o->last_seen, "%s", d->last_seen ? d->last_seen : "");
                 if (d->auth_key.len == 32) {
                     memcpy(o->auth_key, d->auth_key.data, 32);
                     o->has_auth_key = true;
@@ -418,8 +415,8 @@ sc_api_outcome sc_api_list_devices(sc_client *c, sc_api_device **devs, size_t *n
 
 sc_api_outcome sc_api_add_device(sc_client *c, const uint8_t auth_key[32],
                                  const uint8_t identity_key[33], uint32_t registration_id,
-                                 const uint8_t signature[64], const uint8_t *list,
-                                 size_t list_len, uint32_t *device_id, sc_api_result *r)
+                                 const uint8_t signature[64], const uint8_t *list, size_t list_len,
+                                 uint32_t *device_id, sc_api_result *r)
 {
     Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
     Sotto__Api__AddDeviceRequest ad = SOTTO__API__ADD_DEVICE_REQUEST__INIT;
@@ -647,8 +644,8 @@ sc_api_outcome sc_api_send(sc_client *c, const char *destination, const sc_api_o
 
 /* ------------------------------------------------------------ attachments */
 
-sc_api_outcome sc_api_attachment_slot(sc_client *c, uint64_t size, char id[33],
-                                      uint64_t *max_bytes, sc_api_result *r)
+sc_api_outcome sc_api_attachment_slot(sc_client *c, uint64_t size, char id[33], uint64_t *max_bytes,
+                                      sc_api_result *r)
 {
     Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
     Sotto__Api__AttachmentSlotRequest as = SOTTO__API__ATTACHMENT_SLOT_REQUEST__INIT;
@@ -676,8 +673,7 @@ sc_api_outcome sc_api_attachment_slot(sc_client *c, uint64_t size, char id[33],
     return r->outcome;
 }
 
-sc_api_outcome sc_api_prekey_status(sc_client *c, uint32_t *remaining, bool *low,
-                                    sc_api_result *r)
+sc_api_outcome sc_api_prekey_status(sc_client *c, uint32_t *remaining, bool *low, sc_api_result *r)
 {
     Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
     Sotto__Api__PrekeyStatusRequest ps = SOTTO__API__PREKEY_STATUS_REQUEST__INIT;

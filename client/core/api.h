@@ -84,9 +84,9 @@ typedef struct sc_api_mismatch {
 
 typedef struct sc_api_result {
     sc_api_outcome outcome;
-    int status;            /* sc_api_status, -1 when there was no answer */
-    char error[256];       /* the server's text, or why there was no answer */
-    uint64_t retry_at_ms;  /* SC_API_RETRY: when to try again (wall clock) */
+    int status;               /* sc_api_status, -1 when there was no answer */
+    char error[256];          /* the server's text, or why there was no answer */
+    uint64_t retry_at_ms;     /* SC_API_RETRY: when to try again (wall clock) */
     sc_api_mismatch mismatch; /* SC_API_MISMATCH */
 } sc_api_result;
 
@@ -99,12 +99,12 @@ const char *sc_api_status_name(int status);
 /* A received envelope, copied out of the push frame. */
 typedef struct sc_envelope {
     uint8_t id[16];
-    size_t id_len;          /* 16 on a well-formed envelope */
-    uint64_t server_ts;     /* ms */
-    char source[64];        /* sender username ("" when absent/invalid) */
+    size_t id_len;      /* 16 on a well-formed envelope */
+    uint64_t server_ts; /* ms */
+    char source[64];    /* sender username ("" when absent/invalid) */
     uint32_t source_device;
-    uint32_t type;          /* 2 SignalMessage, 3 PreKeySignalMessage */
-    uint8_t *body;          /* malloc()ed */
+    uint32_t type; /* 2 SignalMessage, 3 PreKeySignalMessage */
+    uint8_t *body; /* malloc()ed */
     size_t body_len;
 } sc_envelope;
 void sc_envelope_clear(sc_envelope *e);
@@ -145,7 +145,7 @@ typedef struct sc_api_register_req {
     const uint8_t *account_key; /* 33 bytes (v2) */
     const uint8_t *device_list; /* the signed list (v2), device_list_len bytes */
     size_t device_list_len;
-    bool recover;               /* re-take the username (docs/api.md) */
+    bool recover; /* re-take the username (docs/api.md) */
 } sc_api_register_req;
 /* register: *device_id gets the id the server gave (1, or the list's with recover). */
 sc_api_outcome sc_api_register(sc_client *c, const sc_api_register_req *req, uint32_t *device_id,
@@ -158,8 +158,7 @@ typedef struct sc_api_login_info {
     uint32_t queued;
 } sc_api_login_info;
 sc_api_outcome sc_api_login(sc_client *c, const char *username, uint32_t device_id,
-                            const uint8_t signature[64], sc_api_login_info *info,
-                            sc_api_result *r);
+                            const uint8_t signature[64], sc_api_login_info *info, sc_api_result *r);
 
 /* set_keys: spk may be NULL (keep the stored one); n <= 100 one-time prekeys. */
 sc_api_outcome sc_api_set_keys(sc_client *c, const sotto_signed_prekey *spk,
@@ -185,8 +184,8 @@ sc_api_outcome sc_api_list_devices(sc_client *c, sc_api_device **devs, size_t *n
 /* add_device with the new signed list (list, list_len bytes). */
 sc_api_outcome sc_api_add_device(sc_client *c, const uint8_t auth_key[32],
                                  const uint8_t identity_key[33], uint32_t registration_id,
-                                 const uint8_t signature[64], const uint8_t *list,
-                                 size_t list_len, uint32_t *device_id, sc_api_result *r);
+                                 const uint8_t signature[64], const uint8_t *list, size_t list_len,
+                                 uint32_t *device_id, sc_api_result *r);
 /* remove_device with the new signed list. */
 sc_api_outcome sc_api_remove_device(sc_client *c, uint32_t device_id, const uint8_t *list,
                                     size_t list_len, sc_api_result *r);
@@ -237,12 +236,11 @@ sc_api_outcome sc_api_send(sc_client *c, const char *destination, const sc_api_o
                            size_t n, uint64_t *server_ts, sc_api_result *r);
 
 /* attachment_slot: id (32 lowercase hex + NUL) and the server's cap. */
-sc_api_outcome sc_api_attachment_slot(sc_client *c, uint64_t size, char id[33],
-                                      uint64_t *max_bytes, sc_api_result *r);
+sc_api_outcome sc_api_attachment_slot(sc_client *c, uint64_t size, char id[33], uint64_t *max_bytes,
+                                      sc_api_result *r);
 
 /* prekey_status: one-time prekeys this device still has on the server. */
-sc_api_outcome sc_api_prekey_status(sc_client *c, uint32_t *remaining, bool *low,
-                                    sc_api_result *r);
+sc_api_outcome sc_api_prekey_status(sc_client *c, uint32_t *remaining, bool *low, sc_api_result *r);
 
 /* The next push, waiting up to timeout_ms (or until *stop). */
 void sc_api_next_push(sc_client *c, int timeout_ms, volatile int *stop, sc_push *out);

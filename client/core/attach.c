@@ -101,9 +101,9 @@ char *sc_attachment_pointers_json(const Sotto__Content__DataMessage *dm)
         json_object_set_new(a, "id", json_string(sc_utf8_valid(id, strlen(id)) ? id : ""));
         json_object_set_new(a, "key", json_string(key));
         json_object_set_new(a, "digest", json_string(dig));
-        json_object_set_new(a, "size", json_integer(p && p->size <= SC_ATTACHMENT_MAX
-                                                        ? (json_int_t)p->size
-                                                        : (json_int_t)-1));
+        json_object_set_new(
+            a, "size",
+            json_integer(p && p->size <= SC_ATTACHMENT_MAX ? (json_int_t)p->size : (json_int_t)-1));
         json_object_set_new(a, "content_type",
                             json_string(ctype[0] && sc_utf8_valid(ctype, strlen(ctype))
                                             ? ctype

@@ -753,10 +753,13 @@ int sc_devices(sc_client *c, sc_device_cb cb, void *ud)
         return sc_api_fail(c, &r, "devices");
     have_list = sc_account_current(c, c->username, &l) == SC_OK;
     for (size_t i = 0; i < n; i++) {
-        const sotto_device_entry *e = have_list ? sotto_device_list_find(&l, devs[i].device_id)
-                                                : NULL;
-        sc_device_info di = {devs[i].device_id, devs[i].created, devs[i].last_seen,
-                             devs[i].has_keys, devs[i].device_id == c->device_id,
+        const sotto_device_entry *e =
+            have_list ? sotto_device_list_find(&l, devs[i].device_id) : NULL;
+        sc_device_info di = {devs[i].device_id,
+                             devs[i].created,
+                             devs[i].last_seen,
+                             devs[i].has_keys,
+                             devs[i].device_id == c->device_id,
                              e != NULL};
         cb(ud, &di);
     }
@@ -1001,16 +1004,16 @@ int sc_link_finish(sc_client *c, const char *username, uint32_t device_id,
         rc = sc_own_device_entry(c, device_id, &me);
     if (rc == SC_OK) {
         found = sotto_device_list_find(&l, device_id);
-        if (found == NULL ||
-            sodium_memcmp(found->auth_key, me.auth_key, sizeof me.auth_key) != 0 ||
+        if (found == NULL || sodium_memcmp(found->auth_key, me.auth_key, sizeof me.auth_key) != 0 ||
             !sotto_public_key_equal(&found->identity_key, &me.identity_key))
             rc = sc_fail(c, SC_E_UNTRUSTED,
                          "the account key you gave did not sign a device list with this"
                          " device as device %u",
                          device_id);
     } else if (rc == SC_E_NOT_FOUND) {
-        rc = sc_fail(c, SC_E_UNTRUSTED, "the server served no device list signed by that"
-                                        " account key");
+        rc = sc_fail(c, SC_E_UNTRUSTED,
+                     "the server served no device list signed by that"
+                     " account key");
     }
     if (rc != SC_OK) {
         /* nothing of this attempt stays: the next one starts clean */

@@ -46,8 +46,8 @@ struct sc_client {
     unsigned att_transient;
     int att_transient_rc;
     char att_transient_err[512];
-    uint32_t login_queued;       /* envelopes waiting at login (LoginResponse.queued) */
-    uint64_t retry_at_ms;        /* after SC_E_RETRY: when to try again (sc_retry_at) */
+    uint32_t login_queued; /* envelopes waiting at login (LoginResponse.queued) */
+    uint64_t retry_at_ms;  /* after SC_E_RETRY: when to try again (sc_retry_at) */
     char err[512];
 };
 
@@ -163,8 +163,8 @@ int sc_attachment_outcome(sc_client *c);
 /* account.c: account keys and signed device lists (docs/protocol.md) */
 #include "sotto/device_list.h"
 /* A notice row in the conversation with `who` (recv.c); *rowid its id. */
-int sc_notice_row(sc_client *c, const char *who, uint32_t dev, uint64_t server_ts,
-                  const char *code, const char *text, int64_t *rowid);
+int sc_notice_row(sc_client *c, const char *who, uint32_t dev, uint64_t server_ts, const char *code,
+                  const char *text, int64_t *rowid);
 /* A notice row (shown by the next receive/listen, also as a --json event). */
 int sc_notice_add(sc_client *c, const char *who, const char *code, const char *text);
 /* Our account's public key (every device has it); SC_E_NOT_FOUND when this

@@ -148,8 +148,8 @@ int sc_history(sc_client *c, const char *conv, bool is_group, size_t limit, sc_e
 }
 
 /* Stores a notice row in the conversation with `who`. */
-int sc_notice_row(sc_client *c, const char *who, uint32_t dev, uint64_t server_ts,
-                  const char *code, const char *text, int64_t *rowid)
+int sc_notice_row(sc_client *c, const char *who, uint32_t dev, uint64_t server_ts, const char *code,
+                  const char *text, int64_t *rowid)
 {
     sc_msg_row m;
     char extra[128];
@@ -321,8 +321,8 @@ void sc_content_free(Sotto__Content__Content *ct)
 }
 
 /* Handles decrypted content from (source, dev). Inside the transaction. */
-static int handle_content(sc_client *c, const sc_envelope *e,
-                          const Sotto__Content__Content *ct, pending_emit *pe)
+static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Content__Content *ct,
+                          pending_emit *pe)
 {
     const char *src = e->source;
     bool from_self = c->username && strcmp(src, c->username) == 0;
@@ -384,7 +384,7 @@ static int handle_content(sc_client *c, const sc_envelope *e,
         return rc;
     if (!sc_utf8_valid(ct->data->body, strlen(ct->data->body)))
         return sc_notice_row(c, src, e->source_device, e->server_ts, "malformed",
-                            "a message with invalid text was dropped", &rowid) == SC_OK
+                             "a message with invalid text was dropped", &rowid) == SC_OK
                    ? (pend(pe, rowid), SC_OK)
                    : SC_E_STORE;
     if (ct->data->group) {
@@ -398,8 +398,7 @@ static int handle_content(sc_client *c, const sc_envelope *e,
             return SC_OK;
         if (g->type != SOTTO__CONTENT__GROUP_CONTEXT__TYPE__DELIVER) {
             int64_t before = max_row(c);
-            rc = sc_group_apply_update(c, src, e->source_device, g, ct->timestamp,
-                                       e->server_ts);
+            rc = sc_group_apply_update(c, src, e->source_device, g, ct->timestamp, e->server_ts);
             if (rc == SC_OK && max_row(c) > before)
                 pend(pe, max_row(c));
             return rc;
@@ -473,8 +472,8 @@ int sc_process_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_e
     if (e->type != SOTTO_MSG_SIGNAL && e->type != SOTTO_MSG_PREKEY) {
         snprintf(text, sizeof text, "a message of unsupported type %u from %s was dropped", e->type,
                  e->source);
-        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "unsupported",
-                          text, &rowid);
+        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "unsupported", text,
+                           &rowid);
         pend(&pe, rowid);
         goto mark;
     }
@@ -490,8 +489,8 @@ int sc_process_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_e
                  " compare it and run `sotto trust %s`",
                  e->source, e->source);
         if (rc == SC_OK)
-            rc = sc_notice_row(c, e->source, e->source_device, e->server_ts,
-                              "identity_changed", text, &rowid);
+            rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "identity_changed",
+                               text, &rowid);
         pend(&pe, rowid);
         goto mark;
     }
@@ -502,8 +501,8 @@ int sc_process_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_e
                  "a message from %s (device %u) could not be decrypted (%s);"
                  " starting a new session",
                  e->source, e->source_device, sotto_strerror(e2));
-        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts,
-                          "undecryptable", text, &rowid);
+        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "undecryptable", text,
+                           &rowid);
         pend(&pe, rowid);
         if (rc == SC_OK && e2 != SOTTO_ERR_UNTRUSTED_IDENTITY) {
             /* The next send to this device starts from a fresh bundle (the
@@ -518,8 +517,7 @@ int sc_process_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_e
     if (sc_content_decode(pt, pt_len, &ct) != SC_OK) {
         snprintf(text, sizeof text, "a message from %s (device %u) was malformed", e->source,
                  e->source_device);
-        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "malformed",
-                          text, &rowid);
+        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "malformed", text, &rowid);
         pend(&pe, rowid);
         goto mark;
     }
@@ -625,8 +623,7 @@ static int set_aside(sc_client *c, const sc_envelope *e, bool hold, const char *
 }
 
 /* Vets, then processes, one received envelope. SC_OK when it may be acked. */
-int sc_accept_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_event_cb cb,
-                       void *ud)
+int sc_accept_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_event_cb cb, void *ud)
 {
     char text[sizeof c->err + 160];
     bool genuine = false, seen = false;
@@ -664,8 +661,7 @@ static void report_bad_push(sc_client *c, const sc_push *p, sc_event_cb cb, void
     int64_t rowid = 0;
     char text[256];
 
-    snprintf(text, sizeof text,
-             "the server delivered a damaged envelope (%s); it was dropped",
+    snprintf(text, sizeof text, "the server delivered a damaged envelope (%s); it was dropped",
              p->error[0] ? p->error : "unreadable");
     if (sc_notice_row(c, "", 0, sc_now_ms(), "damaged_envelope", text, &rowid) == SC_OK &&
         rowid > 0)

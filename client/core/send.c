@@ -424,9 +424,9 @@ static row_fate fate_of(int rc)
     switch (rc) {
     case SC_OK:
         return ROW_SENT;
-    case SC_E_NOT_FOUND:  /* no such user */
-    case SC_E_UNTRUSTED:  /* safety number changed: the user sends again after trust */
-    case SC_E_SERVER:     /* refused for good (too large, forbidden, ...) */
+    case SC_E_NOT_FOUND: /* no such user */
+    case SC_E_UNTRUSTED: /* safety number changed: the user sends again after trust */
+    case SC_E_SERVER:    /* refused for good (too large, forbidden, ...) */
         return ROW_REFUSED;
     case SC_E_NETWORK:
     case SC_E_RETRY:

@@ -1749,8 +1749,8 @@ int sc_account_get(sc_client *c, const char *name, sc_account_row *out)
 int sc_account_pin(sc_client *c, const char *name, const uint8_t key[SC_ACCOUNT_KEY_BYTES])
 {
     query q;
-    int rc = q_open(c, &q,
-                    "INSERT INTO client_accounts(name, account_key, pinned_ms) VALUES(?, ?, ?)");
+    int rc =
+        q_open(c, &q, "INSERT INTO client_accounts(name, account_key, pinned_ms) VALUES(?, ?, ?)");
     if (rc != SC_OK)
         return rc;
     q_text(&q, name);
@@ -1763,8 +1763,7 @@ int sc_account_set_list(sc_client *c, const char *name, const uint8_t *list, siz
                         uint64_t version)
 {
     query q;
-    int rc = q_open(c, &q,
-                    "UPDATE client_accounts SET list = ?, list_version = ? WHERE name = ?");
+    int rc = q_open(c, &q, "UPDATE client_accounts SET list = ?, list_version = ? WHERE name = ?");
     if (rc != SC_OK)
         return rc;
     q_blob(&q, list, len);

@@ -286,7 +286,7 @@ typedef struct sc_account_row {
     uint8_t account_key[SC_ACCOUNT_KEY_BYTES]; /* pinned */
     bool has_pending;
     uint8_t pending_key[SC_ACCOUNT_KEY_BYTES]; /* a changed key waiting for `trust` */
-    uint8_t *list; /* malloc()ed signed list or NULL */
+    uint8_t *list;                             /* malloc()ed signed list or NULL */
     size_t list_len;
     uint64_t list_version; /* 0: none accepted yet */
 } sc_account_row;

@@ -84,8 +84,7 @@ static int pending_is_current(sc_client *c, const char *contact)
                          contact, contact);
     } else {
         rc = sc_fail(c, SC_E_UNTRUSTED,
-                     "the server serves no account key for %s now: nothing was trusted",
-                     contact);
+                     "the server serves no account key for %s now: nothing was trusted", contact);
     }
     sc_api_account_clear(&a);
     sc_account_row_clear(&row);

@@ -33,16 +33,16 @@
 extern "C" {
 #endif
 
-#define SOTTO_FP_DEFAULT_ITERATIONS 5200u  /* what Signal apps use */
+#define SOTTO_FP_DEFAULT_ITERATIONS 5200u /* what Signal apps use */
 #define SOTTO_FP_MAX_ITERATIONS 1000000u
-#define SOTTO_FP_DISPLAY_DIGITS 60         /* 30 per party */
-#define SOTTO_FP_SCANNABLE_V0 0u           /* keys and identifiers in the clear */
-#define SOTTO_FP_SCANNABLE_V1 1u           /* 32 bytes of each party's hash */
-#define SOTTO_FP_MAX_KEYS 64               /* identity keys per party */
-#define SOTTO_FP_MAX_ID_BYTES 1024         /* stable identifier length */
+#define SOTTO_FP_DISPLAY_DIGITS 60 /* 30 per party */
+#define SOTTO_FP_SCANNABLE_V0 0u   /* keys and identifiers in the clear */
+#define SOTTO_FP_SCANNABLE_V1 1u   /* 32 bytes of each party's hash */
+#define SOTTO_FP_MAX_KEYS 64       /* identity keys per party */
+#define SOTTO_FP_MAX_ID_BYTES 1024 /* stable identifier length */
 /* Largest scannable encoding accepted by sotto_fingerprint_compare_scanned. */
-#define SOTTO_FP_SCANNABLE_MAX (2 * (16 + SOTTO_FP_MAX_KEYS * SOTTO_PUBLIC_KEY_BYTES + \
-                                     SOTTO_FP_MAX_ID_BYTES) + 16)
+#define SOTTO_FP_SCANNABLE_MAX                                                                     \
+    (2 * (16 + SOTTO_FP_MAX_KEYS * SOTTO_PUBLIC_KEY_BYTES + SOTTO_FP_MAX_ID_BYTES) + 16)
 
 typedef struct sotto_fingerprint sotto_fingerprint;
 
@@ -61,10 +61,12 @@ typedef struct sotto_fingerprint sotto_fingerprint;
  * Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT, SOTTO_ERR_INVALID_KEY (a
  * key with a wrong type byte) or SOTTO_ERR_NOMEM.
  */
-SOTTO_API SOTTO_WUR int sotto_fingerprint_create(sotto_fingerprint **out,
-    uint32_t iterations, uint32_t scannable_version,
-    const char *local_id, const sotto_public_key *local_keys, size_t local_n,
-    const char *remote_id, const sotto_public_key *remote_keys, size_t remote_n);
+SOTTO_API SOTTO_WUR int sotto_fingerprint_create(sotto_fingerprint **out, uint32_t iterations,
+                                                 uint32_t scannable_version, const char *local_id,
+                                                 const sotto_public_key *local_keys, size_t local_n,
+                                                 const char *remote_id,
+                                                 const sotto_public_key *remote_keys,
+                                                 size_t remote_n);
 
 /* Frees a fingerprint (NULL is fine). */
 SOTTO_API void sotto_fingerprint_free(sotto_fingerprint *fp);
@@ -83,7 +85,7 @@ SOTTO_API const char *sotto_fingerprint_display(const sotto_fingerprint *fp);
  * Returns SOTTO_OK or SOTTO_ERR_INVALID_ARGUMENT.
  */
 SOTTO_API SOTTO_WUR int sotto_fingerprint_scannable(const sotto_fingerprint *fp,
-    const uint8_t **data, size_t *len);
+                                                    const uint8_t **data, size_t *len);
 
 /*
  * Compares the peer's scanned fingerprint (their serialised scannable
@@ -100,7 +102,8 @@ SOTTO_API SOTTO_WUR int sotto_fingerprint_scannable(const sotto_fingerprint *fp,
  * *match is false whenever the result is not SOTTO_OK.
  */
 SOTTO_API SOTTO_WUR int sotto_fingerprint_compare_scanned(const sotto_fingerprint *fp,
-    const uint8_t *scanned, size_t len, bool *match);
+                                                          const uint8_t *scanned, size_t len,
+                                                          bool *match);
 
 #ifdef __cplusplus
 }

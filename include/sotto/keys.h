@@ -25,12 +25,12 @@ extern "C" {
 #endif
 
 #define SOTTO_KEY_TYPE_DJB 0x05
-#define SOTTO_PUBLIC_KEY_BYTES 33   /* serialised public key: 0x05 || u */
-#define SOTTO_RAW_KEY_BYTES 32      /* raw X25519 u-coordinate */
-#define SOTTO_PRIVATE_KEY_BYTES 32  /* raw clamped X25519 scalar */
+#define SOTTO_PUBLIC_KEY_BYTES 33  /* serialised public key: 0x05 || u */
+#define SOTTO_RAW_KEY_BYTES 32     /* raw X25519 u-coordinate */
+#define SOTTO_PRIVATE_KEY_BYTES 32 /* raw clamped X25519 scalar */
 #define SOTTO_SHARED_SECRET_BYTES 32
-#define SOTTO_SIGNATURE_BYTES 64    /* XEdDSA signature R || S with sign bit */
-#define SOTTO_PREKEY_MAX_ID 0xFFFFFEu   /* one-time prekey ids are 1 .. 0xFFFFFE */
+#define SOTTO_SIGNATURE_BYTES 64              /* XEdDSA signature R || S with sign bit */
+#define SOTTO_PREKEY_MAX_ID 0xFFFFFEu         /* one-time prekey ids are 1 .. 0xFFFFFE */
 #define SOTTO_PREKEY_LAST_RESORT_ID 0xFFFFFFu /* never removed after use (spec 2.6) */
 
 /* A public key in its 33-byte serialised form (bytes[0] == 0x05). */
@@ -80,8 +80,9 @@ SOTTO_API SOTTO_WUR int sotto_key_pair_generate(sotto_key_pair *out);
  * copy of `priv`. Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT (NULL) or
  * SOTTO_ERR_CRYPTO.
  */
-SOTTO_API SOTTO_WUR int sotto_key_pair_from_private(sotto_key_pair *out,
-    const uint8_t priv[SOTTO_STATIC_N(SOTTO_PRIVATE_KEY_BYTES)]);
+SOTTO_API SOTTO_WUR int
+sotto_key_pair_from_private(sotto_key_pair *out,
+                            const uint8_t priv[SOTTO_STATIC_N(SOTTO_PRIVATE_KEY_BYTES)]);
 
 /* Wipes a key pair (private and public parts, sodium_memzero). NULL is a
  * no-op. */
@@ -94,8 +95,8 @@ SOTTO_API void sotto_key_pair_wipe(sotto_key_pair *kp);
  * Returns SOTTO_OK or SOTTO_ERR_INVALID_KEY (also for a NULL argument);
  * `*out` is only written on success.
  */
-SOTTO_API SOTTO_WUR int sotto_public_key_decode(sotto_public_key *out,
-    const uint8_t *data, size_t len);
+SOTTO_API SOTTO_WUR int sotto_public_key_decode(sotto_public_key *out, const uint8_t *data,
+                                                size_t len);
 
 /* Constant-time equality of two public keys (all 33 bytes): true when
  * equal; false when either is NULL. */
@@ -110,8 +111,8 @@ SOTTO_API bool sotto_public_key_equal(const sotto_public_key *a, const sotto_pub
  * SOTTO_ERR_INVALID_KEY `out` is zeroed.
  */
 SOTTO_API SOTTO_WUR int sotto_dh(uint8_t out[SOTTO_STATIC_N(SOTTO_SHARED_SECRET_BYTES)],
-    const uint8_t our_priv[SOTTO_STATIC_N(SOTTO_PRIVATE_KEY_BYTES)],
-    const sotto_public_key *their_pub);
+                                 const uint8_t our_priv[SOTTO_STATIC_N(SOTTO_PRIVATE_KEY_BYTES)],
+                                 const sotto_public_key *their_pub);
 
 /*
  * XEdDSA signature as Signal makes it (spec 3.3): signs `msg_len` bytes of
@@ -120,9 +121,10 @@ SOTTO_API SOTTO_WUR int sotto_dh(uint8_t out[SOTTO_STATIC_N(SOTTO_SHARED_SECRET_
  * nonce. Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT (NULL) or
  * SOTTO_ERR_CRYPTO; with SOTTO_ERR_CRYPTO `sig` is zeroed.
  */
-SOTTO_API SOTTO_WUR int sotto_xeddsa_sign(uint8_t sig[SOTTO_STATIC_N(SOTTO_SIGNATURE_BYTES)],
-    const uint8_t priv[SOTTO_STATIC_N(SOTTO_PRIVATE_KEY_BYTES)],
-    const uint8_t *msg, size_t msg_len);
+SOTTO_API SOTTO_WUR int
+sotto_xeddsa_sign(uint8_t sig[SOTTO_STATIC_N(SOTTO_SIGNATURE_BYTES)],
+                  const uint8_t priv[SOTTO_STATIC_N(SOTTO_PRIVATE_KEY_BYTES)], const uint8_t *msg,
+                  size_t msg_len);
 
 /*
  * Verifies a 64-byte XEdDSA signature (spec 3.3) over `msg_len` bytes of
@@ -132,9 +134,9 @@ SOTTO_API SOTTO_WUR int sotto_xeddsa_sign(uint8_t sig[SOTTO_STATIC_N(SOTTO_SIGNA
  * SOTTO_ERR_INVALID_SIGNATURE (also for NULL arguments and a key whose
  * type byte is not 0x05).
  */
-SOTTO_API SOTTO_WUR int sotto_xeddsa_verify(const sotto_public_key *pub,
-    const uint8_t *msg, size_t msg_len,
-    const uint8_t sig[SOTTO_STATIC_N(SOTTO_SIGNATURE_BYTES)]);
+SOTTO_API SOTTO_WUR int
+sotto_xeddsa_verify(const sotto_public_key *pub, const uint8_t *msg, size_t msg_len,
+                    const uint8_t sig[SOTTO_STATIC_N(SOTTO_SIGNATURE_BYTES)]);
 
 /*
  * Generates an identity key pair (an ordinary Curve25519 key pair, spec
@@ -176,7 +178,8 @@ SOTTO_API SOTTO_WUR int sotto_prekeys_generate(sotto_prekey *out, uint32_t start
  * written on success.
  */
 SOTTO_API SOTTO_WUR int sotto_signed_prekey_generate(sotto_signed_prekey *out,
-    const sotto_key_pair *identity, uint32_t id, uint64_t timestamp_ms);
+                                                     const sotto_key_pair *identity, uint32_t id,
+                                                     uint64_t timestamp_ms);
 
 /*
  * Checks a signed prekey's 64-byte signature made by `identity_pub` over
@@ -184,9 +187,10 @@ SOTTO_API SOTTO_WUR int sotto_signed_prekey_generate(sotto_signed_prekey *out,
  * bundles and by the server on upload). Returns SOTTO_OK or
  * SOTTO_ERR_INVALID_SIGNATURE (also for NULL arguments).
  */
-SOTTO_API SOTTO_WUR int sotto_signed_prekey_verify(const sotto_public_key *identity_pub,
-    const sotto_public_key *signed_prekey_pub,
-    const uint8_t signature[SOTTO_STATIC_N(SOTTO_SIGNATURE_BYTES)]);
+SOTTO_API SOTTO_WUR int
+sotto_signed_prekey_verify(const sotto_public_key *identity_pub,
+                           const sotto_public_key *signed_prekey_pub,
+                           const uint8_t signature[SOTTO_STATIC_N(SOTTO_SIGNATURE_BYTES)]);
 
 #ifdef __cplusplus
 }

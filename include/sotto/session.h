@@ -59,7 +59,7 @@ typedef struct sotto_prekey_bundle {
     uint32_t registration_id;
     uint32_t device_id;
     bool has_prekey;
-    uint32_t prekey_id;                 /* 1 .. 0xFFFFFF */
+    uint32_t prekey_id; /* 1 .. 0xFFFFFF */
     sotto_public_key prekey;
     uint32_t signed_prekey_id;
     sotto_public_key signed_prekey;
@@ -78,8 +78,10 @@ typedef struct sotto_prekey_bundle {
  * The keys are not checked here (the receiver checks them).
  * Returns SOTTO_OK or SOTTO_ERR_INVALID_ARGUMENT (NULL).
  */
-SOTTO_API SOTTO_WUR int sotto_prekey_bundle_encode(const sotto_prekey_bundle *bundle,
-    uint8_t out[SOTTO_STATIC_N(SOTTO_PREKEY_BUNDLE_MAX_BYTES)], size_t *out_len);
+SOTTO_API SOTTO_WUR int
+sotto_prekey_bundle_encode(const sotto_prekey_bundle *bundle,
+                           uint8_t out[SOTTO_STATIC_N(SOTTO_PREKEY_BUNDLE_MAX_BYTES)],
+                           size_t *out_len);
 
 /*
  * Parses an encoded bundle from untrusted input (bounds-checked; exact
@@ -92,8 +94,8 @@ SOTTO_API SOTTO_WUR int sotto_prekey_bundle_encode(const sotto_prekey_bundle *bu
  * SOTTO_ERR_INVALID_MESSAGE (truncated, trailing bytes, bad flags).
  * `*out` is zeroed on failure.
  */
-SOTTO_API SOTTO_WUR int sotto_prekey_bundle_decode(sotto_prekey_bundle *out,
-    const uint8_t *data, size_t len);
+SOTTO_API SOTTO_WUR int sotto_prekey_bundle_decode(sotto_prekey_bundle *out, const uint8_t *data,
+                                                   size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Sessions                                                            */
@@ -130,7 +132,8 @@ SOTTO_API SOTTO_WUR int sotto_prekey_bundle_decode(sotto_prekey_bundle *out,
  * SOTTO_ERR_NOMEM, SOTTO_ERR_CRYPTO or a store error.
  */
 SOTTO_API SOTTO_WUR int sotto_session_process_bundle(const sotto_protocol_store *store,
-    const sotto_address *remote, const sotto_prekey_bundle *bundle);
+                                                     const sotto_address *remote,
+                                                     const sotto_prekey_bundle *bundle);
 
 /* Largest plaintext sotto_session_encrypt accepts (so that every message
  * it writes stays within SOTTO_MAX_MESSAGE_BYTES). */
@@ -155,8 +158,9 @@ SOTTO_API SOTTO_WUR int sotto_session_process_bundle(const sotto_protocol_store 
  * error.
  */
 SOTTO_API SOTTO_WUR int sotto_session_encrypt(const sotto_protocol_store *store,
-    const sotto_address *remote, const uint8_t *pt, size_t pt_len,
-    uint8_t **msg, size_t *msg_len, int *msg_type);
+                                              const sotto_address *remote, const uint8_t *pt,
+                                              size_t pt_len, uint8_t **msg, size_t *msg_len,
+                                              int *msg_type);
 
 /*
  * Decrypts a message from `remote`; `msg_type` is SOTTO_MSG_SIGNAL or
@@ -221,17 +225,18 @@ SOTTO_API SOTTO_WUR int sotto_session_encrypt(const sotto_protocol_store *store,
  * identity.is_trusted for both message types.
  */
 SOTTO_API SOTTO_WUR int sotto_session_decrypt(const sotto_protocol_store *store,
-    const sotto_address *remote, int msg_type, const uint8_t *msg, size_t msg_len,
-    uint8_t **pt, size_t *pt_len);
+                                              const sotto_address *remote, int msg_type,
+                                              const uint8_t *msg, size_t msg_len, uint8_t **pt,
+                                              size_t *pt_len);
 
 /* The public parts of a PreKeySignalMessage (spec 1.4). */
 typedef struct sotto_prekey_message_info {
-    uint32_t registration_id;       /* 0 when absent */
+    uint32_t registration_id; /* 0 when absent */
     bool has_prekey_id;
     uint32_t prekey_id;
     uint32_t signed_prekey_id;
     sotto_public_key base_key;
-    sotto_public_key identity_key;  /* the sender's identity key */
+    sotto_public_key identity_key; /* the sender's identity key */
 } sotto_prekey_message_info;
 
 /*
@@ -248,7 +253,7 @@ typedef struct sotto_prekey_message_info {
  * on a decoding error.
  */
 SOTTO_API SOTTO_WUR int sotto_prekey_message_inspect(sotto_prekey_message_info *out,
-    const uint8_t *msg, size_t msg_len);
+                                                     const uint8_t *msg, size_t msg_len);
 
 /*
  * *exists = true when `remote` has a session record whose current state
@@ -257,7 +262,7 @@ SOTTO_API SOTTO_WUR int sotto_prekey_message_inspect(sotto_prekey_message_info *
  * callbacks), SOTTO_ERR_CORRUPT_RECORD or a store error.
  */
 SOTTO_API SOTTO_WUR int sotto_session_exists(const sotto_protocol_store *store,
-    const sotto_address *remote, bool *exists);
+                                             const sotto_address *remote, bool *exists);
 
 /*
  * The registration id the remote device announced (from its bundle or
@@ -266,7 +271,8 @@ SOTTO_API SOTTO_WUR int sotto_session_exists(const sotto_protocol_store *store,
  * SOTTO_ERR_NO_SESSION, SOTTO_ERR_CORRUPT_RECORD or a store error.
  */
 SOTTO_API SOTTO_WUR int sotto_session_remote_registration_id(const sotto_protocol_store *store,
-    const sotto_address *remote, uint32_t *out);
+                                                             const sotto_address *remote,
+                                                             uint32_t *out);
 
 /*
  * The remote identity key of the current state (the key the session was
@@ -277,7 +283,8 @@ SOTTO_API SOTTO_WUR int sotto_session_remote_registration_id(const sotto_protoco
  * SOTTO_ERR_CORRUPT_RECORD or a store error.
  */
 SOTTO_API SOTTO_WUR int sotto_session_remote_identity(const sotto_protocol_store *store,
-    const sotto_address *remote, sotto_public_key *out);
+                                                      const sotto_address *remote,
+                                                      sotto_public_key *out);
 
 /*
  * Deletes the session record of `remote` (store->session.remove), with
@@ -286,7 +293,7 @@ SOTTO_API SOTTO_WUR int sotto_session_remote_identity(const sotto_protocol_store
  * address) or a store error.
  */
 SOTTO_API SOTTO_WUR int sotto_session_delete(const sotto_protocol_store *store,
-    const sotto_address *remote);
+                                             const sotto_address *remote);
 
 /* Format version written at the start of every session record. */
 #define SOTTO_SESSION_RECORD_FORMAT_VERSION 1

@@ -25,9 +25,9 @@
  * Policies are those of sotto/memory_store.h: trust on first use, a changed
  * identity untrusted until `save`; a one-time prekey id never takes a
  * different key, and a removed (consumed) one is never stored again, not
- * even with the same key (the row is kept with its private key deleted). A row that does not decode (wrong type or length, an id out of
- * range) gives SOTTO_ERR_CORRUPT_RECORD, never a crash. Other SQLite
- * failures give SOTTO_ERR_STORE.
+ * even with the same key (the row is kept with its private key deleted). A row that does not decode
+ * (wrong type or length, an id out of range) gives SOTTO_ERR_CORRUPT_RECORD, never a crash. Other
+ * SQLite failures give SOTTO_ERR_STORE.
  *
  * Transactions: every callback runs as its own statement (autocommit) unless
  * the application opened a transaction with sotto_sqlite_store_begin(); do

@@ -33,7 +33,7 @@
 extern "C" {
 #endif
 
-#define SOTTO_MAX_NAME_BYTES 256      /* longest address name accepted */
+#define SOTTO_MAX_NAME_BYTES 256          /* longest address name accepted */
 #define SOTTO_MAX_RECORD_BYTES (4u << 20) /* longest record a store must hold */
 
 /* A remote (or local) device: account name (UTF-8, not NUL-terminated
@@ -63,8 +63,7 @@ typedef struct sotto_session_store {
     int (*remove)(void *ud, const sotto_address *addr);
     /* Device ids with a session for `name`, excluding none; *ids malloc()ed,
      * caller frees. Zero devices: SOTTO_OK with *count 0 and *ids NULL. */
-    int (*device_ids)(void *ud, const char *name, size_t name_len,
-                      uint32_t **ids, size_t *count);
+    int (*device_ids)(void *ud, const char *name, size_t name_len, uint32_t **ids, size_t *count);
     void *user_data;
 } sotto_session_store;
 

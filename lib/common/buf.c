@@ -162,7 +162,7 @@ void sotto_wbuf_put_u8(sotto_wbuf *w, uint8_t v)
 
 void sotto_wbuf_put_u32be(sotto_wbuf *w, uint32_t v)
 {
-    uint8_t b[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
     sotto_wbuf_put(w, b, 4);
 }
 

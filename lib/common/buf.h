@@ -34,11 +34,11 @@ typedef struct sotto_rbuf {
 
 typedef struct sotto_wbuf {
     uint8_t *data;
-    size_t len;  /* bytes written */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* hard maximum length */
-    int err;     /* first error, sticky (SOTTO_OK while fine) */
-    bool fixed;  /* data is caller-owned, never reallocated or freed */
+    size_t len; /* bytes written */
+    size_t cap; /* bytes allocated */
+    size_t max; /* hard maximum length */
+    int err;    /* first error, sticky (SOTTO_OK while fine) */
+    bool fixed; /* data is caller-owned, never reallocated or freed */
 } sotto_wbuf;
 
 void sotto_rbuf_init(sotto_rbuf *r, const uint8_t *data, size_t len);
@@ -67,7 +67,10 @@ void sotto_wbuf_put_varint(sotto_wbuf *w, uint64_t v);
 void sotto_wbuf_put_lp32(sotto_wbuf *w, const void *p, size_t n);
 /* Reserves n bytes and returns a pointer to them (NULL and err set on failure). */
 uint8_t *sotto_wbuf_reserve(sotto_wbuf *w, size_t n);
-static inline int sotto_wbuf_error(const sotto_wbuf *w) { return w->err; }
+static inline int sotto_wbuf_error(const sotto_wbuf *w)
+{
+    return w->err;
+}
 /*
  * Moves the heap contents to the caller (*out, *out_len; free with free(),
  * after sodium_memzero if secret). Fails with the sticky error if any.

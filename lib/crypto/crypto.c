@@ -25,8 +25,8 @@
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static pthread_key_t aes_ctx_key;
 static pthread_key_t md_ctx_key;
-static EVP_CIPHER *aes_cipher;   /* fetched once, lives for the process */
-static EVP_MD *sha256_md;        /* fetched once, lives for the process */
+static EVP_CIPHER *aes_cipher; /* fetched once, lives for the process */
+static EVP_MD *sha256_md;      /* fetched once, lives for the process */
 static int global_init_ok;
 
 static void aes_ctx_destroy(void *p)
@@ -109,8 +109,7 @@ static int hmac_hash(EVP_MD_CTX *ctx, const uint8_t k0[HMAC_BLOCK], uint8_t xor_
         if (lens[i] != 0)
             ok = EVP_DigestUpdate(ctx, parts[i], lens[i]) == 1;
     }
-    ok = ok && EVP_DigestFinal_ex(ctx, out, &out_len) == 1 &&
-         out_len == SOTTO_HMAC_SHA256_BYTES;
+    ok = ok && EVP_DigestFinal_ex(ctx, out, &out_len) == 1 && out_len == SOTTO_HMAC_SHA256_BYTES;
     sodium_memzero(pad, sizeof pad);
     return ok ? SOTTO_OK : SOTTO_ERR_CRYPTO;
 }
@@ -136,8 +135,7 @@ int sotto_hmac_key_init(sotto_hmac_key *k, const uint8_t *key, size_t key_len)
     ctx = md_thread_ctx();
     if (ctx == NULL)
         goto out;
-    if (EVP_DigestInit_ex2(ctx, sha256_md, NULL) == 1 &&
-        EVP_DigestUpdate(ctx, key, key_len) == 1 &&
+    if (EVP_DigestInit_ex2(ctx, sha256_md, NULL) == 1 && EVP_DigestUpdate(ctx, key, key_len) == 1 &&
         EVP_DigestFinal_ex(ctx, k->k0, &len) == 1 && len == SOTTO_HMAC_SHA256_BYTES)
         rc = SOTTO_OK;
     /* Frees (and clears) OpenSSL's context, which holds the hashed key. */
@@ -148,11 +146,11 @@ out:
     return rc;
 }
 
-int sotto_hmac_key_mac(const sotto_hmac_key *k, const uint8_t *const *parts,
-                       const size_t *lens, size_t n, uint8_t out[SOTTO_HMAC_SHA256_BYTES])
+int sotto_hmac_key_mac(const sotto_hmac_key *k, const uint8_t *const *parts, const size_t *lens,
+                       size_t n, uint8_t out[SOTTO_HMAC_SHA256_BYTES])
 {
     const uint8_t *outer_parts[1];
-    const size_t outer_lens[1] = { SOTTO_HMAC_SHA256_BYTES };
+    const size_t outer_lens[1] = {SOTTO_HMAC_SHA256_BYTES};
     uint8_t inner[SOTTO_HMAC_SHA256_BYTES];
     EVP_MD_CTX *ctx;
     int rc;
@@ -197,17 +195,15 @@ void sotto_hmac_key_wipe(sotto_hmac_key *k)
         sodium_memzero(k, sizeof *k);
     /* Free (and clear) the digest state the last MAC left in this thread's
      * context (see sotto_hmac_key_mac). No-op when there is none. */
-    if (sotto_crypto_global_init() == SOTTO_OK &&
-        (ctx = pthread_getspecific(md_ctx_key)) != NULL)
+    if (sotto_crypto_global_init() == SOTTO_OK && (ctx = pthread_getspecific(md_ctx_key)) != NULL)
         EVP_MD_CTX_reset(ctx);
 }
 
-int sotto_hmac_sha256(uint8_t out[SOTTO_HMAC_SHA256_BYTES],
-                      const uint8_t *key, size_t key_len,
+int sotto_hmac_sha256(uint8_t out[SOTTO_HMAC_SHA256_BYTES], const uint8_t *key, size_t key_len,
                       const uint8_t *msg, size_t msg_len)
 {
-    const uint8_t *parts[1] = { msg };
-    const size_t lens[1] = { msg_len };
+    const uint8_t *parts[1] = {msg};
+    const size_t lens[1] = {msg_len};
     sotto_hmac_key k;
     int rc;
 
@@ -220,10 +216,8 @@ int sotto_hmac_sha256(uint8_t out[SOTTO_HMAC_SHA256_BYTES],
     return rc;
 }
 
-int sotto_hkdf_sha256(uint8_t *out, size_t out_len,
-                      const uint8_t *salt, size_t salt_len,
-                      const uint8_t *ikm, size_t ikm_len,
-                      const uint8_t *info, size_t info_len)
+int sotto_hkdf_sha256(uint8_t *out, size_t out_len, const uint8_t *salt, size_t salt_len,
+                      const uint8_t *ikm, size_t ikm_len, const uint8_t *info, size_t info_len)
 {
     static const uint8_t zero_salt[SOTTO_HMAC_SHA256_BYTES];
     sotto_hmac_key k;
@@ -245,8 +239,8 @@ int sotto_hkdf_sha256(uint8_t *out, size_t out_len,
     }
     /* Extract: PRK = HMAC(salt, IKM). */
     {
-        const uint8_t *p[1] = { ikm };
-        const size_t l[1] = { ikm_len };
+        const uint8_t *p[1] = {ikm};
+        const size_t l[1] = {ikm_len};
 
         if ((rc = sotto_hmac_key_init(&k, salt, salt_len)) != SOTTO_OK ||
             (rc = sotto_hmac_key_mac(&k, p, l, 1, prk)) != SOTTO_OK)
@@ -256,8 +250,8 @@ int sotto_hkdf_sha256(uint8_t *out, size_t out_len,
     if ((rc = sotto_hmac_key_init(&k, prk, sizeof prk)) != SOTTO_OK)
         goto out;
     for (counter = 1; done < out_len; counter++) {
-        const uint8_t *p[3] = { t, info, &counter };
-        const size_t l[3] = { counter > 1 ? sizeof t : 0, info_len, 1 };
+        const uint8_t *p[3] = {t, info, &counter};
+        const size_t l[3] = {counter > 1 ? sizeof t : 0, info_len, 1};
 
         if ((rc = sotto_hmac_key_mac(&k, p, l, 3, t)) != SOTTO_OK)
             goto out;
@@ -295,8 +289,7 @@ static EVP_CIPHER_CTX *aes_thread_ctx(void)
     /* Bind the cipher once; later inits pass cipher NULL, which keeps the
      * provider context instead of freeing and reallocating it. */
     if (EVP_CipherInit_ex2(ctx, aes_cipher, zero, zero, 1, NULL) != 1 ||
-        EVP_CIPHER_CTX_set_padding(ctx, 1) != 1 ||
-        pthread_setspecific(aes_ctx_key, ctx) != 0) {
+        EVP_CIPHER_CTX_set_padding(ctx, 1) != 1 || pthread_setspecific(aes_ctx_key, ctx) != 0) {
         EVP_CIPHER_CTX_free(ctx);
         return NULL;
     }
@@ -305,8 +298,7 @@ static EVP_CIPHER_CTX *aes_thread_ctx(void)
 
 static int aes_cbc(int enc, uint8_t *out, size_t *out_len,
                    const uint8_t key[SOTTO_AES256_KEY_BYTES],
-                   const uint8_t iv[SOTTO_AES_BLOCK_BYTES],
-                   const uint8_t *in, size_t in_len)
+                   const uint8_t iv[SOTTO_AES_BLOCK_BYTES], const uint8_t *in, size_t in_len)
 {
     static const uint8_t zero_key[SOTTO_AES256_KEY_BYTES];
     EVP_CIPHER_CTX *ctx;
@@ -351,16 +343,16 @@ out:
 
 int sotto_aes256_cbc_encrypt(uint8_t *out, size_t *out_len,
                              const uint8_t key[SOTTO_AES256_KEY_BYTES],
-                             const uint8_t iv[SOTTO_AES_BLOCK_BYTES],
-                             const uint8_t *pt, size_t pt_len)
+                             const uint8_t iv[SOTTO_AES_BLOCK_BYTES], const uint8_t *pt,
+                             size_t pt_len)
 {
     return aes_cbc(1, out, out_len, key, iv, pt, pt_len);
 }
 
 int sotto_aes256_cbc_decrypt(uint8_t *out, size_t *out_len,
                              const uint8_t key[SOTTO_AES256_KEY_BYTES],
-                             const uint8_t iv[SOTTO_AES_BLOCK_BYTES],
-                             const uint8_t *ct, size_t ct_len)
+                             const uint8_t iv[SOTTO_AES_BLOCK_BYTES], const uint8_t *ct,
+                             size_t ct_len)
 {
     return aes_cbc(0, out, out_len, key, iv, ct, ct_len);
 }

@@ -22,9 +22,8 @@
 /* HMAC-SHA256 (RFC 2104) of msg under key, any key length (one keyed
  * state, below, used once). key/msg may be NULL when their length is 0.
  * Returns SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT or SOTTO_ERR_CRYPTO. */
-SOTTO_WUR int sotto_hmac_sha256(uint8_t out[SOTTO_HMAC_SHA256_BYTES],
-                                const uint8_t *key, size_t key_len,
-                                const uint8_t *msg, size_t msg_len);
+SOTTO_WUR int sotto_hmac_sha256(uint8_t out[SOTTO_HMAC_SHA256_BYTES], const uint8_t *key,
+                                size_t key_len, const uint8_t *msg, size_t msg_len);
 
 /*
  * A keyed HMAC-SHA256 state (RFC 2104): the key block K0 (the key, hashed
@@ -73,10 +72,9 @@ void sotto_hmac_key_wipe(sotto_hmac_key *k);
  * ikm/info may be NULL when their length is 0. `out` may not overlap the
  * inputs.
  */
-SOTTO_WUR int sotto_hkdf_sha256(uint8_t *out, size_t out_len,
-                                const uint8_t *salt, size_t salt_len,
-                                const uint8_t *ikm, size_t ikm_len,
-                                const uint8_t *info, size_t info_len);
+SOTTO_WUR int sotto_hkdf_sha256(uint8_t *out, size_t out_len, const uint8_t *salt, size_t salt_len,
+                                const uint8_t *ikm, size_t ikm_len, const uint8_t *info,
+                                size_t info_len);
 
 /*
  * AES-256-CBC with PKCS#7 padding (OpenSSL EVP). Output length: encrypt
@@ -90,12 +88,12 @@ SOTTO_WUR int sotto_hkdf_sha256(uint8_t *out, size_t out_len,
  */
 SOTTO_WUR int sotto_aes256_cbc_encrypt(uint8_t *out, size_t *out_len,
                                        const uint8_t key[SOTTO_AES256_KEY_BYTES],
-                                       const uint8_t iv[SOTTO_AES_BLOCK_BYTES],
-                                       const uint8_t *pt, size_t pt_len);
+                                       const uint8_t iv[SOTTO_AES_BLOCK_BYTES], const uint8_t *pt,
+                                       size_t pt_len);
 SOTTO_WUR int sotto_aes256_cbc_decrypt(uint8_t *out, size_t *out_len,
                                        const uint8_t key[SOTTO_AES256_KEY_BYTES],
-                                       const uint8_t iv[SOTTO_AES_BLOCK_BYTES],
-                                       const uint8_t *ct, size_t ct_len);
+                                       const uint8_t iv[SOTTO_AES_BLOCK_BYTES], const uint8_t *ct,
+                                       size_t ct_len);
 
 /*
  * Random bytes: libsodium's randombytes_buf, unless a test or fuzz build

@@ -33,8 +33,8 @@ void sotto_fe_frombytes(sotto_fe *r, const uint8_t s[32])
     int i;
 
     for (i = 0; i < 8; i++) {
-        r->v[i] = (uint32_t)s[4 * i] | (uint32_t)s[4 * i + 1] << 8 |
-                  (uint32_t)s[4 * i + 2] << 16 | (uint32_t)s[4 * i + 3] << 24;
+        r->v[i] = (uint32_t)s[4 * i] | (uint32_t)s[4 * i + 1] << 8 | (uint32_t)s[4 * i + 2] << 16 |
+                  (uint32_t)s[4 * i + 3] << 24;
     }
     r->v[7] &= 0x7FFFFFFFu;
 }

@@ -19,7 +19,7 @@
 #include "common/pb.h"
 
 #define FP_HASH_BYTES 64
-#define FP_DISPLAY_BYTES 30  /* FINGERPRINT_LENGTH: bytes of hash shown per party */
+#define FP_DISPLAY_BYTES 30 /* FINGERPRINT_LENGTH: bytes of hash shown per party */
 #define FP_V1_CONTENT_BYTES 32
 
 /* Protobuf field numbers (FingerprintProtocol.proto). */
@@ -34,7 +34,7 @@ enum {
 struct sotto_fingerprint {
     uint32_t version;
     char display[SOTTO_FP_DISPLAY_DIGITS + 1];
-    uint8_t *scannable;   /* owned, malloc()ed */
+    uint8_t *scannable; /* owned, malloc()ed */
     size_t scannable_len;
 };
 
@@ -50,7 +50,7 @@ typedef struct logical_fp {
 } logical_fp;
 
 typedef struct combined_fp {
-    uint32_t version;  /* 0 when absent, as proto2 defaults */
+    uint32_t version; /* 0 when absent, as proto2 defaults */
     logical_fp local;
     logical_fp remote;
 } combined_fp;
@@ -100,10 +100,10 @@ out:
 
 /* hash = SHA-512^iterations starting from 0x00 0x00 || kb || id, each round
  * hashing (previous || kb). */
-static void party_hash(uint8_t out[FP_HASH_BYTES], uint32_t iterations,
-                       const uint8_t *kb, size_t kb_len, const char *id, size_t id_len)
+static void party_hash(uint8_t out[FP_HASH_BYTES], uint32_t iterations, const uint8_t *kb,
+                       size_t kb_len, const char *id, size_t id_len)
 {
-    static const uint8_t version[2] = { 0x00, 0x00 };
+    static const uint8_t version[2] = {0x00, 0x00};
     crypto_hash_sha512_state st;
     uint32_t i;
 
@@ -156,8 +156,7 @@ static void put_logical(sotto_wbuf *w, uint32_t field, const uint8_t *content, s
     if (sotto_wbuf_steal(&sub, &p, &n) != SOTTO_OK) {
         /* Propagate the failure into the outer writer (sticky). */
         if (w->err == SOTTO_OK)
-            w->err = sotto_wbuf_error(&sub) != SOTTO_OK ? sotto_wbuf_error(&sub)
-                                                         : SOTTO_ERR_NOMEM;
+            w->err = sotto_wbuf_error(&sub) != SOTTO_OK ? sotto_wbuf_error(&sub) : SOTTO_ERR_NOMEM;
         sotto_wbuf_free(&sub);
         return;
     }
@@ -228,9 +227,8 @@ static int parse_combined(combined_fp *out, const uint8_t *data, size_t len)
 /* ---------------------------------------------------------------------- */
 
 int sotto_fingerprint_create(sotto_fingerprint **out, uint32_t iterations,
-                             uint32_t scannable_version,
-                             const char *local_id, const sotto_public_key *local_keys,
-                             size_t local_n,
+                             uint32_t scannable_version, const char *local_id,
+                             const sotto_public_key *local_keys, size_t local_n,
                              const char *remote_id, const sotto_public_key *remote_keys,
                              size_t remote_n)
 {
@@ -257,8 +255,8 @@ int sotto_fingerprint_create(sotto_fingerprint **out, uint32_t iterations,
         (scannable_version != SOTTO_FP_SCANNABLE_V0 &&
          scannable_version != SOTTO_FP_SCANNABLE_V1) ||
         local_id == NULL || remote_id == NULL || local_keys == NULL || remote_keys == NULL ||
-        local_n == 0 || local_n > SOTTO_FP_MAX_KEYS ||
-        remote_n == 0 || remote_n > SOTTO_FP_MAX_KEYS)
+        local_n == 0 || local_n > SOTTO_FP_MAX_KEYS || remote_n == 0 ||
+        remote_n > SOTTO_FP_MAX_KEYS)
         goto out;
     local_id_len = strnlen(local_id, SOTTO_FP_MAX_ID_BYTES + 1);
     remote_id_len = strnlen(remote_id, SOTTO_FP_MAX_ID_BYTES + 1);
@@ -369,20 +367,19 @@ int sotto_fingerprint_compare_scanned(const sotto_fingerprint *fp, const uint8_t
         return rc;
 
     /* As libsignal-protocol-c: a missing part counts as a version mismatch. */
-    if (!theirs.local.has_content || !theirs.remote.has_content ||
-        theirs.version != ours.version)
+    if (!theirs.local.has_content || !theirs.remote.has_content || theirs.version != ours.version)
         return SOTTO_ERR_FP_VERSION_MISMATCH;
     if (ours.version == SOTTO_FP_SCANNABLE_V0) {
         if (!theirs.remote.has_identifier || !theirs.local.has_identifier ||
-            !bytes_equal(ours.local.identifier, ours.local.identifier_len,
-                         theirs.remote.identifier, theirs.remote.identifier_len) ||
+            !bytes_equal(ours.local.identifier, ours.local.identifier_len, theirs.remote.identifier,
+                         theirs.remote.identifier_len) ||
             !bytes_equal(ours.remote.identifier, ours.remote.identifier_len,
                          theirs.local.identifier, theirs.local.identifier_len))
             return SOTTO_ERR_FP_IDENT_MISMATCH;
     }
-    *match = bytes_equal(ours.local.content, ours.local.content_len,
-                         theirs.remote.content, theirs.remote.content_len) &&
-             bytes_equal(ours.remote.content, ours.remote.content_len,
-                         theirs.local.content, theirs.local.content_len);
+    *match = bytes_equal(ours.local.content, ours.local.content_len, theirs.remote.content,
+                         theirs.remote.content_len) &&
+             bytes_equal(ours.remote.content, ours.remote.content_len, theirs.local.content,
+                         theirs.local.content_len);
     return SOTTO_OK;
 }

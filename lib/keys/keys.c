@@ -27,8 +27,7 @@ int sotto_init(void)
     return sotto_crypto_global_init();
 }
 
-int sotto_key_pair_from_private(sotto_key_pair *out,
-                                const uint8_t priv[SOTTO_PRIVATE_KEY_BYTES])
+int sotto_key_pair_from_private(sotto_key_pair *out, const uint8_t priv[SOTTO_PRIVATE_KEY_BYTES])
 {
     sotto_key_pair kp;
     int rc = SOTTO_ERR_INVALID_ARGUMENT;
@@ -88,8 +87,7 @@ bool sotto_public_key_equal(const sotto_public_key *a, const sotto_public_key *b
 }
 
 int sotto_dh(uint8_t out[SOTTO_SHARED_SECRET_BYTES],
-             const uint8_t our_priv[SOTTO_PRIVATE_KEY_BYTES],
-             const sotto_public_key *their_pub)
+             const uint8_t our_priv[SOTTO_PRIVATE_KEY_BYTES], const sotto_public_key *their_pub)
 {
     if (out == NULL || our_priv == NULL || their_pub == NULL)
         return SOTTO_ERR_INVALID_ARGUMENT;
@@ -161,8 +159,8 @@ int sotto_signed_prekey_generate(sotto_signed_prekey *out, const sotto_key_pair 
     if (rc != SOTTO_OK)
         goto out;
     /* Spec 3.2: the signature covers the 33-byte serialised public key. */
-    rc = sotto_xeddsa_sign(spk.signature, identity->priv, spk.key.pub.bytes,
-                           SOTTO_PUBLIC_KEY_BYTES);
+    rc =
+        sotto_xeddsa_sign(spk.signature, identity->priv, spk.key.pub.bytes, SOTTO_PUBLIC_KEY_BYTES);
     if (rc != SOTTO_OK)
         goto out;
     *out = spk;
@@ -177,6 +175,6 @@ int sotto_signed_prekey_verify(const sotto_public_key *identity_pub,
 {
     if (identity_pub == NULL || signed_prekey_pub == NULL || signature == NULL)
         return SOTTO_ERR_INVALID_SIGNATURE;
-    return sotto_xeddsa_verify(identity_pub, signed_prekey_pub->bytes,
-                               SOTTO_PUBLIC_KEY_BYTES, signature);
+    return sotto_xeddsa_verify(identity_pub, signed_prekey_pub->bytes, SOTTO_PUBLIC_KEY_BYTES,
+                               signature);
 }

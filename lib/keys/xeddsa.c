@@ -19,8 +19,8 @@
 #include "sotto/keys.h"
 
 int sotto_xeddsa_sign(uint8_t sig[SOTTO_SIGNATURE_BYTES],
-                      const uint8_t priv[SOTTO_PRIVATE_KEY_BYTES],
-                      const uint8_t *msg, size_t msg_len)
+                      const uint8_t priv[SOTTO_PRIVATE_KEY_BYTES], const uint8_t *msg,
+                      size_t msg_len)
 {
     static const uint8_t prefix[32] = {
         0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
@@ -29,10 +29,10 @@ int sotto_xeddsa_sign(uint8_t sig[SOTTO_SIGNATURE_BYTES],
     };
     crypto_hash_sha512_state hs;
     uint8_t wide[64];
-    uint8_t k[32];    /* clamped private key, unreduced (hashed into r) */
-    uint8_t a[32];    /* private scalar reduced mod L */
-    uint8_t A[32];    /* Edwards public key */
-    uint8_t r[32];    /* nonce scalar */
+    uint8_t k[32]; /* clamped private key, unreduced (hashed into r) */
+    uint8_t a[32]; /* private scalar reduced mod L */
+    uint8_t A[32]; /* Edwards public key */
+    uint8_t r[32]; /* nonce scalar */
     uint8_t R[32];
     uint8_t h[32];
     uint8_t S[32];
@@ -100,8 +100,8 @@ out:
     return rc;
 }
 
-int sotto_ed25519_verify_internal(const uint8_t ed_pub[32], const uint8_t *msg,
-                                  size_t msg_len, const uint8_t sig[64])
+int sotto_ed25519_verify_internal(const uint8_t ed_pub[32], const uint8_t *msg, size_t msg_len,
+                                  const uint8_t sig[64])
 {
     if (ed_pub == NULL || sig == NULL || (msg == NULL && msg_len != 0))
         return SOTTO_ERR_INVALID_SIGNATURE;

@@ -30,7 +30,7 @@ SOTTO_WUR int sotto_ed25519_verify_internal(const uint8_t ed_pub[32], const uint
  * then plain Ed25519 verification. msg may be NULL when msg_len is 0.
  * Returns SOTTO_OK or SOTTO_ERR_INVALID_SIGNATURE.
  */
-SOTTO_WUR int sotto_xeddsa_verify_ed(const uint8_t ed_y[32], const uint8_t *msg,
-                                     size_t msg_len, const uint8_t sig[64]);
+SOTTO_WUR int sotto_xeddsa_verify_ed(const uint8_t ed_y[32], const uint8_t *msg, size_t msg_len,
+                                     const uint8_t sig[64]);
 
 #endif /* SOTTO_LIB_XEDDSA_H */

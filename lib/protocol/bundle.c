@@ -51,7 +51,8 @@ static int get_key(sotto_rbuf *r, sotto_public_key *k)
     if (sotto_rbuf_get_ptr(r, SOTTO_PUBLIC_KEY_BYTES, &p) != SOTTO_OK)
         return SOTTO_ERR_INVALID_MESSAGE;
     return sotto_public_key_decode(k, p, SOTTO_PUBLIC_KEY_BYTES) == SOTTO_OK
-               ? SOTTO_OK : SOTTO_ERR_INVALID_KEY;
+               ? SOTTO_OK
+               : SOTTO_ERR_INVALID_KEY;
 }
 
 int sotto_prekey_bundle_decode(sotto_prekey_bundle *out, const uint8_t *data, size_t len)

@@ -14,12 +14,11 @@ static const uint8_t INFO_RATCHET[] = "WhisperRatchet";
 static const uint8_t INFO_MESSAGE_KEYS[] = "WhisperMessageKeys";
 
 int sotto_chain_step(const uint8_t ck[SOTTO_CHAIN_KEY_BYTES],
-                     uint8_t seed[SOTTO_MESSAGE_SEED_BYTES],
-                     uint8_t next[SOTTO_CHAIN_KEY_BYTES])
+                     uint8_t seed[SOTTO_MESSAGE_SEED_BYTES], uint8_t next[SOTTO_CHAIN_KEY_BYTES])
 {
     static const uint8_t one = 0x01, two = 0x02;
-    const uint8_t *p1[1] = { &one }, *p2[1] = { &two };
-    const size_t l[1] = { 1 };
+    const uint8_t *p1[1] = {&one}, *p2[1] = {&two};
+    const size_t l[1] = {1};
     sotto_hmac_key k;
     int rc;
 
@@ -33,12 +32,11 @@ int sotto_chain_step(const uint8_t ck[SOTTO_CHAIN_KEY_BYTES],
     return rc;
 }
 
-int sotto_message_keys_derive(const uint8_t seed[SOTTO_MESSAGE_SEED_BYTES],
-                              sotto_message_keys *out)
+int sotto_message_keys_derive(const uint8_t seed[SOTTO_MESSAGE_SEED_BYTES], sotto_message_keys *out)
 {
     uint8_t okm[SOTTO_CIPHER_KEY_BYTES + SOTTO_MAC_KEY_BYTES + SOTTO_IV_BYTES];
     int rc = sotto_hkdf_sha256(okm, sizeof okm, NULL, 0, seed, SOTTO_MESSAGE_SEED_BYTES,
-                              INFO_MESSAGE_KEYS, sizeof INFO_MESSAGE_KEYS - 1);
+                               INFO_MESSAGE_KEYS, sizeof INFO_MESSAGE_KEYS - 1);
     if (rc == SOTTO_OK) {
         memcpy(out->cipher_key, okm, SOTTO_CIPHER_KEY_BYTES);
         memcpy(out->mac_key, okm + SOTTO_CIPHER_KEY_BYTES, SOTTO_MAC_KEY_BYTES);
@@ -50,8 +48,7 @@ int sotto_message_keys_derive(const uint8_t seed[SOTTO_MESSAGE_SEED_BYTES],
 
 int sotto_root_kdf(const uint8_t rk[SOTTO_ROOT_KEY_BYTES],
                    const uint8_t our_priv[SOTTO_PRIVATE_KEY_BYTES],
-                   const sotto_public_key *their_pub,
-                   uint8_t new_rk[SOTTO_ROOT_KEY_BYTES],
+                   const sotto_public_key *their_pub, uint8_t new_rk[SOTTO_ROOT_KEY_BYTES],
                    uint8_t ck[SOTTO_CHAIN_KEY_BYTES])
 {
     uint8_t dh[SOTTO_SHARED_SECRET_BYTES];
@@ -63,8 +60,8 @@ int sotto_root_kdf(const uint8_t rk[SOTTO_ROOT_KEY_BYTES],
     rc = sotto_dh(dh, our_priv, their_pub);
     if (rc != SOTTO_OK)
         goto out;
-    rc = sotto_hkdf_sha256(okm, sizeof okm, salt, sizeof salt, dh, sizeof dh,
-                          INFO_RATCHET, sizeof INFO_RATCHET - 1);
+    rc = sotto_hkdf_sha256(okm, sizeof okm, salt, sizeof salt, dh, sizeof dh, INFO_RATCHET,
+                           sizeof INFO_RATCHET - 1);
     if (rc != SOTTO_OK)
         goto out;
     memcpy(new_rk, okm, SOTTO_ROOT_KEY_BYTES);
@@ -92,8 +89,8 @@ static int x3dh_derive(const uint8_t *const privs[4], const sotto_public_key *co
     for (size_t i = 0; i < n && rc == SOTTO_OK; i++)
         rc = sotto_dh(ikm + 32 * (i + 1), privs[i], pubs[i]);
     if (rc == SOTTO_OK)
-        rc = sotto_hkdf_sha256(okm, sizeof okm, NULL, 0, ikm, 32 * (n + 1),
-                              INFO_TEXT, sizeof INFO_TEXT - 1);
+        rc = sotto_hkdf_sha256(okm, sizeof okm, NULL, 0, ikm, 32 * (n + 1), INFO_TEXT,
+                               sizeof INFO_TEXT - 1);
     if (rc == SOTTO_OK) {
         memcpy(rk, okm, SOTTO_ROOT_KEY_BYTES);
         memcpy(ck, okm + 32, SOTTO_CHAIN_KEY_BYTES);
@@ -103,19 +100,16 @@ static int x3dh_derive(const uint8_t *const privs[4], const sotto_public_key *co
     return rc;
 }
 
-int sotto_x3dh_alice(sotto_session_state *st,
-                     const sotto_key_pair *our_identity,
-                     const sotto_key_pair *our_base,
-                     const sotto_key_pair *our_ratchet,
+int sotto_x3dh_alice(sotto_session_state *st, const sotto_key_pair *our_identity,
+                     const sotto_key_pair *our_base, const sotto_key_pair *our_ratchet,
                      const sotto_public_key *their_identity,
                      const sotto_public_key *their_signed_prekey,
                      const sotto_public_key *their_prekey)
 {
     uint8_t rk[SOTTO_ROOT_KEY_BYTES], ck[SOTTO_CHAIN_KEY_BYTES];
-    const uint8_t *privs[4] = { our_identity->priv, our_base->priv, our_base->priv,
-                                our_base->priv };
-    const sotto_public_key *pubs[4] = { their_signed_prekey, their_identity,
-                                        their_signed_prekey, their_prekey };
+    const uint8_t *privs[4] = {our_identity->priv, our_base->priv, our_base->priv, our_base->priv};
+    const sotto_public_key *pubs[4] = {their_signed_prekey, their_identity, their_signed_prekey,
+                                       their_prekey};
     int rc;
 
     memset(st, 0, sizeof *st);
@@ -147,22 +141,17 @@ out:
     return rc;
 }
 
-int sotto_x3dh_bob(sotto_session_state *st,
-                   const sotto_key_pair *our_identity,
-                   const sotto_key_pair *our_signed_prekey,
-                   const sotto_key_pair *our_prekey,
-                   const sotto_public_key *their_identity,
-                   const sotto_public_key *their_base)
+int sotto_x3dh_bob(sotto_session_state *st, const sotto_key_pair *our_identity,
+                   const sotto_key_pair *our_signed_prekey, const sotto_key_pair *our_prekey,
+                   const sotto_public_key *their_identity, const sotto_public_key *their_base)
 {
-    const uint8_t *privs[4] = { our_signed_prekey->priv, our_identity->priv,
-                                our_signed_prekey->priv,
-                                our_prekey != NULL ? our_prekey->priv : NULL };
-    const sotto_public_key *pubs[4] = { their_identity, their_base, their_base, their_base };
+    const uint8_t *privs[4] = {our_signed_prekey->priv, our_identity->priv, our_signed_prekey->priv,
+                               our_prekey != NULL ? our_prekey->priv : NULL};
+    const sotto_public_key *pubs[4] = {their_identity, their_base, their_base, their_base};
     int rc;
 
     memset(st, 0, sizeof *st);
-    rc = x3dh_derive(privs, pubs, our_prekey != NULL ? 4 : 3, st->root_key,
-                     st->sender_chain_key);
+    rc = x3dh_derive(privs, pubs, our_prekey != NULL ? 4 : 3, st->root_key, st->sender_chain_key);
     if (rc != SOTTO_OK) {
         sotto_session_state_clear(st);
         return rc;

@@ -50,10 +50,8 @@ SOTTO_WUR int sotto_root_kdf(const uint8_t rk[SOTTO_ROOT_KEY_BYTES],
  * ids and the pending-prekey fields are left to the caller.
  * their_prekey may be NULL (no one-time prekey).
  */
-SOTTO_WUR int sotto_x3dh_alice(sotto_session_state *st,
-                               const sotto_key_pair *our_identity,
-                               const sotto_key_pair *our_base,
-                               const sotto_key_pair *our_ratchet,
+SOTTO_WUR int sotto_x3dh_alice(sotto_session_state *st, const sotto_key_pair *our_identity,
+                               const sotto_key_pair *our_base, const sotto_key_pair *our_ratchet,
                                const sotto_public_key *their_identity,
                                const sotto_public_key *their_signed_prekey,
                                const sotto_public_key *their_prekey);
@@ -63,8 +61,7 @@ SOTTO_WUR int sotto_x3dh_alice(sotto_session_state *st,
  * sender chain (our_signed_prekey, CK), root key RK, identities and
  * alice_base_key = their_base. our_prekey may be NULL.
  */
-SOTTO_WUR int sotto_x3dh_bob(sotto_session_state *st,
-                             const sotto_key_pair *our_identity,
+SOTTO_WUR int sotto_x3dh_bob(sotto_session_state *st, const sotto_key_pair *our_identity,
                              const sotto_key_pair *our_signed_prekey,
                              const sotto_key_pair *our_prekey,
                              const sotto_public_key *their_identity,

@@ -146,8 +146,8 @@ static bool state_knows_chain(sotto_session_state *st, const sotto_signal_messag
  * pair and the second root KDF of a DH step are computed only after the
  * MAC verified and the plaintext was produced.
  */
-static int state_decrypt(sotto_session_state *st, const sotto_signal_message *m,
-                         uint32_t *budget, uint8_t **pt, size_t *pt_len, bool *chain_known)
+static int state_decrypt(sotto_session_state *st, const sotto_signal_message *m, uint32_t *budget,
+                         uint8_t **pt, size_t *pt_len, bool *chain_known)
 {
     int rc = SOTTO_ERR_INVALID_MESSAGE;
     sotto_recv_chain *c;
@@ -239,8 +239,7 @@ static int state_decrypt(sotto_session_state *st, const sotto_signal_message *m,
     if (rc != SOTTO_OK)
         goto out;
     /* Verify before decrypting (spec 1.3): sender = remote, receiver = local. */
-    rc = sotto_signal_message_verify_mac(m, mk.mac_key, &st->remote_identity,
-                                         &st->local_identity);
+    rc = sotto_signal_message_verify_mac(m, mk.mac_key, &st->remote_identity, &st->local_identity);
     if (rc != SOTTO_OK)
         goto out;
     out_cap = m->ciphertext_len > 0 ? m->ciphertext_len : 1;
@@ -354,8 +353,8 @@ static int state_trust(const sotto_protocol_store *store, const sotto_address *r
  * be trusted. On refusal the plaintext is wiped and freed.
  */
 static int accept_state(const sotto_protocol_store *store, const sotto_address *remote,
-                        const sotto_session_state *st, const sotto_public_key *expect,
-                        uint8_t **pt, size_t *pt_len)
+                        const sotto_session_state *st, const sotto_public_key *expect, uint8_t **pt,
+                        size_t *pt_len)
 {
     int rc = SOTTO_OK;
     if (expect != NULL && !sotto_public_key_equal(&st->remote_identity, expect))
@@ -434,8 +433,7 @@ static int record_decrypt(const sotto_protocol_store *store, const sotto_address
 /* ---------------------------------------------------------------------- */
 /* Public API                                                               */
 
-int sotto_session_process_bundle(const sotto_protocol_store *store,
-                                 const sotto_address *remote,
+int sotto_session_process_bundle(const sotto_protocol_store *store, const sotto_address *remote,
                                  const sotto_prekey_bundle *bundle)
 {
     int rc = SOTTO_ERR_INVALID_ARGUMENT;
@@ -476,12 +474,10 @@ int sotto_session_process_bundle(const sotto_protocol_store *store,
         rc = SOTTO_ERR_INVALID_SIGNATURE;
         goto out;
     }
-    rc = store_rc(store->identity.get_identity_key_pair(store->identity.user_data,
-                                                        &our_identity));
+    rc = store_rc(store->identity.get_identity_key_pair(store->identity.user_data, &our_identity));
     if (rc != SOTTO_OK)
         goto out;
-    rc = store_rc(store->identity.get_local_registration_id(store->identity.user_data,
-                                                            &local_reg));
+    rc = store_rc(store->identity.get_local_registration_id(store->identity.user_data, &local_reg));
     if (rc != SOTTO_OK)
         goto out;
     rc = record_load(store, remote, &rec, &found);
@@ -496,8 +492,7 @@ int sotto_session_process_bundle(const sotto_protocol_store *store,
     if (rc != SOTTO_OK)
         goto out;
     rc = sotto_x3dh_alice(&st, &our_identity, &base, &ratchet, &bundle->identity_key,
-                          &bundle->signed_prekey,
-                          bundle->has_prekey ? &bundle->prekey : NULL);
+                          &bundle->signed_prekey, bundle->has_prekey ? &bundle->prekey : NULL);
     if (rc != SOTTO_OK)
         goto out;
     st.local_registration_id = local_reg;
@@ -514,8 +509,7 @@ int sotto_session_process_bundle(const sotto_protocol_store *store,
     rc = record_save(store, remote, &rec);
     if (rc != SOTTO_OK)
         goto out;
-    rc = store_rc(store->identity.save(store->identity.user_data, remote,
-                                       &bundle->identity_key));
+    rc = store_rc(store->identity.save(store->identity.user_data, remote, &bundle->identity_key));
 out:
     sotto_session_state_clear(&st);
     sotto_session_record_clear(&rec);
@@ -526,8 +520,8 @@ out:
 }
 
 int sotto_session_encrypt(const sotto_protocol_store *store, const sotto_address *remote,
-                          const uint8_t *pt, size_t pt_len,
-                          uint8_t **msg, size_t *msg_len, int *msg_type)
+                          const uint8_t *pt, size_t pt_len, uint8_t **msg, size_t *msg_len,
+                          int *msg_type)
 {
     int rc = SOTTO_ERR_INVALID_ARGUMENT;
     sotto_session_record rec;
@@ -550,8 +544,8 @@ int sotto_session_encrypt(const sotto_protocol_store *store, const sotto_address
     if (msg_type != NULL)
         *msg_type = 0;
     if (!session_store_ok(store) || !address_ok(remote) || (pt == NULL && pt_len != 0) ||
-        pt_len > SOTTO_MAX_PLAINTEXT_BYTES || msg == NULL || msg_len == NULL ||
-        msg_type == NULL || store->identity.is_trusted == NULL)
+        pt_len > SOTTO_MAX_PLAINTEXT_BYTES || msg == NULL || msg_len == NULL || msg_type == NULL ||
+        store->identity.is_trusted == NULL)
         goto out;
     rc = record_load(store, remote, &rec, &found);
     if (rc != SOTTO_OK)
@@ -618,8 +612,7 @@ out:
 }
 
 /* Does any state of the record have this base key? (spec 2.6 PreKey step 2) */
-static int record_has_base_key(sotto_session_record *rec, const sotto_public_key *base,
-                               bool *has)
+static int record_has_base_key(sotto_session_record *rec, const sotto_public_key *base, bool *has)
 {
     *has = false;
     if (rec->has_current && rec->current.has_alice_base_key &&
@@ -669,9 +662,8 @@ static int decrypt_prekey(const sotto_protocol_store *store, const sotto_address
     rc = SOTTO_ERR_INVALID_ARGUMENT;
     if (store->identity.is_trusted == NULL || store->identity.save == NULL ||
         store->identity.get_identity_key_pair == NULL ||
-        store->identity.get_local_registration_id == NULL ||
-        store->signed_prekey.load == NULL || store->prekey.load == NULL ||
-        store->prekey.remove == NULL)
+        store->identity.get_local_registration_id == NULL || store->signed_prekey.load == NULL ||
+        store->prekey.load == NULL || store->prekey.remove == NULL)
         goto out;
     rc = sotto_prekey_signal_message_decode(&m, msg, msg_len);
     if (rc != SOTTO_OK)
@@ -694,8 +686,7 @@ static int decrypt_prekey(const sotto_protocol_store *store, const sotto_address
          * Its outer identityKey is not authenticated, so the decrypting
          * state's (MAC-covered) identity must equal the one trust-checked
          * above: else SOTTO_ERR_INVALID_MESSAGE (review R1). */
-        rc = record_decrypt(store, remote, &rec, &m.message, &m.info.identity_key, &out,
-                            &out_len);
+        rc = record_decrypt(store, remote, &rec, &m.message, &m.info.identity_key, &out, &out_len);
         if (rc != SOTTO_OK)
             goto out;
     } else {
@@ -705,22 +696,20 @@ static int decrypt_prekey(const sotto_protocol_store *store, const sotto_address
         if (rc != SOTTO_OK)
             goto out;
         if (m.info.has_prekey_id) {
-            rc = not_found_as(store->prekey.load(store->prekey.user_data, m.info.prekey_id,
-                                                 &opk),
+            rc = not_found_as(store->prekey.load(store->prekey.user_data, m.info.prekey_id, &opk),
                               SOTTO_ERR_UNKNOWN_PREKEY_ID);
             if (rc != SOTTO_OK)
                 goto out;
         }
-        rc = store_rc(store->identity.get_identity_key_pair(store->identity.user_data,
-                                                            &our_identity));
+        rc = store_rc(
+            store->identity.get_identity_key_pair(store->identity.user_data, &our_identity));
         if (rc != SOTTO_OK)
             goto out;
-        rc = store_rc(store->identity.get_local_registration_id(store->identity.user_data,
-                                                                &local_reg));
+        rc = store_rc(
+            store->identity.get_local_registration_id(store->identity.user_data, &local_reg));
         if (rc != SOTTO_OK)
             goto out;
-        rc = sotto_x3dh_bob(&st, &our_identity, &spk.key,
-                            m.info.has_prekey_id ? &opk.key : NULL,
+        rc = sotto_x3dh_bob(&st, &our_identity, &spk.key, m.info.has_prekey_id ? &opk.key : NULL,
                             &m.info.identity_key, &m.info.base_key);
         if (rc == SOTTO_ERR_INVALID_KEY)
             rc = SOTTO_ERR_INVALID_MESSAGE;
@@ -743,8 +732,8 @@ static int decrypt_prekey(const sotto_protocol_store *store, const sotto_address
     rc = record_save(store, remote, &rec);
     if (rc != SOTTO_OK)
         goto out;
-    rc = store_rc(store->identity.save(store->identity.user_data, remote,
-                                       &rec.current.remote_identity));
+    rc = store_rc(
+        store->identity.save(store->identity.user_data, remote, &rec.current.remote_identity));
     if (rc != SOTTO_OK)
         goto out;
     if (remove_prekey) {
@@ -772,8 +761,8 @@ out:
 }
 
 int sotto_session_decrypt(const sotto_protocol_store *store, const sotto_address *remote,
-                          int msg_type, const uint8_t *msg, size_t msg_len,
-                          uint8_t **pt, size_t *pt_len)
+                          int msg_type, const uint8_t *msg, size_t msg_len, uint8_t **pt,
+                          size_t *pt_len)
 {
     int rc = SOTTO_ERR_INVALID_ARGUMENT;
     sotto_signal_message m;
@@ -824,8 +813,7 @@ out:
     return rc;
 }
 
-int sotto_prekey_message_inspect(sotto_prekey_message_info *out, const uint8_t *msg,
-                                 size_t msg_len)
+int sotto_prekey_message_inspect(sotto_prekey_message_info *out, const uint8_t *msg, size_t msg_len)
 {
     sotto_prekey_signal_message m;
     int rc;
@@ -888,8 +876,8 @@ int sotto_session_remote_registration_id(const sotto_protocol_store *store,
     return rc;
 }
 
-int sotto_session_remote_identity(const sotto_protocol_store *store,
-                                  const sotto_address *remote, sotto_public_key *out)
+int sotto_session_remote_identity(const sotto_protocol_store *store, const sotto_address *remote,
+                                  sotto_public_key *out)
 {
     sotto_session_record rec;
     int rc;

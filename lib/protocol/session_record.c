@@ -132,8 +132,7 @@ int sotto_recv_chain_add_skipped(sotto_recv_chain *c, const sotto_skipped_key *k
     if (total > SOTTO_MAX_MESSAGE_KEYS) {
         uint32_t drop = total - SOTTO_MAX_MESSAGE_KEYS; /* <= n_skipped */
         sodium_memzero(c->skipped, (size_t)drop * sizeof *c->skipped);
-        memmove(c->skipped, c->skipped + drop,
-                (size_t)(c->n_skipped - drop) * sizeof *c->skipped);
+        memmove(c->skipped, c->skipped + drop, (size_t)(c->n_skipped - drop) * sizeof *c->skipped);
         c->n_skipped -= drop;
         sodium_memzero(c->skipped + c->n_skipped, (size_t)drop * sizeof *c->skipped);
     }
@@ -317,10 +316,10 @@ out:
 
 /* ---- decoding ---- */
 
-#define CHECK(expr)                                                                    \
-    do {                                                                               \
-        if ((expr) != SOTTO_OK)                                                        \
-            goto out;                                                                  \
+#define CHECK(expr)                                                                                \
+    do {                                                                                           \
+        if ((expr) != SOTTO_OK)                                                                    \
+            goto out;                                                                              \
     } while (0)
 
 static uint32_t be32(const uint8_t *p)

@@ -39,8 +39,8 @@ typedef struct sotto_skipped_key {
 typedef struct sotto_recv_chain {
     sotto_public_key their_ratchet;
     uint8_t chain_key[SOTTO_CHAIN_KEY_BYTES];
-    uint32_t index;                 /* counter of the next message key */
-    sotto_skipped_key *skipped;     /* oldest first; malloc()ed or NULL */
+    uint32_t index;             /* counter of the next message key */
+    sotto_skipped_key *skipped; /* oldest first; malloc()ed or NULL */
     uint32_t n_skipped;
     uint32_t cap_skipped;
 } sotto_recv_chain;
@@ -80,7 +80,7 @@ typedef struct sotto_session_record {
     sotto_session_state current;
     sotto_archived_state archived[SOTTO_MAX_ARCHIVED_STATES]; /* most recent first */
     uint32_t n_archived;
-    uint8_t *loaded;        /* bytes from the store (raw slices point here) */
+    uint8_t *loaded; /* bytes from the store (raw slices point here) */
     size_t loaded_len;
 } sotto_session_record;
 
@@ -100,8 +100,8 @@ void sotto_session_record_clear(sotto_session_record *rec);
  * case, also on failure. With `full` every archived state is parsed too.
  * Returns SOTTO_OK, SOTTO_ERR_CORRUPT_RECORD or SOTTO_ERR_NOMEM.
  */
-SOTTO_WUR int sotto_session_record_decode(sotto_session_record *rec,
-                                          uint8_t *data, size_t len, bool full);
+SOTTO_WUR int sotto_session_record_decode(sotto_session_record *rec, uint8_t *data, size_t len,
+                                          bool full);
 
 /*
  * Serialises `rec` into a malloc()ed buffer (*out, *out_len; wipe and
@@ -109,8 +109,8 @@ SOTTO_WUR int sotto_session_record_decode(sotto_session_record *rec,
  * SOTTO_MAX_RECORD_BYTES are dropped, oldest first.
  * Returns SOTTO_OK, SOTTO_ERR_NOMEM or SOTTO_ERR_INTERNAL.
  */
-SOTTO_WUR int sotto_session_record_encode(const sotto_session_record *rec,
-                                          uint8_t **out, size_t *out_len);
+SOTTO_WUR int sotto_session_record_encode(const sotto_session_record *rec, uint8_t **out,
+                                          size_t *out_len);
 
 /*
  * As sotto_session_record_encode, but when the record fits in `scratch`
@@ -118,9 +118,8 @@ SOTTO_WUR int sotto_session_record_encode(const sotto_session_record *rec,
  * scratch; otherwise *out is malloc()ed. The caller wipes *out_len bytes
  * and frees *out when it is not scratch. Same return codes.
  */
-SOTTO_WUR int sotto_session_record_encode_buf(const sotto_session_record *rec,
-                                              uint8_t *scratch, size_t scratch_len,
-                                              uint8_t **out, size_t *out_len);
+SOTTO_WUR int sotto_session_record_encode_buf(const sotto_session_record *rec, uint8_t *scratch,
+                                              size_t scratch_len, uint8_t **out, size_t *out_len);
 
 /* Makes archived[i] parsed (no-op if it is). SOTTO_OK, CORRUPT_RECORD, NOMEM. */
 SOTTO_WUR int sotto_session_record_parse_archived(sotto_session_record *rec, uint32_t i);
@@ -130,8 +129,7 @@ SOTTO_WUR int sotto_session_record_parse_archived(sotto_session_record *rec, uin
  * the oldest archived state beyond the cap, and makes `st` current (its
  * contents are moved: `*st` is left zeroed). NOMEM possible.
  */
-SOTTO_WUR int sotto_session_record_promote_new(sotto_session_record *rec,
-                                               sotto_session_state *st);
+SOTTO_WUR int sotto_session_record_promote_new(sotto_session_record *rec, sotto_session_state *st);
 
 /*
  * Makes archived[i] (already parsed) current and archives the old current
@@ -143,7 +141,7 @@ void sotto_session_record_promote_archived(sotto_session_record *rec, uint32_t i
  * Appends `n` skipped keys (oldest first) to chain `c`, evicting the
  * oldest beyond SOTTO_MAX_MESSAGE_KEYS. SOTTO_OK or NOMEM.
  */
-SOTTO_WUR int sotto_recv_chain_add_skipped(sotto_recv_chain *c,
-                                           const sotto_skipped_key *keys, uint32_t n);
+SOTTO_WUR int sotto_recv_chain_add_skipped(sotto_recv_chain *c, const sotto_skipped_key *keys,
+                                           uint32_t n);
 
 #endif /* SOTTO_LIB_SESSION_RECORD_H */

@@ -17,8 +17,12 @@
 /* Field numbers (WhisperTextProtocol.proto). */
 enum { SM_RATCHET_KEY = 1, SM_COUNTER = 2, SM_PREVIOUS_COUNTER = 3, SM_CIPHERTEXT = 4 };
 enum {
-    PK_PREKEY_ID = 1, PK_BASE_KEY = 2, PK_IDENTITY_KEY = 3, PK_MESSAGE = 4,
-    PK_REGISTRATION_ID = 5, PK_SIGNED_PREKEY_ID = 6
+    PK_PREKEY_ID = 1,
+    PK_BASE_KEY = 2,
+    PK_IDENTITY_KEY = 3,
+    PK_MESSAGE = 4,
+    PK_REGISTRATION_ID = 5,
+    PK_SIGNED_PREKEY_ID = 6
 };
 
 /* Version nibble rules shared by both messages (spec 1.1; low nibble ignored). */
@@ -99,8 +103,8 @@ out:
     return rc;
 }
 
-int sotto_prekey_signal_message_decode(sotto_prekey_signal_message *m,
-                                       const uint8_t *data, size_t len)
+int sotto_prekey_signal_message_decode(sotto_prekey_signal_message *m, const uint8_t *data,
+                                       size_t len)
 {
     int rc = SOTTO_ERR_INVALID_MESSAGE;
     sotto_rbuf r;
@@ -169,12 +173,11 @@ out:
 }
 
 static int mac_compute(uint8_t out[SOTTO_HMAC_SHA256_BYTES],
-                       const uint8_t mac_key[SOTTO_MAC_KEY_BYTES],
-                       const sotto_public_key *sender, const sotto_public_key *receiver,
-                       const uint8_t *data, size_t len)
+                       const uint8_t mac_key[SOTTO_MAC_KEY_BYTES], const sotto_public_key *sender,
+                       const sotto_public_key *receiver, const uint8_t *data, size_t len)
 {
-    const uint8_t *parts[3] = { sender->bytes, receiver->bytes, data };
-    const size_t lens[3] = { SOTTO_PUBLIC_KEY_BYTES, SOTTO_PUBLIC_KEY_BYTES, len };
+    const uint8_t *parts[3] = {sender->bytes, receiver->bytes, data};
+    const size_t lens[3] = {SOTTO_PUBLIC_KEY_BYTES, SOTTO_PUBLIC_KEY_BYTES, len};
     sotto_hmac_key k;
     int rc = sotto_hmac_key_init(&k, mac_key, SOTTO_MAC_KEY_BYTES);
     if (rc == SOTTO_OK)
@@ -190,9 +193,9 @@ int sotto_signal_message_verify_mac(const sotto_signal_message *m,
 {
     uint8_t mac[SOTTO_HMAC_SHA256_BYTES];
     size_t body = m->len - SOTTO_SIGNAL_MAC_BYTES;
-    int ok = mac_compute(mac, mac_key, sender_identity, receiver_identity, m->data, body) ==
-                 SOTTO_OK &&
-             sodium_memcmp(mac, m->data + body, SOTTO_SIGNAL_MAC_BYTES) == 0;
+    int ok =
+        mac_compute(mac, mac_key, sender_identity, receiver_identity, m->data, body) == SOTTO_OK &&
+        sodium_memcmp(mac, m->data + body, SOTTO_SIGNAL_MAC_BYTES) == 0;
     sodium_memzero(mac, sizeof mac);
     return ok ? SOTTO_OK : SOTTO_ERR_INVALID_MESSAGE;
 }
@@ -205,13 +208,11 @@ size_t sotto_signal_message_max_len(size_t pt_len)
     return 1 + 35 + 6 + 6 + 1 + 5 + ct_len + SOTTO_SIGNAL_MAC_BYTES;
 }
 
-int sotto_signal_message_encode(const sotto_public_key *ratchet_key,
-                                uint32_t counter, uint32_t previous_counter,
-                                const sotto_message_keys *mk,
+int sotto_signal_message_encode(const sotto_public_key *ratchet_key, uint32_t counter,
+                                uint32_t previous_counter, const sotto_message_keys *mk,
                                 const sotto_public_key *sender_identity,
-                                const sotto_public_key *receiver_identity,
-                                const uint8_t *pt, size_t pt_len,
-                                uint8_t **out, size_t *out_len)
+                                const sotto_public_key *receiver_identity, const uint8_t *pt,
+                                size_t pt_len, uint8_t **out, size_t *out_len)
 {
     int rc = SOTTO_ERR_INTERNAL;
     size_t cap = sotto_signal_message_max_len(pt_len);
@@ -261,9 +262,8 @@ out:
     return rc;
 }
 
-int sotto_prekey_signal_message_encode(const sotto_prekey_message_info *info,
-                                       const uint8_t *inner, size_t inner_len,
-                                       uint8_t **out, size_t *out_len)
+int sotto_prekey_signal_message_encode(const sotto_prekey_message_info *info, const uint8_t *inner,
+                                       size_t inner_len, uint8_t **out, size_t *out_len)
 {
     int rc = SOTTO_ERR_INTERNAL;
     size_t cap = 1 + 6 + 35 + 35 + 1 + 5 + inner_len + 6 + 6;

@@ -21,13 +21,13 @@ typedef struct sotto_signal_message {
     uint32_t previous_counter;
     const uint8_t *ciphertext;
     size_t ciphertext_len;
-    const uint8_t *data;        /* the whole message: version || pb || mac */
+    const uint8_t *data; /* the whole message: version || pb || mac */
     size_t len;
 } sotto_signal_message;
 
 typedef struct sotto_prekey_signal_message {
     sotto_prekey_message_info info;
-    sotto_signal_message message;   /* the inner SignalMessage */
+    sotto_signal_message message; /* the inner SignalMessage */
 } sotto_prekey_signal_message;
 
 /*
@@ -37,8 +37,7 @@ typedef struct sotto_prekey_signal_message {
  * Returns SOTTO_OK, SOTTO_ERR_INVALID_MESSAGE, SOTTO_ERR_LEGACY_MESSAGE,
  * SOTTO_ERR_UNSUPPORTED_VERSION or SOTTO_ERR_INVALID_KEY.
  */
-SOTTO_WUR int sotto_signal_message_decode(sotto_signal_message *m,
-                                          const uint8_t *data, size_t len);
+SOTTO_WUR int sotto_signal_message_decode(sotto_signal_message *m, const uint8_t *data, size_t len);
 
 /*
  * Decodes a PreKeySignalMessage (spec 1.4) and its inner SignalMessage.
@@ -66,13 +65,12 @@ size_t sotto_signal_message_max_len(size_t pt_len);
  * || MAC[8] into a malloc()ed buffer (*out, *out_len; caller frees).
  * Returns SOTTO_OK, SOTTO_ERR_NOMEM, SOTTO_ERR_CRYPTO, SOTTO_ERR_INTERNAL.
  */
-SOTTO_WUR int sotto_signal_message_encode(const sotto_public_key *ratchet_key,
-                                          uint32_t counter, uint32_t previous_counter,
-                                          const sotto_message_keys *mk,
+SOTTO_WUR int sotto_signal_message_encode(const sotto_public_key *ratchet_key, uint32_t counter,
+                                          uint32_t previous_counter, const sotto_message_keys *mk,
                                           const sotto_public_key *sender_identity,
                                           const sotto_public_key *receiver_identity,
-                                          const uint8_t *pt, size_t pt_len,
-                                          uint8_t **out, size_t *out_len);
+                                          const uint8_t *pt, size_t pt_len, uint8_t **out,
+                                          size_t *out_len);
 
 /*
  * Wraps a serialised SignalMessage into a PreKeySignalMessage:

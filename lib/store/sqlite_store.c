@@ -455,8 +455,8 @@ static int ss_remove_by_id(sotto_sqlite_store *s, int which, uint32_t id)
 {
     sqlite3_stmt *st = NULL;
     int ret;
-    if ((ret = ss_stmt(s, which, &st)) != SOTTO_OK ||
-        (ret = ss_bind_int(st, 1, id)) != SOTTO_OK || (ret = ss_exec_done(st)) != SOTTO_OK)
+    if ((ret = ss_stmt(s, which, &st)) != SOTTO_OK || (ret = ss_bind_int(st, 1, id)) != SOTTO_OK ||
+        (ret = ss_exec_done(st)) != SOTTO_OK)
         goto out;
     ret = sqlite3_changes(s->db) > 0 ? SOTTO_OK : SOTTO_ERR_NOT_FOUND;
 out:

@@ -25,20 +25,20 @@
 
 struct sottod_store {
     sottod_store_config cfg;
-    char *path;                         /* owned copy of cfg.path */
+    char *path; /* owned copy of cfg.path */
     sottod_store_backend *be;
 
     pthread_t writer;
     bool writer_started;
     pthread_mutex_t mu;
-    pthread_cond_t cv_work;             /* queue non-empty or stopping */
-    pthread_cond_t cv_committed;        /* a batch moved to the done list */
-    sottod_store_op *q_head, *q_tail;   /* submitted, not yet executed */
-    sottod_store_op *d_head, *d_tail;   /* committed, completion pending */
-    uint64_t submitted;                 /* ops accepted so far */
-    uint64_t committed;                 /* ops moved to the done list so far */
+    pthread_cond_t cv_work;           /* queue non-empty or stopping */
+    pthread_cond_t cv_committed;      /* a batch moved to the done list */
+    sottod_store_op *q_head, *q_tail; /* submitted, not yet executed */
+    sottod_store_op *d_head, *d_tail; /* committed, completion pending */
+    uint64_t submitted;               /* ops accepted so far */
+    uint64_t committed;               /* ops moved to the done list so far */
     bool stopping;
-    uint64_t batches;                   /* stats, under mu */
+    uint64_t batches; /* stats, under mu */
     uint32_t last_batch_ops;
     uint64_t commit_ns_total;
     uint64_t last_commit_ns;
@@ -49,19 +49,32 @@ struct sottod_store {
 const char *sottod_store_strerror(int status)
 {
     switch (status) {
-    case SOTTOD_STORE_OK: return "ok";
-    case SOTTOD_STORE_ERR: return "storage failure";
-    case SOTTOD_STORE_NOMEM: return "out of memory";
-    case SOTTOD_STORE_INVALID: return "invalid argument";
-    case SOTTOD_STORE_NOT_FOUND: return "not found";
-    case SOTTOD_STORE_EXISTS: return "already exists";
-    case SOTTOD_STORE_BAD_INVITE: return "invalid or used invite";
-    case SOTTOD_STORE_DEVICE_LIMIT: return "device limit reached";
-    case SOTTOD_STORE_QUEUE_FULL: return "recipient queue full";
-    case SOTTOD_STORE_STALE: return "recipient device does not exist";
-    case SOTTOD_STORE_CLOSED: return "store closed";
-    case SOTTOD_STORE_CONFLICT: return "device list changed meanwhile";
-    default: return "unknown store error";
+    case SOTTOD_STORE_OK:
+        return "ok";
+    case SOTTOD_STORE_ERR:
+        return "storage failure";
+    case SOTTOD_STORE_NOMEM:
+        return "out of memory";
+    case SOTTOD_STORE_INVALID:
+        return "invalid argument";
+    case SOTTOD_STORE_NOT_FOUND:
+        return "not found";
+    case SOTTOD_STORE_EXISTS:
+        return "already exists";
+    case SOTTOD_STORE_BAD_INVITE:
+        return "invalid or used invite";
+    case SOTTOD_STORE_DEVICE_LIMIT:
+        return "device limit reached";
+    case SOTTOD_STORE_QUEUE_FULL:
+        return "recipient queue full";
+    case SOTTOD_STORE_STALE:
+        return "recipient device does not exist";
+    case SOTTOD_STORE_CLOSED:
+        return "store closed";
+    case SOTTOD_STORE_CONFLICT:
+        return "device list changed meanwhile";
+    default:
+        return "unknown store error";
     }
 }
 
@@ -151,7 +164,7 @@ static void run_batch(sottod_store *st, sottod_store_op *batch)
             op->res.status = SOTTOD_STORE_OK;
             continue;
         }
-        (void)ops->exec(be, op);        /* fills op->res.status */
+        (void)ops->exec(be, op); /* fills op->res.status */
     }
     if (began && ops->commit(be) != SOTTOD_STORE_OK) {
         /* Nothing of this batch is durable: every op fails, results void. */
@@ -179,7 +192,7 @@ static void *writer_main(void *arg)
         while (st->q_head == NULL && !st->stopping)
             pthread_cond_wait(&st->cv_work, &st->mu);
         if (st->q_head == NULL)
-            break;                      /* stopping and nothing left */
+            break; /* stopping and nothing left */
         batch = last = st->q_head;
         while (last->next != NULL && count < max_batch) {
             last = last->next;
@@ -291,8 +304,8 @@ int sottod_store_open(const sottod_store_config *cfg, sottod_store **out)
     if (st->path == NULL)
         goto out;
     st->cfg.path = st->path;
-    st->cfg.backend = NULL;             /* not kept: caller's memory */
-    st->cfg.why = NULL;                 /* ditto; the backend writes cfg->why */
+    st->cfg.backend = NULL; /* not kept: caller's memory */
+    st->cfg.why = NULL;     /* ditto; the backend writes cfg->why */
     st->cfg.why_cap = 0;
     if (st->cfg.max_queue == 0)
         st->cfg.max_queue = SOTTOD_DEFAULT_MAX_QUEUE;
@@ -554,8 +567,7 @@ static int list_change(sottod_store *st, int kind, sottod_addr addr, const sotto
 
 /* The list argument of a change: required unless `optional`, and then
  * only with prev_version 0. */
-static bool change_list_ok(const sottod_device_list_rec *list, uint64_t prev_version,
-                           bool optional)
+static bool change_list_ok(const sottod_device_list_rec *list, uint64_t prev_version, bool optional)
 {
     if (list == NULL)
         return optional && prev_version == 0;
@@ -578,18 +590,17 @@ int sottod_store_device_add_listed(sottod_store *st, int64_t account_id,
 }
 
 int sottod_store_device_remove_listed(sottod_store *st, sottod_addr addr, uint64_t prev_version,
-                                      const sottod_device_list_rec *list,
-                                      sottod_store_done_fn done, void *arg)
+                                      const sottod_device_list_rec *list, sottod_store_done_fn done,
+                                      void *arg)
 {
     if (st == NULL || !addr_ok(addr) || !change_list_ok(list, prev_version, true))
         return SOTTOD_STORE_INVALID;
     return list_change(st, SOTTOD_LIST_REMOVE, addr, NULL, 0, prev_version, list, done, arg);
 }
 
-int sottod_store_account_recover(sottod_store *st, int64_t account_id,
-                                 const sottod_device_new *dev, uint64_t prev_version,
-                                 const sottod_device_list_rec *list, sottod_store_done_fn done,
-                                 void *arg)
+int sottod_store_account_recover(sottod_store *st, int64_t account_id, const sottod_device_new *dev,
+                                 uint64_t prev_version, const sottod_device_list_rec *list,
+                                 sottod_store_done_fn done, void *arg)
 {
     sottod_addr a = {.account_id = account_id, .device_id = dev != NULL ? dev->device_id : 0};
 
@@ -724,8 +735,8 @@ int sottod_store_envelopes_enqueue(sottod_store *st, const sottod_envelope_in *e
     return submit_or_free(st, op, done, arg);
 }
 
-int sottod_store_envelopes_delete(sottod_store *st, sottod_addr addr, const uint8_t *ids,
-                                  size_t n, sottod_store_done_fn done, void *arg)
+int sottod_store_envelopes_delete(sottod_store *st, sottod_addr addr, const uint8_t *ids, size_t n,
+                                  sottod_store_done_fn done, void *arg)
 {
     sottod_store_op *op;
 
@@ -805,16 +816,15 @@ int sottod_store_device_get(sottod_store *st, sottod_addr addr, sottod_device *o
     return st->be->ops->device_get(st->be, addr, out);
 }
 
-int sottod_store_devices_list(sottod_store *st, int64_t account_id, sottod_device *out,
-                              size_t max, size_t *n)
+int sottod_store_devices_list(sottod_store *st, int64_t account_id, sottod_device *out, size_t max,
+                              size_t *n)
 {
     if (st == NULL || account_id <= 0 || (out == NULL && max > 0) || n == NULL)
         return SOTTOD_STORE_INVALID;
     return st->be->ops->devices_list(st->be, account_id, out, max, n);
 }
 
-int sottod_store_device_list_get(sottod_store *st, int64_t account_id,
-                                 sottod_device_list_rec *out)
+int sottod_store_device_list_get(sottod_store *st, int64_t account_id, sottod_device_list_rec *out)
 {
     size_t n = 0;
 
@@ -838,8 +848,8 @@ int sottod_store_one_time_prekey_count(sottod_store *st, sottod_addr addr, uint3
     return st->be->ops->one_time_prekey_count(st->be, addr, count);
 }
 
-int sottod_store_envelopes_list(sottod_store *st, sottod_addr addr, int64_t after_seq,
-                                size_t limit, sottod_envelope_fn fn, void *arg, int64_t *last_seq)
+int sottod_store_envelopes_list(sottod_store *st, sottod_addr addr, int64_t after_seq, size_t limit,
+                                sottod_envelope_fn fn, void *arg, int64_t *last_seq)
 {
     if (st == NULL || !addr_ok(addr) || fn == NULL || limit == 0)
         return SOTTOD_STORE_INVALID;

@@ -87,34 +87,34 @@ extern "C" {
 #define SOTTOD_STORE_WUR __attribute__((warn_unused_result))
 
 /* Sizes in bytes. */
-#define SOTTOD_USERNAME_MAX 64          /* longest username (bytes, no NUL) */
-#define SOTTOD_AUTH_KEY_BYTES 32        /* Ed25519 public key */
-#define SOTTOD_PUBLIC_KEY_BYTES 33      /* 0x05 || X25519 public key */
-#define SOTTOD_SIGNATURE_BYTES 64       /* XEdDSA signature */
-#define SOTTOD_ENVELOPE_ID_BYTES 16     /* random, chosen by the server */
+#define SOTTOD_USERNAME_MAX 64      /* longest username (bytes, no NUL) */
+#define SOTTOD_AUTH_KEY_BYTES 32    /* Ed25519 public key */
+#define SOTTOD_PUBLIC_KEY_BYTES 33  /* 0x05 || X25519 public key */
+#define SOTTOD_SIGNATURE_BYTES 64   /* XEdDSA signature */
+#define SOTTOD_ENVELOPE_ID_BYTES 16 /* random, chosen by the server */
 #define SOTTOD_ATTACHMENT_ID_BYTES 16
-#define SOTTOD_INVITE_MAX 128           /* longest invite token (bytes) */
-#define SOTTOD_ENVELOPE_MAX (256 * 1024)/* largest stored envelope (bytes) */
-#define SOTTOD_MAX_DEVICES 32           /* hard cap; the limit passed to device_add must be <= */
-#define SOTTOD_DATE_BYTES 11            /* "YYYY-MM-DD" + NUL */
+#define SOTTOD_INVITE_MAX 128            /* longest invite token (bytes) */
+#define SOTTOD_ENVELOPE_MAX (256 * 1024) /* largest stored envelope (bytes) */
+#define SOTTOD_MAX_DEVICES 32            /* hard cap; the limit passed to device_add must be <= */
+#define SOTTOD_DATE_BYTES 11             /* "YYYY-MM-DD" + NUL */
 
-#define SOTTOD_DEFAULT_MAX_QUEUE 10000  /* envelopes per device queue */
-#define SOTTOD_DEFAULT_MAX_BATCH 2048   /* operations per transaction */
+#define SOTTOD_DEFAULT_MAX_QUEUE 10000 /* envelopes per device queue */
+#define SOTTOD_DEFAULT_MAX_BATCH 2048  /* operations per transaction */
 
 typedef enum sottod_store_status {
     SOTTOD_STORE_OK = 0,
-    SOTTOD_STORE_ERR = -1,         /* backend failure (I/O, corrupt file) */
+    SOTTOD_STORE_ERR = -1, /* backend failure (I/O, corrupt file) */
     SOTTOD_STORE_NOMEM = -2,
-    SOTTOD_STORE_INVALID = -3,     /* bad argument (length, NULL, zero id) */
-    SOTTOD_STORE_NOT_FOUND = -4,   /* no such account / device / envelope / attachment */
-    SOTTOD_STORE_EXISTS = -5,      /* username taken, device id in use, id reused */
-    SOTTOD_STORE_BAD_INVITE = -6,  /* invite token unknown, used or expired */
-    SOTTOD_STORE_DEVICE_LIMIT = -7,/* account already has the maximum of devices */
-    SOTTOD_STORE_QUEUE_FULL = -8,  /* a recipient device queue is full; nothing queued */
-    SOTTOD_STORE_STALE = -9,       /* a recipient device does not exist; nothing queued */
-    SOTTOD_STORE_CLOSED = -10,     /* the store is closing; operation refused */
-    SOTTOD_STORE_CONFLICT = -11,   /* the stored device list version is not the one expected
-                                      (another change committed first); nothing written */
+    SOTTOD_STORE_INVALID = -3,      /* bad argument (length, NULL, zero id) */
+    SOTTOD_STORE_NOT_FOUND = -4,    /* no such account / device / envelope / attachment */
+    SOTTOD_STORE_EXISTS = -5,       /* username taken, device id in use, id reused */
+    SOTTOD_STORE_BAD_INVITE = -6,   /* invite token unknown, used or expired */
+    SOTTOD_STORE_DEVICE_LIMIT = -7, /* account already has the maximum of devices */
+    SOTTOD_STORE_QUEUE_FULL = -8,   /* a recipient device queue is full; nothing queued */
+    SOTTOD_STORE_STALE = -9,        /* a recipient device does not exist; nothing queued */
+    SOTTOD_STORE_CLOSED = -10,      /* the store is closing; operation refused */
+    SOTTOD_STORE_CONFLICT = -11,    /* the stored device list version is not the one expected
+                                       (another change committed first); nothing written */
 } sottod_store_status;
 
 /* Short static English text for a status (never NULL). */
@@ -131,7 +131,7 @@ typedef struct sottod_addr {
 typedef struct sottod_account {
     int64_t account_id;
     char username[SOTTOD_USERNAME_MAX + 1];
-    char created[SOTTOD_DATE_BYTES];       /* "YYYY-MM-DD" (UTC) */
+    char created[SOTTOD_DATE_BYTES]; /* "YYYY-MM-DD" (UTC) */
 } sottod_account;
 
 typedef struct sottod_device {
@@ -139,15 +139,15 @@ typedef struct sottod_device {
     uint32_t registration_id;
     uint8_t auth_key[SOTTOD_AUTH_KEY_BYTES];
     uint8_t identity_key[SOTTOD_PUBLIC_KEY_BYTES];
-    uint32_t added_by;                      /* 0 for device 1 */
+    uint32_t added_by;                             /* 0 for device 1 */
     uint8_t add_signature[SOTTOD_SIGNATURE_BYTES]; /* all zero for device 1 */
     bool has_signed_prekey;
     uint32_t signed_prekey_id;
     uint8_t signed_prekey[SOTTOD_PUBLIC_KEY_BYTES];
     uint8_t signed_prekey_sig[SOTTOD_SIGNATURE_BYTES];
     char created[SOTTOD_DATE_BYTES];
-    char last_seen[SOTTOD_DATE_BYTES];      /* "" if never seen */
-    uint32_t queue_depth;                   /* undelivered, unexpired-or-not envelopes */
+    char last_seen[SOTTOD_DATE_BYTES]; /* "" if never seen */
+    uint32_t queue_depth;              /* undelivered, unexpired-or-not envelopes */
 } sottod_device;
 
 /* Largest signed device list the store keeps (bytes); libsotto's
@@ -159,20 +159,20 @@ typedef struct sottod_device {
  * under API v1 has none (present == false, everything else zero). */
 typedef struct sottod_device_list_rec {
     bool present;
-    uint8_t account_key[SOTTOD_PUBLIC_KEY_BYTES];  /* 0x05 || X25519 */
-    uint64_t version;                               /* >= 1 when present */
-    size_t len;                                     /* bytes of list */
-    uint8_t list[SOTTOD_DEVICE_LIST_MAX_BYTES];     /* statement || signature */
+    uint8_t account_key[SOTTOD_PUBLIC_KEY_BYTES]; /* 0x05 || X25519 */
+    uint64_t version;                             /* >= 1 when present */
+    size_t len;                                   /* bytes of list */
+    uint8_t list[SOTTOD_DEVICE_LIST_MAX_BYTES];   /* statement || signature */
 } sottod_device_list_rec;
 
 /* Parameters of a new device (account_create / device_add). */
 typedef struct sottod_device_new {
-    uint32_t device_id;          /* 0 = the store picks the lowest free id >= 2
-                                    (account_create always makes device 1) */
+    uint32_t device_id; /* 0 = the store picks the lowest free id >= 2
+                           (account_create always makes device 1) */
     uint32_t registration_id;
     uint8_t auth_key[SOTTOD_AUTH_KEY_BYTES];
     uint8_t identity_key[SOTTOD_PUBLIC_KEY_BYTES];
-    uint32_t added_by;           /* device id of the signer; account_create stores 0 */
+    uint32_t added_by; /* device id of the signer; account_create stores 0 */
     uint8_t add_signature[SOTTOD_SIGNATURE_BYTES]; /* account_create stores zeros */
 } sottod_device_new;
 
@@ -195,9 +195,9 @@ typedef struct sottod_bundle {
     uint32_t signed_prekey_id;
     uint8_t signed_prekey[SOTTOD_PUBLIC_KEY_BYTES];
     uint8_t signed_prekey_sig[SOTTOD_SIGNATURE_BYTES];
-    bool has_one_time_prekey;           /* false when the device ran out */
+    bool has_one_time_prekey; /* false when the device ran out */
     sottod_one_time_prekey one_time_prekey;
-    uint32_t one_time_prekeys_left;     /* after this take */
+    uint32_t one_time_prekeys_left; /* after this take */
 } sottod_bundle;
 
 /* An envelope to queue: `body` (body_len bytes, 1..SOTTOD_ENVELOPE_MAX) is
@@ -205,14 +205,14 @@ typedef struct sottod_bundle {
 typedef struct sottod_envelope_in {
     sottod_addr to;
     uint8_t id[SOTTOD_ENVELOPE_ID_BYTES];
-    int64_t expires_at;                 /* unix seconds */
+    int64_t expires_at; /* unix seconds */
     const uint8_t *body;
     size_t body_len;
 } sottod_envelope_in;
 
 /* A queued envelope as listed; pointers valid only during the callback. */
 typedef struct sottod_envelope {
-    int64_t seq;                        /* queue order, strictly increasing per store */
+    int64_t seq; /* queue order, strictly increasing per store */
     uint8_t id[SOTTOD_ENVELOPE_ID_BYTES];
     int64_t expires_at;
     const uint8_t *body;
@@ -221,9 +221,9 @@ typedef struct sottod_envelope {
 
 typedef struct sottod_attachment {
     uint8_t id[SOTTOD_ATTACHMENT_ID_BYTES];
-    uint64_t size;                      /* bytes of ciphertext blob */
-    int64_t created_at;                 /* unix seconds */
-    int64_t expires_at;                 /* unix seconds */
+    uint64_t size;      /* bytes of ciphertext blob */
+    int64_t created_at; /* unix seconds */
+    int64_t expires_at; /* unix seconds */
     bool referenced;
 } sottod_attachment;
 
@@ -252,26 +252,44 @@ typedef enum sottod_store_op_type {
 
 typedef struct sottod_store_result {
     sottod_store_op_type type;
-    int status;                 /* SOTTOD_STORE_OK or a negative code */
+    int status; /* SOTTOD_STORE_OK or a negative code */
     union {
         /* ACCOUNT_CREATE */
-        struct { int64_t account_id; } account_create;
+        struct {
+            int64_t account_id;
+        } account_create;
         /* DEVICE_ADD */
-        struct { uint32_t device_id; } device_add;
+        struct {
+            uint32_t device_id;
+        } device_add;
         /* ONE_TIME_PREKEYS_ADD */
-        struct { uint32_t count; } one_time_prekeys_add;     /* stored after the add */
+        struct {
+            uint32_t count;
+        } one_time_prekeys_add; /* stored after the add */
         /* BUNDLE_TAKE: n bundles in device id order, and the account's key
          * and device list read in the same transaction (list->present
          * false for an account without one; never NULL on success) */
-        struct { const sottod_bundle *bundles; size_t n;
-                 const sottod_device_list_rec *list; } bundle_take;
+        struct {
+            const sottod_bundle *bundles;
+            size_t n;
+            const sottod_device_list_rec *list;
+        } bundle_take;
         /* DEVICE_LIST_CHANGE: the device added (device_add_listed,
          * account_recover) and how many devices were deleted */
-        struct { uint32_t device_id; uint32_t deleted; } list_change;
+        struct {
+            uint32_t device_id;
+            uint32_t deleted;
+        } list_change;
         /* ENVELOPES_ENQUEUE: on QUEUE_FULL / STALE, the offending device */
-        struct { uint32_t queued; uint32_t duplicates; sottod_addr failed; } enqueue;
+        struct {
+            uint32_t queued;
+            uint32_t duplicates;
+            sottod_addr failed;
+        } enqueue;
         /* ENVELOPES_DELETE / ENVELOPES_EXPIRE / ACCOUNT_DELETE / DEVICE_REMOVE */
-        struct { uint32_t deleted; } deleted;
+        struct {
+            uint32_t deleted;
+        } deleted;
     } u;
 } sottod_store_result;
 
@@ -290,12 +308,12 @@ typedef enum sottod_store_durability {
 } sottod_store_durability;
 
 typedef struct sottod_store_config {
-    const char *backend;          /* "sqlite" (NULL = "sqlite") */
-    const char *path;             /* sqlite: database file, created 0600 if missing
-                                     (unless must_exist) */
+    const char *backend; /* "sqlite" (NULL = "sqlite") */
+    const char *path;    /* sqlite: database file, created 0600 if missing
+                            (unless must_exist) */
     sottod_store_durability durability;
-    uint32_t max_queue;           /* per device; 0 = SOTTOD_DEFAULT_MAX_QUEUE */
-    uint32_t max_batch;           /* ops per transaction; 0 = SOTTOD_DEFAULT_MAX_BATCH */
+    uint32_t max_queue; /* per device; 0 = SOTTOD_DEFAULT_MAX_QUEUE */
+    uint32_t max_batch; /* ops per transaction; 0 = SOTTOD_DEFAULT_MAX_BATCH */
     /* Clock (unix seconds) for dates, expiry and TTL; NULL = time(NULL).
      * Tests inject a fake clock. Called on the writer and reader threads. */
     int64_t (*now)(void *arg);
@@ -356,13 +374,13 @@ int64_t sottod_store_now(const sottod_store *st);
 
 /* Counters for /metrics. Any thread. */
 typedef struct sottod_store_stats {
-    uint64_t batches;            /* transactions committed (or failed) by the writer */
-    uint64_t ops;                /* operations executed */
-    uint32_t last_batch_ops;     /* operations in the last batch */
-    uint64_t commit_ns_total;    /* wall time in BEGIN..COMMIT, summed */
-    uint64_t last_commit_ns;     /* of the last batch */
-    uint64_t queue_depth_total;  /* envelopes queued now over all devices (a read) */
-    uint64_t pending_ops;        /* submitted, not yet executed */
+    uint64_t batches;           /* transactions committed (or failed) by the writer */
+    uint64_t ops;               /* operations executed */
+    uint32_t last_batch_ops;    /* operations in the last batch */
+    uint64_t commit_ns_total;   /* wall time in BEGIN..COMMIT, summed */
+    uint64_t last_commit_ns;    /* of the last batch */
+    uint64_t queue_depth_total; /* envelopes queued now over all devices (a read) */
+    uint64_t pending_ops;       /* submitted, not yet executed */
 } sottod_store_stats;
 void sottod_store_stats_get(sottod_store *st, sottod_store_stats *out);
 
@@ -375,24 +393,27 @@ void sottod_store_stats_get(sottod_store *st, sottod_store_stats *out);
  * expired; nothing created). EXISTS if the username is taken (the invite is
  * then not consumed). Result: u.account_create.account_id. */
 SOTTOD_STORE_WUR int sottod_store_account_create(sottod_store *st, const char *username,
-    const uint8_t *invite, size_t invite_len, const sottod_device_new *dev,
-    sottod_store_done_fn done, void *arg);
+                                                 const uint8_t *invite, size_t invite_len,
+                                                 const sottod_device_new *dev,
+                                                 sottod_store_done_fn done, void *arg);
 
 /* Deletes an account with all its devices, prekeys and queued envelopes.
  * Attachment rows are not tied to accounts (they are anonymous). */
 SOTTOD_STORE_WUR int sottod_store_account_delete(sottod_store *st, int64_t account_id,
-    sottod_store_done_fn done, void *arg);
+                                                 sottod_store_done_fn done, void *arg);
 
 /* Records an invite token (its SHA-256 only) valid until expires_at. */
 SOTTOD_STORE_WUR int sottod_store_invite_create(sottod_store *st, const uint8_t *token,
-    size_t token_len, int64_t expires_at, sottod_store_done_fn done, void *arg);
+                                                size_t token_len, int64_t expires_at,
+                                                sottod_store_done_fn done, void *arg);
 
 /* Adds a device to an account unless it already has max_devices
  * (1..SOTTOD_MAX_DEVICES) devices (DEVICE_LIMIT). dev->device_id 0 picks the
  * lowest free id >= 2; a given id in use gives EXISTS. NOT_FOUND if the
  * account does not exist. Result: u.device_add.device_id. */
 SOTTOD_STORE_WUR int sottod_store_device_add(sottod_store *st, int64_t account_id,
-    const sottod_device_new *dev, uint32_t max_devices, sottod_store_done_fn done, void *arg);
+                                             const sottod_device_new *dev, uint32_t max_devices,
+                                             sottod_store_done_fn done, void *arg);
 
 /*
  * API v2 device-set changes. Each runs in one transaction that first checks
@@ -412,54 +433,64 @@ SOTTOD_STORE_WUR int sottod_store_device_add(sottod_store *st, int64_t account_i
 /* account_create with the account key and first device list (list may be
  * NULL: API v1). */
 SOTTOD_STORE_WUR int sottod_store_account_create_listed(sottod_store *st, const char *username,
-    const uint8_t *invite, size_t invite_len, const sottod_device_new *dev,
-    const sottod_device_list_rec *list, sottod_store_done_fn done, void *arg);
+                                                        const uint8_t *invite, size_t invite_len,
+                                                        const sottod_device_new *dev,
+                                                        const sottod_device_list_rec *list,
+                                                        sottod_store_done_fn done, void *arg);
 
 /* Adds dev under dev->device_id (1..; EXISTS if in use; DEVICE_LIMIT as
  * device_add) and replaces the list. Without a list (v1 path, prev_version
  * 0) dev->device_id 0 picks the lowest free id >= 2 as device_add does.
  * Result: u.list_change.device_id. */
 SOTTOD_STORE_WUR int sottod_store_device_add_listed(sottod_store *st, int64_t account_id,
-    const sottod_device_new *dev, uint32_t max_devices, uint64_t prev_version,
-    const sottod_device_list_rec *list, sottod_store_done_fn done, void *arg);
+                                                    const sottod_device_new *dev,
+                                                    uint32_t max_devices, uint64_t prev_version,
+                                                    const sottod_device_list_rec *list,
+                                                    sottod_store_done_fn done, void *arg);
 
 /* Removes a device, its prekeys and queue (as device_remove) and replaces
  * the list. Result: u.list_change.deleted = 1. */
 SOTTOD_STORE_WUR int sottod_store_device_remove_listed(sottod_store *st, sottod_addr addr,
-    uint64_t prev_version, const sottod_device_list_rec *list, sottod_store_done_fn done,
-    void *arg);
+                                                       uint64_t prev_version,
+                                                       const sottod_device_list_rec *list,
+                                                       sottod_store_done_fn done, void *arg);
 
 /* Recovery: deletes EVERY device of the account with its prekeys and
  * queued envelopes, adds dev under dev->device_id and replaces the list
  * (list required; prev_version must be the stored version, >= 1). Result:
  * u.list_change.device_id, u.list_change.deleted = devices deleted. */
 SOTTOD_STORE_WUR int sottod_store_account_recover(sottod_store *st, int64_t account_id,
-    const sottod_device_new *dev, uint64_t prev_version, const sottod_device_list_rec *list,
-    sottod_store_done_fn done, void *arg);
+                                                  const sottod_device_new *dev,
+                                                  uint64_t prev_version,
+                                                  const sottod_device_list_rec *list,
+                                                  sottod_store_done_fn done, void *arg);
 
 /* Replaces the list without changing the devices (list required). With
  * prev_version 0 (account without a key) it also stores list->account_key. */
 SOTTOD_STORE_WUR int sottod_store_device_list_set(sottod_store *st, int64_t account_id,
-    uint64_t prev_version, const sottod_device_list_rec *list, sottod_store_done_fn done,
-    void *arg);
+                                                  uint64_t prev_version,
+                                                  const sottod_device_list_rec *list,
+                                                  sottod_store_done_fn done, void *arg);
 
 /* Removes a device, its prekeys and its queue. NOT_FOUND if absent. */
 SOTTOD_STORE_WUR int sottod_store_device_remove(sottod_store *st, sottod_addr addr,
-    sottod_store_done_fn done, void *arg);
+                                                sottod_store_done_fn done, void *arg);
 
 /* Sets last-seen to today's DATE (UTC); no write if already today. */
 SOTTOD_STORE_WUR int sottod_store_device_touch(sottod_store *st, sottod_addr addr,
-    sottod_store_done_fn done, void *arg);
+                                               sottod_store_done_fn done, void *arg);
 
 /* Replaces the device's signed prekey. NOT_FOUND if no such device. */
-SOTTOD_STORE_WUR int sottod_store_signed_prekey_set(sottod_store *st, sottod_addr addr,
-    uint32_t id, const uint8_t pub[SOTTOD_PUBLIC_KEY_BYTES],
-    const uint8_t sig[SOTTOD_SIGNATURE_BYTES], sottod_store_done_fn done, void *arg);
+SOTTOD_STORE_WUR int sottod_store_signed_prekey_set(sottod_store *st, sottod_addr addr, uint32_t id,
+                                                    const uint8_t pub[SOTTOD_PUBLIC_KEY_BYTES],
+                                                    const uint8_t sig[SOTTOD_SIGNATURE_BYTES],
+                                                    sottod_store_done_fn done, void *arg);
 
 /* Adds n (1..10000) one-time prekeys; an id already stored is replaced.
  * Result: u.one_time_prekeys_add.count = how many the device now has. */
 SOTTOD_STORE_WUR int sottod_store_one_time_prekeys_add(sottod_store *st, sottod_addr addr,
-    const sottod_one_time_prekey *keys, size_t n, sottod_store_done_fn done, void *arg);
+                                                       const sottod_one_time_prekey *keys, size_t n,
+                                                       sottod_store_done_fn done, void *arg);
 
 /* Hands out prekey bundles of an account: of device_id, or of every device
  * if device_id is 0. Each bundle carries one one-time prekey which is deleted
@@ -467,7 +498,8 @@ SOTTOD_STORE_WUR int sottod_store_one_time_prekeys_add(sottod_store *st, sottod_
  * however many fetches run concurrently. NOT_FOUND if the account / device
  * does not exist. Result: u.bundle_take. */
 SOTTOD_STORE_WUR int sottod_store_bundle_take(sottod_store *st, int64_t account_id,
-    uint32_t device_id, sottod_store_done_fn done, void *arg);
+                                              uint32_t device_id, sottod_store_done_fn done,
+                                              void *arg);
 
 /* Queues n (1..4096) envelopes, all or none, in one transaction. Refuses
  * with STALE if a recipient device does not exist and QUEUE_FULL if a queue
@@ -479,74 +511,80 @@ SOTTOD_STORE_WUR int sottod_store_bundle_take(sottod_store *st, int64_t account_
  * not be written for another reason the op fails with ERR. The ack to the
  * sender belongs in `done`. */
 SOTTOD_STORE_WUR int sottod_store_envelopes_enqueue(sottod_store *st,
-    const sottod_envelope_in *envs, size_t n, sottod_store_done_fn done, void *arg);
+                                                    const sottod_envelope_in *envs, size_t n,
+                                                    sottod_store_done_fn done, void *arg);
 
 /* Deletes the envelopes with these ids (n 1..4096, n*16 bytes at ids) from
  * the queue of `addr` ONLY; ids of other devices' envelopes are ignored.
  * Result: u.deleted.deleted. */
 SOTTOD_STORE_WUR int sottod_store_envelopes_delete(sottod_store *st, sottod_addr addr,
-    const uint8_t *ids, size_t n, sottod_store_done_fn done, void *arg);
+                                                   const uint8_t *ids, size_t n,
+                                                   sottod_store_done_fn done, void *arg);
 
 /* Deletes every envelope with expires_at <= now. Result: u.deleted.deleted. */
-SOTTOD_STORE_WUR int sottod_store_envelopes_expire(sottod_store *st,
-    sottod_store_done_fn done, void *arg);
+SOTTOD_STORE_WUR int sottod_store_envelopes_expire(sottod_store *st, sottod_store_done_fn done,
+                                                   void *arg);
 
 /* Records a new attachment. EXISTS if the id is in use. */
-SOTTOD_STORE_WUR int sottod_store_attachment_create(sottod_store *st,
-    const sottod_attachment *att, sottod_store_done_fn done, void *arg);
+SOTTOD_STORE_WUR int sottod_store_attachment_create(sottod_store *st, const sottod_attachment *att,
+                                                    sottod_store_done_fn done, void *arg);
 
 /* Sets size, expires_at and referenced of an existing attachment. */
-SOTTOD_STORE_WUR int sottod_store_attachment_update(sottod_store *st,
-    const sottod_attachment *att, sottod_store_done_fn done, void *arg);
+SOTTOD_STORE_WUR int sottod_store_attachment_update(sottod_store *st, const sottod_attachment *att,
+                                                    sottod_store_done_fn done, void *arg);
 
 SOTTOD_STORE_WUR int sottod_store_attachment_delete(sottod_store *st,
-    const uint8_t id[SOTTOD_ATTACHMENT_ID_BYTES], sottod_store_done_fn done, void *arg);
+                                                    const uint8_t id[SOTTOD_ATTACHMENT_ID_BYTES],
+                                                    sottod_store_done_fn done, void *arg);
 
 /* ---- [sync] reads ------------------------------------------------------- */
 
 SOTTOD_STORE_WUR int sottod_store_account_lookup(sottod_store *st, const char *username,
-    sottod_account *out);
+                                                 sottod_account *out);
 
 SOTTOD_STORE_WUR int sottod_store_device_get(sottod_store *st, sottod_addr addr,
-    sottod_device *out);
+                                             sottod_device *out);
 
 /* Devices of an account in id order: up to max into out, *n = how many.
  * NOT_FOUND if the account does not exist. */
 SOTTOD_STORE_WUR int sottod_store_devices_list(sottod_store *st, int64_t account_id,
-    sottod_device *out, size_t max, size_t *n);
+                                               sottod_device *out, size_t max, size_t *n);
 
 /* The account's key and device list (out->present false if it has none).
  * NOT_FOUND if the account does not exist. */
 SOTTOD_STORE_WUR int sottod_store_device_list_get(sottod_store *st, int64_t account_id,
-    sottod_device_list_rec *out);
+                                                  sottod_device_list_rec *out);
 
 /* devices_list and device_list_get from ONE read snapshot, so the list and
  * the device rows belong together. */
 SOTTOD_STORE_WUR int sottod_store_devices_list_with_list(sottod_store *st, int64_t account_id,
-    sottod_device *out, size_t max, size_t *n, sottod_device_list_rec *list);
+                                                         sottod_device *out, size_t max, size_t *n,
+                                                         sottod_device_list_rec *list);
 
 SOTTOD_STORE_WUR int sottod_store_one_time_prekey_count(sottod_store *st, sottod_addr addr,
-    uint32_t *count);
+                                                        uint32_t *count);
 
 /* Envelopes queued for addr, unexpired, with seq > after_seq, in seq order,
  * at most limit; fn returns 0 to continue, nonzero to stop. *last_seq (may
  * be NULL) gets the seq of the last envelope passed to fn (after_seq if none). */
 typedef int (*sottod_envelope_fn)(void *arg, const sottod_envelope *env);
 SOTTOD_STORE_WUR int sottod_store_envelopes_list(sottod_store *st, sottod_addr addr,
-    int64_t after_seq, size_t limit, sottod_envelope_fn fn, void *arg, int64_t *last_seq);
+                                                 int64_t after_seq, size_t limit,
+                                                 sottod_envelope_fn fn, void *arg,
+                                                 int64_t *last_seq);
 /* (fn runs with the read connection locked: it must not call store reads;
  * submitting [async] writes from it is fine.) */
 
-SOTTOD_STORE_WUR int sottod_store_queue_depth(sottod_store *st, sottod_addr addr,
-    uint32_t *depth);
+SOTTOD_STORE_WUR int sottod_store_queue_depth(sottod_store *st, sottod_addr addr, uint32_t *depth);
 
 SOTTOD_STORE_WUR int sottod_store_attachment_get(sottod_store *st,
-    const uint8_t id[SOTTOD_ATTACHMENT_ID_BYTES], sottod_attachment *out);
+                                                 const uint8_t id[SOTTOD_ATTACHMENT_ID_BYTES],
+                                                 sottod_attachment *out);
 
 /* Attachments with expires_at <= now, at most limit, oldest first. */
 typedef int (*sottod_attachment_fn)(void *arg, const sottod_attachment *att);
 SOTTOD_STORE_WUR int sottod_store_attachments_expired(sottod_store *st, size_t limit,
-    sottod_attachment_fn fn, void *arg);
+                                                      sottod_attachment_fn fn, void *arg);
 
 /*
  * Everything the store holds about an account, as a NUL-terminated JSON
@@ -573,7 +611,7 @@ SOTTOD_STORE_WUR int sottod_store_disclose(sottod_store *st, const char *usernam
 /* them.                                                                     */
 /* ======================================================================== */
 
-typedef struct sottod_store_op sottod_store_op;   /* defined in store_op.h */
+typedef struct sottod_store_op sottod_store_op; /* defined in store_op.h */
 typedef struct sottod_store_backend sottod_store_backend;
 
 typedef struct sottod_store_backend_ops {
@@ -594,8 +632,8 @@ typedef struct sottod_store_backend_ops {
                           size_t limit, sottod_envelope_fn fn, void *arg, int64_t *last_seq);
     int (*queue_depth)(sottod_store_backend *be, sottod_addr addr, uint32_t *depth);
     int (*attachment_get)(sottod_store_backend *be, const uint8_t *id, sottod_attachment *out);
-    int (*attachments_expired)(sottod_store_backend *be, size_t limit,
-                               sottod_attachment_fn fn, void *arg);
+    int (*attachments_expired)(sottod_store_backend *be, size_t limit, sottod_attachment_fn fn,
+                               void *arg);
     int (*disclose)(sottod_store_backend *be, const char *username, char **json);
     /* list: NOT_FOUND if no account; with out/max/n also the devices, one snapshot */
     int (*device_list_get)(sottod_store_backend *be, int64_t account_id, sottod_device *out,
@@ -607,8 +645,8 @@ typedef struct sottod_store_backend_ops {
 
 struct sottod_store_backend {
     const sottod_store_backend_ops *ops;
-    const sottod_store_config *cfg;  /* the front end's copy; valid while open */
-    sottod_store *front;             /* for sottod_store_now() */
+    const sottod_store_config *cfg; /* the front end's copy; valid while open */
+    sottod_store *front;            /* for sottod_store_now() */
 };
 
 #ifdef __cplusplus

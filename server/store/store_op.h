@@ -17,7 +17,7 @@ struct sottod_store_op {
     struct sottod_store_op *next;
     sottod_store_done_fn done;
     void *arg;
-    sottod_store_result res;            /* res.type is the op type */
+    sottod_store_result res; /* res.type is the op type */
 
     /* inputs (which ones are used depends on res.type) */
     char username[SOTTOD_USERNAME_MAX + 1];
@@ -25,25 +25,25 @@ struct sottod_store_op {
     sottod_addr addr;
     uint32_t max_devices;
     sottod_device_new dev;
-    uint8_t invite_hash[32];            /* SHA-256 of the invite token */
+    uint8_t invite_hash[32]; /* SHA-256 of the invite token */
     bool has_invite;
     int64_t expires_at;
     uint32_t key_id;
     uint8_t pub[SOTTOD_PUBLIC_KEY_BYTES];
     uint8_t sig[SOTTOD_SIGNATURE_BYTES];
     sottod_attachment att;
-    size_t n;                           /* number of keys / envelopes / ids */
-    sottod_one_time_prekey *keys;       /* n, owned */
-    sottod_envelope_in *envs;           /* n, owned; bodies point into env_bodies */
-    uint8_t *env_bodies;                /* owned */
-    uint8_t *ids;                       /* n * 16, owned */
-    int list_kind;                      /* DEVICE_LIST_CHANGE: SOTTOD_LIST_* */
-    uint64_t prev_version;              /* DEVICE_LIST_CHANGE: expected stored version */
-    sottod_device_list_rec *list;       /* owned; NULL = none */
+    size_t n;                     /* number of keys / envelopes / ids */
+    sottod_one_time_prekey *keys; /* n, owned */
+    sottod_envelope_in *envs;     /* n, owned; bodies point into env_bodies */
+    uint8_t *env_bodies;          /* owned */
+    uint8_t *ids;                 /* n * 16, owned */
+    int list_kind;                /* DEVICE_LIST_CHANGE: SOTTOD_LIST_* */
+    uint64_t prev_version;        /* DEVICE_LIST_CHANGE: expected stored version */
+    sottod_device_list_rec *list; /* owned; NULL = none */
 
     /* backend-allocated result memory */
-    sottod_bundle *out_bundles;         /* owned, freed with the op */
-    sottod_device_list_rec *out_list;   /* owned (BUNDLE_TAKE), freed with the op */
+    sottod_bundle *out_bundles;       /* owned, freed with the op */
+    sottod_device_list_rec *out_list; /* owned (BUNDLE_TAKE), freed with the op */
 };
 
 /* Kinds of SOTTOD_OP_DEVICE_LIST_CHANGE (and account_create with a list). */

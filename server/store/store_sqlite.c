@@ -58,21 +58,21 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE accounts("
     "  id INTEGER PRIMARY KEY,"
     "  username TEXT NOT NULL UNIQUE,"
-    "  created TEXT NOT NULL);"                       /* date only: YYYY-MM-DD */
+    "  created TEXT NOT NULL);" /* date only: YYYY-MM-DD */
     "CREATE TABLE invites("
-    "  hash BLOB PRIMARY KEY,"                        /* SHA-256(token) */
+    "  hash BLOB PRIMARY KEY," /* SHA-256(token) */
     "  expires_at INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE devices("
     "  account_id INTEGER NOT NULL,"
     "  device_id INTEGER NOT NULL,"
     "  registration_id INTEGER NOT NULL,"
-    "  auth_key BLOB NOT NULL,"                       /* Ed25519 public, 32 bytes */
-    "  identity_key BLOB NOT NULL,"                   /* 33 bytes */
-    "  added_by INTEGER NOT NULL DEFAULT 0,"          /* signer device id, 0 for device 1 */
-    "  add_sig BLOB,"                                 /* signer's Ed25519 signature */
+    "  auth_key BLOB NOT NULL,"              /* Ed25519 public, 32 bytes */
+    "  identity_key BLOB NOT NULL,"          /* 33 bytes */
+    "  added_by INTEGER NOT NULL DEFAULT 0," /* signer device id, 0 for device 1 */
+    "  add_sig BLOB,"                        /* signer's Ed25519 signature */
     "  spk_id INTEGER, spk_pub BLOB, spk_sig BLOB,"
-    "  created TEXT NOT NULL,"                        /* date only */
-    "  last_seen TEXT,"                               /* date only */
+    "  created TEXT NOT NULL," /* date only */
+    "  last_seen TEXT,"        /* date only */
     "  queue_depth INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY(account_id, device_id)) WITHOUT ROWID;"
     "CREATE TABLE one_time_prekeys("
@@ -82,7 +82,7 @@ static const char *const MIGRATIONS[] = {
     "  pub BLOB NOT NULL,"
     "  PRIMARY KEY(account_id, device_id, key_id)) WITHOUT ROWID;"
     "CREATE TABLE envelopes("
-    "  seq INTEGER PRIMARY KEY,"                      /* set by the writer, see last_seq */
+    "  seq INTEGER PRIMARY KEY," /* set by the writer, see last_seq */
     "  account_id INTEGER NOT NULL,"
     "  device_id INTEGER NOT NULL,"
     "  envelope_id BLOB NOT NULL,"
@@ -115,15 +115,15 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE accounts("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  username TEXT NOT NULL UNIQUE,"
-    "  created TEXT NOT NULL);"                       /* date only: YYYY-MM-DD */
+    "  created TEXT NOT NULL);" /* date only: YYYY-MM-DD */
     "INSERT INTO accounts(id, username, created)"
     "  SELECT id, username, created FROM accounts_v1 ORDER BY id;"
     "DROP TABLE accounts_v1;",
     /* 2 -> 3 (API v2, issue 8): the account key and the latest signed device
      * list with its version. Accounts created before stay NULL (no account
      * key) until their primary publishes one (set_device_list). */
-    "ALTER TABLE accounts ADD COLUMN account_key BLOB;"         /* 33 bytes, public */
-    "ALTER TABLE accounts ADD COLUMN device_list BLOB;"         /* statement || signature */
+    "ALTER TABLE accounts ADD COLUMN account_key BLOB;" /* 33 bytes, public */
+    "ALTER TABLE accounts ADD COLUMN device_list BLOB;" /* statement || signature */
     "ALTER TABLE accounts ADD COLUMN device_list_version INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
@@ -131,15 +131,50 @@ static const char *const MIGRATIONS[] = {
 /* ---- statements ------------------------------------------------------------- */
 
 enum {
-    W_BEGIN, W_COMMIT, W_ROLLBACK, W_SAVEPOINT, W_RELEASE, W_ROLLBACK_TO,
-    W_ACC_BY_NAME, W_INVITE_CONSUME, W_ACC_INSERT, W_DEV_INSERT,
-    W_ACC_DELETE, W_ACC_DEL_DEVICES, W_ACC_DEL_OTPK, W_ACC_DEL_ENV,
-    W_INVITE_INSERT, W_ACC_CHECK, W_DEV_IDS, W_DEV_DELETE, W_DEV_DEL_OTPK,
-    W_DEV_DEL_ENV, W_DEV_TOUCH, W_DEV_EXISTS, W_SPK_SET, W_OTPK_INSERT,
-    W_OTPK_COUNT, W_BUNDLE_DEVS, W_OTPK_FIRST, W_OTPK_DELETE, W_ENV_INSERT,
-    W_DEPTH_INC, W_DEPTH_SUB, W_ENV_DELETE, W_ENV_EXPIRED_COUNTS, W_ENV_EXPIRE,
-    W_ATT_INSERT, W_ATT_UPDATE, W_ATT_DELETE, W_ENV_SAME, W_SEQ_MAX,
-    W_META_SEQ, W_ACC_LIST_GET, W_ACC_LIST_SET, W_ACC_KEY_SET, W_COUNT
+    W_BEGIN,
+    W_COMMIT,
+    W_ROLLBACK,
+    W_SAVEPOINT,
+    W_RELEASE,
+    W_ROLLBACK_TO,
+    W_ACC_BY_NAME,
+    W_INVITE_CONSUME,
+    W_ACC_INSERT,
+    W_DEV_INSERT,
+    W_ACC_DELETE,
+    W_ACC_DEL_DEVICES,
+    W_ACC_DEL_OTPK,
+    W_ACC_DEL_ENV,
+    W_INVITE_INSERT,
+    W_ACC_CHECK,
+    W_DEV_IDS,
+    W_DEV_DELETE,
+    W_DEV_DEL_OTPK,
+    W_DEV_DEL_ENV,
+    W_DEV_TOUCH,
+    W_DEV_EXISTS,
+    W_SPK_SET,
+    W_OTPK_INSERT,
+    W_OTPK_COUNT,
+    W_BUNDLE_DEVS,
+    W_OTPK_FIRST,
+    W_OTPK_DELETE,
+    W_ENV_INSERT,
+    W_DEPTH_INC,
+    W_DEPTH_SUB,
+    W_ENV_DELETE,
+    W_ENV_EXPIRED_COUNTS,
+    W_ENV_EXPIRE,
+    W_ATT_INSERT,
+    W_ATT_UPDATE,
+    W_ATT_DELETE,
+    W_ENV_SAME,
+    W_SEQ_MAX,
+    W_META_SEQ,
+    W_ACC_LIST_GET,
+    W_ACC_LIST_SET,
+    W_ACC_KEY_SET,
+    W_COUNT
 };
 
 static const char *const WSQL[W_COUNT] = {
@@ -153,8 +188,8 @@ static const char *const WSQL[W_COUNT] = {
     [W_INVITE_CONSUME] = "DELETE FROM invites WHERE hash=?1 AND expires_at>?2",
     [W_ACC_INSERT] = "INSERT INTO accounts(username, created) VALUES(?1, ?2)",
     [W_DEV_INSERT] = ("INSERT INTO devices(account_id, device_id, registration_id, auth_key,"
-                     " identity_key, created, added_by, add_sig)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                      " identity_key, created, added_by, add_sig)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
     [W_ACC_DELETE] = "DELETE FROM accounts WHERE id=?1",
     [W_ACC_DEL_DEVICES] = "DELETE FROM devices WHERE account_id=?1",
     [W_ACC_DEL_OTPK] = "DELETE FROM one_time_prekeys WHERE account_id=?1",
@@ -166,55 +201,68 @@ static const char *const WSQL[W_COUNT] = {
     [W_DEV_DEL_OTPK] = "DELETE FROM one_time_prekeys WHERE account_id=?1 AND device_id=?2",
     [W_DEV_DEL_ENV] = "DELETE FROM envelopes WHERE account_id=?1 AND device_id=?2",
     [W_DEV_TOUCH] = ("UPDATE devices SET last_seen=?3 WHERE account_id=?1 AND device_id=?2"
-                    " AND (last_seen IS NULL OR last_seen<>?3)"),
+                     " AND (last_seen IS NULL OR last_seen<>?3)"),
     [W_DEV_EXISTS] = "SELECT 1 FROM devices WHERE account_id=?1 AND device_id=?2",
     [W_SPK_SET] = ("UPDATE devices SET spk_id=?3, spk_pub=?4, spk_sig=?5"
-                  " WHERE account_id=?1 AND device_id=?2"),
+                   " WHERE account_id=?1 AND device_id=?2"),
     [W_OTPK_INSERT] = ("INSERT OR REPLACE INTO one_time_prekeys(account_id, device_id, key_id, pub)"
-                      " VALUES(?1, ?2, ?3, ?4)"),
+                       " VALUES(?1, ?2, ?3, ?4)"),
     [W_OTPK_COUNT] = "SELECT count(*) FROM one_time_prekeys WHERE account_id=?1 AND device_id=?2",
     [W_BUNDLE_DEVS] = ("SELECT device_id, registration_id, identity_key, spk_id, spk_pub, spk_sig,"
-                      " auth_key, added_by, add_sig"
-                      " FROM devices WHERE account_id=?1 AND (?2=0 OR device_id=?2)"
-                      " ORDER BY device_id"),
+                       " auth_key, added_by, add_sig"
+                       " FROM devices WHERE account_id=?1 AND (?2=0 OR device_id=?2)"
+                       " ORDER BY device_id"),
     [W_OTPK_FIRST] = ("SELECT key_id, pub FROM one_time_prekeys WHERE account_id=?1 AND"
-                     " device_id=?2 ORDER BY key_id LIMIT 1"),
+                      " device_id=?2 ORDER BY key_id LIMIT 1"),
     [W_OTPK_DELETE] = ("DELETE FROM one_time_prekeys WHERE account_id=?1 AND device_id=?2"
-                      " AND key_id=?3"),
+                       " AND key_id=?3"),
     [W_ENV_INSERT] = ("INSERT OR IGNORE INTO envelopes(account_id, device_id, seq, envelope_id,"
-                     " expires_at, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"),
+                      " expires_at, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"),
     [W_ENV_SAME] = ("SELECT body FROM envelopes WHERE account_id=?1 AND device_id=?2"
-                   " AND envelope_id=?3"),
+                    " AND envelope_id=?3"),
     [W_SEQ_MAX] = ("SELECT max(coalesce((SELECT max(seq) FROM envelopes), 0),"
-                  " (SELECT value FROM meta WHERE key='envelope_seq'))"),
+                   " (SELECT value FROM meta WHERE key='envelope_seq'))"),
     [W_META_SEQ] = "UPDATE meta SET value=?1 WHERE key='envelope_seq'",
     [W_DEPTH_INC] = ("UPDATE devices SET queue_depth=queue_depth+1"
-                    " WHERE account_id=?1 AND device_id=?2 AND queue_depth<?3"),
+                     " WHERE account_id=?1 AND device_id=?2 AND queue_depth<?3"),
     [W_DEPTH_SUB] = ("UPDATE devices SET queue_depth=max(queue_depth-?3, 0)"
-                    " WHERE account_id=?1 AND device_id=?2"),
+                     " WHERE account_id=?1 AND device_id=?2"),
     [W_ENV_DELETE] = ("DELETE FROM envelopes WHERE account_id=?1 AND device_id=?2"
-                     " AND envelope_id=?3"),
+                      " AND envelope_id=?3"),
     [W_ENV_EXPIRED_COUNTS] = ("SELECT account_id, device_id, count(*) FROM envelopes"
-                             " WHERE expires_at<=?1 GROUP BY account_id, device_id"),
+                              " WHERE expires_at<=?1 GROUP BY account_id, device_id"),
     [W_ENV_EXPIRE] = "DELETE FROM envelopes WHERE expires_at<=?1",
     [W_ATT_INSERT] = ("INSERT INTO attachments(id, size, created_at, expires_at, referenced)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5)"),
+                      " VALUES(?1, ?2, ?3, ?4, ?5)"),
     [W_ATT_UPDATE] = "UPDATE attachments SET size=?2, expires_at=?3, referenced=?4 WHERE id=?1",
     [W_ATT_DELETE] = "DELETE FROM attachments WHERE id=?1",
     [W_ACC_LIST_GET] = ("SELECT account_key, device_list, device_list_version FROM accounts"
-                       " WHERE id=?1"),
+                        " WHERE id=?1"),
     [W_ACC_LIST_SET] = "UPDATE accounts SET device_list=?2, device_list_version=?3 WHERE id=?1",
     [W_ACC_KEY_SET] = ("UPDATE accounts SET account_key=?4, device_list=?2, device_list_version=?3"
-                      " WHERE id=?1"),
+                       " WHERE id=?1"),
 };
 
-#define DEVICE_COLS "device_id, registration_id, auth_key, identity_key, spk_id, spk_pub," \
-                    " spk_sig, created, last_seen, queue_depth, added_by, add_sig"
+#define DEVICE_COLS                                                                                \
+    "device_id, registration_id, auth_key, identity_key, spk_id, spk_pub,"                         \
+    " spk_sig, created, last_seen, queue_depth, added_by, add_sig"
 #define ATT_COLS "id, size, created_at, expires_at, referenced"
 
 enum {
-    R_BEGIN, R_COMMIT, R_ACC_LOOKUP, R_ACC_CHECK, R_DEV_GET, R_DEV_LIST, R_OTPK_COUNT,
-    R_ENV_LIST, R_DEPTH, R_ATT_GET, R_ATT_EXPIRED, R_ENV_STATS, R_DEPTH_TOTAL, R_ACC_LIST_GET,
+    R_BEGIN,
+    R_COMMIT,
+    R_ACC_LOOKUP,
+    R_ACC_CHECK,
+    R_DEV_GET,
+    R_DEV_LIST,
+    R_OTPK_COUNT,
+    R_ENV_LIST,
+    R_DEPTH,
+    R_ATT_GET,
+    R_ATT_EXPIRED,
+    R_ENV_STATS,
+    R_DEPTH_TOTAL,
+    R_ACC_LIST_GET,
     R_COUNT
 };
 
@@ -227,32 +275,32 @@ static const char *const RSQL[R_COUNT] = {
     [R_DEV_LIST] = "SELECT " DEVICE_COLS " FROM devices WHERE account_id=?1 ORDER BY device_id",
     [R_OTPK_COUNT] = "SELECT count(*) FROM one_time_prekeys WHERE account_id=?1 AND device_id=?2",
     [R_ENV_LIST] = ("SELECT seq, envelope_id, expires_at, body FROM envelopes"
-                   " WHERE account_id=?1 AND device_id=?2 AND seq>?3 AND expires_at>?4"
-                   " ORDER BY seq LIMIT ?5"),
+                    " WHERE account_id=?1 AND device_id=?2 AND seq>?3 AND expires_at>?4"
+                    " ORDER BY seq LIMIT ?5"),
     [R_DEPTH] = "SELECT queue_depth FROM devices WHERE account_id=?1 AND device_id=?2",
     [R_ATT_GET] = "SELECT " ATT_COLS " FROM attachments WHERE id=?1",
     [R_ATT_EXPIRED] = ("SELECT " ATT_COLS " FROM attachments WHERE expires_at<=?1"
-                      " ORDER BY expires_at LIMIT ?2"),
+                       " ORDER BY expires_at LIMIT ?2"),
     [R_ENV_STATS] = ("SELECT count(*), coalesce(sum(length(body)), 0) FROM envelopes"
-                    " WHERE account_id=?1 AND device_id=?2"),
+                     " WHERE account_id=?1 AND device_id=?2"),
     [R_DEPTH_TOTAL] = "SELECT coalesce(sum(queue_depth), 0) FROM devices",
     [R_ACC_LIST_GET] = ("SELECT account_key, device_list, device_list_version FROM accounts"
-                       " WHERE id=?1"),
+                        " WHERE id=?1"),
 };
 
 typedef struct sq_backend {
-    sottod_store_backend base;          /* first: the front end sees this */
-    sqlite3 *w;                         /* writer connection */
-    sqlite3 *r;                         /* reader connection */
-    pthread_mutex_t rmu;                /* serialises use of r */
+    sottod_store_backend base; /* first: the front end sees this */
+    sqlite3 *w;                /* writer connection */
+    sqlite3 *r;                /* reader connection */
+    pthread_mutex_t rmu;       /* serialises use of r */
     sqlite3_stmt *ws[W_COUNT];
     sqlite3_stmt *rs[R_COUNT];
-    bool poisoned;                      /* the open batch must not commit */
-    int64_t last_seq;                   /* highest envelope seq handed out (writer) */
-    int64_t saved_seq;                  /* last_seq as committed in meta */
-    pthread_mutex_t emu;                /* guards err (writer and readers set it) */
-    char err[256];                      /* text of the most recent failure */
-    bool err_fresh;                     /* the current op set err itself (writer only) */
+    bool poisoned;       /* the open batch must not commit */
+    int64_t last_seq;    /* highest envelope seq handed out (writer) */
+    int64_t saved_seq;   /* last_seq as committed in meta */
+    pthread_mutex_t emu; /* guards err (writer and readers set it) */
+    char err[256];       /* text of the most recent failure */
+    bool err_fresh;      /* the current op set err itself (writer only) */
 } sq_backend;
 
 static sq_backend *SQ(sottod_store_backend *be)
@@ -465,7 +513,7 @@ static int sq_commit(sottod_store_backend *be)
         }
     }
     if (exec_simple(s, W_COMMIT) != SOTTOD_STORE_OK) {
-        note_db(s, s->w);               /* e.g. disk full: the batch is not durable */
+        note_db(s, s->w); /* e.g. disk full: the batch is not durable */
         return SOTTOD_STORE_ERR;
     }
     s->saved_seq = s->last_seq;
@@ -476,9 +524,9 @@ static int sq_rollback(sottod_store_backend *be)
 {
     sq_backend *s = SQ(be);
 
-    s->last_seq = s->saved_seq;         /* the batch's envelopes are gone */
+    s->last_seq = s->saved_seq; /* the batch's envelopes are gone */
     if (sqlite3_get_autocommit(s->w))
-        return SOTTOD_STORE_OK;         /* a failed COMMIT may have rolled back already */
+        return SOTTOD_STORE_OK; /* a failed COMMIT may have rolled back already */
     return exec_simple(s, W_ROLLBACK);
 }
 
@@ -554,7 +602,7 @@ static int read_list(sqlite3_stmt *st, int64_t account_id, sottod_device_list_re
     } else if (rc != SQLITE_ROW) {
         rc = SOTTOD_STORE_ERR;
     } else if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
-        rc = SOTTOD_STORE_OK;           /* an API v1 account: no key, no list */
+        rc = SOTTOD_STORE_OK; /* an API v1 account: no key, no list */
     } else {
         const void *p = sqlite3_column_blob(st, 1);
         size_t len = (size_t)sqlite3_column_bytes(st, 1);
@@ -716,7 +764,7 @@ static int op_device_add(sq_backend *s, sottod_store_op *op)
         if (id == want)
             taken = true;
         if (id == pick)
-            pick++;                     /* ids come sorted: the first gap wins */
+            pick++; /* ids come sorted: the first gap wins */
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE)
@@ -786,8 +834,12 @@ static int op_device_list_change(sq_backend *s, sottod_store_op *op)
         added = op->dev.device_id;
         break;
     }
-    case SOTTOD_LIST_SET: rc = SOTTOD_STORE_OK; break;
-    default: rc = SOTTOD_STORE_INVALID; break;
+    case SOTTOD_LIST_SET:
+        rc = SOTTOD_STORE_OK;
+        break;
+    default:
+        rc = SOTTOD_STORE_INVALID;
+        break;
     }
     if (rc != SOTTOD_STORE_OK)
         goto out;
@@ -938,7 +990,7 @@ static int read_bundle_row(sqlite3_stmt *st, sottod_bundle *b)
 static int op_bundle_take(sq_backend *s, sottod_store_op *op)
 {
     sqlite3_stmt *st = WS(s, W_BUNDLE_DEVS);
-    sottod_bundle *bundles = NULL;      /* owned until moved into op */
+    sottod_bundle *bundles = NULL; /* owned until moved into op */
     size_t n = 0, cap = 0, i;
     int rc = SOTTOD_STORE_ERR, step;
 
@@ -1132,8 +1184,8 @@ static int op_envelopes_delete(sq_backend *s, sottod_store_op *op)
 
         if (bind_addr(st, op->addr) != SOTTOD_STORE_OK)
             return SOTTOD_STORE_ERR;
-        sqlite3_bind_blob(st, 3, op->ids + i * SOTTOD_ENVELOPE_ID_BYTES,
-                          SOTTOD_ENVELOPE_ID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, op->ids + i * SOTTOD_ENVELOPE_ID_BYTES, SOTTOD_ENVELOPE_ID_BYTES,
+                          SQLITE_STATIC);
         rc = step_done(st);
         if (rc != SOTTOD_STORE_OK)
             return rc;
@@ -1216,12 +1268,15 @@ static int op_attachment(sq_backend *s, sottod_store_op *op)
 static bool atomic_without_savepoint(const sottod_store_op *op)
 {
     switch (op->res.type) {
-    case SOTTOD_OP_ENVELOPES_ENQUEUE: return op->n == 1;
+    case SOTTOD_OP_ENVELOPES_ENQUEUE:
+        return op->n == 1;
     case SOTTOD_OP_ENVELOPES_DELETE:
     case SOTTOD_OP_ENVELOPES_EXPIRE:
     case SOTTOD_OP_DEVICE_TOUCH:
-    case SOTTOD_OP_BARRIER: return true;
-    default: return false;
+    case SOTTOD_OP_BARRIER:
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -1238,27 +1293,59 @@ static int sq_exec(sottod_store_backend *be, sottod_store_op *op)
         return SOTTOD_STORE_ERR;
     }
     switch (op->res.type) {
-    case SOTTOD_OP_ACCOUNT_CREATE: rc = op_account_create(s, op); break;
-    case SOTTOD_OP_ACCOUNT_DELETE: rc = op_account_delete(s, op); break;
-    case SOTTOD_OP_INVITE_CREATE: rc = op_invite_create(s, op); break;
-    case SOTTOD_OP_DEVICE_ADD: rc = op_device_add(s, op); break;
-    case SOTTOD_OP_DEVICE_REMOVE: rc = op_device_remove(s, op); break;
-    case SOTTOD_OP_DEVICE_TOUCH: rc = op_device_touch(s, op); break;
-    case SOTTOD_OP_SIGNED_PREKEY_SET: rc = op_signed_prekey_set(s, op); break;
-    case SOTTOD_OP_ONE_TIME_PREKEYS_ADD: rc = op_one_time_prekeys_add(s, op); break;
-    case SOTTOD_OP_BUNDLE_TAKE: rc = op_bundle_take(s, op); break;
-    case SOTTOD_OP_ENVELOPES_ENQUEUE: rc = op_envelopes_enqueue(s, op); break;
-    case SOTTOD_OP_ENVELOPES_DELETE: rc = op_envelopes_delete(s, op); break;
-    case SOTTOD_OP_ENVELOPES_EXPIRE: rc = op_envelopes_expire(s, op); break;
+    case SOTTOD_OP_ACCOUNT_CREATE:
+        rc = op_account_create(s, op);
+        break;
+    case SOTTOD_OP_ACCOUNT_DELETE:
+        rc = op_account_delete(s, op);
+        break;
+    case SOTTOD_OP_INVITE_CREATE:
+        rc = op_invite_create(s, op);
+        break;
+    case SOTTOD_OP_DEVICE_ADD:
+        rc = op_device_add(s, op);
+        break;
+    case SOTTOD_OP_DEVICE_REMOVE:
+        rc = op_device_remove(s, op);
+        break;
+    case SOTTOD_OP_DEVICE_TOUCH:
+        rc = op_device_touch(s, op);
+        break;
+    case SOTTOD_OP_SIGNED_PREKEY_SET:
+        rc = op_signed_prekey_set(s, op);
+        break;
+    case SOTTOD_OP_ONE_TIME_PREKEYS_ADD:
+        rc = op_one_time_prekeys_add(s, op);
+        break;
+    case SOTTOD_OP_BUNDLE_TAKE:
+        rc = op_bundle_take(s, op);
+        break;
+    case SOTTOD_OP_ENVELOPES_ENQUEUE:
+        rc = op_envelopes_enqueue(s, op);
+        break;
+    case SOTTOD_OP_ENVELOPES_DELETE:
+        rc = op_envelopes_delete(s, op);
+        break;
+    case SOTTOD_OP_ENVELOPES_EXPIRE:
+        rc = op_envelopes_expire(s, op);
+        break;
     case SOTTOD_OP_ATTACHMENT_CREATE:
     case SOTTOD_OP_ATTACHMENT_UPDATE:
-    case SOTTOD_OP_ATTACHMENT_DELETE: rc = op_attachment(s, op); break;
-    case SOTTOD_OP_BARRIER: rc = SOTTOD_STORE_OK; break;
-    case SOTTOD_OP_DEVICE_LIST_CHANGE: rc = op_device_list_change(s, op); break;
-    default: rc = SOTTOD_STORE_INVALID; break;
+    case SOTTOD_OP_ATTACHMENT_DELETE:
+        rc = op_attachment(s, op);
+        break;
+    case SOTTOD_OP_BARRIER:
+        rc = SOTTOD_STORE_OK;
+        break;
+    case SOTTOD_OP_DEVICE_LIST_CHANGE:
+        rc = op_device_list_change(s, op);
+        break;
+    default:
+        rc = SOTTOD_STORE_INVALID;
+        break;
     }
     if (rc == SOTTOD_STORE_ERR && !s->err_fresh)
-        note_db(s, s->w);               /* before a ROLLBACK TO replaces the error */
+        note_db(s, s->w); /* before a ROLLBACK TO replaces the error */
     if (rc != SOTTOD_STORE_OK && op->res.type == SOTTOD_OP_BUNDLE_TAKE) {
         op->res.u.bundle_take.bundles = NULL;
         op->res.u.bundle_take.n = 0;
@@ -1274,10 +1361,10 @@ static int sq_exec(sottod_store_backend *be, sottod_store_op *op)
         if (exec_simple(s, W_RELEASE) != SOTTOD_STORE_OK)
             s->poisoned = true;
     } else if (rc == SOTTOD_STORE_ERR) {
-        s->poisoned = true;             /* may have written half of it */
+        s->poisoned = true; /* may have written half of it */
     }
     if (rc != SOTTOD_STORE_OK)
-        s->last_seq = seq_before;       /* seqs of undone inserts may be reused */
+        s->last_seq = seq_before; /* seqs of undone inserts may be reused */
     op->res.status = rc;
     return rc;
 }
@@ -1328,8 +1415,11 @@ static int sq_account_lookup(sottod_store_backend *be, const char *username, sot
         col_text(st, 2, out->created, sizeof(out->created));
         rc = SOTTOD_STORE_OK;
         break;
-    case SQLITE_DONE: rc = SOTTOD_STORE_NOT_FOUND; break;
-    default: break;
+    case SQLITE_DONE:
+        rc = SOTTOD_STORE_NOT_FOUND;
+        break;
+    default:
+        break;
     }
     sqlite3_reset(st);
 out:
@@ -1350,9 +1440,14 @@ static int sq_device_get(sottod_store_backend *be, sottod_addr a, sottod_device 
     if (bind_addr(st, a) != SOTTOD_STORE_OK)
         goto out;
     switch (sqlite3_step(st)) {
-    case SQLITE_ROW: rc = read_device(st, out); break;
-    case SQLITE_DONE: rc = SOTTOD_STORE_NOT_FOUND; break;
-    default: break;
+    case SQLITE_ROW:
+        rc = read_device(st, out);
+        break;
+    case SQLITE_DONE:
+        rc = SOTTOD_STORE_NOT_FOUND;
+        break;
+    default:
+        break;
     }
     sqlite3_reset(st);
 out:
@@ -1446,8 +1541,11 @@ static int read_count(sq_backend *s, int idx, sottod_addr a, uint32_t *out)
         *out = (uint32_t)sqlite3_column_int64(st, 0);
         rc = SOTTOD_STORE_OK;
         break;
-    case SQLITE_DONE: rc = SOTTOD_STORE_NOT_FOUND; break;
-    default: break;
+    case SQLITE_DONE:
+        rc = SOTTOD_STORE_NOT_FOUND;
+        break;
+    default:
+        break;
     }
     sqlite3_reset(st);
 out:
@@ -1534,9 +1632,14 @@ static int sq_attachment_get(sottod_store_backend *be, const uint8_t *id, sottod
         goto out;
     sqlite3_bind_blob(st, 1, id, SOTTOD_ATTACHMENT_ID_BYTES, SQLITE_STATIC);
     switch (sqlite3_step(st)) {
-    case SQLITE_ROW: rc = read_attachment(st, out); break;
-    case SQLITE_DONE: rc = SOTTOD_STORE_NOT_FOUND; break;
-    default: break;
+    case SQLITE_ROW:
+        rc = read_attachment(st, out);
+        break;
+    case SQLITE_DONE:
+        rc = SOTTOD_STORE_NOT_FOUND;
+        break;
+    default:
+        break;
     }
     sqlite3_reset(st);
 out:
@@ -1546,8 +1649,8 @@ out:
     return rc;
 }
 
-static int sq_attachments_expired(sottod_store_backend *be, size_t limit,
-                                  sottod_attachment_fn fn, void *arg)
+static int sq_attachments_expired(sottod_store_backend *be, size_t limit, sottod_attachment_fn fn,
+                                  void *arg)
 {
     sq_backend *s = SQ(be);
     sqlite3_stmt *st;
@@ -1721,7 +1824,8 @@ static int disclose_locked(sq_backend *s, const char *username, char **json_out)
     }
     err |= json_object_set_new(root, "devices", jdevs);
     jdevs = NULL;
-    err |= json_object_set_new(root, "not_held",
+    err |= json_object_set_new(
+        root, "not_held",
         json_string("IP addresses, private keys, plaintext, contacts, groups, delivered "
                     "messages, time of day of connections; undelivered envelopes are opaque "
                     "ciphertext and are counted, not printed"));
@@ -1893,7 +1997,7 @@ static int migrate(sqlite3 *db)
     if (pragma_int(db, "PRAGMA user_version", &version) != SOTTOD_STORE_OK)
         return SOTTOD_STORE_ERR;
     if (version < 0 || version > SCHEMA_VERSION)
-        return SOTTOD_STORE_ERR;        /* written by a newer sottod */
+        return SOTTOD_STORE_ERR; /* written by a newer sottod */
     for (v = version; v < SCHEMA_VERSION; v++) {
         if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
             return SOTTOD_STORE_ERR;
@@ -1996,16 +2100,17 @@ int sottod_store_sqlite_open(const sottod_store_config *cfg, sottod_store *front
                      cfg->durability == SOTTOD_DURABILITY_PROCESS ? "PRAGMA synchronous=NORMAL"
                                                                   : "PRAGMA synchronous=FULL",
                      NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(s->w, "PRAGMA secure_delete=ON; PRAGMA foreign_keys=OFF;"
-                           " PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;"
-                           /* Checkpoint every ~40 MB of WAL instead of 4 MB:
-                            * envelopes live for milliseconds, so most pages
-                            * are rewritten many times between checkpoints;
-                            * checkpointing them once is ~1.5x the writer's
-                            * throughput (bench). The file is cut back to
-                            * 64 MB after a checkpoint. */
-                           " PRAGMA wal_autocheckpoint=10000;"
-                           " PRAGMA journal_size_limit=67108864",
+        sqlite3_exec(s->w,
+                     "PRAGMA secure_delete=ON; PRAGMA foreign_keys=OFF;"
+                     " PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384;"
+                     /* Checkpoint every ~40 MB of WAL instead of 4 MB:
+                      * envelopes live for milliseconds, so most pages
+                      * are rewritten many times between checkpoints;
+                      * checkpointing them once is ~1.5x the writer's
+                      * throughput (bench). The file is cut back to
+                      * 64 MB after a checkpoint. */
+                     " PRAGMA wal_autocheckpoint=10000;"
+                     " PRAGMA journal_size_limit=67108864",
                      NULL, NULL, NULL) != SQLITE_OK) {
         say_db(why, why_cap, path, "cannot open", s->w);
         goto out;

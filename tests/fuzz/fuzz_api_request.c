@@ -154,7 +154,7 @@ static void check_frame(const CF *f)
         touch_str(f->get_device_list->username);
         break;
     default:
-        abort();                        /* an op_case the schema does not have */
+        abort(); /* an op_case the schema does not have */
     }
 }
 
@@ -232,7 +232,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     g = sotto__api__client_frame__unpack(NULL, l1, p1);
     if (g == NULL)
-        abort();                        /* what we wrote must decode */
+        abort(); /* what we wrote must decode */
     check_frame(g);
     if (g->op_case != f->op_case || g->id != f->id)
         abort();

@@ -124,8 +124,7 @@ static void check_pointer_round_trip(const Sotto__Content__DataMessage *dm)
         if (sc_utf8_valid(p->file_name, strlen(p->file_name)) &&
             strcmp(q.file_name, p->file_name) != 0)
             abort();
-        if (p->content_type[0] != '\0' &&
-            sc_utf8_valid(p->content_type, strlen(p->content_type)) &&
+        if (p->content_type[0] != '\0' && sc_utf8_valid(p->content_type, strlen(p->content_type)) &&
             strcmp(q.content_type, p->content_type) != 0)
             abort();
         sc_attachment_pointer_clear(&q);

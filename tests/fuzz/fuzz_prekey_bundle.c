@@ -28,14 +28,14 @@ static uint64_t g_ctr;
 
 static void det_rng(void *ctx, void *p, size_t n)
 {
-    uint8_t seed[randombytes_SEEDBYTES] = { 0 };
+    uint8_t seed[randombytes_SEEDBYTES] = {0};
     (void)ctx;
     memcpy(seed, &g_ctr, sizeof g_ctr);
     g_ctr++;
     randombytes_buf_deterministic(p, n, seed);
 }
 
-static const sotto_address g_bob_addr = { "bob", 3, 1 };
+static const sotto_address g_bob_addr = {"bob", 3, 1};
 static sotto_key_pair g_ida;
 static int g_ready;
 
@@ -115,8 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sotto_prekey_bundle_encode(&b, buf, &n) != SOTTO_OK || n != size ||
         memcmp(buf, data, size) != 0)
         abort();
-    sig = sotto_signed_prekey_verify(&b.identity_key, &b.signed_prekey,
-                                     b.signed_prekey_signature);
+    sig = sotto_signed_prekey_verify(&b.identity_key, &b.signed_prekey, b.signed_prekey_signature);
     if (sotto_memory_store_new(&g_ida, 1111, &alice) != SOTTO_OK)
         abort();
     rc = sotto_session_process_bundle(sotto_memory_store_protocol(alice), &g_bob_addr, &b);

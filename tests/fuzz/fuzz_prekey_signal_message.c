@@ -34,17 +34,17 @@ static uint64_t g_ctr;
 
 static void det_rng(void *ctx, void *p, size_t n)
 {
-    uint8_t seed[randombytes_SEEDBYTES] = { 0 };
+    uint8_t seed[randombytes_SEEDBYTES] = {0};
     (void)ctx;
     memcpy(seed, &g_ctr, sizeof g_ctr);
     g_ctr++;
     randombytes_buf_deterministic(p, n, seed);
 }
 
-static const char *const g_texts[] = { "first prekey message", "second, same base key" };
+static const char *const g_texts[] = {"first prekey message", "second, same base key"};
 #define N_TEXTS (sizeof g_texts / sizeof g_texts[0])
-static const sotto_address g_alice_addr = { "alice", 5, 1 };
-static const sotto_address g_bob_addr = { "bob", 3, 1 };
+static const sotto_address g_alice_addr = {"alice", 5, 1};
+static const sotto_address g_bob_addr = {"bob", 3, 1};
 static sotto_key_pair g_idb;
 static sotto_signed_prekey g_spk;
 static sotto_prekey g_opk;
@@ -110,8 +110,8 @@ static void setup_once(void)
     for (size_t i = 0; i < N_TEXTS; i++) {
         char name[32];
         if (sotto_session_encrypt(sotto_memory_store_protocol(alice), &g_bob_addr,
-                                  (const uint8_t *)g_texts[i], strlen(g_texts[i]), &msg,
-                                  &msg_len, &type) != SOTTO_OK ||
+                                  (const uint8_t *)g_texts[i], strlen(g_texts[i]), &msg, &msg_len,
+                                  &type) != SOTTO_OK ||
             type != SOTTO_MSG_PREKEY)
             abort();
         snprintf(name, sizeof name, "prekey_%zu.bin", i);
@@ -172,8 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         if (!known_error(rc) || pt != NULL || sotto_memory_store_session_count(bob) != 0 ||
             sotto_memory_store_prekey_count(bob) != 1 ||
-            bs->identity.get(bs->identity.user_data, &g_alice_addr, &saved) !=
-                SOTTO_ERR_NOT_FOUND)
+            bs->identity.get(bs->identity.user_data, &g_alice_addr, &saved) != SOTTO_ERR_NOT_FOUND)
             abort();
     }
     sotto_memory_store_free(bob);

@@ -32,15 +32,15 @@ static uint64_t g_ctr;
 
 static void det_rng(void *ctx, void *p, size_t n)
 {
-    uint8_t seed[randombytes_SEEDBYTES] = { 0 };
+    uint8_t seed[randombytes_SEEDBYTES] = {0};
     (void)ctx;
     memcpy(seed, &g_ctr, sizeof g_ctr);
     g_ctr++;
     randombytes_buf_deterministic(p, n, seed);
 }
 
-static const sotto_address g_alice_addr = { "alice", 5, 1 };
-static const sotto_address g_bob_addr = { "bob", 3, 1 };
+static const sotto_address g_alice_addr = {"alice", 5, 1};
+static const sotto_address g_bob_addr = {"bob", 3, 1};
 static sotto_memory_store *g_alice, *g_bob;
 static sotto_protocol_store *g_as, *g_bs;
 
@@ -63,8 +63,8 @@ static void write_seed(const char *name, sotto_protocol_store *s, const sotto_ad
     free(rec);
 }
 
-static void send(sotto_protocol_store *from, sotto_protocol_store *to,
-                 const sotto_address *to_addr, const sotto_address *from_addr, int deliver)
+static void send(sotto_protocol_store *from, sotto_protocol_store *to, const sotto_address *to_addr,
+                 const sotto_address *from_addr, int deliver)
 {
     uint8_t *msg = NULL, *pt = NULL;
     size_t msg_len = 0, pt_len = 0;
@@ -178,8 +178,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* UNTRUSTED: the record's current state names another identity
          * than the one trusted for Bob (encrypt checks trust, review R1). */
         if ((rc != SOTTO_ERR_NO_SESSION && rc != SOTTO_ERR_INTERNAL &&
-             rc != SOTTO_ERR_INVALID_KEY && rc != SOTTO_ERR_UNTRUSTED_IDENTITY) || msg != NULL || now_len != size ||
-            memcmp(now, data, size) != 0)
+             rc != SOTTO_ERR_INVALID_KEY && rc != SOTTO_ERR_UNTRUSTED_IDENTITY) ||
+            msg != NULL || now_len != size || memcmp(now, data, size) != 0)
             abort();
     }
     free(msg);

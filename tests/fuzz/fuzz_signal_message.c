@@ -33,17 +33,18 @@ static uint64_t g_ctr;
 
 static void det_rng(void *ctx, void *p, size_t n)
 {
-    uint8_t seed[randombytes_SEEDBYTES] = { 0 };
+    uint8_t seed[randombytes_SEEDBYTES] = {0};
     (void)ctx;
     memcpy(seed, &g_ctr, sizeof g_ctr);
     g_ctr++;
     randombytes_buf_deterministic(p, n, seed);
 }
 
-static const char *const g_texts[] = { "fuzz seed zero", "", "a somewhat longer plaintext, 48 bytes of it...." };
+static const char *const g_texts[] = {"fuzz seed zero", "",
+                                      "a somewhat longer plaintext, 48 bytes of it...."};
 #define N_TEXTS (sizeof g_texts / sizeof g_texts[0])
-static const sotto_address g_alice_addr = { "alice", 5, 1 };
-static const sotto_address g_bob_addr = { "bob", 3, 1 };
+static const sotto_address g_alice_addr = {"alice", 5, 1};
+static const sotto_address g_bob_addr = {"bob", 3, 1};
 static sotto_memory_store *g_alice, *g_bob;
 static sotto_protocol_store *g_bs;
 static uint8_t *g_rec;
@@ -104,8 +105,8 @@ static void setup_once(void)
     memcpy(bundle.signed_prekey_signature, spk.signature, SOTTO_SIGNATURE_BYTES);
     bundle.identity_key = idb.pub;
     if (sotto_session_process_bundle(as, &g_bob_addr, &bundle) != SOTTO_OK ||
-        sotto_session_encrypt(as, &g_bob_addr, (const uint8_t *)"hi", 2, &msg, &msg_len,
-                              &type) != SOTTO_OK ||
+        sotto_session_encrypt(as, &g_bob_addr, (const uint8_t *)"hi", 2, &msg, &msg_len, &type) !=
+            SOTTO_OK ||
         sotto_session_decrypt(g_bs, &g_alice_addr, type, msg, msg_len, &pt, &pt_len) != SOTTO_OK)
         abort();
     free(msg);
@@ -118,16 +119,15 @@ static void setup_once(void)
     free(pt);
     for (size_t i = 0; i < N_TEXTS; i++) {
         char name[32];
-        if (sotto_session_encrypt(as, &g_bob_addr, (const uint8_t *)g_texts[i],
-                                  strlen(g_texts[i]), &msg, &msg_len, &type) != SOTTO_OK ||
+        if (sotto_session_encrypt(as, &g_bob_addr, (const uint8_t *)g_texts[i], strlen(g_texts[i]),
+                                  &msg, &msg_len, &type) != SOTTO_OK ||
             type != SOTTO_MSG_SIGNAL)
             abort();
         snprintf(name, sizeof name, "signal_%zu.bin", i);
         write_seed(name, msg, msg_len);
         free(msg);
     }
-    if (g_bs->session.load(g_bs->session.user_data, &g_alice_addr, &g_rec, &g_rec_len) !=
-        SOTTO_OK)
+    if (g_bs->session.load(g_bs->session.user_data, &g_alice_addr, &g_rec, &g_rec_len) != SOTTO_OK)
         abort();
     sotto_key_pair_wipe(&ida);
     sotto_key_pair_wipe(&idb);

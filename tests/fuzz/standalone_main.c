@@ -35,7 +35,7 @@ static void mutate_all(const uint8_t *seed, size_t n)
             b[i] ^= (uint8_t)(1u << bit);
             run(b, n);
         }
-        static const uint8_t vals[] = { 0x00, 0x7f, 0x80, 0xff };
+        static const uint8_t vals[] = {0x00, 0x7f, 0x80, 0xff};
         for (size_t v = 0; v < sizeof vals; v++) {
             memcpy(b, seed, n);
             b[i] = vals[v];

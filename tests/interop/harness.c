@@ -78,8 +78,8 @@ void ih_peer_stop(ih_peer *p)
         fail_msg("peer exited with status 0x%x", status);
 }
 
-__attribute__((format(printf, 2, 0)))
-static const char *peer_vcmd(ih_peer *p, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static const char *peer_vcmd(ih_peer *p, const char *fmt,
+                                                                   va_list ap)
 {
     ssize_t n;
     char *s;
@@ -145,7 +145,7 @@ void ih_peer_err(ih_peer *p, const char *name, const char *fmt, ...)
 
 sotto_address ih_addr(const char *name)
 {
-    sotto_address a = { name, strlen(name), 1 };
+    sotto_address a = {name, strlen(name), 1};
     return a;
 }
 
@@ -205,7 +205,8 @@ uint32_t ih_party_add_signed_prekey(ih_party *u)
     sotto_signed_prekey spk;
     uint32_t id = u->next_signed_prekey_id++;
 
-    assert_int_equal(sotto_signed_prekey_generate(&spk, &u->identity, id, 1700000000000ull), SOTTO_OK);
+    assert_int_equal(sotto_signed_prekey_generate(&spk, &u->identity, id, 1700000000000ull),
+                     SOTTO_OK);
     assert_int_equal(u->st->signed_prekey.store(u->st->signed_prekey.user_data, &spk), SOTTO_OK);
     sodium_memzero(&spk, sizeof(spk));
     return id;
@@ -227,7 +228,8 @@ sotto_prekey_bundle ih_party_bundle(ih_party *u, uint32_t pk_id, uint32_t spk_id
         b.prekey = pk.key.pub;
         sodium_memzero(&pk, sizeof(pk));
     }
-    assert_int_equal(u->st->signed_prekey.load(u->st->signed_prekey.user_data, spk_id, &spk), SOTTO_OK);
+    assert_int_equal(u->st->signed_prekey.load(u->st->signed_prekey.user_data, spk_id, &spk),
+                     SOTTO_OK);
     b.signed_prekey_id = spk_id;
     b.signed_prekey = spk.key.pub;
     memcpy(b.signed_prekey_signature, spk.signature, sizeof(b.signed_prekey_signature));
@@ -364,8 +366,8 @@ size_t ih_prekey_inner_end(const ih_msg *m)
     return 0;
 }
 
-size_t ih_pb_keys(const uint8_t *b, size_t len, uint32_t *keys, size_t max,
-                  uint32_t inner_field, const uint8_t **inner, size_t *inner_len)
+size_t ih_pb_keys(const uint8_t *b, size_t len, uint32_t *keys, size_t max, uint32_t inner_field,
+                  const uint8_t **inner, size_t *inner_len)
 {
     size_t pos = 0, n = 0;
 
@@ -431,8 +433,9 @@ ih_msg ih_us_encrypt(ih_party *u, ih_peer *p, const char *text)
     memset(&m, 0, sizeof(m));
     assert_true(strlen(text) < sizeof(m.text));
     snprintf(m.text, sizeof(m.text), "%s", text);
-    assert_int_equal(sotto_session_encrypt(u->st, &a, (const uint8_t *)text, strlen(text),
-                                           &ct, &ct_len, &type), SOTTO_OK);
+    assert_int_equal(
+        sotto_session_encrypt(u->st, &a, (const uint8_t *)text, strlen(text), &ct, &ct_len, &type),
+        SOTTO_OK);
     m.type = type;
     msg_set_bytes(&m, ct, ct_len);
     free(ct);
@@ -526,13 +529,14 @@ void ih_peer_processes_our_bundle(ih_party *u, ih_peer *p, bool with_opk)
     assert_string_equal(ih_peer_process_bundle_try(p, &b), "ok");
 }
 
-void ih_us_process_peer_bundle(ih_party *u, ih_peer *p, bool with_opk, uint32_t pk_id, uint32_t spk_id)
+void ih_us_process_peer_bundle(ih_party *u, ih_peer *p, bool with_opk, uint32_t pk_id,
+                               uint32_t spk_id)
 {
     sotto_address a = ih_addr(p->name);
     sotto_prekey_bundle b;
 
     if (with_opk)
-        ih_peer_ok(p, "prekeys %u 1", pk_id);      /* libsignal: ids start..start+count-1 */
+        ih_peer_ok(p, "prekeys %u 1", pk_id); /* libsignal: ids start..start+count-1 */
     ih_peer_ok(p, "signed_prekey %u", spk_id);
     b = ih_peer_bundle(p, with_opk ? pk_id : 0, spk_id);
     assert_int_equal(sotto_session_process_bundle(u->st, &a, &b), SOTTO_OK);

@@ -29,13 +29,13 @@
 
 typedef struct ih_peer {
     pid_t pid;
-    FILE *to;          /* its stdin */
-    FILE *from;        /* its stdout */
-    char *line;        /* last response line (owned) */
+    FILE *to;   /* its stdin */
+    FILE *from; /* its stdout */
+    char *line; /* last response line (owned) */
     size_t cap;
-    char *tok[IH_MAX_TOKENS];   /* tokens of the last response */
+    char *tok[IH_MAX_TOKENS]; /* tokens of the last response */
     int ntok;
-    char name[32];     /* how libsotto addresses this peer */
+    char name[32]; /* how libsotto addresses this peer */
 } ih_peer;
 
 /* Starts a peer process known to libsotto as `name` (device 1). The
@@ -50,7 +50,8 @@ const char *ih_peer_cmd(ih_peer *p, const char *fmt, ...) __attribute__((format(
 /* Same, asserting the response starts with "ok"; returns p->ntok. */
 int ih_peer_ok(ih_peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Same, asserting the response is exactly "err <name>". */
-void ih_peer_err(ih_peer *p, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void ih_peer_err(ih_peer *p, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- the libsotto device ---- */
 
@@ -84,11 +85,11 @@ const char *ih_peer_process_bundle_try(ih_peer *p, const sotto_prekey_bundle *b)
 /* ---- messages ---- */
 
 typedef struct ih_msg {
-    int type;          /* 2, 3 (or 4 for group messages) */
-    char *hex;         /* serialised message, hex (owned) */
-    uint8_t *bytes;    /* the same, raw (owned) */
+    int type;       /* 2, 3 (or 4 for group messages) */
+    char *hex;      /* serialised message, hex (owned) */
+    uint8_t *bytes; /* the same, raw (owned) */
     size_t len;
-    char text[80];     /* the plaintext that was encrypted */
+    char text[80]; /* the plaintext that was encrypted */
 } ih_msg;
 
 void ih_msg_free(ih_msg *m);
@@ -103,8 +104,8 @@ size_t ih_prekey_inner_end(const ih_msg *m);
  * number << 3 | wire type) to keys[], in wire order; returns the count.
  * If inner_field is non-zero, *inner / *inner_len receive that
  * length-delimited field's contents. Asserts the encoding is well formed. */
-size_t ih_pb_keys(const uint8_t *b, size_t len, uint32_t *keys, size_t max,
-                  uint32_t inner_field, const uint8_t **inner, size_t *inner_len);
+size_t ih_pb_keys(const uint8_t *b, size_t len, uint32_t *keys, size_t max, uint32_t inner_field,
+                  const uint8_t **inner, size_t *inner_len);
 
 /* peer encrypts `text` for libsotto. */
 ih_msg ih_peer_encrypt(ih_peer *p, const char *text);
@@ -132,7 +133,8 @@ uint8_t *ih_us_record(ih_party *u, ih_peer *p, size_t *len);
  * signed prekey spk_id (and one-time prekey pk_id when with_opk) and
  * libsotto processes its bundle. */
 void ih_peer_processes_our_bundle(ih_party *u, ih_peer *p, bool with_opk);
-void ih_us_process_peer_bundle(ih_party *u, ih_peer *p, bool with_opk, uint32_t pk_id, uint32_t spk_id);
+void ih_us_process_peer_bundle(ih_party *u, ih_peer *p, bool with_opk, uint32_t pk_id,
+                               uint32_t spk_id);
 /* Establishes an acknowledged session (initiator: peer if peer_starts). */
 void ih_establish(ih_party *u, ih_peer *p, bool peer_starts);
 

@@ -15,14 +15,11 @@
  *   prekeys <start> <count>           ok <id> ...   (generated and stored)
  *   signed_prekey <id>                ok            (generated and stored)
  *   bundle <device_id> <prekey_id|0> <signed_prekey_id>
- *       ok <reg_id> <device_id> <prekey_id|0> <prekey_pub|-> <spk_id> <spk_pub> <spk_sig> <identity_pub>
- *   process_bundle <name> <dev> <reg_id> <device_id> <prekey_id|0> <prekey_pub|-> <spk_id> <spk_pub> <spk_sig> <identity_pub>
- *                                     ok
- *   encrypt <name> <dev> <pt>         ok <type> <ciphertext>
- *   decrypt <name> <dev> <type> <ct>  ok <pt>
- *   session_version <name> <dev>      ok <version>
- *   remote_registration_id <name> <dev>  ok <id>
- *   has_session <name> <dev>          ok 0|1
+ *       ok <reg_id> <device_id> <prekey_id|0> <prekey_pub|-> <spk_id> <spk_pub> <spk_sig>
+ * <identity_pub> process_bundle <name> <dev> <reg_id> <device_id> <prekey_id|0> <prekey_pub|->
+ * <spk_id> <spk_pub> <spk_sig> <identity_pub> ok encrypt <name> <dev> <pt>         ok <type>
+ * <ciphertext> decrypt <name> <dev> <type> <ct>  ok <pt> session_version <name> <dev>      ok
+ * <version> remote_registration_id <name> <dev>  ok <id> has_session <name> <dev>          ok 0|1
  *   delete_session <name> <dev>       ok 0|1
  *   has_prekey <id>                   ok 0|1
  *   prekey_count                      ok <n>
@@ -56,7 +53,7 @@
 #include "peer.h"
 
 #define PEER_MAX_TOKENS 16
-#define PEER_SYNTAX 1   /* not an SG_ERR_ code: malformed request */
+#define PEER_SYNTAX 1 /* not an SG_ERR_ code: malformed request */
 
 static signal_context *g_ctx;
 static peer_party *g_self;
@@ -227,7 +224,8 @@ static int cmd_prekeys(char **t, int n)
     }
     fputs("ok", stdout);
     for (it = head; it != NULL; it = signal_protocol_key_helper_key_list_next(it))
-        printf(" %" PRIu32, session_pre_key_get_id(signal_protocol_key_helper_key_list_element(it)));
+        printf(" %" PRIu32,
+               session_pre_key_get_id(signal_protocol_key_helper_key_list_element(it)));
 out:
     signal_protocol_key_helper_key_list_free(head);
     return rc;
@@ -242,7 +240,7 @@ static int cmd_signed_prekey(char **t, int n)
     if (n != 2 || parse_u32(t[1], &id) != 0)
         return PEER_SYNTAX;
     rc = signal_protocol_key_helper_generate_signed_pre_key(&spk, peer_party_identity(g_self), id,
-                                                           (uint64_t)time(NULL) * 1000, g_ctx);
+                                                            (uint64_t)time(NULL) * 1000, g_ctx);
     if (rc != 0)
         return rc;
     rc = signal_protocol_signed_pre_key_store_key(peer_party_store(g_self), spk);
@@ -277,7 +275,8 @@ static int cmd_bundle(char **t, int n)
         fputs(" -", stdout);
     printf(" %" PRIu32, spk_id);
     out_pub(ec_key_pair_get_public(session_signed_pre_key_get_key_pair(spk)));
-    out_sp_hex(session_signed_pre_key_get_signature(spk), session_signed_pre_key_get_signature_len(spk));
+    out_sp_hex(session_signed_pre_key_get_signature(spk),
+               session_signed_pre_key_get_signature_len(spk));
     out_pub(ratchet_identity_key_pair_get_public(peer_party_identity(g_self)));
 out:
     if (pk != NULL)
@@ -299,8 +298,8 @@ static int cmd_process_bundle(char **t, int n)
     int rc = PEER_SYNTAX;
 
     if (n != 11 || make_addr(&addr, t[1], t[2]) != 0 || parse_u32(t[3], &reg) != 0 ||
-        parse_u32(t[4], &dev) != 0 || parse_u32(t[5], &pk_id) != 0 || parse_u32(t[7], &spk_id) != 0 ||
-        dev > INT32_MAX)
+        parse_u32(t[4], &dev) != 0 || parse_u32(t[5], &pk_id) != 0 ||
+        parse_u32(t[7], &spk_id) != 0 || dev > INT32_MAX)
         return PEER_SYNTAX;
     if (strcmp(t[6], "-") != 0 && (rc = decode_pub(&pk, t[6])) != 0)
         goto out;
@@ -312,7 +311,8 @@ static int cmd_process_bundle(char **t, int n)
     }
     if ((rc = decode_pub(&ik, t[10])) != 0)
         goto out;
-    rc = session_pre_key_bundle_create(&bundle, reg, (int)dev, pk_id, pk, spk_id, spk, sig, sig_len, ik);
+    rc = session_pre_key_bundle_create(&bundle, reg, (int)dev, pk_id, pk, spk_id, spk, sig, sig_len,
+                                       ik);
     if (rc != 0)
         goto out;
     rc = session_builder_create(&builder, peer_party_store(g_self), &addr, g_ctx);
@@ -477,8 +477,8 @@ static int cmd_trust(char **t, int n)
 }
 
 /* Fills a sender key name; *gid is the decoded group id to free. */
-static int make_sk_name(signal_protocol_sender_key_name *name, uint8_t **gid,
-                        const char *group_hex, const char *who, const char *dev)
+static int make_sk_name(signal_protocol_sender_key_name *name, uint8_t **gid, const char *group_hex,
+                        const char *who, const char *dev)
 {
     size_t len = 0;
 
@@ -673,8 +673,7 @@ static int run_line(char *line)
         rc = peer_party_regenerate_identity(g_self);
         if (rc == 0)
             rc = cmd_identity();
-    }
-    else if (strcmp(c, "prekeys") == 0)
+    } else if (strcmp(c, "prekeys") == 0)
         rc = cmd_prekeys(t, n);
     else if (strcmp(c, "signed_prekey") == 0)
         rc = cmd_signed_prekey(t, n);

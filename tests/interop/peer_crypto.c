@@ -34,15 +34,15 @@ static pthread_mutex_t peer_lock_mutex;
 static pthread_once_t peer_once = PTHREAD_ONCE_INIT;
 static EVP_MAC *peer_hmac;
 static EVP_MD *peer_sha512;
-static EVP_CIPHER *peer_cbc[3];   /* AES-128/192/256-CBC */
-static EVP_CIPHER *peer_ctr[3];   /* AES-128/192/256-CTR */
+static EVP_CIPHER *peer_cbc[3]; /* AES-128/192/256-CBC */
+static EVP_CIPHER *peer_ctr[3]; /* AES-128/192/256-CTR */
 static int peer_init_ok;
 
 static void peer_global_init(void)
 {
     pthread_mutexattr_t attr;
-    static const char *cbc[3] = { "AES-128-CBC", "AES-192-CBC", "AES-256-CBC" };
-    static const char *ctr[3] = { "AES-128-CTR", "AES-192-CTR", "AES-256-CTR" };
+    static const char *cbc[3] = {"AES-128-CBC", "AES-192-CBC", "AES-256-CBC"};
+    static const char *ctr[3] = {"AES-128-CTR", "AES-192-CTR", "AES-256-CTR"};
 
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
@@ -138,7 +138,7 @@ void peer_crypto_thread_cleanup(void)
 
 static int peer_hmac_init(void **hctx, const uint8_t *key, size_t key_len, void *ud)
 {
-    static const uint8_t zero_key[1] = { 0 };
+    static const uint8_t zero_key[1] = {0};
     EVP_MAC_CTX *mctx;
 
     (void)ud;
@@ -245,10 +245,17 @@ static const EVP_CIPHER *peer_pick_cipher(int cipher, size_t key_len)
     int idx;
 
     switch (key_len) {
-    case 16: idx = 0; break;
-    case 24: idx = 1; break;
-    case 32: idx = 2; break;
-    default: return NULL;
+    case 16:
+        idx = 0;
+        break;
+    case 24:
+        idx = 1;
+        break;
+    case 32:
+        idx = 2;
+        break;
+    default:
+        return NULL;
     }
     if (cipher == SG_CIPHER_AES_CBC_PKCS5)
         return peer_cbc[idx];
@@ -258,10 +265,8 @@ static const EVP_CIPHER *peer_pick_cipher(int cipher, size_t key_len)
 }
 
 /* One AES pass: enc = 1 encrypts, 0 decrypts. */
-static int peer_aes(signal_buffer **output, int enc, int cipher,
-                    const uint8_t *key, size_t key_len,
-                    const uint8_t *iv, size_t iv_len,
-                    const uint8_t *in, size_t in_len)
+static int peer_aes(signal_buffer **output, int enc, int cipher, const uint8_t *key, size_t key_len,
+                    const uint8_t *iv, size_t iv_len, const uint8_t *in, size_t in_len)
 {
     const EVP_CIPHER *evp = peer_pick_cipher(cipher, key_len);
     EVP_CIPHER_CTX *cctx;
@@ -297,19 +302,17 @@ out:
     return rc;
 }
 
-static int peer_encrypt(signal_buffer **output, int cipher,
-                        const uint8_t *key, size_t key_len,
-                        const uint8_t *iv, size_t iv_len,
-                        const uint8_t *pt, size_t pt_len, void *ud)
+static int peer_encrypt(signal_buffer **output, int cipher, const uint8_t *key, size_t key_len,
+                        const uint8_t *iv, size_t iv_len, const uint8_t *pt, size_t pt_len,
+                        void *ud)
 {
     (void)ud;
     return peer_aes(output, 1, cipher, key, key_len, iv, iv_len, pt, pt_len);
 }
 
-static int peer_decrypt(signal_buffer **output, int cipher,
-                        const uint8_t *key, size_t key_len,
-                        const uint8_t *iv, size_t iv_len,
-                        const uint8_t *ct, size_t ct_len, void *ud)
+static int peer_decrypt(signal_buffer **output, int cipher, const uint8_t *key, size_t key_len,
+                        const uint8_t *iv, size_t iv_len, const uint8_t *ct, size_t ct_len,
+                        void *ud)
 {
     (void)ud;
     return peer_aes(output, 0, cipher, key, key_len, iv, iv_len, ct, ct_len);
@@ -364,24 +367,43 @@ void peer_context_free(signal_context *ctx)
 const char *peer_error_name(int code)
 {
     switch (code) {
-    case SG_SUCCESS: return "OK";
-    case SG_ERR_NOMEM: return "NOMEM";
-    case SG_ERR_INVAL: return "INVAL";
-    case SG_ERR_UNKNOWN: return "UNKNOWN";
-    case SG_ERR_DUPLICATE_MESSAGE: return "DUPLICATE";
-    case SG_ERR_INVALID_KEY: return "INVALID_KEY";
-    case SG_ERR_INVALID_KEY_ID: return "INVALID_KEY_ID";
-    case SG_ERR_INVALID_MAC: return "INVALID_MAC";
-    case SG_ERR_INVALID_MESSAGE: return "INVALID_MESSAGE";
-    case SG_ERR_INVALID_VERSION: return "INVALID_VERSION";
-    case SG_ERR_LEGACY_MESSAGE: return "LEGACY_MESSAGE";
-    case SG_ERR_NO_SESSION: return "NO_SESSION";
-    case SG_ERR_STALE_KEY_EXCHANGE: return "STALE_KEY_EXCHANGE";
-    case SG_ERR_UNTRUSTED_IDENTITY: return "UNTRUSTED";
-    case SG_ERR_VRF_SIG_VERIF_FAILED: return "VRF_SIG_VERIF_FAILED";
-    case SG_ERR_INVALID_PROTO_BUF: return "INVALID_PROTO_BUF";
-    case SG_ERR_FP_VERSION_MISMATCH: return "FP_VERSION_MISMATCH";
-    case SG_ERR_FP_IDENT_MISMATCH: return "FP_IDENT_MISMATCH";
-    default: return "OTHER";
+    case SG_SUCCESS:
+        return "OK";
+    case SG_ERR_NOMEM:
+        return "NOMEM";
+    case SG_ERR_INVAL:
+        return "INVAL";
+    case SG_ERR_UNKNOWN:
+        return "UNKNOWN";
+    case SG_ERR_DUPLICATE_MESSAGE:
+        return "DUPLICATE";
+    case SG_ERR_INVALID_KEY:
+        return "INVALID_KEY";
+    case SG_ERR_INVALID_KEY_ID:
+        return "INVALID_KEY_ID";
+    case SG_ERR_INVALID_MAC:
+        return "INVALID_MAC";
+    case SG_ERR_INVALID_MESSAGE:
+        return "INVALID_MESSAGE";
+    case SG_ERR_INVALID_VERSION:
+        return "INVALID_VERSION";
+    case SG_ERR_LEGACY_MESSAGE:
+        return "LEGACY_MESSAGE";
+    case SG_ERR_NO_SESSION:
+        return "NO_SESSION";
+    case SG_ERR_STALE_KEY_EXCHANGE:
+        return "STALE_KEY_EXCHANGE";
+    case SG_ERR_UNTRUSTED_IDENTITY:
+        return "UNTRUSTED";
+    case SG_ERR_VRF_SIG_VERIF_FAILED:
+        return "VRF_SIG_VERIF_FAILED";
+    case SG_ERR_INVALID_PROTO_BUF:
+        return "INVALID_PROTO_BUF";
+    case SG_ERR_FP_VERSION_MISMATCH:
+        return "FP_VERSION_MISMATCH";
+    case SG_ERR_FP_IDENT_MISMATCH:
+        return "FP_IDENT_MISMATCH";
+    default:
+        return "OTHER";
     }
 }

@@ -46,7 +46,8 @@ static peer_kv_entry *kv_find(peer_kv *kv, const uint8_t *key, size_t key_len)
     return NULL;
 }
 
-static int kv_put(peer_kv *kv, const uint8_t *key, size_t key_len, const uint8_t *val, size_t val_len)
+static int kv_put(peer_kv *kv, const uint8_t *key, size_t key_len, const uint8_t *val,
+                  size_t val_len)
 {
     peer_kv_entry *e = kv_find(kv, key, key_len);
     uint8_t *copy = malloc(val_len ? val_len : 1);
@@ -257,7 +258,8 @@ static int spk_load(signal_buffer **record, uint32_t id, void *ud)
 
 static int spk_store(uint32_t id, uint8_t *record, size_t len, void *ud)
 {
-    return kv_put(&((peer_party *)ud)->signed_prekeys, (const uint8_t *)&id, sizeof(id), record, len);
+    return kv_put(&((peer_party *)ud)->signed_prekeys, (const uint8_t *)&id, sizeof(id), record,
+                  len);
 }
 
 static int spk_contains(uint32_t id, void *ud)
@@ -335,8 +337,8 @@ static size_t sk_key(uint8_t *out, size_t cap, const signal_protocol_sender_key_
         return 0;
     memcpy(out, n->group_id, n->group_id_len);
     out[n->group_id_len] = 0;
-    al = addr_key(out + n->group_id_len + 1, cap - n->group_id_len - 1,
-                  n->sender.name, n->sender.name_len, n->sender.device_id);
+    al = addr_key(out + n->group_id_len + 1, cap - n->group_id_len - 1, n->sender.name,
+                  n->sender.name_len, n->sender.device_id);
     return al == 0 ? 0 : n->group_id_len + 1 + al;
 }
 

@@ -31,16 +31,15 @@ static char *id_hex(const char *id)
 
 /* The peer's fingerprint (local = lid/lk); display and scannable hex are
  * copied into the outputs (caller frees). */
-static void peer_fp(ih_peer *p, unsigned iterations, unsigned version,
-                    const char *lid, const sotto_public_key *lk,
-                    const char *rid, const sotto_public_key *rk,
+static void peer_fp(ih_peer *p, unsigned iterations, unsigned version, const char *lid,
+                    const sotto_public_key *lk, const char *rid, const sotto_public_key *rk,
                     char **display, char **scannable_hex)
 {
     char *lh = id_hex(lid), *rh = id_hex(rid);
     char *lkh = tu_hex(lk->bytes, sizeof(lk->bytes)), *rkh = tu_hex(rk->bytes, sizeof(rk->bytes));
 
-    assert_int_equal(ih_peer_ok(p, "fingerprint %u %u %s %s %s %s", iterations, version,
-                                lh, lkh, rh, rkh), 3);
+    assert_int_equal(
+        ih_peer_ok(p, "fingerprint %u %u %s %s %s %s", iterations, version, lh, lkh, rh, rkh), 3);
     *display = strdup(p->tok[1]);
     *scannable_hex = strdup(p->tok[2]);
     free(lh);
@@ -50,9 +49,8 @@ static void peer_fp(ih_peer *p, unsigned iterations, unsigned version,
 }
 
 /* Compares both libraries for one pair of parties and both perspectives. */
-static void compare(ih_peer *p, unsigned iterations, unsigned version,
-                    const char *aid, const sotto_public_key *ak,
-                    const char *bid, const sotto_public_key *bk,
+static void compare(ih_peer *p, unsigned iterations, unsigned version, const char *aid,
+                    const sotto_public_key *ak, const char *bid, const sotto_public_key *bk,
                     const char *want_display)
 {
     sotto_fingerprint *ours_a = NULL, *ours_b = NULL;
@@ -63,8 +61,10 @@ static void compare(ih_peer *p, unsigned iterations, unsigned version,
     size_t theirs_len = 0;
     bool match = false;
 
-    assert_int_equal(sotto_fingerprint_create(&ours_a, iterations, version, aid, ak, 1, bid, bk, 1), SOTTO_OK);
-    assert_int_equal(sotto_fingerprint_create(&ours_b, iterations, version, bid, bk, 1, aid, ak, 1), SOTTO_OK);
+    assert_int_equal(sotto_fingerprint_create(&ours_a, iterations, version, aid, ak, 1, bid, bk, 1),
+                     SOTTO_OK);
+    assert_int_equal(sotto_fingerprint_create(&ours_b, iterations, version, bid, bk, 1, aid, ak, 1),
+                     SOTTO_OK);
     peer_fp(p, iterations, version, aid, ak, bid, bk, &disp_a, &scan_a);
     peer_fp(p, iterations, version, bid, bk, aid, ak, &disp_b, &scan_b);
 
@@ -84,7 +84,8 @@ static void compare(ih_peer *p, unsigned iterations, unsigned version,
     /* The peer accepts our scanned code, and we accept the peer's. */
     ih_peer_ok(p, "fingerprint_compare %s %s", scan_b, scan_a);
     theirs = tu_unhex(scan_b, &theirs_len);
-    assert_int_equal(sotto_fingerprint_compare_scanned(ours_a, theirs, theirs_len, &match), SOTTO_OK);
+    assert_int_equal(sotto_fingerprint_compare_scanned(ours_a, theirs, theirs_len, &match),
+                     SOTTO_OK);
     assert_true(match);
     /* Our own code is not the peer's view of us: their local must be our remote. */
     free(theirs);
@@ -114,13 +115,14 @@ static void test_known_vector(void **state)
     compare(p, 1024, 1, ALICE_ID, &a, BOB_ID, &b, NULL);
 
     /* And the scannable v1 bytes of the spec for Alice. */
-    assert_int_equal(sotto_fingerprint_create(&fp, 5200, 1, ALICE_ID, &a, 1, BOB_ID, &b, 1), SOTTO_OK);
+    assert_int_equal(sotto_fingerprint_create(&fp, 5200, 1, ALICE_ID, &a, 1, BOB_ID, &b, 1),
+                     SOTTO_OK);
     assert_int_equal(sotto_fingerprint_scannable(fp, &data, &len), SOTTO_OK);
     hex = tu_hex(data, len);
     assert_string_equal(hex, "080112220a20"
-                        "1e301a0353dce3dbe7684cb8336e85136cdc0ee96219494ada305d62a7bd61df"
-                        "1a220a20"
-                        "d62cbf73a11592015b6b9f1682ac306fea3aaf3885b84d12bca631e9d4fb3a4d");
+                             "1e301a0353dce3dbe7684cb8336e85136cdc0ee96219494ada305d62a7bd61df"
+                             "1a220a20"
+                             "d62cbf73a11592015b6b9f1682ac306fea3aaf3885b84d12bca631e9d4fb3a4d");
     free(hex);
     sotto_fingerprint_free(fp);
     ih_peer_stop(p);
@@ -160,7 +162,8 @@ static void test_mismatch_detected_by_both(void **state)
     tu_unhex_into(p->tok[2], theirs.bytes, sizeof(theirs.bytes));
     /* We believe the peer's key is Mallory's (a MITM): v1 codes differ. */
     assert_int_equal(sotto_fingerprint_create(&ours, 5200, 1, "sotto-user", &u->identity.pub, 1,
-                                              "peer-user", &mallory->identity.pub, 1), SOTTO_OK);
+                                              "peer-user", &mallory->identity.pub, 1),
+                     SOTTO_OK);
     peer_fp(p, 5200, 1, "peer-user", &theirs, "sotto-user", &u->identity.pub, &disp, &scan_peer);
     assert_string_not_equal(sotto_fingerprint_display(ours), disp);
     scan = tu_unhex(scan_peer, &scan_len);
@@ -171,7 +174,8 @@ static void test_mismatch_detected_by_both(void **state)
     hex = tu_hex(data, len);
     ih_peer_err(p, "MISMATCH", "fingerprint_compare %s %s", scan_peer, hex);
     /* Version mismatch: a v0 code against v1. */
-    peer_fp(p, 5200, 0, "peer-user", &theirs, "sotto-user", &u->identity.pub, &disp2, &scan_ours_view);
+    peer_fp(p, 5200, 0, "peer-user", &theirs, "sotto-user", &u->identity.pub, &disp2,
+            &scan_ours_view);
     free(scan);
     scan = tu_unhex(scan_ours_view, &scan_len);
     assert_int_equal(sotto_fingerprint_compare_scanned(ours, scan, scan_len, &match),

@@ -27,8 +27,8 @@ typedef struct fx {
     ih_peer *p;
     ih_party *u;
     char *gid_hex;
-    sotto_sender_key_name peer_name;   /* the peer's sender key, as we know it */
-    sotto_sender_key_name our_name;    /* our own sender key */
+    sotto_sender_key_name peer_name; /* the peer's sender key, as we know it */
+    sotto_sender_key_name our_name;  /* our own sender key */
 } fx;
 
 static int setup(void **state)
@@ -94,7 +94,8 @@ static ih_msg us_group_encrypt(fx *f, const char *text)
     assert_true(strlen(text) < sizeof(m.text));
     snprintf(m.text, sizeof(m.text), "%s", text);
     assert_int_equal(sotto_group_encrypt(sks(f), &f->our_name, (const uint8_t *)text, strlen(text),
-                                         &ct, &ct_len), SOTTO_OK);
+                                         &ct, &ct_len),
+                     SOTTO_OK);
     m.type = SOTTO_MSG_SENDERKEY;
     m.bytes = ct;
     m.len = ct_len;
@@ -203,7 +204,7 @@ static void test_peer_sends(void **state)
     us_group_decrypt_ok(f, &m[0]);
     ih_shuffle(idx, 19, 5);
     for (int i = 0; i < 19; i++)
-        us_group_decrypt_ok(f, &m[idx[i] + 1]);          /* out of order */
+        us_group_decrypt_ok(f, &m[idx[i] + 1]); /* out of order */
     for (int i = 0; i < 20; i += 3)
         assert_int_equal(us_group_decrypt_try(f, &m[i]), SOTTO_ERR_DUPLICATE_MESSAGE);
 
@@ -266,7 +267,7 @@ static void test_late_join_sotto_receives(void **state)
     ih_msg early[100], next;
     char text[64];
 
-    ih_peer_ok(f->p, "group_create %s peer 1", f->gid_hex);   /* SKDM not for us */
+    ih_peer_ok(f->p, "group_create %s peer 1", f->gid_hex); /* SKDM not for us */
     for (int i = 0; i < 100; i++) {
         snprintf(text, sizeof(text), "before you joined %d", i);
         early[i] = peer_group_encrypt(f, text);
@@ -449,8 +450,8 @@ static void test_unknown_key_id(void **state)
 static void test_wire_layout(void **state)
 {
     fx *f = *state;
-    static const uint32_t want_skdm[] = { 1 << 3, 2 << 3, 3 << 3 | 2, 4 << 3 | 2 };
-    static const uint32_t want_skm[] = { 1 << 3, 2 << 3, 3 << 3 | 2 };
+    static const uint32_t want_skdm[] = {1 << 3, 2 << 3, 3 << 3 | 2, 4 << 3 | 2};
+    static const uint32_t want_skm[] = {1 << 3, 2 << 3, 3 << 3 | 2};
     uint32_t k1[8], k2[8];
     size_t n1, n2, l1 = 0;
     uint8_t *theirs, *ours = NULL;

@@ -92,8 +92,8 @@ static void peer_initiates(fx *f, bool with_opk)
         assert_int_equal(sotto_session_remote_identity(f->u->st, &a, &info.identity_key), SOTTO_OK);
         assert_true(sotto_public_key_equal(&info.identity_key, &peer_ik));
     }
-    assert_int_equal(us_prekeys(f), 0);           /* the one-time prekey is consumed */
-    ih_us_decrypt_ok(f->u, f->p, &third);          /* out of order, empty plaintext */
+    assert_int_equal(us_prekeys(f), 0);   /* the one-time prekey is consumed */
+    ih_us_decrypt_ok(f->u, f->p, &third); /* out of order, empty plaintext */
     ih_us_decrypt_ok(f->u, f->p, &second);
     assert_int_equal(ih_us_decrypt_try(f->u, f->p, &second), SOTTO_ERR_DUPLICATE_MESSAGE);
     assert_int_equal(ih_us_decrypt_try(f->u, f->p, &first), SOTTO_ERR_DUPLICATE_MESSAGE);
@@ -148,7 +148,7 @@ static void sotto_initiates(fx *f, bool with_opk)
     assert_int_equal(third.type, 3);
     ih_peer_decrypt_ok(f->p, &first);
     ih_peer_ok(f->p, "has_prekey 31");
-    assert_string_equal(f->p->tok[1], "0");        /* consumed (or never there) */
+    assert_string_equal(f->p->tok[1], "0"); /* consumed (or never there) */
     ih_peer_decrypt_ok(f->p, &third);
     ih_peer_decrypt_ok(f->p, &second);
     ih_peer_decrypt_err(f->p, &second, "DUPLICATE");
@@ -286,7 +286,7 @@ static void forward_jump(fx *f, bool peer_sends)
 
         assert_int_equal(ih_us_decrypt_try(f->u, f->p, &m[2001]), SOTTO_ERR_TOO_FAR_AHEAD);
         rec1 = ih_us_record(f->u, f->p, &len1);
-        assert_int_equal(len0, len1);                 /* rejected: nothing stored */
+        assert_int_equal(len0, len1); /* rejected: nothing stored */
         assert_memory_equal(rec0, rec1, len0);
         free(rec0);
         free(rec1);
@@ -294,7 +294,7 @@ static void forward_jump(fx *f, bool peer_sends)
         ih_us_decrypt_ok(f->u, f->p, &m[0]);
         ih_us_decrypt_ok(f->u, f->p, &m[1999]);
         ih_us_decrypt_ok(f->u, f->p, &m[1000]);
-        ih_us_decrypt_ok(f->u, f->p, &m[2001]);       /* now only 1 ahead */
+        ih_us_decrypt_ok(f->u, f->p, &m[2001]); /* now only 1 ahead */
         assert_int_equal(ih_us_decrypt_try(f->u, f->p, &m[2000]), SOTTO_ERR_DUPLICATE_MESSAGE);
     } else {
         ih_peer_decrypt_err(f->p, &m[2001], "INVALID_MESSAGE");
@@ -355,7 +355,7 @@ static void test_tampered_peer_to_sotto(void **state)
     assert_int_equal(m.type, 2);
     bad_mac = ih_msg_tampered(&m, -3, 0x80);
     bad_body = ih_msg_tampered(&m, (long)m.len - 12, 0x04);
-    bad_version = ih_msg_tampered(&m, 0, 0x40);       /* 0x33 -> 0x73: version 7 */
+    bad_version = ih_msg_tampered(&m, 0, 0x40); /* 0x33 -> 0x73: version 7 */
     truncated = ih_msg_tampered(&m, 0, 0x00);
     truncated.len -= 1;
     rec0 = ih_us_record(f->u, f->p, &len0);
@@ -365,7 +365,7 @@ static void test_tampered_peer_to_sotto(void **state)
     assert_int_equal(ih_us_decrypt_try(f->u, f->p, &truncated), SOTTO_ERR_INVALID_MESSAGE);
     rec1 = ih_us_record(f->u, f->p, &len1);
     assert_int_equal(len0, len1);
-    assert_memory_equal(rec0, rec1, len0);            /* byte-identical session */
+    assert_memory_equal(rec0, rec1, len0); /* byte-identical session */
     ih_us_decrypt_ok(f->u, f->p, &m);
     ih_us_to_peer(f->u, f->p, "still talking", 2);
     ih_peer_to_us(f->p, f->u, "yes", 2);
@@ -390,7 +390,7 @@ static void test_tampered_sotto_to_peer(void **state)
     pk1_bad = ih_msg_tampered(&pk1, (long)ih_prekey_inner_end(&pk1) - 1, 0x01);
     ih_peer_decrypt_err(f->p, &pk1_bad, "INVALID_MESSAGE");
     ih_peer_ok(f->p, "has_prekey 5");
-    assert_string_equal(f->p->tok[1], "1");            /* not consumed */
+    assert_string_equal(f->p->tok[1], "1"); /* not consumed */
     ih_peer_decrypt_ok(f->p, &pk1);
     ih_peer_ok(f->p, "has_prekey 5");
     assert_string_equal(f->p->tok[1], "0");
@@ -436,7 +436,8 @@ static void test_bad_bundle_signatures(void **state)
     for (int bit = 0; bit < 512; bit += 37) {
         sotto_prekey_bundle b = theirs;
         b.signed_prekey_signature[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-        assert_int_equal(sotto_session_process_bundle(f->u->st, &a, &b), SOTTO_ERR_INVALID_SIGNATURE);
+        assert_int_equal(sotto_session_process_bundle(f->u->st, &a, &b),
+                         SOTTO_ERR_INVALID_SIGNATURE);
     }
     assert_int_equal(sotto_session_exists(f->u->st, &a, &exists), SOTTO_OK);
     assert_false(exists);
@@ -493,8 +494,8 @@ static void test_reset_by_peer(void **state)
     ih_peer_processes_our_bundle(f->u, f->p, true);
     fresh = ih_peer_encrypt(f->p, "on the new session");
     assert_int_equal(fresh.type, 3);
-    ih_us_decrypt_ok(f->u, f->p, &fresh);          /* archives the old state */
-    ih_us_decrypt_ok(f->u, f->p, &old1);           /* the archived state decrypts */
+    ih_us_decrypt_ok(f->u, f->p, &fresh); /* archives the old state */
+    ih_us_decrypt_ok(f->u, f->p, &old1);  /* the archived state decrypts */
     ih_peer_to_us(f->p, f->u, "new session again", 3);
     ih_us_decrypt_ok(f->u, f->p, &old2);
     ih_peer_to_us(f->p, f->u, "new session once more", 3);
@@ -577,7 +578,6 @@ static void test_simultaneous_sotto_response_lost(void **state)
     simultaneous(*state, false);
 }
 
-
 /* ---- skipped message keys: at most 2000 per chain, oldest evicted ---- */
 
 static void eviction(fx *f, bool peer_sends)
@@ -649,14 +649,15 @@ static void test_no_session(void **state)
     ih_establish(f->u, f->p, true);
     m = ih_peer_encrypt(f->p, "for sotto");
     assert_int_equal(m.type, 2);
-    ih_peer_decrypt_err(other, &m, "NO_SESSION");          /* libsignal: NO_SESSION */
+    ih_peer_decrypt_err(other, &m, "NO_SESSION"); /* libsignal: NO_SESSION */
     assert_int_equal(ih_us_decrypt_try(f->u, other, &m), SOTTO_ERR_NO_SESSION);
     ih_us_decrypt_ok(f->u, f->p, &m);
     ih_msg_free(&m);
     /* Encrypting with no session: NO_SESSION here, UNKNOWN there. */
     a = ih_addr("nobody");
-    assert_int_equal(sotto_session_encrypt(f->u->st, &a, (const uint8_t *)"x", 1, &ct, &ct_len, &type),
-                     SOTTO_ERR_NO_SESSION);
+    assert_int_equal(
+        sotto_session_encrypt(f->u->st, &a, (const uint8_t *)"x", 1, &ct, &ct_len, &type),
+        SOTTO_ERR_NO_SESSION);
     assert_null(ct);
     ih_peer_err(f->p, "UNKNOWN", "encrypt nobody 1 78");
     ih_peer_stop(other);
@@ -710,7 +711,7 @@ static void test_used_prekey_id(void **state)
 static void test_message_sizes(void **state)
 {
     fx *f = *state;
-    static const size_t sizes[] = { 0, 1, 15, 16, 17, 31, 32, 255, 4096, 65536 };
+    static const size_t sizes[] = {0, 1, 15, 16, 17, 31, 32, 255, 4096, 65536};
     sotto_address a = ih_addr("peer");
 
     ih_establish(f->u, f->p, true);
@@ -739,7 +740,8 @@ static void test_message_sizes(void **state)
         ih_peer_ok(f->p, "encrypt %s 1 %s", IH_US_NAME, hex);
         assert_string_equal(f->p->tok[1], "2");
         got = tu_unhex(f->p->tok[2], &len);
-        assert_int_equal(sotto_session_decrypt(f->u->st, &a, 2, got, len, &out, &out_len), SOTTO_OK);
+        assert_int_equal(sotto_session_decrypt(f->u->st, &a, 2, got, len, &out, &out_len),
+                         SOTTO_OK);
         assert_int_equal(out_len, n);
         if (n)
             assert_memory_equal(out, pt, n);
@@ -937,7 +939,7 @@ static void test_prekey_bit_flips(void **state)
 
     for (size_t bit = 0; bit < m.len * 8; bit++) {
         ih_msg bad = ih_msg_tampered(&m, (long)(bit / 8), (uint8_t)(1u << (bit % 8)));
-        int rc = ih_us_decrypt_try(f->u, f->p, &bad);   /* asserts the plaintext on success */
+        int rc = ih_us_decrypt_try(f->u, f->p, &bad); /* asserts the plaintext on success */
 
         if (rc == SOTTO_OK) {
             accepted++;
@@ -954,7 +956,8 @@ static void test_prekey_bit_flips(void **state)
     }
     /* Only the unauthenticated bits can pass: the low nibble of the outer
      * version byte and the registration id (spec 1.1, 1.4). */
-    print_message("%zu of %zu one-bit variants accepted (unauthenticated fields)\n", accepted, m.len * 8);
+    print_message("%zu of %zu one-bit variants accepted (unauthenticated fields)\n", accepted,
+                  m.len * 8);
     assert_true(accepted <= 4 + 5 * 7);
     ih_us_decrypt_ok(f->u, f->p, &m);
     ih_us_to_peer(f->u, f->p, "after the flips", 2);
@@ -991,7 +994,8 @@ static void test_large_prekey_ids(void **state)
 /* ---- the same wire layout as libsignal-protocol-c (spec 1.3, 1.4) ---- */
 
 /* Field keys of a PreKey message and of its inner SignalMessage. */
-static void layout(const ih_msg *m, uint32_t *outer, size_t *n_outer, uint32_t *inner, size_t *n_inner)
+static void layout(const ih_msg *m, uint32_t *outer, size_t *n_outer, uint32_t *inner,
+                   size_t *n_inner)
 {
     const uint8_t *sig = NULL;
     size_t sig_len = 0;
@@ -1008,8 +1012,9 @@ static void test_wire_layout(void **state)
 {
     fx *f = *state;
     ih_peer *other = ih_peer_start("other");
-    static const uint32_t want_outer[] = { 1 << 3, 2 << 3 | 2, 3 << 3 | 2, 4 << 3 | 2, 5 << 3, 6 << 3 };
-    static const uint32_t want_inner[] = { 1 << 3 | 2, 2 << 3, 3 << 3, 4 << 3 | 2 };
+    static const uint32_t want_outer[] = {1 << 3,     2 << 3 | 2, 3 << 3 | 2,
+                                          4 << 3 | 2, 5 << 3,     6 << 3};
+    static const uint32_t want_inner[] = {1 << 3 | 2, 2 << 3, 3 << 3, 4 << 3 | 2};
     uint32_t o1[16], i1[16], o2[16], i2[16], s1[16], s2[16];
     size_t no1, ni1, no2, ni2, ns1, ns2;
     ih_msg theirs, ours, theirs2, ours2;
@@ -1083,7 +1088,8 @@ static void test_forged_identity_pins_nothing(void **state)
     m = ih_peer_encrypt(f->p, "genuine");
     forged = ih_msg_tampered(&m, (long)identity_offset(&m) + 5, 0x01);
     assert_int_equal(ih_us_decrypt_try(f->u, f->p, &forged), SOTTO_ERR_INVALID_MESSAGE);
-    assert_int_equal(f->u->st->identity.get(f->u->st->identity.user_data, &a, &seen), SOTTO_ERR_NOT_FOUND);
+    assert_int_equal(f->u->st->identity.get(f->u->st->identity.user_data, &a, &seen),
+                     SOTTO_ERR_NOT_FOUND);
     ih_us_decrypt_ok(f->u, f->p, &m);
 
     /* For comparison only (not asserted): libsignal-protocol-c saves the
@@ -1097,8 +1103,9 @@ static void test_forged_identity_pins_nothing(void **state)
         r = ih_peer_cmd(other, "decrypt %s 1 3 %s", IH_US_NAME, ours_forged.hex);
         assert_string_equal(r, "err");
         r = ih_peer_cmd(other, "decrypt %s 1 3 %s", IH_US_NAME, ours.hex);
-        print_message("libsignal-protocol-c, genuine PreKey message after a forged identity: %s %s\n",
-                      r, other->ntok > 1 ? other->tok[1] : "");
+        print_message(
+            "libsignal-protocol-c, genuine PreKey message after a forged identity: %s %s\n", r,
+            other->ntok > 1 ? other->tok[1] : "");
         ih_msg_free(&ours);
         ih_msg_free(&ours_forged);
         ih_peer_stop(other);

@@ -167,7 +167,8 @@ static int read_banner(tc_server *s)
                     long port = strtol(colon + 1, &end, 10);
 
                     s->port = (end != colon + 1 && *end == '\0' && port > 0 && port < 65536)
-                                  ? (int)port : 0;
+                                  ? (int)port
+                                  : 0;
                 }
                 have_port = s->port > 0;
             } else if (strncmp(buf, "sottod: certificate sha256 ", 27) == 0) {
@@ -474,7 +475,8 @@ static int ws_handshake(tc_conn *c, const char *host, int port)
     n = snprintf(req, sizeof(req),
                  "GET /v1/websocket HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-                 "\r\n", host, port, key);
+                 "\r\n",
+                 host, port, key);
     if (write_all(c, (const uint8_t *)req, (size_t)n) != 0)
         return -1;
     while (end == NULL) {
@@ -516,7 +518,7 @@ tc_conn *tc_connect_to(const char *host, int port, const uint8_t fp[32])
     c->ctx = SSL_CTX_new(TLS_client_method());
     if (c->ctx == NULL || !SSL_CTX_set_min_proto_version(c->ctx, TLS1_3_VERSION))
         goto fail;
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);   /* pinned below instead */
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL); /* pinned below instead */
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         goto fail;
@@ -553,8 +555,8 @@ tc_conn *tc_connect_to(const char *host, int port, const uint8_t fp[32])
     }
     if (SSL_version(c->ssl) != TLS1_3_VERSION || !cert_pin_ok(c->ssl, fp))
         goto fail;
-    if (SSL_export_keying_material(c->ssl, c->exporter, 32, "EXPORTER-Channel-Binding", 24,
-                                   NULL, 0, 0) != 1)
+    if (SSL_export_keying_material(c->ssl, c->exporter, 32, "EXPORTER-Channel-Binding", 24, NULL, 0,
+                                   0) != 1)
         goto fail;
     if (ws_handshake(c, host, port) != 0)
         goto fail;
@@ -823,8 +825,7 @@ int tc_send(tc_conn *c, const tc_cframe *f)
         char path[512];
         FILE *fp;
 
-        snprintf(path, sizeof(path), "%s/op%d-%lu", getenv("TC_DUMP_FRAMES"), (int)f->op_case,
-                 n++);
+        snprintf(path, sizeof(path), "%s/op%d-%lu", getenv("TC_DUMP_FRAMES"), (int)f->op_case, n++);
         fp = fopen(path, "wb");
         if (fp != NULL) {
             if (fwrite(buf, 1, len, fp) != len)
@@ -848,7 +849,7 @@ tc_sframe *tc_recv(tc_conn *c, int timeout_ms, int *rc)
         f = sotto__api__server_frame__unpack(NULL, len, msg);
         r = f != NULL ? 0 : TC_ERR;
     } else if (r >= 0) {
-        r = TC_ERR;                     /* text from the server: not in the API */
+        r = TC_ERR; /* text from the server: not in the API */
     }
     free(msg);
     if (rc != NULL)
@@ -902,7 +903,7 @@ tc_sframe *tc_call(tc_conn *c, tc_cframe *f, int timeout_ms)
         }
         if (r->id == f->id)
             return r;
-        tc_free(r);                     /* a late answer to something else */
+        tc_free(r); /* a late answer to something else */
     }
 }
 
@@ -1160,8 +1161,8 @@ int tc_set_keys(tc_conn *c, tc_device *d, bool with_spk, size_t n, uint32_t *rem
         if (r == NULL)
             return c->closed ? TC_CLOSED : TC_ERR;
         st = r->status;
-        if (st == 0 && remaining_out != NULL && r->result_case ==
-            SOTTO__API__SERVER_FRAME__RESULT_SET_KEYS)
+        if (st == 0 && remaining_out != NULL &&
+            r->result_case == SOTTO__API__SERVER_FRAME__RESULT_SET_KEYS)
             *remaining_out = r->set_keys->prekeys_remaining;
         tc_free(r);
         if (st != 0)
@@ -1202,8 +1203,7 @@ int tc_fetch_list(tc_conn *c, sotto_device_list *out, uint8_t *raw, size_t *raw_
     return st;
 }
 
-int tc_remove_device_with_list(tc_conn *c, uint32_t device_id, const uint8_t *list,
-                               size_t list_len)
+int tc_remove_device_with_list(tc_conn *c, uint32_t device_id, const uint8_t *list, size_t list_len)
 {
     tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
     Sotto__Api__RemoveDeviceRequest rq = SOTTO__API__REMOVE_DEVICE_REQUEST__INIT;
@@ -1290,8 +1290,8 @@ int tc_add_device(tc_conn *c, const tc_device *me, tc_device *newdev)
     if (l->n_devices >= SOTTO_DEVICE_LIST_MAX)
         goto done;
     tc_entry_of(newdev, id, &l->devices[l->n_devices]);
-    if (tc_list_sign(&me->account, me->username, l->version + 1, l->devices, l->n_devices + 1,
-                     out, &len) != 0)
+    if (tc_list_sign(&me->account, me->username, l->version + 1, l->devices, l->n_devices + 1, out,
+                     &len) != 0)
         goto done;
     st = tc_add_device_with_list(c, me, newdev, out, len);
     if (st == 0)
@@ -1302,8 +1302,8 @@ done:
     return st;
 }
 
-int tc_add_device_with_list(tc_conn *c, const tc_device *me, tc_device *newdev,
-                            const uint8_t *list, size_t list_len)
+int tc_add_device_with_list(tc_conn *c, const tc_device *me, tc_device *newdev, const uint8_t *list,
+                            size_t list_len)
 {
     tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
     Sotto__Api__AddDeviceRequest rq = SOTTO__API__ADD_DEVICE_REQUEST__INIT;

@@ -32,9 +32,9 @@ typedef Sotto__Api__ClientFrame tc_cframe;
 typedef Sotto__Api__ServerFrame tc_sframe;
 
 enum {
-    TC_ERR = -1,        /* I/O or protocol failure */
+    TC_ERR = -1, /* I/O or protocol failure */
     TC_TIMEOUT = -2,
-    TC_CLOSED = -3,     /* the server closed the connection (WebSocket close or EOF) */
+    TC_CLOSED = -3, /* the server closed the connection (WebSocket close or EOF) */
 };
 
 #define TC_WS_CONT 0x0
@@ -48,12 +48,12 @@ enum {
 
 typedef struct tc_server {
     pid_t pid;
-    char dir[256];          /* data dir (owned by the test; kept across restarts) */
+    char dir[256]; /* data dir (owned by the test; kept across restarts) */
     char host[64];
     int port;
-    uint8_t fp[32];         /* pinned certificate SHA-256 */
-    int out_fd;             /* sottod's stdout (read end) */
-    char sets[16][96];      /* --set KEY=VALUE given at start, reused by restart */
+    uint8_t fp[32];    /* pinned certificate SHA-256 */
+    int out_fd;        /* sottod's stdout (read end) */
+    char sets[16][96]; /* --set KEY=VALUE given at start, reused by restart */
     int nsets;
 } tc_server;
 
@@ -100,17 +100,17 @@ typedef struct tc_conn {
     int fd;
     SSL_CTX *ctx;
     SSL *ssl;
-    uint8_t *rbuf;          /* raw bytes read from TLS, not yet parsed */
+    uint8_t *rbuf; /* raw bytes read from TLS, not yet parsed */
     size_t rlen, rcap;
-    uint8_t *frag;          /* a fragmented message being reassembled */
+    uint8_t *frag; /* a fragmented message being reassembled */
     size_t flen;
     int fop;
     uint64_t next_id;
-    tc_msg *pushes, *pushes_tail;   /* pushes/notices received while waiting */
+    tc_msg *pushes, *pushes_tail; /* pushes/notices received while waiting */
     uint8_t exporter[32];
     bool closed;
-    int close_code;         /* from the server's close frame, -1 if none */
-    bool corked;            /* frames collect in wbuf until tc_flush */
+    int close_code; /* from the server's close frame, -1 if none */
+    bool corked;    /* frames collect in wbuf until tc_flush */
     uint8_t *wbuf;
     size_t wlen, wcap;
 } tc_conn;
@@ -205,8 +205,8 @@ int tc_remove_device_with_list(tc_conn *c, uint32_t device_id, const uint8_t *li
                                size_t list_len);
 /* add_device for newdev signed by me, with an explicit list (NULL = none).
  * On OK newdev->device_id = the answer's id. Returns the Status. */
-int tc_add_device_with_list(tc_conn *c, const tc_device *me, tc_device *newdev,
-                            const uint8_t *list, size_t list_len);
+int tc_add_device_with_list(tc_conn *c, const tc_device *me, tc_device *newdev, const uint8_t *list,
+                            size_t list_len);
 /* As the primary `me` would: fetches the list, removes device_id, signs
  * version + 1 with me->account and sends remove_device (no list when
  * me->v1 or the account has none). Returns the Status or TC_*. */
@@ -229,9 +229,8 @@ int tc_add_device(tc_conn *c, const tc_device *me, tc_device *newdev);
 
 /* send to `dest` one message per (device_id, registration_id) pair.
  * Returns the Status or TC_*; *resp (may be NULL) gets the response. */
-int tc_send_msg(tc_conn *c, const char *dest, const uint32_t *device_ids,
-                const uint32_t *reg_ids, size_t n, const uint8_t *body, size_t body_len,
-                tc_sframe **resp);
+int tc_send_msg(tc_conn *c, const char *dest, const uint32_t *device_ids, const uint32_t *reg_ids,
+                size_t n, const uint8_t *body, size_t body_len, tc_sframe **resp);
 
 /* Register + set keys + return a connected, logged-in device. */
 tc_conn *tc_new_user(const tc_server *s, tc_device *d, const char *username, size_t prekeys);

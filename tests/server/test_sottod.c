@@ -171,8 +171,8 @@ static void test_register(void **state)
 {
     tc_server *s = start(state, NULL);
     static const char *const bad[] = {
-        "ab", "Alice", "al ice", "al-ice", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" /* 33 */,
-        "\xc3\xa9lise", "", "alice\n", NULL,
+        "ab",           "Alice", "al ice",  "al-ice", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" /* 33 */,
+        "\xc3\xa9lise", "",      "alice\n", NULL,
     };
     tc_device d, d2;
     tc_conn *c;
@@ -211,7 +211,7 @@ static void test_register(void **state)
     assert_int_equal(tc_register(c, &d2, NULL), OK);
     tc_close(c);
     c = tc_connect(s);
-    tc_device_new(&d2, "a_b.c0123456789012345678901234_z");   /* 32 */
+    tc_device_new(&d2, "a_b.c0123456789012345678901234_z"); /* 32 */
     assert_int_equal(strlen(d2.username), 32);
     assert_int_equal(tc_register(c, &d2, NULL), OK);
     tc_close(c);
@@ -223,13 +223,13 @@ static void test_register(void **state)
     {
         uint8_t other_pk[32];
 
-        crypto_sign_keypair(other_pk, d2.auth_sk);   /* sign with a different secret key */
+        crypto_sign_keypair(other_pk, d2.auth_sk); /* sign with a different secret key */
     }
     assert_int_equal(tc_register(c, &d2, NULL), SOTTO__API__STATUS__STATUS_UNAUTHENTICATED);
     tc_close(c);
     c = tc_connect(s);
     tc_device_new(&d2, "mallory");
-    assert_int_equal(tc_register(c, &d2, NULL), OK);   /* the name was not taken */
+    assert_int_equal(tc_register(c, &d2, NULL), OK); /* the name was not taken */
     tc_close(c);
 
     /* Register without a challenge. */
@@ -391,7 +391,7 @@ static void test_login_failures(void **state)
     assert_int_equal(get_nonce(c, nonce), OK);
     tc_auth_sign(&stranger, 0x02, c->exporter, nonce, 1, sig);
     assert_int_equal(raw_login(c, &alice, 1, sig), SOTTO__API__STATUS__STATUS_UNAUTHENTICATED);
-    tc_auth_sign(&alice, 0x02, c->exporter, nonce, 1, sig);   /* right key, used nonce */
+    tc_auth_sign(&alice, 0x02, c->exporter, nonce, 1, sig); /* right key, used nonce */
     {
         int st = raw_login(c, &alice, 1, sig);
 
@@ -599,7 +599,7 @@ static void test_prekeys(void **state)
         assert_int_equal(sotto_signed_prekey_verify(&ik, &spk, db->signed_prekey->signature.data),
                          SOTTO_OK);
         assert_non_null(db->prekey);
-        assert_int_equal(db->prekey->id, 1);     /* lowest id first */
+        assert_int_equal(db->prekey->id, 1); /* lowest id first */
         seen[1] = 1;
     }
     tc_free(r);
@@ -620,7 +620,7 @@ static void test_prekeys(void **state)
         assert_int_equal(fc[i].errors, 0);
         for (j = 0; j < fc[i].ngot; j++) {
             assert_true(fc[i].got[j] >= 1 && fc[i].got[j] <= 40);
-            assert_int_equal(seen[fc[i].got[j]], 0);     /* never twice */
+            assert_int_equal(seen[fc[i].got[j]], 0); /* never twice */
             seen[fc[i].got[j]] = 1;
             total++;
         }
@@ -794,7 +794,7 @@ static void test_offline_queue_ack_redelivery(void **state)
     b = tc_new_user(s, &bob, "bob", 2);
     assert_non_null(a);
     assert_non_null(b);
-    tc_close(b);                                   /* bob goes offline */
+    tc_close(b); /* bob goes offline */
 
     for (i = 0; i < 10; i++) {
         snprintf(body, sizeof(body), "offline-%d", i);
@@ -814,7 +814,7 @@ static void test_offline_queue_ack_redelivery(void **state)
         assert_string_equal(p->push->source, "alice");
         assert_int_equal(p->push->source_device_id, 1);
         assert_int_equal(p->push->id.len, 16);
-        if (i % 2 == 0)                         /* ack the even ones only */
+        if (i % 2 == 0) /* ack the even ones only */
             assert_int_equal(tc_ack(b, p->id), 0);
         tc_free(p);
     }
@@ -919,18 +919,24 @@ static void test_ttl_expiry(void **state)
     {
         sqlite3_stmt *q = NULL;
 
-        assert_int_equal(sqlite3_prepare_v2(db,
-            "SELECT expires_at - CAST(strftime('%s','now') AS INTEGER) FROM envelopes"
-            " ORDER BY seq", -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(
+            sqlite3_prepare_v2(
+                db,
+                "SELECT expires_at - CAST(strftime('%s','now') AS INTEGER) FROM envelopes"
+                " ORDER BY seq",
+                -1, &q, NULL),
+            SQLITE_OK);
         assert_int_equal(sqlite3_step(q), SQLITE_ROW);
         /* The default TTL: 30 days from the send. */
         assert_true(sqlite3_column_int64(q, 0) > 30 * 86400 - 120);
         assert_true(sqlite3_column_int64(q, 0) <= 30 * 86400);
         sqlite3_finalize(q);
     }
-    assert_int_equal(sqlite3_exec(db, "UPDATE envelopes SET expires_at = 1000"
-                                      " WHERE seq = (SELECT min(seq) FROM envelopes)",
-                                  NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE envelopes SET expires_at = 1000"
+                                  " WHERE seq = (SELECT min(seq) FROM envelopes)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(db);
 
     /* Restarted, the expired envelope is not delivered. */
@@ -1004,8 +1010,8 @@ static void test_rate_limits(void **state)
     b = tc_new_user(s, &bob, "bob", 10);
     for (i = 0; i < 5; i++)
         assert_int_equal(send1(a, "bob", &bob, "ok"), OK);
-    st = tc_send_msg(a, "bob", &bob.device_id, &bob.registration_id, 1,
-                     (const uint8_t *)"limited", 7, &r);
+    st = tc_send_msg(a, "bob", &bob.device_id, &bob.registration_id, 1, (const uint8_t *)"limited",
+                     7, &r);
     assert_int_equal(st, SOTTO__API__STATUS__STATUS_RATE_LIMITED);
     assert_true(r->retry_after_ms > 0 && r->retry_after_ms <= 1000 + 100);
     tc_free(r);
@@ -1087,7 +1093,7 @@ static void test_devices(void **state)
                                                  d2.identity.pub.bytes, d2.registration_id,
                                                  di->add_signature.data),
                          SOTTO_OK);
-        assert_int_equal(strlen(di->created), 10);    /* a date, YYYY-MM-DD */
+        assert_int_equal(strlen(di->created), 10); /* a date, YYYY-MM-DD */
     }
     tc_free(r);
 
@@ -1122,8 +1128,7 @@ static tc_sframe *get_device_list(tc_conn *c, const char *user)
     return tc_call(c, &f, 10000);
 }
 
-static int set_device_list(tc_conn *c, const uint8_t *account_key, const uint8_t *list,
-                           size_t len)
+static int set_device_list(tc_conn *c, const uint8_t *account_key, const uint8_t *list, size_t len)
 {
     tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
     Sotto__Api__SetDeviceListRequest rq = SOTTO__API__SET_DEVICE_LIST_REQUEST__INIT;
@@ -1244,7 +1249,8 @@ static void test_device_lists(void **state)
 
         assert_int_equal(sotto_device_list_verify(&v, r->get_bundle->device_list.data,
                                                   r->get_bundle->device_list.len,
-                                                  &alice.account.pub, "alice"), SOTTO_OK);
+                                                  &alice.account.pub, "alice"),
+                         SOTTO_OK);
         assert_int_equal(v.version, 1);
     }
     tc_free(r);
@@ -1354,13 +1360,13 @@ static void test_device_lists(void **state)
 
     /* Removal refusals. */
     assert_int_equal(tc_list_sign(&alice.account, "alice", 4, e, 3, list, &len), 0);
-    assert_int_equal(tc_remove_device_with_list(a, 3, list, len),   /* still lists 3 */
+    assert_int_equal(tc_remove_device_with_list(a, 3, list, len), /* still lists 3 */
                      SOTTO__API__STATUS__STATUS_BAD_REQUEST);
     assert_int_equal(tc_list_sign(&alice.account, "alice", 4, e, 1, list, &len), 0);
-    assert_int_equal(tc_remove_device_with_list(a, 3, list, len),   /* drops 2 as well */
+    assert_int_equal(tc_remove_device_with_list(a, 3, list, len), /* drops 2 as well */
                      SOTTO__API__STATUS__STATUS_BAD_REQUEST);
     assert_int_equal(tc_list_sign(&alice.account, "alice", 3, e, 2, list, &len), 0);
-    assert_int_equal(tc_remove_device_with_list(a, 3, list, len),   /* version 3 again */
+    assert_int_equal(tc_remove_device_with_list(a, 3, list, len), /* version 3 again */
                      SOTTO__API__STATUS__STATUS_DEVICE_LIST_STALE);
     assert_int_equal(tc_list_sign(&forged.account, "alice", 4, e, 2, list, &len), 0);
     assert_int_equal(tc_remove_device_with_list(a, 3, list, len),
@@ -1417,7 +1423,7 @@ static void test_device_lists(void **state)
                          SOTTO__API__STATUS__STATUS_BAD_REQUEST);
         tc_close(c);
         c = tc_connect(s);
-        assert_int_equal(tc_register(c, &eve, NULL), OK);   /* and the name was not taken */
+        assert_int_equal(tc_register(c, &eve, NULL), OK); /* and the name was not taken */
         tc_close(c);
         tc_device_wipe(&eve);
         tc_device_wipe(&other);
@@ -1466,8 +1472,7 @@ static void test_device_list_recover(void **state)
     {
         uint32_t ids[2] = {1, 2}, regs[2] = {bob.registration_id, bob2.registration_id};
 
-        assert_int_equal(tc_send_msg(a, "bob", ids, regs, 2, (const uint8_t *)"old", 3, NULL),
-                         OK);
+        assert_int_equal(tc_send_msg(a, "bob", ids, regs, 2, (const uint8_t *)"old", 3, NULL), OK);
         assert_int_equal(collect(b, 1, false, got, 5000), 1);
     }
 
@@ -1503,8 +1508,9 @@ static void test_device_list_recover(void **state)
         tc_device_new(&ghost, "ghost");
         tc_entry_of(&ghost, 1, &e[1]);
         assert_int_equal(tc_list_sign(&ghost.account, "ghost", 2, &e[1], 1, list, &len), 0);
-        assert_int_equal(tc_register_ex(c, &ghost, NULL, ghost.account.pub.bytes, list, len, true,
-                                        1), SOTTO__API__STATUS__STATUS_NOT_FOUND);
+        assert_int_equal(
+            tc_register_ex(c, &ghost, NULL, ghost.account.pub.bytes, list, len, true, 1),
+            SOTTO__API__STATUS__STATUS_NOT_FOUND);
         tc_device_wipe(&ghost);
     }
     tc_close(c);
@@ -1551,7 +1557,7 @@ static void test_device_list_recover(void **state)
     assert_server_list(c, &bob, 3, (const uint32_t[]){1}, 1);
     assert_int_equal(collect(c, 1, true, got, 500), 0);
     assert_int_equal(send1(a, "bob", &bob, "to the old key"),
-                     SOTTO__API__STATUS__STATUS_MISMATCHED_DEVICES);  /* stale regid */
+                     SOTTO__API__STATUS__STATUS_MISMATCHED_DEVICES); /* stale regid */
     assert_int_equal(send1(a, "bob", &nb, "after recovery"), OK);
     assert_int_equal(collect(c, 1, true, got, 5000), 1);
     assert_string_equal(got[0], "after recovery");
@@ -1802,8 +1808,8 @@ static void expect_dropped(tc_conn *c)
 static void hostile_round(tc_server *s, tc_conn *bystander, const tc_device *bob,
                           const tc_device *login_as)
 {
-    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01, 0x02, 0x03,
-                                      0x99, 0x88, 0x77, 0x66, 0x55};
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01, 0x02,
+                                      0x03, 0x99, 0x88, 0x77, 0x66, 0x55};
     uint8_t *big;
     tc_conn *c;
     size_t cap = login_as ? (1u << 20) : 4096;
@@ -1812,12 +1818,12 @@ static void hostile_round(tc_server *s, tc_conn *bystander, const tc_device *bob
     big = calloc(1, cap + 1);
     assert_non_null(big);
 
-#define FRESH()                                                                    \
-    do {                                                                           \
-        c = tc_connect(s);                                                         \
-        assert_non_null(c);                                                        \
-        if (login_as != NULL)                                                      \
-            assert_int_equal(tc_login(c, login_as), OK);                           \
+#define FRESH()                                                                                    \
+    do {                                                                                           \
+        c = tc_connect(s);                                                                         \
+        assert_non_null(c);                                                                        \
+        if (login_as != NULL)                                                                      \
+            assert_int_equal(tc_login(c, login_as), OK);                                           \
     } while (0)
 
     /* 1. Oversized binary message (one frame over the cap). */
@@ -1915,8 +1921,8 @@ static void test_hostile_frames(void **state)
     assert_non_null(a);
     assert_non_null(b);
     tc_close(tc_new_user(s, &mallory, "mallory", 0));
-    hostile_round(s, a, &bob, NULL);             /* before login */
-    hostile_round(s, a, &bob, &mallory);         /* after login */
+    hostile_round(s, a, &bob, NULL);     /* before login */
+    hostile_round(s, a, &bob, &mallory); /* after login */
     assert_int_equal(collect(b, 2, true, got, 3000), 2);
     assert_string_equal(got[0], "still-works");
     tc_close(a);
@@ -1926,7 +1932,8 @@ static void test_hostile_frames(void **state)
     tc_device_wipe(&bob);
 }
 
-/* ---- kill -9 during a send storm -------------------------------------------------------------- */
+/* ---- kill -9 during a send storm --------------------------------------------------------------
+ */
 
 #define STORM_SENDERS 3
 #define STORM_PER_SENDER 3000
@@ -1982,7 +1989,7 @@ static void *storm_thread(void *arg)
             tc_sframe *r = tc_recv(c, 5000, &rc);
 
             if (r == NULL)
-                goto out;               /* the server died */
+                goto out; /* the server died */
             if (r->result_case != SOTTO__API__SERVER_FRAME__RESULT_PUSH &&
                 r->result_case != SOTTO__API__SERVER_FRAME__RESULT_NOTICE) {
                 inflight--;
@@ -2007,8 +2014,8 @@ static void test_kill9_send_storm(void **state)
     tc_device bob;
     storm *st = calloc(STORM_SENDERS, sizeof(*st));
     pthread_t th[STORM_SENDERS];
-    uint8_t (*got)[STORM_PER_SENDER] = calloc(STORM_SENDERS, STORM_PER_SENDER);
-    uint8_t (*ids)[16] = calloc(STORM_SENDERS * STORM_PER_SENDER * 2, 16);
+    uint8_t(*got)[STORM_PER_SENDER] = calloc(STORM_SENDERS, STORM_PER_SENDER);
+    uint8_t(*ids)[16] = calloc(STORM_SENDERS * STORM_PER_SENDER * 2, 16);
     size_t nids = 0, distinct_ids = 0, distinct_msgs = 0, dup_msgs = 0;
     int i, j, acked = 0, lost = 0, sent = 0;
     tc_conn *b;
@@ -2046,7 +2053,7 @@ static void test_kill9_send_storm(void **state)
         sent += st[i].sent;
     }
     print_message("storm: %d sends issued, %d acked before kill -9\n", sent, acked);
-    assert_true(acked < sent);          /* the kill really hit mid-storm */
+    assert_true(acked < sent); /* the kill really hit mid-storm */
 
     /* Restart; bob collects everything, acking as he goes. */
     assert_int_equal(tc_server_restart(s), 0);
@@ -2069,7 +2076,7 @@ static void test_kill9_send_storm(void **state)
             body[l] = '\0';
             assert_int_equal(sscanf(body, "s%d-%d", &sidx, &n), 2);
             assert_true(sidx >= 0 && sidx < STORM_SENDERS && n >= 0 && n < STORM_PER_SENDER);
-            assert_true(n < st[sidx].sent);            /* never something not sent */
+            assert_true(n < st[sidx].sent); /* never something not sent */
             assert_int_equal(p->push->id.len, 16);
             /* Client-side dedupe by envelope id. */
             for (k = 0; k < nids; k++)
@@ -2079,7 +2086,7 @@ static void test_kill9_send_storm(void **state)
                 memcpy(ids[nids++], p->push->id.data, 16);
                 distinct_ids++;
                 if (got[sidx][n])
-                    dup_msgs++;        /* same message under two envelope ids */
+                    dup_msgs++; /* same message under two envelope ids */
                 else
                     distinct_msgs++;
                 got[sidx][n] = 1;
@@ -2093,9 +2100,10 @@ static void test_kill9_send_storm(void **state)
             if (st[i].acked[j] && !got[i][j])
                 lost++;
     print_message("storm: %zu delivered after restart (distinct ids), %d acked sends lost, "
-                  "%zu duplicated messages\n", distinct_ids, lost, dup_msgs);
-    assert_int_equal(lost, 0);                 /* every acked send is delivered */
-    assert_int_equal(dup_msgs, 0);             /* after dedupe the count is exact */
+                  "%zu duplicated messages\n",
+                  distinct_ids, lost, dup_msgs);
+    assert_int_equal(lost, 0);     /* every acked send is delivered */
+    assert_int_equal(dup_msgs, 0); /* after dedupe the count is exact */
     assert_int_equal(distinct_ids, distinct_msgs);
     assert_true(distinct_msgs >= (size_t)acked);
     tc_close(b);
@@ -2204,9 +2212,9 @@ static void test_second_server_refused(void **state)
 
     out = expect_refusal(s->dir, NULL);
     print_message("second sottod said: %s", out);
-    assert_non_null(strstr(out, s->dir));                 /* names the directory */
+    assert_non_null(strstr(out, s->dir)); /* names the directory */
     snprintf(want, sizeof(want), "pid %d", (int)s->pid);
-    assert_non_null(strstr(out, want));                   /* and the server holding it */
+    assert_non_null(strstr(out, want)); /* and the server holding it */
     free(out);
     /* It left the first one's pid file alone. */
     snprintf(path, sizeof(path), "%s/sottod.pid", s->dir);
@@ -2263,7 +2271,7 @@ static void test_empty_or_missing_db_refused(void **state)
     assert_non_null(strstr(out, "--init"));
     free(out);
     assert_int_equal(stat(db, &sb), 0);
-    assert_int_equal(sb.st_size, 0);                      /* not touched */
+    assert_int_equal(sb.st_size, 0); /* not touched */
 
     /* Missing, next to the old certificate: refused too, nothing created. */
     assert_int_equal(unlink(db), 0);
@@ -2298,7 +2306,7 @@ static void test_empty_or_missing_db_refused(void **state)
     assert_memory_equal(s->fp, fp, sizeof(fp));
     a = tc_connect(s);
     assert_non_null(a);
-    assert_int_not_equal(tc_login(a, &alice), OK);       /* the old accounts are gone */
+    assert_int_not_equal(tc_login(a, &alice), OK); /* the old accounts are gone */
     tc_close(a);
     tc_device_wipe(&alice);
 }
@@ -2334,10 +2342,13 @@ static void test_garbled_db_refused(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
                      SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-        "SELECT (SELECT rootpage FROM sqlite_schema WHERE name='devices'),"
-        " (SELECT rootpage FROM sqlite_schema WHERE name='one_time_prekeys'),"
-        " (SELECT page_size FROM pragma_page_size)", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT (SELECT rootpage FROM sqlite_schema WHERE name='devices'),"
+                           " (SELECT rootpage FROM sqlite_schema WHERE name='one_time_prekeys'),"
+                           " (SELECT page_size FROM pragma_page_size)",
+                           -1, &q, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     pages[0] = sqlite3_column_int64(q, 0);
     pages[1] = sqlite3_column_int64(q, 1);
@@ -2507,8 +2518,9 @@ static void test_admin_disclose(void **state)
     tc_close(b);
     randombytes_buf(body, sizeof(body));
     memcpy(body, "PLAINTEXT-LOOKING-CIPHERTEXT", 28);
-    assert_int_equal(tc_send_msg(a, "bob", &bob.device_id, &bob.registration_id, 1, body,
-                                 sizeof(body), NULL), OK);
+    assert_int_equal(
+        tc_send_msg(a, "bob", &bob.device_id, &bob.registration_id, 1, body, sizeof(body), NULL),
+        OK);
 
     out = tc_admin(s, args, &status);
     assert_non_null(out);
@@ -2524,7 +2536,7 @@ static void test_admin_disclose(void **state)
     b64[40] = '\0';
     assert_null(strstr(out, b64));
     /* No private key (auth secret, identity private key). */
-    sodium_bin2hex(sk_hex, sizeof(sk_hex), bob.auth_sk, 32);   /* the seed half */
+    sodium_bin2hex(sk_hex, sizeof(sk_hex), bob.auth_sk, 32); /* the seed half */
     sodium_bin2hex(ik_priv_hex, sizeof(ik_priv_hex), bob.identity.priv, 32);
     assert_null(strstr(out, sk_hex));
     assert_null(strstr(out, ik_priv_hex));
@@ -2547,8 +2559,8 @@ static void test_admin_disclose(void **state)
         const char *p;
 
         for (p = out; *p != '\0'; p++)
-            assert_false(p[0] >= '0' && p[0] <= '9' && p[1] >= '0' && p[1] <= '9' && p[2] == ':'
-                         && p[3] >= '0' && p[3] <= '9' && p[4] >= '0' && p[4] <= '9');
+            assert_false(p[0] >= '0' && p[0] <= '9' && p[1] >= '0' && p[1] <= '9' && p[2] == ':' &&
+                         p[3] >= '0' && p[3] <= '9' && p[4] >= '0' && p[4] <= '9');
     }
     free(out);
 

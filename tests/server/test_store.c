@@ -33,7 +33,7 @@
 
 /* ---- fixtures --------------------------------------------------------------- */
 
-static _Atomic int64_t fake_now = 1767225600;   /* 2026-01-01 00:00:00 UTC */
+static _Atomic int64_t fake_now = 1767225600; /* 2026-01-01 00:00:00 UTC */
 
 static int64_t clock_fn(void *arg)
 {
@@ -50,7 +50,9 @@ typedef struct fixture {
 static sottod_store *open_store(const char *path, uint32_t max_queue)
 {
     sottod_store_config cfg = {
-        .path = path, .max_queue = max_queue, .now = clock_fn,
+        .path = path,
+        .max_queue = max_queue,
+        .now = clock_fn,
     };
     sottod_store *st = NULL;
 
@@ -90,7 +92,7 @@ typedef struct result_box {
     int called;
     sottod_store_result res;
     sottod_bundle bundles[8];
-    sottod_device_list_rec list;    /* BUNDLE_TAKE's account list, copied */
+    sottod_device_list_rec list; /* BUNDLE_TAKE's account list, copied */
 } result_box;
 
 static void box_done(void *arg, const sottod_store_result *res)
@@ -101,7 +103,8 @@ static void box_done(void *arg, const sottod_store_result *res)
     b->res = *res;
     if (res->type == SOTTOD_OP_BUNDLE_TAKE && res->status == SOTTOD_STORE_OK) {
         assert_true(res->u.bundle_take.n <= 8);
-        memcpy(b->bundles, res->u.bundle_take.bundles, res->u.bundle_take.n * sizeof(sottod_bundle));
+        memcpy(b->bundles, res->u.bundle_take.bundles,
+               res->u.bundle_take.n * sizeof(sottod_bundle));
         b->res.u.bundle_take.bundles = b->bundles;
         assert_non_null(res->u.bundle_take.list);
         b->list = *res->u.bundle_take.list;
@@ -165,8 +168,10 @@ static void env_id(uint8_t id[SOTTOD_ENVELOPE_ID_BYTES], uint32_t n)
 static int enqueue1(sottod_store *st, sottod_addr to, uint32_t n, const char *body,
                     int64_t expires_at, result_box *b)
 {
-    sottod_envelope_in e = {.to = to, .expires_at = expires_at,
-                            .body = (const uint8_t *)body, .body_len = strlen(body)};
+    sottod_envelope_in e = {.to = to,
+                            .expires_at = expires_at,
+                            .body = (const uint8_t *)body,
+                            .body_len = strlen(body)};
 
     env_id(e.id, n);
     memset(b, 0, sizeof(*b));
@@ -227,18 +232,24 @@ static void test_migrations_from_empty_file(void **state)
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
     sqlite3_finalize(q);
-    assert_int_equal(sqlite3_prepare_v2(db,
-        "SELECT count(*) FROM sqlite_schema WHERE type='table' AND name IN"
-        " ('accounts','invites','devices','one_time_prekeys','envelopes','attachments')",
-        -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(
+            db,
+            "SELECT count(*) FROM sqlite_schema WHERE type='table' AND name IN"
+            " ('accounts','invites','devices','one_time_prekeys','envelopes','attachments')",
+            -1, &q, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(q, 0), 6);
     sqlite3_finalize(q);
     /* The queue scan is served by an index, not a table scan. */
-    assert_int_equal(sqlite3_prepare_v2(db,
-        "EXPLAIN QUERY PLAN SELECT seq, envelope_id, expires_at, body FROM envelopes"
-        " WHERE account_id=1 AND device_id=1 AND seq>0 AND expires_at>0 ORDER BY seq LIMIT 10",
-        -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(
+            db,
+            "EXPLAIN QUERY PLAN SELECT seq, envelope_id, expires_at, body FROM envelopes"
+            " WHERE account_id=1 AND device_id=1 AND seq>0 AND expires_at>0 ORDER BY seq LIMIT 10",
+            -1, &q, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_non_null(strstr((const char *)sqlite3_column_text(q, 3), "USING INDEX envelopes_queue"));
     sqlite3_finalize(q);
@@ -266,7 +277,8 @@ static void test_migrations_from_empty_file(void **state)
     fp = fopen(path2, "w");
     assert_non_null(fp);
     fputs("this is not an sqlite database, just some bytes.........................."
-          "..................................................................", fp);
+          "..................................................................",
+          fp);
     fclose(fp);
     st = NULL;
     assert_int_equal(sottod_store_open(&cfg, &st), SOTTOD_STORE_ERR);
@@ -307,8 +319,9 @@ static void test_accounts_and_invites(void **state)
 
     /* Invites: unknown token refused, a valid one works once. */
     memset(&b, 0, sizeof(b));
-    assert_int_equal(sottod_store_account_create(f->st, "bob", tok, sizeof(tok) - 1, &d, box_done,
-                                                 &b), SOTTOD_STORE_OK);
+    assert_int_equal(
+        sottod_store_account_create(f->st, "bob", tok, sizeof(tok) - 1, &d, box_done, &b),
+        SOTTOD_STORE_OK);
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_BAD_INVITE);
     assert_int_equal(sottod_store_account_lookup(f->st, "bob", &acc), SOTTOD_STORE_NOT_FOUND);
     memset(&b, 0, sizeof(b));
@@ -318,16 +331,19 @@ static void test_accounts_and_invites(void **state)
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
     /* A taken name does not consume the invite. */
     memset(&b, 0, sizeof(b));
-    assert_int_equal(sottod_store_account_create(f->st, "alice", tok, sizeof(tok) - 1, &d,
-                                                 box_done, &b), SOTTOD_STORE_OK);
+    assert_int_equal(
+        sottod_store_account_create(f->st, "alice", tok, sizeof(tok) - 1, &d, box_done, &b),
+        SOTTOD_STORE_OK);
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_EXISTS);
     memset(&b, 0, sizeof(b));
-    assert_int_equal(sottod_store_account_create(f->st, "bob", tok, sizeof(tok) - 1, &d, box_done,
-                                                 &b), SOTTOD_STORE_OK);
+    assert_int_equal(
+        sottod_store_account_create(f->st, "bob", tok, sizeof(tok) - 1, &d, box_done, &b),
+        SOTTOD_STORE_OK);
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
     memset(&b, 0, sizeof(b));
-    assert_int_equal(sottod_store_account_create(f->st, "carol", tok, sizeof(tok) - 1, &d,
-                                                 box_done, &b), SOTTOD_STORE_OK);
+    assert_int_equal(
+        sottod_store_account_create(f->st, "carol", tok, sizeof(tok) - 1, &d, box_done, &b),
+        SOTTOD_STORE_OK);
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_BAD_INVITE);
 
     /* An expired invite is refused. */
@@ -338,8 +354,9 @@ static void test_accounts_and_invites(void **state)
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
     atomic_fetch_add(&fake_now, 61);
     memset(&b, 0, sizeof(b));
-    assert_int_equal(sottod_store_account_create(f->st, "carol", tok2, sizeof(tok2) - 1, &d,
-                                                 box_done, &b), SOTTOD_STORE_OK);
+    assert_int_equal(
+        sottod_store_account_create(f->st, "carol", tok2, sizeof(tok2) - 1, &d, box_done, &b),
+        SOTTOD_STORE_OK);
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_BAD_INVITE);
 
     /* The invite table holds hashes, never the token. */
@@ -356,7 +373,7 @@ static void test_accounts_and_invites(void **state)
             assert_null(memmem(sqlite3_column_blob(q, 0), 32, "invite-token", 12));
             rows++;
         }
-        assert_int_equal(rows, 1);   /* only the expired-but-unused one is left */
+        assert_int_equal(rows, 1); /* only the expired-but-unused one is left */
         sqlite3_finalize(q);
         sqlite3_close(db);
     }
@@ -451,29 +468,35 @@ static void test_migration_v1_to_v2(void **state)
 
     /* Turn the file back into version 1: the old accounts table shape. */
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-        "BEGIN;"
-        "CREATE TABLE accounts_old("
-        "  id INTEGER PRIMARY KEY,"
-        "  username TEXT NOT NULL UNIQUE,"
-        "  created TEXT NOT NULL);"
-        "INSERT INTO accounts_old SELECT id, username, created FROM accounts;"
-        "DROP TABLE accounts;"
-        "ALTER TABLE accounts_old RENAME TO accounts;"
-        "DELETE FROM sqlite_sequence;"
-        "COMMIT;"
-        "PRAGMA user_version=1;", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "BEGIN;"
+                     "CREATE TABLE accounts_old("
+                     "  id INTEGER PRIMARY KEY,"
+                     "  username TEXT NOT NULL UNIQUE,"
+                     "  created TEXT NOT NULL);"
+                     "INSERT INTO accounts_old SELECT id, username, created FROM accounts;"
+                     "DROP TABLE accounts;"
+                     "ALTER TABLE accounts_old RENAME TO accounts;"
+                     "DELETE FROM sqlite_sequence;"
+                     "COMMIT;"
+                     "PRAGMA user_version=1;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(db_int(f->path, "PRAGMA user_version"), 1);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name='accounts'"
-                                     " AND sql LIKE '%AUTOINCREMENT%'"), 0);
+                                     " AND sql LIKE '%AUTOINCREMENT%'"),
+                     0);
 
     f->st = open_store(f->path, 5);
     assert_int_equal(db_int(f->path, "PRAGMA user_version"), 3);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name='accounts'"
-                                     " AND sql LIKE '%AUTOINCREMENT%'"), 1);
+                                     " AND sql LIKE '%AUTOINCREMENT%'"),
+                     1);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema"
-                                     " WHERE name LIKE 'accounts_%'"), 0);
+                                     " WHERE name LIKE 'accounts_%'"),
+                     0);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM accounts"), 2);
     assert_int_equal(sottod_store_account_lookup(f->st, "alice", &acc), SOTTOD_STORE_OK);
     assert_int_equal(acc.account_id, alice);
@@ -551,8 +574,9 @@ static void test_device_list_changes(void **state)
     /* Create with a list: the key and list are stored with device 1. */
     make_list(&l1, 0x61, 1, 150);
     make_dev(&d, 1, 1);
-    assert_int_equal(sottod_store_account_create_listed(f->st, "alice", NULL, 0, &d, &l1,
-                                                        box_done, &b), SOTTOD_STORE_OK);
+    assert_int_equal(
+        sottod_store_account_create_listed(f->st, "alice", NULL, 0, &d, &l1, box_done, &b),
+        SOTTOD_STORE_OK);
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
     acc = b.res.u.account_create.account_id;
     assert_list_is(f->st, acc, &l1);
@@ -587,8 +611,9 @@ static void test_device_list_changes(void **state)
                      SOTTOD_STORE_INVALID);
     /* The device list and rows come from one snapshot. */
     memset(&l5, 0, sizeof(l5));
-    assert_int_equal(sottod_store_devices_list_with_list(f->st, acc, devs, SOTTOD_MAX_DEVICES, &n,
-                                                         &l5), SOTTOD_STORE_OK);
+    assert_int_equal(
+        sottod_store_devices_list_with_list(f->st, acc, devs, SOTTOD_MAX_DEVICES, &n, &l5),
+        SOTTOD_STORE_OK);
     assert_int_equal(n, 2);
     assert_int_equal(devs[1].device_id, 5);
     assert_int_equal(l5.version, 2);
@@ -721,22 +746,26 @@ static void test_migration_v2_to_v3(void **state)
     /* Back to version 2: the accounts table without the three columns. */
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
-        "BEGIN;"
-        "ALTER TABLE accounts DROP COLUMN account_key;"
-        "ALTER TABLE accounts DROP COLUMN device_list;"
-        "ALTER TABLE accounts DROP COLUMN device_list_version;"
-        "COMMIT;"
-        "PRAGMA user_version=2;", NULL, NULL, NULL), SQLITE_OK);
+                                  "BEGIN;"
+                                  "ALTER TABLE accounts DROP COLUMN account_key;"
+                                  "ALTER TABLE accounts DROP COLUMN device_list;"
+                                  "ALTER TABLE accounts DROP COLUMN device_list_version;"
+                                  "COMMIT;"
+                                  "PRAGMA user_version=2;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(db_int(f->path, "PRAGMA user_version"), 2);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM pragma_table_info('accounts')"
-                                     " WHERE name LIKE 'account_key'"), 0);
+                                     " WHERE name LIKE 'account_key'"),
+                     0);
 
     f->st = open_store(f->path, 5);
     assert_int_equal(db_int(f->path, "PRAGMA user_version"), 3);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM pragma_table_info('accounts')"
                                      " WHERE name IN ('account_key', 'device_list',"
-                                     " 'device_list_version')"), 3);
+                                     " 'device_list_version')"),
+                     3);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM accounts WHERE account_key IS NULL"
                                      " AND device_list IS NULL AND device_list_version IS NULL"),
                      2);
@@ -789,7 +818,7 @@ static void test_devices(void **state)
     assert_int_equal(dev.added_by, 1);
     assert_int_equal(dev.add_signature[0], 0xD5);
     assert_int_equal(dev.add_signature[63], 0xD5);
-    assert_int_equal(dev.auth_key[0], 0xA0 ^ 7);   /* add_device(0) seeds with 0 + 7 */
+    assert_int_equal(dev.auth_key[0], 0xA0 ^ 7); /* add_device(0) seeds with 0 + 7 */
     assert_int_equal(add_device(f->st, acc, 5), 5);
     assert_int_equal(add_device(f->st, acc, 0), 3);
     make_dev(&d, 5, 9);
@@ -864,7 +893,7 @@ typedef struct gc_state {
     int order[GC_OPS];
     int statuses[GC_OPS];
     int n;
-    int visible_at_completion;   /* reads during callbacks saw the op's effect */
+    int visible_at_completion; /* reads during callbacks saw the op's effect */
     pthread_t loop_thread;
     int wrong_thread;
     _Atomic int wakes;
@@ -891,7 +920,7 @@ static int find_id_cb(void *arg, const sottod_envelope *e)
     uint8_t *want = arg;
 
     if (memcmp(e->id, want, SOTTOD_ENVELOPE_ID_BYTES) == 0) {
-        want[0] ^= 0xFF;                /* mark found */
+        want[0] ^= 0xFF; /* mark found */
         return 1;
     }
     return 0;
@@ -912,8 +941,9 @@ static void gc_done(void *arg, const sottod_store_result *res)
         /* The effect is committed: the read connection already sees it. */
         env_id(id, (uint32_t)ga->idx);
         orig0 = id[0];
-        assert_int_equal(sottod_store_envelopes_list(gs->st, ga->to, 0, 100000, find_id_cb, id,
-                                                     NULL), SOTTOD_STORE_OK);
+        assert_int_equal(
+            sottod_store_envelopes_list(gs->st, ga->to, 0, 100000, find_id_cb, id, NULL),
+            SOTTOD_STORE_OK);
         if (id[0] != orig0)
             gs->visible_at_completion++;
     }
@@ -971,14 +1001,14 @@ static void test_group_commit_order_and_callbacks(void **state)
     }
     assert_int_equal(gs->n, 0);
     assert_true(atomic_load(&gs->wakes) >= 1);
-    assert_int_equal(atomic_load(&gs->wake_on_loop_thread), 0);   /* wake runs on the writer */
+    assert_int_equal(atomic_load(&gs->wake_on_loop_thread), 0); /* wake runs on the writer */
 
     while (gs->n < GC_OPS) {
         if (sottod_store_run_completions(st) == 0)
             usleep(1000);
     }
     for (i = 0; i < GC_OPS; i++) {
-        assert_int_equal(gs->order[i], i);       /* submission order */
+        assert_int_equal(gs->order[i], i); /* submission order */
         if (i % 7 == 3) {
             assert_int_equal(gs->statuses[i], SOTTOD_STORE_STALE);
         } else {
@@ -1134,7 +1164,8 @@ static void test_one_time_prekeys_handed_out_once(void **state)
     memset(spk, 0x05, sizeof(spk));
     memset(sig, 0x5A, sizeof(sig));
     assert_int_equal(sottod_store_signed_prekey_set(f->st, (sottod_addr){os->acc, 1}, 77, spk, sig,
-                                                    box_done, &b), SOTTOD_STORE_OK);
+                                                    box_done, &b),
+                     SOTTOD_STORE_OK);
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
     /* Upload in two batches; ids 1..OTPK_KEYS, pub encodes the id. */
     for (i = 0; i < OTPK_KEYS; i++) {
@@ -1145,7 +1176,8 @@ static void test_one_time_prekeys_handed_out_once(void **state)
     }
     memset(&b, 0, sizeof(b));
     assert_int_equal(sottod_store_one_time_prekeys_add(f->st, (sottod_addr){os->acc, 1}, keys, 250,
-                                                       box_done, &b), SOTTOD_STORE_OK);
+                                                       box_done, &b),
+                     SOTTOD_STORE_OK);
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
     assert_int_equal(b.res.u.one_time_prekeys_add.count, 250);
     memset(&b, 0, sizeof(b));
@@ -1167,10 +1199,10 @@ static void test_one_time_prekeys_handed_out_once(void **state)
     assert_int_equal(os->bad, 0);
     assert_int_equal(os->total, OTPK_THREADS * OTPK_TAKES_PER_THREAD);
     for (i = 1; i <= OTPK_KEYS; i++) {
-        assert_true(os->handed[i] <= 1);    /* never twice */
+        assert_true(os->handed[i] <= 1); /* never twice */
         handed += os->handed[i];
     }
-    assert_int_equal(handed, OTPK_KEYS);    /* every key handed out */
+    assert_int_equal(handed, OTPK_KEYS); /* every key handed out */
     assert_int_equal(os->empty, OTPK_THREADS * OTPK_TAKES_PER_THREAD - OTPK_KEYS);
     assert_int_equal(sottod_store_one_time_prekey_count(f->st, (sottod_addr){os->acc, 1}, &count),
                      SOTTOD_STORE_OK);
@@ -1180,8 +1212,9 @@ static void test_one_time_prekeys_handed_out_once(void **state)
      * one-time prekeys but no signed prekey: none of them is taken. */
     add_device(f->st, os->acc, 0);
     memset(&b, 0, sizeof(b));
-    assert_int_equal(sottod_store_one_time_prekeys_add(f->st, (sottod_addr){os->acc, 2}, keys, 3,
-                                                       box_done, &b), SOTTOD_STORE_OK);
+    assert_int_equal(
+        sottod_store_one_time_prekeys_add(f->st, (sottod_addr){os->acc, 2}, keys, 3, box_done, &b),
+        SOTTOD_STORE_OK);
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
     memset(&b, 0, sizeof(b));
     assert_int_equal(sottod_store_bundle_take(f->st, os->acc, 0, box_done, &b), SOTTOD_STORE_OK);
@@ -1194,7 +1227,7 @@ static void test_one_time_prekeys_handed_out_once(void **state)
     assert_int_equal(b.bundles[1].one_time_prekeys_left, 3);
     assert_int_equal(b.bundles[1].added_by, 1);
     assert_int_equal(b.bundles[1].add_signature[10], 0xD5);
-    assert_int_equal(b.bundles[1].auth_key[0], 0xA0 ^ 7);   /* add_device(0) seeds with 0 + 7 */
+    assert_int_equal(b.bundles[1].auth_key[0], 0xA0 ^ 7); /* add_device(0) seeds with 0 + 7 */
     assert_int_equal(b.bundles[0].added_by, 0);
     assert_int_equal(b.bundles[0].auth_key[0], 0xA1);
     assert_int_equal(sottod_store_one_time_prekey_count(f->st, (sottod_addr){os->acc, 2}, &count),
@@ -1216,7 +1249,7 @@ static void test_one_time_prekeys_handed_out_once(void **state)
 
 static void test_full_queue_refused_atomically(void **state)
 {
-    fixture *f = *state;                 /* max_queue = 5 */
+    fixture *f = *state; /* max_queue = 5 */
     int64_t acc = create_account(f->st, "alice");
     sottod_addr a1 = {acc, 1}, a2;
     sottod_envelope_in batch[2];
@@ -1385,7 +1418,7 @@ static void test_delete_only_own_device(void **state)
     memset(&b, 0, sizeof(b));
     assert_int_equal(sottod_store_envelopes_delete(f->st, a2, &ids[0][0], 3, box_done, &b), 0);
     assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
-    assert_int_equal(b.res.u.deleted.deleted, 2);   /* its id 1 and id 2 */
+    assert_int_equal(b.res.u.deleted.deleted, 2); /* its id 1 and id 2 */
     list_all(f->st, a1, &l);
     assert_int_equal(l.n, 1);
     assert_string_equal(l.body[0], "for-a1");
@@ -1410,8 +1443,8 @@ static void test_delete_only_own_device(void **state)
         listed page;
 
         for (i = 0; i < 3; i++)
-            assert_int_equal(enqueue1(f->st, b1, (uint32_t)(20 + i), "p",
-                                      atomic_load(&fake_now) + 100, &b), 0);
+            assert_int_equal(
+                enqueue1(f->st, b1, (uint32_t)(20 + i), "p", atomic_load(&fake_now) + 100, &b), 0);
         memset(&page, 0, sizeof(page));
         assert_int_equal(sottod_store_envelopes_list(f->st, b1, 0, 2, list_cb, &page, &last), 0);
         assert_int_equal(page.n, 2);
@@ -1499,8 +1532,8 @@ static void test_disclose_holds_no_secrets(void **state)
         assert_int_equal(json_integer_value(json_object_get(dev, "one_time_prekeys_count")), 1);
         assert_string_equal(json_string_value(json_object_get(dev, "last_seen_date")),
                             "2026-01-01");
-        assert_int_equal(json_integer_value(
-                             json_object_get(json_object_get(dev, "signed_prekey"), "id")), 9);
+        assert_int_equal(
+            json_integer_value(json_object_get(json_object_get(dev, "signed_prekey"), "id")), 9);
     }
     json_decref(root);
 
@@ -1512,16 +1545,16 @@ static void test_disclose_holds_no_secrets(void **state)
     assert_non_null(b64);
     sodium_bin2base64(b64, b64_len, body, sizeof(body), sodium_base64_VARIANT_ORIGINAL);
     assert_null(strstr(json, "CIPHERTEXT-MARKER"));
-    assert_null(strstr(json, "434950484552544558542d4d41524b4552"));   /* hex of the marker */
+    assert_null(strstr(json, "434950484552544558542d4d41524b4552")); /* hex of the marker */
     assert_null(strstr(json, body_hex));
     assert_null(strstr(json, body_hex + 40));
     b64[40] = '\0';
     assert_null(strstr(json, b64));
     assert_null(strstr(json, sk_hex));
-    sk_hex[64] = '\0';                      /* the seed half of the secret key */
+    sk_hex[64] = '\0'; /* the seed half of the secret key */
     assert_null(strstr(json, sk_hex));
     assert_null(strstr(json, "127.0.0.1"));
-    assert_null(strstr(json, "00:00"));      /* dates only, no times of day */
+    assert_null(strstr(json, "00:00")); /* dates only, no times of day */
     sodium_memzero(ed_sk, sizeof(ed_sk));
     sodium_memzero(sk_hex, sizeof(sk_hex));
     free(b64);
@@ -1583,7 +1616,7 @@ static void test_reopen_keeps_data(void **state)
  */
 static void test_no_row_inserted_is_not_success(void **state)
 {
-    fixture *f = *state;                 /* max_queue = 5 */
+    fixture *f = *state; /* max_queue = 5 */
     int64_t acc = create_account(f->st, "alice");
     sottod_addr a1 = {acc, 1};
     sottod_store *other = open_store(f->path, 5); /* a second writer on the same file */
@@ -1668,7 +1701,8 @@ static void fsize_child(const char *path)
     for (uint32_t i = 0; i < 8 && status == SOTTOD_STORE_OK; i++) {
         sottod_envelope_in e = {.to = {b.res.u.account_create.account_id, 1},
                                 .expires_at = atomic_load(&fake_now) + 100,
-                                .body = body, .body_len = sizeof(body)};
+                                .body = body,
+                                .body_len = sizeof(body)};
 
         env_id(e.id, i);
         memset(body, (int)i + 1, sizeof(body));
@@ -1690,8 +1724,8 @@ static void test_open_refusals_and_causes(void **state)
 {
     fixture *f = *state;
     char path[160], why[512], cause[256];
-    sottod_store_config cfg = {.now = clock_fn, .must_exist = true, .why = why,
-                               .why_cap = sizeof(why)};
+    sottod_store_config cfg = {
+        .now = clock_fn, .must_exist = true, .why = why, .why_cap = sizeof(why)};
     sottod_store *st = NULL;
     sottod_device dev;
     sqlite3 *db = NULL;
@@ -1747,9 +1781,12 @@ static void test_open_refusals_and_causes(void **state)
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
                      SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-        "SELECT (SELECT rootpage FROM sqlite_schema WHERE name='devices'),"
-        " (SELECT page_size FROM pragma_page_size)", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT (SELECT rootpage FROM sqlite_schema WHERE name='devices'),"
+                           " (SELECT page_size FROM pragma_page_size)",
+                           -1, &q, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     root = sqlite3_column_int64(q, 0);
     page_size = sqlite3_column_int64(q, 1);
@@ -1901,7 +1938,7 @@ static void crash_child(const char *path, int fd)
         if (i % 64 == 0)
             (void)sottod_store_run_completions(st);
         if (i % 1024 == 0)
-            usleep(500);               /* let the queue not grow without bound */
+            usleep(500); /* let the queue not grow without bound */
     }
 }
 
@@ -1969,7 +2006,8 @@ static void test_acked_survive_kill9(void **state)
             int64_t before = last;
 
             assert_int_equal(sottod_store_envelopes_list(st, (sottod_addr){1, 1}, last, 10000,
-                                                         count_cb, seen, &last), SOTTOD_STORE_OK);
+                                                         count_cb, seen, &last),
+                             SOTTOD_STORE_OK);
             if (last == before)
                 break;
         }

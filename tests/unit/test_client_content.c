@@ -258,7 +258,9 @@ static void test_pointer_stored_round_trip(void **state)
 
 static void test_pointer_stored_hostile(void **state)
 {
-#define K128 "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+#define K128                                                                                       \
+    "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000" \
+    "000000000000000000000000000000000000"
 #define D64 "0000000000000000000000000000000000000000000000000000000000000000"
 #define ID "00112233445566778899aabbccddeeff"
     static const char *const bad[] = {
@@ -289,10 +291,9 @@ static void test_pointer_stored_hostile(void **state)
         assert_int_equal(q.key.len, 0);
     }
     /* the minimal good one, with missing names defaulted */
-    assert_int_equal(parse_one("{\"id\":\"" ID "\",\"key\":\"" K128 "\",\"digest\":\"" D64
-                               "\",\"size\":0}",
-                               &q),
-                     SC_OK);
+    assert_int_equal(
+        parse_one("{\"id\":\"" ID "\",\"key\":\"" K128 "\",\"digest\":\"" D64 "\",\"size\":0}", &q),
+        SC_OK);
     assert_int_equal(q.size, 0);
     assert_string_equal(q.file_name, "");
     assert_string_equal(q.content_type, "application/octet-stream");
@@ -342,9 +343,12 @@ static void test_content_decode(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pad_sizes), cmocka_unit_test(test_unpad_hostile),
-        cmocka_unit_test(test_utf8),      cmocka_unit_test(test_utf8_cut),
-        cmocka_unit_test(test_names),     cmocka_unit_test(test_content_round_trip),
+        cmocka_unit_test(test_pad_sizes),
+        cmocka_unit_test(test_unpad_hostile),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_utf8_cut),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_content_round_trip),
         cmocka_unit_test(test_pointer_stored_round_trip),
         cmocka_unit_test(test_pointer_stored_hostile),
         cmocka_unit_test(test_content_decode),

@@ -51,10 +51,12 @@ static void test_hmac_wycheproof(void **state)
     size_t gi, ti, n_valid = 0, n_invalid = 0;
     json_t *g, *t;
 
-    json_array_foreach(groups, gi, g) {
+    json_array_foreach(groups, gi, g)
+    {
         size_t tag_bytes = (size_t)jint(g, "tagSize") / 8;
         assert_true(tag_bytes > 0 && tag_bytes <= 32);
-        json_array_foreach(json_object_get(g, "tests"), ti, t) {
+        json_array_foreach(json_object_get(g, "tests"), ti, t)
+        {
             size_t klen, mlen, tlen;
             uint8_t *key = tu_unhex(jstr(t, "key"), &klen);
             uint8_t *msg = tu_unhex(jstr(t, "msg"), &mlen);
@@ -105,8 +107,10 @@ static void test_hkdf_wycheproof(void **state)
     size_t gi, ti, n = 0, n_invalid = 0;
     json_t *g, *t;
 
-    json_array_foreach(json_object_get(j, "testGroups"), gi, g) {
-        json_array_foreach(json_object_get(g, "tests"), ti, t) {
+    json_array_foreach(json_object_get(j, "testGroups"), gi, g)
+    {
+        json_array_foreach(json_object_get(g, "tests"), ti, t)
+        {
             size_t ikm_len, salt_len, info_len, okm_len;
             uint8_t *ikm = tu_unhex(jstr(t, "ikm"), &ikm_len);
             uint8_t *salt = tu_unhex(jstr(t, "salt"), &salt_len);
@@ -145,7 +149,7 @@ static void test_hkdf_bad_args(void **state)
 {
     (void)state;
     uint8_t out[64];
-    const uint8_t ikm[4] = { 1, 2, 3, 4 };
+    const uint8_t ikm[4] = {1, 2, 3, 4};
     assert_int_equal(sotto_hkdf_sha256(out, 0, NULL, 0, ikm, 4, NULL, 0),
                      SOTTO_ERR_INVALID_ARGUMENT);
     assert_int_equal(sotto_hkdf_sha256(NULL, 32, NULL, 0, ikm, 4, NULL, 0),
@@ -154,7 +158,7 @@ static void test_hkdf_bad_args(void **state)
                      SOTTO_ERR_INVALID_ARGUMENT);
     /* NULL salt equals 32 zero bytes of salt. */
     uint8_t a[64], b[64];
-    const uint8_t zero[32] = { 0 };
+    const uint8_t zero[32] = {0};
     assert_int_equal(sotto_hkdf_sha256(a, 64, NULL, 0, ikm, 4, (const uint8_t *)"x", 1), SOTTO_OK);
     assert_int_equal(sotto_hkdf_sha256(b, 64, zero, 32, ikm, 4, (const uint8_t *)"x", 1), SOTTO_OK);
     assert_memory_equal(a, b, 64);
@@ -171,7 +175,8 @@ static void test_chain_key_v3(void **state)
     assert_int_equal(sotto_hmac_sha256(mk_seed, ck, 32, &one, 1), SOTTO_OK);
     assert_int_equal(sotto_hmac_sha256(next, ck, 32, &two, 1), SOTTO_OK);
     assert_int_equal(sotto_hkdf_sha256(keys, 80, NULL, 0, mk_seed, 32,
-                                       (const uint8_t *)"WhisperMessageKeys", 18), SOTTO_OK);
+                                       (const uint8_t *)"WhisperMessageKeys", 18),
+                     SOTTO_OK);
     tu_unhex_into("bf51e9d75e0e31031051f82a2491ffc084fa298b7793bd9db620056febf45217", exp, 32);
     assert_memory_equal(keys, exp, 32);
     tu_unhex_into("c6c77d6a73a354337a56435e34607dfe48e3ace14e77314dc6abc172e7a7030b", exp, 32);
@@ -189,11 +194,13 @@ static void test_aes_wycheproof(void **state)
     size_t gi, ti, n_valid = 0, n_invalid = 0;
     json_t *g, *t;
 
-    json_array_foreach(json_object_get(j, "testGroups"), gi, g) {
+    json_array_foreach(json_object_get(j, "testGroups"), gi, g)
+    {
         /* Only AES-256 is implemented (the protocol uses nothing else). */
         if (jint(g, "keySize") != 256)
             continue;
-        json_array_foreach(json_object_get(g, "tests"), ti, t) {
+        json_array_foreach(json_object_get(g, "tests"), ti, t)
+        {
             size_t klen, ivlen, mlen, clen, olen = 0;
             uint8_t *key = tu_unhex(jstr(t, "key"), &klen);
             uint8_t *iv = tu_unhex(jstr(t, "iv"), &ivlen);
@@ -205,7 +212,8 @@ static void test_aes_wycheproof(void **state)
             assert_int_equal(klen, 32);
             assert_int_equal(ivlen, 16);
             if (strcmp(jstr(t, "result"), "valid") == 0) {
-                assert_int_equal(sotto_aes256_cbc_encrypt(out, &olen, key, iv, msg, mlen), SOTTO_OK);
+                assert_int_equal(sotto_aes256_cbc_encrypt(out, &olen, key, iv, msg, mlen),
+                                 SOTTO_OK);
                 assert_int_equal(olen, clen);
                 assert_memory_equal(out, ct, clen);
                 assert_int_equal(sotto_aes256_cbc_decrypt(out, &olen, key, iv, ct, clen), SOTTO_OK);
@@ -269,9 +277,12 @@ static void test_aes_hostile(void **state)
     ct[79] ^= 0x80;
     assert_int_equal(sotto_aes256_cbc_decrypt(out, &m, key, iv, ct, 80), SOTTO_ERR_INVALID_MESSAGE);
     /* NULL arguments. */
-    assert_int_equal(sotto_aes256_cbc_encrypt(NULL, &m, key, iv, pt, 1), SOTTO_ERR_INVALID_ARGUMENT);
-    assert_int_equal(sotto_aes256_cbc_encrypt(out, NULL, key, iv, pt, 1), SOTTO_ERR_INVALID_ARGUMENT);
-    assert_int_equal(sotto_aes256_cbc_encrypt(out, &m, key, iv, NULL, 1), SOTTO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sotto_aes256_cbc_encrypt(NULL, &m, key, iv, pt, 1),
+                     SOTTO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sotto_aes256_cbc_encrypt(out, NULL, key, iv, pt, 1),
+                     SOTTO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sotto_aes256_cbc_encrypt(out, &m, key, iv, NULL, 1),
+                     SOTTO_ERR_INVALID_ARGUMENT);
 }
 
 /* The per-thread reusable context: two threads encrypt concurrently and
@@ -337,7 +348,7 @@ static void test_random_hook(void **state)
 
     sotto_test_set_random(counter_rng, &ctr);
     sotto_random_buf(b, sizeof b);
-    const uint8_t exp[5] = { 1, 2, 3, 4, 5 };
+    const uint8_t exp[5] = {1, 2, 3, 4, 5};
     assert_memory_equal(b, exp, 5);
     /* u32 is little-endian over the next four bytes. */
     assert_int_equal(sotto_random_u32(), 0x09080706u);
@@ -370,8 +381,8 @@ static void test_hmac_key_matches_reference(void **state)
     (void)state;
     /* Key lengths around the 64-byte block (65+ is hashed first) and
      * message lengths around the 55/56-byte padding boundary. */
-    static const size_t key_lens[] = { 0, 1, 32, 63, 64, 65, 131 };
-    static const size_t msg_lens[] = { 0, 1, 55, 56, 64, 119, 200 };
+    static const size_t key_lens[] = {0, 1, 32, 63, 64, 65, 131};
+    static const size_t msg_lens[] = {0, 1, 55, 56, 64, 119, 200};
     uint8_t key[131], msg[200], want[32], got[32], got1[32];
 
     for (size_t i = 0; i < sizeof key; i++)
@@ -380,13 +391,12 @@ static void test_hmac_key_matches_reference(void **state)
         msg[i] = (uint8_t)(i * 13 + 5);
     for (size_t a = 0; a < sizeof key_lens / sizeof key_lens[0]; a++) {
         sotto_hmac_key k;
-        assert_int_equal(sotto_hmac_key_init(&k, key_lens[a] ? key : NULL, key_lens[a]),
-                         SOTTO_OK);
+        assert_int_equal(sotto_hmac_key_init(&k, key_lens[a] ? key : NULL, key_lens[a]), SOTTO_OK);
         for (size_t b = 0; b < sizeof msg_lens / sizeof msg_lens[0]; b++) {
             size_t n = msg_lens[b];
             /* Three parts: a split inside the message and an empty part. */
-            const uint8_t *parts[3] = { msg, NULL, msg + n / 3 };
-            const size_t lens[3] = { n / 3, 0, n - n / 3 };
+            const uint8_t *parts[3] = {msg, NULL, msg + n / 3};
+            const size_t lens[3] = {n / 3, 0, n - n / 3};
 
             ref_hmac(want, key, key_lens[a], msg, n);
             memset(got, 0, sizeof got);
@@ -404,8 +414,8 @@ static void test_hmac_key_reuse_alias_wipe(void **state)
     (void)state;
     static const uint8_t one = 0x01, two = 0x02;
     uint8_t ck[32], seed[32], next[32], want_seed[32], want_next[32];
-    const uint8_t *p1[1] = { &one }, *p2[1] = { &two };
-    const size_t l1[1] = { 1 };
+    const uint8_t *p1[1] = {&one}, *p2[1] = {&two};
+    const size_t l1[1] = {1};
     sotto_hmac_key k, zero;
 
     for (size_t i = 0; i < sizeof ck; i++)
@@ -422,8 +432,8 @@ static void test_hmac_key_reuse_alias_wipe(void **state)
     /* `out` aliasing the message. */
     memcpy(next, want_seed, 32);
     {
-        const uint8_t *p[1] = { next };
-        const size_t l[1] = { 32 };
+        const uint8_t *p[1] = {next};
+        const size_t l[1] = {32};
         uint8_t want[32];
         assert_int_equal(sotto_hmac_key_mac(&k, p, l, 1, want), SOTTO_OK);
         assert_int_equal(sotto_hmac_key_mac(&k, p, l, 1, next), SOTTO_OK);
@@ -438,9 +448,9 @@ static void test_hmac_key_reuse_alias_wipe(void **state)
 static void test_hmac_key_bad_args(void **state)
 {
     (void)state;
-    uint8_t key[32] = { 1 }, out[32];
-    const uint8_t *null_part[1] = { NULL };
-    const size_t l5[1] = { 5 };
+    uint8_t key[32] = {1}, out[32];
+    const uint8_t *null_part[1] = {NULL};
+    const size_t l5[1] = {5};
     sotto_hmac_key k, zero;
 
     memset(&zero, 0, sizeof zero);
@@ -452,8 +462,7 @@ static void test_hmac_key_bad_args(void **state)
     assert_int_equal(sotto_hmac_key_mac(NULL, NULL, NULL, 0, out), SOTTO_ERR_INVALID_ARGUMENT);
     assert_int_equal(sotto_hmac_key_mac(&k, NULL, NULL, 0, NULL), SOTTO_ERR_INVALID_ARGUMENT);
     assert_int_equal(sotto_hmac_key_mac(&k, NULL, l5, 1, out), SOTTO_ERR_INVALID_ARGUMENT);
-    assert_int_equal(sotto_hmac_key_mac(&k, null_part, NULL, 1, out),
-                     SOTTO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sotto_hmac_key_mac(&k, null_part, NULL, 1, out), SOTTO_ERR_INVALID_ARGUMENT);
     assert_int_equal(sotto_hmac_key_mac(&k, null_part, l5, 1, out), SOTTO_ERR_INVALID_ARGUMENT);
     /* n = 0 is the MAC of the empty message. */
     uint8_t want[32];
@@ -474,8 +483,8 @@ static void *hmac_thread(void *p)
 {
     hmac_job *job = p;
     uint8_t key[32], msg[100], want[32], got[32];
-    const uint8_t *parts[1] = { msg };
-    const size_t lens[1] = { sizeof msg };
+    const uint8_t *parts[1] = {msg};
+    const size_t lens[1] = {sizeof msg};
     sotto_hmac_key k;
 
     job->ok = 1;

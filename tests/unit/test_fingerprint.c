@@ -69,10 +69,10 @@ static int compare(const sotto_fingerprint *ours, const sotto_fingerprint *their
 static void test_vectors_v1(void **state)
 {
     (void)state;
-    sotto_fingerprint *a = make(SOTTO_FP_DEFAULT_ITERATIONS, SOTTO_FP_SCANNABLE_V1,
-                                ALICE_ID, &alice_key, BOB_ID, &bob_key);
-    sotto_fingerprint *b = make(SOTTO_FP_DEFAULT_ITERATIONS, SOTTO_FP_SCANNABLE_V1,
-                                BOB_ID, &bob_key, ALICE_ID, &alice_key);
+    sotto_fingerprint *a = make(SOTTO_FP_DEFAULT_ITERATIONS, SOTTO_FP_SCANNABLE_V1, ALICE_ID,
+                                &alice_key, BOB_ID, &bob_key);
+    sotto_fingerprint *b = make(SOTTO_FP_DEFAULT_ITERATIONS, SOTTO_FP_SCANNABLE_V1, BOB_ID,
+                                &bob_key, ALICE_ID, &alice_key);
     const uint8_t *p;
     size_t n, en;
     bool match = false;
@@ -82,12 +82,16 @@ static void test_vectors_v1(void **state)
     assert_int_equal(strlen(sotto_fingerprint_display(a)), SOTTO_FP_DISPLAY_DIGITS);
 
     /* 08 01 12 22 0a 20 <alice32> 1a 22 0a 20 <bob32> */
-    uint8_t *exp = tu_unhex("0801" "12220a20" ALICE_V1 "1a220a20" BOB_V1, &en);
+    uint8_t *exp = tu_unhex("0801"
+                            "12220a20" ALICE_V1 "1a220a20" BOB_V1,
+                            &en);
     scannable_of(a, &p, &n);
     assert_int_equal(n, en);
     assert_memory_equal(p, exp, en);
     free(exp);
-    exp = tu_unhex("0801" "12220a20" BOB_V1 "1a220a20" ALICE_V1, &en);
+    exp = tu_unhex("0801"
+                   "12220a20" BOB_V1 "1a220a20" ALICE_V1,
+                   &en);
     scannable_of(b, &p, &n);
     assert_int_equal(n, en);
     assert_memory_equal(p, exp, en);
@@ -109,10 +113,10 @@ static void test_vectors_v1(void **state)
 static void test_vectors_v0(void **state)
 {
     (void)state;
-    sotto_fingerprint *a = make(SOTTO_FP_DEFAULT_ITERATIONS, SOTTO_FP_SCANNABLE_V0,
-                                ALICE_ID, &alice_key, BOB_ID, &bob_key);
-    sotto_fingerprint *b = make(SOTTO_FP_DEFAULT_ITERATIONS, SOTTO_FP_SCANNABLE_V0,
-                                BOB_ID, &bob_key, ALICE_ID, &alice_key);
+    sotto_fingerprint *a = make(SOTTO_FP_DEFAULT_ITERATIONS, SOTTO_FP_SCANNABLE_V0, ALICE_ID,
+                                &alice_key, BOB_ID, &bob_key);
+    sotto_fingerprint *b = make(SOTTO_FP_DEFAULT_ITERATIONS, SOTTO_FP_SCANNABLE_V0, BOB_ID,
+                                &bob_key, ALICE_ID, &alice_key);
     const uint8_t *p;
     size_t n, en;
     bool match = false;
@@ -121,7 +125,8 @@ static void test_vectors_v0(void **state)
     /* 08 00 12 31 0a 21 <aliceKey33> 12 0c "+14152222222" 1a 31 0a 21 <bobKey33> 12 0c ... */
     uint8_t *exp = tu_unhex("0800"
                             "12310a21" ALICE_KEY "120c2b3134313532323232323232"
-                            "1a310a21" BOB_KEY "120c2b3134313533333333333333", &en);
+                            "1a310a21" BOB_KEY "120c2b3134313533333333333333",
+                            &en);
     scannable_of(a, &p, &n);
     assert_int_equal(n, en);
     assert_memory_equal(p, exp, en);
@@ -194,17 +199,17 @@ static void test_version_mismatch(void **state)
     assert_false(match);
     assert_int_equal(compare(b, a, &match), SOTTO_ERR_FP_VERSION_MISMATCH);
     /* A version we do not know. */
-    const uint8_t v2[] = { 0x08, 0x02, 0x12, 0x02, 0x0a, 0x00, 0x1a, 0x02, 0x0a, 0x00 };
+    const uint8_t v2[] = {0x08, 0x02, 0x12, 0x02, 0x0a, 0x00, 0x1a, 0x02, 0x0a, 0x00};
     assert_int_equal(sotto_fingerprint_compare_scanned(b, v2, sizeof v2, &match),
                      SOTTO_ERR_FP_VERSION_MISMATCH);
     /* Missing parts count as a version mismatch (as libsignal-protocol-c). */
-    const uint8_t only_version[] = { 0x08, 0x01 };
-    assert_int_equal(sotto_fingerprint_compare_scanned(b, only_version, sizeof only_version,
-                                                       &match),
-                     SOTTO_ERR_FP_VERSION_MISMATCH);
+    const uint8_t only_version[] = {0x08, 0x01};
+    assert_int_equal(
+        sotto_fingerprint_compare_scanned(b, only_version, sizeof only_version, &match),
+        SOTTO_ERR_FP_VERSION_MISMATCH);
     assert_int_equal(sotto_fingerprint_compare_scanned(b, only_version, 0, &match),
                      SOTTO_ERR_FP_VERSION_MISMATCH);
-    const uint8_t no_content[] = { 0x08, 0x01, 0x12, 0x00, 0x1a, 0x00 };
+    const uint8_t no_content[] = {0x08, 0x01, 0x12, 0x00, 0x1a, 0x00};
     assert_int_equal(sotto_fingerprint_compare_scanned(b, no_content, sizeof no_content, &match),
                      SOTTO_ERR_FP_VERSION_MISMATCH);
     sotto_fingerprint_free(a);
@@ -333,8 +338,8 @@ static void test_create_bad_args(void **state)
     assert_int_equal(sotto_fingerprint_create(&fp, 0, 1, "a", &alice_key, 1, "b", &bob_key, 1),
                      SOTTO_ERR_INVALID_ARGUMENT);
     assert_null(fp);
-    assert_int_equal(sotto_fingerprint_create(&fp, SOTTO_FP_MAX_ITERATIONS + 1, 1, "a",
-                                              &alice_key, 1, "b", &bob_key, 1),
+    assert_int_equal(sotto_fingerprint_create(&fp, SOTTO_FP_MAX_ITERATIONS + 1, 1, "a", &alice_key,
+                                              1, "b", &bob_key, 1),
                      SOTTO_ERR_INVALID_ARGUMENT);
     assert_int_equal(sotto_fingerprint_create(&fp, 2, 2, "a", &alice_key, 1, "b", &bob_key, 1),
                      SOTTO_ERR_INVALID_ARGUMENT);
@@ -421,17 +426,19 @@ static void test_compare_hostile(void **state)
         assert_false(match);
     }
     /* Version as a LEN field; local as a varint; a group; a bad tag. */
-    const uint8_t bad1[] = { 0x0a, 0x01, 0x01 };
-    const uint8_t bad2[] = { 0x08, 0x01, 0x10, 0x05 };
-    const uint8_t bad3[] = { 0x08, 0x01, 0x13 };
-    const uint8_t bad4[] = { 0x00, 0x01 };
-    const uint8_t bad5[] = { 0x08, 0x01, 0x12, 0x03, 0x08, 0x01 };       /* LEN overruns */
-    const uint8_t bad6[] = { 0x08, 0x01, 0x12, 0x02, 0x08, 0x01 };       /* content as varint */
-    const uint8_t bad7[] = { 0x08, 0xff, 0xff, 0xff, 0xff, 0x1f };       /* version > 2^32-1 */
-    const struct { const uint8_t *p; size_t n; } bad[] = {
-        { bad1, sizeof bad1 }, { bad2, sizeof bad2 }, { bad3, sizeof bad3 },
-        { bad4, sizeof bad4 }, { bad5, sizeof bad5 }, { bad6, sizeof bad6 },
-        { bad7, sizeof bad7 },
+    const uint8_t bad1[] = {0x0a, 0x01, 0x01};
+    const uint8_t bad2[] = {0x08, 0x01, 0x10, 0x05};
+    const uint8_t bad3[] = {0x08, 0x01, 0x13};
+    const uint8_t bad4[] = {0x00, 0x01};
+    const uint8_t bad5[] = {0x08, 0x01, 0x12, 0x03, 0x08, 0x01}; /* LEN overruns */
+    const uint8_t bad6[] = {0x08, 0x01, 0x12, 0x02, 0x08, 0x01}; /* content as varint */
+    const uint8_t bad7[] = {0x08, 0xff, 0xff, 0xff, 0xff, 0x1f}; /* version > 2^32-1 */
+    const struct {
+        const uint8_t *p;
+        size_t n;
+    } bad[] = {
+        {bad1, sizeof bad1}, {bad2, sizeof bad2}, {bad3, sizeof bad3}, {bad4, sizeof bad4},
+        {bad5, sizeof bad5}, {bad6, sizeof bad6}, {bad7, sizeof bad7},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         match = true;
@@ -464,8 +471,7 @@ static void test_compare_hostile(void **state)
     }
     assert_int_equal(sotto_fingerprint_compare_scanned(NULL, p, n, &match),
                      SOTTO_ERR_INVALID_ARGUMENT);
-    assert_int_equal(sotto_fingerprint_compare_scanned(a1, p, n, NULL),
-                     SOTTO_ERR_INVALID_ARGUMENT);
+    assert_int_equal(sotto_fingerprint_compare_scanned(a1, p, n, NULL), SOTTO_ERR_INVALID_ARGUMENT);
     sotto_fingerprint_free(a);
     sotto_fingerprint_free(b);
     sotto_fingerprint_free(a1);
@@ -474,14 +480,10 @@ static void test_compare_hostile(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vectors_v1),
-        cmocka_unit_test(test_vectors_v0),
-        cmocka_unit_test(test_mismatching_keys),
-        cmocka_unit_test(test_mismatching_identifiers),
-        cmocka_unit_test(test_version_mismatch),
-        cmocka_unit_test(test_list_of_keys),
-        cmocka_unit_test(test_display_definition),
-        cmocka_unit_test(test_create_bad_args),
+        cmocka_unit_test(test_vectors_v1),         cmocka_unit_test(test_vectors_v0),
+        cmocka_unit_test(test_mismatching_keys),   cmocka_unit_test(test_mismatching_identifiers),
+        cmocka_unit_test(test_version_mismatch),   cmocka_unit_test(test_list_of_keys),
+        cmocka_unit_test(test_display_definition), cmocka_unit_test(test_create_bad_args),
         cmocka_unit_test(test_compare_hostile),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -22,7 +22,7 @@
 #include "sotto/memory_store.h"
 #include "testutil.h"
 
-static const uint8_t group_id[] = { 'g', 'r', 'o', 'u', 'p', 0x00, 0x01 };
+static const uint8_t group_id[] = {'g', 'r', 'o', 'u', 'p', 0x00, 0x01};
 
 typedef struct party {
     sotto_key_pair identity;
@@ -89,9 +89,10 @@ typedef struct msg {
 
 static msg encrypt_text(fixture *f, const char *text)
 {
-    msg m = { NULL, 0 };
+    msg m = {NULL, 0};
     assert_int_equal(sotto_group_encrypt(f->alice.sk, &f->alice_name, (const uint8_t *)text,
-                                         strlen(text), &m.p, &m.n), SOTTO_OK);
+                                         strlen(text), &m.p, &m.n),
+                     SOTTO_OK);
     return m;
 }
 
@@ -190,8 +191,9 @@ static void test_encrypt_no_session(void **state)
     fixture *f = *state;
     uint8_t *out = NULL;
     size_t out_len = 0;
-    assert_int_equal(sotto_group_encrypt(f->alice.sk, &f->alice_name, (const uint8_t *)"x", 1,
-                                         &out, &out_len), SOTTO_ERR_NO_SESSION);
+    assert_int_equal(
+        sotto_group_encrypt(f->alice.sk, &f->alice_name, (const uint8_t *)"x", 1, &out, &out_len),
+        SOTTO_ERR_NO_SESSION);
     assert_null(out);
 }
 
@@ -397,7 +399,8 @@ static void test_invalid_signature(void **state)
     assert_int_equal(sotto_key_pair_generate(&other), SOTTO_OK);
     memcpy(b, m.p, m.n);
     assert_int_equal(sotto_xeddsa_sign(b + m.n - SOTTO_SIGNATURE_BYTES, other.priv, b,
-                                       m.n - SOTTO_SIGNATURE_BYTES), SOTTO_OK);
+                                       m.n - SOTTO_SIGNATURE_BYTES),
+                     SOTTO_OK);
     assert_int_equal(decrypt_rc(f, b, m.n), SOTTO_ERR_INVALID_SIGNATURE);
     sotto_key_pair_wipe(&other);
     assert_record_is(f, rec, rec_len);
@@ -414,8 +417,9 @@ static void test_receive_only_state_cannot_encrypt(void **state)
     distribute(f);
     uint8_t *out = NULL;
     size_t out_len = 0;
-    assert_int_equal(sotto_group_encrypt(f->bob.sk, &f->alice_name, (const uint8_t *)"x", 1,
-                                         &out, &out_len), SOTTO_ERR_NO_SIGNING_KEY);
+    assert_int_equal(
+        sotto_group_encrypt(f->bob.sk, &f->alice_name, (const uint8_t *)"x", 1, &out, &out_len),
+        SOTTO_ERR_NO_SIGNING_KEY);
     assert_null(out);
 }
 
@@ -428,10 +432,9 @@ static void test_state_cap(void **state)
     uint32_t ids[6];
 
     for (int i = 0; i < 6; i++) {
-        int rc = i == 0
-                     ? sotto_group_create_distribution(f->alice.sk, &f->alice_name, &skdm[i],
-                                                       &skdm_len[i])
-                     : sotto_group_rotate(f->alice.sk, &f->alice_name, &skdm[i], &skdm_len[i]);
+        int rc = i == 0 ? sotto_group_create_distribution(f->alice.sk, &f->alice_name, &skdm[i],
+                                                          &skdm_len[i])
+                        : sotto_group_rotate(f->alice.sk, &f->alice_name, &skdm[i], &skdm_len[i]);
         assert_int_equal(rc, SOTTO_OK);
         sotto_sender_key_distribution d;
         assert_int_equal(sotto_sender_key_distribution_decode(&d, skdm[i], skdm_len[i]), SOTTO_OK);
@@ -446,8 +449,9 @@ static void test_state_cap(void **state)
         m[i] = encrypt_text(f, text);
     }
     for (int i = 0; i < 6; i++) {
-        assert_int_equal(sotto_group_process_distribution(f->bob.sk, &f->alice_name, skdm[i],
-                                                          skdm_len[i]), SOTTO_OK);
+        assert_int_equal(
+            sotto_group_process_distribution(f->bob.sk, &f->alice_name, skdm[i], skdm_len[i]),
+            SOTTO_OK);
         free(skdm[i]);
     }
     size_t rec_len;
@@ -531,7 +535,8 @@ static void test_skdm_forward_only(void **state)
                      SOTTO_OK);
     text_n(text, sizeof text, 4);
     expect_text(f, &m[4], text); /* stored key kept */
-    assert_int_equal(decrypt_rc(f, m[7].p, m[7].n), SOTTO_ERR_DUPLICATE_MESSAGE); /* skipped by SKDM */
+    assert_int_equal(decrypt_rc(f, m[7].p, m[7].n),
+                     SOTTO_ERR_DUPLICATE_MESSAGE); /* skipped by SKDM */
     text_n(text, sizeof text, 11);
     expect_text(f, &m[11], text);
     text_n(text, sizeof text, 10);
@@ -563,8 +568,8 @@ static void test_skdm_layout(void **state)
     assert_int_equal(sotto_sender_key_distribution_encode(&d, &out, &out_len), SOTTO_OK);
     size_t exp_len;
     uint8_t *exp = tu_unhex("33"
-                            "08feffffff07"  /* 1: id 0x7ffffffe */
-                            "10ac02"        /* 2: iteration 300 */
+                            "08feffffff07" /* 1: id 0x7ffffffe */
+                            "10ac02"       /* 2: iteration 300 */
                             "1a20000102030405060708090a0b0c0d0e0f"
                             "101112131415161718191a1b1c1d1e1f" /* 3: chain key */
                             "222105a1a2a3a4a5a6a7a8a9aaabacadaeafb0"
@@ -611,7 +616,7 @@ static void test_skm_layout(void **state)
     sotto_wbuf_put_u8(&w, 0x33);
     sotto_wbuf_put_u8(&w, 0x08);
     sotto_wbuf_put_varint(&w, d.key_id);
-    const uint8_t rest[] = { 0x10, 0x01, 0x1a, 0x20 };
+    const uint8_t rest[] = {0x10, 0x01, 0x1a, 0x20};
     sotto_wbuf_put(&w, rest, sizeof rest);
     assert_int_equal(sotto_wbuf_error(&w), SOTTO_OK);
     assert_int_equal(m.n, w.len + 32 + 64);
@@ -625,8 +630,9 @@ static void test_skm_layout(void **state)
     memcpy(ck, d.chain_key, 32);
     assert_int_equal(sotto_hmac_sha256(ck, d.chain_key, 32, (const uint8_t *)"\x02", 1), SOTTO_OK);
     assert_int_equal(sotto_hmac_sha256(seed, ck, 32, (const uint8_t *)"\x01", 1), SOTTO_OK);
-    assert_int_equal(sotto_hkdf_sha256(okm, 48, NULL, 0, seed, 32,
-                                       (const uint8_t *)"WhisperGroup", 12), SOTTO_OK);
+    assert_int_equal(
+        sotto_hkdf_sha256(okm, 48, NULL, 0, seed, 32, (const uint8_t *)"WhisperGroup", 12),
+        SOTTO_OK);
     assert_int_equal(sotto_aes256_cbc_decrypt(pt, &pt_len, okm + 16, okm, m.p + w.len, 32),
                      SOTTO_OK);
     assert_int_equal(pt_len, 31);
@@ -635,7 +641,6 @@ static void test_skm_layout(void **state)
     free(m0.p);
     free(m.p);
 }
-
 
 /* ---- libsignal-protocol-c vectors --------------------------------------- */
 
@@ -661,7 +666,7 @@ static const char *const lsc_skm[3] = {
     "9c696f876efc97a370e0800963978d9ecc479c881694b2685c0114b7833da73a93ee873bcc5f7b80"
     "450f",
 };
-static const char *const lsc_pt[3] = { "smert ze smert", "", "a plaintext of exactly 32 bytes!" };
+static const char *const lsc_pt[3] = {"smert ze smert", "", "a plaintext of exactly 32 bytes!"};
 
 /* Their SKDM and SKMs decrypt here (last one first, so keys are skipped). */
 static void test_libsignal_vectors_decrypt(void **state)
@@ -678,7 +683,7 @@ static void test_libsignal_vectors_decrypt(void **state)
     assert_int_equal(sotto_group_process_distribution(f->bob.sk, &f->alice_name, skdm, n),
                      SOTTO_OK);
     free(skdm);
-    static const int order[3] = { 2, 0, 1 };
+    static const int order[3] = {2, 0, 1};
     for (int k = 0; k < 3; k++) {
         int i = order[k];
         msg m;
@@ -792,7 +797,7 @@ static void test_missing_fields(void **state)
 {
     fixture *f = *state;
     sotto_key_pair signing;
-    sotto_sender_key_distribution d = { .key_id = 7, .iteration = 0 };
+    sotto_sender_key_distribution d = {.key_id = 7, .iteration = 0};
     uint8_t *skdm = NULL;
     size_t skdm_len;
     assert_int_equal(sotto_key_pair_generate(&signing), SOTTO_OK);
@@ -805,7 +810,7 @@ static void test_missing_fields(void **state)
     size_t rec_len;
     uint8_t *rec = bob_record(f, &rec_len);
 
-    static const uint8_t ct[16] = { 0 };
+    static const uint8_t ct[16] = {0};
     for (int omit = 1; omit <= 3; omit++) {
         uint8_t buf[128];
         sotto_wbuf w;
@@ -873,14 +878,14 @@ static void test_hostile_skdm(void **state)
     /* a fresh, valid SKDM of another key id, mangled */
     sotto_key_pair signing;
     assert_int_equal(sotto_key_pair_generate(&signing), SOTTO_OK);
-    sotto_sender_key_distribution d = { .key_id = 99, .iteration = 4 };
+    sotto_sender_key_distribution d = {.key_id = 99, .iteration = 4};
     d.signing_key = signing.pub;
     memset(d.chain_key, 0x22, 32);
     assert_int_equal(sotto_sender_key_distribution_encode(&d, &skdm, &skdm_len), SOTTO_OK);
 
     for (size_t cut = 0; cut < skdm_len; cut++) {
-        int rc = sotto_group_process_distribution(f->bob.sk, &f->alice_name,
-                                                  cut ? skdm : NULL, cut);
+        int rc =
+            sotto_group_process_distribution(f->bob.sk, &f->alice_name, cut ? skdm : NULL, cut);
         assert_true(rc == SOTTO_ERR_INVALID_MESSAGE || rc == SOTTO_ERR_INVALID_KEY);
     }
     uint8_t *b = malloc(skdm_len);
@@ -956,15 +961,16 @@ static void test_corrupt_stored_record(void **state)
     fixture *f = *state;
     distribute(f);
     msg m = encrypt_text(f, "hello");
-    static const uint8_t junk[] = { 0x01, 0x01, 0x00 };
+    static const uint8_t junk[] = {0x01, 0x01, 0x00};
     assert_int_equal(f->bob.sk->store(f->bob.sk->user_data, &f->alice_name, junk, sizeof junk),
                      SOTTO_OK);
     assert_int_equal(decrypt_rc(f, m.p, m.n), SOTTO_ERR_CORRUPT_RECORD);
     assert_record_is(f, junk, sizeof junk);
     uint8_t *out = NULL;
     size_t out_len;
-    assert_int_equal(sotto_group_encrypt(f->bob.sk, &f->alice_name, (const uint8_t *)"x", 1, &out,
-                                         &out_len), SOTTO_ERR_CORRUPT_RECORD);
+    assert_int_equal(
+        sotto_group_encrypt(f->bob.sk, &f->alice_name, (const uint8_t *)"x", 1, &out, &out_len),
+        SOTTO_ERR_CORRUPT_RECORD);
     free(m.p);
 }
 

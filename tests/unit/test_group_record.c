@@ -42,22 +42,30 @@ static void build(sotto_skr *rec)
 }
 
 static const char expected_hex[] =
-    "01" "02"                                   /* format 1, two states */
-    "00000001" "00000000"                       /* key id 1, iteration 0 */
+    "01"
+    "02" /* format 1, two states */
+    "00000001"
+    "00000000" /* key id 1, iteration 0 */
     "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1"
-    "05" "1111111111111111111111111111111111111111111111111111111111111111"
+    "05"
+    "1111111111111111111111111111111111111111111111111111111111111111"
     /* Edwards y = (u - 1) / (u + 1) mod 2^255 - 19, computed independently */
     "ecc44eecc44eecc44eecc44eecc44eecc44eecc44eecc44eecc44eecc44eec04"
-    "01" "9999999999999999999999999999999999999999999999999999999999999999"
-    "0000"                                      /* no message keys */
-    "0a0b0c0d" "00000007"
+    "01"
+    "9999999999999999999999999999999999999999999999999999999999999999"
+    "0000" /* no message keys */
+    "0a0b0c0d"
+    "00000007"
     "c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2"
-    "05" "2222222222222222222222222222222222222222222222222222222222222222"
+    "05"
+    "2222222222222222222222222222222222222222222222222222222222222222"
     "363ffad18f7ef4a31ffde8473ffad18f7ef4a31ffde8473ffad18f7ef4a31f7d"
-    "00"                                        /* no private key */
+    "00" /* no private key */
     "0002"
-    "00000002" "5353535353535353535353535353535353535353535353535353535353535353"
-    "00000005" "5454545454545454545454545454545454545454545454545454545454545454";
+    "00000002"
+    "5353535353535353535353535353535353535353535353535353535353535353"
+    "00000005"
+    "5454545454545454545454545454545454545454545454545454545454545454";
 
 static void test_layout_and_round_trip(void **state)
 {
@@ -109,7 +117,7 @@ static void test_caps(void **state)
 {
     (void)state;
     sotto_skr rec;
-    uint8_t ck[32] = { 0 }, seed[32] = { 0 };
+    uint8_t ck[32] = {0}, seed[32] = {0};
     sotto_public_key p = pub_of(1);
 
     sotto_skr_init(&rec);
@@ -179,38 +187,38 @@ static void test_corrupt(void **state)
         assert_int_equal(decode_rc(good, cut), SOTTO_ERR_CORRUPT_RECORD);
     assert_int_equal(decode_rc(NULL, 0), SOTTO_ERR_CORRUPT_RECORD);
 
-#define MUTATE(off, val)                                                   \
-    do {                                                                   \
-        memcpy(b, good, n);                                                \
-        b[(off)] = (val);                                                  \
-        assert_int_equal(decode_rc(b, n), SOTTO_ERR_CORRUPT_RECORD);       \
+#define MUTATE(off, val)                                                                           \
+    do {                                                                                           \
+        memcpy(b, good, n);                                                                        \
+        b[(off)] = (val);                                                                          \
+        assert_int_equal(decode_rc(b, n), SOTTO_ERR_CORRUPT_RECORD);                               \
     } while (0)
     const size_t s0 = 2, s1 = 2 + 4 + 4 + 32 + 33 + 32 + 1 + 32 + 2;
-    MUTATE(0, 0x02);                    /* unknown format version */
+    MUTATE(0, 0x02); /* unknown format version */
     MUTATE(0, 0x00);
-    MUTATE(1, 0x06);                    /* six states */
-    MUTATE(1, 0x03);                    /* three announced, two present */
-    MUTATE(s0 + 40, 0x06);              /* key type byte */
-    MUTATE(s0 + 73 + 31, 0x84);         /* cached Edwards y with bit 255 set */
-    MUTATE(s0 + 105, 0x02);             /* private-key flag */
-    MUTATE(s1 + 105, 0x01);             /* flag says private key: rest misparses */
-    MUTATE(s1 + 107, 0x03);             /* three message keys, two present */
-    memcpy(b, good, n);                 /* 2001 message keys */
+    MUTATE(1, 0x06);            /* six states */
+    MUTATE(1, 0x03);            /* three announced, two present */
+    MUTATE(s0 + 40, 0x06);      /* key type byte */
+    MUTATE(s0 + 73 + 31, 0x84); /* cached Edwards y with bit 255 set */
+    MUTATE(s0 + 105, 0x02);     /* private-key flag */
+    MUTATE(s1 + 105, 0x01);     /* flag says private key: rest misparses */
+    MUTATE(s1 + 107, 0x03);     /* three message keys, two present */
+    memcpy(b, good, n);         /* 2001 message keys */
     b[s1 + 106] = 0x07;
     b[s1 + 107] = 0xd1;
     assert_int_equal(decode_rc(b, n), SOTTO_ERR_CORRUPT_RECORD);
-    MUTATE(s1 + 108 + 3, 0x07);         /* stored key at the chain's iteration */
-    MUTATE(s1 + 108 + 3, 0x09);         /* ... or ahead of it */
-    MUTATE(s1 + 108 + 36 + 3, 0x02);    /* not ascending: 2, 2 */
-    MUTATE(s1 + 108 + 36 + 3, 0x01);    /* not ascending: 2, 1 */
-    MUTATE(s1 + 7, 0x00);               /* iteration 7 -> 0: keys now ahead */
+    MUTATE(s1 + 108 + 3, 0x07);      /* stored key at the chain's iteration */
+    MUTATE(s1 + 108 + 3, 0x09);      /* ... or ahead of it */
+    MUTATE(s1 + 108 + 36 + 3, 0x02); /* not ascending: 2, 2 */
+    MUTATE(s1 + 108 + 36 + 3, 0x01); /* not ascending: 2, 1 */
+    MUTATE(s1 + 7, 0x00);            /* iteration 7 -> 0: keys now ahead */
 #undef MUTATE
     memcpy(b, good, n);
-    b[n] = 0x00;                        /* trailing byte */
+    b[n] = 0x00; /* trailing byte */
     assert_int_equal(decode_rc(b, n + 1), SOTTO_ERR_CORRUPT_RECORD);
 
     /* an empty record is valid */
-    static const uint8_t empty[] = { 0x01, 0x00 };
+    static const uint8_t empty[] = {0x01, 0x00};
     assert_int_equal(decode_rc(empty, sizeof empty), SOTTO_OK);
     free(b);
     free(good);

@@ -89,9 +89,9 @@ static void scene_setup(scene *s, bool acked)
     party_start(&s->a2, &s->b, true);
     wire_msg m3 = party_encrypt(&s->a2, &s->b, "new device");
     expect_reject_unchanged(&s->b, &s->a2, &m3, SOTTO_ERR_UNTRUSTED_IDENTITY);
-    assert_int_equal(s->b.ps->identity.save(s->b.ps->identity.user_data, &s->a2.addr,
-                                            &s->a2.identity.pub),
-                     SOTTO_OK);
+    assert_int_equal(
+        s->b.ps->identity.save(s->b.ps->identity.user_data, &s->a2.addr, &s->a2.identity.pub),
+        SOTTO_OK);
     assert_int_equal(party_decrypt(&s->b, &s->a2, &m3, "new device"), SOTTO_OK);
     wire_free(&m3);
 }
@@ -189,8 +189,7 @@ static void test_late_message_after_reaccepting_old(void **unused)
     scene_setup(&s, true);
     expect_reject_unchanged(&s.b, &s.a, &s.late, SOTTO_ERR_UNTRUSTED_IDENTITY);
     assert_int_equal(
-        s.b.ps->identity.save(s.b.ps->identity.user_data, &s.a.addr, &s.a.identity.pub),
-        SOTTO_OK);
+        s.b.ps->identity.save(s.b.ps->identity.user_data, &s.a.addr, &s.a.identity.pub), SOTTO_OK);
     assert_int_equal(party_decrypt(&s.b, &s.a, &s.late, "two (late)"), SOTTO_OK);
     sotto_public_key cur = current_of(&s.b, &s.a);
     assert_true(sotto_public_key_equal(&cur, &s.a.identity.pub));
@@ -233,16 +232,16 @@ static void test_encrypt_checks_trust(void **unused)
     assert_int_equal(party_decrypt(&b, &a, &m1, "one"), SOTTO_OK);
     wire_free(&m1);
 
-    assert_int_equal(
-        b.ps->identity.save(b.ps->identity.user_data, &a.addr, &other.identity.pub), SOTTO_OK);
+    assert_int_equal(b.ps->identity.save(b.ps->identity.user_data, &a.addr, &other.identity.pub),
+                     SOTTO_OK);
     size_t before_len, after_len;
     uint8_t *before = party_record(&b, &a, &before_len);
     uint8_t *msg = (uint8_t *)"x";
     size_t msg_len = 99;
     int type = 99;
-    assert_int_equal(sotto_session_encrypt(b.ps, &a.addr, (const uint8_t *)"hi", 2, &msg,
-                                           &msg_len, &type),
-                     SOTTO_ERR_UNTRUSTED_IDENTITY);
+    assert_int_equal(
+        sotto_session_encrypt(b.ps, &a.addr, (const uint8_t *)"hi", 2, &msg, &msg_len, &type),
+        SOTTO_ERR_UNTRUSTED_IDENTITY);
     assert_null(msg);
     assert_int_equal(msg_len, 0);
     assert_int_equal(type, 0);
@@ -284,8 +283,8 @@ static void test_needs_is_trusted(void **unused)
     assert_int_equal(
         sotto_session_encrypt(&ps, &b.addr, (const uint8_t *)"x", 1, &msg, &msg_len, &type),
         SOTTO_ERR_INVALID_ARGUMENT);
-    assert_int_equal(sotto_session_decrypt(&ps, &b.addr, SOTTO_MSG_SIGNAL,
-                                           (const uint8_t *)"\x33", 1, &pt, &pt_len),
+    assert_int_equal(sotto_session_decrypt(&ps, &b.addr, SOTTO_MSG_SIGNAL, (const uint8_t *)"\x33",
+                                           1, &pt, &pt_len),
                      SOTTO_ERR_INVALID_ARGUMENT);
     assert_null(msg);
     assert_null(pt);

@@ -48,9 +48,11 @@ static void test_x25519_wycheproof(void **state)
     json_t *g, *t;
     static const uint8_t zero[32];
 
-    json_array_foreach(json_object_get(j, "testGroups"), gi, g) {
+    json_array_foreach(json_object_get(j, "testGroups"), gi, g)
+    {
         assert_string_equal(jstr(g, "curve"), "curve25519");
-        json_array_foreach(json_object_get(g, "tests"), ti, t) {
+        json_array_foreach(json_object_get(g, "tests"), ti, t)
+        {
             uint8_t priv[32], shared[32], out[32];
             sotto_public_key pk;
             const char *result = jstr(t, "result");

@@ -42,7 +42,7 @@ static const char *P_HEX = "edffffffffffffffffffffffffffffffffffffffffffffffffff
 static void test_fe_base_point(void **state)
 {
     (void)state;
-    uint8_t u[32] = { 9 }, y[32], exp[32], back[32];
+    uint8_t u[32] = {9}, y[32], exp[32], back[32];
 
     /* The Ed25519 base point has y = 4/5, the Curve25519 one u = 9. */
     tu_unhex_into("5866666666666666666666666666666666666666666666666666666666666666", exp, 32);
@@ -59,7 +59,7 @@ static void test_fe_base_point(void **state)
 static void test_fe_edge_cases(void **state)
 {
     (void)state;
-    uint8_t u[32], y[32], zero[32] = { 0 }, one[32] = { 1 }, pm1[32], pm2[32];
+    uint8_t u[32], y[32], zero[32] = {0}, one[32] = {1}, pm1[32], pm2[32];
 
     tu_unhex_into(P_HEX, pm1, 32);
     pm1[0] -= 1; /* p - 1 = -1 */
@@ -86,7 +86,7 @@ static void test_fe_edge_cases(void **state)
     memset(u, 0xFF, 32);
     u[31] = 0x7F;
     {
-        uint8_t u18[32] = { 18 }, y18[32];
+        uint8_t u18[32] = {18}, y18[32];
         sotto_fe_mont_u_to_ed_y(y, u);
         sotto_fe_mont_u_to_ed_y(y18, u18);
         assert_memory_equal(y, y18, 32);
@@ -101,7 +101,7 @@ static void test_fe_invert_random(void **state)
 {
     (void)state;
     for (int i = 0; i < 64; i++) {
-        uint8_t b[32], out[32], one[32] = { 1 };
+        uint8_t b[32], out[32], one[32] = {1};
         sotto_fe a, inv, prod;
         randombytes_buf(b, sizeof b);
         if (i == 0)
@@ -113,7 +113,7 @@ static void test_fe_invert_random(void **state)
         assert_memory_equal(out, one, 32);
         /* a - a = 0 and (a + a) - a = a. */
         sotto_fe s, z, ca;
-        uint8_t zb[32] = { 0 }, x1[32], x2[32];
+        uint8_t zb[32] = {0}, x1[32], x2[32];
         sotto_fe_sub(&z, &a, &a);
         sotto_fe_tobytes(out, &z);
         assert_memory_equal(out, zb, 32);
@@ -128,7 +128,7 @@ static void test_fe_invert_random(void **state)
     }
     /* Inverse of zero is zero. */
     sotto_fe z, inv;
-    uint8_t out[32], zb[32] = { 0 };
+    uint8_t out[32], zb[32] = {0};
     sotto_fe_set_u32(&z, 0);
     sotto_fe_invert(&inv, &z);
     sotto_fe_tobytes(out, &inv);
@@ -239,7 +239,8 @@ static void test_ed25519_wycheproof_via_xeddsa(void **state)
     size_t gi, ti, n_xed = 0, n_len = 0, n_edw = 0, n_valid = 0;
     json_t *g, *t;
 
-    json_array_foreach(json_object_get(j, "testGroups"), gi, g) {
+    json_array_foreach(json_object_get(j, "testGroups"), gi, g)
+    {
         uint8_t ed[32], y[32], back[32];
         sotto_public_key pub;
         uint8_t sign_bit;
@@ -253,7 +254,8 @@ static void test_ed25519_wycheproof_via_xeddsa(void **state)
         sotto_fe_mont_u_to_ed_y(back, pub.bytes + 1);
         assert_memory_equal(back, y, 32);
 
-        json_array_foreach(json_object_get(g, "tests"), ti, t) {
+        json_array_foreach(json_object_get(g, "tests"), ti, t)
+        {
             size_t mlen, slen;
             uint8_t *msg = tu_unhex(jstr(t, "msg"), &mlen);
             uint8_t *sig = tu_unhex(jstr(t, "sig"), &slen);
@@ -330,7 +332,7 @@ static void test_sign_verify_roundtrip(void **state)
         }
         /* The Edwards key XEdDSA rebuilds is a.B with the sign bit from sig. */
         {
-            uint8_t wide[64] = { 0 }, a[32], A[32], y[32];
+            uint8_t wide[64] = {0}, a[32], A[32], y[32];
             memcpy(wide, kp.priv, 32);
             crypto_core_ed25519_scalar_reduce(a, wide);
             assert_int_equal(crypto_scalarmult_ed25519_base_noclamp(A, a), 0);
@@ -357,10 +359,10 @@ static void test_sign_unclamped_private(void **state)
     (void)state;
     for (int i = 0; i < 16; i++) {
         uint8_t raw[32], sig[64];
-        const uint8_t msg[4] = { 9, 8, 7, 6 };
+        const uint8_t msg[4] = {9, 8, 7, 6};
         sotto_key_pair kp;
         randombytes_buf(raw, sizeof raw);
-        raw[0] |= 7;    /* make sure clamping changes something */
+        raw[0] |= 7; /* make sure clamping changes something */
         raw[31] |= 0x80;
         assert_int_equal(sotto_key_pair_from_private(&kp, raw), SOTTO_OK);
         assert_int_equal(sotto_xeddsa_sign(sig, raw, msg, sizeof msg), SOTTO_OK);
@@ -375,7 +377,7 @@ static void test_verify_rejects_high_s_bits(void **state)
 {
     (void)state;
     sotto_key_pair kp;
-    uint8_t sig[64], msg[5] = { 1, 2, 3, 4, 5 };
+    uint8_t sig[64], msg[5] = {1, 2, 3, 4, 5};
 
     assert_int_equal(sotto_key_pair_generate(&kp), SOTTO_OK);
     assert_int_equal(sotto_xeddsa_sign(sig, kp.priv, msg, sizeof msg), SOTTO_OK);
@@ -410,7 +412,7 @@ static void test_sign_uses_rng(void **state)
     sotto_key_pair kp;
     struct counter_rng r;
     uint8_t s1[64], s2[64], s3[64];
-    const uint8_t msg[3] = { 'a', 'b', 'c' };
+    const uint8_t msg[3] = {'a', 'b', 'c'};
 
     assert_int_equal(sotto_key_pair_generate(&kp), SOTTO_OK);
     sotto_test_set_random(counter_rng_fn, &r);

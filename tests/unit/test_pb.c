@@ -14,7 +14,7 @@
 static void test_varint_roundtrip(void **state)
 {
     (void)state;
-    static const uint64_t vals[] = { 0, 1, 127, 128, 300, 0xffffffffu, UINT64_MAX };
+    static const uint64_t vals[] = {0, 1, 127, 128, 300, 0xffffffffu, UINT64_MAX};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         uint8_t b[16];
         sotto_wbuf w;
@@ -43,14 +43,14 @@ static void test_varint_hostile(void **state)
     (void)state;
     uint64_t v;
     sotto_rbuf r;
-    const uint8_t unterminated[] = { 0x80, 0x80 };
+    const uint8_t unterminated[] = {0x80, 0x80};
     sotto_rbuf_init(&r, unterminated, sizeof unterminated);
     assert_int_equal(sotto_rbuf_get_varint(&r, &v), SOTTO_ERR_INVALID_MESSAGE);
     assert_int_equal(r.pos, 0);
-    const uint8_t overflow[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02 };
+    const uint8_t overflow[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02};
     sotto_rbuf_init(&r, overflow, sizeof overflow);
     assert_int_equal(sotto_rbuf_get_varint(&r, &v), SOTTO_ERR_INVALID_MESSAGE);
-    const uint8_t eleven[] = { 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00 };
+    const uint8_t eleven[] = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00};
     sotto_rbuf_init(&r, eleven, sizeof eleven);
     assert_int_equal(sotto_rbuf_get_varint(&r, &v), SOTTO_ERR_INVALID_MESSAGE);
 }
@@ -66,8 +66,8 @@ static void test_fields(void **state)
     uint8_t *out;
     size_t len;
     assert_int_equal(sotto_wbuf_steal(&w, &out, &len), SOTTO_OK);
-    const uint8_t expect[] = { 0x0a, 0x03, 'a', 'b', 'c', 0x10, 0x07, 0x29,
-                               0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01 };
+    const uint8_t expect[] = {0x0a, 0x03, 'a',  'b',  'c',  0x10, 0x07, 0x29,
+                              0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01};
     assert_int_equal(len, sizeof expect);
     assert_memory_equal(out, expect, len);
 
@@ -100,9 +100,9 @@ static void test_fields_hostile(void **state)
     (void)state;
     sotto_rbuf r;
     sotto_pb_field f;
-    const uint8_t field0[] = { 0x02, 0x00 };           /* field number 0 */
-    const uint8_t group[] = { 0x0b };                  /* wire type 3 */
-    const uint8_t biglen[] = { 0x0a, 0xff, 0xff, 0x03 }; /* length past end */
+    const uint8_t field0[] = {0x02, 0x00};             /* field number 0 */
+    const uint8_t group[] = {0x0b};                    /* wire type 3 */
+    const uint8_t biglen[] = {0x0a, 0xff, 0xff, 0x03}; /* length past end */
     sotto_rbuf_init(&r, field0, sizeof field0);
     assert_int_equal(sotto_pb_next(&r, &f), SOTTO_ERR_INVALID_MESSAGE);
     sotto_rbuf_init(&r, group, sizeof group);

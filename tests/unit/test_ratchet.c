@@ -28,8 +28,10 @@ static const char *CK_NEXT = "28e8f8fee54b801eef7c5cfb2f17f32c7b334485bbb70fac6e
 /* Spec section 8, "X3DH" (test_ratcheting_session_as_bob / _as_alice). */
 static const char *BOB_IDENTITY_PRIV =
     "4875cc69ddf8ea0719ec947d61081135868d5fd801f02c0225e516df2156605e";
-static const char *BOB_SPK_PRIV = "583900131fb727998b7803fe6ac22cc591f342e4e42a8c8d5d78194209b8d253";
-static const char *ALICE_BASE_PUB = "05472d1fb1a9862c3af6beaca8920277e2b26f4a79213ec7c906aeb35e03cf8950";
+static const char *BOB_SPK_PRIV =
+    "583900131fb727998b7803fe6ac22cc591f342e4e42a8c8d5d78194209b8d253";
+static const char *ALICE_BASE_PUB =
+    "05472d1fb1a9862c3af6beaca8920277e2b26f4a79213ec7c906aeb35e03cf8950";
 static const char *ALICE_IDENTITY_PUB =
     "05b4a8455660ada65b401007f615e654041746432e3339c6875149bceefcb42b4a";
 /* Alice's private keys: the full values of the libsignal-protocol-c test
@@ -47,9 +49,11 @@ static const char *ALICE_BASE_PRIV_VECTOR =
  * which gives the same public key and the same agreements with every
  * prime-order-subgroup point. The test checks both facts.
  */
-static const char *ALICE_BASE_PRIV = "d8295e7b201054dd198e51f650efc2b1391cae66edbfcf073b4da80516a47479";
+static const char *ALICE_BASE_PRIV =
+    "d8295e7b201054dd198e51f650efc2b1391cae66edbfcf073b4da80516a47479";
 static const char *X3DH_CK = "9797caca53c989bbe229a40ca7727010eb2604fc14945d77958a0aeda088b44d";
-static const char *X3DH_RK = "3e6130d0a8c8e5b8ad65eb8b7d95fa3ab84710d48d92f34dcda43f9909261bca"; /* derived */
+static const char *X3DH_RK =
+    "3e6130d0a8c8e5b8ad65eb8b7d95fa3ab84710d48d92f34dcda43f9909261bca"; /* derived */
 
 static void key_pair_hex(sotto_key_pair *kp, const char *priv_hex)
 {
@@ -80,8 +84,8 @@ static void test_hmac_hkdf_rfc_vectors(void **state)
     sotto_hmac_key k;
     /* RFC 4231 case 2: key "Jefe". */
     const char *m2 = "what do ya want for nothing?";
-    const uint8_t *p[2] = { (const uint8_t *)m2, (const uint8_t *)m2 + 10 };
-    size_t l[2] = { 10, strlen(m2) - 10 };
+    const uint8_t *p[2] = {(const uint8_t *)m2, (const uint8_t *)m2 + 10};
+    size_t l[2] = {10, strlen(m2) - 10};
     assert_int_equal(sotto_hmac_key_init(&k, (const uint8_t *)"Jefe", 4), SOTTO_OK);
     assert_int_equal(sotto_hmac_key_mac(&k, p, l, 2, out), SOTTO_OK);
     assert_hex(out, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
@@ -91,8 +95,8 @@ static void test_hmac_hkdf_rfc_vectors(void **state)
     /* RFC 4231 case 6: a key longer than the block is hashed first. */
     memset(key, 0xaa, sizeof key);
     const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
-    const uint8_t *p6[1] = { (const uint8_t *)m6 };
-    size_t l6[1] = { strlen(m6) };
+    const uint8_t *p6[1] = {(const uint8_t *)m6};
+    size_t l6[1] = {strlen(m6)};
     assert_int_equal(sotto_hmac_key_init(&k, key, sizeof key), SOTTO_OK);
     assert_int_equal(sotto_hmac_key_mac(&k, p6, l6, 1, out), SOTTO_OK);
     assert_hex(out, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
@@ -173,8 +177,9 @@ static void test_x3dh_as_bob(void **state)
     assert_int_equal(sotto_dh(ikm + 32, bob_spk.priv, &alice_id), SOTTO_OK);
     assert_int_equal(sotto_dh(ikm + 64, bob_id.priv, &alice_base), SOTTO_OK);
     assert_int_equal(sotto_dh(ikm + 96, bob_spk.priv, &alice_base), SOTTO_OK);
-    assert_int_equal(sotto_hkdf_sha256(okm, 64, NULL, 0, ikm, 128,
-                                       (const uint8_t *)"WhisperText", 11), SOTTO_OK);
+    assert_int_equal(
+        sotto_hkdf_sha256(okm, 64, NULL, 0, ikm, 128, (const uint8_t *)"WhisperText", 11),
+        SOTTO_OK);
     assert_hex(okm, X3DH_RK);
     assert_hex(okm + 32, X3DH_CK);
     sotto_key_pair_wipe(&bob_id);
@@ -189,7 +194,7 @@ static void test_x3dh_as_alice(void **state)
     key_pair_hex(&alice_id, ALICE_IDENTITY_PRIV);
     key_pair_hex(&alice_base, ALICE_BASE_PRIV);
     /* The substituted base key: clamped, and congruent to the vector's mod L. */
-    uint8_t v[64] = { 0 }, d[64] = { 0 }, rv[32], rd[32];
+    uint8_t v[64] = {0}, d[64] = {0}, rv[32], rd[32];
     tu_unhex_into(ALICE_BASE_PRIV_VECTOR, v, 32);
     tu_unhex_into(ALICE_BASE_PRIV, d, 32);
     assert_int_equal(d[0] & 7, 0);
@@ -217,8 +222,9 @@ static void test_x3dh_as_alice(void **state)
     uint8_t rk[32], ck[32], want_rk[32], want_ck[32], okm[64], dh[32];
     tu_unhex_into(X3DH_RK, rk, 32);
     assert_int_equal(sotto_dh(dh, alice_ratchet.priv, &bob_spk.pub), SOTTO_OK);
-    assert_int_equal(sotto_hkdf_sha256(okm, 64, rk, 32, dh, 32,
-                                       (const uint8_t *)"WhisperRatchet", 14), SOTTO_OK);
+    assert_int_equal(
+        sotto_hkdf_sha256(okm, 64, rk, 32, dh, 32, (const uint8_t *)"WhisperRatchet", 14),
+        SOTTO_OK);
     assert_memory_equal(st.root_key, okm, 32);
     assert_memory_equal(st.sender_chain_key, okm + 32, 32);
     assert_memory_equal(st.sender_ratchet.pub.bytes, alice_ratchet.pub.bytes, 33);
@@ -252,13 +258,11 @@ static void test_x3dh_with_one_time_prekey(void **state)
     assert_int_equal(sotto_key_pair_generate(&b_id), SOTTO_OK);
     assert_int_equal(sotto_key_pair_generate(&b_spk), SOTTO_OK);
     assert_int_equal(sotto_key_pair_generate(&b_opk), SOTTO_OK);
-    assert_int_equal(sotto_x3dh_alice(&sa, &a_id, &a_base, &a_ratchet, &b_id.pub, &b_spk.pub,
-                                      &b_opk.pub),
-                     SOTTO_OK);
-    assert_int_equal(sotto_x3dh_bob(&sb, &b_id, &b_spk, &b_opk, &a_id.pub, &a_base.pub),
-                     SOTTO_OK);
-    assert_int_equal(sotto_x3dh_bob(&s3, &b_id, &b_spk, NULL, &a_id.pub, &a_base.pub),
-                     SOTTO_OK);
+    assert_int_equal(
+        sotto_x3dh_alice(&sa, &a_id, &a_base, &a_ratchet, &b_id.pub, &b_spk.pub, &b_opk.pub),
+        SOTTO_OK);
+    assert_int_equal(sotto_x3dh_bob(&sb, &b_id, &b_spk, &b_opk, &a_id.pub, &a_base.pub), SOTTO_OK);
+    assert_int_equal(sotto_x3dh_bob(&s3, &b_id, &b_spk, NULL, &a_id.pub, &a_base.pub), SOTTO_OK);
     assert_memory_equal(sa.recv[0].chain_key, sb.sender_chain_key, 32);
     assert_memory_not_equal(s3.sender_chain_key, sb.sender_chain_key, 32);
     assert_memory_not_equal(s3.root_key, sb.root_key, 32);
@@ -297,7 +301,7 @@ static void test_x3dh_bad_keys(void **state)
     bad.bytes[0] = 0x05;
     assert_int_equal(sotto_x3dh_bob(&st, &a_id, &a_base, NULL, &a_id.pub, &bad),
                      SOTTO_ERR_INVALID_KEY);
-    uint8_t rk[32] = { 0 }, nrk[32], ck[32];
+    uint8_t rk[32] = {0}, nrk[32], ck[32];
     assert_int_equal(sotto_root_kdf(rk, a_ratchet.priv, &bad, nrk, ck), SOTTO_ERR_INVALID_KEY);
     sotto_key_pair_wipe(&a_id);
     sotto_key_pair_wipe(&a_base);

@@ -203,9 +203,9 @@ static void test_basic_prekey_session(void **state)
     uint8_t *out = NULL;
     size_t out_len = 0;
     int type = 0;
-    assert_int_equal(sotto_session_encrypt(a.ps, &b.addr, (const uint8_t *)"x", 1, &out,
-                                           &out_len, &type),
-                     SOTTO_ERR_NO_SESSION);
+    assert_int_equal(
+        sotto_session_encrypt(a.ps, &b.addr, (const uint8_t *)"x", 1, &out, &out_len, &type),
+        SOTTO_ERR_NO_SESSION);
     assert_null(out);
     party_free(&a);
     party_free(&b);
@@ -408,22 +408,23 @@ static void test_write_order(void **state)
     uint8_t bad[512];
     memcpy(bad, m.data, m.len);
     bad[m.len - 15] ^= 1;
-    assert_int_not_equal(sotto_session_decrypt(&wrapped, &a.addr, m.type, bad, m.len, &pt,
-                                               &pt_len), SOTTO_OK);
-    assert_int_not_equal(sotto_session_decrypt(&wrapped, &a.addr, m.type, m.data, m.len - 1,
-                                               &pt, &pt_len), SOTTO_OK);
+    assert_int_not_equal(sotto_session_decrypt(&wrapped, &a.addr, m.type, bad, m.len, &pt, &pt_len),
+                         SOTTO_OK);
+    assert_int_not_equal(
+        sotto_session_decrypt(&wrapped, &a.addr, m.type, m.data, m.len - 1, &pt, &pt_len),
+        SOTTO_OK);
     assert_string_equal(g_log, "");
     /* Success: session, identity, prekey, in that order. */
-    assert_int_equal(sotto_session_decrypt(&wrapped, &a.addr, m.type, m.data, m.len, &pt,
-                                           &pt_len), SOTTO_OK);
+    assert_int_equal(sotto_session_decrypt(&wrapped, &a.addr, m.type, m.data, m.len, &pt, &pt_len),
+                     SOTTO_OK);
     free(pt);
     assert_string_equal(g_log, "SIP");
     wire_free(&m);
     /* A repeated PreKey message: session and identity, no prekey. */
     g_log[0] = 0;
     m = party_encrypt(&a, &b, "again");
-    assert_int_equal(sotto_session_decrypt(&wrapped, &a.addr, m.type, m.data, m.len, &pt,
-                                           &pt_len), SOTTO_OK);
+    assert_int_equal(sotto_session_decrypt(&wrapped, &a.addr, m.type, m.data, m.len, &pt, &pt_len),
+                     SOTTO_OK);
     free(pt);
     assert_string_equal(g_log, "SI");
     wire_free(&m);
@@ -434,21 +435,22 @@ static void test_write_order(void **state)
     g_log[0] = 0;
     m = party_encrypt(&a, &b, "plain");
     assert_int_equal(m.type, SOTTO_MSG_SIGNAL);
-    assert_int_equal(sotto_session_decrypt(&wrapped, &a.addr, m.type, m.data, m.len, &pt,
-                                           &pt_len), SOTTO_OK);
+    assert_int_equal(sotto_session_decrypt(&wrapped, &a.addr, m.type, m.data, m.len, &pt, &pt_len),
+                     SOTTO_OK);
     free(pt);
     assert_string_equal(g_log, "S");
     /* Duplicate: nothing. Encrypt: one session write. */
     g_log[0] = 0;
-    assert_int_equal(sotto_session_decrypt(&wrapped, &a.addr, m.type, m.data, m.len, &pt,
-                                           &pt_len), SOTTO_ERR_DUPLICATE_MESSAGE);
+    assert_int_equal(sotto_session_decrypt(&wrapped, &a.addr, m.type, m.data, m.len, &pt, &pt_len),
+                     SOTTO_ERR_DUPLICATE_MESSAGE);
     assert_string_equal(g_log, "");
     wire_free(&m);
     uint8_t *out = NULL;
     size_t out_len = 0;
     int type = 0;
-    assert_int_equal(sotto_session_encrypt(&wrapped, &a.addr, (const uint8_t *)"z", 1, &out,
-                                           &out_len, &type), SOTTO_OK);
+    assert_int_equal(
+        sotto_session_encrypt(&wrapped, &a.addr, (const uint8_t *)"z", 1, &out, &out_len, &type),
+        SOTTO_OK);
     free(out);
     assert_string_equal(g_log, "S");
     party_free(&a);
@@ -464,9 +466,9 @@ static void test_no_session(void **state)
     uint8_t *out = NULL;
     size_t out_len = 0;
     int type = 0;
-    assert_int_equal(sotto_session_encrypt(a.ps, &b.addr, (const uint8_t *)"x", 1, &out,
-                                           &out_len, &type),
-                     SOTTO_ERR_NO_SESSION);
+    assert_int_equal(
+        sotto_session_encrypt(a.ps, &b.addr, (const uint8_t *)"x", 1, &out, &out_len, &type),
+        SOTTO_ERR_NO_SESSION);
     /* A genuine SignalMessage to someone without a session. */
     establish(&a, &b, true);
     wire_msg m = party_encrypt(&a, &b, "hi");
@@ -487,8 +489,7 @@ static void test_no_session(void **state)
     assert_int_equal(sotto_session_encrypt(a.ps, &b.addr, NULL, 5, &out, &out_len, &type),
                      SOTTO_ERR_INVALID_ARGUMENT);
     assert_int_equal(sotto_session_encrypt(a.ps, &b.addr, (const uint8_t *)"x",
-                                           SOTTO_MAX_PLAINTEXT_BYTES + 1, &out, &out_len,
-                                           &type),
+                                           SOTTO_MAX_PLAINTEXT_BYTES + 1, &out, &out_len, &type),
                      SOTTO_ERR_INVALID_ARGUMENT);
     assert_int_equal(party_decrypt(&b, &a, &m, "hi"), SOTTO_OK);
     wire_free(&m);
@@ -652,7 +653,7 @@ static wire_msg forge_signal(const uint8_t *orig, size_t orig_len, const sotto_p
 {
     sotto_signal_message sm;
     assert_int_equal(sotto_signal_message_decode(&sm, orig, orig_len), SOTTO_OK);
-    wire_msg out = { NULL, 0, SOTTO_MSG_SIGNAL };
+    wire_msg out = {NULL, 0, SOTTO_MSG_SIGNAL};
     sotto_wbuf w;
     sotto_wbuf_init(&w, orig_len + 64);
     sotto_wbuf_put_u8(&w, 0x33);
@@ -685,7 +686,7 @@ static void test_bad_signal_messages_change_nothing(void **state)
     for (size_t i = 0; i < good.len; i++) {
         memcpy(buf, good.data, good.len);
         buf[i] ^= 0x01;
-        bad = (wire_msg){ buf, good.len, SOTTO_MSG_SIGNAL };
+        bad = (wire_msg){buf, good.len, SOTTO_MSG_SIGNAL};
         size_t before_len;
         uint8_t *before = party_record(&b, &a, &before_len);
         assert_int_not_equal(party_decrypt(&b, &a, &bad, NULL), SOTTO_OK);
@@ -699,7 +700,7 @@ static void test_bad_signal_messages_change_nothing(void **state)
     /* Flipped MAC byte: INVALID_MESSAGE precisely. */
     memcpy(buf, good.data, good.len);
     buf[good.len - 1] ^= 0x80;
-    bad = (wire_msg){ buf, good.len, SOTTO_MSG_SIGNAL };
+    bad = (wire_msg){buf, good.len, SOTTO_MSG_SIGNAL};
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_INVALID_MESSAGE);
     /* Flipped ciphertext byte: the same error (no oracle). */
     memcpy(buf, good.data, good.len);
@@ -707,19 +708,19 @@ static void test_bad_signal_messages_change_nothing(void **state)
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_INVALID_MESSAGE);
     /* Truncated at every length. */
     for (size_t n = 0; n < good.len; n++) {
-        bad = (wire_msg){ good.data, n, SOTTO_MSG_SIGNAL };
+        bad = (wire_msg){good.data, n, SOTTO_MSG_SIGNAL};
         assert_int_not_equal(party_decrypt(&b, &a, &bad, NULL), SOTTO_OK);
     }
-    bad = (wire_msg){ good.data, 0, SOTTO_MSG_SIGNAL };
+    bad = (wire_msg){good.data, 0, SOTTO_MSG_SIGNAL};
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_INVALID_MESSAGE);
-    bad = (wire_msg){ good.data, 1, SOTTO_MSG_SIGNAL };
+    bad = (wire_msg){good.data, 1, SOTTO_MSG_SIGNAL};
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_INVALID_MESSAGE);
-    bad = (wire_msg){ good.data, good.len - 1, SOTTO_MSG_SIGNAL };
+    bad = (wire_msg){good.data, good.len - 1, SOTTO_MSG_SIGNAL};
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_INVALID_MESSAGE);
     /* Wrong versions. */
     memcpy(buf, good.data, good.len);
     buf[0] = 0x23;
-    bad = (wire_msg){ buf, good.len, SOTTO_MSG_SIGNAL };
+    bad = (wire_msg){buf, good.len, SOTTO_MSG_SIGNAL};
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_LEGACY_MESSAGE);
     buf[0] = 0x13;
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_LEGACY_MESSAGE);
@@ -728,10 +729,10 @@ static void test_bad_signal_messages_change_nothing(void **state)
     /* Garbage protobuf with a good version byte and room for a MAC. */
     memset(buf, 0xff, 64);
     buf[0] = 0x33;
-    bad = (wire_msg){ buf, 64, SOTTO_MSG_SIGNAL };
+    bad = (wire_msg){buf, 64, SOTTO_MSG_SIGNAL};
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_INVALID_MESSAGE);
     randombytes_buf(buf + 1, 200);
-    bad = (wire_msg){ buf, 201, SOTTO_MSG_SIGNAL };
+    bad = (wire_msg){buf, 201, SOTTO_MSG_SIGNAL};
     {
         size_t bl, al;
         uint8_t *before = party_record(&b, &a, &bl);
@@ -764,7 +765,7 @@ static void test_bad_signal_messages_change_nothing(void **state)
     assert_int_equal(buf[1], 0x0a);
     assert_int_equal(buf[3], 0x05);
     buf[3] = 0x06;
-    bad = (wire_msg){ buf, good.len, SOTTO_MSG_SIGNAL };
+    bad = (wire_msg){buf, good.len, SOTTO_MSG_SIGNAL};
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_INVALID_KEY);
 
     /* After all that, the genuine message still decrypts, exactly once. */
@@ -806,7 +807,7 @@ static void test_bad_prekey_message_consumes_nothing(void **state)
     for (size_t i = off; i < off + ilen; i++) {
         memcpy(buf, good.data, good.len);
         buf[i] ^= 0x20;
-        bad = (wire_msg){ buf, good.len, SOTTO_MSG_PREKEY };
+        bad = (wire_msg){buf, good.len, SOTTO_MSG_PREKEY};
         int rc = party_decrypt(&b, &a, &bad, NULL);
         if (rc == SOTTO_OK)
             fail_msg("flipped byte %zu accepted", i);
@@ -818,7 +819,7 @@ static void test_bad_prekey_message_consumes_nothing(void **state)
     /* A bad MAC in the inner message: INVALID_MESSAGE. */
     memcpy(buf, good.data, good.len);
     buf[off + ilen - 1] ^= 0x01;
-    bad = (wire_msg){ buf, good.len, SOTTO_MSG_PREKEY };
+    bad = (wire_msg){buf, good.len, SOTTO_MSG_PREKEY};
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_INVALID_MESSAGE);
     /* A different base key: X3DH gives other keys, the MAC fails. */
     memcpy(buf, good.data, good.len);
@@ -826,12 +827,12 @@ static void test_bad_prekey_message_consumes_nothing(void **state)
     buf[1 + 2 + 2 + 10] ^= 0x01;
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_INVALID_MESSAGE);
     for (size_t n = 0; n < good.len; n++) {
-        bad = (wire_msg){ good.data, n, SOTTO_MSG_PREKEY };
+        bad = (wire_msg){good.data, n, SOTTO_MSG_PREKEY};
         assert_int_not_equal(party_decrypt(&b, &a, &bad, NULL), SOTTO_OK);
     }
     memcpy(buf, good.data, good.len);
     buf[0] = 0x23;
-    bad = (wire_msg){ buf, good.len, SOTTO_MSG_PREKEY };
+    bad = (wire_msg){buf, good.len, SOTTO_MSG_PREKEY};
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_LEGACY_MESSAGE);
     buf[0] = 0x53;
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_UNSUPPORTED_VERSION);
@@ -857,7 +858,7 @@ static void test_bad_prekey_message_consumes_nothing(void **state)
     inner_range(&m2, &off, &ilen);
     memcpy(buf, m2.data, m2.len);
     buf[off + ilen - 1] ^= 0x01;
-    bad = (wire_msg){ buf, m2.len, SOTTO_MSG_PREKEY };
+    bad = (wire_msg){buf, m2.len, SOTTO_MSG_PREKEY};
     expect_reject_unchanged(&b, &a, &bad, SOTTO_ERR_INVALID_MESSAGE);
     assert_int_equal(party_decrypt(&b, &a, &m2, "second"), SOTTO_OK);
     wire_free(&m2);

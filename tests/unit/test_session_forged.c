@@ -129,8 +129,8 @@ static void test_forged_cost_bounded(void **unused)
         if (t < genuine)
             genuine = t;
     }
-    print_message("forged vs 1+40 states: %.2f ms; genuine 2000 ahead: %.2f ms\n",
-                  forged * 1e3, genuine * 1e3);
+    print_message("forged vs 1+40 states: %.2f ms; genuine 2000 ahead: %.2f ms\n", forged * 1e3,
+                  genuine * 1e3);
     assert_true(forged < 8.0 * genuine);
     free(bsaved);
     wire_free(&f);

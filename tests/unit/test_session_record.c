@@ -42,14 +42,14 @@ static void assert_roundtrip(const uint8_t *raw, size_t len)
          * record fits (exactly or with room), else a malloc()ed copy. */
         {
             uint8_t *scratch = malloc(len + 8);
-            size_t caps[3] = { len, len + 8, len - 1 };
+            size_t caps[3] = {len, len + 8, len - 1};
             assert_non_null(scratch);
             for (int k = 0; k < 3; k++) {
                 out = NULL;
                 out_len = 0;
-                assert_int_equal(sotto_session_record_encode_buf(&rec, scratch, caps[k], &out,
-                                                                 &out_len),
-                                 SOTTO_OK);
+                assert_int_equal(
+                    sotto_session_record_encode_buf(&rec, scratch, caps[k], &out, &out_len),
+                    SOTTO_OK);
                 assert_int_equal(out_len, len);
                 assert_memory_equal(out, raw, len);
                 if (k < 2) {
@@ -122,8 +122,7 @@ static void test_real_record_roundtrip(void **state)
 
     /* Promotion keeps everything encodable. */
     sotto_session_record_init(&rec);
-    assert_int_equal(sotto_session_record_decode(&rec, dup_bytes(raw, len), len, false),
-                     SOTTO_OK);
+    assert_int_equal(sotto_session_record_decode(&rec, dup_bytes(raw, len), len, false), SOTTO_OK);
     assert_null(rec.archived[1].state);
     assert_int_equal(sotto_session_record_parse_archived(&rec, 1), SOTTO_OK);
     sotto_public_key cur_base = rec.current.alice_base_key;
@@ -331,7 +330,7 @@ static void test_corrupt_record_in_store(void **state)
     party_init(&b, "bob", 1);
     party_start(&a, &b, true);
     wire_msg m = party_encrypt(&a, &b, "x");
-    static const uint8_t junk[] = { 0x01, 0x01, 0x00, 0x00, 0x00, 0x05, 0x03, 0x00 };
+    static const uint8_t junk[] = {0x01, 0x01, 0x00, 0x00, 0x00, 0x05, 0x03, 0x00};
     assert_int_equal(b.ps->session.store(b.ps->session.user_data, &a.addr, junk, sizeof junk),
                      SOTTO_OK);
     assert_int_equal(a.ps->session.store(a.ps->session.user_data, &b.addr, junk, sizeof junk),
@@ -340,9 +339,9 @@ static void test_corrupt_record_in_store(void **state)
     uint8_t *out = NULL;
     size_t out_len = 0;
     int type = 0;
-    assert_int_equal(sotto_session_encrypt(a.ps, &b.addr, (const uint8_t *)"y", 1, &out,
-                                           &out_len, &type),
-                     SOTTO_ERR_CORRUPT_RECORD);
+    assert_int_equal(
+        sotto_session_encrypt(a.ps, &b.addr, (const uint8_t *)"y", 1, &out, &out_len, &type),
+        SOTTO_ERR_CORRUPT_RECORD);
     bool exists;
     assert_int_equal(sotto_session_exists(a.ps, &b.addr, &exists), SOTTO_ERR_CORRUPT_RECORD);
     size_t len;

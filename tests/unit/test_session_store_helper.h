@@ -20,7 +20,7 @@
 
 typedef struct party {
     const char *name;
-    sotto_address addr;          /* this party's own address */
+    sotto_address addr; /* this party's own address */
     sotto_key_pair identity;
     uint32_t registration_id;
     sotto_signed_prekey spk;
@@ -43,8 +43,7 @@ static void party_init(party *p, const char *name, uint32_t device_id)
     p->ps = sotto_memory_store_protocol(p->ms);
     assert_int_equal(sotto_signed_prekey_generate(&p->spk, &p->identity, 7, 1700000000000ull),
                      SOTTO_OK);
-    assert_int_equal(p->ps->signed_prekey.store(p->ps->signed_prekey.user_data, &p->spk),
-                     SOTTO_OK);
+    assert_int_equal(p->ps->signed_prekey.store(p->ps->signed_prekey.user_data, &p->spk), SOTTO_OK);
     p->next_prekey_id = 100;
 }
 
@@ -99,9 +98,9 @@ static void wire_free(wire_msg *m)
 /* `from` encrypts `text` for `to`. */
 static wire_msg party_encrypt(party *from, party *to, const char *text)
 {
-    wire_msg m = { NULL, 0, 0 };
-    assert_int_equal(sotto_session_encrypt(from->ps, &to->addr, (const uint8_t *)text,
-                                           strlen(text), &m.data, &m.len, &m.type),
+    wire_msg m = {NULL, 0, 0};
+    assert_int_equal(sotto_session_encrypt(from->ps, &to->addr, (const uint8_t *)text, strlen(text),
+                                           &m.data, &m.len, &m.type),
                      SOTTO_OK);
     assert_non_null(m.data);
     return m;

@@ -16,7 +16,7 @@
 
 static sotto_address tsc_addr(const char *name, uint32_t dev)
 {
-    sotto_address a = { name, strlen(name), dev };
+    sotto_address a = {name, strlen(name), dev};
     return a;
 }
 
@@ -96,7 +96,7 @@ static void tsc_sessions(sotto_protocol_store *ps)
     /* hostile arguments */
     char longname[SOTTO_MAX_NAME_BYTES + 1];
     memset(longname, 'x', sizeof longname);
-    sotto_address too_long = { longname, sizeof longname, 1 };
+    sotto_address too_long = {longname, sizeof longname, 1};
     assert_int_equal(ss->store(ss->user_data, &too_long, rec, 3), SOTTO_ERR_INVALID_ARGUMENT);
     assert_int_equal(ss->store(ss->user_data, &bob1, NULL, 3), SOTTO_ERR_INVALID_ARGUMENT);
     assert_int_equal(ss->store(ss->user_data, &bob1, rec, 0), SOTTO_ERR_INVALID_ARGUMENT);
@@ -210,10 +210,10 @@ static void tsc_identities(sotto_protocol_store *ps, const sotto_key_pair *ident
 static void tsc_sender_keys(sotto_protocol_store *ps)
 {
     sotto_sender_key_store *sk = &ps->sender_key;
-    static const uint8_t g1[] = { 0x01, 0x00, 0xff, 0x10 }, g2[] = { 0x01, 0x00, 0xff, 0x11 };
-    sotto_sender_key_name n1 = { g1, sizeof g1, { "dave", 4, 1 } };
-    sotto_sender_key_name n2 = { g2, sizeof g2, { "dave", 4, 1 } };
-    sotto_sender_key_name n3 = { g1, sizeof g1, { "dave", 4, 2 } };
+    static const uint8_t g1[] = {0x01, 0x00, 0xff, 0x10}, g2[] = {0x01, 0x00, 0xff, 0x11};
+    sotto_sender_key_name n1 = {g1, sizeof g1, {"dave", 4, 1}};
+    sotto_sender_key_name n2 = {g2, sizeof g2, {"dave", 4, 1}};
+    sotto_sender_key_name n3 = {g1, sizeof g1, {"dave", 4, 2}};
     uint8_t rec[200], *got = NULL;
     size_t got_len = 0;
 

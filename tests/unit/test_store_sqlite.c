@@ -50,7 +50,7 @@ static int teardown(void **state)
     fixture *f = *state;
     char p[128];
     sotto_sqlite_store_close(f->st);
-    static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
         unlink(p);
@@ -131,9 +131,9 @@ static void test_persistence(void **state)
     fixture *f = *state;
     sotto_protocol_store *ps = sotto_sqlite_store_protocol(f->st);
     sotto_address a = tsc_addr("erin", 3);
-    static const uint8_t rec[] = { 1, 2, 3, 4, 5 };
-    static const uint8_t gid[] = { 0xaa, 0xbb };
-    sotto_sender_key_name skn = { gid, sizeof gid, { "erin", 4, 3 } };
+    static const uint8_t rec[] = {1, 2, 3, 4, 5};
+    static const uint8_t gid[] = {0xaa, 0xbb};
+    sotto_sender_key_name skn = {gid, sizeof gid, {"erin", 4, 3}};
     sotto_prekey pk[2];
     sotto_signed_prekey spk;
     sotto_key_pair other;
@@ -185,10 +185,11 @@ static void test_persistence(void **state)
     assert_memory_equal(gotspk.key.priv, spk.key.priv, SOTTO_PRIVATE_KEY_BYTES);
     assert_memory_equal(gotspk.signature, spk.signature, SOTTO_SIGNATURE_BYTES);
     assert_true(gotspk.timestamp_ms == 42);
-    assert_int_equal(sotto_signed_prekey_verify(&f->identity.pub, &gotspk.key.pub,
-                                                gotspk.signature), SOTTO_OK);
+    assert_int_equal(
+        sotto_signed_prekey_verify(&f->identity.pub, &gotspk.key.pub, gotspk.signature), SOTTO_OK);
 
-    assert_int_equal(ps->identity.is_trusted(ps->identity.user_data, &a, &other.pub), SOTTO_TRUSTED);
+    assert_int_equal(ps->identity.is_trusted(ps->identity.user_data, &a, &other.pub),
+                     SOTTO_TRUSTED);
     assert_int_equal(ps->identity.is_trusted(ps->identity.user_data, &a, &f->identity.pub),
                      SOTTO_UNTRUSTED);
 
@@ -213,7 +214,7 @@ static void test_file_mode_and_wal(void **state)
     char wal[128];
     sotto_protocol_store *ps = sotto_sqlite_store_protocol(f->st);
     sotto_address a = tsc_addr("x", 1);
-    static const uint8_t rec[] = { 9 };
+    static const uint8_t rec[] = {9};
     assert_int_equal(ps->session.store(ps->session.user_data, &a, rec, 1), SOTTO_OK);
 
     assert_int_equal(stat(f->path, &sb), 0);
@@ -223,13 +224,15 @@ static void test_file_mode_and_wal(void **state)
     assert_int_equal(sb.st_mode & 0777, 0600);
 
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(sotto_sqlite_store_db(f->st), "PRAGMA journal_mode", -1,
-                                        &st, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(sotto_sqlite_store_db(f->st), "PRAGMA journal_mode", -1, &st, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
-    assert_int_equal(sqlite3_prepare_v2(sotto_sqlite_store_db(f->st), "PRAGMA user_version", -1,
-                                        &st, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(sotto_sqlite_store_db(f->st), "PRAGMA user_version", -1, &st, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), SOTTO_SQLITE_SCHEMA_VERSION);
     sqlite3_finalize(st);
@@ -277,7 +280,7 @@ static void test_transactions(void **state)
     sotto_protocol_store *ps = sotto_sqlite_store_protocol(f->st);
     sotto_session_store *ss = &ps->session;
     sotto_address a = tsc_addr("t", 1), b = tsc_addr("t", 2), c = tsc_addr("t", 3);
-    static const uint8_t rec[] = { 7, 7 };
+    static const uint8_t rec[] = {7, 7};
     uint8_t *got = NULL;
     size_t len;
 
@@ -334,8 +337,8 @@ static void test_corrupt_rows(void **state)
     uint32_t *ids = NULL;
     size_t count = 0;
     sotto_address a = tsc_addr("m", 1);
-    static const uint8_t gid[] = { 1 };
-    sotto_sender_key_name skn = { gid, 1, { "m", 1, 1 } };
+    static const uint8_t gid[] = {1};
+    sotto_sender_key_name skn = {gid, 1, {"m", 1, 1}};
 
     exec_sql(f, "INSERT INTO sotto_prekeys VALUES (1, x'0102', x'00');"
                 "INSERT INTO sotto_prekeys VALUES (2, 'text', NULL);"
@@ -402,8 +405,8 @@ static void test_group_through_sqlite(void **state)
 {
     fixture *f = *state;
     sotto_sqlite_store *alice = NULL;
-    static const uint8_t gid[] = { 0x47, 0x01 };
-    sotto_sender_key_name name = { gid, sizeof gid, { "alice", 5, 1 } };
+    static const uint8_t gid[] = {0x47, 0x01};
+    sotto_sender_key_name name = {gid, sizeof gid, {"alice", 5, 1}};
     uint8_t *skdm = NULL, *m[5], *pt = NULL;
     size_t skdm_len, ml[5], pt_len;
 
@@ -414,8 +417,8 @@ static void test_group_through_sqlite(void **state)
     assert_int_equal(sotto_group_process_distribution(bsk, &name, skdm, skdm_len), SOTTO_OK);
     free(skdm);
     for (int i = 0; i < 5; i++)
-        assert_int_equal(sotto_group_encrypt(ask, &name, (const uint8_t *)"group", 5, &m[i], &ml[i]),
-                         SOTTO_OK);
+        assert_int_equal(
+            sotto_group_encrypt(ask, &name, (const uint8_t *)"group", 5, &m[i], &ml[i]), SOTTO_OK);
 
     /* decrypted inside a transaction the application then rolls back */
     assert_int_equal(sotto_sqlite_store_begin(f->st), SOTTO_OK);
@@ -425,7 +428,7 @@ static void test_group_through_sqlite(void **state)
 
     reopen(f);
     bsk = &sotto_sqlite_store_protocol(f->st)->sender_key;
-    static const int order[5] = { 3, 0, 4, 2, 1 };
+    static const int order[5] = {3, 0, 4, 2, 1};
     for (int k = 0; k < 5; k++) {
         int i = order[k];
         pt = NULL;

@@ -24,7 +24,8 @@
 /* Keys from spec section 8 (any fixed values would do). */
 static const char *RATCHET = "05472d1fb1a9862c3af6beaca8920277e2b26f4a79213ec7c906aeb35e03cf8950";
 static const char *SENDER_ID = "05b4a8455660ada65b401007f615e654041746432e3339c6875149bceefcb42b4a";
-static const char *RECEIVER_ID = "05f1f43874f6966956c2dd473f8fa15adeb71d1cb991b2341692324cefb1c5e626";
+static const char *RECEIVER_ID =
+    "05f1f43874f6966956c2dd473f8fa15adeb71d1cb991b2341692324cefb1c5e626";
 static const char *CK_SEED = "8ab72d6f4cc5ac0d387eaf463378ddb28edd07385b1cb01250c715982e7ad48f";
 
 static void pub_hex(sotto_public_key *k, const char *hex)
@@ -122,10 +123,10 @@ static void test_signal_message_bytes(void **state)
     kat_message_keys(&mk);
 
     /* Counter 0 and previousCounter 0 are written, not omitted. */
-    static const uint8_t zero[] = { 0x00 };
+    static const uint8_t zero[] = {0x00};
     expected_signal(&want, &key, zero, 1, zero, 1, &mk, &s, &r, "hello");
-    assert_int_equal(sotto_signal_message_encode(&key, 0, 0, &mk, &s, &r,
-                                                 (const uint8_t *)"hello", 5, &out, &out_len),
+    assert_int_equal(sotto_signal_message_encode(&key, 0, 0, &mk, &s, &r, (const uint8_t *)"hello",
+                                                 5, &out, &out_len),
                      SOTTO_OK);
     assert_int_equal(out_len, 1 + 35 + 2 + 2 + 2 + 16 + 8);
     assert_int_equal(out_len, want.n);
@@ -133,11 +134,11 @@ static void test_signal_message_bytes(void **state)
     free(out);
 
     /* Multi-byte varints: 300 = ac 02, 128 = 80 01; 20 bytes -> 32 of ciphertext. */
-    static const uint8_t v300[] = { 0xac, 0x02 }, v128[] = { 0x80, 0x01 };
+    static const uint8_t v300[] = {0xac, 0x02}, v128[] = {0x80, 0x01};
     const char *pt = "twenty bytes of text";
     expected_signal(&want, &key, v300, 2, v128, 2, &mk, &s, &r, pt);
-    assert_int_equal(sotto_signal_message_encode(&key, 300, 128, &mk, &s, &r,
-                                                 (const uint8_t *)pt, 20, &out, &out_len),
+    assert_int_equal(sotto_signal_message_encode(&key, 300, 128, &mk, &s, &r, (const uint8_t *)pt,
+                                                 20, &out, &out_len),
                      SOTTO_OK);
     assert_int_equal(out_len, want.n);
     assert_memory_equal(out, want.b, want.n);
@@ -157,8 +158,7 @@ static void test_signal_message_bytes(void **state)
     uint8_t other[32];
     memcpy(other, mk.mac_key, 32);
     other[0] ^= 1;
-    assert_int_equal(sotto_signal_message_verify_mac(&m, other, &s, &r),
-                     SOTTO_ERR_INVALID_MESSAGE);
+    assert_int_equal(sotto_signal_message_verify_mac(&m, other, &s, &r), SOTTO_ERR_INVALID_MESSAGE);
     /* Any flipped bit anywhere breaks the MAC (or the parse). */
     for (size_t i = 0; i < out_len * 8; i++) {
         out[i / 8] ^= (uint8_t)(1u << (i % 8));
@@ -171,8 +171,7 @@ static void test_signal_message_bytes(void **state)
     free(out);
 
     /* Empty plaintext: one block of padding. */
-    assert_int_equal(sotto_signal_message_encode(&key, 1, 0, &mk, &s, &r, NULL, 0, &out,
-                                                 &out_len),
+    assert_int_equal(sotto_signal_message_encode(&key, 1, 0, &mk, &s, &r, NULL, 0, &out, &out_len),
                      SOTTO_OK);
     assert_int_equal(sotto_signal_message_decode(&m, out, out_len), SOTTO_OK);
     assert_int_equal(m.ciphertext_len, 16);
@@ -219,17 +218,16 @@ static void test_prekey_message_bytes(void **state)
         put1(&want, 0x09);
         put1(&want, 0x30); /* field 6 signedPreKeyId, always */
         put1(&want, 0x07);
-        assert_int_equal(sotto_prekey_signal_message_encode(&info, inner, sizeof inner, &out,
-                                                            &out_len),
-                         SOTTO_OK);
+        assert_int_equal(
+            sotto_prekey_signal_message_encode(&info, inner, sizeof inner, &out, &out_len),
+            SOTTO_OK);
         assert_int_equal(out_len, want.n);
         assert_memory_equal(out, want.b, want.n);
         free(out);
     }
     /* registrationId 0 is still written (08 00 style: 28 00). */
     info.registration_id = 0;
-    assert_int_equal(sotto_prekey_signal_message_encode(&info, inner, sizeof inner, &out,
-                                                        &out_len),
+    assert_int_equal(sotto_prekey_signal_message_encode(&info, inner, sizeof inner, &out, &out_len),
                      SOTTO_OK);
     assert_int_equal(out[out_len - 4], 0x28);
     assert_int_equal(out[out_len - 3], 0x00);
@@ -278,7 +276,7 @@ static size_t build_sm(uint8_t *buf, size_t cap, const sm_spec *sp)
 
 static sm_spec good_spec(void)
 {
-    sm_spec s = { 0x33, true, true, true, true, 33, 0x05, 77, false, SOTTO_PB_VARINT };
+    sm_spec s = {0x33, true, true, true, true, 33, 0x05, 77, false, SOTTO_PB_VARINT};
     return s;
 }
 
@@ -304,11 +302,20 @@ static void test_signal_message_decoder(void **state)
     assert_int_equal(sotto_signal_message_decode(&m, buf, 9), SOTTO_ERR_INVALID_MESSAGE);
 
     /* Version: the high nibble counts, the low nibble is ignored. */
-    static const struct { uint8_t v; int rc; } versions[] = {
-        { 0x33, SOTTO_OK }, { 0x34, SOTTO_OK }, { 0x30, SOTTO_OK }, { 0x3f, SOTTO_OK },
-        { 0x23, SOTTO_ERR_LEGACY_MESSAGE }, { 0x13, SOTTO_ERR_LEGACY_MESSAGE },
-        { 0x03, SOTTO_ERR_LEGACY_MESSAGE }, { 0x43, SOTTO_ERR_UNSUPPORTED_VERSION },
-        { 0x44, SOTTO_ERR_UNSUPPORTED_VERSION }, { 0xf3, SOTTO_ERR_UNSUPPORTED_VERSION },
+    static const struct {
+        uint8_t v;
+        int rc;
+    } versions[] = {
+        {0x33, SOTTO_OK},
+        {0x34, SOTTO_OK},
+        {0x30, SOTTO_OK},
+        {0x3f, SOTTO_OK},
+        {0x23, SOTTO_ERR_LEGACY_MESSAGE},
+        {0x13, SOTTO_ERR_LEGACY_MESSAGE},
+        {0x03, SOTTO_ERR_LEGACY_MESSAGE},
+        {0x43, SOTTO_ERR_UNSUPPORTED_VERSION},
+        {0x44, SOTTO_ERR_UNSUPPORTED_VERSION},
+        {0xf3, SOTTO_ERR_UNSUPPORTED_VERSION},
     };
     for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
         sp = good_spec();
@@ -439,23 +446,20 @@ static void test_prekey_message_decoder(void **state)
         if (f == 5)
             continue;
         n = build_pk(buf, sizeof buf, 0x33, inner, inner_len, 1u << f);
-        assert_int_equal(sotto_prekey_signal_message_decode(&m, buf, n),
-                         SOTTO_ERR_INVALID_MESSAGE);
+        assert_int_equal(sotto_prekey_signal_message_decode(&m, buf, n), SOTTO_ERR_INVALID_MESSAGE);
     }
     /* Outer version. */
     n = build_pk(buf, sizeof buf, 0x23, inner, inner_len, 0);
     assert_int_equal(sotto_prekey_signal_message_decode(&m, buf, n), SOTTO_ERR_LEGACY_MESSAGE);
     n = build_pk(buf, sizeof buf, 0x43, inner, inner_len, 0);
-    assert_int_equal(sotto_prekey_signal_message_decode(&m, buf, n),
-                     SOTTO_ERR_UNSUPPORTED_VERSION);
+    assert_int_equal(sotto_prekey_signal_message_decode(&m, buf, n), SOTTO_ERR_UNSUPPORTED_VERSION);
     /* Inner version must match (3). */
     inner[0] = 0x23;
     n = build_pk(buf, sizeof buf, 0x33, inner, inner_len, 0);
     assert_int_equal(sotto_prekey_signal_message_decode(&m, buf, n), SOTTO_ERR_LEGACY_MESSAGE);
     inner[0] = 0x43;
     n = build_pk(buf, sizeof buf, 0x33, inner, inner_len, 0);
-    assert_int_equal(sotto_prekey_signal_message_decode(&m, buf, n),
-                     SOTTO_ERR_UNSUPPORTED_VERSION);
+    assert_int_equal(sotto_prekey_signal_message_decode(&m, buf, n), SOTTO_ERR_UNSUPPORTED_VERSION);
     inner[0] = 0x33;
     /* Inner message garbage or too short. */
     n = build_pk(buf, sizeof buf, 0x33, inner, 5, 0);
@@ -497,8 +501,7 @@ static void test_bundle_encoding(void **state)
         assert_int_equal(sotto_prekey_bundle_encode(&b, buf, &n), SOTTO_OK);
         assert_int_equal(n, with ? 181 : 144);
         /* Layout: version, flags, reg id, device id, identity, spk id, spk, sig [, opk]. */
-        static const uint8_t head[] = { 0x01, 0x00, 0x01, 0x02, 0x03, 0x04,
-                                        0x0a, 0x0b, 0x0c, 0x0d };
+        static const uint8_t head[] = {0x01, 0x00, 0x01, 0x02, 0x03, 0x04, 0x0a, 0x0b, 0x0c, 0x0d};
         assert_memory_equal(buf + 2, head + 2, 8);
         assert_int_equal(buf[0], 1);
         assert_int_equal(buf[1], with ? 1 : 0);
@@ -508,7 +511,7 @@ static void test_bundle_encoding(void **state)
         assert_memory_equal(buf + 47, b.signed_prekey.bytes, 33);
         assert_memory_equal(buf + 80, b.signed_prekey_signature, 64);
         if (with) {
-            static const uint8_t id[] = { 0x00, 0xff, 0xff, 0xfe };
+            static const uint8_t id[] = {0x00, 0xff, 0xff, 0xfe};
             assert_memory_equal(buf + 144, id, 4);
             assert_memory_equal(buf + 148, b.prekey.bytes, 33);
         }
@@ -520,8 +523,7 @@ static void test_bundle_encoding(void **state)
         uint8_t longer[SOTTO_PREKEY_BUNDLE_MAX_BYTES + 1];
         memcpy(longer, buf, n);
         longer[n] = 0;
-        assert_int_equal(sotto_prekey_bundle_decode(&d, longer, n + 1),
-                         SOTTO_ERR_INVALID_MESSAGE);
+        assert_int_equal(sotto_prekey_bundle_decode(&d, longer, n + 1), SOTTO_ERR_INVALID_MESSAGE);
         buf[0] = 2;
         assert_int_equal(sotto_prekey_bundle_decode(&d, buf, n), SOTTO_ERR_UNSUPPORTED_VERSION);
         buf[0] = 1;
