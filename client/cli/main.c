@@ -1111,6 +1111,30 @@ static int cmd_device_remove(sc_client *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+static int cmd_promote(sc_client *c, int argc, char **argv)
+{
+    uint32_t dev = 0;
+    json_t *o;
+    int rc;
+    if (argc != 1 || parse_device_id(argv[0], &dev) != 0)
+        return usage_error("usage: sotto promote DEVICE_ID");
+    rc = sc_promote(c, dev);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (!g.json) {
+        printf("sent the account key to device %u\n", dev);
+        printf("device %u will hold the account key once it receives this; this device gives it"
+               " up when device %u confirms (next receive/listen)\n",
+               dev, dev);
+        return EXIT_OK;
+    }
+    o = json_object();
+    json_object_set_new(o, "type", json_string("promote_sent"));
+    json_object_set_new(o, "device", json_integer(dev));
+    json_line(o);
+    return EXIT_OK;
+}
+
 static int cmd_send(sc_client *c, int argc, char **argv)
 {
     return do_send(c, argc, argv, false);
@@ -1386,6 +1410,24 @@ static const command commands[] = {
                {EXIT_REFUSED, "refused by the server"},
                {EXIT_NOT_FOUND, "no such device"},
                {EXIT_STATE, "not registered / not the primary device"}}},
+    {.name = "promote",
+     .run = cmd_promote,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"DEVICE_ID", "(primary device) hand the account key to another device"}},
+     .help = "On the primary device: sends the account key, end-to-end encrypted, to\n"
+             "device DEVICE_ID of this account (it must be in the signed device list),\n"
+             "which becomes the primary: it can then link and remove devices (this one\n"
+             "too) and make backups. Use it before retiring the primary. The other\n"
+             "devices get the same message without the key and show a notice. This\n"
+             "device keeps the key until DEVICE_ID confirms (seen by a later receive\n"
+             "or listen here), then deletes it. Nothing is queued: if the send fails,\n"
+             "run it again.\n",
+     .exits = {{EXIT_NETWORK, "not sent (server unreachable, or it asked to retry later):"
+                              " nothing is queued, run it again"},
+               {EXIT_REFUSED, "refused by the server"},
+               {EXIT_UNTRUSTED, "the server's device list for this account is not ours"},
+               {EXIT_STATE, "not registered / not the primary / DEVICE_ID is this device,"
+                            " not in the signed list, or has no keys yet"}}},
     {.name = "send",
      .run = cmd_send,
      .needs = NEEDS_REGISTERED,

@@ -74,6 +74,13 @@ int sc_keys_maintain(sc_client *c, bool prekeys_low);
 /* Sends one padded Content to every device of `dest` (and handles
  * mismatches). */
 int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t len);
+/* sc_deliver, except that device `device_id` of `dest` gets content `one`
+ * and every other device `rest` (both unpadded; the padded copies are
+ * wiped). Nothing is queued. SC_E_NOT_FOUND (nothing sent) when that
+ * device is not among those the send reaches (not in dest's signed list,
+ * or no keys on the server yet); otherwise sc_deliver's outcomes. */
+int sc_deliver_split(sc_client *c, const char *dest, uint32_t device_id, const uint8_t *one,
+                     size_t one_len, const uint8_t *rest, size_t rest_len);
 /* Queues content for dest (+ a sync copy for own devices when data). */
 int sc_enqueue_content(sc_client *c, const char *dest, Sotto__Content__Content *content,
                        int64_t msg_rowid);
@@ -203,5 +210,18 @@ int sc_account_refresh(sc_client *c, const char *name, sotto_device_list *out);
  * stored, once per distinct alert). Returns SC_OK unless the check itself
  * failed (network, store). */
 int sc_own_devices_check(sc_client *c, bool *alert);
+
+/* promote.c: the account key handed to another device (sc_promote in
+ * sotto_client.h). Handles SyncMessage.account_key_transfer and
+ * .account_key_received from another device of our own account (the caller
+ * vetted it against our signed list), inside the envelope's transaction: a
+ * transfer naming this device whose private key derives our pinned account
+ * key is stored (client_config "account_sk") and confirmed to our devices
+ * (queued); a confirmation from the device our last transfer named, for
+ * that transfer, deletes our "account_sk". *rowid is the notice row stored
+ * (0: none; codes primary_received, primary_changed, primary_confirmed,
+ * primary_refused). SC_OK, or a store error. */
+int sc_promote_handle(sc_client *c, const sc_envelope *e, const Sotto__Content__Content *ct,
+                      int64_t *rowid);
 
 #endif /* SOTTO_CLIENT_INTERNAL_H */

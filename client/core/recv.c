@@ -333,6 +333,13 @@ static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Conte
     char *extra = NULL;
     int rc;
 
+    if (from_self && ct->sync &&
+        (ct->sync->account_key_transfer || ct->sync->account_key_received)) {
+        rc = sc_promote_handle(c, e, ct, &rowid); /* promote.c */
+        if (rc == SC_OK)
+            pend(pe, rowid);
+        return rc;
+    }
     if (from_self) {
         const Sotto__Content__SyncMessage__Sent *s = ct->sync ? ct->sync->sent : NULL;
         const Sotto__Content__DataMessage *dm = s ? s->message : NULL;
@@ -668,6 +675,17 @@ static void report_bad_push(sc_client *c, const sc_push *p, sc_event_cb cb, void
         emit_rowid(c, rowid, cb, ud);
 }
 
+/* The server says our account's device list changed (a hint: the list is
+ * fetched and checked, not taken from the notice): own-device monitoring
+ * runs again, and what it found is shown now. */
+static void list_changed(sc_client *c, sc_event_cb cb, void *ud)
+{
+    bool alert = false;
+
+    if (sc_own_devices_check(c, &alert) == SC_OK)
+        (void)sc_emit_pending(c, cb, ud);
+}
+
 int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void *ud)
 {
     unsigned backoff = 1000;
@@ -729,14 +747,19 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
                     break;
                 if (sc_conn_take_prekeys_low(c->conn))
                     (void)sc_keys_maintain(c, true);
+                if (sc_conn_take_device_list_changed(c->conn))
+                    list_changed(c, cb, ud);
                 if (!stay) {
-                    /* drained: send what decryption queued (session resets) */
+                    /* drained: send what decryption queued (session resets),
+                     * show the notices that checking senders stored */
                     (void)sc_flush(c, NULL);
                     (void)sc_api_flush(c, 2000);
+                    (void)sc_emit_pending(c, cb, ud);
                     return sc_attachment_outcome(c);
                 }
                 if (++idle % 30 == 0) {
                     (void)sc_flush(c, NULL);
+                    (void)sc_emit_pending(c, cb, ud);
                     (void)sc_attachment_retry_pending(c, cb, ud);
                 }
                 continue;

@@ -194,8 +194,10 @@ static int reset_sessions(sc_client *c, const char *dest)
  * sc_deliver() sends one padded content to every device of an account in
  * four steps, each a function below: ensure_sessions (pending resets, then
  * bundles when there is no session), encrypt_all (one transaction),
- * sc_api_send, apply_mismatch. The policy -- how often a mismatch is
- * repaired, and what is final -- is sc_deliver's alone; nothing here sleeps:
+ * sc_api_send, apply_mismatch. sc_deliver_split() is the same send with
+ * another content for one of the devices (the account key transfer of
+ * `promote`). The policy -- how often a mismatch is repaired, and what is
+ * final -- is deliver_payload's alone; nothing here sleeps:
  * a server that asks to wait gives SC_E_RETRY with sc_retry_at().
  */
 
@@ -273,11 +275,21 @@ static void free_ciphertexts(sc_api_outgoing *m, size_t n)
     free(m);
 }
 
+/* What one send carries: the same padded content for every device, except
+ * that device `one_device` (0: none) gets `one` instead (sc_deliver_split). */
+typedef struct payload {
+    const uint8_t *all;
+    size_t all_len;
+    uint32_t one_device;
+    const uint8_t *one;
+    size_t one_len;
+} payload;
+
 /* Step 2: encrypts for every device in one write transaction, so that
  * another process on the same account (a running `listen`) cannot
  * interleave its own read-modify-write of these sessions. */
-static int encrypt_all(sc_client *c, const char *dest, const uint8_t *padded, size_t padded_len,
-                       const uint32_t *ids, size_t n, sc_api_outgoing **out)
+static int encrypt_all(sc_client *c, const char *dest, const payload *p, const uint32_t *ids,
+                       size_t n, sc_api_outgoing **out)
 {
     sc_api_outgoing *m = calloc(n ? n : 1, sizeof *m);
     int rc;
@@ -288,11 +300,13 @@ static int encrypt_all(sc_client *c, const char *dest, const uint8_t *padded, si
     rc = sc_db_begin(c);
     for (size_t i = 0; rc == SC_OK && i < n; i++) {
         sotto_address a = addr_of(dest, ids[i]);
+        bool one = p->one_device != 0 && ids[i] == p->one_device;
         uint8_t *ct = NULL;
         size_t ct_len = 0;
         int type = 0, e;
 
-        e = sotto_session_encrypt(&c->ps, &a, padded, padded_len, &ct, &ct_len, &type);
+        e = sotto_session_encrypt(&c->ps, &a, one ? p->one : p->all, one ? p->one_len : p->all_len,
+                                  &ct, &ct_len, &type);
         if (e == SOTTO_OK)
             e = sotto_session_remote_registration_id(&c->ps, &a, &m[i].registration_id);
         m[i].device_id = ids[i];
@@ -345,15 +359,14 @@ static int apply_mismatch(sc_client *c, const char *dest, const sc_api_mismatch 
     return rc;
 }
 
-int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t len)
+/* The delivery policy of sc_deliver and sc_deliver_split: the four steps,
+ * a mismatch repaired at most SC_SEND_RETRIES times. With p->one_device
+ * set, that device must be among those encrypted to (else SC_E_NOT_FOUND:
+ * nothing is sent). */
+static int deliver_payload(sc_client *c, const char *dest, const payload *p)
 {
-    uint8_t *padded = NULL;
-    size_t padded_len = 0;
-    int rc;
+    int rc = reset_sessions(c, dest);
 
-    if (sc_pad(content, len, &padded, &padded_len) != SC_OK)
-        return sc_fail(c, SC_E_INTERNAL, "out of memory");
-    rc = reset_sessions(c, dest);
     for (int attempt = 0; rc == SC_OK; attempt++) {
         sc_api_outgoing *msgs = NULL;
         uint32_t *ids = NULL;
@@ -368,8 +381,13 @@ int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t le
             break;
         }
         rc = ensure_sessions(c, dest, &ids, &n);
+        if (rc == SC_OK && p->one_device != 0 && !has_id(ids, n, p->one_device))
+            rc = sc_fail(c, SC_E_NOT_FOUND,
+                         "device %u of %s has no keys on the server yet (it has not logged in"
+                         " since it was linked): nothing was sent",
+                         p->one_device, dest);
         if (rc == SC_OK && n > 0)
-            rc = encrypt_all(c, dest, padded, padded_len, ids, n, &msgs);
+            rc = encrypt_all(c, dest, p, ids, n, &msgs);
         free(ids);
         if (rc != SC_OK || n == 0)
             break;
@@ -383,8 +401,57 @@ int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t le
         if (outcome != SC_API_MISMATCH)
             break;
     }
+    return rc;
+}
+
+int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t len)
+{
+    payload p;
+    uint8_t *padded = NULL;
+    size_t padded_len = 0;
+    int rc;
+
+    if (sc_pad(content, len, &padded, &padded_len) != SC_OK)
+        return sc_fail(c, SC_E_INTERNAL, "out of memory");
+    memset(&p, 0, sizeof p);
+    p.all = padded;
+    p.all_len = padded_len;
+    rc = deliver_payload(c, dest, &p);
     sodium_memzero(padded, padded_len);
     free(padded);
+    return rc;
+}
+
+int sc_deliver_split(sc_client *c, const char *dest, uint32_t device_id, const uint8_t *one,
+                     size_t one_len, const uint8_t *rest, size_t rest_len)
+{
+    payload p;
+    uint8_t *pone = NULL, *prest = NULL;
+    size_t pone_len = 0, prest_len = 0;
+    int rc = SC_OK;
+
+    if (device_id == 0)
+        return sc_fail(c, SC_E_USAGE, "no device to send to");
+    if (sc_pad(one, one_len, &pone, &pone_len) != SC_OK ||
+        sc_pad(rest, rest_len, &prest, &prest_len) != SC_OK)
+        rc = sc_fail(c, SC_E_INTERNAL, "out of memory");
+    if (rc == SC_OK) {
+        memset(&p, 0, sizeof p);
+        p.all = prest;
+        p.all_len = prest_len;
+        p.one_device = device_id;
+        p.one = pone;
+        p.one_len = pone_len;
+        rc = deliver_payload(c, dest, &p);
+    }
+    if (pone) {
+        sodium_memzero(pone, pone_len);
+        free(pone);
+    }
+    if (prest) {
+        sodium_memzero(prest, prest_len);
+        free(prest);
+    }
     return rc;
 }
 

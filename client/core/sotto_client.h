@@ -140,6 +140,20 @@ int sc_device_add(sc_client *c, const char *code_hex, uint32_t *device_id,
 int sc_link_finish(sc_client *c, const char *username, uint32_t device_id,
                    const char *account_key_hex);
 int sc_device_remove(sc_client *c, uint32_t device_id);
+/*
+ * On the primary: hands the account key to device `device_id` of this
+ * account (docs/protocol.md "Promoting another device") so that it becomes
+ * the primary, e.g. before this device is retired. One send, not queued:
+ * the target's ciphertext holds the private key, the other devices' the
+ * same message without it. This device keeps the key until the target's
+ * confirmation arrives (a later receive/listen here), then deletes it.
+ * SC_OK when the server took the send; SC_E_STATE (not registered, not the
+ * primary, the target is this device, not in the signed device list, or has
+ * no keys on the server yet), SC_E_NETWORK / SC_E_RETRY (not sent: run it
+ * again), SC_E_SERVER (refused), SC_E_UNTRUSTED (the server's list for this
+ * account is not one the account key signed), SC_E_STORE.
+ */
+int sc_promote(sc_client *c, uint32_t device_id);
 
 typedef struct sc_device_info {
     uint32_t device_id;

@@ -148,7 +148,7 @@ sc_ok newbob --json group list
 assert_eq "$(jfield id <"$E2E_DIR/last.out")" "$gid" "restored group"
 assert_eq "$(jfield members <"$E2E_DIR/last.out")" '["alice", "bob"]' "restored members"
 sc_ok newbob --json history alice
-events message "$E2E_DIR/last.out" | jfield body | grep -qx "hello bob" ||
+events message "$E2E_DIR/last.out" | jfield body | grep -x -- "hello bob" >/dev/null ||
     fail "restored history lacks 'hello bob': $(cat "$E2E_DIR/last.out")"
 safety newbob alice
 assert_eq "$SN" "$sn_bob_alice" "bob's safety number for alice after the restore"

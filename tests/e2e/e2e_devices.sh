@@ -60,7 +60,7 @@ sc_ok alice --json safety-number bob
 assert_eq "$(jfield safety_number <"$E2E_DIR/last.out")" "$sn_one" \
     "alice's safety number for bob after bob linked a device"
 receive_json alice "$E2E_DIR/a0.json"
-events notice "$E2E_DIR/a0.json" | jfield code | grep -qx device_linked ||
+events notice "$E2E_DIR/a0.json" | jfield code | grep -x -- device_linked >/dev/null ||
     fail "alice was not told that bob linked a device: $(cat "$E2E_DIR/a0.json")"
 
 log "bob writes from his second device; his first device gets a copy"

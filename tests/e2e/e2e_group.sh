@@ -39,7 +39,7 @@ for u in alice bob carol; do
     for v in alice bob carol; do
         [ "$u" = "$v" ] && continue
         assert_eq "$(count_message_bodies "$E2E_DIR/$u.talk.json" "$v to the group")" "1" "$u got $v's message"
-        grep -F "\"body\":\"$v to the group\"" "$E2E_DIR/$u.talk.json" | grep -q "\"from\":\"$v\"" ||
+        grep -F "\"body\":\"$v to the group\"" "$E2E_DIR/$u.talk.json" | grep "\"from\":\"$v\"" >/dev/null ||
             fail "$u: $v's message is not attributed to $v"
     done
 done

@@ -74,7 +74,7 @@ done
 safety alice bob
 assert_eq "$SN" "$sn0" "alice's safety number for bob after bob linked a device"
 receive_json alice "$E2E_DIR/a1.json"
-notices "$E2E_DIR/a1.json" | grep -qx device_linked ||
+notices "$E2E_DIR/a1.json" | grep -x -- device_linked >/dev/null ||
     fail "alice was not told that bob linked a device: $(cat "$E2E_DIR/a1.json")"
 
 # keep the phone's device row and the list that holds it (version 2), as
@@ -94,7 +94,7 @@ assert_eq "$(server_sql "SELECT device_list_version FROM accounts WHERE username
 sc_ok alice send bob "after the phone was removed"
 assert_eq "$(envelopes_for bob "$phone")" "0" "envelopes for the removed phone"
 receive_json alice "$E2E_DIR/a2.json"
-notices "$E2E_DIR/a2.json" | grep -qx device_removed ||
+notices "$E2E_DIR/a2.json" | grep -x -- device_removed >/dev/null ||
     fail "alice was not told that bob removed a device: $(cat "$E2E_DIR/a2.json")"
 safety alice bob
 assert_eq "$SN" "$sn0" "alice's safety number for bob after bob removed a device"
@@ -128,7 +128,7 @@ assert_eq "$(jfield safety_number <"$E2E_DIR/last.out")" "$sn0" "safety number w
 log "bob's own device alerts: the server lists a device his signed list does not hold"
 sc bob --json receive
 cp "$E2E_DIR/last.out" "$E2E_DIR/b3.json"
-notices "$E2E_DIR/b3.json" | grep -qx own_device_alert ||
+notices "$E2E_DIR/b3.json" | grep -x -- own_device_alert >/dev/null ||
     fail "bob's device did not alert: rc=$RC $(cat "$E2E_DIR/b3.json" "$E2E_DIR/last.err")"
 
 log "the operator puts things back; alice and bob talk again"
@@ -167,13 +167,13 @@ sc mallory send alice "this is bob, honestly"
 receive_json alice "$E2E_DIR/a5.json"
 assert_eq "$(count_message_bodies "$E2E_DIR/a5.json" "this is bob, honestly")" "0" \
     "the ghost's message shown as bob's"
-notices "$E2E_DIR/a5.json" | grep -qx unlisted_device ||
+notices "$E2E_DIR/a5.json" | grep -x -- unlisted_device >/dev/null ||
     fail "alice was not told about a message from an unlisted device: $(cat "$E2E_DIR/a5.json")"
 sqlite3 -batch "$mstore" "UPDATE client_config SET value = 'mallory' WHERE key = 'username';
                           UPDATE client_config SET value = 1 WHERE key = 'device_id';"
 sc_ok bob --json receive
 cp "$E2E_DIR/last.out" "$E2E_DIR/b5.json"
-notices "$E2E_DIR/b5.json" | grep -qx own_device_alert ||
+notices "$E2E_DIR/b5.json" | grep -x -- own_device_alert >/dev/null ||
     fail "bob's device did not alert about the ghost: $(cat "$E2E_DIR/b5.json")"
 server_stop_ok
 server_sql "
