@@ -528,9 +528,14 @@ int sc_flush_ex(sc_client *c, size_t *left, uint64_t focus_ts, int *focus_rc)
         rc = sc_connect(c);
         if (rc == SC_OK)
             rc = sc_deliver(c, row.destination, row.content, row.len);
-        if (rc == SC_E_UNTRUSTED && self)
-            rc = SC_OK; /* a sync copy for an own device that changed: dropped */
         fate = fate_of(rc);
+        if (self && fate == ROW_REFUSED) {
+            /* a sync copy our own devices cannot take (a device that
+             * changed, no account key known here): dropped; the message
+             * itself went to its recipient and stays in the history */
+            rc = SC_OK;
+            fate = ROW_SENT;
+        }
         if (rc != SC_OK && first_err == SC_OK) {
             first_err = rc;
             snprintf(first_msg, sizeof first_msg, "%s", c->err);
