@@ -113,14 +113,28 @@ static const char *error_name(int rc)
     }
 }
 
+/* Standard output could not take an event (a closed pipe, a full disk): the
+ * event is not handed out, so the process ends before the core marks it
+ * shown; the next receive or listen shows it again (docs/cli.md). */
+static void output_or_die(void)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr,
+                "sotto: cannot write to standard output (%s): stopping; what was not"
+                " shown is shown by the next receive or listen\n",
+                strerror(errno));
+        _exit(1);
+    }
+}
+
 static void json_line(json_t *o)
 {
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (s) {
         fputs(s, stdout);
         fputc('\n', stdout);
-        fflush(stdout);
         free(s);
+        output_or_die();
     }
     json_decref(o);
 }
@@ -316,7 +330,7 @@ static void print_event(void *ud, const sc_event *ev)
             printf("\n");
         }
     }
-    fflush(stdout);
+    output_or_die();
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -1057,7 +1071,9 @@ static int cmd_device_add(sc_client *c, int argc, char **argv)
         return report(rc, sc_errmsg(c));
     if (!g.json) {
         printf("added device %u\n", dev);
-        printf("on the new device run:\n  sotto link-finish %s %u %s\n", sc_username(c), dev, akey);
+        printf("on the new device run (NAME: the --account you gave link-request there):\n"
+               "  sotto --account NAME link-finish %s %u %s\n",
+               sc_username(c), dev, akey);
         return EXIT_OK;
     }
     o = json_object();

@@ -148,6 +148,32 @@ int sc_open(sc_client **out, const sc_options *opt, char *err, size_t errlen)
             snprintf(err, errlen, "cannot initialise");
         return SC_E_INTERNAL;
     }
+    /* bad options are usage errors, found before anything is created */
+    {
+        char host[256];
+        int port = 0;
+        size_t pl = opt->pin_hex ? strlen(opt->pin_hex) : 64;
+        bool hex = pl == 64;
+        for (size_t i = 0; hex && opt->pin_hex && i < pl; i++)
+            hex = (opt->pin_hex[i] >= '0' && opt->pin_hex[i] <= '9') ||
+                  (opt->pin_hex[i] >= 'a' && opt->pin_hex[i] <= 'f') ||
+                  (opt->pin_hex[i] >= 'A' && opt->pin_hex[i] <= 'F');
+        if (opt->server_url && sc_url_parse(opt->server_url, host, sizeof host, &port) != 0) {
+            if (err && errlen)
+                snprintf(err, errlen, "bad server URL %s: give https://HOST:PORT", opt->server_url);
+            free(c);
+            return SC_E_USAGE;
+        }
+        if (!hex) {
+            if (err && errlen)
+                snprintf(err, errlen,
+                         "the certificate pin must be 64 hex characters (the whole sha256"
+                         " sottod printed), not %zu",
+                         pl);
+            free(c);
+            return SC_E_USAGE;
+        }
+    }
     c->progress = opt->progress;
     if (!sc_account_name_valid(opt->account)) {
         rc = sc_fail(c, SC_E_USAGE, "invalid account name (use letters, digits, '_', '.', '-')");
@@ -708,7 +734,15 @@ int sc_connect(sc_client *c)
     if (rc != SC_OK)
         goto out;
     if (sc_api_login(c, c->username, c->device_id, sig, &info, &r) != SC_API_OK) {
-        rc = sc_api_fail(c, &r, "login");
+        if (r.outcome == SC_API_REFUSED && r.status == SC_ST_UNAUTHENTICATED)
+            /* our own signature over a fresh nonce: the server no longer
+             * has this device (docs/cli.md exit 8) */
+            rc = sc_fail(c, SC_E_STATE,
+                         "login refused: the server no longer has %s's device %u (it was"
+                         " removed, the account was restored on another device, or deleted)",
+                         c->username, c->device_id);
+        else
+            rc = sc_api_fail(c, &r, "login");
         sc_disconnect(c);
         goto out;
     }

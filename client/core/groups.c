@@ -253,6 +253,29 @@ static int commit_change(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], cons
     }
 }
 
+/* Before a group change: every new member exists and can be sent to (their
+ * signed device list checks out), so that no group is created or changed
+ * with a member who would silently get nothing. Offline, the check is left
+ * to the send (the change stays queued). */
+static int check_members_reachable(sc_client *c, const char *const *m, size_t n)
+{
+    sotto_device_list l;
+    int rc = sc_connect(c);
+
+    if (rc == SC_E_NETWORK)
+        return SC_OK;
+    for (size_t i = 0; rc == SC_OK && i < n; i++) {
+        if (c->username && strcmp(m[i], c->username) == 0)
+            continue;
+        rc = sc_account_refresh(c, m[i], &l);
+        if (rc == SC_E_NETWORK)
+            return SC_OK;
+        if (rc == SC_E_NOT_FOUND)
+            rc = sc_fail(c, SC_E_NOT_FOUND, "no such user: %s (the group was not changed)", m[i]);
+    }
+    return rc;
+}
+
 int sc_group_create(sc_client *c, const char *name, const char *const *m, size_t n,
                     char id_hex_out[33])
 {
@@ -263,7 +286,8 @@ int sc_group_create(sc_client *c, const char *name, const char *const *m, size_t
 
     if (c->username == NULL)
         return sc_fail(c, SC_E_STATE, "account %s is not registered", c->account);
-    if ((rc = check_group_name(c, name)) != SC_OK || (rc = check_names(c, m, n)) != SC_OK)
+    if ((rc = check_group_name(c, name)) != SC_OK || (rc = check_names(c, m, n)) != SC_OK ||
+        (rc = check_members_reachable(c, m, n)) != SC_OK)
         return rc;
     members = calloc(n + 1, sizeof *members);
     if (members == NULL)
@@ -312,7 +336,7 @@ int sc_group_add(sc_client *c, const char *group, const char *const *m, size_t n
     size_t nm = 0, k;
     int rc;
 
-    if ((rc = check_names(c, m, n)) != SC_OK)
+    if ((rc = check_names(c, m, n)) != SC_OK || (rc = check_members_reachable(c, m, n)) != SC_OK)
         return rc;
     rc = load_for_change(c, group, id, &members, &nm, &name);
     if (rc != SC_OK)
@@ -347,7 +371,7 @@ int sc_group_remove(sc_client *c, const char *group, const char *const *m, size_
     size_t nm = 0, k = 0;
     int rc;
 
-    if ((rc = check_names(c, m, n)) != SC_OK)
+    if ((rc = check_names(c, m, n)) != SC_OK || (rc = check_members_reachable(c, m, n)) != SC_OK)
         return rc;
     rc = load_for_change(c, group, id, &members, &nm, &name);
     if (rc != SC_OK)

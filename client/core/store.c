@@ -1421,8 +1421,9 @@ int sc_group_by_name(sc_client *c, const char *name, uint8_t id[SC_GROUP_ID_BYTE
 {
     query q;
     int rc = q_open(c, &q,
-                    "SELECT id FROM client_groups WHERE name = ?"
+                    "SELECT id, active FROM client_groups WHERE name = ?"
                     " ORDER BY active DESC, updated_ms DESC");
+    size_t total = 0, active = 0;
     int r;
 
     *count = 0;
@@ -1432,10 +1433,15 @@ int sc_group_by_name(sc_client *c, const char *name, uint8_t id[SC_GROUP_ID_BYTE
     while ((r = q_step(&q)) == 1) {
         if (sqlite3_column_bytes(q.st, 0) != SC_GROUP_ID_BYTES)
             continue;
-        if ((*count)++ == 0)
+        if (total++ == 0)
             memcpy(id, sqlite3_column_blob(q.st, 0), SC_GROUP_ID_BYTES);
+        if (sqlite3_column_int64(q.st, 1) != 0)
+            active++;
     }
     q_close(&q);
+    /* a name is unique when one active group has it (groups left or
+     * removed from do not count then) */
+    *count = active > 0 ? active : total;
     return r < 0 ? r : SC_OK;
 }
 

@@ -239,8 +239,9 @@ int sc_group_members(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char ***
                      char **name, bool *active);
 void sc_strv_free(char **v, size_t n);
 int sc_group_exists(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], bool *exists);
-/* Groups called `name`: *count of them, and the id of the first (active
- * first, most recently updated first) into id when *count > 0. */
+/* Groups called `name`: *count of them (of the active ones when any is
+ * active), and the id of the first (active first, most recently updated
+ * first) into id when *count > 0. */
 int sc_group_by_name(sc_client *c, const char *name, uint8_t id[SC_GROUP_ID_BYTES], size_t *count);
 /* Creates or updates (name, active) of group id. */
 int sc_group_upsert(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], const char *name,

@@ -22,7 +22,11 @@ int sc_contacts(sc_client *c, sc_contact_cb cb, void *ud)
     if (rc != SC_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
+        sotto_device_list l;
         sc_account_row a;
+        /* the devices of the newest signed list accepted, when there is one */
+        if (sc_account_current(c, v[i].name, &l) == SC_OK)
+            v[i].n_devices = l.n_devices;
         /* a changed account key waits for `trust` too */
         if (sc_account_get(c, v[i].name, &a) == SC_OK) {
             if (a.has_pending) {
