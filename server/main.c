@@ -233,6 +233,25 @@ static int notify_server(const sottod_config *cfg)
     return kill((pid_t)pid, SIGUSR1) == 0 ? 0 : -1;
 }
 
+static void admin_usage(FILE *out)
+{
+    fprintf(out, "usage: sottod admin [--config FILE | --data-dir DIR] COMMAND [ARGS]\n"
+                 "\n"
+                 "Works on DATA_DIR/sottod.db directly (next to a running sottod, or while it\n"
+                 "is stopped); never creates a database.\n"
+                 "\n"
+                 "Commands:\n"
+                 "  invite [--count N]       create N invite tokens (printed one per line)\n"
+                 "  disclose USERNAME        print as JSON everything stored about an account\n"
+                 "                           (what an operator could be compelled to hand over)\n"
+                 "  expire [--at T]          delete envelopes expired now (or at unix time T)\n"
+                 "  delete-account USERNAME  delete an account, its devices, keys and queues\n"
+                 "                           (its connected devices are disconnected)\n"
+                 "\n"
+                 "Exit codes: 0 done, 1 store error or no such account, 2 usage.\n"
+                 "The server's own options: sottod --help.\n");
+}
+
 static int admin_main(int argc, char **argv)
 {
     sottod_config cfg;
@@ -240,7 +259,7 @@ static int admin_main(int argc, char **argv)
     int argi = 2, rc = 2;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
+            admin_usage(stdout);
             return 0;
         }
     }
