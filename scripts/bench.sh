@@ -10,6 +10,20 @@ BUILD=${1:-build}
 # and a table.
 "$BUILD/bench/sotto-bench-lib"
 
+# ECVRF (RFC 9381, key transparency): prove/verify beside the libsodium
+# primitives; prints `bench vrf_<op> us_per_op=...` lines.
+if [ -x "$BUILD/bench/sotto-bench-vrf" ]; then
+  echo
+  "$BUILD/bench/sotto-bench-vrf"
+fi
+
+# Key transparency: prefix-tree proof size and verify time at 10^4..10^6
+# entries, log proof verify time; prints `bench kt_<what> ...` lines.
+if [ -x "$BUILD/bench/sotto-bench-kt" ]; then
+  echo
+  "$BUILD/bench/sotto-bench-kt"
+fi
+
 # Server: sottod under N authenticated connections, with a mosquitto QoS 1
 # reference row in the same run.
 if [ -x "$BUILD/bench/server/sotto-bench-server" ]; then

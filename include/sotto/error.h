@@ -56,6 +56,9 @@ typedef enum sotto_error {
     SOTTO_ERR_BACKUP_FORMAT = -45,     /* not a Sotto backup file, or truncated */
     SOTTO_ERR_BACKUP_PARAMS = -46,     /* Argon2id parameters in the header out of range */
     SOTTO_ERR_RECOVERY_CODE = -47,     /* not 30 digits (spaces and dashes allowed) */
+    /* Key transparency proofs (sotto/merkle.h, sotto/prefix_tree.h) */
+    SOTTO_ERR_PROOF_INVALID = -48,      /* a log or prefix-tree proof that does not verify */
+    SOTTO_ERR_COMMITMENT_INVALID = -49, /* an opening that does not open the commitment */
 } sotto_error;
 
 /*

@@ -76,6 +76,10 @@ SOTTO_API const char *sotto_strerror(int code)
         return "backup key-derivation parameters out of range";
     case SOTTO_ERR_RECOVERY_CODE:
         return "recovery code is not 30 digits";
+    case SOTTO_ERR_PROOF_INVALID:
+        return "transparency proof does not verify";
+    case SOTTO_ERR_COMMITMENT_INVALID:
+        return "commitment opening does not match";
     }
     return "unknown error";
 }
