@@ -160,6 +160,18 @@ static void q_close(query *q)
     q->st = NULL;
 }
 
+/* Runs a query that returns a row or none; *exists says which; finalizes it. */
+static int exists_of(query *q, bool *exists)
+{
+    int r = q_step(q);
+
+    q_close(q);
+    if (r < 0)
+        return r;
+    *exists = r == 1;
+    return SC_OK;
+}
+
 /* Runs a statement that returns no rows; finalizes it. */
 static int q_exec(query *q)
 {
@@ -576,18 +588,12 @@ int sc_contact_known(sc_client *c, const char *name, bool *known)
 {
     query q;
     int rc = q_open(c, &q, "SELECT 1 FROM client_contacts WHERE name = ?");
-    int r;
 
     *known = false;
     if (rc != SC_OK)
         return rc;
     q_text(&q, name);
-    r = q_step(&q);
-    q_close(&q);
-    if (r < 0)
-        return r;
-    *known = r == 1;
-    return SC_OK;
+    return exists_of(&q, known);
 }
 
 int sc_contact_forget_device(sc_client *c, const char *name, uint32_t device_id)
@@ -688,18 +694,12 @@ int sc_pending_identity_any(sc_client *c, const char *name, bool *any)
 {
     query q;
     int rc = q_open(c, &q, "SELECT 1 FROM client_pending_identity WHERE name = ? LIMIT 1");
-    int r;
 
     *any = false;
     if (rc != SC_OK)
         return rc;
     q_text(&q, name);
-    r = q_step(&q);
-    q_close(&q);
-    if (r < 0)
-        return r;
-    *any = r == 1;
-    return SC_OK;
+    return exists_of(&q, any);
 }
 
 static bool col_key(query *q, int i, sotto_public_key *out)
@@ -992,18 +992,12 @@ int sc_envelope_seen(sc_client *c, const uint8_t *id, size_t len, bool *seen)
 {
     query q;
     int rc = q_open(c, &q, "SELECT 1 FROM client_seen_envelopes WHERE id = ?");
-    int r;
 
     *seen = false;
     if (rc != SC_OK)
         return rc;
     q_blob(&q, id, len);
-    r = q_step(&q);
-    q_close(&q);
-    if (r < 0)
-        return r;
-    *seen = r == 1;
-    return SC_OK;
+    return exists_of(&q, seen);
 }
 
 int sc_envelope_mark(sc_client *c, const uint8_t *id, size_t len)
@@ -1403,18 +1397,12 @@ int sc_group_exists(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], bool *exi
 {
     query q;
     int rc = q_open(c, &q, "SELECT 1 FROM client_groups WHERE id = ?");
-    int r;
 
     *exists = false;
     if (rc != SC_OK)
         return rc;
     q_blob(&q, id, SC_GROUP_ID_BYTES);
-    r = q_step(&q);
-    q_close(&q);
-    if (r < 0)
-        return r;
-    *exists = r == 1;
-    return SC_OK;
+    return exists_of(&q, exists);
 }
 
 int sc_group_by_name(sc_client *c, const char *name, uint8_t id[SC_GROUP_ID_BYTES], size_t *count)
