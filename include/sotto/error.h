@@ -59,6 +59,9 @@ typedef enum sotto_error {
     /* Key transparency proofs (sotto/merkle.h, sotto/prefix_tree.h) */
     SOTTO_ERR_PROOF_INVALID = -48,      /* a log or prefix-tree proof that does not verify */
     SOTTO_ERR_COMMITMENT_INVALID = -49, /* an opening that does not open the commitment */
+    /* Tree heads (sotto/kt.h) */
+    SOTTO_ERR_KT_HEAD_STALE = -50,      /* tree head too old, or stamped in the future */
+    SOTTO_ERR_KT_AUDITOR_MISSING = -51, /* no countersignature from a required auditor */
 } sotto_error;
 
 /*

@@ -80,6 +80,10 @@ SOTTO_API const char *sotto_strerror(int code)
         return "transparency proof does not verify";
     case SOTTO_ERR_COMMITMENT_INVALID:
         return "commitment opening does not match";
+    case SOTTO_ERR_KT_HEAD_STALE:
+        return "transparency tree head is too old or from the future";
+    case SOTTO_ERR_KT_AUDITOR_MISSING:
+        return "transparency tree head lacks a required auditor countersignature";
     }
     return "unknown error";
 }
