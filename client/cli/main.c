@@ -483,8 +483,22 @@ static int register_prepare(int argc, char **argv)
             code = argv[++i];
     }
     if (file == NULL) {
+        const char *user = NULL;
         if (code != NULL)
             return usage_error("register: --code goes with --restore FILE");
+        /* a username the server would refuse: nothing is created locally */
+        for (int i = 0; i < argc; i++) {
+            if (strcmp(argv[i], "--invite") == 0 && i + 1 < argc)
+                i++;
+            else if (argv[i][0] != '-' && user == NULL)
+                user = argv[i];
+        }
+        if (user == NULL)
+            user = g.account;
+        if (user != NULL && !sc_username_valid(user))
+            return usage_error("invalid username %s: 3 to 32 of a-z, 0-9, '_', '.' (give one"
+                               " after `register` when the account name is not one)",
+                               user);
         return EXIT_OK;
     }
     if (code == NULL) {
