@@ -327,6 +327,17 @@ static bool list_verify(sottod_conn *c, uint64_t id, const ProtobufCBinaryData *
     return false;
 }
 
+/* An answer's account_key and device_list fields from a stored record
+ * (pointers into it: the record outlives the answer). */
+static void account_fields(const sottod_device_list_rec *r, ProtobufCBinaryData *key,
+                           ProtobufCBinaryData *list)
+{
+    key->data = (uint8_t *)r->account_key;
+    key->len = sizeof(r->account_key);
+    list->data = (uint8_t *)r->list;
+    list->len = r->len;
+}
+
 /* True when entry e holds exactly these keys and registration id. */
 static bool entry_is(const sotto_device_entry *e, uint32_t regid,
                      const uint8_t identity_key[SOTTOD_PUBLIC_KEY_BYTES],
@@ -1040,10 +1051,7 @@ static void h_list_devices(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     rsp.n_devices = n;
     rsp.devices = ptrs;
     if (held->present) {
-        rsp.account_key.data = held->account_key;
-        rsp.account_key.len = sizeof(held->account_key);
-        rsp.device_list.data = held->list;
-        rsp.device_list.len = held->len;
+        account_fields(held, &rsp.account_key, &rsp.device_list);
     }
     f.id = id;
     f.result_case = SOTTO__API__SERVER_FRAME__RESULT_LIST_DEVICES;
@@ -1467,10 +1475,7 @@ static void bundle_done(void *arg, const sottod_store_result *res)
         rsp.n_devices = out_n;
         rsp.devices = dbp;
         if (l != NULL && l->present) {
-            rsp.account_key.data = (uint8_t *)l->account_key;
-            rsp.account_key.len = sizeof(l->account_key);
-            rsp.device_list.data = (uint8_t *)l->list;
-            rsp.device_list.len = l->len;
+            account_fields(l, &rsp.account_key, &rsp.device_list);
         }
         f.id = br->r.id;
         f.result_case = SOTTO__API__SERVER_FRAME__RESULT_GET_BUNDLE;
@@ -1654,10 +1659,7 @@ static void h_get_device_list(sottod_conn *c, uint64_t id, const ClientFrame *fr
         Sotto__Api__DeviceListResponse rsp = SOTTO__API__DEVICE_LIST_RESPONSE__INIT;
         ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
         if (held->present) {
-            rsp.account_key.data = held->account_key;
-            rsp.account_key.len = sizeof(held->account_key);
-            rsp.device_list.data = held->list;
-            rsp.device_list.len = held->len;
+            account_fields(held, &rsp.account_key, &rsp.device_list);
         }
         f.id = id;
         f.result_case = SOTTO__API__SERVER_FRAME__RESULT_GET_DEVICE_LIST;
