@@ -24,6 +24,16 @@ if [ -x "$BUILD/bench/sotto-bench-kt" ]; then
   "$BUILD/bench/sotto-bench-kt"
 fi
 
+# Key-transparency directory of 10^4, 10^5 and 10^6 accounts: build, search
+# proof size and client verify, server updates with a durable commit
+# (sottod's store), auditor catch-up, beside the primitives; prints
+# `bench kt_dir_<what> ...` lines and one table (about a minute;
+# docs/bench.md).
+if [ -x "$BUILD/bench/sotto-bench-kt-dir" ]; then
+  echo
+  "$BUILD/bench/sotto-bench-kt-dir"
+fi
+
 # Server: sottod under N authenticated connections, with a mosquitto QoS 1
 # reference row in the same run.
 if [ -x "$BUILD/bench/server/sotto-bench-server" ]; then

@@ -6,7 +6,7 @@
 #      strcpy strcat sprintf vsprintf gets atoi strtok
 #    as calls -- not in comments or string literals, not as part of another
 #    name (snprintf, vsnprintf, strtok_r, fgets, atoll are fine).
-# 2. In production code (include/ lib/ server/ client/): memcmp and bcmp.
+# 2. In production code (include/ lib/ server/ client/ auditor/): memcmp and bcmp.
 #    Secrets (MACs, keys, tokens, digests) are compared with sodium_memcmp
 #    (constant time). A memcmp that must stay (an ordering, a hash-table key
 #    lookup, a public value) is listed in scripts/banned-allow.txt with the
@@ -52,7 +52,7 @@ if [ ${#given[@]} -gt 0 ]; then
 elif git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     files=$(git ls-files --cached --others --exclude-standard -- '*.c' '*.h' | grep -Ev "$EXCLUDE" | sort -u)
 else
-    files=$(find include lib server client tests bench -name '*.[ch]' | grep -Ev "$EXCLUDE" | sort)
+    files=$(find include lib server client auditor tests bench -name '*.[ch]' | grep -Ev "$EXCLUDE" | sort)
 fi
 
 PY=$(
@@ -70,7 +70,7 @@ BANNED = {
 }
 CALL = re.compile(r"\b(" + "|".join(BANNED) + r")\s*\(")
 MEMCMP = re.compile(r"\b(memcmp|bcmp)\b")
-PRODUCTION = ("include/", "lib/", "server/", "client/")
+PRODUCTION = ("include/", "lib/", "server/", "client/", "auditor/")
 ALL_PRODUCTION = sys.argv[2] == "1"
 
 

@@ -65,7 +65,7 @@ elif git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.c' '*.h' |
         grep -Ev "$EXCLUDE" | sort -u)
 else
-    mapfile -t files < <(find include lib server client tests bench -name '*.[ch]' |
+    mapfile -t files < <(find include lib server client auditor tests bench -name '*.[ch]' |
         grep -Ev "$EXCLUDE" | sort)
 fi
 

@@ -3,7 +3,8 @@
 # `sotto` clients on this machine, end to end over TLS.
 #
 # Starts sottod (SQLite, self-signed certificate) on a free loopback port in
-# a temporary directory; registers alice, bob and carol (each with its own
+# a temporary directory, with an independent auditor of its key directory
+# (sotto-auditor); registers alice, bob and carol (each with its own
 # data directory, pinning the server's certificate); alice and bob talk, alice
 # sends bob a file, the three talk in a group; then it compares safety
 # numbers, shows what the operator could hand over (`sottod admin disclose`)
@@ -18,7 +19,8 @@ fi
 BUILD=$(cd "$1" && pwd)
 SOTTOD="$BUILD/server/sottod"
 SOTTO="$BUILD/client/sotto"
-for b in "$SOTTOD" "$SOTTO"; do
+AUDITOR="$BUILD/auditor/sotto-auditor"
+for b in "$SOTTOD" "$SOTTO" "$AUDITOR"; do
     if [ ! -x "$b" ]; then
         echo "demo: $b not found -- build first (make build)" >&2
         exit 1
@@ -136,25 +138,72 @@ printf 'only ciphertext. Temporary directory: %s\n' "$DEMO_DIR"
 # ---------------------------------------------------------------------------
 step "Start the server (SQLite, self-signed certificate, a free port on 127.0.0.1)"
 DATA="$DEMO_DIR/server"
+# start_server ARGS...: starts sottod on $DATA with ARGS, waits for its two
+# lines on stdout and sets URL and PIN from them.
+start_server() {
+    # (under `timeout` so that it cannot outlive a demo that was killed outright)
+    timeout -k 5 900 "$SOTTOD" --data-dir "$DATA" "$@" >"$DEMO_DIR/sottod.out" 2>>"$DEMO_DIR/sottod.log" &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do
+        grep -q '^sottod: certificate sha256 ' "$DEMO_DIR/sottod.out" 2>/dev/null && break
+        kill -0 "$SERVER_PID" 2>/dev/null || die "sottod exited: $(cat "$DEMO_DIR/sottod.log")"
+        sleep 0.1
+    done
+    URL=$(sed -n 's/^sottod: listening on \(https:[^ ]*\)$/\1/p' "$DEMO_DIR/sottod.out")
+    PIN=$(sed -n 's/^sottod: certificate sha256 \([0-9a-f]\{64\}\)$/\1/p' "$DEMO_DIR/sottod.out")
+    [[ -n "$URL" && -n "$PIN" ]] || die "sottod did not print its address and certificate"
+}
+stop_server() {
+    kill -TERM "$SERVER_PID"
+    for _ in $(seq 1 100); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$SERVER_PID" 2>/dev/null && die "sottod did not stop within 10 s of SIGTERM"
+    wait "$SERVER_PID" || die "sottod exited with an error on SIGTERM"
+    SERVER_PID=""
+}
 say "$ sottod --data-dir $DATA --listen 127.0.0.1:0"
-# (under `timeout` so that it cannot outlive a demo that was killed outright)
-timeout -k 5 900 "$SOTTOD" --data-dir "$DATA" --listen 127.0.0.1:0 >"$DEMO_DIR/sottod.out" 2>"$DEMO_DIR/sottod.log" &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-    grep -q '^sottod: certificate sha256 ' "$DEMO_DIR/sottod.out" 2>/dev/null && break
-    kill -0 "$SERVER_PID" 2>/dev/null || die "sottod exited: $(cat "$DEMO_DIR/sottod.log")"
-    sleep 0.1
-done
-URL=$(sed -n 's/^sottod: listening on \(https:[^ ]*\)$/\1/p' "$DEMO_DIR/sottod.out")
-PIN=$(sed -n 's/^sottod: certificate sha256 \([0-9a-f]\{64\}\)$/\1/p' "$DEMO_DIR/sottod.out")
-[[ -n "$URL" && -n "$PIN" ]] || die "sottod did not print its address and certificate"
+start_server --listen 127.0.0.1:0
 sed 's/^/     /' "$DEMO_DIR/sottod.out"
+
+# ---------------------------------------------------------------------------
+step "An independent auditor starts watching the server's key directory"
+AUD="$DEMO_DIR/auditor"
+say "(in real life on someone else's machine: it checks every change to the log of keys"
+say " and countersigns what it checked; clients that list its key accept nothing else)"
+say "$ sotto-auditor init --dir $AUD --server $URL --pin $PIN"
+timeout 30 "$AUDITOR" init --dir "$AUD" --server "$URL" --pin "$PIN" >"$DEMO_DIR/out" 2>"$DEMO_DIR/err" ||
+    die "sotto-auditor init failed: $(cat "$DEMO_DIR/err")"
+sed 's/^/     /' "$DEMO_DIR/out"
+AUDKEY=$(sed -n 's/^auditor key: \([0-9a-f]\{64\}\)$/\1/p' "$DEMO_DIR/out")
+[[ -n "$AUDKEY" ]] || die "sotto-auditor did not print its key"
+PORT=${URL##*:}
+say "The operator adds the auditor's key to sottod's configuration and restarts it:"
+say "$ sottod --data-dir $DATA --listen 127.0.0.1:$PORT --set kt_auditors=$AUDKEY"
+stop_server
+start_server --listen "127.0.0.1:$PORT" --set "kt_auditors=$AUDKEY"
 
 # ---------------------------------------------------------------------------
 step "Register alice, bob and carol (each pins the certificate fingerprint printed above)"
 for u in alice bob carol; do
     as "$u" --server "$URL" --pin "$PIN" register "$u"
 done
+say "Each of them requires the auditor's countersignature on the key directory:"
+for u in alice bob carol; do
+    as "$u" kt auditor add "$AUDKEY"
+done
+
+# ---------------------------------------------------------------------------
+step "The auditor checks the key directory's log and countersigns it"
+say "$ sotto-auditor run --dir $AUD --once"
+timeout 60 "$AUDITOR" run --dir "$AUD" --once >"$DEMO_DIR/out" 2>"$DEMO_DIR/err" ||
+    die "sotto-auditor run failed: $(cat "$DEMO_DIR/err" "$DEMO_DIR/out")"
+sed 's/^/     /' "$DEMO_DIR/out"
+say "Before alice ever writes to bob, her client checks bob's keys against the log: a VRF"
+say "proof for his name, his entry in the directory, the directory in the log, and the"
+say "log's head signed by the server and countersigned by the auditor."
+as alice kt check bob
 
 # ---------------------------------------------------------------------------
 step "alice and bob talk"
@@ -313,14 +362,17 @@ say "For comparison, the same search on bob's own device finds $CONTROL of the $
 [ "$CONTROL" -gt 0 ] || die "the search found nothing even on bob's device: the search itself is broken"
 
 # ---------------------------------------------------------------------------
+step "The auditor's view, and alice's"
+say "$ sotto-auditor run --dir $AUD --once; sotto-auditor status --dir $AUD"
+timeout 60 "$AUDITOR" run --dir "$AUD" --once >/dev/null 2>"$DEMO_DIR/err" ||
+    die "sotto-auditor run failed: $(cat "$DEMO_DIR/err")"
+timeout 30 "$AUDITOR" status --dir "$AUD" >"$DEMO_DIR/out" 2>"$DEMO_DIR/err" ||
+    die "sotto-auditor status failed: $(cat "$DEMO_DIR/err")"
+sed 's/^/     /' "$DEMO_DIR/out"
+as alice kt status
+
+# ---------------------------------------------------------------------------
 step "Stop the server and clean up"
-kill -TERM "$SERVER_PID"
-for _ in $(seq 1 100); do
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-kill -0 "$SERVER_PID" 2>/dev/null && die "sottod did not stop within 10 s of SIGTERM"
-wait "$SERVER_PID" || die "sottod exited with an error on SIGTERM"
-SERVER_PID=""
+stop_server
 say "sottod stopped; $DEMO_DIR removed."
 printf '\n%sDemo complete.%s\n' "$G" "$N"

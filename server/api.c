@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "api.pb-c.h"
+#include "kt.h"
 #include "log.h"
 #include "sottod.h"
 #include "sotto/account.h"
@@ -525,6 +526,8 @@ static void register_done(void *arg, const sottod_store_result *res)
     sottod_conn *c = rr->r.c;
     int64_t account_id = rr->recover ? rr->account_id : res->u.account_create.account_id;
     sottod_metrics_commit(c->srv, rr->r.t0_us);
+    if (res->status == SOTTOD_STORE_OK)
+        sottod_kt_account_changed(c->srv, rr->username); /* key transparency */
     if (rr->recover && res->status == SOTTOD_STORE_OK) {
         /* Done whether or not the recovering connection is still there. */
         evict_account(c->srv, account_id);
@@ -840,6 +843,7 @@ static void add_device_done(void *arg, const sottod_store_result *res)
         sottod_acache_forget(&c->srv->acache, c->addr.account_id);
         if (ar->has_list)
             notify_list_changed(c->srv, c->addr.account_id, &ar->list);
+        sottod_kt_account_changed(c->srv, c->username); /* key transparency */
     }
     if (c->wsi == NULL)
         goto out;
@@ -1116,6 +1120,7 @@ static void remove_device_done(void *arg, const sottod_store_result *res)
     }
     sottod_log(SOTTOD_LOG_INFO, "device_removed", "dev=%u", rr->target.device_id);
     sottod_acache_forget(&srv->acache, rr->target.account_id);
+    sottod_kt_account_changed(srv, c->username); /* key transparency */
     if (c->wsi != NULL) {
         Sotto__Api__RemoveDeviceResponse rsp = SOTTO__API__REMOVE_DEVICE_RESPONSE__INIT;
         ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
@@ -1516,7 +1521,25 @@ static void h_get_bundle(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         return;
     }
     br->account_id = acct.account_id;
-    snprintf(br->username, sizeof(br->username), "%s", acct.username);
+    snprintf(br->username, sizeof(br->username), "%s", rq->username);
+#ifdef SOTTOD_TEST_HOOKS
+    /* SOTTOD_TEST_KT_FORK: the viewer gets the forged identity's bundles
+     * and list as target's, answered as a store take would be. */
+    {
+        sottod_bundle forged[SOTTOD_MAX_DEVICES];
+        sottod_store_result res;
+        memset(&res, 0, sizeof(res));
+        if (sottod_kt_test_forged_bundles(srv, c->username, rq->username, rq->device_id, forged,
+                                          SOTTOD_MAX_DEVICES, &res.u.bundle_take.n)) {
+            res.type = SOTTOD_OP_BUNDLE_TAKE;
+            res.status = SOTTOD_STORE_OK;
+            res.u.bundle_take.bundles = forged;
+            res.u.bundle_take.list = sottod_kt_test_forged_list(srv, c->username, rq->username);
+            bundle_done(br, &res);
+            return;
+        }
+    }
+#endif
     int st = sottod_store_bundle_take(srv->store, acct.account_id, rq->device_id, bundle_done, br);
     if (st != SOTTOD_STORE_OK) {
         answer_store_error(c, id, st);
@@ -1531,8 +1554,10 @@ static void set_list_done(void *arg, const sottod_store_result *res)
     add_device_req *ar = arg; /* same shape: a request and the new list */
     sottod_conn *c = ar->r.c;
     sottod_metrics_commit(c->srv, ar->r.t0_us);
-    if (res->status == SOTTOD_STORE_OK)
+    if (res->status == SOTTOD_STORE_OK) {
         notify_list_changed(c->srv, c->addr.account_id, &ar->list);
+        sottod_kt_account_changed(c->srv, c->username); /* key transparency */
+    }
     if (c->wsi == NULL)
         goto out;
     if (res->status == SOTTOD_STORE_CONFLICT) {
@@ -1651,6 +1676,15 @@ static void h_get_device_list(sottod_conn *c, uint64_t id, const ClientFrame *fr
     int st = sottod_store_account_lookup(srv->store, rq->username, &acct);
     if (st == SOTTOD_STORE_OK)
         st = sottod_store_device_list_get(srv->store, acct.account_id, held);
+#ifdef SOTTOD_TEST_HOOKS
+    /* SOTTOD_TEST_KT_FORK: the viewer gets the forged list as target's. */
+    const sottod_device_list_rec *forged =
+        c->authed && st == SOTTOD_STORE_OK
+            ? sottod_kt_test_forged_list(srv, c->username, rq->username)
+            : NULL;
+    if (forged != NULL)
+        *held = *forged;
+#endif
     if (st == SOTTOD_STORE_NOT_FOUND) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "no such account");
     } else if (st != SOTTOD_STORE_OK) {
@@ -1960,6 +1994,256 @@ static void h_attachment_slot(sottod_conn *c, uint64_t id, const ClientFrame *fr
     }
 }
 
+/* ---- key transparency (API v3, docs/api.md "Key transparency") ------------------------- */
+
+/* The public KT operations share one bucket per connection (kt.h). */
+static bool kt_rate_ok(sottod_conn *c, uint64_t id)
+{
+    uint64_t retry = 0;
+    if (sottod_bucket_take(&c->kt_bucket, SOTTOD_KT_RATE_PER_MIN, SOTTOD_KT_RATE_BURST,
+                           sottod_mono_us(), &retry))
+        return true;
+    answer_rate_limited(c, id, retry);
+    return false;
+}
+
+/* Answers a refusal of kt.c (SOTTOD_KT_*). */
+static void answer_kt(sottod_conn *c, uint64_t id, int st, uint64_t retry_ms)
+{
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    f.id = id;
+    switch (st) {
+    case SOTTOD_KT_PENDING:
+        f.status = SOTTO__API__STATUS__STATUS_KT_PENDING;
+        f.error = (char *)"not in the published key directory yet";
+        f.retry_after_ms = retry_ms;
+        break;
+    case SOTTOD_KT_NOT_FOUND:
+        f.status = SOTTO__API__STATUS__STATUS_NOT_FOUND;
+        f.error = (char *)"not found";
+        break;
+    case SOTTOD_KT_BAD_REQUEST:
+        f.status = SOTTO__API__STATUS__STATUS_BAD_REQUEST;
+        f.error = (char *)"size or length out of range";
+        break;
+    case SOTTOD_KT_FORBIDDEN:
+        f.status = SOTTO__API__STATUS__STATUS_FORBIDDEN;
+        f.error = (char *)"not an auditor of this server";
+        break;
+    case SOTTOD_KT_INVALID_SIGNATURE:
+        f.status = SOTTO__API__STATUS__STATUS_INVALID_SIGNATURE;
+        f.error = (char *)"countersignature does not verify";
+        break;
+    default:
+        f.status = SOTTO__API__STATUS__STATUS_INTERNAL;
+        f.error = (char *)"key directory error, retry later";
+        break;
+    }
+    answer(c, &f);
+}
+
+static void h_kt_config(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    Sotto__Api__KtConfigResponse rsp = SOTTO__API__KT_CONFIG_RESPONSE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    uint8_t server_key[32], vrf_key[32], auditors[8][32];
+    ProtobufCBinaryData aud[8];
+    size_t n = 0;
+    (void)fr;
+    if (!kt_rate_ok(c, id))
+        return;
+    sottod_kt_config(c->srv, server_key, vrf_key, auditors, &n, &rsp.log_size);
+    for (size_t i = 0; i < n; i++) {
+        aud[i].data = auditors[i];
+        aud[i].len = 32;
+    }
+    rsp.server_key.data = server_key;
+    rsp.server_key.len = 32;
+    rsp.vrf_key.data = vrf_key;
+    rsp.vrf_key.len = 32;
+    rsp.n_auditors = n;
+    rsp.auditors = aud;
+    f.id = id;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_KT_CONFIG;
+    f.kt_config = &rsp;
+    answer(c, &f);
+}
+
+static void h_kt_search(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__KtSearchRequest *rq = fr->kt_search;
+    sottod_server *srv = c->srv;
+    sottod_kt_blob result, head, cons;
+    uint64_t retry = 0;
+    if (!username_ok(rq->username)) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_USERNAME, "invalid username");
+        return;
+    }
+    /* The same bucket as get_device_list (a client searches the names whose
+     * lists it fetches). */
+    if (!sottod_bucket_take(&c->dev->send_bucket, srv->cfg.rate_send_per_min,
+                            srv->cfg.rate_send_burst, sottod_mono_us(), &retry)) {
+        answer_rate_limited(c, id, retry);
+        return;
+    }
+    int st = sottod_kt_search(srv, c->username, rq->username, rq->known_size, &result, &head, &cons,
+                              &retry);
+    if (st != SOTTOD_KT_OK) {
+        answer_kt(c, id, st, retry);
+        return;
+    }
+    Sotto__Api__KtSearchResponse rsp = SOTTO__API__KT_SEARCH_RESPONSE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    rsp.result.data = result.data;
+    rsp.result.len = result.len;
+    rsp.head.data = head.data;
+    rsp.head.len = head.len;
+    rsp.consistency.data = cons.data;
+    rsp.consistency.len = cons.len;
+    f.id = id;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_KT_SEARCH;
+    f.kt_search = &rsp;
+    answer(c, &f);
+    free(result.data);
+    free(head.data);
+    free(cons.data);
+}
+
+static void h_kt_head(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    sottod_kt_blob head, cons;
+    uint64_t retry = 0;
+    if (!kt_rate_ok(c, id))
+        return;
+    int st = sottod_kt_head(c->srv, c->authed ? c->username : NULL, fr->kt_head->known_size, &head,
+                            &cons, &retry);
+    if (st != SOTTOD_KT_OK) {
+        answer_kt(c, id, st, retry);
+        return;
+    }
+    Sotto__Api__KtHeadResponse rsp = SOTTO__API__KT_HEAD_RESPONSE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    rsp.head.data = head.data;
+    rsp.head.len = head.len;
+    rsp.consistency.data = cons.data;
+    rsp.consistency.len = cons.len;
+    f.id = id;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_KT_HEAD;
+    f.kt_head = &rsp;
+    answer(c, &f);
+    free(head.data);
+    free(cons.data);
+}
+
+static void h_kt_consistency(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__KtConsistencyRequest *rq = fr->kt_consistency;
+    sottod_kt_blob proof;
+    uint8_t root1[32], root2[32];
+    if (!kt_rate_ok(c, id))
+        return;
+    int st = sottod_kt_consistency(c->srv, c->username, rq->size1, rq->size2, &proof, root1, root2);
+    if (st != SOTTOD_KT_OK) {
+        answer_kt(c, id, st, 0);
+        return;
+    }
+    Sotto__Api__KtConsistencyResponse rsp = SOTTO__API__KT_CONSISTENCY_RESPONSE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    rsp.proof.data = proof.data;
+    rsp.proof.len = proof.len;
+    rsp.root1.data = root1;
+    rsp.root1.len = 32;
+    rsp.root2.data = root2;
+    rsp.root2.len = 32;
+    f.id = id;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_KT_CONSISTENCY;
+    f.kt_consistency = &rsp;
+    answer(c, &f);
+    free(proof.data);
+}
+
+static void h_kt_audit(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__KtAuditRequest *rq = fr->kt_audit;
+    sottod_kt_blob ups;
+    ProtobufCBinaryData *items = NULL;
+    uint8_t head[112], pending[112];
+    bool has_pending = false;
+    size_t n = 0;
+    if (!kt_rate_ok(c, id))
+        return;
+    int st = sottod_kt_audit(c->srv, rq->from, rq->max, &ups, &n, head, pending, &has_pending);
+    if (st != SOTTOD_KT_OK) {
+        answer_kt(c, id, st, 1000);
+        return;
+    }
+    items = calloc(n + 1, sizeof(*items));
+    if (items == NULL) {
+        free(ups.data);
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        items[i].data = ups.data + i * 80;
+        items[i].len = 80;
+    }
+    Sotto__Api__KtAuditResponse rsp = SOTTO__API__KT_AUDIT_RESPONSE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    rsp.n_updates = n;
+    rsp.updates = items;
+    rsp.head.data = head;
+    rsp.head.len = sizeof(head);
+    if (has_pending) {
+        rsp.pending.data = pending;
+        rsp.pending.len = sizeof(pending);
+    }
+    f.id = id;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_KT_AUDIT;
+    f.kt_audit = &rsp;
+    answer(c, &f);
+    free(items);
+    free(ups.data);
+}
+
+static void kt_cosign_done(void *arg, int status, bool published)
+{
+    req *r = arg;
+    sottod_conn *c = r->c;
+    if (c->wsi != NULL) {
+        if (status != SOTTOD_KT_OK) {
+            answer_kt(c, r->id, status, 0);
+        } else {
+            Sotto__Api__KtCosignResponse rsp = SOTTO__API__KT_COSIGN_RESPONSE__INIT;
+            ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+            rsp.published = published;
+            f.id = r->id;
+            f.result_case = SOTTO__API__SERVER_FRAME__RESULT_KT_COSIGN;
+            f.kt_cosign = &rsp;
+            answer(c, &f);
+        }
+    }
+    req_free(r);
+}
+
+static void h_kt_cosign(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const Sotto__Api__KtCosignRequest *rq = fr->kt_cosign;
+    if (!kt_rate_ok(c, id))
+        return;
+    req *r = req_new(c, id, sizeof(*r));
+    if (r == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    int st = sottod_kt_cosign(c->srv, rq->head.data, rq->head.len, rq->auditor_key.data,
+                              rq->auditor_key.len, rq->signature.data, rq->signature.len,
+                              kt_cosign_done, r);
+    if (st != SOTTOD_KT_OK) {
+        answer_kt(c, id, st, 0);
+        req_free(r);
+    }
+}
+
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 typedef void (*handler_fn)(sottod_conn *c, uint64_t id, const ClientFrame *f);
@@ -1987,7 +2271,26 @@ static const handler g_handlers[] = {
     /* public data (key transparency publishes it too); before login it is
      * what a restoring device signs the next version of */
     {SOTTO__API__CLIENT_FRAME__OP_GET_DEVICE_LIST, false, h_get_device_list},
+    /* key transparency (v3): config, head, audit and cosign are public
+     * (clients before login, auditors); search and consistency need login */
+    {SOTTO__API__CLIENT_FRAME__OP_KT_CONFIG, false, h_kt_config},
+    {SOTTO__API__CLIENT_FRAME__OP_KT_SEARCH, true, h_kt_search},
+    {SOTTO__API__CLIENT_FRAME__OP_KT_HEAD, false, h_kt_head},
+    {SOTTO__API__CLIENT_FRAME__OP_KT_CONSISTENCY, true, h_kt_consistency},
+    {SOTTO__API__CLIENT_FRAME__OP_KT_AUDIT, false, h_kt_audit},
+    {SOTTO__API__CLIENT_FRAME__OP_KT_COSIGN, false, h_kt_cosign},
 };
+
+/* The public key-transparency operations: an auditor may send many before
+ * (without) login; they are limited by the connection's kt_bucket instead
+ * of SOTTOD_MAX_PREAUTH_REQUESTS. */
+static bool kt_public_op(Sotto__Api__ClientFrame__OpCase op)
+{
+    return op == SOTTO__API__CLIENT_FRAME__OP_KT_CONFIG ||
+           op == SOTTO__API__CLIENT_FRAME__OP_KT_HEAD ||
+           op == SOTTO__API__CLIENT_FRAME__OP_KT_AUDIT ||
+           op == SOTTO__API__CLIENT_FRAME__OP_KT_COSIGN;
+}
 
 int sottod_api_on_message(sottod_conn *c, const uint8_t *data, size_t len)
 {
@@ -2004,7 +2307,8 @@ int sottod_api_on_message(sottod_conn *c, const uint8_t *data, size_t len)
         return -1;
     }
     srv->m.requests_total++;
-    if (!c->authed && ++c->preauth_requests > SOTTOD_MAX_PREAUTH_REQUESTS) {
+    if (!c->authed && !kt_public_op(fr->op_case) &&
+        ++c->preauth_requests > SOTTOD_MAX_PREAUTH_REQUESTS) {
         sotto__api__client_frame__free_unpacked(fr, NULL);
         sottod_api_protocol_error(c, id, "too many requests before login", 1008);
         return -1;

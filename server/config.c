@@ -69,6 +69,11 @@ static const key_def g_keys[] = {
     U(rate_bundle_burst, "60", 1, 1000000, "bundle fetch bucket size"),
     U(rate_register_per_min, "30", 1, 1000000, "registrations per minute, server-wide"),
     U(rate_register_burst, "30", 1, 1000000, "registration bucket size"),
+    S(kt_auditors, "", NULL,
+      "key transparency: auditors' Ed25519 public keys (HEX[,HEX...], 0..8) whose "
+      "countersignatures publish a tree head; empty = heads are published unaudited"),
+    U(kt_head_interval_s, "3600", 1, 86400,
+      "key transparency: sign a fresh tree head when the newest is older than this (seconds)"),
 };
 
 #define NKEYS (sizeof(g_keys) / sizeof(g_keys[0]))
@@ -217,10 +222,77 @@ int sottod_config_listen(const sottod_config *cfg, char *host, size_t hostlen, i
     return 0;
 }
 
+static int cmp_key32(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+int sottod_config_kt_auditors(const char *text, uint8_t out[8][32], size_t *n, char *err,
+                              size_t errlen)
+{
+    const char *p = text;
+    *n = 0;
+    while (*p != '\0') {
+        char hex[65];
+        size_t len;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        len = strcspn(p, ", \t");
+        if (len == 0 && *p == '\0')
+            break;
+        if (len != 64) {
+            snprintf(err, errlen, "kt_auditors: each key must be 64 hex digits");
+            return -1;
+        }
+        if (*n == 8) {
+            snprintf(err, errlen, "kt_auditors: at most 8 keys");
+            return -1;
+        }
+        memcpy(hex, p, 64);
+        hex[64] = '\0';
+        for (size_t i = 0; i < 64; i++) {
+            if (!isxdigit((unsigned char)hex[i])) {
+                snprintf(err, errlen, "kt_auditors: not hex");
+                return -1;
+            }
+        }
+        for (size_t i = 0; i < 32; i++) {
+            unsigned v = 0;
+            for (size_t k = 0; k < 2; k++) {
+                char ch = (char)tolower((unsigned char)hex[2 * i + k]);
+                v = v * 16 + (unsigned)(ch <= '9' ? ch - '0' : ch - 'a' + 10);
+            }
+            out[*n][i] = (uint8_t)v;
+        }
+        (*n)++;
+        p += 64;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == ',')
+            p++;
+        else if (*p != '\0') {
+            snprintf(err, errlen, "kt_auditors: keys are separated by commas");
+            return -1;
+        }
+    }
+    qsort(out, *n, 32, cmp_key32);
+    for (size_t i = 1; i < *n; i++) {
+        if (memcmp(out[i - 1], out[i], 32) == 0) {
+            snprintf(err, errlen, "kt_auditors: a key is listed twice");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int sottod_config_check(const sottod_config *cfg, char *err, size_t errlen)
 {
     char host[128];
     int port;
+    uint8_t keys[8][32];
+    size_t nkeys = 0;
+    if (sottod_config_kt_auditors(cfg->kt_auditors, keys, &nkeys, err, errlen) != 0)
+        return -1;
     if (cfg->data_dir[0] == '\0') {
         snprintf(err, errlen, "data_dir is not set");
         return -1;

@@ -46,6 +46,11 @@ typedef struct sottod_config {
     uint64_t rate_bundle_burst;
     uint64_t rate_register_per_min;
     uint64_t rate_register_burst;
+    /* key transparency (server/kt.c): 0..8 comma-separated hex Ed25519
+     * keys of the auditors whose countersignatures publish a head, and the
+     * age after which a fresh head is signed for the same log size */
+    char kt_auditors[8 * 65 + 8];
+    uint64_t kt_head_interval_s;
 } sottod_config;
 
 /* Fills every key with its default. */
@@ -63,6 +68,12 @@ int sottod_config_load(sottod_config *cfg, const char *path, char *err, size_t e
 /* Cross-key checks after loading (e.g. data_dir set, cert and key both or
  * neither). Returns 0 or -1 with err. */
 int sottod_config_check(const sottod_config *cfg, char *err, size_t errlen);
+
+/* Parses kt_auditors text ("" or HEX[,HEX...], 0..8 distinct valid Ed25519
+ * public keys of 64 hex digits; spaces around commas allowed) into
+ * out[0..*n), sorted in increasing byte order. Returns 0 or -1 with err. */
+int sottod_config_kt_auditors(const char *text, uint8_t out[8][32], size_t *n, char *err,
+                              size_t errlen);
 
 /* Prints every key, its default and description (for --help). */
 void sottod_config_print_keys(FILE *out);

@@ -7,6 +7,7 @@
  *   sottod admin [--config FILE | --data-dir DIR] disclose USERNAME
  *   sottod admin [--config FILE | --data-dir DIR] expire [--at UNIX_SECONDS]
  *   sottod admin [--config FILE | --data-dir DIR] delete-account USERNAME
+ *   sottod --kt-info [--config FILE | --data-dir DIR]
  *   sottod --help | --version
  *
  * Admin commands open the store directly (SQLite in WAL mode allows this
@@ -22,6 +23,7 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "kt.h"
 #include "log.h"
 #include "net.h"
 #include "store/store.h"
@@ -33,6 +35,7 @@ static void usage(FILE *out)
     fprintf(out, "usage: sottod [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--set "
                  "KEY=VALUE]... [--init]\n"
                  "       sottod admin [--config FILE | --data-dir DIR] COMMAND\n"
+                 "       sottod --kt-info [--config FILE | --data-dir DIR]\n"
                  "       sottod --help | --version\n"
                  "\n"
                  "Runs the Sotto server: one HTTPS port (TLS 1.3) with the WebSocket API at\n"
@@ -52,6 +55,9 @@ static void usage(FILE *out)
                  "  --data-dir DIR      same as --set data_dir=DIR\n"
                  "  --listen HOST:PORT  same as --set listen=HOST:PORT (port 0: any free port)\n"
                  "  --set KEY=VALUE     set one key (after --config, in order)\n"
+                 "  --kt-info           print the key-transparency keys (kt_server_key,\n"
+                 "                      kt_vrf_key: what clients and auditors pin), kt_log_size\n"
+                 "                      and kt_auditors, then exit\n"
                  "  --init              create a new, empty database if sottod.db is missing or\n"
                  "                      empty even though the directory was used before (never\n"
                  "                      replaces a database that holds anything)\n"
@@ -364,6 +370,23 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "admin") == 0)
         return admin_main(argc, argv);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--kt-info") == 0) {
+            /* The other options as usual (--config, --data-dir, --set). */
+            for (int k = i; k + 1 < argc; k++)
+                argv[k] = argv[k + 1];
+            argc--;
+            sottod_config_defaults(&cfg);
+            if (parse_common(argc, argv, &argi, &cfg, false, NULL) != 0)
+                return 2;
+            if (argi < argc) {
+                fprintf(stderr, "sottod: unexpected argument %s (see --help)\n", argv[argi]);
+                return 2;
+            }
+            sottod_log_set_level(SOTTOD_LOG_WARN);
+            return sottod_kt_info(cfg.data_dir, cfg.kt_auditors);
+        }
+    }
 
     sottod_config_defaults(&cfg);
     if (parse_common(argc, argv, &argi, &cfg, true, &init) != 0)

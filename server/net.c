@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "datadir.h"
+#include "kt.h"
 #include "log.h"
 #include "sottod.h"
 #include "sotto/keys.h"
@@ -598,6 +599,11 @@ int sottod_serve(const sottod_config *cfg, bool init)
     }
     if (open_store(srv, init) != 0)
         goto out;
+    /* Key transparency: keys, log replay, reconcile (kt.h). */
+    if (sottod_kt_start(srv, why, sizeof(why)) != 0) {
+        refuse("kt_refused", "%s", why);
+        goto out;
+    }
     if ((size_t)snprintf(srv->attach_dir, sizeof(srv->attach_dir), "%s/attachments",
                          cfg->data_dir) >= sizeof(srv->attach_dir) ||
         mkdir_p(srv->attach_dir, 0700) != 0) {
@@ -697,6 +703,7 @@ int sottod_serve(const sottod_config *cfg, bool init)
                cfg->durability);
 
     lws_sul_schedule(srv->ctx, 0, &srv->housekeeping, housekeeping, 2 * 1000000);
+    sottod_kt_schedule(srv);
 
     while (!srv->sig_term) {
         /* Signals and store completions wake it through
@@ -719,6 +726,7 @@ int sottod_serve(const sottod_config *cfg, bool init)
     sottod_log(SOTTOD_LOG_INFO, "shutting_down", NULL);
     srv->draining = true;
     lws_sul_cancel(&srv->housekeeping);
+    sottod_kt_unschedule(srv);
     /* Uploads being fsynced: take them back so they are recorded too. */
     while (srv->att_running > 0) {
         usleep(1000);
@@ -743,6 +751,7 @@ out:
     if (srv->pid_path[0] != '\0')
         unlink(srv->pid_path);
     sottod_store_close(srv->store);
+    sottod_kt_stop(srv); /* after the last completion */
     /* Only now, with every write committed and the database closed, may
      * another server take the directory. */
     sottod_datadir_unlock(srv->lock_fd);

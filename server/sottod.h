@@ -131,7 +131,8 @@ struct sottod_conn {
     sottod_addr addr;
     uint8_t auth_key[SOTTOD_AUTH_KEY_BYTES]; /* the device's, at login (revalidation) */
     char username[SOTTOD_USERNAME_MAX + 1];
-    uint16_t inflight; /* requests waiting for an answer */
+    uint16_t inflight;       /* requests waiting for an answer */
+    sottod_bucket kt_bucket; /* public key-transparency requests (kt.h) */
 
     /* delivery: cursor in the device's queue; pushes awaiting an ack */
     int64_t cursor;
@@ -208,6 +209,7 @@ struct sottod_server {
     size_t reg_buckets, reg_count;
 
     sottod_bucket register_bucket;
+    struct sottod_kt *kt; /* key transparency (kt.h) */
     sottod_metrics m;
     lws_sorted_usec_list_t housekeeping;
 };

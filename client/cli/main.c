@@ -43,6 +43,7 @@ enum {
     EXIT_NOT_FOUND = 6, /* unknown user, contact or group */
     EXIT_INTEGRITY = 7, /* attachment failed verification */
     EXIT_STATE = 8,     /* not registered yet / already registered / not a member */
+    EXIT_KT = 9,        /* the key directory (key transparency) refused or contradicts */
 };
 
 static struct {
@@ -82,6 +83,8 @@ static int exit_code(int rc)
         return EXIT_INTEGRITY;
     case SC_E_STATE:
         return EXIT_STATE;
+    case SC_E_KT:
+        return EXIT_KT;
     default:
         return EXIT_ERROR;
     }
@@ -108,6 +111,8 @@ static const char *error_name(int rc)
         return "state";
     case SC_E_STORE:
         return "store";
+    case SC_E_KT:
+        return "key_directory";
     default:
         return "internal";
     }
@@ -488,7 +493,9 @@ static int register_prepare(int argc, char **argv)
             return usage_error("register: --code goes with --restore FILE");
         /* a username the server would refuse: nothing is created locally */
         for (int i = 0; i < argc; i++) {
-            if (strcmp(argv[i], "--invite") == 0 && i + 1 < argc)
+            if ((strcmp(argv[i], "--invite") == 0 || strcmp(argv[i], "--kt-key") == 0 ||
+                 strcmp(argv[i], "--kt-vrf-key") == 0) &&
+                i + 1 < argc)
                 i++;
             else if (argv[i][0] != '-' && user == NULL)
                 user = argv[i];
@@ -532,14 +539,46 @@ static int register_prepare(int argc, char **argv)
     return report(rc, err);
 }
 
+/* --kt-key HEX --kt-vrf-key HEX (register, link-request): the server's
+ * key-transparency keys from an out-of-band source, pinned before the first
+ * connection. Returns 1 when argv[*i] was one of them (value taken), 0
+ * when not, -1 (reported) for a missing value. */
+static int kt_key_opt(int argc, char **argv, int *i, const char **key, const char **vrf)
+{
+    bool k = strcmp(argv[*i], "--kt-key") == 0, v = strcmp(argv[*i], "--kt-vrf-key") == 0;
+
+    if (!k && !v)
+        return 0;
+    if (*i + 1 >= argc) {
+        usage_error("%s needs a value (64 hex characters; sottod --kt-info prints it)", argv[*i]);
+        return -1;
+    }
+    *(k ? key : vrf) = argv[++*i];
+    return 1;
+}
+
+/* Pins the keys given with kt_key_opt (both or none). EXIT_OK or reported. */
+static int kt_pin_given(sc_client *c, const char *key, const char *vrf)
+{
+    if (key == NULL && vrf == NULL)
+        return EXIT_OK;
+    if (key == NULL || vrf == NULL)
+        return usage_error("give both --kt-key and --kt-vrf-key");
+    int rc = sc_kt_pin_keys(c, key, vrf);
+    return rc == SC_OK ? EXIT_OK : report(rc, sc_errmsg(c));
+}
+
 static int cmd_register(sc_client *c, int argc, char **argv)
 {
-    const char *invite = NULL, *user = NULL;
+    const char *invite = NULL, *user = NULL, *kt_key = NULL, *kt_vrf = NULL;
     bool restore = false;
-    int rc;
+    int rc, k;
 
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--invite") == 0 && i + 1 < argc)
+        if ((k = kt_key_opt(argc, argv, &i, &kt_key, &kt_vrf)) != 0) {
+            if (k < 0)
+                return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--invite") == 0 && i + 1 < argc)
             invite = argv[++i];
         else if (strcmp(argv[i], "--restore") == 0 && i + 1 < argc)
             restore = true, i++; /* opened by register_prepare() */
@@ -552,6 +591,8 @@ static int cmd_register(sc_client *c, int argc, char **argv)
         else
             return usage_error("register: unexpected argument %s", argv[i]);
     }
+    if ((rc = kt_pin_given(c, kt_key, kt_vrf)) != EXIT_OK)
+        return rc;
     if (restore) {
         if (user != NULL || invite != NULL)
             return usage_error("register --restore FILE takes the username from the backup"
@@ -1053,11 +1094,17 @@ static int parse_device_id(const char *s, uint32_t *out)
 static int cmd_link_request(sc_client *c, int argc, char **argv)
 {
     char code[SC_LINK_CODE_HEX + 1];
+    const char *kt_key = NULL, *kt_vrf = NULL;
     json_t *o;
-    int rc;
-    (void)argv;
-    if (argc != 0)
-        return usage_error("link-request: unexpected argument");
+    int rc, k;
+    for (int i = 0; i < argc; i++) {
+        if ((k = kt_key_opt(argc, argv, &i, &kt_key, &kt_vrf)) < 0)
+            return EXIT_USAGE;
+        if (k == 0)
+            return usage_error("link-request: unexpected argument %s", argv[i]);
+    }
+    if ((rc = kt_pin_given(c, kt_key, kt_vrf)) != EXIT_OK)
+        return rc;
     rc = sc_link_request(c, code);
     if (rc != SC_OK)
         return report(rc, sc_errmsg(c));
@@ -1226,6 +1273,259 @@ static int bk_create(sc_client *c, int argc, char **argv)
 
 static int cmd_backup(sc_client *c, int argc, char **argv); /* after the table */
 
+/* ------------------------------------------------------------ kt (key transparency) */
+
+static json_t *jstr_array(const char (*v)[SC_KT_KEY_HEX + 1], size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static void print_keys_line(const char *label, const char (*v)[SC_KT_KEY_HEX + 1], size_t n,
+                            const char *none)
+{
+    printf("%s", label);
+    if (n == 0)
+        printf(" %s", none);
+    for (size_t i = 0; i < n; i++)
+        printf("%s %s", i ? "," : "", v[i]);
+    printf("\n");
+}
+
+static int kt_status(sc_client *c, int argc, char **argv)
+{
+    sc_kt_status_info st;
+    char t[32];
+    int rc;
+    (void)argv;
+    if (argc != 0)
+        return usage_error("usage: sotto kt status");
+    rc = sc_kt_status(c, &st);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("kt_status"));
+        json_object_set_new(o, "server_key",
+                            st.has_keys ? json_string(st.server_key) : json_null());
+        json_object_set_new(o, "vrf_key", st.has_keys ? json_string(st.vrf_key) : json_null());
+        if (st.has_head) {
+            json_t *h = json_object();
+            json_object_set_new(h, "size", json_integer((json_int_t)st.head_size));
+            json_object_set_new(h, "timestamp", json_integer((json_int_t)st.head_timestamp_ms));
+            json_object_set_new(h, "accepted", json_integer((json_int_t)st.head_accepted_ms));
+            json_object_set_new(h, "countersigned_by", jstr_array(st.cosigners, st.n_cosigners));
+            json_object_set_new(o, "head", h);
+        } else {
+            json_object_set_new(o, "head", json_null());
+        }
+        json_object_set_new(o, "auditors", jstr_array(st.auditors, st.n_auditors));
+        json_object_set_new(o, "max_age_s", json_integer((json_int_t)st.max_age_s));
+        if (st.has_own) {
+            json_t *w = json_object();
+            json_object_set_new(w, "counter", json_integer((json_int_t)st.own_counter));
+            json_object_set_new(w, "version", json_integer((json_int_t)st.own_version));
+            json_object_set_new(w, "checked", json_integer((json_int_t)st.own_checked_ms));
+            json_object_set_new(o, "own", w);
+        } else {
+            json_object_set_new(o, "own", json_null());
+        }
+        json_object_set_new(o, "evidence", json_integer((json_int_t)st.evidence));
+        json_line(o);
+        return EXIT_OK;
+    }
+    if (st.has_keys) {
+        printf("server key: %s\n", st.server_key);
+        printf("VRF key:    %s\n", st.vrf_key);
+    } else {
+        printf("server key: none pinned yet (pinned at the next connection)\n");
+    }
+    if (st.has_head) {
+        fmt_time(st.head_timestamp_ms, t, sizeof t);
+        printf("head:       size %llu, signed %s UTC\n", (unsigned long long)st.head_size, t);
+        print_keys_line("countersigned by:", st.cosigners, st.n_cosigners, "no auditor");
+    } else {
+        printf("head:       none held yet\n");
+    }
+    print_keys_line("required auditors:", st.auditors, st.n_auditors, "none");
+    printf("max age:    %llu s\n", (unsigned long long)st.max_age_s);
+    if (st.has_own) {
+        fmt_time(st.own_checked_ms, t, sizeof t);
+        printf("own entry:  update %llu, list version %llu, last good check %s UTC\n",
+               (unsigned long long)st.own_counter, (unsigned long long)st.own_version, t);
+    } else {
+        printf("own entry:  not checked yet\n");
+    }
+    printf("evidence:   %zu\n", st.evidence);
+    return EXIT_OK;
+}
+
+static int kt_check_own(sc_client *c)
+{
+    sc_kt_own_report rep;
+    char date[32];
+    int rc = sc_kt_check_own(c, &rep);
+
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object(), *a = json_array();
+        json_object_set_new(o, "type", json_string("kt_check"));
+        json_object_set_new(o, "user", json_string(sc_username(c)));
+        json_object_set_new(o, "own", json_true());
+        json_object_set_new(o, "published", json_boolean(rep.published));
+        if (rep.published) {
+            json_object_set_new(o, "counter", json_integer((json_int_t)rep.counter));
+            json_object_set_new(o, "version", json_integer((json_int_t)rep.version));
+            json_object_set_new(o, "head_size", json_integer((json_int_t)rep.head_size));
+        }
+        for (size_t i = 0; i < rep.n_alerts; i++)
+            json_array_append_new(a, json_string(rep.alerts[i]));
+        json_object_set_new(o, "alerts", a);
+        json_line(o);
+    } else if (rep.n_alerts == 0 && !rep.published) {
+        printf("your account is not in the published key directory yet: nothing to check\n");
+    } else {
+        if (rep.published) {
+            fmt_time(rep.timestamp_ms, date, sizeof date);
+            date[10] = '\0';
+            printf("key directory (head size %llu, as of %s): your account at update %llu, list"
+                   " version %llu\n",
+                   (unsigned long long)rep.head_size, date, (unsigned long long)rep.counter,
+                   (unsigned long long)rep.version);
+        }
+        for (size_t i = 0; i < rep.n_alerts; i++)
+            printf("ALERT: %s\n", rep.alerts[i]);
+        if (rep.n_alerts == 0)
+            printf("clean: it holds your account key and device lists your account signed\n");
+    }
+    if (rep.n_alerts > 0) {
+        fprintf(stderr, "sotto: the key directory holds something for your account that your"
+                        " devices did not do (see above)\n");
+        return EXIT_KT;
+    }
+    return EXIT_OK;
+}
+
+static int kt_check(sc_client *c, int argc, char **argv)
+{
+    sc_kt_user_report rep;
+    char date[32];
+    int rc;
+
+    if (argc > 1)
+        return usage_error("usage: sotto kt check [USER]");
+    if (argc == 0)
+        return kt_check_own(c);
+    rc = sc_kt_check_user(c, argv[0], &rep);
+    if (rc != SC_OK && !(rc == SC_E_KT && rep.account_key[0]))
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("kt_check"));
+        json_object_set_new(o, "user", json_string(argv[0]));
+        json_object_set_new(o, "own", json_false());
+        json_object_set_new(o, "account_key", json_string(rep.account_key));
+        json_object_set_new(o, "version", json_integer((json_int_t)rep.version));
+        json_object_set_new(o, "counter", json_integer((json_int_t)rep.counter));
+        json_object_set_new(o, "head_size", json_integer((json_int_t)rep.head_size));
+        json_object_set_new(o, "pinned", json_boolean(rep.pinned));
+        json_object_set_new(o, "matches", json_boolean(rep.pinned && rep.key_matches));
+        json_line(o);
+    } else {
+        fmt_time(rep.timestamp_ms, date, sizeof date);
+        date[10] = '\0';
+        printf("%s in the key directory (head size %llu, as of %s):\n", argv[0],
+               (unsigned long long)rep.head_size, date);
+        printf("  account key  %s\n", rep.account_key);
+        printf("  list version %llu, update %llu\n", (unsigned long long)rep.version,
+               (unsigned long long)rep.counter);
+        printf("  pinned here: %s\n", !rep.pinned       ? "no (not a contact yet)"
+                                      : rep.key_matches ? "the same key"
+                                                        : "ANOTHER KEY");
+    }
+    return rc == SC_OK ? EXIT_OK : report(rc, sc_errmsg(c));
+}
+
+static int kt_auditor(sc_client *c, int argc, char **argv)
+{
+    char keys[SC_KT_MAX_AUDITORS][SC_KT_KEY_HEX + 1];
+    size_t n = 0;
+    int rc;
+
+    if (argc == 1 && strcmp(argv[0], "list") == 0) {
+        rc = sc_kt_auditor_list(c, keys, &n);
+        if (rc != SC_OK)
+            return report(rc, sc_errmsg(c));
+        if (g.json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "type", json_string("kt_auditors"));
+            json_object_set_new(o, "auditors", jstr_array(keys, n));
+            json_line(o);
+        } else if (n == 0) {
+            printf("no auditor required (heads need only the server's signature)\n");
+        } else {
+            for (size_t i = 0; i < n; i++)
+                printf("%s\n", keys[i]);
+        }
+        return EXIT_OK;
+    }
+    if (argc == 2 && strcmp(argv[0], "add") == 0)
+        rc = sc_kt_auditor_add(c, argv[1]);
+    else if (argc == 2 && strcmp(argv[0], "remove") == 0)
+        rc = sc_kt_auditor_remove(c, argv[1]);
+    else
+        return usage_error("usage: sotto kt auditor add KEY | remove KEY | list");
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("kt_auditor"));
+        json_object_set_new(o, "action", json_string(argv[0]));
+        json_object_set_new(o, "key", json_string(argv[1]));
+        json_line(o);
+    } else {
+        printf("auditor %s %s\n", argv[1], strcmp(argv[0], "add") == 0 ? "added" : "removed");
+    }
+    return EXIT_OK;
+}
+
+static int kt_max_age(sc_client *c, int argc, char **argv)
+{
+    sc_kt_status_info st;
+    char *end = NULL;
+    unsigned long long v;
+    int rc;
+
+    if (argc == 1) {
+        errno = 0;
+        v = strtoull(argv[0], &end, 10);
+        if (errno != 0 || end == argv[0] || *end != '\0' || argv[0][0] == '-')
+            return usage_error("usage: sotto kt max-age [SECONDS]");
+        rc = sc_kt_max_age_set(c, (uint64_t)v);
+        if (rc != SC_OK)
+            return report(rc, sc_errmsg(c));
+    } else if (argc != 0) {
+        return usage_error("usage: sotto kt max-age [SECONDS]");
+    }
+    rc = sc_kt_status(c, &st);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("kt_max_age"));
+        json_object_set_new(o, "seconds", json_integer((json_int_t)st.max_age_s));
+        json_line(o);
+    } else {
+        printf("tree heads older than %llu s are refused\n", (unsigned long long)st.max_age_s);
+    }
+    return EXIT_OK;
+}
+
+static int cmd_kt(sc_client *c, int argc, char **argv); /* after the table */
+
 /* ------------------------------------------------------------ the command table */
 
 typedef int (*cmd_fn)(sc_client *c, int argc, char **argv);
@@ -1246,7 +1546,7 @@ typedef struct synopsis {
 } synopsis;
 
 typedef struct exit_note {
-    int code;        /* 3..8: 0, 1 and 2 are listed for every command */
+    int code;        /* 3..9: 0, 1 and 2 are listed for every command */
     const char *why; /* what it means for this command */
 } exit_note;
 
@@ -1269,7 +1569,9 @@ struct command {
 };
 
 static const char *const send_value_opts[] = {"--file", "--text", NULL};
-static const char *const register_value_opts[] = {"--invite", "--restore", "--code", NULL};
+static const char *const register_value_opts[] = {"--invite", "--restore",    "--code",
+                                                  "--kt-key", "--kt-vrf-key", NULL};
+static const char *const link_request_value_opts[] = {"--kt-key", "--kt-vrf-key", NULL};
 static const char *const history_value_opts[] = {"--limit", NULL};
 
 #define EXIT_NOTE_QUEUED                                                                           \
@@ -1364,6 +1666,52 @@ static const command backup_subs[] = {
                             " key)"}}},
 };
 
+static const command kt_subs[] = {
+    {.name = "status",
+     .run = kt_status,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"", "what this device holds of the key directory"}},
+     .help = "Prints the server's pinned key-transparency keys (tree-head key, VRF key),\n"
+             "the tree head this device holds (size, time, the auditors that\n"
+             "countersigned it), the auditors this device requires and the maximum age\n"
+             "of a head, the last good check of this account's own entry (update\n"
+             "counter, list version) and how many pieces of evidence are kept.\n"
+             "Local only: nothing is sent.\n"},
+    {.name = "check",
+     .run = kt_check,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"[USER]", "check the key directory now (own account, or USER)"}},
+     .help = "Without USER: checks what the published key directory holds for your own\n"
+             "account (every device also does at each login): your account key, device\n"
+             "lists your account signed, and no update your account did not make.\n"
+             "Alerts are printed (and stored as notices) and exit 9.\n"
+             "With USER: verifies USER's entry against the directory now and prints it\n"
+             "(account key, device list version, update counter) and whether the key\n"
+             "pinned here is the same.\n",
+     .exits = {{EXIT_NETWORK, "network, or USER is not in the published directory yet"},
+               {EXIT_NOT_FOUND, "no such user"},
+               {EXIT_KT, "the directory refused, contradicts the pinned key, or holds"
+                         " something your account did not do (alert)"}}},
+    {.name = "auditor",
+     .run = kt_auditor,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"add KEY | remove KEY | list", "auditors every accepted head needs"}},
+     .help = "KEY: an auditor's Ed25519 public key (64 hex; `sotto-auditor status`\n"
+             "prints it). Every tree head this device accepts must carry a valid\n"
+             "countersignature of each auditor listed (at most 8). Get the keys from\n"
+             "the auditors themselves, never from the server.\n",
+     .exits = {{EXIT_NOT_FOUND, "remove: that auditor is not listed"}}},
+    {.name = "max-age",
+     .run = kt_max_age,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"[SECONDS]", "show or set the oldest tree head accepted"}},
+     .help = "A tree head (and its auditors' countersignatures) older than this is\n"
+             "refused, so a server that stops publishing, or an auditor that stopped\n"
+             "countersigning, cannot keep this device on an old view of the key\n"
+             "directory. 60 s to 30 days; default 86400 (one day). Without SECONDS:\n"
+             "prints the current value.\n"},
+};
+
 static const command commands[] = {
     {.name = "register",
      .run = cmd_register,
@@ -1383,13 +1731,17 @@ static const command commands[] = {
              "                  are not needed). Contacts keep the same safety number.\n"
              "  --code CODE     the recovery code (else one line is read from stdin,\n"
              "                  which keeps it out of the process list)\n"
+             "  --kt-key HEX --kt-vrf-key HEX\n"
+             "                  the server's key-transparency keys (`sottod --kt-info`)\n"
+             "                  from a source you trust; else they are pinned on first use\n"
              "A wrong recovery code (or an altered file) exits 2 (--json code\n"
              "wrong_recovery_code) and creates nothing.\n",
      .exits = {{EXIT_NETWORK, "network: server unreachable, TLS or pin failure, timeout"},
                {EXIT_REFUSED, "refused (name taken, bad invite, rate limited)"},
                {EXIT_UNTRUSTED, "restore: the server holds another account key for the"
                                 " name, or a list that key did not sign"},
-               {EXIT_STATE, "already registered (restore: the local account is not new)"}},
+               {EXIT_STATE, "already registered (restore: the local account is not new)"},
+               {EXIT_KT, "the server's key-transparency keys differ from --kt-key/--kt-vrf-key"}},
      .value_opts = register_value_opts,
      .prepare = register_prepare},
     {.name = "devices",
@@ -1407,8 +1759,11 @@ static const command commands[] = {
      .syn = {{"", "(new device) print a link code"}},
      .help = "On a new, empty local account: creates this device's keys and prints its\n"
              "link code (138 hex chars). Give the code to `device-add` on an existing\n"
-             "device, then run `link-finish` here.\n",
-     .exits = {{EXIT_STATE, "the account is already registered"}}},
+             "device, then run `link-finish` here.\n"
+             "  --kt-key HEX --kt-vrf-key HEX   the server's key-transparency keys, as\n"
+             "                                 for register\n",
+     .exits = {{EXIT_STATE, "the account is already registered"}},
+     .value_opts = link_request_value_opts},
     {.name = "device-add",
      .run = cmd_device_add,
      .needs = NEEDS_REGISTERED,
@@ -1484,7 +1839,9 @@ static const command commands[] = {
                {EXIT_REFUSED, "refused by the server (too large, ...): nothing is queued"},
                {EXIT_UNTRUSTED, "safety number changed: nothing sent (see `sotto trust`)"},
                {EXIT_NOT_FOUND, "no such user or group"},
-               {EXIT_STATE, "not registered / not a member of the group"}},
+               {EXIT_STATE, "not registered / not a member of the group"},
+               {EXIT_KT, "a new contact's keys are refused by the key directory (or the"
+                         " server runs none): the message stays queued"}},
      .value_opts = send_value_opts},
     {.name = "receive",
      .run = cmd_receive_once,
@@ -1525,6 +1882,7 @@ static const command commands[] = {
      .exits = {{EXIT_NETWORK, "network (the current key must be fetched)"},
                {EXIT_UNTRUSTED, "the server now serves yet another key: compare again"},
                {EXIT_NOT_FOUND, "unknown contact"},
+               {EXIT_KT, "the key directory does not hold the new key: nothing trusted"},
                {EXIT_STATE, "the server serves the earlier key again: nothing to trust"}}},
     {.name = "safety-number",
      .run = cmd_safety,
@@ -1585,6 +1943,18 @@ static const command commands[] = {
      .exits = {{EXIT_STATE, "not registered / not the primary device"}},
      .subs = backup_subs,
      .n_subs = sizeof backup_subs / sizeof backup_subs[0]},
+    {.name = "kt",
+     .run = cmd_kt,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{NULL, "key transparency (see kt --help)"}},
+     .help = "Key transparency: the server publishes every account's key and device\n"
+             "list in an append-only key directory that auditors check. A contact's\n"
+             "key is pinned only once the directory holds it, and every device checks\n"
+             "its own account's entry at each login. `sotto kt SUBCOMMAND --help` for\n"
+             "one subcommand.\n",
+     .exits = {{EXIT_KT, "the key directory refused or contradicts"}},
+     .subs = kt_subs,
+     .n_subs = sizeof kt_subs / sizeof kt_subs[0]},
     {.name = "help",
      .run = NULL,
      .needs = NEEDS_NOTHING,
@@ -1948,6 +2318,16 @@ static int cmd_backup(sc_client *c, int argc, char **argv)
 
     if (sub == NULL)
         return usage_error("backup: missing or unknown subcommand (create)");
+    return sub->run(c, argc - 1, argv + 1);
+}
+
+static int cmd_kt(sc_client *c, int argc, char **argv)
+{
+    const command *sub =
+        argc < 1 ? NULL : find_command(kt_subs, sizeof kt_subs / sizeof kt_subs[0], argv[0]);
+
+    if (sub == NULL)
+        return usage_error("kt: missing or unknown subcommand (status, check, auditor)");
     return sub->run(c, argc - 1, argv + 1);
 }
 

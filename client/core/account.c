@@ -248,7 +248,15 @@ int sc_account_accept(sc_client *c, const char *name, const sc_api_account *a,
             if (rc == SC_OK)
                 rc = sc_account_pin(c, name, pinned.bytes);
         } else {
-            rc = sc_account_pin(c, name, served.bytes); /* trust on first use */
+            /* trust on first use, once the key directory (key transparency)
+             * holds that key and no newer list than the one served */
+            sotto_device_list first;
+            bool lv = sotto_device_list_verify(&first, a->device_list, a->device_list_len, &served,
+                                               name) == SOTTO_OK;
+            rc = sc_kt_verify_account(c, name, served.bytes, lv ? a->device_list : NULL,
+                                      lv ? a->device_list_len : 0, lv ? first.version : 0);
+            if (rc == SC_OK)
+                rc = sc_account_pin(c, name, served.bytes);
         }
         if (rc == SC_OK)
             rc = sc_account_get(c, name, &row);
@@ -314,6 +322,9 @@ int sc_account_accept(sc_client *c, const char *name, const sc_api_account *a,
         rc = sc_account_set_list(c, name, a->device_list, a->device_list_len, out->version);
     }
     sc_account_row_clear(&row);
+    /* own lists accepted: their hashes for own monitoring (kt.c) */
+    if (rc == SC_OK && own)
+        rc = sc_kt_own_list_note(c, a->device_list, a->device_list_len, out->version);
     if (rc != SC_OK)
         memset(out, 0, sizeof *out);
     return rc;
@@ -354,11 +365,11 @@ static void alert_add(alerts *a, const char *text)
         snprintf(a->text[a->n++], sizeof a->text[0], "%s", text);
 }
 
-static int alerts_publish(sc_client *c, const alerts *now)
+static int alerts_publish(sc_client *c, const char *key, const alerts *now)
 {
     char *prev = NULL, *joined;
     size_t cap = 1;
-    int rc = sc_cfg_get_text(c, "own_alerts", &prev);
+    int rc = sc_cfg_get_text(c, key, &prev);
 
     if (rc != SC_OK && rc != SC_E_NOT_FOUND)
         return rc;
@@ -386,8 +397,22 @@ static int alerts_publish(sc_client *c, const alerts *now)
         strncat(joined, now->text[i], cap - strlen(joined) - 1);
         strncat(joined, "\n", cap - strlen(joined) - 1);
     }
-    rc = sc_cfg_set_text(c, "own_alerts", joined);
+    rc = sc_cfg_set_text(c, key, joined);
     free(joined);
+    return rc;
+}
+
+int sc_own_alerts_set(sc_client *c, const char *key, const char *const *texts, size_t n)
+{
+    alerts *now = calloc(1, sizeof *now);
+    int rc;
+
+    if (now == NULL)
+        return sc_fail(c, SC_E_INTERNAL, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        alert_add(now, texts[i]);
+    rc = alerts_publish(c, key, now);
+    free(now);
     return rc;
 }
 
@@ -437,7 +462,7 @@ int sc_own_devices_check(sc_client *c, bool *alert)
     free(devs);
     *alert = now->n > 0;
     if (rc == SC_OK)
-        rc = alerts_publish(c, now);
+        rc = alerts_publish(c, "own_alerts", now);
     free(now);
     return rc;
 }

@@ -90,6 +90,7 @@ const char *sc_api_status_name(int s)
         "already authenticated",
         "no keys uploaded",
         "device list out of date",
+        "not yet in the published key directory",
     };
     return s >= 0 && s < (int)(sizeof names / sizeof names[0]) ? names[s] : "unknown status";
 }
@@ -156,6 +157,11 @@ static sc_api_outcome classify(const Sotto__Api__ServerFrame *f, sc_api_result *
     case SOTTO__API__STATUS__STATUS_UNAVAILABLE:
         r->outcome = SC_API_RETRY;
         r->retry_at_ms = sc_now_ms() + SC_BACKOFF_BUSY_MS;
+        break;
+    case SOTTO__API__STATUS__STATUS_KT_PENDING:
+        /* v3: the account's value is not published (audited) yet */
+        r->outcome = SC_API_RETRY;
+        r->retry_at_ms = sc_now_ms() + (f->retry_after_ms < 50 ? 50 : f->retry_after_ms);
         break;
     case SOTTO__API__STATUS__STATUS_QUEUE_FULL:
         r->outcome = SC_API_RETRY;
@@ -686,6 +692,170 @@ sc_api_outcome sc_api_prekey_status(sc_client *c, uint32_t *remaining, bool *low
     if (call(c, &f, &resp, r) == SC_API_OK && resp->prekey_status) {
         *remaining = resp->prekey_status->prekeys_remaining;
         *low = resp->prekey_status->prekeys_low;
+    }
+    if (resp)
+        sotto__api__server_frame__free_unpacked(resp, NULL);
+    return r->outcome;
+}
+
+/* ------------------------------------------------------------ key transparency (v3) */
+
+bool sc_api_kt_unsupported(const sc_api_result *r)
+{
+    /* a server built with the v3 protocol but without the handlers answers
+     * "unknown operation"; one built before v3 does not know the field at
+     * all: the frame has no operation for it (and it closes the connection) */
+    if (r->outcome != SC_API_REFUSED)
+        return false;
+    if (r->status == SC_ST_BAD_REQUEST && strstr(r->error, "unknown operation") != NULL)
+        return true;
+    return r->status == SC_ST_PROTOCOL_ERROR &&
+           strstr(r->error, "frame without an operation") != NULL;
+}
+
+void sc_api_kt_config_clear(sc_api_kt_cfg *k)
+{
+    free(k->auditors);
+    memset(k, 0, sizeof *k);
+}
+
+sc_api_outcome sc_api_kt_config(sc_client *c, sc_api_kt_cfg *out, sc_api_result *r)
+{
+    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__KtConfigRequest kc = SOTTO__API__KT_CONFIG_REQUEST__INIT;
+    Sotto__Api__ServerFrame *resp = NULL;
+
+    memset(out, 0, sizeof *out);
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_KT_CONFIG;
+    f.kt_config = &kc;
+    if (call(c, &f, &resp, r) == SC_API_OK) {
+        const Sotto__Api__KtConfigResponse *k = resp->kt_config;
+        bool ok = k && copy_bytes(out->server_key, 32, &k->server_key) &&
+                  copy_bytes(out->vrf_key, 32, &k->vrf_key) && k->n_auditors <= 8;
+        if (ok && k->n_auditors > 0) {
+            out->auditors = calloc(k->n_auditors, sizeof *out->auditors);
+            ok = out->auditors != NULL;
+            for (size_t i = 0; ok && i < k->n_auditors; i++)
+                ok = copy_bytes(out->auditors[i], 32, &k->auditors[i]);
+            if (ok)
+                out->n_auditors = k->n_auditors;
+        }
+        if (ok) {
+            out->log_size = k->log_size;
+        } else {
+            sc_api_kt_config_clear(out);
+            set_malformed(r, "key-transparency configuration");
+        }
+    }
+    if (resp)
+        sotto__api__server_frame__free_unpacked(resp, NULL);
+    return r->outcome;
+}
+
+void sc_api_kt_answer_clear(sc_api_kt_answer *a)
+{
+    free(a->result);
+    free(a->head);
+    free(a->consistency);
+    memset(a, 0, sizeof *a);
+}
+
+/* A malloc()ed copy of b (NULL/0 when empty); false when out of memory or
+ * longer than max. */
+static bool dup_bytes(uint8_t **dst, size_t *len, const ProtobufCBinaryData *b, size_t max)
+{
+    *dst = NULL;
+    *len = 0;
+    if (b->len == 0)
+        return true;
+    if (b->len > max || (*dst = malloc(b->len)) == NULL)
+        return false;
+    memcpy(*dst, b->data, b->len);
+    *len = b->len;
+    return true;
+}
+
+sc_api_outcome sc_api_kt_search(sc_client *c, const char *username, uint64_t known_size,
+                                sc_api_kt_answer *out, sc_api_result *r)
+{
+    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__KtSearchRequest ks = SOTTO__API__KT_SEARCH_REQUEST__INIT;
+    Sotto__Api__ServerFrame *resp = NULL;
+
+    memset(out, 0, sizeof *out);
+    ks.username = (char *)username;
+    ks.known_size = known_size;
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_KT_SEARCH;
+    f.kt_search = &ks;
+    if (call(c, &f, &resp, r) == SC_API_OK) {
+        const Sotto__Api__KtSearchResponse *k = resp->kt_search;
+        if (k == NULL || k->result.len == 0 || k->head.len == 0 ||
+            !dup_bytes(&out->result, &out->result_len, &k->result, SOTTO_KT_SEARCH_MAX_BYTES) ||
+            !dup_bytes(&out->head, &out->head_len, &k->head, SOTTO_KT_AUDITED_HEAD_MAX_BYTES) ||
+            !dup_bytes(&out->consistency, &out->consistency_len, &k->consistency,
+                       SOTTO_MERKLE_PROOF_MAX_BYTES)) {
+            sc_api_kt_answer_clear(out);
+            set_malformed(r, "key-directory search answer");
+        }
+    }
+    if (resp)
+        sotto__api__server_frame__free_unpacked(resp, NULL);
+    return r->outcome;
+}
+
+sc_api_outcome sc_api_kt_head(sc_client *c, uint64_t known_size, sc_api_kt_answer *out,
+                              sc_api_result *r)
+{
+    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__KtHeadRequest kh = SOTTO__API__KT_HEAD_REQUEST__INIT;
+    Sotto__Api__ServerFrame *resp = NULL;
+
+    memset(out, 0, sizeof *out);
+    kh.known_size = known_size;
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_KT_HEAD;
+    f.kt_head = &kh;
+    if (call(c, &f, &resp, r) == SC_API_OK) {
+        const Sotto__Api__KtHeadResponse *k = resp->kt_head;
+        if (k == NULL || k->head.len == 0 ||
+            !dup_bytes(&out->head, &out->head_len, &k->head, SOTTO_KT_AUDITED_HEAD_MAX_BYTES) ||
+            !dup_bytes(&out->consistency, &out->consistency_len, &k->consistency,
+                       SOTTO_MERKLE_PROOF_MAX_BYTES)) {
+            sc_api_kt_answer_clear(out);
+            set_malformed(r, "key-directory head answer");
+        }
+    }
+    if (resp)
+        sotto__api__server_frame__free_unpacked(resp, NULL);
+    return r->outcome;
+}
+
+sc_api_outcome sc_api_kt_consistency(sc_client *c, uint64_t size1, uint64_t size2, uint8_t **proof,
+                                     size_t *proof_len, uint8_t root1[32], uint8_t root2[32],
+                                     sc_api_result *r)
+{
+    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__KtConsistencyRequest kc = SOTTO__API__KT_CONSISTENCY_REQUEST__INIT;
+    Sotto__Api__ServerFrame *resp = NULL;
+
+    *proof = NULL;
+    *proof_len = 0;
+    memset(root1, 0, 32);
+    memset(root2, 0, 32);
+    kc.size1 = size1;
+    kc.size2 = size2;
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_KT_CONSISTENCY;
+    f.kt_consistency = &kc;
+    if (call(c, &f, &resp, r) == SC_API_OK) {
+        const Sotto__Api__KtConsistencyResponse *k = resp->kt_consistency;
+        if (k == NULL || !copy_bytes(root1, 32, &k->root1) || !copy_bytes(root2, 32, &k->root2) ||
+            !dup_bytes(proof, proof_len, &k->proof, SOTTO_MERKLE_PROOF_MAX_BYTES)) {
+            free(*proof);
+            *proof = NULL;
+            *proof_len = 0;
+            memset(root1, 0, 32);
+            memset(root2, 0, 32);
+            set_malformed(r, "key-directory consistency answer");
+        }
     }
     if (resp)
         sotto__api__server_frame__free_unpacked(resp, NULL);

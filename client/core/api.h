@@ -62,6 +62,7 @@ typedef enum {
     SC_ST_ALREADY_AUTHENTICATED = 17,
     SC_ST_NO_KEYS = 18,
     SC_ST_DEVICE_LIST_STALE = 19,
+    SC_ST_KT_PENDING = 20, /* v3: not yet in the published key directory */
 } sc_api_status;
 
 /* An account's key and signed device list as the server served them
@@ -248,6 +249,55 @@ void sc_api_next_push(sc_client *c, int timeout_ms, volatile int *stop, sc_push 
 int sc_api_ack(sc_client *c, uint64_t push_id);
 /* Sends queued acks, waiting up to timeout_ms. 0 when all went out. */
 int sc_api_flush(sc_client *c, int timeout_ms);
+
+/* ---- key transparency (api.proto v3) ----
+ * Every byte string is as the server sent it (libsotto encodings,
+ * sotto/kt.h): not trusted, client/core/kt.c verifies them. A server that
+ * does not know these ops (before v3) answers SC_API_REFUSED; then
+ * sc_api_kt_unsupported(r) is true. */
+
+/* kt_config: the server's head-signing key and VRF key (32 bytes each),
+ * the auditors it collects countersignatures from (n_auditors x 32 bytes,
+ * malloc()ed) and its log size. Sizes are checked here (a wrong one is
+ * SC_API_REFUSED, status -1, "malformed ..."). */
+typedef struct sc_api_kt_cfg {
+    uint8_t server_key[32];
+    uint8_t vrf_key[32];
+    uint8_t (*auditors)[32];
+    size_t n_auditors;
+    uint64_t log_size;
+} sc_api_kt_cfg;
+void sc_api_kt_config_clear(sc_api_kt_cfg *k);
+sc_api_outcome sc_api_kt_config(sc_client *c, sc_api_kt_cfg *out, sc_api_result *r);
+
+/* A search or head answer: result (search only; NULL for kt_head), the
+ * published audited head and the consistency path from known_size (NULL/0
+ * when empty). All malloc()ed: sc_api_kt_answer_clear(). */
+typedef struct sc_api_kt_answer {
+    uint8_t *result;
+    size_t result_len;
+    uint8_t *head;
+    size_t head_len;
+    uint8_t *consistency;
+    size_t consistency_len;
+} sc_api_kt_answer;
+void sc_api_kt_answer_clear(sc_api_kt_answer *a);
+/* kt_search: SC_API_OK; SC_API_RETRY with status SC_ST_KT_PENDING (the
+ * account's value is not published yet; retry_at_ms from the server's
+ * retry_after_ms); SC_API_REFUSED with SC_ST_NOT_FOUND (no such account). */
+sc_api_outcome sc_api_kt_search(sc_client *c, const char *username, uint64_t known_size,
+                                sc_api_kt_answer *out, sc_api_result *r);
+/* kt_head: the published head (out->result stays NULL). */
+sc_api_outcome sc_api_kt_head(sc_client *c, uint64_t known_size, sc_api_kt_answer *out,
+                              sc_api_result *r);
+/* kt_consistency: the path from size1 to size2 (*proof malloc()ed, NULL/0
+ * when size1 == size2) and the server's log roots at both sizes. */
+sc_api_outcome sc_api_kt_consistency(sc_client *c, uint64_t size1, uint64_t size2, uint8_t **proof,
+                                     size_t *proof_len, uint8_t root1[32], uint8_t root2[32],
+                                     sc_api_result *r);
+/* Whether a refused answer means the server does not run key transparency
+ * (it does not know the op). */
+bool sc_api_kt_unsupported(const sc_api_result *r);
 
 /*
  * Turns a result into the core's error code and message (sc_fail):

@@ -26,6 +26,7 @@ int sc_fail(sc_client *c, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->err, sizeof c->err, fmt, ap);
     va_end(ap);
+    c->kt_wait = false; /* set by kt.c after the one error that is a per-contact wait */
     return code;
 }
 
@@ -610,6 +611,12 @@ int sc_register_device(sc_client *c, const char *username, const char *invite, b
         goto out;
     c->logged_in = true;
     rc = upload_initial_keys(c);
+    /* the server's key-transparency keys, pinned now (first use) or checked
+     * against those given with --kt-key; a server without key transparency
+     * or one that cannot answer now is asked again later */
+    if (rc == SC_OK && (rc = sc_kt_config(c)) != SC_E_STORE &&
+        !(rc == SC_E_KT && !c->kt_unsupported))
+        rc = SC_OK;
 out:
     free(signed_list);
     sodium_memzero(sk, sizeof sk);
@@ -706,7 +713,16 @@ static int own_account_check(sc_client *c)
         return c->device_id == 1 ? upgrade_to_account_key(c) : SC_OK;
     if (rc != SC_OK)
         return rc;
-    return sc_own_devices_check(c, &alert);
+    rc = sc_own_devices_check(c, &alert);
+    if (rc != SC_OK)
+        return rc;
+    /* key transparency: what the key directory holds for our account (kt.c;
+     * alerts are stored as notices). Advisory like the check above: a
+     * server that cannot answer now is asked again at the next login. */
+    rc = sc_kt_monitor_own(c, &alert);
+    if (rc == SC_E_RETRY || rc == SC_E_SERVER || rc == SC_E_KT || rc == SC_E_NOT_FOUND)
+        rc = SC_OK;
+    return rc;
 }
 
 int sc_connect(sc_client *c)
@@ -767,6 +783,14 @@ int sc_connect(sc_client *c)
      * and the check runs again at the next login */
     if (rc == SC_OK && (rc = own_account_check(c)) == SC_E_NETWORK)
         rc = SC_OK;
+    /* a server from before key transparency closed the connection at the
+     * first KT request: log in again (kt_unsupported: not asked again) */
+    if (rc == SC_OK && c->conn == NULL && c->kt_unsupported)
+        rc = sc_connect(c);
+    /* heads contacts gossiped that could not be checked then (gossip.c):
+     * advisory too, what it finds is stored as notices */
+    if (rc == SC_OK && c->logged_in && c->conn != NULL)
+        (void)sc_gossip_retry_pending(c);
 out:
     sodium_memzero(sk, sizeof sk);
     return rc;

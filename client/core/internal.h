@@ -48,6 +48,16 @@ struct sc_client {
     char att_transient_err[512];
     uint32_t login_queued; /* envelopes waiting at login (LoginResponse.queued) */
     uint64_t retry_at_ms;  /* after SC_E_RETRY: when to try again (sc_retry_at) */
+    /* key transparency (kt.c): the server's keys were compared with the
+     * pinned ones in this process; the server does not know the KT ops */
+    bool kt_config_done;
+    bool kt_unsupported;
+    uint64_t kt_checked_ms; /* the last own check of this process (0: none) */
+    /* the error set last (sc_fail clears it) is SC_E_RETRY because the key
+     * directory has not published one contact's keys yet (kt.c): a wait
+     * for that contact only, not for the server (send.c keeps the row and
+     * goes on with the next; recv.c holds the envelope and goes on) */
+    bool kt_wait;
     char err[512];
 };
 
@@ -203,6 +213,16 @@ int sc_vet_sender(sc_client *c, const sc_envelope *e, bool *genuine);
  * device is dropped with a notice, one whose account key changed is held. */
 int sc_accept_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_event_cb cb,
                        void *ud);
+/* Tries again, once, the held envelopes no `trust` waits for
+ * (sc_held_waiting_senders: the sender's keys were not yet published or
+ * verified by the key directory): per sender in order through
+ * sc_accept_envelope(from_held = true), each shown one deleted from the
+ * held rows, stopping at the first that still cannot be shown (it and the
+ * sender's later ones stay held); a network failure ends the round.
+ * SC_OK, or SC_E_STORE. */
+int sc_held_release(sc_client *c, sc_event_cb cb, void *ud);
+/* How often a `listen` that stays connected tries them again. */
+#define SC_HELD_RELEASE_INTERVAL_MS (2ull * 60 * 1000)
 /* get_device_list + sc_account_accept. */
 int sc_account_refresh(sc_client *c, const char *name, sotto_device_list *out);
 /* Own-device monitoring: *alert true when the server's devices for our
@@ -210,6 +230,125 @@ int sc_account_refresh(sc_client *c, const char *name, sotto_device_list *out);
  * stored, once per distinct alert). Returns SC_OK unless the check itself
  * failed (network, store). */
 int sc_own_devices_check(sc_client *c, bool *alert);
+/* Own alerts of another kind (key transparency: cfg_key "kt_own_alerts"):
+ * the set of alert texts active now; each one not in the previous set of
+ * that key becomes an own_device_alert notice (shown once while it lasts). */
+int sc_own_alerts_set(sc_client *c, const char *cfg_key, const char *const *texts, size_t n);
+
+/* kt.c: key transparency (docs/protocol.md "Key transparency"; design in
+ * docs/internals/client.md). Client config keys: kt_server_key, kt_vrf_key
+ * (hex, pinned on first use or given at register/link), kt_auditors
+ * (comma-separated hex, 0..8), kt_max_age_s (default 86400),
+ * kt_gossip_interval_s (default 3600). SC_E_KT: the directory refused or
+ * contradicts (sc_errmsg says what). */
+#include "sotto/kt.h"
+#define SC_KT_DEFAULT_MAX_AGE_S 86400
+#define SC_KT_DEFAULT_GOSSIP_INTERVAL_S 3600
+/* Loads the pinned server and VRF keys; pins them from KtConfig when none
+ * are pinned yet (one request). SC_E_KT when the server's keys differ from
+ * the pinned ones or the server does not run key transparency;
+ * SC_E_NETWORK / SC_E_RETRY / SC_E_SERVER from the request. */
+int sc_kt_config(sc_client *c);
+/* The pinned keys (after sc_kt_config): 32 bytes each. */
+int sc_kt_keys(sc_client *c, uint8_t server_key[32], uint8_t vrf_key[32]);
+/* The configured auditor keys (0..8) into aud, count in *n. */
+int sc_kt_auditors(sc_client *c, uint8_t aud[SOTTO_KT_MAX_AUDITORS][32], size_t *n);
+/* Accepts an audited head (wire bytes) served with the consistency path
+ * from the held head (cons may be NULL/0 when none is held or sizes are
+ * equal): server signature, max age, every configured auditor's
+ * countersignature, consistency with the held head; the newer one becomes
+ * the held head. *out (may be NULL) gets the parsed head. SC_OK, SC_E_KT
+ * (what failed in sc_errmsg; evidence recorded for an inconsistent log),
+ * SC_E_STORE. */
+int sc_kt_accept_head(sc_client *c, const uint8_t *head, size_t head_len,
+                      const uint8_t *consistency, size_t cons_len, sotto_kt_audited_head *out);
+/* Before pinning `name`'s account key: the published directory must hold
+ * account_key for name, and `list` (signed bytes, list_len) of version
+ * list_version must not be older than the directory's (equal version: same
+ * hash). list may be NULL (no list accepted yet: only the key is checked).
+ * SC_OK; SC_E_RETRY (not published yet: "waiting until the key directory
+ * publishes NAME's keys"); SC_E_KT (refused, contradicts, or no key
+ * transparency on the server); SC_E_NETWORK / SC_E_SERVER. */
+int sc_kt_verify_account(sc_client *c, const char *name, const uint8_t account_key[33],
+                         const uint8_t *list, size_t list_len, uint64_t list_version);
+/* What the directory holds for `name` (verified as sc_kt_verify_account
+ * does, without comparing): for `kt check USER`. */
+typedef struct sc_kt_entry {
+    uint8_t account_key[33];
+    uint8_t list_hash[32];
+    uint64_t version;
+    uint64_t counter;
+    uint64_t timestamp_ms; /* date of the last update */
+    uint64_t head_size;
+} sc_kt_entry;
+int sc_kt_lookup(sc_client *c, const char *name, sc_kt_entry *out);
+/* Own-account monitoring (owner rule): SC_OK with *alert set when the
+ * directory holds something for our account that we did not do (an
+ * own_device_alert-style notice "key directory: ..." is stored once per
+ * distinct alert); SC_E_NETWORK etc. when the check could not run. */
+int sc_kt_monitor_own(sc_client *c, bool *alert);
+/* Whether the own check is due (a `listen` that stays connected runs it at
+ * least daily): none in this process for SC_KT_MONITOR_INTERVAL_MS. */
+#define SC_KT_MONITOR_INTERVAL_MS (24ull * 3600 * 1000)
+bool sc_kt_monitor_due(sc_client *c);
+/* The owner rule (design section 1) on a verified entry of our own
+ * account: appends "key directory: ..." alerts to rep (nothing stored,
+ * no notice); with none, the entry becomes the baseline (kt_own). May fetch
+ * our own list once when the entry is newer than the one held. SC_OK or an
+ * error of the check itself. (Separate for the unit tests.) */
+int sc_kt_own_rule(sc_client *c, const sc_kt_entry *ent, sc_kt_own_report *rep);
+/* Records the hash of an own signed list this device accepted or signed
+ * (kt_own_lists). */
+int sc_kt_own_list_note(sc_client *c, const uint8_t *list, size_t len, uint64_t version);
+/* The held head's wire bytes (for gossip) into out (cap bytes,
+ * SOTTO_KT_AUDITED_HEAD_MAX_BYTES is enough), *len; SC_E_NOT_FOUND when
+ * none is held. */
+int sc_kt_held_head(sc_client *c, uint8_t *out, size_t cap, size_t *len);
+/* sc_kt_evidence_add(c, kind, text, a, alen, b, blen): store.h. */
+
+/* gossip.c: key-transparency gossip (docs/protocol.md "Gossip"). Heads
+ * received from contacts that could not be checked yet (no connection)
+ * wait in kt_gossip_pending, at most this many (the oldest dropped). */
+#define SC_GOSSIP_PENDING_MAX 64
+/* Called where an outgoing Content is queued for `contact` (never our own
+ * account): when our head was not attached to a message to contact within
+ * kt_gossip_interval_s (or never), sets content->kt_head to the held head
+ * (a buffer handed out in *buf_owned: the caller packs the Content, then
+ * frees it and clears content->kt_head) and records the time (kt_gossip,
+ * in the caller's transaction). *buf_owned NULL when nothing was attached
+ * (no head held, too soon, own account). SC_OK or a store error (the
+ * Content is then left as it was: send it without). */
+int sc_gossip_attach(sc_client *c, const char *contact, Sotto__Content__Content *content,
+                     uint8_t **buf_owned);
+/* Checks a head `sender` (vetted) sent in Content.kt_head, outside any
+ * transaction (it may make one KtConsistency request): ignored (debug line
+ * with SOTTO_DEBUG_GOSSIP=1) when larger than SOTTO_KT_AUDITED_HEAD_MAX_BYTES,
+ * malformed or not signed by our pinned server key; an alert (notice
+ * kt_equivocation / kt_inconsistent to sender's conversation, and
+ * kt_evidence) when the server contradicts itself; kept in
+ * kt_gossip_pending when the check cannot finish now. SC_OK or a store
+ * error; the message that carried the head is never affected. */
+int sc_gossip_receive(sc_client *c, const char *sender, const uint8_t *head, size_t len);
+/* After login: checks the pending heads, oldest first, until one cannot
+ * finish (SC_E_NETWORK, the rest kept). */
+int sc_gossip_retry_pending(sc_client *c);
+/* The decision on a received head (pure; unit-tested). */
+typedef enum {
+    SC_GOSSIP_SAME = 0,  /* same size and root: nothing to check */
+    SC_GOSSIP_FORK = 1,  /* same size, different roots: equivocation */
+    SC_GOSSIP_CHECK = 2, /* different sizes: ask for a consistency proof */
+} sc_gossip_verdict;
+sc_gossip_verdict sc_gossip_compare(const sotto_kt_tree_head *ours,
+                                    const sotto_kt_tree_head *theirs);
+/* Checks a KtConsistency answer for heads a and b (either order, sizes may
+ * be equal): root1/root2 (the server's roots at the smaller/larger size)
+ * must be the heads' roots and `proof` (sotto_merkle_proof encoding; empty
+ * for equal sizes) must prove the smaller log a prefix of the larger.
+ * SOTTO_OK or SOTTO_ERR_PROOF_INVALID with *why (may be NULL) a static
+ * English reason. */
+int sc_gossip_check_answer(const sotto_kt_tree_head *a, const sotto_kt_tree_head *b,
+                           const uint8_t root1[32], const uint8_t root2[32], const uint8_t *proof,
+                           size_t proof_len, const char **why);
 
 /* promote.c: the account key handed to another device (sc_promote in
  * sotto_client.h). Handles SyncMessage.account_key_transfer and

@@ -542,6 +542,11 @@ mark:
         test_crash_hook();
         for (size_t i = 0; i < pe.n; i++)
             finish_row(c, pe.rows[i], cb, ud);
+        /* a contact's key-transparency head (gossip.c), checked after the
+         * message is stored and shown, outside its transaction: whatever
+         * the check finds never affects the message */
+        if (ct != NULL && ct->kt_head.len > 0 && c->username && strcmp(e->source, c->username) != 0)
+            (void)sc_gossip_receive(c, e->source, ct->kt_head.data, ct->kt_head.len);
     }
     sc_content_free(ct);
     if (pt) {
@@ -629,11 +634,15 @@ static int set_aside(sc_client *c, const sc_envelope *e, bool hold, const char *
     return rc;
 }
 
-/* Vets, then processes, one received envelope. SC_OK when it may be acked. */
+/* Vets, then processes, one received envelope. SC_OK when it may be acked.
+ * A sender whose keys the key directory has not published (SC_E_RETRY
+ * marked kt_wait) or does not confirm (SC_E_KT) does not stall the queue:
+ * the envelope is held (with a notice) and tried again by sc_held_release;
+ * so are the sender's later ones while earlier ones are held (in order). */
 int sc_accept_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_event_cb cb, void *ud)
 {
-    char text[sizeof c->err + 160];
-    bool genuine = false, seen = false;
+    char text[sizeof c->err + 256];
+    bool genuine = false, seen = false, waiting = false;
     int rc;
 
     if (!sc_username_valid(e->source) || e->id_len == 0)
@@ -642,11 +651,36 @@ int sc_accept_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_ev
         rc = sc_envelope_seen(c, e->id, e->id_len, &seen);
         if (rc != SC_OK || seen)
             return rc;
+        rc = sc_held_waiting_any(c, e->source, &waiting);
+        if (rc != SC_OK)
+            return rc;
+        if (waiting) {
+            snprintf(text, sizeof text,
+                     "a message from %s was held after the earlier held message(s) from %s, to"
+                     " keep their order; it will be shown with them once the key directory"
+                     " publishes and verifies %s's keys",
+                     e->source, e->source, e->source);
+            return set_aside(c, e, true, "key_directory_pending", text, cb, ud);
+        }
     }
     rc = sc_vet_sender(c, e, &genuine);
     if (rc == SC_E_UNTRUSTED && !from_held) {
         snprintf(text, sizeof text, "a message from %s was held: %s", e->source, c->err);
         return set_aside(c, e, true, "identity_changed", text, cb, ud);
+    }
+    if (rc == SC_E_RETRY && c->kt_wait && !from_held) {
+        snprintf(text, sizeof text,
+                 "a message from %s was held: the key directory has not published %s's keys"
+                 " yet; it will be shown once the key directory publishes them",
+                 e->source, e->source);
+        return set_aside(c, e, true, "key_directory_pending", text, cb, ud);
+    }
+    if (rc == SC_E_KT && !from_held) {
+        snprintf(text, sizeof text,
+                 "a message from %s was held: %s; it will be shown once the key directory"
+                 " verifies %s's keys",
+                 e->source, c->err, e->source);
+        return set_aside(c, e, true, "key_directory_refused", text, cb, ud);
     }
     if (rc != SC_OK)
         return rc;
@@ -658,6 +692,46 @@ int sc_accept_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_ev
         return set_aside(c, e, false, "unlisted_device", text, cb, ud);
     }
     return sc_process_envelope(c, e, from_held, cb, ud);
+}
+
+/* One sender's held envelopes, oldest first, until one cannot be shown:
+ * SC_OK when all were released, else the reason (the rest stay held). */
+static int release_sender(sc_client *c, const char *who, sc_event_cb cb, void *ud)
+{
+    for (;;) {
+        sc_envelope e;
+        int64_t row = 0;
+        int rc = sc_held_next(c, who, &e, &row);
+
+        if (rc == SC_E_NOT_FOUND)
+            return SC_OK;
+        if (rc != SC_OK)
+            return rc;
+        rc = sc_accept_envelope(c, &e, true, cb, ud);
+        sc_envelope_clear(&e);
+        if (rc == SC_OK)
+            rc = sc_held_delete(c, row);
+        if (rc != SC_OK)
+            return rc;
+    }
+}
+
+int sc_held_release(sc_client *c, sc_event_cb cb, void *ud)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = sc_held_waiting_senders(c, &names, &n);
+
+    for (size_t i = 0; rc == SC_OK && i < n; i++) {
+        int r = release_sender(c, names[i], cb, ud);
+        /* still waiting (not published, refused, a changed key now waiting
+         * for `trust`, ...): that sender's envelopes stay held; a dead
+         * network fails the others too */
+        if (r == SC_E_STORE || r == SC_E_NETWORK)
+            rc = r;
+    }
+    sc_strv_free(names, n);
+    return rc == SC_E_NETWORK ? SC_OK : rc;
 }
 
 /* A push the server stored damaged (it does not parse): it can never be
@@ -690,7 +764,7 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
 {
     unsigned backoff = 1000;
     uint32_t processed, expected;
-    uint64_t connected_at = 0;
+    uint64_t connected_at = 0, released_at = 0;
     bool first = true;
     int rc;
 
@@ -719,6 +793,12 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
             rc = sc_emit_pending(c, cb, ud);
             if (rc == SC_OK)
                 rc = sc_attachment_retry_pending(c, cb, ud);
+            /* held messages whose sender's keys the key directory may have
+             * published since: before the queue, so that they come before
+             * that sender's newer ones */
+            if (rc == SC_OK)
+                rc = sc_held_release(c, cb, ud);
+            released_at = sc_now_ms();
             if (rc != SC_OK)
                 return rc;
         }
@@ -758,7 +838,15 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
                     return sc_attachment_outcome(c);
                 }
                 if (++idle % 30 == 0) {
+                    bool kt_alert = false;
                     (void)sc_flush(c, NULL);
+                    /* own key-directory check at least daily (kt.c) */
+                    if (sc_kt_monitor_due(c))
+                        (void)sc_kt_monitor_own(c, &kt_alert);
+                    if (sc_now_ms() - released_at >= SC_HELD_RELEASE_INTERVAL_MS) {
+                        released_at = sc_now_ms();
+                        (void)sc_held_release(c, cb, ud);
+                    }
                     (void)sc_emit_pending(c, cb, ud);
                     (void)sc_attachment_retry_pending(c, cb, ud);
                 }

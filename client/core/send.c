@@ -460,13 +460,27 @@ int sc_deliver_split(sc_client *c, const char *dest, uint32_t device_id, const u
 int sc_enqueue_content(sc_client *c, const char *dest, Sotto__Content__Content *content,
                        int64_t msg_rowid)
 {
-    size_t n = sotto__content__content__get_packed_size(content);
-    uint8_t *buf = malloc(n ? n : 1);
+    uint8_t *gossip = NULL;
+    size_t n;
+    uint8_t *buf;
     int rc;
 
+    /* our key-transparency head, now and then (gossip.c); without it when
+     * that fails: gossip never stops a message */
+    if (sc_gossip_attach(c, dest, content, &gossip) != SC_OK)
+        gossip = NULL;
+    n = sotto__content__content__get_packed_size(content);
+    buf = malloc(n ? n : 1);
+    if (buf != NULL)
+        sotto__content__content__pack(content, buf);
+    if (gossip != NULL) {
+        /* the same Content goes to the next group member without it */
+        content->kt_head.data = NULL;
+        content->kt_head.len = 0;
+        free(gossip);
+    }
     if (buf == NULL)
         return sc_fail(c, SC_E_INTERNAL, "out of memory");
-    sotto__content__content__pack(content, buf);
     rc = sc_out_add(c, dest, content->timestamp, buf, n, msg_rowid);
     sodium_memzero(buf, n);
     free(buf);
@@ -486,7 +500,7 @@ int sc_outbox_count(sc_client *c, size_t *messages)
 /* What a delivery outcome means for the queued row. */
 typedef enum { ROW_SENT, ROW_REFUSED, ROW_KEEP, ROW_KEEP_STOP } row_fate;
 
-static row_fate fate_of(int rc)
+static row_fate fate_of(int rc, bool kt_wait)
 {
     switch (rc) {
     case SC_OK:
@@ -495,12 +509,38 @@ static row_fate fate_of(int rc)
     case SC_E_UNTRUSTED: /* safety number changed: the user sends again after trust */
     case SC_E_SERVER:    /* refused for good (too large, forbidden, ...) */
         return ROW_REFUSED;
-    case SC_E_NETWORK:
     case SC_E_RETRY:
+        /* the key directory has not published this contact's keys yet: a
+         * wait for this row's contact only, the next rows go on */
+        return kt_wait ? ROW_KEEP : ROW_KEEP_STOP;
+    case SC_E_NETWORK:
         return ROW_KEEP_STOP; /* the rest stays queued too */
     default:
         return ROW_KEEP; /* a local failure: try again with the next flush */
     }
+}
+
+/* Contacts whose keys the key directory has not published yet, met in one
+ * flush: their later rows are kept without asking again (in order: none
+ * overtakes the one waiting). More than FLUSH_WAITING_MAX are each asked. */
+#define FLUSH_WAITING_MAX 16
+typedef struct flush_waiting {
+    char name[FLUSH_WAITING_MAX][33];
+    size_t n;
+} flush_waiting;
+
+static bool is_waiting(const flush_waiting *w, const char *name)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (strcmp(w->name[i], name) == 0)
+            return true;
+    return false;
+}
+
+static void add_waiting(flush_waiting *w, const char *name)
+{
+    if (w->n < FLUSH_WAITING_MAX && strlen(name) < sizeof w->name[0] && !is_waiting(w, name))
+        snprintf(w->name[w->n++], sizeof w->name[0], "%s", name);
 }
 
 int sc_flush_ex(sc_client *c, size_t *left, uint64_t focus_ts, int *focus_rc)
@@ -509,7 +549,10 @@ int sc_flush_ex(sc_client *c, size_t *left, uint64_t focus_ts, int *focus_rc)
     char focus_msg[sizeof c->err] = "";
     char first_msg[sizeof c->err] = "";
     int64_t last_id = 0;
+    flush_waiting waiting;
     sc_out_row row;
+
+    waiting.n = 0;
 
     if (left)
         *left = 0;
@@ -526,9 +569,16 @@ int sc_flush_ex(sc_client *c, size_t *left, uint64_t focus_ts, int *focus_rc)
         last_id = row.id;
         self = c->username && strcmp(row.destination, c->username) == 0;
         rc = sc_connect(c);
-        if (rc == SC_OK)
+        if (rc == SC_OK && is_waiting(&waiting, row.destination)) {
+            rc = sc_fail(c, SC_E_RETRY, "waiting until the key directory publishes %s's keys",
+                         row.destination);
+            c->kt_wait = true;
+        } else if (rc == SC_OK) {
             rc = sc_deliver(c, row.destination, row.content, row.len);
-        fate = fate_of(rc);
+        }
+        fate = fate_of(rc, c->kt_wait);
+        if (rc == SC_E_RETRY && c->kt_wait)
+            add_waiting(&waiting, row.destination);
         if (self && fate == ROW_REFUSED) {
             /* a sync copy our own devices cannot take (a device that
              * changed, no account key known here): dropped; the message

@@ -37,6 +37,8 @@ enum {
     SC_E_STATE = -9,     /* not registered yet / already registered */
     SC_E_RETRY = -10,    /* the message is queued; the server asked to try again later
                             (rate limited or temporarily failing): sc_retry_at() says when */
+    SC_E_KT = -11,       /* the key directory (key transparency) refused, contradicts what
+                            the server served, or the server does not run one */
 };
 
 #define SC_GROUP_ID_BYTES 16
@@ -298,6 +300,77 @@ int sc_trust(sc_client *c, const char *contact, sc_event_cb cb, void *ud);
  * (malloc()ed, caller frees). Fetches the contact's keys when it has none. */
 int sc_safety_number(sc_client *c, const char *contact, char digits[61], uint8_t **scannable,
                      size_t *scannable_len);
+
+/* ---- key transparency (docs/cli.md "Key transparency") ----
+ * A contact's account key is pinned only after the server's key directory
+ * (an append-only log of every account's key and device list, checked by
+ * auditors) holds that key; every device also checks what the directory
+ * holds for its own account. SC_E_KT: the directory refused, contradicts
+ * what the server served, or the server does not run one. */
+
+#define SC_KT_KEY_HEX 64 /* a 32-byte key in hex */
+#define SC_KT_MAX_AUDITORS 8
+
+/* Pins the server's tree-head key and VRF key (64 hex each) from an
+ * out-of-band source, instead of on first use (register/link-request
+ * --kt-key/--kt-vrf-key). SC_E_USAGE for bad hex; SC_E_KT when other keys
+ * are pinned already. */
+int sc_kt_pin_keys(sc_client *c, const char *server_key_hex, const char *vrf_key_hex);
+
+/* What this device holds (local only, no connection). */
+typedef struct sc_kt_status_info {
+    bool has_keys;
+    char server_key[SC_KT_KEY_HEX + 1]; /* "" when none pinned */
+    char vrf_key[SC_KT_KEY_HEX + 1];
+    bool has_head;
+    uint64_t head_size, head_timestamp_ms, head_accepted_ms;
+    size_t n_cosigners; /* auditors whose countersignature the held head carries */
+    char cosigners[SC_KT_MAX_AUDITORS][SC_KT_KEY_HEX + 1];
+    size_t n_auditors; /* auditors this device requires */
+    char auditors[SC_KT_MAX_AUDITORS][SC_KT_KEY_HEX + 1];
+    uint64_t max_age_s;
+    bool has_own; /* a baseline from a good own check */
+    uint64_t own_counter, own_version, own_checked_ms;
+    size_t evidence; /* rows of evidence kept (kt_evidence) */
+} sc_kt_status_info;
+int sc_kt_status(sc_client *c, sc_kt_status_info *out);
+
+/* `kt check`: checks what the directory holds for our own account now. */
+typedef struct sc_kt_own_report {
+    bool published; /* false: not in the published directory yet (nothing to check) */
+    uint64_t counter, version, timestamp_ms, head_size;
+    size_t n_alerts;
+    char alerts[4][640]; /* "key directory: ..." */
+} sc_kt_own_report;
+/* SC_OK (alerts in the report, also stored as notices), SC_E_KT (no key
+ * transparency on the server, or its head was refused), SC_E_NETWORK, ... */
+int sc_kt_check_own(sc_client *c, sc_kt_own_report *out);
+
+/* `kt check USER`: what the directory holds for `name`, verified; when a key
+ * is pinned for name it must match (SC_E_KT otherwise, the report filled). */
+typedef struct sc_kt_user_report {
+    char account_key[SC_ACCOUNT_KEY_HEX + 1];
+    uint64_t version, counter, timestamp_ms, head_size;
+    bool pinned;           /* a key is pinned for name */
+    bool key_matches;      /* the pinned key is the directory's */
+    uint64_t list_version; /* of the newest list accepted (0: none) */
+} sc_kt_user_report;
+/* SC_OK, SC_E_RETRY (not published yet), SC_E_NOT_FOUND (no such user),
+ * SC_E_KT, SC_E_NETWORK, ... */
+int sc_kt_check_user(sc_client *c, const char *name, sc_kt_user_report *out);
+
+/* Auditor keys this device requires on every head (64 hex each, at most
+ * SC_KT_MAX_AUDITORS). add: SC_E_USAGE (bad hex, full); adding one twice is
+ * fine. remove: SC_E_NOT_FOUND when not configured. */
+/* The oldest tree head (by its timestamp) this device accepts, in seconds
+ * (SC_KT_MIN_MAX_AGE_S..SC_KT_MAX_MAX_AGE_S; default one day). SC_OK or
+ * SC_E_USAGE (out of range), SC_E_STORE. */
+#define SC_KT_MIN_MAX_AGE_S 60u
+#define SC_KT_MAX_MAX_AGE_S (30u * 86400u)
+int sc_kt_max_age_set(sc_client *c, uint64_t seconds);
+int sc_kt_auditor_add(sc_client *c, const char *key_hex);
+int sc_kt_auditor_remove(sc_client *c, const char *key_hex);
+int sc_kt_auditor_list(sc_client *c, char keys[SC_KT_MAX_AUDITORS][SC_KT_KEY_HEX + 1], size_t *n);
 
 /* ---- groups ---- */
 

@@ -47,6 +47,12 @@
  *       signed device list accepted (docs/protocol.md "Account key and
  *       device list"); client_device_auth (auth keys learned on first use
  *       to check add-device signatures) is dropped: the lists replace it.
+ *   v4  key transparency (docs/protocol.md "Key transparency"; names as in
+ *       the issue 9 design, without the client_ prefix): kt_head (the
+ *       audited tree head held), kt_own (own monitoring baseline),
+ *       kt_own_lists (hashes of own signed lists by version), kt_gossip,
+ *       kt_gossip_pending (heads gossiped by contacts, to check), and
+ *       kt_evidence (what an alert was based on).
  *
  * Each step runs in its own transaction, re-reading the version inside it
  * (another process may have migrated meanwhile). A store whose version is
@@ -303,8 +309,21 @@ static const char schema_v3[] =
     /* device-add signatures learned on first use: replaced by signed lists */
     "DROP TABLE IF EXISTS client_device_auth;";
 
+/* key transparency (issue 9): table names as in the shared design */
+static const char schema_v4[] =
+    "CREATE TABLE kt_head (id INTEGER PRIMARY KEY CHECK (id = 1), head BLOB NOT NULL,"
+    " accepted_ms INTEGER NOT NULL);"
+    "CREATE TABLE kt_own (id INTEGER PRIMARY KEY CHECK (id = 1), counter INTEGER NOT NULL,"
+    " version INTEGER NOT NULL, checked_ms INTEGER NOT NULL);"
+    "CREATE TABLE kt_own_lists (version INTEGER PRIMARY KEY, list_hash BLOB NOT NULL);"
+    "CREATE TABLE kt_gossip (contact TEXT PRIMARY KEY, last_sent_ms INTEGER NOT NULL);"
+    "CREATE TABLE kt_gossip_pending (id INTEGER PRIMARY KEY, contact TEXT NOT NULL,"
+    " head BLOB NOT NULL, received_ms INTEGER NOT NULL);"
+    "CREATE TABLE kt_evidence (id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL,"
+    " kind TEXT NOT NULL, text TEXT NOT NULL, head_a BLOB, head_b BLOB);";
+
 /* migrations[i]: version i -> i + 1 (0 is an empty store). */
-static const char *const migrations[] = {schema_v1, schema_v2, schema_v3};
+static const char *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SC_STORE_VERSION,
                "one migration per schema version");
@@ -1082,6 +1101,67 @@ int sc_held_delete(sc_client *c, int64_t row)
         return rc;
     q_i64(&q, row);
     return q_exec(&q);
+}
+
+/* A held envelope of h.source that no `trust` waits for (store.h). */
+#define HELD_WAITING                                                                               \
+    " NOT EXISTS (SELECT 1 FROM client_accounts a WHERE a.name = h.source"                         \
+    " AND a.pending_key IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM client_pending_identity p"      \
+    " WHERE p.name = h.source)"
+
+int sc_held_waiting_senders(sc_client *c, char ***names, size_t *n)
+{
+    query q;
+    char **v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = q_open(c, &q,
+                    "SELECT h.source FROM client_held_envelopes h WHERE" HELD_WAITING
+                    " GROUP BY h.source ORDER BY min(h.rowid)");
+    int r;
+
+    *names = NULL;
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            char **nv;
+            cap = cap ? cap * 2 : 8;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL) {
+                r = nomem(c);
+                break;
+            }
+            v = nv;
+        }
+        if ((v[cnt] = col_dup(&q, 0)) == NULL) {
+            r = nomem(c);
+            break;
+        }
+        cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_strv_free(v, cnt);
+        return r;
+    }
+    *names = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_held_waiting_any(sc_client *c, const char *source, bool *any)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "SELECT 1 FROM client_held_envelopes h WHERE h.source = ? AND" HELD_WAITING
+                    " LIMIT 1");
+
+    *any = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, source);
+    return exists_of(&q, any);
 }
 
 /* ------------------------------------------------------------ outbox */
@@ -1985,4 +2065,340 @@ int sc_account_clear_pending(sc_client *c, const char *name)
         return rc;
     q_text(&q, name);
     return q_exec(&q);
+}
+
+/* ------------------------------------------------------------ key transparency (v4) */
+
+/* Copies blob column i into a malloc()ed buffer (NULL/0 for SQL NULL). */
+static int col_blob_dup(query *q, int i, uint8_t **out, size_t *len)
+{
+    int n = sqlite3_column_bytes(q->st, i);
+
+    *out = NULL;
+    *len = 0;
+    if (sqlite3_column_type(q->st, i) == SQLITE_NULL)
+        return SC_OK;
+    *out = malloc(n > 0 ? (size_t)n : 1);
+    if (*out == NULL)
+        return nomem(q->c);
+    if (n > 0)
+        memcpy(*out, sqlite3_column_blob(q->st, i), (size_t)n);
+    *len = (size_t)n;
+    return SC_OK;
+}
+
+int sc_kt_head_get(sc_client *c, uint8_t **head, size_t *len, uint64_t *accepted_ms)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT head, accepted_ms FROM kt_head WHERE id = 1");
+    int r;
+
+    *head = NULL;
+    *len = 0;
+    if (accepted_ms)
+        *accepted_ms = 0;
+    if (rc != SC_OK)
+        return rc;
+    r = q_step(&q);
+    if (r <= 0) {
+        q_close(&q);
+        return r < 0 ? r : SC_E_NOT_FOUND;
+    }
+    rc = col_blob_dup(&q, 0, head, len);
+    if (rc == SC_OK && accepted_ms)
+        *accepted_ms = col_u64(&q, 1);
+    q_close(&q);
+    return rc;
+}
+
+int sc_kt_head_set(sc_client *c, const uint8_t *head, size_t len, uint64_t accepted_ms)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO kt_head(id, head, accepted_ms) VALUES(1, ?, ?)"
+                    " ON CONFLICT(id) DO UPDATE SET head = excluded.head,"
+                    " accepted_ms = excluded.accepted_ms");
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, head, len);
+    q_u64(&q, accepted_ms);
+    return q_exec(&q);
+}
+
+int sc_kt_own_get(sc_client *c, uint64_t *counter, uint64_t *version, uint64_t *checked_ms)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT counter, version, checked_ms FROM kt_own WHERE id = 1");
+    int r;
+
+    *counter = *version = *checked_ms = 0;
+    if (rc != SC_OK)
+        return rc;
+    r = q_step(&q);
+    if (r == 1) {
+        *counter = col_u64(&q, 0);
+        *version = col_u64(&q, 1);
+        *checked_ms = col_u64(&q, 2);
+    }
+    q_close(&q);
+    return r < 0 ? r : r == 1 ? SC_OK : SC_E_NOT_FOUND;
+}
+
+int sc_kt_own_set(sc_client *c, uint64_t counter, uint64_t version, uint64_t checked_ms)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO kt_own(id, counter, version, checked_ms) VALUES(1, ?, ?, ?)"
+                    " ON CONFLICT(id) DO UPDATE SET counter = excluded.counter,"
+                    " version = excluded.version, checked_ms = excluded.checked_ms");
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, counter);
+    q_u64(&q, version);
+    q_u64(&q, checked_ms);
+    return q_exec(&q);
+}
+
+int sc_kt_own_list_set(sc_client *c, uint64_t version, const uint8_t hash[32])
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO kt_own_lists(version, list_hash) VALUES(?, ?)"
+                    " ON CONFLICT(version) DO UPDATE SET list_hash = excluded.list_hash");
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, version);
+    q_blob(&q, hash, 32);
+    return q_exec(&q);
+}
+
+int sc_kt_own_list_get(sc_client *c, uint64_t version, uint8_t hash[32])
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT list_hash FROM kt_own_lists WHERE version = ?");
+    int r;
+
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, version);
+    r = q_step(&q);
+    if (r == 1 && sqlite3_column_bytes(q.st, 0) == 32)
+        memcpy(hash, sqlite3_column_blob(q.st, 0), 32);
+    else if (r == 1)
+        r = sc_fail(c, SC_E_STORE, "local store: kt_own_lists row %llu is damaged",
+                    (unsigned long long)version);
+    q_close(&q);
+    return r < 0 ? r : r == 1 ? SC_OK : SC_E_NOT_FOUND;
+}
+
+int sc_kt_gossip_last_sent(sc_client *c, const char *contact, uint64_t *last_sent_ms)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT last_sent_ms FROM kt_gossip WHERE contact = ?");
+    int r;
+
+    *last_sent_ms = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, contact);
+    r = q_step(&q);
+    if (r == 1)
+        *last_sent_ms = col_u64(&q, 0);
+    q_close(&q);
+    return r < 0 ? r : r == 1 ? SC_OK : SC_E_NOT_FOUND;
+}
+
+int sc_kt_gossip_set_last_sent(sc_client *c, const char *contact, uint64_t sent_ms)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO kt_gossip(contact, last_sent_ms) VALUES(?, ?)"
+                    " ON CONFLICT(contact) DO UPDATE SET last_sent_ms = excluded.last_sent_ms");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, contact);
+    q_u64(&q, sent_ms);
+    return q_exec(&q);
+}
+
+int sc_kt_gossip_pending_add(sc_client *c, const char *contact, const uint8_t *head, size_t len,
+                             uint64_t received_ms, int64_t *id)
+{
+    query q;
+    int rc =
+        q_open(c, &q, "INSERT INTO kt_gossip_pending(contact, head, received_ms) VALUES(?, ?, ?)");
+    if (id)
+        *id = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, contact);
+    q_blob(&q, head, len);
+    q_u64(&q, received_ms);
+    rc = q_exec(&q);
+    if (rc == SC_OK && id)
+        *id = (int64_t)sqlite3_last_insert_rowid(c->db);
+    return rc;
+}
+
+void sc_kt_gossip_pending_free(sc_kt_gossip_pending *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].contact);
+        free(v[i].head);
+    }
+    free(v);
+}
+
+int sc_kt_gossip_pending_list(sc_client *c, sc_kt_gossip_pending **out, size_t *n)
+{
+    query q;
+    sc_kt_gossip_pending *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc =
+        q_open(c, &q, "SELECT id, contact, head, received_ms FROM kt_gossip_pending ORDER BY id");
+    int r;
+
+    *out = NULL;
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            sc_kt_gossip_pending *nv = realloc(v, ncap * sizeof *nv);
+            if (nv == NULL) {
+                r = nomem(c);
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        memset(&v[cnt], 0, sizeof v[cnt]);
+        v[cnt].id = sqlite3_column_int64(q.st, 0);
+        v[cnt].received_ms = col_u64(&q, 3);
+        v[cnt].contact = col_dup(&q, 1);
+        cnt++;
+        if (v[cnt - 1].contact == NULL) {
+            r = nomem(c);
+            break;
+        }
+        r = col_blob_dup(&q, 2, &v[cnt - 1].head, &v[cnt - 1].head_len);
+        if (r != SC_OK)
+            break;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_kt_gossip_pending_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_kt_gossip_pending_delete(sc_client *c, int64_t id)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM kt_gossip_pending WHERE id = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, id);
+    return q_exec(&q);
+}
+
+int sc_kt_evidence_add(sc_client *c, const char *kind, const char *text, const uint8_t *a,
+                       size_t alen, const uint8_t *b, size_t blen)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO kt_evidence(created_ms, kind, text, head_a, head_b)"
+                    " VALUES(?, ?, ?, ?, ?)");
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, sc_now_ms());
+    q_text(&q, kind ? kind : "");
+    q_text(&q, text ? text : "");
+    if (a && alen)
+        q_blob(&q, a, alen);
+    else
+        q_null(&q);
+    if (b && blen)
+        q_blob(&q, b, blen);
+    else
+        q_null(&q);
+    return q_exec(&q);
+}
+
+void sc_kt_evidence_list_free(sc_kt_evidence *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].kind);
+        free(v[i].text);
+        free(v[i].head_a);
+        free(v[i].head_b);
+    }
+    free(v);
+}
+
+int sc_kt_evidence_list(sc_client *c, sc_kt_evidence **out, size_t *n)
+{
+    query q;
+    sc_kt_evidence *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc = q_open(c, &q,
+                    "SELECT id, created_ms, kind, text, head_a, head_b FROM kt_evidence"
+                    " ORDER BY id");
+    int r;
+
+    *out = NULL;
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    while ((r = q_step(&q)) == 1) {
+        sc_kt_evidence *e;
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            sc_kt_evidence *nv = realloc(v, ncap * sizeof *nv);
+            if (nv == NULL) {
+                r = nomem(c);
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        e = &v[cnt++];
+        memset(e, 0, sizeof *e);
+        e->id = sqlite3_column_int64(q.st, 0);
+        e->created_ms = col_u64(&q, 1);
+        e->kind = col_dup(&q, 2);
+        e->text = col_dup(&q, 3);
+        if (e->kind == NULL || e->text == NULL) {
+            r = nomem(c);
+            break;
+        }
+        r = col_blob_dup(&q, 4, &e->head_a, &e->head_a_len);
+        if (r == SC_OK)
+            r = col_blob_dup(&q, 5, &e->head_b, &e->head_b_len);
+        if (r != SC_OK)
+            break;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_kt_evidence_list_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_kt_evidence_count(sc_client *c, size_t *n)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT count(*) FROM kt_evidence");
+
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    return count_of(&q, n);
 }

@@ -36,7 +36,7 @@
 #include "sotto_client.h"
 
 /* Client schema version this code writes (client_schema_version). */
-#define SC_STORE_VERSION 3
+#define SC_STORE_VERSION 4
 
 /* A pending event claimed by a process that is still alive is taken over
  * after this long anyway (the claimer hangs, or its pid was reused). */
@@ -180,6 +180,17 @@ int sc_envelope_mark(sc_client *c, const uint8_t *id, size_t len);
 int sc_held_add(sc_client *c, const sc_envelope *e);
 int sc_held_next(sc_client *c, const char *source, sc_envelope *e, int64_t *row);
 int sc_held_delete(sc_client *c, int64_t row);
+/* Held envelopes that no `trust` is waiting for: those of senders with no
+ * changed account key (client_accounts.pending_key) and no changed
+ * identity key (client_pending_identity) -- held because the key directory
+ * has not published or did not verify the sender's keys (a new sender has
+ * no pinned key yet), or because the sender's list did not check out.
+ * recv.c tries them again at each receive. senders: the distinct senders
+ * of such envelopes, the one with the oldest held envelope first (*names
+ * malloc()ed: sc_strv_free; *n 0 when none). any: whether `source` has
+ * one. */
+int sc_held_waiting_senders(sc_client *c, char ***names, size_t *n);
+int sc_held_waiting_any(sc_client *c, const char *source, bool *any);
 
 /* ------------------------------------------------------------ outbox */
 
@@ -341,5 +352,67 @@ int sc_store_is_empty(sc_client *c, bool *empty);
  * pending-events list (those are fetched when their event is shown) into
  * rows[0..*n). SC_OK (also when *n == 0) or SC_E_STORE. */
 int sc_store_att_rows_to_fetch(sc_client *c, int64_t after, size_t max, int64_t *rows, size_t *n);
+
+/* ---- key transparency (v4; docs/protocol.md "Key transparency") ----
+ * The audited tree head this device holds, the own-account monitoring
+ * baseline, the own signed lists' hashes, gossip bookkeeping and evidence.
+ * Heads are stored as their wire bytes (sotto_kt_audited_head encoding);
+ * nothing here verifies them (client/core/kt.c and gossip.c do). */
+
+/* kt_head: the held head into *head (malloc()ed, free()), *len and
+ * *accepted_ms (may be NULL); SC_E_NOT_FOUND when none is held. */
+int sc_kt_head_get(sc_client *c, uint8_t **head, size_t *len, uint64_t *accepted_ms);
+/* Replaces the held head. */
+int sc_kt_head_set(sc_client *c, const uint8_t *head, size_t len, uint64_t accepted_ms);
+
+/* kt_own: the last good own check: the directory's update counter and the
+ * list version it held, and when (ms). SC_E_NOT_FOUND: no baseline yet. */
+int sc_kt_own_get(sc_client *c, uint64_t *counter, uint64_t *version, uint64_t *checked_ms);
+int sc_kt_own_set(sc_client *c, uint64_t counter, uint64_t version, uint64_t checked_ms);
+/* kt_own_lists: SHA-256 of each own signed list this device accepted or
+ * signed, by version (set replaces the hash of that version). get gives
+ * SC_E_NOT_FOUND for a version never recorded. */
+int sc_kt_own_list_set(sc_client *c, uint64_t version, const uint8_t hash[32]);
+int sc_kt_own_list_get(sc_client *c, uint64_t version, uint8_t hash[32]);
+
+/* kt_gossip: when our head was last attached to a message to `contact`
+ * (ms); SC_E_NOT_FOUND (and *last_sent_ms 0) when never. */
+int sc_kt_gossip_last_sent(sc_client *c, const char *contact, uint64_t *last_sent_ms);
+int sc_kt_gossip_set_last_sent(sc_client *c, const char *contact, uint64_t sent_ms);
+
+/* kt_gossip_pending: heads received from contacts whose check could not be
+ * finished (network), to retry at the next connect. */
+typedef struct sc_kt_gossip_pending {
+    int64_t id;
+    char *contact; /* malloc()ed */
+    uint8_t *head; /* malloc()ed wire bytes */
+    size_t head_len;
+    uint64_t received_ms;
+} sc_kt_gossip_pending;
+/* Adds one; its id into *id (may be NULL). */
+int sc_kt_gossip_pending_add(sc_client *c, const char *contact, const uint8_t *head, size_t len,
+                             uint64_t received_ms, int64_t *id);
+/* All of them, oldest first, into *out (n entries): free with
+ * sc_kt_gossip_pending_free(). */
+int sc_kt_gossip_pending_list(sc_client *c, sc_kt_gossip_pending **out, size_t *n);
+void sc_kt_gossip_pending_free(sc_kt_gossip_pending *v, size_t n);
+int sc_kt_gossip_pending_delete(sc_client *c, int64_t id);
+
+/* kt_evidence: what a key-transparency alert was based on, kept for the
+ * user (kind e.g. "equivocation", "inconsistent", "own"; text the alert;
+ * head_a/head_b the heads involved, NULL/0 when none), created now. */
+int sc_kt_evidence_add(sc_client *c, const char *kind, const char *text, const uint8_t *a,
+                       size_t alen, const uint8_t *b, size_t blen);
+typedef struct sc_kt_evidence {
+    int64_t id;
+    uint64_t created_ms;
+    char *kind, *text;        /* malloc()ed */
+    uint8_t *head_a, *head_b; /* malloc()ed or NULL */
+    size_t head_a_len, head_b_len;
+} sc_kt_evidence;
+/* Every row, oldest first, into *out (n): sc_kt_evidence_list_free(). */
+int sc_kt_evidence_list(sc_client *c, sc_kt_evidence **out, size_t *n);
+void sc_kt_evidence_list_free(sc_kt_evidence *v, size_t n);
+int sc_kt_evidence_count(sc_client *c, size_t *n);
 
 #endif /* SOTTO_CLIENT_STORE_H */

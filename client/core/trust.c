@@ -70,7 +70,14 @@ static int pending_is_current(sc_client *c, const char *contact)
         return rc;
     }
     if (a.has_account_key && sodium_memcmp(a.account_key, row.pending_key, 33) == 0) {
-        rc = SC_OK;
+        /* the key directory (key transparency) must hold it too */
+        sotto_public_key pk;
+        sotto_device_list l;
+        bool lv = sotto_public_key_decode(&pk, a.account_key, 33) == SOTTO_OK &&
+                  sotto_device_list_verify(&l, a.device_list, a.device_list_len, &pk, contact) ==
+                      SOTTO_OK;
+        rc = sc_kt_verify_account(c, contact, a.account_key, lv ? a.device_list : NULL,
+                                  lv ? a.device_list_len : 0, lv ? l.version : 0);
     } else if (a.has_account_key && sodium_memcmp(a.account_key, row.account_key, 33) == 0) {
         rc = sc_account_clear_pending(c, contact);
         if (rc == SC_OK)

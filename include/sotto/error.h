@@ -62,6 +62,8 @@ typedef enum sotto_error {
     /* Tree heads (sotto/kt.h) */
     SOTTO_ERR_KT_HEAD_STALE = -50,      /* tree head too old, or stamped in the future */
     SOTTO_ERR_KT_AUDITOR_MISSING = -51, /* no countersignature from a required auditor */
+    SOTTO_ERR_KT_UPDATE_INVALID = -52,  /* a log update that does not follow the previous state
+                                           (counter not previous + 1, time going back) */
 } sotto_error;
 
 /*

@@ -24,11 +24,15 @@
  *     "SOTTO-KT-LEAF-V1" 0x00 | prefix-tree root (32) | timestamp_ms (8)
  *   committed value (73 bytes):
  *     account key (33) | SHA-256 of the signed device list (32) | version (8)
+ *   prefix-tree leaf value of an index (32 bytes):
+ *     SHA-256("SOTTO-KT-LEAF-VALUE-V1" 0x00 | counter (8) | commitment (32))
+ *   log update (80 bytes):
+ *     timestamp_ms (8) | index (32) | counter (8) | commitment (32)
  *   search result on the wire:
- *     VRF proof (80) | opening (32) | value (73) | prefix root (32) |
- *     leaf timestamp_ms (8) | prefix proof length (2) | prefix proof
- *     (sotto_pt_proof encoding) | log inclusion path (sotto_merkle proof
- *     encoding: count (1) | count x 32), nothing after
+ *     VRF proof (80) | opening (32) | value (73) | counter (8) |
+ *     prefix root (32) | leaf timestamp_ms (8) | prefix proof length (2) |
+ *     prefix proof (sotto_pt_proof encoding) | log inclusion path
+ *     (sotto_merkle proof encoding: count (1) | count x 32), nothing after
  *
  * Errors: SOTTO_ERR_INVALID_ARGUMENT (NULL or out-of-range caller data),
  * SOTTO_ERR_INVALID_MESSAGE / SOTTO_ERR_TRAILING_DATA (encodings that do not
@@ -38,10 +42,11 @@
  * SOTTO_ERR_KT_AUDITOR_MISSING, SOTTO_ERR_PROOF_INVALID (a prefix-tree or
  * log proof, or a consistency proof, that does not verify; also a wrong
  * opening or value, since the commitment is recomputed from them),
- * SOTTO_ERR_CRYPTO (a primitive failed).
+ * SOTTO_ERR_CRYPTO (a primitive failed), SOTTO_ERR_KT_UPDATE_INVALID (a log
+ * update that does not follow the directory's state), SOTTO_ERR_NOMEM.
  *
- * Nothing allocates. Nothing here is secret except the signing keys, which
- * stay the caller's. Call sotto_init() first.
+ * Nothing allocates except the directory (sotto_kt_directory). Nothing here is secret except the
+ * signing keys, which stay the caller's. Call sotto_init() first.
  */
 #ifndef SOTTO_KT_H
 #define SOTTO_KT_H
@@ -75,10 +80,11 @@ extern "C" {
 #define SOTTO_KT_DEFAULT_MAX_AGE_MS (UINT64_C(24) * 3600 * 1000)
 /* A head stamped more than this after the client's clock is refused too. */
 #define SOTTO_KT_MAX_CLOCK_SKEW_MS (UINT64_C(5) * 60 * 1000)
+#define SOTTO_KT_UPDATE_BYTES 80 /* 8 + 32 + 8 + 32 */
 /* Fixed part of a search result, then the two variable proofs. */
 #define SOTTO_KT_SEARCH_FIXED_BYTES                                                                \
-    (SOTTO_VRF_PROOF_BYTES + SOTTO_KT_OPENING_BYTES + SOTTO_KT_VALUE_BYTES + SOTTO_PT_HASH_BYTES + \
-     8 + 2)
+    (SOTTO_VRF_PROOF_BYTES + SOTTO_KT_OPENING_BYTES + SOTTO_KT_VALUE_BYTES + 8 +                   \
+     SOTTO_PT_HASH_BYTES + 8 + 2)
 #define SOTTO_KT_SEARCH_MAX_BYTES                                                                  \
     (SOTTO_KT_SEARCH_FIXED_BYTES + SOTTO_PT_PROOF_MAX_BYTES + SOTTO_MERKLE_PROOF_MAX_BYTES)
 
@@ -231,6 +237,110 @@ SOTTO_API SOTTO_WUR int sotto_kt_leaf_hash(uint8_t out[SOTTO_MERKLE_HASH_BYTES],
                                            uint64_t timestamp_ms);
 
 /* ------------------------------------------------------------------------ */
+/* Log updates, leaf values and the directory                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * One change of the directory, one log entry: index (the first 32 bytes of
+ * the VRF output of a username) now holds
+ * sotto_kt_leaf_value(counter, commitment), as of timestamp_ms (the date of
+ * the change: ms at 00:00 UTC of that day). counter counts the updates of
+ * that index: 1 for the first, +1 for each later one (so it is >= 1).
+ */
+typedef struct sotto_kt_update {
+    uint64_t timestamp_ms;
+    uint8_t index[SOTTO_PT_INDEX_BYTES];
+    uint64_t counter;
+    uint8_t commitment[SOTTO_KT_COMMITMENT_BYTES];
+} sotto_kt_update;
+
+/* Writes the 80-byte encoding of u (timestamp_ms | index | counter |
+ * commitment, big-endian). Returns SOTTO_OK or SOTTO_ERR_INVALID_ARGUMENT
+ * (NULL, counter 0). */
+SOTTO_API SOTTO_WUR int sotto_kt_update_encode(const sotto_kt_update *u,
+                                               uint8_t out[SOTTO_STATIC_N(SOTTO_KT_UPDATE_BYTES)]);
+
+/* Parses exactly `len` bytes (80) into *out; on error *out is zeroed.
+ * Returns SOTTO_OK, SOTTO_ERR_INVALID_MESSAGE (short, counter 0),
+ * SOTTO_ERR_TRAILING_DATA (more than 80) or SOTTO_ERR_INVALID_ARGUMENT
+ * (NULL). Parse then encode gives the same bytes. */
+SOTTO_API SOTTO_WUR int sotto_kt_update_parse(const uint8_t *in, size_t len, sotto_kt_update *out);
+
+/* out = SHA-256("SOTTO-KT-LEAF-VALUE-V1" 0x00 | counter (8, BE) |
+ * commitment (32)): the prefix-tree value of an index. Returns SOTTO_OK,
+ * SOTTO_ERR_INVALID_ARGUMENT (NULL, counter 0) or SOTTO_ERR_CRYPTO. */
+SOTTO_API SOTTO_WUR int sotto_kt_leaf_value(uint8_t out[SOTTO_PT_VALUE_BYTES], uint64_t counter,
+                                            const uint8_t commitment[SOTTO_KT_COMMITMENT_BYTES]);
+
+/* out = SHA-256(list[0..len)): the device_list_hash of sotto_kt_value, over
+ * the signed device list exactly as the server stores and serves it
+ * (statement || signature). list may be NULL when len is 0. Returns
+ * SOTTO_OK, SOTTO_ERR_INVALID_ARGUMENT or SOTTO_ERR_CRYPTO. */
+SOTTO_API SOTTO_WUR int sotto_kt_device_list_hash(uint8_t out[32], const uint8_t *list, size_t len);
+
+/*
+ * The directory as a sequence of updates builds it (server: `current` and
+ * `published`; auditor: its replay): a prefix tree index -> leaf value, the
+ * counter of every index (a hash table: O(1) expected per lookup, with
+ * collisions resolved on the full 32-byte index, so a hostile update stream
+ * costs at most the table's linear probing, never quadratic rehashing), and
+ * the timestamp of the last applied update. Memory: the prefix tree's plus
+ * 21..43 bytes per index (16-byte slots, table at most 3/4 full, grown by
+ * doubling); 215 bytes per index in all at 10^6.
+ * Allocates; not thread-safe (one writer).
+ */
+typedef struct sotto_kt_directory sotto_kt_directory;
+
+/* Creates an empty directory (count 0, last timestamp 0, root E) in *out;
+ * free with sotto_kt_directory_free. Returns SOTTO_OK, SOTTO_ERR_NOMEM or
+ * SOTTO_ERR_INVALID_ARGUMENT. */
+SOTTO_API SOTTO_WUR int sotto_kt_directory_new(sotto_kt_directory **out);
+
+/* Frees the directory; NULL is fine. */
+SOTTO_API void sotto_kt_directory_free(sotto_kt_directory *d);
+
+/*
+ * Applies one update: checks u->counter == sotto_kt_directory_counter(d,
+ * u->index) + 1 (so 1 for a new index) and u->timestamp_ms >= the last
+ * applied timestamp, else SOTTO_ERR_KT_UPDATE_INVALID; then sets u->index ->
+ * sotto_kt_leaf_value(u->counter, u->commitment) in the prefix tree,
+ * records the counter and the timestamp, and writes the new prefix root to
+ * prefix_root (may be NULL). O(depth) hashes. Returns SOTTO_OK,
+ * SOTTO_ERR_KT_UPDATE_INVALID, SOTTO_ERR_NOMEM, SOTTO_ERR_CRYPTO or
+ * SOTTO_ERR_INVALID_ARGUMENT (NULL d or u). On every error the directory
+ * is unchanged (same root, counters, timestamp) and prefix_root is not
+ * written.
+ */
+SOTTO_API SOTTO_WUR int sotto_kt_directory_apply(sotto_kt_directory *d, const sotto_kt_update *u,
+                                                 uint8_t prefix_root[SOTTO_PT_HASH_BYTES]);
+
+/* Counter of index: its number of applied updates (0 if never updated,
+ * and 0 for NULL arguments). */
+SOTTO_API uint64_t sotto_kt_directory_counter(const sotto_kt_directory *d,
+                                              const uint8_t index[SOTTO_PT_INDEX_BYTES]);
+
+/* Number of distinct indices in the directory; 0 for NULL. */
+SOTTO_API uint64_t sotto_kt_directory_count(const sotto_kt_directory *d);
+
+/* Timestamp of the last applied update (0 before the first); 0 for NULL. */
+SOTTO_API uint64_t sotto_kt_directory_last_timestamp(const sotto_kt_directory *d);
+
+/* Bytes of heap the directory holds (tree arena, table, struct); 0 for
+ * NULL. */
+SOTTO_API size_t sotto_kt_directory_memory(const sotto_kt_directory *d);
+
+/* The prefix-tree root (E, 32 zero bytes, when empty); no hashing.
+ * Returns SOTTO_OK or SOTTO_ERR_INVALID_ARGUMENT. */
+SOTTO_API SOTTO_WUR int sotto_kt_directory_root(const sotto_kt_directory *d,
+                                                uint8_t root[SOTTO_PT_HASH_BYTES]);
+
+/* The prefix-tree proof for index (PRESENT or ABSENT), as
+ * sotto_prefix_tree_prove. Returns SOTTO_OK or SOTTO_ERR_INVALID_ARGUMENT. */
+SOTTO_API SOTTO_WUR int sotto_kt_directory_prove(const sotto_kt_directory *d,
+                                                 const uint8_t index[SOTTO_PT_INDEX_BYTES],
+                                                 sotto_pt_proof *proof);
+
+/* ------------------------------------------------------------------------ */
 /* Committed values and search results                                     */
 /* ------------------------------------------------------------------------ */
 
@@ -260,11 +370,14 @@ SOTTO_API SOTTO_WUR int sotto_kt_value_commitment(uint8_t out[SOTTO_KT_COMMITMEN
                                                   const char *username, const sotto_kt_value *v);
 
 /* A search result as parsed (about 10.4 KiB; the proofs are plain values).
- * The log inclusion path proves leaf (head size - 1), the last one. */
+ * The log inclusion path proves leaf (head size - 1), the last one.
+ * counter (>= 1) is the index's update counter: the prefix tree holds
+ * sotto_kt_leaf_value(counter, commitment) for it. */
 typedef struct sotto_kt_search_result {
     uint8_t vrf_proof[SOTTO_VRF_PROOF_BYTES];
     uint8_t opening[SOTTO_KT_OPENING_BYTES];
     sotto_kt_value value;
+    uint64_t counter;
     uint8_t prefix_root[SOTTO_PT_HASH_BYTES];
     uint64_t leaf_timestamp_ms;
     sotto_pt_proof pt_proof;
@@ -274,12 +387,13 @@ typedef struct sotto_kt_search_result {
 
 /* Wire form of r into out (cap bytes; at most SOTTO_KT_SEARCH_MAX_BYTES),
  * length in *out_len. Returns SOTTO_OK, SOTTO_ERR_BUFFER_TOO_SMALL or
- * SOTTO_ERR_INVALID_ARGUMENT (NULL, version 0, a malformed proof). */
+ * SOTTO_ERR_INVALID_ARGUMENT (NULL, version 0, counter 0, a malformed
+ * proof). */
 SOTTO_API SOTTO_WUR int sotto_kt_search_result_encode(const sotto_kt_search_result *r, uint8_t *out,
                                                       size_t cap, size_t *out_len);
 
 /* Parses exactly `len` bytes into *r (form only: canonical proofs, version
- * >= 1); on error *r is zeroed. Returns SOTTO_OK, SOTTO_ERR_INVALID_MESSAGE,
+ * >= 1, counter >= 1); on error *r is zeroed. Returns SOTTO_OK, SOTTO_ERR_INVALID_MESSAGE,
  * SOTTO_ERR_TRAILING_DATA or SOTTO_ERR_INVALID_ARGUMENT. Parse then encode
  * gives the same bytes. */
 SOTTO_API SOTTO_WUR int sotto_kt_search_result_parse(const uint8_t *in, size_t len,
@@ -294,9 +408,10 @@ SOTTO_API SOTTO_WUR int sotto_kt_search_result_parse(const uint8_t *in, size_t l
  *     SOTTO_ERR_INVALID_SIGNATURE);
  *  2. commitment = sotto_kt_value_commitment(r->opening, username,
  *     &r->value);
- *  3. prefix tree: r->pt_proof proves index -> commitment (PRESENT) under
- *     r->prefix_root (SOTTO_ERR_PROOF_INVALID; a wrong opening or value
- *     fails here);
+ *  3. prefix tree: r->pt_proof proves index ->
+ *     sotto_kt_leaf_value(r->counter, commitment) (PRESENT) under
+ *     r->prefix_root (SOTTO_ERR_PROOF_INVALID; a wrong opening, value or
+ *     counter fails here; counter 0 too);
  *  4. log: leaf data (r->prefix_root, r->leaf_timestamp_ms) is leaf
  *     head->size - 1 of the log with head->root, by r->log_path, and
  *     r->leaf_timestamp_ms <= head->timestamp_ms (SOTTO_ERR_PROOF_INVALID).

@@ -136,6 +136,69 @@ SOTTO_API SOTTO_WUR int sotto_merkle_proof_parse(const uint8_t *in, size_t len,
                                                  uint8_t (*path)[SOTTO_MERKLE_HASH_BYTES],
                                                  size_t *path_len);
 
+/* ------------------------------------------------------------------------ */
+/* The incremental log (server and auditor)                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * An append-only log of n leaf hashes that also keeps the hash of every
+ * complete aligned subtree: level k holds the hashes of the subtrees of 2^k
+ * leaves starting at a multiple of 2^k (level 0 = the leaf hashes). So the
+ * root of any prefix size <= n and any inclusion or consistency proof costs
+ * O(log n) hashes (O(log^2 n) in the worst case for proofs) instead of
+ * O(n), and the results are byte-identical to sotto_merkle_root /
+ * sotto_merkle_prove_inclusion / sotto_merkle_prove_consistency over the
+ * same leaves. Memory: about 2 x 32 bytes per leaf (sum over the levels),
+ * in arrays grown by doubling. Not thread-safe; one writer, and readers
+ * only between writes. Unlike the functions above, this one allocates.
+ */
+typedef struct sotto_merkle_log sotto_merkle_log;
+
+/* Creates an empty log in *out (free with sotto_merkle_log_free). Returns
+ * SOTTO_OK, SOTTO_ERR_NOMEM or SOTTO_ERR_INVALID_ARGUMENT. */
+SOTTO_API SOTTO_WUR int sotto_merkle_log_new(sotto_merkle_log **out);
+
+/* Frees the log; NULL is fine. */
+SOTTO_API void sotto_merkle_log_free(sotto_merkle_log *log);
+
+/* Appends one leaf hash (SHA-256(0x00 || leaf data), e.g. from
+ * sotto_merkle_leaf_hash or sotto_kt_leaf_hash); completes the cached
+ * subtrees it closes (amortized one node hash per append). Returns
+ * SOTTO_OK, SOTTO_ERR_NOMEM (log unchanged), SOTTO_ERR_INVALID_ARGUMENT
+ * (NULL, or the log already holds 2^63 leaves). */
+SOTTO_API SOTTO_WUR int sotto_merkle_log_append(sotto_merkle_log *log,
+                                                const uint8_t leaf_hash[SOTTO_MERKLE_HASH_BYTES]);
+
+/* Number of leaves; 0 for NULL. */
+SOTTO_API uint64_t sotto_merkle_log_size(const sotto_merkle_log *log);
+
+/* Bytes of heap the log holds (struct and arrays); 0 for NULL. */
+SOTTO_API size_t sotto_merkle_log_memory(const sotto_merkle_log *log);
+
+/* Root of the first `size` leaves (0..n; size 0 gives SHA-256("")), as
+ * sotto_merkle_root would compute it. At most about log2(size) node
+ * hashes. Returns SOTTO_OK or SOTTO_ERR_INVALID_ARGUMENT (NULL, size > n). */
+SOTTO_API SOTTO_WUR int sotto_merkle_log_root(const sotto_merkle_log *log, uint64_t size,
+                                              uint8_t root[SOTTO_MERKLE_HASH_BYTES]);
+
+/* Inclusion proof of leaf `index` in the tree of the first `size` leaves,
+ * identical to sotto_merkle_prove_inclusion over them; path must hold
+ * SOTTO_MERKLE_MAX_PROOF hashes. Returns SOTTO_OK or
+ * SOTTO_ERR_INVALID_ARGUMENT (NULL, size 0 or > n, index >= size). */
+SOTTO_API SOTTO_WUR int sotto_merkle_log_prove_inclusion(const sotto_merkle_log *log,
+                                                         uint64_t index, uint64_t size,
+                                                         uint8_t (*path)[SOTTO_MERKLE_HASH_BYTES],
+                                                         size_t *path_len);
+
+/* Consistency proof from the first `size1` leaves to the first `size2`,
+ * identical to sotto_merkle_prove_consistency over leaves[0..size2); path
+ * must hold SOTTO_MERKLE_MAX_PROOF hashes. Needs 1 <= size1 <= size2 <= n,
+ * else SOTTO_ERR_INVALID_ARGUMENT; size1 == size2 gives an empty path. */
+SOTTO_API SOTTO_WUR int sotto_merkle_log_prove_consistency(const sotto_merkle_log *log,
+                                                           uint64_t size1, uint64_t size2,
+                                                           uint8_t (*path)[SOTTO_MERKLE_HASH_BYTES],
+                                                           size_t *path_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -84,6 +84,8 @@ SOTTO_API const char *sotto_strerror(int code)
         return "transparency tree head is too old or from the future";
     case SOTTO_ERR_KT_AUDITOR_MISSING:
         return "transparency tree head lacks a required auditor countersignature";
+    case SOTTO_ERR_KT_UPDATE_INVALID:
+        return "transparency log update does not follow the previous state";
     }
     return "unknown error";
 }

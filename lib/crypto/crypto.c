@@ -199,6 +199,21 @@ void sotto_hmac_key_wipe(sotto_hmac_key *k)
         EVP_MD_CTX_reset(ctx);
 }
 
+int sotto_sha256(uint8_t out[32], const uint8_t *p, size_t n)
+{
+    EVP_MD_CTX *ctx;
+    unsigned int out_len = 0;
+
+    if (out == NULL || (p == NULL && n != 0))
+        return SOTTO_ERR_INVALID_ARGUMENT;
+    ctx = md_thread_ctx();
+    if (ctx == NULL || EVP_DigestInit_ex2(ctx, sha256_md, NULL) != 1 ||
+        (n != 0 && EVP_DigestUpdate(ctx, p, n) != 1) ||
+        EVP_DigestFinal_ex(ctx, out, &out_len) != 1 || out_len != 32)
+        return SOTTO_ERR_CRYPTO;
+    return SOTTO_OK;
+}
+
 int sotto_hmac_sha256(uint8_t out[SOTTO_HMAC_SHA256_BYTES], const uint8_t *key, size_t key_len,
                       const uint8_t *msg, size_t msg_len)
 {

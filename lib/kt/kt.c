@@ -11,6 +11,7 @@
 
 #include "common/buf.h"
 #include "crypto/crypto.h"
+#include "kt/kt_internal.h"
 
 #define HB SOTTO_MERKLE_HASH_BYTES
 
@@ -18,6 +19,7 @@ static const char HEAD_LABEL[] = "SOTTO-KT-TREE-HEAD-V1";
 static const char AUDIT_LABEL[] = "SOTTO-KT-AUDIT-V1";
 static const char LEAF_LABEL[] = "SOTTO-KT-LEAF-V1";
 static const char COMMIT_LABEL[] = "SOTTO-KT-COMMIT-V1";
+static const char LEAF_VALUE_LABEL[] = "SOTTO-KT-LEAF-VALUE-V1";
 
 #define AUDIT_STATEMENT_BYTES (sizeof AUDIT_LABEL + SOTTO_KT_HEAD_STATEMENT_BYTES)
 
@@ -381,6 +383,66 @@ int sotto_kt_leaf_hash(uint8_t out[HB], const uint8_t prefix_root[SOTTO_PT_HASH_
 }
 
 /* ------------------------------------------------------------------------ */
+/* Log updates and leaf values                                              */
+/* ------------------------------------------------------------------------ */
+
+int sotto_kt_update_encode(const sotto_kt_update *u, uint8_t out[SOTTO_KT_UPDATE_BYTES])
+{
+    _Static_assert(8 + SOTTO_PT_INDEX_BYTES + 8 + SOTTO_KT_COMMITMENT_BYTES ==
+                       SOTTO_KT_UPDATE_BYTES,
+                   "update size");
+    if (u == NULL || out == NULL || u->counter == 0)
+        return SOTTO_ERR_INVALID_ARGUMENT;
+    put_u64be(out, u->timestamp_ms);
+    memcpy(out + 8, u->index, SOTTO_PT_INDEX_BYTES);
+    put_u64be(out + 8 + SOTTO_PT_INDEX_BYTES, u->counter);
+    memcpy(out + 16 + SOTTO_PT_INDEX_BYTES, u->commitment, SOTTO_KT_COMMITMENT_BYTES);
+    return SOTTO_OK;
+}
+
+int sotto_kt_update_parse(const uint8_t *in, size_t len, sotto_kt_update *out)
+{
+    if (out == NULL)
+        return SOTTO_ERR_INVALID_ARGUMENT;
+    memset(out, 0, sizeof *out);
+    if (in == NULL)
+        return SOTTO_ERR_INVALID_ARGUMENT;
+    if (len < SOTTO_KT_UPDATE_BYTES)
+        return SOTTO_ERR_INVALID_MESSAGE;
+    if (len > SOTTO_KT_UPDATE_BYTES)
+        return SOTTO_ERR_TRAILING_DATA;
+    if (get_u64be(in + 8 + SOTTO_PT_INDEX_BYTES) == 0)
+        return SOTTO_ERR_INVALID_MESSAGE;
+    out->timestamp_ms = get_u64be(in);
+    memcpy(out->index, in + 8, SOTTO_PT_INDEX_BYTES);
+    out->counter = get_u64be(in + 8 + SOTTO_PT_INDEX_BYTES);
+    memcpy(out->commitment, in + 16 + SOTTO_PT_INDEX_BYTES, SOTTO_KT_COMMITMENT_BYTES);
+    return SOTTO_OK;
+}
+
+int sotto_kt_leaf_value(uint8_t out[SOTTO_PT_VALUE_BYTES], uint64_t counter,
+                        const uint8_t commitment[SOTTO_KT_COMMITMENT_BYTES])
+{
+    uint8_t buf[sizeof LEAF_VALUE_LABEL + 8 + SOTTO_KT_COMMITMENT_BYTES];
+
+    if (out == NULL || commitment == NULL || counter == 0)
+        return SOTTO_ERR_INVALID_ARGUMENT;
+    memcpy(buf, LEAF_VALUE_LABEL, sizeof LEAF_VALUE_LABEL); /* with its 0x00 */
+    put_u64be(buf + sizeof LEAF_VALUE_LABEL, counter);
+    memcpy(buf + sizeof LEAF_VALUE_LABEL + 8, commitment, SOTTO_KT_COMMITMENT_BYTES);
+    sotto_kt_sha256(out, buf, sizeof buf);
+    return SOTTO_OK;
+}
+
+int sotto_kt_device_list_hash(uint8_t out[32], const uint8_t *list, size_t len)
+{
+    if (out == NULL || (list == NULL && len != 0))
+        return SOTTO_ERR_INVALID_ARGUMENT;
+    crypto_hash_sha256(out, list, len);
+    return SOTTO_OK;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Values and search results                                                */
 /* ------------------------------------------------------------------------ */
 
@@ -443,7 +505,8 @@ int sotto_kt_search_result_encode(const sotto_kt_search_result *r, uint8_t *out,
 
     if (out_len != NULL)
         *out_len = 0;
-    if (r == NULL || out == NULL || out_len == NULL || r->log_path_len > SOTTO_MERKLE_MAX_PROOF)
+    if (r == NULL || out == NULL || out_len == NULL || r->log_path_len > SOTTO_MERKLE_MAX_PROOF ||
+        r->counter == 0)
         return SOTTO_ERR_INVALID_ARGUMENT;
     rc = sotto_kt_value_encode(&r->value, value);
     if (rc != SOTTO_OK)
@@ -457,6 +520,8 @@ int sotto_kt_search_result_encode(const sotto_kt_search_result *r, uint8_t *out,
     p += SOTTO_KT_OPENING_BYTES;
     memcpy(p, value, sizeof value);
     p += sizeof value;
+    put_u64be(p, r->counter);
+    p += 8;
     memcpy(p, r->prefix_root, SOTTO_PT_HASH_BYTES);
     p += SOTTO_PT_HASH_BYTES;
     put_u64be(p, r->leaf_timestamp_ms);
@@ -491,6 +556,8 @@ static int search_parse(const uint8_t *in, size_t len, sotto_kt_search_result *r
     if (rc == SOTTO_OK)
         rc = sotto_rbuf_get_ptr(&b, SOTTO_KT_VALUE_BYTES, &value);
     if (rc == SOTTO_OK)
+        rc = sotto_rbuf_get_u64be(&b, &r->counter);
+    if (rc == SOTTO_OK)
         rc = sotto_rbuf_get_copy(&b, r->prefix_root, SOTTO_PT_HASH_BYTES);
     if (rc == SOTTO_OK)
         rc = sotto_rbuf_get_u64be(&b, &r->leaf_timestamp_ms);
@@ -501,7 +568,7 @@ static int search_parse(const uint8_t *in, size_t len, sotto_kt_search_result *r
     memcpy(r->value.account_key, value, SOTTO_KT_ACCOUNT_KEY_BYTES);
     memcpy(r->value.device_list_hash, value + SOTTO_KT_ACCOUNT_KEY_BYTES, 32);
     r->value.version = get_u64be(value + SOTTO_KT_ACCOUNT_KEY_BYTES + 32);
-    if (r->value.version == 0)
+    if (r->value.version == 0 || r->counter == 0)
         return SOTTO_ERR_INVALID_MESSAGE;
     pt_len = ((size_t)l[0] << 8) | l[1];
     rc = sotto_rbuf_get_ptr(&b, pt_len, &p);
@@ -539,6 +606,7 @@ static int search_verify(const uint8_t vrf_pk[SOTTO_VRF_PUBLIC_KEY_BYTES], const
                          const sotto_kt_search_result *r, const sotto_kt_tree_head *head)
 {
     uint8_t beta[SOTTO_VRF_OUTPUT_BYTES], commitment[SOTTO_KT_COMMITMENT_BYTES], leaf[HB];
+    uint8_t leaf_value[SOTTO_PT_VALUE_BYTES];
     size_t ulen;
     int rc;
 
@@ -554,8 +622,14 @@ static int search_verify(const uint8_t vrf_pk[SOTTO_VRF_PUBLIC_KEY_BYTES], const
     rc = sotto_kt_value_commitment(commitment, r->opening, username, &r->value);
     if (rc != SOTTO_OK)
         return rc == SOTTO_ERR_INVALID_ARGUMENT ? SOTTO_ERR_PROOF_INVALID : rc;
-    /* 3. prefix tree: index -> commitment under prefix_root */
-    rc = sotto_pt_verify(r->prefix_root, beta, commitment, &r->pt_proof);
+    /* 3. prefix tree: index -> leaf_value(counter, commitment) under
+     * prefix_root */
+    if (r->counter == 0)
+        return SOTTO_ERR_PROOF_INVALID;
+    rc = sotto_kt_leaf_value(leaf_value, r->counter, commitment);
+    if (rc != SOTTO_OK)
+        return rc;
+    rc = sotto_pt_verify(r->prefix_root, beta, leaf_value, &r->pt_proof);
     if (rc != SOTTO_OK)
         return rc;
     /* 4. log: the head's last leaf is (prefix_root, leaf timestamp) */

@@ -2,13 +2,18 @@
  * lib/kt/merkle.c -- RFC 9162 Merkle tree hashing, proofs and their
  * verification (sotto/merkle.h). The verifiers follow RFC 9162 2.1.3.2 and
  * 2.1.4.2 step by step; the generators are the recursive definitions of
- * 2.1.3.1 (PATH) and 2.1.4.1 (SUBPROOF).
+ * 2.1.3.1 (PATH) and 2.1.4.1 (SUBPROOF), over a source of subtree hashes:
+ * an array of leaves (MTH recomputed, O(n)) or the incremental log
+ * (perfect subtrees cached, O(log n) per MTH).
  */
 #include "sotto/merkle.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
+
+#include "kt/kt_internal.h"
 
 #define HB SOTTO_MERKLE_HASH_BYTES
 
@@ -36,7 +41,7 @@ int sotto_merkle_node_hash(uint8_t out[HB], const uint8_t left[HB], const uint8_
     buf[0] = 0x01;
     memcpy(buf + 1, left, HB);
     memcpy(buf + 1 + HB, right, HB);
-    crypto_hash_sha256(out, buf, sizeof buf);
+    sotto_kt_sha256(out, buf, sizeof buf);
     return SOTTO_OK;
 }
 
@@ -48,7 +53,7 @@ static void node(uint8_t out[HB], const uint8_t left[HB], const uint8_t right[HB
     buf[0] = 0x01;
     memcpy(buf + 1, left, HB);
     memcpy(buf + 1 + HB, right, HB);
-    crypto_hash_sha256(out, buf, sizeof buf);
+    sotto_kt_sha256(out, buf, sizeof buf);
 }
 
 static int hash_eq(const uint8_t a[HB], const uint8_t b[HB])
@@ -194,20 +199,37 @@ int sotto_merkle_root(const uint8_t (*leaves)[HB], uint64_t n, uint8_t root[HB])
     return SOTTO_OK;
 }
 
-/* Appends MTH(leaves[0..n)) to the path; at most 64 entries (a tree of at
- * most 2^63 leaves has at most 63 levels, and SUBPROOF adds one). */
-static int append(uint8_t (*path)[HB], size_t *len, const uint8_t (*leaves)[HB], uint64_t n)
+/* Where the generators get MTH of a range [start, start + n), n >= 1:
+ * the caller's leaf array, or the log's cached subtrees. */
+struct src {
+    const uint8_t (*leaves)[HB];
+    const sotto_merkle_log *log;
+};
+
+static void log_mth(const sotto_merkle_log *log, uint64_t start, uint64_t n, uint8_t out[HB]);
+
+static void src_mth(const struct src *s, uint64_t start, uint64_t n, uint8_t out[HB])
+{
+    if (s->log != NULL)
+        log_mth(s->log, start, n, out);
+    else
+        mth(s->leaves + start, n, out);
+}
+
+/* Appends MTH([start, start + n)) to the path; at most 64 entries (a tree
+ * of at most 2^63 leaves has at most 63 levels, and SUBPROOF adds one). */
+static int append(uint8_t (*path)[HB], size_t *len, const struct src *s, uint64_t start, uint64_t n)
 {
     if (*len >= SOTTO_MERKLE_MAX_PROOF)
         return SOTTO_ERR_INTERNAL;
-    mth(leaves, n, path[*len]);
+    src_mth(s, start, n, path[*len]);
     (*len)++;
     return SOTTO_OK;
 }
 
-/* PATH(m, D[0..n)) of RFC 9162 2.1.3.1, m < n. */
-static int path_rec(uint64_t m, const uint8_t (*leaves)[HB], uint64_t n, uint8_t (*path)[HB],
-                    size_t *len)
+/* PATH(m, D[start..start + n)) of RFC 9162 2.1.3.1, m < n. */
+static int path_rec(uint64_t m, const struct src *s, uint64_t start, uint64_t n,
+                    uint8_t (*path)[HB], size_t *len)
 {
     uint64_t k;
     int rc;
@@ -216,16 +238,17 @@ static int path_rec(uint64_t m, const uint8_t (*leaves)[HB], uint64_t n, uint8_t
         return SOTTO_OK;
     k = split(n);
     if (m < k) {
-        rc = path_rec(m, leaves, k, path, len);
-        return rc != SOTTO_OK ? rc : append(path, len, leaves + k, n - k);
+        rc = path_rec(m, s, start, k, path, len);
+        return rc != SOTTO_OK ? rc : append(path, len, s, start + k, n - k);
     }
-    rc = path_rec(m - k, leaves + k, n - k, path, len);
-    return rc != SOTTO_OK ? rc : append(path, len, leaves, k);
+    rc = path_rec(m - k, s, start + k, n - k, path, len);
+    return rc != SOTTO_OK ? rc : append(path, len, s, start, k);
 }
 
 int sotto_merkle_prove_inclusion(const uint8_t (*leaves)[HB], uint64_t n, uint64_t index,
                                  uint8_t (*path)[HB], size_t *path_len)
 {
+    struct src s = {leaves, NULL};
     int rc;
 
     if (path_len != NULL)
@@ -233,33 +256,34 @@ int sotto_merkle_prove_inclusion(const uint8_t (*leaves)[HB], uint64_t n, uint64
     if (leaves == NULL || path == NULL || path_len == NULL || n == 0 || n > SOTTO_MERKLE_MAX_SIZE ||
         index >= n)
         return SOTTO_ERR_INVALID_ARGUMENT;
-    rc = path_rec(index, leaves, n, path, path_len);
+    rc = path_rec(index, &s, 0, n, path, path_len);
     if (rc != SOTTO_OK)
         *path_len = 0;
     return rc;
 }
 
-/* SUBPROOF(m, D[0..n), b) of RFC 9162 2.1.4.1, 1 <= m <= n. */
-static int subproof(uint64_t m, const uint8_t (*leaves)[HB], uint64_t n, int b, uint8_t (*path)[HB],
-                    size_t *len)
+/* SUBPROOF(m, D[start..start + n), b) of RFC 9162 2.1.4.1, 1 <= m <= n. */
+static int subproof(uint64_t m, const struct src *s, uint64_t start, uint64_t n, int b,
+                    uint8_t (*path)[HB], size_t *len)
 {
     uint64_t k;
     int rc;
 
     if (m == n)
-        return b ? SOTTO_OK : append(path, len, leaves, n);
+        return b ? SOTTO_OK : append(path, len, s, start, n);
     k = split(n);
     if (m <= k) {
-        rc = subproof(m, leaves, k, b, path, len);
-        return rc != SOTTO_OK ? rc : append(path, len, leaves + k, n - k);
+        rc = subproof(m, s, start, k, b, path, len);
+        return rc != SOTTO_OK ? rc : append(path, len, s, start + k, n - k);
     }
-    rc = subproof(m - k, leaves + k, n - k, 0, path, len);
-    return rc != SOTTO_OK ? rc : append(path, len, leaves, k);
+    rc = subproof(m - k, s, start + k, n - k, 0, path, len);
+    return rc != SOTTO_OK ? rc : append(path, len, s, start, k);
 }
 
 int sotto_merkle_prove_consistency(const uint8_t (*leaves)[HB], uint64_t n, uint64_t size1,
                                    uint8_t (*path)[HB], size_t *path_len)
 {
+    struct src s = {leaves, NULL};
     int rc;
 
     if (path_len != NULL)
@@ -267,7 +291,7 @@ int sotto_merkle_prove_consistency(const uint8_t (*leaves)[HB], uint64_t n, uint
     if (leaves == NULL || path == NULL || path_len == NULL || size1 == 0 || size1 > n ||
         n > SOTTO_MERKLE_MAX_SIZE)
         return SOTTO_ERR_INVALID_ARGUMENT;
-    rc = subproof(size1, leaves, n, 1, path, path_len);
+    rc = subproof(size1, &s, 0, n, 1, path, path_len);
     if (rc != SOTTO_OK)
         *path_len = 0;
     return rc;
@@ -312,4 +336,165 @@ int sotto_merkle_proof_parse(const uint8_t *in, size_t len, uint8_t (*path)[HB],
         memcpy(path, in + 1, count * HB);
     *path_len = count;
     return SOTTO_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The incremental log                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* Levels 0..63: level k holds the hashes of the n >> k complete subtrees of
+ * 2^k leaves aligned at multiples of 2^k (a tree of at most 2^63 leaves
+ * has no complete subtree above level 63). */
+#define LOG_LEVELS 64
+#define LOG_MIN_CAP 16
+
+struct sotto_merkle_log {
+    uint64_t n;
+    uint8_t (*level[LOG_LEVELS])[HB];
+    uint64_t cap[LOG_LEVELS]; /* hashes allocated at each level */
+};
+
+int sotto_merkle_log_new(sotto_merkle_log **out)
+{
+    if (out == NULL)
+        return SOTTO_ERR_INVALID_ARGUMENT;
+    *out = calloc(1, sizeof **out);
+    return *out == NULL ? SOTTO_ERR_NOMEM : SOTTO_OK;
+}
+
+void sotto_merkle_log_free(sotto_merkle_log *log)
+{
+    if (log == NULL)
+        return;
+    for (int k = 0; k < LOG_LEVELS; k++)
+        free(log->level[k]);
+    free(log);
+}
+
+uint64_t sotto_merkle_log_size(const sotto_merkle_log *log)
+{
+    return log == NULL ? 0 : log->n;
+}
+
+size_t sotto_merkle_log_memory(const sotto_merkle_log *log)
+{
+    size_t m;
+
+    if (log == NULL)
+        return 0;
+    m = sizeof *log;
+    for (int k = 0; k < LOG_LEVELS; k++)
+        m += (size_t)log->cap[k] * HB;
+    return m;
+}
+
+/* Makes room for `count` hashes at level k (doubling). On failure the level
+ * keeps its old array and contents. */
+static int log_reserve(sotto_merkle_log *log, int k, uint64_t count)
+{
+    uint64_t cap = log->cap[k];
+    void *p;
+
+    if (count <= cap)
+        return SOTTO_OK;
+    cap = cap == 0 ? LOG_MIN_CAP : cap;
+    while (cap < count) {
+        if (cap > SIZE_MAX / HB / 2)
+            return SOTTO_ERR_NOMEM;
+        cap *= 2;
+    }
+    p = realloc(log->level[k], (size_t)cap * HB);
+    if (p == NULL)
+        return SOTTO_ERR_NOMEM;
+    log->level[k] = p;
+    log->cap[k] = cap;
+    return SOTTO_OK;
+}
+
+int sotto_merkle_log_append(sotto_merkle_log *log, const uint8_t leaf_hash[HB])
+{
+    uint64_t m;
+    int k, rc;
+
+    if (log == NULL || leaf_hash == NULL || log->n >= SOTTO_MERKLE_MAX_SIZE)
+        return SOTTO_ERR_INVALID_ARGUMENT;
+    m = log->n + 1;
+    /* room first, at every level the new leaf completes a subtree of, so a
+     * failure changes nothing the log shows */
+    for (k = 0; k < LOG_LEVELS && (m & ((UINT64_C(1) << k) - 1)) == 0; k++) {
+        rc = log_reserve(log, k, m >> k);
+        if (rc != SOTTO_OK)
+            return rc;
+    }
+    memcpy(log->level[0][log->n], leaf_hash, HB);
+    for (k = 1; k < LOG_LEVELS && (m & ((UINT64_C(1) << k) - 1)) == 0; k++) {
+        uint64_t i = (m >> k) - 1;
+        node(log->level[k][i], log->level[k - 1][2 * i], log->level[k - 1][2 * i + 1]);
+    }
+    log->n = m;
+    return SOTTO_OK;
+}
+
+/* MTH([start, start + n)), 1 <= n, start + n <= log->n, start a multiple of
+ * the largest power of two <= n (true of every range the RFC recursion
+ * visits): a perfect range is one cached hash, else split as MTH does. */
+static void log_mth(const sotto_merkle_log *log, uint64_t start, uint64_t n, uint8_t out[HB])
+{
+    uint8_t l[HB], r[HB];
+    uint64_t k;
+
+    if ((n & (n - 1)) == 0) {
+        int lv = __builtin_ctzll(n);
+        memcpy(out, log->level[lv][start >> lv], HB);
+        return;
+    }
+    k = split(n);
+    log_mth(log, start, k, l);
+    log_mth(log, start + k, n - k, r);
+    node(out, l, r);
+}
+
+int sotto_merkle_log_root(const sotto_merkle_log *log, uint64_t size, uint8_t root[HB])
+{
+    if (log == NULL || root == NULL || size > log->n)
+        return SOTTO_ERR_INVALID_ARGUMENT;
+    if (size == 0)
+        crypto_hash_sha256(root, NULL, 0);
+    else
+        log_mth(log, 0, size, root);
+    return SOTTO_OK;
+}
+
+int sotto_merkle_log_prove_inclusion(const sotto_merkle_log *log, uint64_t index, uint64_t size,
+                                     uint8_t (*path)[HB], size_t *path_len)
+{
+    struct src s = {NULL, log};
+    int rc;
+
+    if (path_len != NULL)
+        *path_len = 0;
+    if (log == NULL || path == NULL || path_len == NULL || size == 0 || size > log->n ||
+        index >= size)
+        return SOTTO_ERR_INVALID_ARGUMENT;
+    rc = path_rec(index, &s, 0, size, path, path_len);
+    if (rc != SOTTO_OK)
+        *path_len = 0;
+    return rc;
+}
+
+int sotto_merkle_log_prove_consistency(const sotto_merkle_log *log, uint64_t size1, uint64_t size2,
+                                       uint8_t (*path)[HB], size_t *path_len)
+{
+    struct src s = {NULL, log};
+    int rc;
+
+    if (path_len != NULL)
+        *path_len = 0;
+    if (log == NULL || path == NULL || path_len == NULL || size1 == 0 || size1 > size2 ||
+        size2 > log->n)
+        return SOTTO_ERR_INVALID_ARGUMENT;
+    rc = subproof(size1, &s, 0, size2, 1, path, path_len);
+    if (rc != SOTTO_OK)
+        *path_len = 0;
+    return rc;
 }

@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "crypto/crypto.h"
+#include "kt/kt_internal.h"
 
 #define HB SOTTO_PT_HASH_BYTES
 #define IB SOTTO_PT_INDEX_BYTES
@@ -65,7 +66,7 @@ static void leaf_hash(uint8_t out[HB], const uint8_t index[IB], const uint8_t va
     buf[0] = 0x10;
     memcpy(buf + 1, index, IB);
     memcpy(buf + 1 + IB, value, VB);
-    crypto_hash_sha256(out, buf, sizeof buf);
+    sotto_kt_sha256(out, buf, sizeof buf);
 }
 
 static void node_hash(uint8_t out[HB], const uint8_t left[HB], const uint8_t right[HB])
@@ -75,7 +76,7 @@ static void node_hash(uint8_t out[HB], const uint8_t left[HB], const uint8_t rig
     buf[0] = 0x11;
     memcpy(buf + 1, left, HB);
     memcpy(buf + 1 + HB, right, HB);
-    crypto_hash_sha256(out, buf, sizeof buf);
+    sotto_kt_sha256(out, buf, sizeof buf);
 }
 
 int sotto_pt_leaf_hash(uint8_t out[HB], const uint8_t index[IB], const uint8_t value[VB])
@@ -300,12 +301,24 @@ void sotto_prefix_tree_free(sotto_prefix_tree *t)
     free(t);
 }
 
+void sotto_kt_sha256(uint8_t out[32], const uint8_t *p, size_t n)
+{
+    if (sotto_sha256(out, p, n) != SOTTO_OK)
+        crypto_hash_sha256(out, p, n);
+}
+
 static const uint8_t *hash_or_empty(const struct pt_node *n)
 {
     return n == NULL ? EMPTY : n->hash;
 }
 
 int sotto_prefix_tree_set(sotto_prefix_tree *t, const uint8_t index[IB], const uint8_t value[VB])
+{
+    return sotto_pt_set_ref(t, index, value, NULL);
+}
+
+int sotto_pt_set_ref(sotto_prefix_tree *t, const uint8_t index[IB], const uint8_t value[VB],
+                     const uint8_t **stored_index)
 {
     struct pt_node *stack[SOTTO_PT_DEPTH + 1];
     struct pt_node *fresh[SOTTO_PT_DEPTH + 1];
@@ -326,6 +339,8 @@ int sotto_prefix_tree_set(sotto_prefix_tree *t, const uint8_t index[IB], const u
         /* update in place */
         memcpy(old->value, value, VB);
         leaf_hash(old->n.hash, index, value);
+        if (stored_index != NULL)
+            *stored_index = old->index;
     } else {
         if (old != NULL) {
             /* split at the first bit where the two indices differ (>= depth:
@@ -363,6 +378,8 @@ int sotto_prefix_tree_set(sotto_prefix_tree *t, const uint8_t index[IB], const u
         }
         *slot = &leaf->n;
         t->count++;
+        if (stored_index != NULL)
+            *stored_index = leaf->index;
     }
     while (depth > 0) {
         struct pt_node *n = stack[--depth];

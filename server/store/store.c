@@ -119,6 +119,11 @@ void sottod_store_op_free(sottod_store_op *op)
     free(op->out_bundles);
     free(op->list);
     free(op->out_list);
+    free(op->kt_rows);
+    if (op->kt_entries != NULL) {
+        sodium_memzero(op->kt_entries, op->kt_n_entries * sizeof(*op->kt_entries));
+        free(op->kt_entries);
+    }
     sodium_memzero(op->invite_hash, sizeof(op->invite_hash));
     free(op);
 }
@@ -798,6 +803,136 @@ int sottod_store_attachment_delete(sottod_store *st, const uint8_t id[SOTTOD_ATT
     memset(&att, 0, sizeof(att));
     memcpy(att.id, id, sizeof(att.id));
     return attachment_op(st, SOTTOD_OP_ATTACHMENT_DELETE, &att, done, arg);
+}
+
+/* ---- key transparency ------------------------------------------------------------ */
+
+static bool kt_head_ok(const sottod_kt_head_rec *h)
+{
+    return h != NULL && h->size >= 1 && h->size <= (uint64_t)INT64_MAX &&
+           h->ts_ms <= (uint64_t)INT64_MAX;
+}
+
+int sottod_store_kt_append(sottod_store *st, const sottod_kt_log_row *rows, size_t n_rows,
+                           const sottod_kt_entry *entries, size_t n_entries,
+                           const sottod_kt_head_rec *head, sottod_store_done_fn done, void *arg)
+{
+    sottod_store_op *op;
+    size_t i;
+
+    if (st == NULL || rows == NULL || n_rows == 0 || n_rows > SOTTOD_KT_APPEND_MAX ||
+        (entries == NULL && n_entries > 0) || n_entries > SOTTOD_KT_APPEND_MAX ||
+        !kt_head_ok(head) || rows[0].pos > (uint64_t)INT64_MAX - n_rows ||
+        head->size != rows[0].pos + n_rows)
+        return SOTTOD_STORE_INVALID;
+    for (i = 0; i < n_rows; i++)
+        if (rows[i].pos != rows[0].pos + i || rows[i].counter == 0 ||
+            rows[i].counter > (uint64_t)INT64_MAX || rows[i].ts_ms > (uint64_t)INT64_MAX)
+            return SOTTOD_STORE_INVALID;
+    for (i = 0; i < n_entries; i++)
+        if (!username_ok(entries[i].username) || entries[i].counter == 0 ||
+            entries[i].counter > (uint64_t)INT64_MAX || entries[i].pos >= head->size)
+            return SOTTOD_STORE_INVALID;
+    op = op_new(SOTTOD_OP_KT_APPEND);
+    if (op == NULL)
+        return SOTTOD_STORE_NOMEM;
+    op->n = n_rows;
+    op->kt_rows = malloc(n_rows * sizeof(*rows));
+    op->kt_entries = n_entries > 0 ? malloc(n_entries * sizeof(*entries)) : NULL;
+    if (op->kt_rows == NULL || (n_entries > 0 && op->kt_entries == NULL)) {
+        sottod_store_op_free(op);
+        return SOTTOD_STORE_NOMEM;
+    }
+    memcpy(op->kt_rows, rows, n_rows * sizeof(*rows));
+    if (n_entries > 0)
+        memcpy(op->kt_entries, entries, n_entries * sizeof(*entries));
+    op->kt_n_entries = n_entries;
+    op->kt_head = *head;
+    return submit_or_free(st, op, done, arg);
+}
+
+int sottod_store_kt_head_add(sottod_store *st, const sottod_kt_head_rec *head,
+                             sottod_store_done_fn done, void *arg)
+{
+    sottod_store_op *op;
+
+    if (st == NULL || !kt_head_ok(head))
+        return SOTTOD_STORE_INVALID;
+    op = op_new(SOTTOD_OP_KT_HEAD_ADD);
+    if (op != NULL)
+        op->kt_head = *head;
+    return submit_or_free(st, op, done, arg);
+}
+
+int sottod_store_kt_cosig_add(sottod_store *st, const sottod_kt_cosig_rec *cosig,
+                              sottod_store_done_fn done, void *arg)
+{
+    sottod_store_op *op;
+    sottod_kt_head_rec h;
+
+    if (st == NULL || cosig == NULL)
+        return SOTTOD_STORE_INVALID;
+    h.size = cosig->size;
+    h.ts_ms = cosig->ts_ms;
+    if (!kt_head_ok(&h))
+        return SOTTOD_STORE_INVALID;
+    op = op_new(SOTTOD_OP_KT_COSIG_ADD);
+    if (op != NULL)
+        op->kt_cosig = *cosig;
+    return submit_or_free(st, op, done, arg);
+}
+
+int sottod_store_kt_log_size(sottod_store *st, uint64_t *n)
+{
+    if (st == NULL || n == NULL)
+        return SOTTOD_STORE_INVALID;
+    return st->be->ops->kt_log_size(st->be, n);
+}
+
+int sottod_store_kt_log_read(sottod_store *st, uint64_t from, size_t max, sottod_kt_log_row *out,
+                             size_t *n)
+{
+    if (st == NULL || out == NULL || n == NULL || max == 0 || from > (uint64_t)INT64_MAX)
+        return SOTTOD_STORE_INVALID;
+    return st->be->ops->kt_log_read(st->be, from, max, out, n);
+}
+
+int sottod_store_kt_entry_get(sottod_store *st, const char *username, sottod_kt_entry *out)
+{
+    if (st == NULL || !username_ok(username) || out == NULL)
+        return SOTTOD_STORE_INVALID;
+    return st->be->ops->kt_entry_get(st->be, username, out);
+}
+
+int sottod_store_kt_head_latest(sottod_store *st, sottod_kt_head_rec *out)
+{
+    if (st == NULL || out == NULL)
+        return SOTTOD_STORE_INVALID;
+    return st->be->ops->kt_head_get(st->be, 0, 0, out);
+}
+
+int sottod_store_kt_head_get(sottod_store *st, uint64_t size, uint64_t ts_ms,
+                             sottod_kt_head_rec *out)
+{
+    sottod_kt_head_rec h = {.size = size, .ts_ms = ts_ms};
+
+    if (st == NULL || out == NULL || !kt_head_ok(&h))
+        return SOTTOD_STORE_INVALID;
+    return st->be->ops->kt_head_get(st->be, size, ts_ms, out);
+}
+
+int sottod_store_kt_cosigs_scan(sottod_store *st, sottod_kt_cosig_fn fn, void *arg)
+{
+    if (st == NULL || fn == NULL)
+        return SOTTOD_STORE_INVALID;
+    return st->be->ops->kt_cosigs_scan(st->be, fn, arg);
+}
+
+int sottod_store_kt_accounts_scan(sottod_store *st, sottod_kt_account_fn fn, void *arg)
+{
+    if (st == NULL || fn == NULL)
+        return SOTTOD_STORE_INVALID;
+    return st->be->ops->kt_accounts_scan(st->be, fn, arg);
 }
 
 /* ---- [sync] reads ------------------------------------------------------------ */

@@ -248,6 +248,9 @@ typedef enum sottod_store_op_type {
     SOTTOD_OP_BARRIER,
     SOTTOD_OP_DEVICE_LIST_CHANGE, /* device_add_listed / device_remove_listed /
                                      account_recover / device_list_set */
+    SOTTOD_OP_KT_APPEND,          /* kt_append: log rows, entries and a head */
+    SOTTOD_OP_KT_HEAD_ADD,        /* kt_head_add: a re-signed head */
+    SOTTOD_OP_KT_COSIG_ADD,       /* kt_cosig_add: an auditor's countersignature */
 } sottod_store_op_type;
 
 typedef struct sottod_store_result {
@@ -586,6 +589,118 @@ typedef int (*sottod_attachment_fn)(void *arg, const sottod_attachment *att);
 SOTTOD_STORE_WUR int sottod_store_attachments_expired(sottod_store *st, size_t limit,
                                                       sottod_attachment_fn fn, void *arg);
 
+/* ---- key transparency (server/kt.c; docs/protocol.md "Key transparency") -- */
+/*
+ * Four tables (schema version 4): kt_log, the log's updates (one row per
+ * update, positions 0, 1, 2, ... without gaps); kt_entries, per username the
+ * latest update's VRF index and proof (cached: proving costs a VRF
+ * evaluation), the opening and the 73-byte committed value, its counter and
+ * log position; kt_heads, every tree head the server signed (size,
+ * timestamp, signature: the root is recomputed from kt_log); kt_cosigs,
+ * auditors' countersignatures of those heads. The store never interprets
+ * the bytes except for disclose, which prints the value's fields. Prefix
+ * roots are not stored: sottod replays kt_log at start.
+ */
+#define SOTTOD_KT_HASH_BYTES 32
+#define SOTTOD_KT_VRF_PROOF_BYTES 80
+#define SOTTOD_KT_VALUE_BYTES 73 /* account key (33) | list SHA-256 (32) | version (8, BE) */
+#define SOTTOD_KT_SIG_BYTES 64
+#define SOTTOD_KT_KEY_BYTES 32    /* Ed25519 public key of an auditor */
+#define SOTTOD_KT_APPEND_MAX 4096 /* rows per kt_append */
+
+/* One log update (docs/protocol.md: the 80-byte update). */
+typedef struct sottod_kt_log_row {
+    uint64_t pos;   /* 0-based position in the log */
+    uint64_t ts_ms; /* the DATE of the change: ms at 00:00 UTC */
+    uint8_t index[SOTTOD_KT_HASH_BYTES];
+    uint64_t counter; /* >= 1 */
+    uint8_t commitment[SOTTOD_KT_HASH_BYTES];
+} sottod_kt_log_row;
+
+/* A username's latest update. */
+typedef struct sottod_kt_entry {
+    char username[SOTTOD_USERNAME_MAX + 1];
+    uint8_t index[SOTTOD_KT_HASH_BYTES];
+    uint8_t vrf_proof[SOTTOD_KT_VRF_PROOF_BYTES];
+    uint8_t opening[SOTTOD_KT_HASH_BYTES]; /* hides the value: never logged or disclosed */
+    uint8_t value[SOTTOD_KT_VALUE_BYTES];
+    uint64_t counter;
+    uint64_t pos; /* log position of that update */
+} sottod_kt_entry;
+
+/* A signed tree head (size >= 1) or, with auditor_key, a countersignature. */
+typedef struct sottod_kt_head_rec {
+    uint64_t size;
+    uint64_t ts_ms;
+    uint8_t signature[SOTTOD_KT_SIG_BYTES];
+} sottod_kt_head_rec;
+
+typedef struct sottod_kt_cosig_rec {
+    uint64_t size;
+    uint64_t ts_ms;
+    uint8_t auditor_key[SOTTOD_KT_KEY_BYTES];
+    uint8_t signature[SOTTOD_KT_SIG_BYTES];
+} sottod_kt_cosig_rec;
+
+/* [async] One KT batch, atomically: rows[0..n_rows) (1..SOTTOD_KT_APPEND_MAX,
+ * positions consecutive), entries[0..n_entries) (inserted or replacing the
+ * username's row; 0..SOTTOD_KT_APPEND_MAX) and the head (its size must be
+ * the log size after the rows). CONFLICT (nothing written) when rows[0].pos
+ * is not the number of rows already in kt_log: the caller's view of the
+ * log is not the stored one. INVALID for malformed arguments. */
+SOTTOD_STORE_WUR int sottod_store_kt_append(sottod_store *st, const sottod_kt_log_row *rows,
+                                            size_t n_rows, const sottod_kt_entry *entries,
+                                            size_t n_entries, const sottod_kt_head_rec *head,
+                                            sottod_store_done_fn done, void *arg);
+
+/* [async] Records a head re-signed for a size already in the log
+ * (CONFLICT if head->size exceeds the stored log; a head with the same
+ * size and timestamp is replaced). */
+SOTTOD_STORE_WUR int sottod_store_kt_head_add(sottod_store *st, const sottod_kt_head_rec *head,
+                                              sottod_store_done_fn done, void *arg);
+
+/* [async] Records (or replaces) a countersignature. NOT_FOUND if no head
+ * with that size and timestamp is stored. */
+SOTTOD_STORE_WUR int sottod_store_kt_cosig_add(sottod_store *st, const sottod_kt_cosig_rec *cosig,
+                                               sottod_store_done_fn done, void *arg);
+
+/* [sync] Number of rows in kt_log. */
+SOTTOD_STORE_WUR int sottod_store_kt_log_size(sottod_store *st, uint64_t *n);
+
+/* [sync] Up to max rows of kt_log from position `from`, in order, into
+ * out; *n how many (0 at the end). */
+SOTTOD_STORE_WUR int sottod_store_kt_log_read(sottod_store *st, uint64_t from, size_t max,
+                                              sottod_kt_log_row *out, size_t *n);
+
+/* [sync] The entry of username. NOT_FOUND if the name never had an update. */
+SOTTOD_STORE_WUR int sottod_store_kt_entry_get(sottod_store *st, const char *username,
+                                               sottod_kt_entry *out);
+
+/* [sync] The newest head (largest size, then latest timestamp). NOT_FOUND
+ * if none. */
+SOTTOD_STORE_WUR int sottod_store_kt_head_latest(sottod_store *st, sottod_kt_head_rec *out);
+
+/* [sync] The head with this size and timestamp. NOT_FOUND if none. */
+SOTTOD_STORE_WUR int sottod_store_kt_head_get(sottod_store *st, uint64_t size, uint64_t ts_ms,
+                                              sottod_kt_head_rec *out);
+
+/* [sync] Every countersignature, ordered by size, timestamp and key; fn
+ * returns 0 to go on. fn runs with the read connection locked (no store
+ * reads from it). */
+typedef int (*sottod_kt_cosig_fn)(void *arg, const sottod_kt_cosig_rec *c);
+SOTTOD_STORE_WUR int sottod_store_kt_cosigs_scan(sottod_store *st, sottod_kt_cosig_fn fn,
+                                                 void *arg);
+
+/* [sync] Every account with an account key, in username order, with its
+ * list and its KT entry (entry NULL if the name has none): what start-up
+ * reconciles. fn returns 0 to go on; it runs with the read connection
+ * locked (no store reads from it). */
+typedef int (*sottod_kt_account_fn)(void *arg, const char *username,
+                                    const sottod_device_list_rec *list,
+                                    const sottod_kt_entry *entry);
+SOTTOD_STORE_WUR int sottod_store_kt_accounts_scan(sottod_store *st, sottod_kt_account_fn fn,
+                                                   void *arg);
+
 /*
  * Everything the store holds about an account, as a NUL-terminated JSON
  * object (the admin `disclose` command): username, creation date, and per
@@ -639,6 +754,16 @@ typedef struct sottod_store_backend_ops {
     int (*device_list_get)(sottod_store_backend *be, int64_t account_id, sottod_device *out,
                            size_t max, size_t *n, sottod_device_list_rec *list);
     int (*queue_depth_total)(sottod_store_backend *be, uint64_t *total);
+    /* key transparency reads (see the [sync] kt_ calls) */
+    int (*kt_log_size)(sottod_store_backend *be, uint64_t *n);
+    int (*kt_log_read)(sottod_store_backend *be, uint64_t from, size_t max, sottod_kt_log_row *out,
+                       size_t *n);
+    int (*kt_entry_get)(sottod_store_backend *be, const char *username, sottod_kt_entry *out);
+    /* size 0: the newest head */
+    int (*kt_head_get)(sottod_store_backend *be, uint64_t size, uint64_t ts_ms,
+                       sottod_kt_head_rec *out);
+    int (*kt_cosigs_scan)(sottod_store_backend *be, sottod_kt_cosig_fn fn, void *arg);
+    int (*kt_accounts_scan)(sottod_store_backend *be, sottod_kt_account_fn fn, void *arg);
     /* Copies the text of the most recent failure (any thread) into buf. */
     void (*last_error)(sottod_store_backend *be, char *buf, size_t cap);
 } sottod_store_backend_ops;

@@ -40,6 +40,11 @@ struct sottod_store_op {
     int list_kind;                /* DEVICE_LIST_CHANGE: SOTTOD_LIST_* */
     uint64_t prev_version;        /* DEVICE_LIST_CHANGE: expected stored version */
     sottod_device_list_rec *list; /* owned; NULL = none */
+    sottod_kt_log_row *kt_rows;   /* KT_APPEND: n rows, owned */
+    sottod_kt_entry *kt_entries;  /* KT_APPEND: kt_n_entries, owned (openings: wiped) */
+    size_t kt_n_entries;
+    sottod_kt_head_rec kt_head;   /* KT_APPEND / KT_HEAD_ADD */
+    sottod_kt_cosig_rec kt_cosig; /* KT_COSIG_ADD */
 
     /* backend-allocated result memory */
     sottod_bundle *out_bundles;       /* owned, freed with the op */

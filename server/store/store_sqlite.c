@@ -125,6 +125,36 @@ static const char *const MIGRATIONS[] = {
     "ALTER TABLE accounts ADD COLUMN account_key BLOB;" /* 33 bytes, public */
     "ALTER TABLE accounts ADD COLUMN device_list BLOB;" /* statement || signature */
     "ALTER TABLE accounts ADD COLUMN device_list_version INTEGER;",
+    /* 3 -> 4 (issue 9, key transparency): the log's updates, each
+     * username's latest entry (VRF index and proof cached, the opening that
+     * hides its value), the heads the server signed and the auditors'
+     * countersignatures. Prefix roots and the log tree are recomputed from
+     * kt_log at start (server/kt.c). */
+    "CREATE TABLE kt_log("
+    "  pos INTEGER PRIMARY KEY," /* 0, 1, 2, ... */
+    "  ts_ms INTEGER NOT NULL,"  /* the date of the change (00:00 UTC) */
+    "  vrf_index BLOB NOT NULL,"
+    "  counter INTEGER NOT NULL,"
+    "  commitment BLOB NOT NULL);"
+    "CREATE TABLE kt_entries("
+    "  username TEXT PRIMARY KEY,"
+    "  vrf_index BLOB NOT NULL UNIQUE,"
+    "  vrf_proof BLOB NOT NULL,"
+    "  opening BLOB NOT NULL,"
+    "  value BLOB NOT NULL,"
+    "  counter INTEGER NOT NULL,"
+    "  pos INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE kt_heads("
+    "  size INTEGER NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  signature BLOB NOT NULL,"
+    "  PRIMARY KEY(size, ts_ms)) WITHOUT ROWID;"
+    "CREATE TABLE kt_cosigs("
+    "  size INTEGER NOT NULL,"
+    "  ts_ms INTEGER NOT NULL,"
+    "  auditor_key BLOB NOT NULL,"
+    "  signature BLOB NOT NULL,"
+    "  PRIMARY KEY(size, ts_ms, auditor_key)) WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -174,6 +204,12 @@ enum {
     W_ACC_LIST_GET,
     W_ACC_LIST_SET,
     W_ACC_KEY_SET,
+    W_KT_LOG_COUNT,
+    W_KT_LOG_INSERT,
+    W_KT_ENTRY_PUT,
+    W_KT_HEAD_PUT,
+    W_KT_HEAD_CHECK,
+    W_KT_COSIG_PUT,
     W_COUNT
 };
 
@@ -241,12 +277,27 @@ static const char *const WSQL[W_COUNT] = {
     [W_ACC_LIST_SET] = "UPDATE accounts SET device_list=?2, device_list_version=?3 WHERE id=?1",
     [W_ACC_KEY_SET] = ("UPDATE accounts SET account_key=?4, device_list=?2, device_list_version=?3"
                        " WHERE id=?1"),
+    [W_KT_LOG_COUNT] = "SELECT coalesce(max(pos) + 1, 0) FROM kt_log",
+    [W_KT_LOG_INSERT] = ("INSERT INTO kt_log(pos, ts_ms, vrf_index, counter, commitment)"
+                         " VALUES(?1, ?2, ?3, ?4, ?5)"),
+    /* An upsert on the username only: an index held by ANOTHER name is a
+     * constraint error (OR REPLACE would silently delete that name's row). */
+    [W_KT_ENTRY_PUT] = ("INSERT INTO kt_entries(username, vrf_index, vrf_proof, opening, value,"
+                        " counter, pos) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                        " ON CONFLICT(username) DO UPDATE SET vrf_index=excluded.vrf_index,"
+                        " vrf_proof=excluded.vrf_proof, opening=excluded.opening,"
+                        " value=excluded.value, counter=excluded.counter, pos=excluded.pos"),
+    [W_KT_HEAD_PUT] = "INSERT OR REPLACE INTO kt_heads(size, ts_ms, signature) VALUES(?1, ?2, ?3)",
+    [W_KT_HEAD_CHECK] = "SELECT 1 FROM kt_heads WHERE size=?1 AND ts_ms=?2",
+    [W_KT_COSIG_PUT] = ("INSERT OR REPLACE INTO kt_cosigs(size, ts_ms, auditor_key, signature)"
+                        " VALUES(?1, ?2, ?3, ?4)"),
 };
 
 #define DEVICE_COLS                                                                                \
     "device_id, registration_id, auth_key, identity_key, spk_id, spk_pub,"                         \
     " spk_sig, created, last_seen, queue_depth, added_by, add_sig"
 #define ATT_COLS "id, size, created_at, expires_at, referenced"
+#define KT_ENTRY_COLS "username, vrf_index, vrf_proof, opening, value, counter, pos"
 
 enum {
     R_BEGIN,
@@ -263,6 +314,13 @@ enum {
     R_ENV_STATS,
     R_DEPTH_TOTAL,
     R_ACC_LIST_GET,
+    R_KT_LOG_COUNT,
+    R_KT_LOG_READ,
+    R_KT_ENTRY_GET,
+    R_KT_HEAD_LATEST,
+    R_KT_HEAD_GET,
+    R_KT_COSIGS,
+    R_KT_ACCOUNTS,
     R_COUNT
 };
 
@@ -286,6 +344,19 @@ static const char *const RSQL[R_COUNT] = {
     [R_DEPTH_TOTAL] = "SELECT coalesce(sum(queue_depth), 0) FROM devices",
     [R_ACC_LIST_GET] = ("SELECT account_key, device_list, device_list_version FROM accounts"
                         " WHERE id=?1"),
+    [R_KT_LOG_COUNT] = "SELECT coalesce(max(pos) + 1, 0) FROM kt_log",
+    [R_KT_LOG_READ] = ("SELECT pos, ts_ms, vrf_index, counter, commitment FROM kt_log"
+                       " WHERE pos>=?1 ORDER BY pos LIMIT ?2"),
+    [R_KT_ENTRY_GET] = ("SELECT " KT_ENTRY_COLS " FROM kt_entries WHERE username=?1"),
+    [R_KT_HEAD_LATEST] = ("SELECT size, ts_ms, signature FROM kt_heads"
+                          " ORDER BY size DESC, ts_ms DESC LIMIT 1"),
+    [R_KT_HEAD_GET] = "SELECT size, ts_ms, signature FROM kt_heads WHERE size=?1 AND ts_ms=?2",
+    [R_KT_COSIGS] = ("SELECT size, ts_ms, auditor_key, signature FROM kt_cosigs"
+                     " ORDER BY size, ts_ms, auditor_key"),
+    [R_KT_ACCOUNTS] = ("SELECT a.username, a.account_key, a.device_list, a.device_list_version,"
+                       " e.username, e.vrf_index, e.vrf_proof, e.opening, e.value, e.counter, e.pos"
+                       " FROM accounts a LEFT JOIN kt_entries e ON e.username=a.username"
+                       " WHERE a.account_key IS NOT NULL ORDER BY a.username"),
 };
 
 typedef struct sq_backend {
@@ -1263,6 +1334,116 @@ static int op_attachment(sq_backend *s, sottod_store_op *op)
     return SOTTOD_STORE_OK;
 }
 
+/* ---- key transparency (writer) ------------------------------------------------ */
+
+static int kt_log_count_w(sq_backend *s, uint64_t *n)
+{
+    sqlite3_stmt *st = WS(s, W_KT_LOG_COUNT);
+    int rc;
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? SOTTOD_STORE_OK : SOTTOD_STORE_ERR;
+}
+
+static int kt_head_put(sq_backend *s, const sottod_kt_head_rec *h)
+{
+    sqlite3_stmt *st = WS(s, W_KT_HEAD_PUT);
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, (int64_t)h->size);
+    sqlite3_bind_int64(st, 2, (int64_t)h->ts_ms);
+    sqlite3_bind_blob(st, 3, h->signature, SOTTOD_KT_SIG_BYTES, SQLITE_STATIC);
+    return step_done(st);
+}
+
+/* One KT batch: refuses (CONFLICT) before any write unless the rows start
+ * right after the stored log; runs inside the op's savepoint. */
+static int op_kt_append(sq_backend *s, sottod_store_op *op)
+{
+    uint64_t count = 0;
+    size_t i;
+    int rc = kt_log_count_w(s, &count);
+
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    if (op->kt_rows[0].pos != count)
+        return SOTTOD_STORE_CONFLICT;
+    for (i = 0; i < op->n; i++) {
+        const sottod_kt_log_row *r = &op->kt_rows[i];
+        sqlite3_stmt *st = WS(s, W_KT_LOG_INSERT);
+
+        if (st == NULL)
+            return SOTTOD_STORE_ERR;
+        sqlite3_bind_int64(st, 1, (int64_t)r->pos);
+        sqlite3_bind_int64(st, 2, (int64_t)r->ts_ms);
+        sqlite3_bind_blob(st, 3, r->index, SOTTOD_KT_HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (int64_t)r->counter);
+        sqlite3_bind_blob(st, 5, r->commitment, SOTTOD_KT_HASH_BYTES, SQLITE_STATIC);
+        rc = step_done(st);
+        if (rc != SOTTOD_STORE_OK)
+            return rc == SOTTOD_STORE_EXISTS ? SOTTOD_STORE_CONFLICT : rc;
+    }
+    for (i = 0; i < op->kt_n_entries; i++) {
+        const sottod_kt_entry *e = &op->kt_entries[i];
+        sqlite3_stmt *st = WS(s, W_KT_ENTRY_PUT);
+
+        if (st == NULL)
+            return SOTTOD_STORE_ERR;
+        sqlite3_bind_text(st, 1, e->username, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, e->index, SOTTOD_KT_HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, e->vrf_proof, SOTTOD_KT_VRF_PROOF_BYTES, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 4, e->opening, SOTTOD_KT_HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 5, e->value, SOTTOD_KT_VALUE_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 6, (int64_t)e->counter);
+        sqlite3_bind_int64(st, 7, (int64_t)e->pos);
+        rc = step_done(st);
+        if (rc != SOTTOD_STORE_OK)
+            return rc == SOTTOD_STORE_EXISTS ? SOTTOD_STORE_CONFLICT : rc;
+    }
+    return kt_head_put(s, &op->kt_head);
+}
+
+static int op_kt_head_add(sq_backend *s, sottod_store_op *op)
+{
+    uint64_t count = 0;
+    int rc = kt_log_count_w(s, &count);
+
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    if (op->kt_head.size > count)
+        return SOTTOD_STORE_CONFLICT;
+    return kt_head_put(s, &op->kt_head);
+}
+
+static int op_kt_cosig_add(sq_backend *s, sottod_store_op *op)
+{
+    const sottod_kt_cosig_rec *c = &op->kt_cosig;
+    sqlite3_stmt *st = WS(s, W_KT_HEAD_CHECK);
+    int rc;
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, (int64_t)c->size);
+    sqlite3_bind_int64(st, 2, (int64_t)c->ts_ms);
+    rc = exists(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    st = WS(s, W_KT_COSIG_PUT);
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, (int64_t)c->size);
+    sqlite3_bind_int64(st, 2, (int64_t)c->ts_ms);
+    sqlite3_bind_blob(st, 3, c->auditor_key, SOTTOD_KT_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, c->signature, SOTTOD_KT_SIG_BYTES, SQLITE_STATIC);
+    return step_done(st);
+}
+
 /* True for the frequent operations that are atomic without a savepoint:
  * they refuse before writing (see enqueue_one) or cannot be refused. */
 static bool atomic_without_savepoint(const sottod_store_op *op)
@@ -1339,6 +1520,15 @@ static int sq_exec(sottod_store_backend *be, sottod_store_op *op)
         break;
     case SOTTOD_OP_DEVICE_LIST_CHANGE:
         rc = op_device_list_change(s, op);
+        break;
+    case SOTTOD_OP_KT_APPEND:
+        rc = op_kt_append(s, op);
+        break;
+    case SOTTOD_OP_KT_HEAD_ADD:
+        rc = op_kt_head_add(s, op);
+        break;
+    case SOTTOD_OP_KT_COSIG_ADD:
+        rc = op_kt_cosig_add(s, op);
         break;
     default:
         rc = SOTTOD_STORE_INVALID;
@@ -1702,6 +1892,241 @@ static int sq_queue_depth_total(sottod_store_backend *be, uint64_t *total)
     return rc;
 }
 
+/* ---- key transparency (reads) --------------------------------------------------- */
+
+static int sq_kt_log_size(sottod_store_backend *be, uint64_t *n)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_KT_LOG_COUNT);
+    if (st != NULL && sqlite3_step(st) == SQLITE_ROW) {
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = SOTTOD_STORE_OK;
+    }
+    if (st != NULL)
+        sqlite3_reset(st);
+    if (rc != SOTTOD_STORE_OK)
+        note_db(s, s->r);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+static int sq_kt_log_read(sottod_store_backend *be, uint64_t from, size_t max,
+                          sottod_kt_log_row *out, size_t *n)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    size_t k = 0;
+    int rc = SOTTOD_STORE_ERR, step = SQLITE_ERROR;
+
+    *n = 0;
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_KT_LOG_READ);
+    if (st == NULL)
+        goto out;
+    sqlite3_bind_int64(st, 1, (int64_t)from);
+    sqlite3_bind_int64(st, 2, max > INT32_MAX ? INT32_MAX : (int64_t)max);
+    while (k < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        sottod_kt_log_row *r = &out[k];
+
+        r->pos = (uint64_t)sqlite3_column_int64(st, 0);
+        r->ts_ms = (uint64_t)sqlite3_column_int64(st, 1);
+        r->counter = (uint64_t)sqlite3_column_int64(st, 3);
+        if (col_blob(st, 2, r->index, SOTTOD_KT_HASH_BYTES) != SOTTOD_STORE_OK ||
+            col_blob(st, 4, r->commitment, SOTTOD_KT_HASH_BYTES) != SOTTOD_STORE_OK) {
+            step = SQLITE_CORRUPT;
+            break;
+        }
+        k++;
+    }
+    sqlite3_reset(st);
+    if (step == SQLITE_DONE || step == SQLITE_ROW) {
+        *n = k;
+        rc = SOTTOD_STORE_OK;
+    }
+out:
+    if (rc != SOTTOD_STORE_OK)
+        note_db(s, s->r);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+/* Reads an entry from columns c..c+6 (KT_ENTRY_COLS order). */
+static int read_kt_entry(sqlite3_stmt *st, int c, sottod_kt_entry *e)
+{
+    memset(e, 0, sizeof(*e));
+    col_text(st, c, e->username, sizeof(e->username));
+    if (col_blob(st, c + 1, e->index, SOTTOD_KT_HASH_BYTES) != SOTTOD_STORE_OK ||
+        col_blob(st, c + 2, e->vrf_proof, SOTTOD_KT_VRF_PROOF_BYTES) != SOTTOD_STORE_OK ||
+        col_blob(st, c + 3, e->opening, SOTTOD_KT_HASH_BYTES) != SOTTOD_STORE_OK ||
+        col_blob(st, c + 4, e->value, SOTTOD_KT_VALUE_BYTES) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    e->counter = (uint64_t)sqlite3_column_int64(st, c + 5);
+    e->pos = (uint64_t)sqlite3_column_int64(st, c + 6);
+    return SOTTOD_STORE_OK;
+}
+
+static int sq_kt_entry_get(sottod_store_backend *be, const char *username, sottod_kt_entry *out)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_KT_ENTRY_GET);
+    if (st == NULL)
+        goto out;
+    sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
+    switch (sqlite3_step(st)) {
+    case SQLITE_ROW:
+        rc = read_kt_entry(st, 0, out);
+        break;
+    case SQLITE_DONE:
+        rc = SOTTOD_STORE_NOT_FOUND;
+        break;
+    default:
+        break;
+    }
+    sqlite3_reset(st);
+out:
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+static int sq_kt_head_get(sottod_store_backend *be, uint64_t size, uint64_t ts_ms,
+                          sottod_kt_head_rec *out)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, size == 0 ? R_KT_HEAD_LATEST : R_KT_HEAD_GET);
+    if (st == NULL)
+        goto out;
+    if (size != 0) {
+        sqlite3_bind_int64(st, 1, (int64_t)size);
+        sqlite3_bind_int64(st, 2, (int64_t)ts_ms);
+    }
+    switch (sqlite3_step(st)) {
+    case SQLITE_ROW:
+        memset(out, 0, sizeof(*out));
+        out->size = (uint64_t)sqlite3_column_int64(st, 0);
+        out->ts_ms = (uint64_t)sqlite3_column_int64(st, 1);
+        rc = col_blob(st, 2, out->signature, SOTTOD_KT_SIG_BYTES);
+        break;
+    case SQLITE_DONE:
+        rc = SOTTOD_STORE_NOT_FOUND;
+        break;
+    default:
+        break;
+    }
+    sqlite3_reset(st);
+out:
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+static int sq_kt_cosigs_scan(sottod_store_backend *be, sottod_kt_cosig_fn fn, void *arg)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR, step = SQLITE_ERROR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_KT_COSIGS);
+    if (st == NULL)
+        goto out;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        sottod_kt_cosig_rec c;
+
+        memset(&c, 0, sizeof(c));
+        c.size = (uint64_t)sqlite3_column_int64(st, 0);
+        c.ts_ms = (uint64_t)sqlite3_column_int64(st, 1);
+        if (col_blob(st, 2, c.auditor_key, SOTTOD_KT_KEY_BYTES) != SOTTOD_STORE_OK ||
+            col_blob(st, 3, c.signature, SOTTOD_KT_SIG_BYTES) != SOTTOD_STORE_OK) {
+            step = SQLITE_CORRUPT;
+            break;
+        }
+        if (fn(arg, &c) != 0) {
+            step = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (step == SQLITE_DONE)
+        rc = SOTTOD_STORE_OK;
+out:
+    if (rc != SOTTOD_STORE_OK)
+        note_db(s, s->r);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+static int sq_kt_accounts_scan(sottod_store_backend *be, sottod_kt_account_fn fn, void *arg)
+{
+    sq_backend *s = SQ(be);
+    sottod_device_list_rec *l = malloc(sizeof(*l));
+    sottod_kt_entry *e = malloc(sizeof(*e));
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR, step = SQLITE_ERROR;
+
+    if (l == NULL || e == NULL) {
+        free(l);
+        free(e);
+        return SOTTOD_STORE_NOMEM;
+    }
+    pthread_mutex_lock(&s->rmu);
+    /* One snapshot: entries and accounts of the same commit. */
+    if (step_done(RS(s, R_BEGIN)) != SOTTOD_STORE_OK)
+        goto out;
+    st = RS(s, R_KT_ACCOUNTS);
+    while (st != NULL && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        char name[SOTTOD_USERNAME_MAX + 1];
+        const void *p = sqlite3_column_blob(st, 2);
+        size_t len = (size_t)sqlite3_column_bytes(st, 2);
+        int64_t v = sqlite3_column_int64(st, 3);
+        bool has_entry = sqlite3_column_type(st, 4) != SQLITE_NULL;
+
+        col_text(st, 0, name, sizeof(name));
+        memset(l, 0, sizeof(*l));
+        if (col_blob(st, 1, l->account_key, SOTTOD_PUBLIC_KEY_BYTES) != SOTTOD_STORE_OK ||
+            p == NULL || len == 0 || len > SOTTOD_DEVICE_LIST_MAX_BYTES || v < 1 ||
+            (has_entry && read_kt_entry(st, 4, e) != SOTTOD_STORE_OK)) {
+            step = SQLITE_CORRUPT;
+            break;
+        }
+        memcpy(l->list, p, len);
+        l->len = len;
+        l->version = (uint64_t)v;
+        l->present = true;
+        if (fn(arg, name, l, has_entry ? e : NULL) != 0) {
+            step = SQLITE_DONE;
+            break;
+        }
+    }
+    if (st != NULL)
+        sqlite3_reset(st);
+    (void)step_done(RS(s, R_COMMIT));
+    if (step == SQLITE_DONE)
+        rc = SOTTOD_STORE_OK;
+out:
+    if (rc != SOTTOD_STORE_OK)
+        note_db(s, s->r);
+    pthread_mutex_unlock(&s->rmu);
+    sodium_memzero(e, sizeof(*e));
+    free(e);
+    free(l);
+    return rc;
+}
+
 /* ---- disclose ------------------------------------------------------------------ */
 
 /* Adds key -> lowercase hex of bin[0..len) to obj; 0 on success. */
@@ -1772,6 +2197,60 @@ static int disclose_locked(sq_backend *s, const char *username, char **json_out)
             rc = SOTTOD_STORE_ERR;
             goto out;
         }
+        rc = SOTTOD_STORE_NOMEM;
+    }
+    {
+        /* Key transparency: the name's latest log entry (public to anyone
+         * who searches the name; the opening that hides the value from
+         * everyone else is not printed). */
+        sottod_kt_entry *e = malloc(sizeof(*e));
+
+        if (e == NULL)
+            goto out;
+        st = RS(s, R_KT_ENTRY_GET);
+        rc = SOTTOD_STORE_ERR;
+        if (st != NULL) {
+            sqlite3_bind_text(st, 1, acc.username, -1, SQLITE_STATIC);
+            switch (sqlite3_step(st)) {
+            case SQLITE_ROW:
+                rc = read_kt_entry(st, 0, e);
+                break;
+            case SQLITE_DONE:
+                rc = SOTTOD_STORE_NOT_FOUND;
+                break;
+            default:
+                break;
+            }
+            sqlite3_reset(st);
+        }
+        if (rc == SOTTOD_STORE_OK) {
+            json_t *kt = json_object(), *val = json_object();
+            uint64_t version = 0;
+
+            for (size_t k = 0; k < 8; k++)
+                version = (version << 8) | e->value[65 + k];
+            if (kt == NULL || val == NULL || json_object_set_new(root, "key_transparency", kt)) {
+                json_decref(val);
+                sodium_memzero(e, sizeof(*e));
+                free(e);
+                rc = SOTTOD_STORE_NOMEM;
+                goto out;
+            }
+            err |= json_hex(kt, "index", e->index, sizeof(e->index));
+            err |= json_object_set_new(kt, "counter", json_integer((json_int_t)e->counter));
+            err |= json_object_set_new(kt, "log_position", json_integer((json_int_t)e->pos));
+            err |= json_object_set_new(kt, "value", val);
+            err |= json_hex(val, "account_public_key", e->value, 33);
+            err |= json_hex(val, "device_list_sha256", e->value + 33, 32);
+            err |=
+                json_object_set_new(val, "device_list_version", json_integer((json_int_t)version));
+        } else if (rc == SOTTOD_STORE_NOT_FOUND) {
+            err |= json_object_set_new(root, "key_transparency", json_null());
+        }
+        sodium_memzero(e, sizeof(*e));
+        free(e);
+        if (rc != SOTTOD_STORE_OK && rc != SOTTOD_STORE_NOT_FOUND)
+            goto out;
         rc = SOTTOD_STORE_NOMEM;
     }
     for (i = 0; i < n; i++) {
@@ -1902,6 +2381,12 @@ static const sottod_store_backend_ops SQ_OPS = {
     .disclose = sq_disclose,
     .device_list_get = sq_device_list_get,
     .queue_depth_total = sq_queue_depth_total,
+    .kt_log_size = sq_kt_log_size,
+    .kt_log_read = sq_kt_log_read,
+    .kt_entry_get = sq_kt_entry_get,
+    .kt_head_get = sq_kt_head_get,
+    .kt_cosigs_scan = sq_kt_cosigs_scan,
+    .kt_accounts_scan = sq_kt_accounts_scan,
     .last_error = sq_last_error,
 };
 

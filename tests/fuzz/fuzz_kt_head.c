@@ -20,7 +20,8 @@
  *  - an accepted audited head has a valid countersignature from each
  *    required auditor and is not stale; a stale one is never accepted;
  *  - a search result that verifies gives exactly the harness's value for
- *    that user, under the harness's current prefix root.
+ *    that user, with its counter (1), under the harness's current prefix
+ *    root.
  * Seeds: SOTTO_FUZZ_WRITE_SEEDS=dir writes them.
  */
 #include <stdint.h>
@@ -86,6 +87,7 @@ static void make_result(unsigned i, sotto_kt_search_result *r)
     check(sotto_vrf_proof_to_hash(beta, r->vrf_proof) == SOTTO_OK);
     memcpy(r->opening, g_opening[i], 32);
     r->value = g_value[i];
+    r->counter = 1;
     memcpy(r->prefix_root, g_root, HB);
     r->leaf_timestamp_ms = TS + N_USERS - 1;
     check(sotto_prefix_tree_prove(g_tree, beta, &r->pt_proof) == SOTTO_OK);
@@ -117,7 +119,7 @@ static void setup_once(void)
     check(sotto_prefix_tree_new(&g_tree) == SOTTO_OK);
     for (unsigned i = 0; i < N_USERS; i++) {
         char name[16];
-        uint8_t pi[80], beta[64], c[32];
+        uint8_t pi[80], beta[64], c[32], lv[32];
 
         name_of(name, i);
         check(sotto_vrf_prove(pi, &g_vrf, (const uint8_t *)name, strlen(name)) == SOTTO_OK);
@@ -128,7 +130,8 @@ static void setup_once(void)
         g_value[i].version = i + 1;
         memset(g_opening[i], (int)(0x30 + i), 32);
         check(sotto_kt_value_commitment(c, g_opening[i], name, &g_value[i]) == SOTTO_OK);
-        check(sotto_prefix_tree_set(g_tree, beta, c) == SOTTO_OK);
+        check(sotto_kt_leaf_value(lv, 1, c) == SOTTO_OK);
+        check(sotto_prefix_tree_set(g_tree, beta, lv) == SOTTO_OK);
         check(sotto_prefix_tree_root(g_tree, g_root) == SOTTO_OK);
         check(sotto_kt_leaf_hash(g_leaves[i], g_root, TS + i) == SOTTO_OK);
     }
@@ -262,7 +265,8 @@ static void fuzz_search(unsigned flags, const uint8_t *in, size_t len)
     rc = sotto_kt_search_result_parse(in, len, &r);
     if (rc != SOTTO_OK) {
         check(rc == SOTTO_ERR_INVALID_MESSAGE || rc == SOTTO_ERR_TRAILING_DATA);
-        check(r.value.version == 0 && r.log_path_len == 0 && r.pt_proof.kind == 0);
+        check(r.value.version == 0 && r.counter == 0 && r.log_path_len == 0 &&
+              r.pt_proof.kind == 0);
         return;
     }
     check(sotto_kt_search_result_encode(&r, enc, sizeof enc, &n) == SOTTO_OK);
@@ -275,6 +279,7 @@ static void fuzz_search(unsigned flags, const uint8_t *in, size_t len)
         return;
     }
     check(memcmp(&out, &g_value[user], sizeof out) == 0);
+    check(r.counter == 1);
     check(memcmp(r.prefix_root, g_root, HB) == 0);
     check(memcmp(r.opening, g_opening[user], 32) == 0);
 }

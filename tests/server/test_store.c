@@ -226,7 +226,7 @@ static void test_migrations_from_empty_file(void **state)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 3);
+    assert_int_equal(sqlite3_column_int(q, 0), 4);
     sqlite3_finalize(q);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
@@ -479,6 +479,8 @@ static void test_migration_v1_to_v2(void **state)
                      "DROP TABLE accounts;"
                      "ALTER TABLE accounts_old RENAME TO accounts;"
                      "DELETE FROM sqlite_sequence;"
+                     "DROP TABLE kt_log; DROP TABLE kt_entries;" /* version 4 */
+                     "DROP TABLE kt_heads; DROP TABLE kt_cosigs;"
                      "COMMIT;"
                      "PRAGMA user_version=1;",
                      NULL, NULL, NULL),
@@ -490,7 +492,7 @@ static void test_migration_v1_to_v2(void **state)
                      0);
 
     f->st = open_store(f->path, 5);
-    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 4);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name='accounts'"
                                      " AND sql LIKE '%AUTOINCREMENT%'"),
                      1);
@@ -750,6 +752,8 @@ static void test_migration_v2_to_v3(void **state)
                                   "ALTER TABLE accounts DROP COLUMN account_key;"
                                   "ALTER TABLE accounts DROP COLUMN device_list;"
                                   "ALTER TABLE accounts DROP COLUMN device_list_version;"
+                                  "DROP TABLE kt_log; DROP TABLE kt_entries;" /* version 4 */
+                                  "DROP TABLE kt_heads; DROP TABLE kt_cosigs;"
                                   "COMMIT;"
                                   "PRAGMA user_version=2;",
                                   NULL, NULL, NULL),
@@ -761,7 +765,7 @@ static void test_migration_v2_to_v3(void **state)
                      0);
 
     f->st = open_store(f->path, 5);
-    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 4);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM pragma_table_info('accounts')"
                                      " WHERE name IN ('account_key', 'device_list',"
                                      " 'device_list_version')"),

@@ -34,6 +34,7 @@
 static const char *const fixtures[] = {
     "client-store-v1.db", /* commit c810c49 (unversioned = v1) */
     "client-store-v2.db", /* the client-core redesign (issue 7) */
+    "client-store-v3.db", /* commit fcc230d (client accounts, issue 8) */
 };
 
 static char tmpdir[256];
@@ -282,10 +283,35 @@ static void migrate_one(const char *fixture)
     memset(&ev, 0, sizeof ev);
     assert_int_equal(sc_emit_pending(c, collect, &ev), SC_OK);
     assert_int_equal(ev.n, 0);
+    /* v4: the key-transparency tables exist, empty, and take rows */
+    {
+        uint8_t *head = NULL, hash[32];
+        size_t len = 0, n = 1;
+        uint64_t a = 1, b = 1, t = 1;
+        sc_kt_gossip_pending *pend = NULL;
+        assert_int_equal(sc_kt_head_get(c, &head, &len, NULL), SC_E_NOT_FOUND);
+        assert_null(head);
+        assert_int_equal(sc_kt_own_get(c, &a, &b, &t), SC_E_NOT_FOUND);
+        assert_int_equal(sc_kt_own_list_get(c, 1, hash), SC_E_NOT_FOUND);
+        assert_int_equal(sc_kt_gossip_last_sent(c, "bob", &t), SC_E_NOT_FOUND);
+        assert_int_equal(sc_kt_gossip_pending_list(c, &pend, &n), SC_OK);
+        assert_int_equal(n, 0);
+        sc_kt_gossip_pending_free(pend, n);
+        assert_int_equal(sc_kt_evidence_count(c, &n), SC_OK);
+        assert_int_equal(n, 0);
+        assert_int_equal(sc_kt_own_set(c, 3, 2, 1234), SC_OK);
+    }
     sc_close(c);
     /* opening again changes nothing */
     assert_int_equal(open_alice(home, &c, err, sizeof err), SC_OK);
     check_fixture_content(c);
+    {
+        uint64_t a = 0, b = 0, t = 0;
+        assert_int_equal(sc_kt_own_get(c, &a, &b, &t), SC_OK);
+        assert_int_equal(a, 3);
+        assert_int_equal(b, 2);
+        assert_int_equal(t, 1234);
+    }
     sc_close(c);
 }
 
@@ -511,6 +537,174 @@ static void test_nested_transactions(void **state)
     sc_close(c);
 }
 
+/* ------------------------------------------------------------ key transparency (v4) */
+
+/* Which held envelopes receive tries again by itself (recv.c
+ * sc_held_release): those no `trust` waits for -- not of a sender with a
+ * changed account key or a changed identity key waiting for `trust`. */
+static void hold(sc_client *c, const char *source, uint8_t id)
+{
+    sc_envelope e;
+    uint8_t body[3] = {1, 2, 3};
+
+    memset(&e, 0, sizeof e);
+    memset(e.id, id, sizeof e.id);
+    e.id_len = sizeof e.id;
+    snprintf(e.source, sizeof e.source, "%s", source);
+    e.source_device = 1;
+    e.type = 3;
+    e.body = body;
+    e.body_len = sizeof body;
+    e.server_ts = id;
+    assert_int_equal(sc_held_add(c, &e), SC_OK);
+}
+
+static void test_held_waiting(void **state)
+{
+    sc_client *c = fresh_account("hank");
+    uint8_t k1[SC_ACCOUNT_KEY_BYTES], k2[SC_ACCOUNT_KEY_BYTES];
+    sotto_key_pair kp;
+    char **who = NULL;
+    size_t n = 9;
+    bool any = true;
+
+    (void)state;
+    memset(k1, 0x05, sizeof k1);
+    memset(k2, 0x06, sizeof k2);
+    assert_int_equal(sc_held_waiting_senders(c, &who, &n), SC_OK);
+    assert_int_equal(n, 0);
+    /* new (no pinned key), pinned, changed key, changed identity */
+    hold(c, "pinned", 1);
+    hold(c, "newbie", 2);
+    hold(c, "pinned", 3);
+    hold(c, "rekeyed", 4);
+    hold(c, "reinstalled", 5);
+    assert_int_equal(sc_account_pin(c, "pinned", k1), SC_OK);
+    assert_int_equal(sc_account_pin(c, "rekeyed", k1), SC_OK);
+    assert_int_equal(sc_account_set_pending(c, "rekeyed", k2), SC_OK);
+    assert_int_equal(sotto_identity_key_pair_generate(&kp), SOTTO_OK);
+    assert_int_equal(sc_pending_identity_set(c, "reinstalled", 1, &kp.pub), SC_OK);
+    sotto_key_pair_wipe(&kp);
+    assert_int_equal(sc_held_waiting_senders(c, &who, &n), SC_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(who[0], "pinned"); /* the oldest held envelope first */
+    assert_string_equal(who[1], "newbie");
+    sc_strv_free(who, n);
+    assert_int_equal(sc_held_waiting_any(c, "newbie", &any), SC_OK);
+    assert_true(any);
+    assert_int_equal(sc_held_waiting_any(c, "rekeyed", &any), SC_OK);
+    assert_false(any);
+    assert_int_equal(sc_held_waiting_any(c, "reinstalled", &any), SC_OK);
+    assert_false(any);
+    assert_int_equal(sc_held_waiting_any(c, "nobody", &any), SC_OK);
+    assert_false(any);
+    /* `trust` accepts the change: rekeyed's are no longer waiting for it */
+    assert_int_equal(sc_account_clear_pending(c, "rekeyed"), SC_OK);
+    assert_int_equal(sc_held_waiting_any(c, "rekeyed", &any), SC_OK);
+    assert_true(any);
+    sc_close(c);
+}
+
+static void test_kt_tables(void **state)
+{
+    sc_client *c = fresh_account("kate");
+    uint8_t h1[32], h2[32], got[32], a[120], b[112];
+    uint8_t *head = NULL;
+    size_t len = 0, n = 0;
+    uint64_t ctr = 0, ver = 0, ms = 0;
+    int64_t id1 = 0, id2 = 0;
+    sc_kt_gossip_pending *pend = NULL;
+    sc_kt_evidence *ev = NULL;
+
+    (void)state;
+    memset(h1, 0x11, sizeof h1);
+    memset(h2, 0x22, sizeof h2);
+    memset(a, 0xaa, sizeof a);
+    memset(b, 0xbb, sizeof b);
+
+    /* kt_head: one row, replaced */
+    assert_int_equal(sc_kt_head_set(c, a, 113, 100), SC_OK);
+    assert_int_equal(sc_kt_head_set(c, b, 112, 200), SC_OK);
+    assert_int_equal(sc_kt_head_get(c, &head, &len, &ms), SC_OK);
+    assert_int_equal(len, 112);
+    assert_memory_equal(head, b, 112);
+    assert_int_equal(ms, 200);
+    free(head);
+    /* the CHECK keeps it a single row even when written around the API */
+    assert_int_not_equal(
+        sqlite3_exec(c->db, "INSERT INTO kt_head(id, head, accepted_ms) VALUES(2, x'00', 1)", NULL,
+                     NULL, NULL),
+        SQLITE_OK);
+
+    /* kt_own: baseline replaced */
+    assert_int_equal(sc_kt_own_set(c, 1, 1, 10), SC_OK);
+    assert_int_equal(sc_kt_own_set(c, 4, 3, 20), SC_OK);
+    assert_int_equal(sc_kt_own_get(c, &ctr, &ver, &ms), SC_OK);
+    assert_int_equal(ctr, 4);
+    assert_int_equal(ver, 3);
+    assert_int_equal(ms, 20);
+
+    /* kt_own_lists: by version, replace */
+    assert_int_equal(sc_kt_own_list_set(c, 1, h1), SC_OK);
+    assert_int_equal(sc_kt_own_list_set(c, 2, h1), SC_OK);
+    assert_int_equal(sc_kt_own_list_set(c, 2, h2), SC_OK);
+    assert_int_equal(sc_kt_own_list_get(c, 1, got), SC_OK);
+    assert_memory_equal(got, h1, 32);
+    assert_int_equal(sc_kt_own_list_get(c, 2, got), SC_OK);
+    assert_memory_equal(got, h2, 32);
+    assert_int_equal(sc_kt_own_list_get(c, 3, got), SC_E_NOT_FOUND);
+
+    /* kt_gossip */
+    assert_int_equal(sc_kt_gossip_last_sent(c, "bob", &ms), SC_E_NOT_FOUND);
+    assert_int_equal(ms, 0);
+    assert_int_equal(sc_kt_gossip_set_last_sent(c, "bob", 500), SC_OK);
+    assert_int_equal(sc_kt_gossip_set_last_sent(c, "bob", 700), SC_OK);
+    assert_int_equal(sc_kt_gossip_set_last_sent(c, "carl", 600), SC_OK);
+    assert_int_equal(sc_kt_gossip_last_sent(c, "bob", &ms), SC_OK);
+    assert_int_equal(ms, 700);
+
+    /* kt_gossip_pending: oldest first, delete one */
+    assert_int_equal(sc_kt_gossip_pending_add(c, "bob", a, 120, 1000, &id1), SC_OK);
+    assert_int_equal(sc_kt_gossip_pending_add(c, "carl", b, 112, 2000, &id2), SC_OK);
+    assert_true(id1 > 0 && id2 > id1);
+    assert_int_equal(sc_kt_gossip_pending_list(c, &pend, &n), SC_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(pend[0].id, id1);
+    assert_string_equal(pend[0].contact, "bob");
+    assert_int_equal(pend[0].head_len, 120);
+    assert_memory_equal(pend[0].head, a, 120);
+    assert_int_equal(pend[0].received_ms, 1000);
+    assert_string_equal(pend[1].contact, "carl");
+    assert_int_equal(pend[1].head_len, 112);
+    sc_kt_gossip_pending_free(pend, n);
+    assert_int_equal(sc_kt_gossip_pending_delete(c, id1), SC_OK);
+    assert_int_equal(sc_kt_gossip_pending_list(c, &pend, &n), SC_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(pend[0].id, id2);
+    sc_kt_gossip_pending_free(pend, n);
+
+    /* kt_evidence: with two heads, with none */
+    assert_int_equal(sc_kt_evidence_add(c, "equivocation", "two heads", a, 120, b, 112), SC_OK);
+    assert_int_equal(sc_kt_evidence_add(c, "own", "an update", NULL, 0, NULL, 0), SC_OK);
+    assert_int_equal(sc_kt_evidence_count(c, &n), SC_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(sc_kt_evidence_list(c, &ev, &n), SC_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(ev[0].kind, "equivocation");
+    assert_string_equal(ev[0].text, "two heads");
+    assert_int_equal(ev[0].head_a_len, 120);
+    assert_memory_equal(ev[0].head_a, a, 120);
+    assert_int_equal(ev[0].head_b_len, 112);
+    assert_memory_equal(ev[0].head_b, b, 112);
+    assert_true(ev[0].created_ms > 0);
+    assert_string_equal(ev[1].kind, "own");
+    assert_null(ev[1].head_a);
+    assert_null(ev[1].head_b);
+    assert_int_equal(ev[1].head_a_len, 0);
+    sc_kt_evidence_list_free(ev, n);
+    sc_close(c);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -531,7 +725,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixtures_migrate),       cmocka_unit_test(test_new_store_is_current),
         cmocka_unit_test(test_future_version_refused), cmocka_unit_test(test_pending_claims),
-        cmocka_unit_test(test_nested_transactions),
+        cmocka_unit_test(test_nested_transactions),    cmocka_unit_test(test_kt_tables),
+        cmocka_unit_test(test_held_waiting),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

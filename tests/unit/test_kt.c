@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "sotto/keys.h"
@@ -44,6 +45,23 @@ static const char *COSIG_HEX =
 static void flip(uint8_t *p, size_t bit)
 {
     p[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+}
+
+/* SHA-256("SOTTO-KT-LEAF-VALUE-V1" 0x00 | counter (8, BE) | commitment),
+ * laid out here and hashed with OpenSSL, not with the library. */
+static int test_leaf_value(uint8_t out[32], uint64_t counter, const uint8_t commitment[32])
+{
+    static const char label[] = "SOTTO-KT-LEAF-VALUE-V1";
+    uint8_t buf[sizeof label + 8 + 32];
+    unsigned int n = 0;
+
+    memcpy(buf, label, sizeof label);
+    for (int i = 0; i < 8; i++)
+        buf[sizeof label + (size_t)i] = (uint8_t)(counter >> (56 - 8 * i));
+    memcpy(buf + sizeof label + 8, commitment, 32);
+    if (EVP_Digest(buf, sizeof buf, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
+        return SOTTO_ERR_CRYPTO;
+    return SOTTO_OK;
 }
 
 static void keys_from_seed(uint8_t byte, uint8_t pk[32], uint8_t sk[64])
@@ -318,6 +336,7 @@ typedef struct world {
     sotto_kt_value value[N_USERS];
     uint8_t opening[N_USERS][32];
     uint8_t commitment[N_USERS][32];
+    uint8_t leafval[N_USERS][32];
     sotto_kt_tree_head head[N_USERS + 1]; /* head[n]: first n leaves */
 } world;
 
@@ -352,7 +371,9 @@ static world *build_world(void)
         /* the library's own commit, as the server will use it */
         assert_int_equal(sotto_kt_commit(w->commitment[i], w->opening[i], name, v, sizeof v),
                          SOTTO_OK);
-        assert_int_equal(sotto_prefix_tree_set(w->tree, beta, w->commitment[i]), SOTTO_OK);
+        /* the leaf value of a first update (counter 1), computed by hand */
+        assert_int_equal(test_leaf_value(w->leafval[i], 1, w->commitment[i]), SOTTO_OK);
+        assert_int_equal(sotto_prefix_tree_set(w->tree, beta, w->leafval[i]), SOTTO_OK);
         assert_int_equal(sotto_prefix_tree_root(w->tree, w->roots[i]), SOTTO_OK);
         assert_int_equal(sotto_kt_leaf_hash(w->leaves[i], w->roots[i], TS + (uint64_t)i), SOTTO_OK);
         w->head[i + 1].size = (uint64_t)i + 1;
@@ -386,6 +407,7 @@ static void make_result(const world *w, int i, sotto_kt_search_result *r)
     assert_int_equal(sotto_vrf_proof_to_hash(beta, r->vrf_proof), SOTTO_OK);
     memcpy(r->opening, w->opening[i], 32);
     r->value = w->value[i];
+    r->counter = 1;
     memcpy(r->prefix_root, w->roots[n - 1], HB);
     r->leaf_timestamp_ms = TS + n - 1;
     assert_int_equal(sotto_prefix_tree_prove(w->tree, beta, &r->pt_proof), SOTTO_OK);
@@ -479,6 +501,16 @@ static void test_search_end_to_end(void **state)
     g_back.leaf_timestamp_ms++;
     assert_int_equal(verify_as(w, "user77", &g_back, head), SOTTO_ERR_PROOF_INVALID);
     g_back.leaf_timestamp_ms--;
+    /* the counter: the tree holds leaf_value(1, commitment), so 2 (a server
+     * hiding an update), 0 and the top value are refused */
+    assert_int_equal(g_back.counter, 1);
+    g_back.counter = 2;
+    assert_int_equal(verify_as(w, "user77", &g_back, head), SOTTO_ERR_PROOF_INVALID);
+    g_back.counter = 0;
+    assert_int_equal(verify_as(w, "user77", &g_back, head), SOTTO_ERR_PROOF_INVALID);
+    g_back.counter = UINT64_MAX;
+    assert_int_equal(verify_as(w, "user77", &g_back, head), SOTTO_ERR_PROOF_INVALID);
+    g_back.counter = 1;
     assert_int_equal(verify_as(w, "user77", &g_back, head), SOTTO_OK);
 
     /* prefix-tree proof and log path: every bit of every hash */
@@ -536,6 +568,26 @@ static void test_search_end_to_end(void **state)
             rc = verify_as(w, "user77", &g_back, head);
         assert_int_not_equal(rc, SOTTO_OK);
         flip(g_enc, bit);
+    }
+    /* the counter on the wire: right after the value, big-endian; 0 does
+     * not parse, 0 does not encode; 2 parses and is refused by verify */
+    {
+        const size_t at = SOTTO_VRF_PROOF_BYTES + SOTTO_KT_OPENING_BYTES + SOTTO_KT_VALUE_BYTES;
+        static const uint8_t one[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+
+        assert_memory_equal(g_enc + at, one, 8);
+        g_enc[at + 7] = 0;
+        assert_int_equal(sotto_kt_search_result_parse(g_enc, len, &g_back),
+                         SOTTO_ERR_INVALID_MESSAGE);
+        assert_int_equal(g_back.counter, 0);
+        g_enc[at + 7] = 2;
+        assert_int_equal(sotto_kt_search_result_parse(g_enc, len, &g_back), SOTTO_OK);
+        assert_int_equal(g_back.counter, 2);
+        assert_int_equal(verify_as(w, "user77", &g_back, head), SOTTO_ERR_PROOF_INVALID);
+        g_back.counter = 0;
+        assert_int_equal(sotto_kt_search_result_encode(&g_back, g_enc2, sizeof g_enc2, &len2),
+                         SOTTO_ERR_INVALID_ARGUMENT);
+        g_enc[at + 7] = 1;
     }
     /* truncation and trailing bytes */
     g_enc[len] = 0;
