@@ -203,7 +203,8 @@ static const command COMMANDS[] = {
      "Example:\n"
      "  sotto-auditor status --dir /var/lib/sotto-auditor\n"
      "\n"
-     "Exit codes: 0 running, 1 usage, 2 I/O, 3 STOPPED.\n"},
+     "Exit codes: 0 not stopped (whether or not `run` runs now), 1 usage,\n"
+     "2 I/O, 3 STOPPED.\n"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 
@@ -315,6 +316,19 @@ static int write_key(const char *path, uint8_t pk[32])
         unlink(path);
         return fail(EXIT_IO, "%s: cannot write the key", path);
     }
+    return EXIT_OK;
+}
+
+/* An auditor's database must exist before `run` or `status` touches DIR:
+ * a clear message for a DIR that init never made (or a typo). */
+static int need_auditor(const char *dir, const char *db_path)
+{
+    struct stat st;
+
+    if (stat(db_path, &st) != 0 && errno == ENOENT)
+        return fail(EXIT_IO,
+                    "%s holds no auditor (no %s): create one with sotto-auditor init --dir %s", dir,
+                    DB_FILE, dir);
     return EXIT_OK;
 }
 
@@ -539,6 +553,8 @@ static int cmd_status(int argc, char **argv)
         return usage_error("status: give --dir DIR");
     if (path_in(path, sizeof path, dir, DB_FILE) != 0)
         return usage_error("status: --dir too long");
+    if (need_auditor(dir, path) != EXIT_OK)
+        return EXIT_IO;
     if (aud_db_info(path, &info, err, sizeof err) != AUD_OK)
         return fail(EXIT_IO, "%s", err);
     printf("server:            %s\n", info.config.server);
@@ -875,7 +891,7 @@ static int cmd_run(int argc, char **argv)
     runner r;
     struct sigaction sa;
     int lock_fd = -1, rc = EXIT_IO, p;
-    bool connected = false;
+    bool connected = false, was_up = false;
 
     memset(&r, 0, sizeof r);
     for (int i = 0; i < argc; i++) {
@@ -896,6 +912,8 @@ static int cmd_run(int argc, char **argv)
     if (path_in(path, sizeof path, dir, DB_FILE) != 0 ||
         path_in(lpath, sizeof lpath, dir, LOCK_FILE) != 0)
         return usage_error("run: --dir too long");
+    if (need_auditor(dir, path) != EXIT_OK)
+        return EXIT_IO;
 
     lock_fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lock_fd < 0)
@@ -963,6 +981,15 @@ static int cmd_run(int argc, char **argv)
                 rc = fail(EXIT_IO, "cannot audit now: %s", r.n.err[0] ? r.n.err : "no answer");
                 goto out;
             }
+            /* sottod closes a connection that has not logged in after its
+             * auth_timeout_s (30 s by default), and an auditor never logs in:
+             * a connection that worked until now is reopened at once, quietly
+             * (the pass is repeated; fetching and countersigning again is
+             * harmless). Only a failure of the new connection is reported. */
+            if (was_up) {
+                was_up = false;
+                continue;
+            }
             backoff = backoff == 0 ? BACKOFF_MIN_MS
                                    : (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2);
             if (net_down_since == 0 || mono_ms() - last_net_log >= LOG_EVERY_MS) {
@@ -980,6 +1007,7 @@ static int cmd_run(int argc, char **argv)
             net_down_since = 0;
         }
         backoff = 0;
+        was_up = true;
         if (once)
             break;
         sleep_ms(interval_ms);

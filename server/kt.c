@@ -1718,6 +1718,14 @@ int sottod_kt_cosign(sottod_server *srv, const uint8_t *head, size_t head_len,
         return SOTTOD_KT_NOT_FOUND;
     if (sotto_kt_cosig_verify(sig, &h, auditor_key) != SOTTO_OK)
         return SOTTOD_KT_INVALID_SIGNATURE;
+    if (kt->have_pub && !head_newer(&h, &kt->pub.head)) {
+        /* the published head or an older one: nothing to gain, so nothing is
+         * written (a replayed countersignature, which anyone can send before
+         * login, costs no store write and no scan) */
+        if (done != NULL)
+            done(arg, SOTTOD_KT_OK, false);
+        return SOTTOD_KT_OK;
+    }
     cx = calloc(1, sizeof(*cx));
     if (cx == NULL)
         return SOTTOD_KT_INTERNAL;

@@ -1376,17 +1376,21 @@ static int kt_check_own(sc_client *c)
         json_object_set_new(o, "user", json_string(sc_username(c)));
         json_object_set_new(o, "own", json_true());
         json_object_set_new(o, "published", json_boolean(rep.published));
-        if (rep.published) {
-            json_object_set_new(o, "counter", json_integer((json_int_t)rep.counter));
-            json_object_set_new(o, "version", json_integer((json_int_t)rep.version));
-            json_object_set_new(o, "head_size", json_integer((json_int_t)rep.head_size));
-        }
+        /* not published: the same fields, null (docs/cli.md: absent values are null) */
+        json_object_set_new(o, "counter",
+                            rep.published ? json_integer((json_int_t)rep.counter) : json_null());
+        json_object_set_new(o, "version",
+                            rep.published ? json_integer((json_int_t)rep.version) : json_null());
+        json_object_set_new(o, "head_size",
+                            rep.published ? json_integer((json_int_t)rep.head_size) : json_null());
         for (size_t i = 0; i < rep.n_alerts; i++)
             json_array_append_new(a, json_string(rep.alerts[i]));
         json_object_set_new(o, "alerts", a);
         json_line(o);
     } else if (rep.n_alerts == 0 && !rep.published) {
-        printf("your account is not in the published key directory yet: nothing to check\n");
+        printf("the key directory has not published your account's latest keys yet (a change"
+               " waits for the\nauditors' countersignatures): nothing to check now; `sotto kt"
+               " check` again later\n");
     } else {
         if (rep.published) {
             fmt_time(rep.timestamp_ms, date, sizeof date);
@@ -1432,7 +1436,8 @@ static int kt_check(sc_client *c, int argc, char **argv)
         json_object_set_new(o, "counter", json_integer((json_int_t)rep.counter));
         json_object_set_new(o, "head_size", json_integer((json_int_t)rep.head_size));
         json_object_set_new(o, "pinned", json_boolean(rep.pinned));
-        json_object_set_new(o, "matches", json_boolean(rep.pinned && rep.key_matches));
+        /* nothing pinned: nothing to compare (null, not false: not a mismatch) */
+        json_object_set_new(o, "matches", rep.pinned ? json_boolean(rep.key_matches) : json_null());
         json_line(o);
     } else {
         fmt_time(rep.timestamp_ms, date, sizeof date);
@@ -2271,7 +2276,8 @@ static void print_main_help(FILE *f)
     fputs("\n"
           "Exit codes: 0 ok, 1 error, 2 usage, 3 not sent now (it stays queued: network, or\n"
           "the server asked to retry later), 4 refused (nothing queued), 5 safety number\n"
-          "changed, 6 not found, 7 attachment integrity, 8 wrong state.\n"
+          "changed, 6 not found, 7 attachment integrity, 8 wrong state, 9 refused by the\n"
+          "key directory (key transparency).\n"
           "`sotto COMMAND --help` lists a command's own.\n",
           f);
 }

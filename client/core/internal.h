@@ -58,6 +58,9 @@ struct sc_client {
      * for that contact only, not for the server (send.c keeps the row and
      * goes on with the next; recv.c holds the envelope and goes on) */
     bool kt_wait;
+    /* the last head sc_kt_accept_head refused was older than kt_max_age_s
+     * (not a contradiction: the server or its auditors stopped signing) */
+    bool kt_head_stale;
     char err[512];
 };
 
@@ -262,6 +265,14 @@ int sc_kt_auditors(sc_client *c, uint8_t aud[SOTTO_KT_MAX_AUDITORS][32], size_t 
  * SC_E_STORE. */
 int sc_kt_accept_head(sc_client *c, const uint8_t *head, size_t head_len,
                       const uint8_t *consistency, size_t cons_len, sotto_kt_audited_head *out);
+/* sc_kt_accept_head for an answer to a request made with known_size
+ * asked_size (the size of the head held then, 0 for none): when the head
+ * held now has another size (another process on this account accepted one
+ * meanwhile), the consistency path proves nothing about it: SC_E_RETRY
+ * (nothing stored, no evidence, c->kt_wait false): ask again. */
+int sc_kt_accept_head_asked(sc_client *c, const uint8_t *head, size_t head_len,
+                            const uint8_t *consistency, size_t cons_len, uint64_t asked_size,
+                            sotto_kt_audited_head *out);
 /* Before pinning `name`'s account key: the published directory must hold
  * account_key for name, and `list` (signed bytes, list_len) of version
  * list_version must not be older than the directory's (equal version: same
@@ -297,6 +308,16 @@ bool sc_kt_monitor_due(sc_client *c);
  * our own list once when the entry is newer than the one held. SC_OK or an
  * error of the check itself. (Separate for the unit tests.) */
 int sc_kt_own_rule(sc_client *c, const sc_kt_entry *ent, sc_kt_own_report *rep);
+/* Our own entry could not be checked (the server answered `answer`, e.g.
+ * "that it is not published yet"): the first such answer after a good check
+ * starts a clock (client_config "kt_own_unverified_ms"; a good check in
+ * sc_kt_own_rule stops it); once it has run longer than the larger of
+ * SC_KT_OWN_UNVERIFIED_MAX_MS and kt_max_age_s, appends a "key directory:
+ * ... has not been shown to this device since DATE" alert to rep (nothing
+ * stored). A server that keeps an owner from its own entry could otherwise
+ * hide a forged one there for good. SC_OK or a store error. */
+#define SC_KT_OWN_UNVERIFIED_MAX_MS (24ull * 3600 * 1000)
+int sc_kt_own_unverified(sc_client *c, const char *answer, sc_kt_own_report *rep);
 /* Records the hash of an own signed list this device accepted or signed
  * (kt_own_lists). */
 int sc_kt_own_list_note(sc_client *c, const uint8_t *list, size_t len, uint64_t version);

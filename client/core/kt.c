@@ -34,6 +34,8 @@
 #include "sotto/kt.h"
 
 #define KT_OWN_ALERTS_KEY "kt_own_alerts"
+/* since when (ms) the own entry could not be checked (sc_kt_own_unverified) */
+#define KT_OWN_UNVERIFIED_KEY "kt_own_unverified_ms"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -82,6 +84,15 @@ static int set_key32(sc_client *c, const char *key, const uint8_t k[32])
 
     sc_hex(k, 32, hex);
     return sc_cfg_set_text(c, key, hex);
+}
+
+/* Whether this device pinned the server's key-transparency keys: the server
+ * ran key transparency once, so "unsupported" from it is a downgrade. */
+static bool kt_pinned(sc_client *c)
+{
+    uint8_t sk[32], vk[32];
+
+    return sc_kt_keys(c, sk, vk) == SC_OK;
 }
 
 static uint64_t max_age_ms(sc_client *c)
@@ -288,19 +299,69 @@ static int inconsistent(sc_client *c, const uint8_t *held, size_t held_len, cons
     return sc_fail(c, SC_E_KT, "%s", text);
 }
 
-int sc_kt_accept_head(sc_client *c, const uint8_t *head, size_t head_len,
-                      const uint8_t *consistency, size_t cons_len, sotto_kt_audited_head *out)
+/* Step 4 of accept_head, in one transaction with the read of the held
+ * head (another process on this account may accept heads too). */
+static int accept_held(sc_client *c, const sotto_kt_audited_head *ah, const uint8_t *head,
+                       size_t head_len, const uint8_t *consistency, size_t cons_len,
+                       bool have_asked, uint64_t asked_size, uint64_t now)
+{
+    uint8_t held_raw[SOTTO_KT_AUDITED_HEAD_MAX_BYTES];
+    sotto_kt_audited_head held;
+    size_t held_len = 0;
+    bool have_held = false, store;
+    int rc = held_parsed(c, &held, held_raw, &held_len, &have_held), e;
+
+    if (rc != SC_OK)
+        return rc;
+    if (have_asked && (have_held ? held.head.size : 0) != asked_size)
+        /* the path is from the size held when the request was made: it
+         * proves nothing about the head held now; not evidence */
+        return sc_fail(c, SC_E_RETRY,
+                       "the key directory's tree head held here changed while the server"
+                       " answered (another process on this account): asking again");
+    store = !have_held;
+    if (have_held) {
+        if (ah->head.size < held.head.size)
+            return inconsistent(c, held_raw, held_len, head, head_len,
+                                "the key directory's log went back: the server served a tree head"
+                                " of size %llu after one of size %llu (a truncated log)",
+                                (unsigned long long)ah->head.size,
+                                (unsigned long long)held.head.size);
+        if (ah->head.size == held.head.size) {
+            if (sodium_memcmp(ah->head.root, held.head.root, 32) != 0)
+                return inconsistent(c, held_raw, held_len, head, head_len,
+                                    "the key directory's log was rewritten: two tree heads of"
+                                    " size %llu with different roots",
+                                    (unsigned long long)ah->head.size);
+            store = ah->head.timestamp_ms > held.head.timestamp_ms;
+        } else {
+            e = sotto_kt_head_verify_consistency(&held.head, &ah->head, consistency, cons_len);
+            if (e != SOTTO_OK)
+                return inconsistent(c, held_raw, held_len, head, head_len,
+                                    "the key directory's log is inconsistent: the tree head of size"
+                                    " %llu does not extend the one of size %llu this device holds"
+                                    " (%s)",
+                                    (unsigned long long)ah->head.size,
+                                    (unsigned long long)held.head.size, sotto_strerror(e));
+            store = true;
+        }
+    }
+    return store ? sc_kt_head_set(c, head, head_len, now) : SC_OK;
+}
+
+static int accept_head(sc_client *c, const uint8_t *head, size_t head_len,
+                       const uint8_t *consistency, size_t cons_len, bool have_asked,
+                       uint64_t asked_size, sotto_kt_audited_head *out)
 {
     uint8_t sk[32], vk[32], aud[SOTTO_KT_MAX_AUDITORS][32];
-    uint8_t held_raw[SOTTO_KT_AUDITED_HEAD_MAX_BYTES];
-    sotto_kt_audited_head ah, held;
-    size_t n_aud = 0, held_len = 0;
+    sotto_kt_audited_head ah;
+    size_t n_aud = 0;
     uint64_t now = sc_now_ms(), max_age = max_age_ms(c);
-    bool have_held = false, store;
     int rc, e;
 
     if (out)
         memset(out, 0, sizeof *out);
+    c->kt_head_stale = false;
     rc = sc_kt_keys(c, sk, vk);
     if (rc == SC_E_NOT_FOUND)
         return sc_fail(c, SC_E_KT, "no key-transparency key is pinned for this server yet");
@@ -326,6 +387,7 @@ int sc_kt_accept_head(sc_client *c, const uint8_t *head, size_t head_len,
                            "the key directory's tree head (size %llu) is stamped in the future"
                            " (%s): check this device's clock",
                            (unsigned long long)ah.head.size, date);
+        c->kt_head_stale = true;
         return sc_fail(c, SC_E_KT,
                        "the key directory's tree head is stale: size %llu signed %s, older than"
                        " the %llu s accepted (the server or its auditors stopped signing)",
@@ -358,50 +420,48 @@ int sc_kt_accept_head(sc_client *c, const uint8_t *head, size_t head_len,
     if (e != SOTTO_OK)
         return sc_fail(c, SC_E_KT, "the key directory's tree head was refused: %s",
                        sotto_strerror(e));
-    /* 4. consistency with the head held */
-    rc = held_parsed(c, &held, held_raw, &held_len, &have_held);
+    /* 4. consistency with the head held (evidence kept even when the
+     * answer is refused: committed either way) */
+    rc = sc_db_begin(c);
     if (rc != SC_OK)
         return rc;
-    store = !have_held;
-    if (have_held) {
-        if (ah.head.size < held.head.size)
-            return inconsistent(c, held_raw, held_len, head, head_len,
-                                "the key directory's log went back: the server served a tree head"
-                                " of size %llu after one of size %llu (a truncated log)",
-                                (unsigned long long)ah.head.size,
-                                (unsigned long long)held.head.size);
-        if (ah.head.size == held.head.size) {
-            if (sodium_memcmp(ah.head.root, held.head.root, 32) != 0)
-                return inconsistent(c, held_raw, held_len, head, head_len,
-                                    "the key directory's log was rewritten: two tree heads of"
-                                    " size %llu with different roots",
-                                    (unsigned long long)ah.head.size);
-            store = ah.head.timestamp_ms > held.head.timestamp_ms;
-        } else {
-            e = sotto_kt_head_verify_consistency(&held.head, &ah.head, consistency, cons_len);
-            if (e != SOTTO_OK)
-                return inconsistent(c, held_raw, held_len, head, head_len,
-                                    "the key directory's log is inconsistent: the tree head of size"
-                                    " %llu does not extend the one of size %llu this device holds"
-                                    " (%s)",
-                                    (unsigned long long)ah.head.size,
-                                    (unsigned long long)held.head.size, sotto_strerror(e));
-            store = true;
+    rc = accept_held(c, &ah, head, head_len, consistency, cons_len, have_asked, asked_size, now);
+    if (rc == SC_OK || rc == SC_E_KT || rc == SC_E_RETRY) {
+        char keep[sizeof c->err];
+        int crc;
+        memcpy(keep, c->err, sizeof keep);
+        crc = sc_db_commit(c);
+        if (crc != SC_OK) {
+            sc_db_rollback(c);
+            return crc;
         }
+        memcpy(c->err, keep, sizeof keep);
+    } else {
+        sc_db_rollback(c);
     }
-    if (store) {
-        rc = sc_kt_head_set(c, head, head_len, now);
-        if (rc != SC_OK)
-            return rc;
-    }
+    if (rc != SC_OK)
+        return rc;
     if (out)
         *out = ah;
     return SC_OK;
 }
 
+int sc_kt_accept_head(sc_client *c, const uint8_t *head, size_t head_len,
+                      const uint8_t *consistency, size_t cons_len, sotto_kt_audited_head *out)
+{
+    return accept_head(c, head, head_len, consistency, cons_len, false, 0, out);
+}
+
+int sc_kt_accept_head_asked(sc_client *c, const uint8_t *head, size_t head_len,
+                            const uint8_t *consistency, size_t cons_len, uint64_t asked_size,
+                            sotto_kt_audited_head *out)
+{
+    return accept_head(c, head, head_len, consistency, cons_len, true, asked_size, out);
+}
+
 /* ------------------------------------------------------------ search */
 
-int sc_kt_lookup(sc_client *c, const char *name, sc_kt_entry *out)
+static int lookup_once(sc_client *c, const char *name, sc_kt_entry *out, bool *again)
 {
     uint8_t sk[32], vk[32], held_raw[SOTTO_KT_AUDITED_HEAD_MAX_BYTES];
     sotto_kt_audited_head held, ah;
@@ -414,6 +474,7 @@ int sc_kt_lookup(sc_client *c, const char *name, sc_kt_entry *out)
     int rc, e;
 
     memset(out, 0, sizeof *out);
+    c->kt_head_stale = false;
     rc = sc_kt_config(c);
     if (rc == SC_OK)
         rc = sc_kt_keys(c, sk, vk);
@@ -435,7 +496,9 @@ int sc_kt_lookup(sc_client *c, const char *name, sc_kt_entry *out)
             return sc_fail(c, SC_E_NOT_FOUND, "the key directory has no account %s", name);
         return sc_api_fail(c, &r, "key directory search");
     }
-    rc = sc_kt_accept_head(c, ans.head, ans.head_len, ans.consistency, ans.consistency_len, &ah);
+    rc = sc_kt_accept_head_asked(c, ans.head, ans.head_len, ans.consistency, ans.consistency_len,
+                                 have_held ? held.head.size : 0, &ah);
+    *again = rc == SC_E_RETRY;
     if (rc == SC_OK && (res = malloc(sizeof *res)) == NULL)
         rc = sc_fail(c, SC_E_INTERNAL, "out of memory");
     if (rc == SC_OK) {
@@ -458,6 +521,21 @@ int sc_kt_lookup(sc_client *c, const char *name, sc_kt_entry *out)
     }
     free(res);
     sc_api_kt_answer_clear(&ans);
+    return rc;
+}
+
+int sc_kt_lookup(sc_client *c, const char *name, sc_kt_entry *out)
+{
+    int rc = SC_E_RETRY;
+
+    /* another process on this account may move the held head between our
+     * request and its answer: then ask again (a few times at most) */
+    for (int i = 0; i < 3; i++) {
+        bool again = false;
+        rc = lookup_once(c, name, out, &again);
+        if (!again)
+            break;
+    }
     return rc;
 }
 
@@ -557,8 +635,17 @@ int sc_kt_own_rule(sc_client *c, const sc_kt_entry *ent, sc_kt_own_report *rep)
         sotto_device_list l;
         sc_account_row_clear(&row);
         rc = sc_account_refresh(c, c->username, &l);
-        if (rc != SC_OK && rc != SC_E_UNTRUSTED)
+        if (rc == SC_E_STORE || rc == SC_E_INTERNAL)
             return rc;
+        if (rc != SC_OK && rc != SC_E_UNTRUSTED)
+            /* the server publishes a newer version and does not hand out
+             * that list: the check cannot finish (no baseline), on the same
+             * clock as an entry kept from us -- a hostile server could fail
+             * every such request */
+            return sc_kt_own_unverified(c,
+                                        "with a device list version newer than this device's"
+                                        " but not that list",
+                                        rep);
         rc = sc_account_get(c, c->username, &row);
         if (rc != SC_OK)
             return rc;
@@ -612,8 +699,49 @@ int sc_kt_own_rule(sc_client *c, const sc_kt_entry *ent, sc_kt_own_report *rep)
             report_alert(rep, ent, what);
         }
     }
-    if (rep->n_alerts == 0)
-        return sc_kt_own_set(c, ent->counter, ent->version, sc_now_ms());
+    if (rep->n_alerts == 0) {
+        rc = sc_kt_own_set(c, ent->counter, ent->version, sc_now_ms());
+        if (rc == SC_OK)
+            rc = sc_cfg_delete(c, KT_OWN_UNVERIFIED_KEY); /* shown: the clock stops */
+        return rc;
+    }
+    return SC_OK;
+}
+
+/*
+ * The own entry could not be checked: the server answered "not published
+ * yet", "no such account", or (to a device that pinned its key-transparency
+ * keys) "no key transparency". Fine for a while -- a change our account made
+ * waits for the auditors' countersignatures -- but contacts pin keys from the
+ * published directory and only our own devices can tell a forged entry from
+ * ours, so a server that never shows us our entry could hide one there for
+ * good. The first such answer after a good check starts a clock
+ * (client_config KT_OWN_UNVERIFIED_KEY); once it has run longer than
+ * SC_KT_OWN_UNVERIFIED_MAX_MS (and kt_max_age_s) the check alerts. A good
+ * check stops the clock (sc_kt_own_rule). The alert text depends on the
+ * start date only, so it is stored once while the condition lasts.
+ */
+int sc_kt_own_unverified(sc_client *c, const char *answer, sc_kt_own_report *rep)
+{
+    uint64_t since = 0, now = sc_now_ms(), limit = max_age_ms(c);
+    char date[11];
+    int rc = sc_cfg_get_u64(c, KT_OWN_UNVERIFIED_KEY, &since);
+
+    if (limit < SC_KT_OWN_UNVERIFIED_MAX_MS)
+        limit = SC_KT_OWN_UNVERIFIED_MAX_MS;
+    if (rc == SC_E_NOT_FOUND || (rc == SC_OK && since > now))
+        return sc_cfg_set_u64(c, KT_OWN_UNVERIFIED_KEY, now); /* a clock set back: anew */
+    if (rc != SC_OK)
+        return rc;
+    if (now - since <= limit || rep->n_alerts >= sizeof rep->alerts / sizeof rep->alerts[0])
+        return SC_OK;
+    kt_date(since, date);
+    snprintf(rep->alerts[rep->n_alerts++], sizeof rep->alerts[0],
+             "key directory: your account's entry has not been shown to this device since %s"
+             " (the server answers %s). Contacts pin your keys from the published directory"
+             " and only your devices can tell an entry your account did not make: a server"
+             " that keeps your entry from you may be hiding one there",
+             date, answer);
     return SC_OK;
 }
 
@@ -628,9 +756,42 @@ static int own_check(sc_client *c, sc_kt_own_report *rep)
     if (c->username == NULL)
         return sc_fail(c, SC_E_STATE, "account %s is not registered", c->account);
     rc = sc_kt_lookup(c, c->username, &ent);
-    if (rc == SC_E_NOT_FOUND || rc == SC_E_RETRY)
-        return SC_OK; /* not (yet) in the published directory: nothing to check */
-    if (rc == SC_E_KT && !c->kt_unsupported) {
+    if ((rc == SC_E_RETRY && !c->kt_wait) || rc == SC_E_NETWORK || rc == SC_E_SERVER) {
+        /* busy, rate limited, refused or cut off: asked again at the next
+         * check -- but a server that does this to every own check keeps
+         * our entry from us like "not published": the same clock */
+        char keep[sizeof c->err];
+        int orc = rc;
+        memcpy(keep, c->err, sizeof keep);
+        rc = sc_kt_own_unverified(c, "the own search with errors", rep);
+        if (rc != SC_OK)
+            return rc;
+        if (rep->n_alerts == 0) {
+            memcpy(c->err, keep, sizeof keep);
+            return orc == SC_E_RETRY ? SC_OK : orc;
+        }
+    } else if (rc == SC_E_NOT_FOUND || rc == SC_E_RETRY) {
+        /* not (yet) in the published directory: nothing to check, for a while */
+        rc = sc_kt_own_unverified(
+            c, rc == SC_E_RETRY ? "that it is not published yet" : "that your account is not in it",
+            rep);
+        if (rc != SC_OK)
+            return rc;
+    } else if (rc == SC_E_KT && c->kt_unsupported) {
+        /* a server that ran key transparency (its keys are pinned here) and
+         * now says it does not: a downgrade, not an old server */
+        if (!kt_pinned(c))
+            return sc_fail(c, SC_E_KT, "the server does not run key transparency");
+        rc = sc_kt_own_unverified(c, "that it does not run key transparency", rep);
+        if (rc != SC_OK)
+            return rc;
+    } else if (rc == SC_E_KT && c->kt_head_stale) {
+        /* an old head: the server or its auditors stopped signing (contacts
+         * refuse it too); the same clock as above, shown to us only */
+        rc = sc_kt_own_unverified(c, "with a tree head older than this device accepts", rep);
+        if (rc != SC_OK)
+            return rc;
+    } else if (rc == SC_E_KT) {
         /* a head or an answer this device refuses: the server misbehaves */
         snprintf(rep->alerts[0], sizeof rep->alerts[0], "key directory: %s", c->err);
         rep->n_alerts = 1;
@@ -662,9 +823,9 @@ int sc_kt_monitor_own(sc_client *c, bool *alert)
     *alert = false;
     if (rep == NULL)
         return sc_fail(c, SC_E_INTERNAL, "out of memory");
-    if (c->kt_unsupported) {
+    if (c->kt_unsupported && !kt_pinned(c)) {
         free(rep);
-        return SC_OK;
+        return SC_OK; /* a server from before key transparency */
     }
     rc = own_check(c, rep);
     c->kt_checked_ms = sc_now_ms();
@@ -679,7 +840,7 @@ bool sc_kt_monitor_due(sc_client *c)
 {
     uint64_t ctr = 0, ver = 0, checked = 0, now = sc_now_ms();
 
-    if (c->kt_unsupported || c->username == NULL)
+    if (c->username == NULL || (c->kt_unsupported && !kt_pinned(c)))
         return false;
     /* the last check run by this process (good or not), else the last good
      * one stored: at most one a day */

@@ -153,6 +153,34 @@ static void check_frame(const CF *f)
             abort();
         touch_str(f->get_device_list->username);
         break;
+    case SOTTO__API__CLIENT_FRAME__OP_KT_CONFIG:
+        if (f->kt_config == NULL)
+            abort();
+        break;
+    case SOTTO__API__CLIENT_FRAME__OP_KT_SEARCH:
+        if (f->kt_search == NULL)
+            abort();
+        touch_str(f->kt_search->username);
+        break;
+    case SOTTO__API__CLIENT_FRAME__OP_KT_HEAD:
+        if (f->kt_head == NULL)
+            abort();
+        break;
+    case SOTTO__API__CLIENT_FRAME__OP_KT_CONSISTENCY:
+        if (f->kt_consistency == NULL)
+            abort();
+        break;
+    case SOTTO__API__CLIENT_FRAME__OP_KT_AUDIT:
+        if (f->kt_audit == NULL)
+            abort();
+        break;
+    case SOTTO__API__CLIENT_FRAME__OP_KT_COSIGN:
+        if (f->kt_cosign == NULL)
+            abort();
+        touch_bytes(f->kt_cosign->head);
+        touch_bytes(f->kt_cosign->auditor_key);
+        touch_bytes(f->kt_cosign->signature);
+        break;
     default:
         abort(); /* an op_case the schema does not have */
     }
@@ -362,6 +390,71 @@ static void write_seeds(const char *dir)
         f.op_case = SOTTO__API__CLIENT_FRAME__OP_GET_DEVICE_LIST;
         f.get_device_list = &rq;
         put(dir, "get_device_list", &f);
+    }
+    {
+        Sotto__Api__KtConfigRequest rq = SOTTO__API__KT_CONFIG_REQUEST__INIT;
+        sotto__api__client_frame__init(&f);
+        f.id = 25;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_KT_CONFIG;
+        f.kt_config = &rq;
+        put(dir, "kt_config", &f);
+    }
+    {
+        Sotto__Api__KtSearchRequest rq = SOTTO__API__KT_SEARCH_REQUEST__INIT;
+        rq.username = (char *)"bob";
+        rq.known_size = 17;
+        sotto__api__client_frame__init(&f);
+        f.id = 26;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_KT_SEARCH;
+        f.kt_search = &rq;
+        put(dir, "kt_search", &f);
+    }
+    {
+        Sotto__Api__KtHeadRequest rq = SOTTO__API__KT_HEAD_REQUEST__INIT;
+        rq.known_size = 3;
+        sotto__api__client_frame__init(&f);
+        f.id = 27;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_KT_HEAD;
+        f.kt_head = &rq;
+        put(dir, "kt_head", &f);
+    }
+    {
+        Sotto__Api__KtConsistencyRequest rq = SOTTO__API__KT_CONSISTENCY_REQUEST__INIT;
+        rq.size1 = 5;
+        rq.size2 = 9;
+        sotto__api__client_frame__init(&f);
+        f.id = 28;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_KT_CONSISTENCY;
+        f.kt_consistency = &rq;
+        put(dir, "kt_consistency", &f);
+    }
+    {
+        Sotto__Api__KtAuditRequest rq = SOTTO__API__KT_AUDIT_REQUEST__INIT;
+        rq.from = 1000;
+        rq.max = 1000;
+        sotto__api__client_frame__init(&f);
+        f.id = 29;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_KT_AUDIT;
+        f.kt_audit = &rq;
+        put(dir, "kt_audit", &f);
+    }
+    {
+        static uint8_t head[112], key[32], csig[64];
+        Sotto__Api__KtCosignRequest rq = SOTTO__API__KT_COSIGN_REQUEST__INIT;
+        memset(head, 0x11, sizeof head);
+        memset(key, 0x22, sizeof key);
+        memset(csig, 0x33, sizeof csig);
+        rq.head.data = head;
+        rq.head.len = sizeof head;
+        rq.auditor_key.data = key;
+        rq.auditor_key.len = sizeof key;
+        rq.signature.data = csig;
+        rq.signature.len = sizeof csig;
+        sotto__api__client_frame__init(&f);
+        f.id = 30;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_KT_COSIGN;
+        f.kt_cosign = &rq;
+        put(dir, "kt_cosign", &f);
     }
     {
         Sotto__Api__SetKeysRequest rq = SOTTO__API__SET_KEYS_REQUEST__INIT;

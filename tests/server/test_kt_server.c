@@ -282,6 +282,24 @@ static void audit_all(tc_conn *c, const ktcfg *cfg, sotto_kt_tree_head *head_out
 
 /* ---- tests -------------------------------------------------------------------- */
 
+/* PRAGMA data_version of a second connection to the server's database: it
+ * changes whenever the server commits anything (sqlite.org/pragma.html). */
+static int data_version(tstate *t, char *path, size_t cap, sqlite3 **db)
+{
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+
+    if (*db == NULL) {
+        snprintf(path, cap, "%s/sottod.db", t->srv.dir);
+        assert_int_equal(sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    }
+    assert_int_equal(sqlite3_prepare_v2(*db, "PRAGMA data_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
 static void test_kt_search_honest(void **state)
 {
     tstate *t = *state;
@@ -477,6 +495,21 @@ static void test_kt_auditor(void **state)
     assert_int_equal(ah.n_cosigs, 1);
     assert_memory_equal(ah.cosigs[0].auditor_pk, apk, 32);
     assert_memory_equal(v.account_key, bob.account.pub.bytes, 33);
+
+    /* Anyone can replay a published countersignature before login: it is
+     * answered (not published again) and commits nothing. */
+    {
+        char path[512];
+        sqlite3 *db = NULL;
+        int before = data_version(t, path, sizeof(path), &db);
+        for (int i = 0; i < 50; i++) {
+            published = true;
+            assert_int_equal(kt_cosign(aud, wire, apk, sig, &published), OK);
+            assert_false(published);
+        }
+        assert_int_equal(data_version(t, path, sizeof(path), &db), before);
+        sqlite3_close(db);
+    }
 
     tc_close(aud);
     tc_close(a);

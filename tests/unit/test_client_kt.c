@@ -229,6 +229,49 @@ static void test_accept_head_checks(void **state)
     sc_close(c);
 }
 
+/* Two processes on one account (a `listen` and a `send`): while one waits
+ * for the server's answer (a head with the consistency path from the size
+ * it held when it asked), the other accepts a newer head. The answer is not
+ * evidence of anything: the path is from another size than the one held
+ * now. No alert, no evidence; the caller asks again. */
+static void test_accept_head_race(void **state)
+{
+    sc_client *c = fresh();
+    sotto_merkle_log *log = make_log(9, 0);
+    uint8_t h[SOTTO_KT_AUDITED_HEAD_MAX_BYTES], p[SOTTO_MERKLE_PROOF_MAX_BYTES];
+    uint8_t h2[SOTTO_KT_AUDITED_HEAD_MAX_BYTES], p2[SOTTO_MERKLE_PROOF_MAX_BYTES];
+    uint64_t now = sc_now_ms();
+    size_t hl, pl, hl2, pl2;
+
+    (void)state;
+    hl = make_head(log, 3, now - 1000, 0, h);
+    assert_int_equal(sc_kt_accept_head(c, h, hl, NULL, 0, NULL), SC_OK);
+    /* "this" process asks with known size 3 and gets size 7 with 3 -> 7 ... */
+    hl = make_head(log, 7, now, 0, h);
+    pl = make_cons(log, 3, 7, p);
+    /* ... the other one meanwhile holds 5, and later 8 */
+    hl2 = make_head(log, 5, now - 500, 0, h2);
+    pl2 = make_cons(log, 3, 5, p2);
+    assert_int_equal(sc_kt_accept_head(c, h2, hl2, p2, pl2, NULL), SC_OK);
+    assert_int_equal(sc_kt_accept_head_asked(c, h, hl, p, pl, 3, NULL), SC_E_RETRY);
+    assert_int_equal(evidence(c), 0);
+    assert_int_equal(held_size(c), 5);
+    hl2 = make_head(log, 8, now, 0, h2);
+    pl2 = make_cons(log, 5, 8, p2);
+    assert_int_equal(sc_kt_accept_head(c, h2, hl2, p2, pl2, NULL), SC_OK);
+    assert_int_equal(sc_kt_accept_head_asked(c, h, hl, p, pl, 3, NULL), SC_E_RETRY);
+    assert_int_equal(evidence(c), 0);
+    assert_int_equal(held_size(c), 8);
+    /* asked with the size held now: checked as always (a bad path is evidence) */
+    hl = make_head(log, 9, now, 0, h);
+    pl = make_cons(log, 8, 9, p);
+    assert_int_equal(sc_kt_accept_head_asked(c, h, hl, p, pl, 8, NULL), SC_OK);
+    assert_int_equal(held_size(c), 9);
+    assert_int_equal(evidence(c), 0);
+    sotto_merkle_log_free(log);
+    sc_close(c);
+}
+
 static void test_keys_and_auditors(void **state)
 {
     sc_client *c = fresh();
@@ -428,6 +471,103 @@ static void test_own_rule(void **state)
     own_free(&f);
 }
 
+/* The owner is kept from its own entry (PENDING, NOT_FOUND, an old head, or
+ * "no key transparency" from a server whose keys are pinned): no alert for a
+ * day, then one; a good check stops the clock. */
+static void test_own_unverified(void **state)
+{
+    own_fixture f;
+    sc_kt_own_report rep;
+    sc_kt_entry e;
+    uint64_t since = 0;
+
+    (void)state;
+    own_setup(&f, 1);
+    memset(&rep, 0, sizeof rep);
+    assert_int_equal(sc_kt_own_unverified(f.c, "that it is not published yet", &rep), SC_OK);
+    assert_int_equal(rep.n_alerts, 0);
+    assert_int_equal(sc_cfg_get_u64(f.c, "kt_own_unverified_ms", &since), SC_OK);
+    assert_true(since > 0 && since <= sc_now_ms());
+    /* 23 hours later: still nothing (an auditor may be slow) */
+    setenv("SOTTO_TEST_CLOCK_OFFSET_MS", "82800000", 1);
+    assert_int_equal(sc_kt_own_unverified(f.c, "that it is not published yet", &rep), SC_OK);
+    assert_int_equal(rep.n_alerts, 0);
+    /* 25 hours later: the alert, with the date the clock started */
+    setenv("SOTTO_TEST_CLOCK_OFFSET_MS", "90000000", 1);
+    assert_int_equal(sc_kt_own_unverified(f.c, "that it is not published yet", &rep), SC_OK);
+    assert_int_equal(rep.n_alerts, 1);
+    assert_non_null(
+        strstr(rep.alerts[0], "key directory: your account's entry has not been shown"));
+    assert_non_null(strstr(rep.alerts[0], "not published yet"));
+    /* a longer kt_max_age_s (two days) moves the limit with it */
+    assert_int_equal(sc_kt_max_age_set(f.c, 2 * 86400), SC_OK);
+    memset(&rep, 0, sizeof rep);
+    assert_int_equal(sc_kt_own_unverified(f.c, "x", &rep), SC_OK);
+    assert_int_equal(rep.n_alerts, 0);
+    assert_int_equal(sc_cfg_delete(f.c, "kt_max_age_s"), SC_OK);
+    /* a good check stops the clock; the next refusal starts a new one */
+    e = honest(&f, 1);
+    run_rule(&f, &e, &rep);
+    assert_int_equal(rep.n_alerts, 0);
+    assert_int_equal(sc_cfg_get_u64(f.c, "kt_own_unverified_ms", &since), SC_E_NOT_FOUND);
+    memset(&rep, 0, sizeof rep);
+    assert_int_equal(sc_kt_own_unverified(f.c, "x", &rep), SC_OK);
+    assert_int_equal(rep.n_alerts, 0);
+    unsetenv("SOTTO_TEST_CLOCK_OFFSET_MS");
+    /* a clock set back (the start is in the future): starts anew, no alert */
+    memset(&rep, 0, sizeof rep);
+    assert_int_equal(sc_kt_own_unverified(f.c, "x", &rep), SC_OK);
+    assert_int_equal(rep.n_alerts, 0);
+    assert_int_equal(sc_cfg_get_u64(f.c, "kt_own_unverified_ms", &since), SC_OK);
+    assert_true(since <= sc_now_ms());
+
+    /* a server whose keys are pinned here says it has no key transparency:
+     * the own check stays due (a downgrade is not an old server) */
+    assert_int_equal(sc_kt_own_set(f.c, 1, 1, 0), SC_OK); /* the last good check long ago */
+    f.c->kt_unsupported = true;
+    assert_true(sc_kt_monitor_due(f.c));
+    /* ... while a server from before key transparency (nothing pinned) is
+     * not asked */
+    assert_int_equal(sc_cfg_delete(f.c, "kt_server_key"), SC_OK);
+    assert_false(sc_kt_monitor_due(f.c));
+    own_free(&f);
+}
+
+/* The directory holds a version newer than our list, and the server does not
+ * hand out that list when asked (here: no connection at all; a hostile
+ * server answers errors or drops the connection every time). Before: the
+ * check failed with the network error, alerted never, and the login
+ * ignored it. Now: a check that could not finish, on the same clock as a
+ * withheld entry. */
+static void test_own_refresh_withheld(void **state)
+{
+    own_fixture f;
+    sc_kt_own_report rep;
+    sc_kt_entry e;
+    uint64_t c0 = 0, v0 = 0, t0 = 0;
+
+    (void)state;
+    own_setup(&f, 1);
+    e = honest(&f, 1);
+    run_rule(&f, &e, &rep);
+    assert_int_equal(rep.n_alerts, 0);
+    /* a forged version 2 (a device list our account never signed) */
+    e = honest(&f, 2);
+    e.version = 2;
+    e.list_hash[0] ^= 1;
+    run_rule(&f, &e, &rep);
+    assert_int_equal(rep.n_alerts, 0);
+    assert_int_equal(sc_kt_own_get(f.c, &c0, &v0, &t0), SC_OK);
+    assert_int_equal(c0, 1); /* not a good check: the baseline stays */
+    setenv("SOTTO_TEST_CLOCK_OFFSET_MS", "90000000", 1);
+    run_rule(&f, &e, &rep);
+    unsetenv("SOTTO_TEST_CLOCK_OFFSET_MS");
+    assert_int_equal(rep.n_alerts, 1);
+    assert_non_null(strstr(rep.alerts[0], "has not been shown to this device since"));
+    assert_non_null(strstr(rep.alerts[0], "device list"));
+    own_free(&f);
+}
+
 /* ------------------------------------------------------------ main */
 
 static int setup(void **state)
@@ -459,9 +599,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accept_head_checks),
-        cmocka_unit_test(test_keys_and_auditors),
-        cmocka_unit_test(test_own_rule),
+        cmocka_unit_test(test_accept_head_checks), cmocka_unit_test(test_accept_head_race),
+        cmocka_unit_test(test_keys_and_auditors),  cmocka_unit_test(test_own_rule),
+        cmocka_unit_test(test_own_unverified),     cmocka_unit_test(test_own_refresh_withheld),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
