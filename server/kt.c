@@ -1769,6 +1769,14 @@ int sottod_kt_info(const char *data_dir, const char *auditors_text)
     }
     if (sodium_init() < 0 || sotto_init() != SOTTO_OK)
         return 1;
+    snprintf(db, sizeof(db), "%s/sottod.db", data_dir);
+    if (access(db, F_OK) != 0) {
+        fprintf(stderr,
+                "sottod --kt-info: %s holds no sottod database (start sottod once with this data"
+                " directory to create it and the key-transparency keys)\n",
+                data_dir);
+        goto out;
+    }
     if (load_keys(&kt, data_dir, false, why, sizeof(why)) != 0) {
         fprintf(stderr, "sottod --kt-info: %s (start sottod once to create the keys)\n", why);
         goto out;

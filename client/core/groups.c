@@ -270,6 +270,13 @@ static int check_members_reachable(sc_client *c, const char *const *m, size_t n)
         rc = sc_account_refresh(c, m[i], &l);
         if (rc == SC_E_NETWORK)
             return SC_OK;
+        if (rc == SC_E_RETRY && c->kt_wait) {
+            /* the key directory has not published this member yet: the
+             * change is made and its copy for them waits in the outbox
+             * (flushes skip it until the directory publishes them) */
+            rc = SC_OK;
+            continue;
+        }
         if (rc == SC_E_NOT_FOUND)
             rc = sc_fail(c, SC_E_NOT_FOUND, "no such user: %s (the group was not changed)", m[i]);
     }

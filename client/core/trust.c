@@ -54,8 +54,17 @@ static int pending_is_current(sc_client *c, const char *contact)
     sc_api_result r;
     int rc = sc_account_get(c, contact, &row);
 
-    if (rc == SC_E_NOT_FOUND)
-        return SC_OK;
+    if (rc == SC_E_NOT_FOUND) {
+        if (c->username && strcmp(contact, c->username) == 0)
+            return SC_OK;
+        /* nothing pinned yet (e.g. only a message waiting for the key
+         * directory): there is no key the user can have compared */
+        return sc_fail(c, SC_E_STATE,
+                       "no account key of %s is known here yet, so there is nothing to"
+                       " trust: run `sotto safety-number %s` to fetch it (checked against"
+                       " the key directory), compare it, then trust",
+                       contact, contact);
+    }
     if (rc != SC_OK)
         return rc;
     if (!row.has_pending) {

@@ -171,4 +171,39 @@ assert_eq "$(jfield queued <"$E2E_DIR/last.out")" "0" "queue empty once frank is
 receive_json frank "$E2E_DIR/f1.json"
 assert_eq "$(count_message_bodies "$E2E_DIR/f1.json" "to frank")" "1" "frank got it"
 
+log "trust of a name with no key pinned yet is refused (there is nothing to compare)"
+register hugo
+sc alice send hugo "hi hugo"
+assert_rc 3 "send to hugo before his keys are published"
+sc_ok hugo send alice "hugo here"
+receive_json alice "$E2E_DIR/a9.json"
+assert_eq "$(count_message_bodies "$E2E_DIR/a9.json" "hugo here")" "0" "hugo's message held"
+# refused either way: not a contact yet (exit 6), or a contact whose key is not
+# pinned yet (exit 8, "nothing to trust") -- never "trusted"
+trust_refused() {
+    sc alice trust hugo; log "trust hugo: exit $RC"
+    case "$RC" in
+    6) grep -q "unknown contact" "$E2E_DIR/last.err" || fail "unclear: $(cat "$E2E_DIR/last.err")" ;;
+    8) grep -q "nothing to trust" "$E2E_DIR/last.err" || fail "unclear: $(cat "$E2E_DIR/last.err")" ;;
+    *) fail "trust hugo before any key of his is pinned exited $RC" ;;
+    esac
+}
+trust_refused
+log "a group with a member the directory has not published yet: made, their copy waits"
+sc alice group create "garden" bob hugo
+case "$RC" in
+0 | 3) ;;
+*) fail "group create with hugo unpublished exited $RC: $(cat "$E2E_DIR/last.err")" ;;
+esac
+sc_ok alice --json group list
+grep -q '"garden"' "$E2E_DIR/last.out" || fail "the group was not created: $(cat "$E2E_DIR/last.out")"
+receive_json bob "$E2E_DIR/b2.json"
+grep -q '"garden"' "$E2E_DIR/b2.json" || fail "bob did not get the group: $(cat "$E2E_DIR/b2.json")"
+trust_refused   # hugo is a group member now, still with no key pinned
+published alice hugo
+sc_ok alice --json flush
+receive_json hugo "$E2E_DIR/h1.json"
+grep -q '"garden"' "$E2E_DIR/h1.json" || fail "hugo never got the group: $(cat "$E2E_DIR/h1.json")"
+assert_eq "$(count_message_bodies "$E2E_DIR/h1.json" "hi hugo")" "1" "hugo got alice's first message"
+
 log "ok"

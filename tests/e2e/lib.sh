@@ -102,7 +102,7 @@ server_start() {
         >"$E2E_DIR/server.out" 2>>"$E2E_DIR/server.err" &
     SERVER_PID=$!
     local _i
-    for _i in $(seq 1 200); do
+    for _i in $(seq 1 1200); do   # up to 60 s on a loaded machine
         if grep -q '^sottod: certificate sha256 ' "$E2E_DIR/server.out" 2>/dev/null; then
             break
         fi
@@ -127,7 +127,9 @@ server_restart() {
         timeout -k 5 "$E2E_SERVER_LIFETIME" "$SOTTOD" --data-dir "$SERVER_DATA" --listen "127.0.0.1:$port" "$@" \
             >"$E2E_DIR/server.out" 2>>"$E2E_DIR/server.err" &
         SERVER_PID=$!
-        for _ in $(seq 1 100); do
+        # a loaded machine may take a while to start sottod: wait while it
+        # runs (up to 60 s), retry only when it exited (port still in use)
+        for _ in $(seq 1 1200); do
             grep -q '^sottod: certificate sha256 ' "$E2E_DIR/server.out" 2>/dev/null && break
             kill -0 "$SERVER_PID" 2>/dev/null || break
             sleep 0.05
@@ -136,6 +138,12 @@ server_restart() {
             assert_eq "$(sed -n 's/^sottod: certificate sha256 //p' "$E2E_DIR/server.out" | tail -n 1)" \
                 "$SERVER_FP" "certificate fingerprint after restart"
             return 0
+        fi
+        if kill -0 "$SERVER_PID" 2>/dev/null; then
+            kill -KILL "$SERVER_PID" 2>/dev/null || true
+            wait "$SERVER_PID" 2>/dev/null || true
+            SERVER_PID=""
+            fail "sottod did not start within 60 s on port $port: $(tail -n 5 "$E2E_DIR/server.err")"
         fi
         wait "$SERVER_PID" 2>/dev/null || true
         SERVER_PID=""
