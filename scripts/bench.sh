@@ -34,6 +34,14 @@ if [ -x "$BUILD/bench/sotto-bench-kt-dir" ]; then
   "$BUILD/bench/sotto-bench-kt-dir"
 fi
 
+# Client: send round trip and events per second through `sotto daemon`
+# next to one-shot CLI processes (issue 10; prints `bench daemon_<what>`
+# lines and a table; about a minute).
+if [ -x "$BUILD/client/sotto" ] && [ -x "$BUILD/server/sottod" ]; then
+  echo
+  bash "$(dirname "$0")/../bench/bench_daemon.sh" "$BUILD"
+fi
+
 # Server: sottod under N authenticated connections, with a mosquitto QoS 1
 # reference row in the same run.
 if [ -x "$BUILD/bench/server/sotto-bench-server" ]; then

@@ -30,6 +30,39 @@
 #include <sodium.h>
 
 #include "sotto_client.h"
+#include "termsafe.h"
+#include "../daemon/daemon.h"
+
+/* Where a command's output goes. A command run by `sotto` itself writes to
+ * the process's stdout/stderr and reads its stdin; a command the daemon
+ * runs for a forwarding CLI (sotto_cli_run, client/daemon/) runs on the
+ * account's worker thread and writes into that call's buffers, with the
+ * calling terminal's properties. The handlers keep writing printf/stdout:
+ * these names are redirected here, per thread, for this file only. */
+static _Thread_local const sotto_cli_io *t_io;
+
+static FILE *cli_stream(int fd)
+{
+    if (t_io)
+        return fd == 0 ? t_io->in : fd == 1 ? t_io->out : t_io->err;
+    return fd == 0 ? stdin : fd == 1 ? stdout : stderr;
+}
+
+static int cli_isatty(int fd)
+{
+    if (t_io)
+        return fd == 0 ? t_io->in_tty : fd == 1 ? t_io->out_tty : t_io->err_tty;
+    return isatty(fd);
+}
+
+#undef stdin
+#undef stdout
+#undef stderr
+#define stdin cli_stream(0)
+#define stdout cli_stream(1)
+#define stderr cli_stream(2)
+#define printf(...) fprintf(stdout, __VA_ARGS__)
+#define isatty(fd) cli_isatty(fd)
 
 enum {
     EXIT_OK = 0,
@@ -44,15 +77,18 @@ enum {
     EXIT_INTEGRITY = 7, /* attachment failed verification */
     EXIT_STATE = 8,     /* not registered yet / already registered / not a member */
     EXIT_KT = 9,        /* the key directory (key transparency) refused or contradicts */
+    EXIT_BUSY = 10,     /* another process holds the account's connection (sc_lock) */
 };
 
-static struct {
+static _Thread_local struct {
     bool json;
     bool tty; /* stdout is a terminal: neutralise control characters */
     bool no_qr;
     const char *account;
-    const char *self;  /* our username once registered: shown as "me" */
-    sc_backup *backup; /* register --restore: opened before the account is */
+    const char *self;   /* our username once registered: shown as "me" */
+    sc_backup *backup;  /* register --restore: opened before the account is */
+    sc_client *ack_cli; /* receive/listen without the daemon: acknowledges what it
+                           printed for the daemon's subscriber "cli" (cli_acked) */
 } g;
 
 static volatile int g_stop;
@@ -85,6 +121,8 @@ static int exit_code(int rc)
         return EXIT_STATE;
     case SC_E_KT:
         return EXIT_KT;
+    case SC_E_BUSY:
+        return EXIT_BUSY;
     default:
         return EXIT_ERROR;
     }
@@ -113,6 +151,8 @@ static const char *error_name(int rc)
         return "store";
     case SC_E_KT:
         return "key_directory";
+    case SC_E_BUSY:
+        return "account_in_use";
     default:
         return "internal";
     }
@@ -134,7 +174,9 @@ static void output_or_die(void)
 
 static void json_line(json_t *o)
 {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    /* on a terminal, every non-ASCII character as \uXXXX: a bidi control
+     * or C1 control inside a string cannot act there */
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | (g.tty ? JSON_ENSURE_ASCII : 0));
     if (s) {
         fputs(s, stdout);
         fputc('\n', stdout);
@@ -148,7 +190,14 @@ static int report(int rc, const char *msg)
 {
     if (rc == SC_OK)
         return EXIT_OK;
-    fprintf(stderr, "sotto: %s\n", msg && msg[0] ? msg : "error");
+    if (isatty(2)) {
+        /* error texts can carry names and server answers: neutralised */
+        fputs("sotto: ", stderr);
+        ts_write(stderr, msg && msg[0] ? msg : "error", msg && msg[0] ? strlen(msg) : 5, TS_NAME);
+        fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "sotto: %s\n", msg && msg[0] ? msg : "error");
+    }
     if (g.json) {
         json_t *o = json_object();
         json_object_set_new(o, "type", json_string("error"));
@@ -186,42 +235,32 @@ static json_t *jstr_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-/* Writes peer-supplied text for a person. On a terminal, control
- * characters other than newline and tab (C0, DEL, C1: the bytes of escape
- * sequences a sender could use to rewrite the screen) are shown as U+FFFD;
- * everything else, and everything when stdout is not a terminal, is written
- * byte for byte. --json output is never altered. */
-static void put_text(const char *s, size_t len)
+/* Writes peer-supplied text for a person (termsafe.h). On a terminal it is
+ * neutralised: control characters, DEL, bidi controls and marks are shown
+ * as <U+XXXX>, invalid UTF-8 as \xNN, and each newline of a message text
+ * (put_text) starts a continuation line marked TS_CONTINUATION, so a text
+ * can neither rewrite the screen nor pass for another message; in a name
+ * (put_str) a newline is escaped too. When stdout is not a terminal
+ * everything is written byte for byte; --json output is never altered. */
+static void put_mode(const char *s, size_t len, ts_mode mode)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t start = 0;
-
     if (s == NULL)
         return;
-    if (!g.tty) {
+    if (!g.tty)
         fwrite(s, 1, len, stdout);
-        return;
-    }
-    for (size_t i = 0; i < len; i++) {
-        size_t bad = 0;
-        if ((p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f)
-            bad = 1;
-        else if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
-            bad = 2; /* U+0080..U+009F */
-        if (bad) {
-            fwrite(s + start, 1, i - start, stdout);
-            fputs("\xef\xbf\xbd", stdout);
-            i += bad - 1;
-            start = i + 1;
-        }
-    }
-    fwrite(s + start, 1, len - start, stdout);
+    else
+        ts_write(stdout, s, len, mode);
+}
+
+static void put_text(const char *s, size_t len)
+{
+    put_mode(s, len, TS_BODY);
 }
 
 static void put_str(const char *s)
 {
     if (s)
-        put_text(s, strlen(s));
+        put_mode(s, strlen(s), TS_NAME);
 }
 
 /* How human output names a sender: our own name is "me", as in our own
@@ -233,6 +272,15 @@ static const char *shown_sender(const char *sender)
     if (g.self && strcmp(sender, g.self) == 0)
         return "me";
     return sender;
+}
+
+/* An event a receive/listen without the daemon wrote to stdout counts as
+ * printed for the CLI's subscriber of a later daemon too ("cli", docs/rpc.md
+ * "The CLI through the daemon"), so that one does not print it again. */
+static void cli_acked(const sc_event *ev)
+{
+    if (g.ack_cli && ev->id > 0)
+        (void)sc_subscriber_ack(g.ack_cli, SOTTO_DAEMON_CLI_SUBSCRIBER, &ev->id, 1, 0, NULL);
 }
 
 static void print_event(void *ud, const sc_event *ev)
@@ -287,6 +335,7 @@ static void print_event(void *ud, const sc_event *ev)
             json_object_set_new(o, "attachments", arr);
         }
         json_line(o);
+        cli_acked(ev);
         return;
     }
     fmt_time(ev->timestamp, when, sizeof when);
@@ -297,9 +346,13 @@ static void print_event(void *ud, const sc_event *ev)
         printf("\n");
         break;
     case SC_EV_GROUP:
-        printf("[%s] %s: group \"", when, shown_sender(ev->sender));
+        printf("[%s] ", when);
+        put_str(shown_sender(ev->sender));
+        printf(": group \"");
         put_str(ev->group_name);
-        printf("\" %s; members:", ev->group_action ? ev->group_action : "");
+        printf("\" ");
+        put_str(ev->group_action ? ev->group_action : "");
+        printf("; members:");
         for (size_t i = 0; i < ev->n_group_members; i++) {
             printf(" ");
             put_str(ev->group_members[i] ? ev->group_members[i] : "?");
@@ -312,10 +365,13 @@ static void print_event(void *ud, const sc_event *ev)
             put_str(ev->group_id ? (ev->group_name ? ev->group_name : ev->group_id)
                                  : (ev->destination ? ev->destination : "?"));
         } else if (ev->group_id) {
-            printf("[%s] %s @ ", when, shown_sender(ev->sender));
+            printf("[%s] ", when);
+            put_str(shown_sender(ev->sender));
+            printf(" @ ");
             put_str(ev->group_name ? ev->group_name : ev->group_id);
         } else {
-            printf("[%s] %s", when, shown_sender(ev->sender));
+            printf("[%s] ", when);
+            put_str(shown_sender(ev->sender));
         }
         printf(": ");
         put_text(ev->body, ev->body_len);
@@ -330,12 +386,14 @@ static void print_event(void *ud, const sc_event *ev)
                 printf(ev->kind == SC_EV_SENT ? " sent from " : " saved to ");
                 put_str(a->path);
             } else if (a->error) {
-                printf(" NOT saved: %s", a->error);
+                printf(" NOT saved: ");
+                put_str(a->error);
             }
             printf("\n");
         }
     }
     output_or_die();
+    cli_acked(ev);
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -364,9 +422,11 @@ static int read_stdin_text(char **out, size_t *len)
             buf = nb;
         }
         r = fread(buf + n, 1, cap - n, stdin);
-        if (r == 0)
-            break;
         n += r;
+        /* end of input: on a terminal one Ctrl-D, not a second one (a
+         * further fread after EOF reads the terminal again) */
+        if (r == 0 || feof(stdin) || ferror(stdin))
+            break;
     }
     if (n > 0 && buf[n - 1] == '\n')
         n--;
@@ -631,9 +691,11 @@ static void print_device(void *ud, const sc_device_info *d)
         json_object_set_new(o, "in_signed_list", json_boolean(d->in_signed_list));
         json_line(o);
     } else {
-        printf("device %u%s  created %s  last seen %s%s%s\n", d->device_id,
-               d->current ? " (this device)" : "", d->created, d->last_seen,
-               d->has_keys ? "" : "  (no keys)",
+        printf("device %u%s  created ", d->device_id, d->current ? " (this device)" : "");
+        put_str(d->created);
+        printf("  last seen ");
+        put_str(d->last_seen);
+        printf("%s%s\n", d->has_keys ? "" : "  (no keys)",
                d->in_signed_list ? "" : "  NOT IN THE SIGNED DEVICE LIST");
     }
 }
@@ -647,6 +709,9 @@ static int cmd_devices(sc_client *c, int argc, char **argv)
     rc = sc_devices(c, print_device, NULL);
     return report(rc, sc_errmsg(c));
 }
+
+static json_t *delivery_json(sc_client *c); /* group commands, below */
+static void print_delivery(sc_client *c);
 
 static int do_send(sc_client *c, int argc, char **argv, bool group_cmd)
 {
@@ -699,7 +764,11 @@ static int do_send(sc_client *c, int argc, char **argv, bool group_cmd)
             have_text = true;
         }
         if (!have_text || strcmp(text, "-") == 0) {
-            int r = read_stdin_text(&buf, &len);
+            int r;
+            if (isatty(0))
+                fprintf(stderr, "sotto: reading the message from standard input (end with"
+                                " Ctrl-D)\n");
+            r = read_stdin_text(&buf, &len);
             if (r == -2)
                 return usage_error("send: text longer than 65536 bytes");
             if (r != 0)
@@ -719,6 +788,32 @@ static int do_send(sc_client *c, int argc, char **argv, bool group_cmd)
         free(buf);
     }
     rc = retry_queued(c, rc, NULL);
+    /* a group message that went to some members and waits for others
+     * (safety number changed: exit 5) says so per member */
+    if (to_group && ts != 0 && rc != SC_OK && sc_group_report(c, 0, &(sc_member_status){0})) {
+        json_t *d = delivery_json(c);
+        if (g.json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "type", json_string("partly_sent"));
+            json_object_set_new(o, "group", json_string(to));
+            json_object_set_new(o, "timestamp", json_integer((json_int_t)ts));
+            json_object_set_new(o, "delivery", d ? d : json_array());
+            json_line(o);
+        } else {
+            json_decref(d);
+            printf("sent to the other members of %s (timestamp %llu); not yet to:\n", to,
+                   (unsigned long long)ts);
+            print_delivery(c);
+        }
+        if (rc == SC_E_UNTRUSTED) {
+            char msg[700];
+            snprintf(msg, sizeof msg,
+                     "%s; the message is queued for that member (after the group changes"
+                     " queued before it)",
+                     sc_errmsg(c));
+            return report(rc, msg);
+        }
+    }
     if (rc == SC_E_RETRY || (rc == SC_E_NETWORK && ts != 0))
         return report_queued(c, rc, "message");
     if (rc != SC_OK)
@@ -728,11 +823,32 @@ static int do_send(sc_client *c, int argc, char **argv, bool group_cmd)
         json_object_set_new(o, "type", json_string("sent"));
         json_object_set_new(o, to_group ? "group" : "to", json_string(to));
         json_object_set_new(o, "timestamp", json_integer((json_int_t)ts));
+        if (to_group) {
+            json_t *d = delivery_json(c);
+            if (d)
+                json_object_set_new(o, "delivery", d);
+        }
         json_line(o);
     } else {
         printf("sent to %s (timestamp %llu)\n", to, (unsigned long long)ts);
     }
     return EXIT_OK;
+}
+
+/* listen: the server lost and back, on stderr (stdout stays the events) */
+static void on_conn_change(void *ud, bool up, const char *why)
+{
+    (void)ud;
+    if (up) {
+        fputs("sotto: connected to the server again\n", stderr);
+        return;
+    }
+    fputs("sotto: lost the connection to the server (", stderr);
+    if (isatty(2))
+        ts_write(stderr, why, strlen(why), TS_NAME);
+    else
+        fputs(why, stderr);
+    fputs("); reconnecting\n", stderr);
 }
 
 static int cmd_receive(sc_client *c, int argc, char **argv, bool stay)
@@ -747,11 +863,107 @@ static int cmd_receive(sc_client *c, int argc, char **argv, bool stay)
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+        sc_set_conn_watch(c, on_conn_change, NULL);
     }
     rc = sc_receive(c, stay, &g_stop, print_event, NULL);
     if (rc == SC_E_RETRY)
         return report_queued(c, rc, "message");
     return report(rc, sc_errmsg(c));
+}
+
+/* An event the daemon handed us (the object `--json receive` prints, see
+ * print_event) printed exactly as print_event prints it here. */
+static const char *jget_str(json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key)); /* NULL when null/absent */
+}
+
+static void print_daemon_event(void *ud, const char *text)
+{
+    json_t *o = json_loads(text, 0, NULL), *gr, *m, *at, *body;
+    const char *type = jget_str(o, "type");
+    sc_event ev;
+    const char **members = NULL;
+    sc_attachment_info *atts = NULL;
+    (void)ud;
+
+    if (o == NULL || type == NULL) {
+        json_decref(o);
+        return;
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.kind = strcmp(type, "outgoing") == 0 ? SC_EV_SENT
+              : strcmp(type, "group") == 0  ? SC_EV_GROUP
+              : strcmp(type, "notice") == 0 ? SC_EV_NOTICE
+                                            : SC_EV_MESSAGE;
+    ev.id = (int64_t)json_integer_value(json_object_get(o, "id"));
+    ev.sender = jget_str(o, "from");
+    ev.sender_device = (uint32_t)json_integer_value(json_object_get(o, "device"));
+    ev.destination = jget_str(o, "to");
+    ev.timestamp = (uint64_t)json_integer_value(json_object_get(o, "timestamp"));
+    ev.server_timestamp = (uint64_t)json_integer_value(json_object_get(o, "server_timestamp"));
+    gr = json_object_get(o, "group");
+    if (json_is_object(gr)) {
+        ev.group_id = jget_str(gr, "id");
+        ev.group_name = jget_str(gr, "name");
+    }
+    ev.notice = jget_str(o, "code");
+    ev.group_action = jget_str(o, "action");
+    m = json_object_get(o, "members");
+    if (json_is_array(m) && json_array_size(m) > 0 &&
+        (members = calloc(json_array_size(m), sizeof *members)) != NULL) {
+        for (size_t i = 0; i < json_array_size(m); i++)
+            members[i] = json_string_value(json_array_get(m, i));
+        ev.group_members = members;
+        ev.n_group_members = json_array_size(m);
+    }
+    body = json_object_get(o, "body");
+    if (json_is_string(body)) {
+        ev.body = json_string_value(body);
+        ev.body_len = json_string_length(body);
+    }
+    at = json_object_get(o, "attachments");
+    if (json_is_array(at) && json_array_size(at) > 0 &&
+        (atts = calloc(json_array_size(at), sizeof *atts)) != NULL) {
+        for (size_t i = 0; i < json_array_size(at); i++) {
+            json_t *a = json_array_get(at, i);
+            atts[i].file_name = jget_str(a, "file_name");
+            atts[i].content_type = jget_str(a, "content_type");
+            atts[i].size = (uint64_t)json_integer_value(json_object_get(a, "size"));
+            atts[i].path = jget_str(a, "path");
+            atts[i].error = jget_str(a, "error");
+        }
+        ev.attachments = atts;
+        ev.n_attachments = json_array_size(at);
+    }
+    print_event(NULL, &ev); /* output_or_die: unwritten, it stays unacknowledged */
+    free(members);
+    free(atts);
+    json_decref(o);
+}
+
+/* receive/listen while a daemon holds the account: what it received,
+ * through its subscriber "cli" (docs/rpc.md "The CLI through the daemon");
+ * -1 when the daemon could not be reached (the caller reports the lock). */
+static int receive_via_daemon(const char *sock, bool stay, int argc)
+{
+    int rc;
+    if (argc != 0)
+        return usage_error("%s: unexpected argument", stay ? "listen" : "receive");
+    if (stay) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    rc = sotto_daemon_receive(sock, g.account, stay, 500, &g_stop, print_daemon_event, NULL);
+    if (rc == SOTTO_DAEMON_UNREACHABLE)
+        return -1;
+    if (rc == SOTTO_DAEMON_GONE)
+        return report(SC_E_NETWORK, "the daemon stopped (connection closed); what was not shown"
+                                    " is shown by the next receive or listen");
+    return EXIT_OK;
 }
 
 static void print_contact(void *ud, const sc_contact_info *ci)
@@ -769,7 +981,8 @@ static void print_contact(void *ud, const sc_contact_info *ci)
         json_object_set_new(o, "verified", json_boolean(verified));
         json_line(o);
     } else {
-        printf("%s  devices: %zu%s%s\n", ci->name, ci->n_devices, verified ? "  verified" : "",
+        put_str(ci->name);
+        printf("  devices: %zu%s%s\n", ci->n_devices, verified ? "  verified" : "",
                ci->identity_changed ? "  SAFETY NUMBER CHANGED (see: sotto trust)" : "");
     }
 }
@@ -877,11 +1090,52 @@ static int cmd_safety(sc_client *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+static const char *member_state_name(sc_member_state s)
+{
+    return s == SC_MEMBER_SENT ? "sent" : s == SC_MEMBER_QUEUED ? "queued" : "refused";
+}
+
+/* The per-member outcome of the last group change or group send
+ * (sc_group_report): a JSON array, or NULL when there is none. */
+static json_t *delivery_json(sc_client *c)
+{
+    sc_member_status st;
+    json_t *arr = NULL;
+
+    for (size_t i = 0; sc_group_report(c, i, &st); i++) {
+        json_t *o = json_object();
+        if (arr == NULL)
+            arr = json_array();
+        json_object_set_new(o, "member", json_string(st.member));
+        json_object_set_new(o, "status", json_string(member_state_name(st.state)));
+        json_object_set_new(o, "reason", json_string(st.reason));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+/* Text: one line per member not sent to ("  carol: queued: REASON"). */
+static void print_delivery(sc_client *c)
+{
+    sc_member_status st;
+
+    for (size_t i = 0; sc_group_report(c, i, &st); i++) {
+        if (st.state == SC_MEMBER_SENT)
+            continue;
+        printf("  ");
+        put_str(st.member);
+        printf(": %s: ", member_state_name(st.state));
+        put_str(st.reason);
+        printf("\n");
+    }
+}
+
+/* print_group's ud: a group change's client (its delivery is shown) or NULL */
 static void print_group(void *ud, const sc_group_info *gi)
 {
-    (void)ud;
+    sc_client *c = ud;
     if (g.json) {
-        json_t *o = json_object(), *m = json_array();
+        json_t *o = json_object(), *m = json_array(), *a = json_array(), *d;
         json_object_set_new(o, "type", json_string("group"));
         json_object_set_new(o, "id", json_string(gi->id_hex));
         json_object_set_new(o, "name", json_string(gi->name));
@@ -889,26 +1143,42 @@ static void print_group(void *ud, const sc_group_info *gi)
             json_array_append_new(m, json_string(gi->members[i]));
         json_object_set_new(o, "members", m);
         json_object_set_new(o, "active", json_boolean(gi->active));
+        json_object_set_new(o, "revision", json_integer((json_int_t)gi->revision));
+        for (size_t i = 0; i < gi->n_admins; i++)
+            json_array_append_new(a, json_string(gi->admins[i]));
+        json_object_set_new(o, "admins", a);
+        json_object_set_new(o, "open", json_boolean(gi->open));
+        if (c && (d = delivery_json(c)) != NULL)
+            json_object_set_new(o, "delivery", d);
         json_line(o);
     } else {
         printf("%s  ", gi->id_hex);
         put_str(gi->name);
         printf("%s  members:", gi->active ? "" : " (left)");
-        for (size_t i = 0; i < gi->n_members; i++)
-            printf(" %s", gi->members[i]);
-        printf("\n");
+        for (size_t i = 0; i < gi->n_members; i++) {
+            printf(" ");
+            put_str(gi->members[i]);
+            for (size_t k = 0; k < gi->n_admins; k++)
+                if (strcmp(gi->admins[k], gi->members[i]) == 0)
+                    printf("*");
+        }
+        printf("  revision %llu%s\n", (unsigned long long)gi->revision,
+               gi->open ? "  (open: every member may change it)" : "");
+        if (c)
+            print_delivery(c);
     }
 }
 
 typedef struct find_group {
     const char *id;
+    sc_client *c;
 } find_group;
 
 static void print_group_if(void *ud, const sc_group_info *gi)
 {
     find_group *f = ud;
     if (strcmp(gi->id_hex, f->id) == 0)
-        print_group(NULL, gi);
+        print_group(f->c, gi);
 }
 
 /* The group's id before a change (a rename changes the name); "" when
@@ -924,11 +1194,21 @@ static void group_id_before(sc_client *c, const char *ref, char id[33])
 static int group_changed(sc_client *c, int rc, const char *id)
 {
     rc = retry_queued(c, rc, NULL);
-    if (rc != SC_OK && rc != SC_E_NETWORK && rc != SC_E_RETRY)
+    if (rc != SC_OK && rc != SC_E_NETWORK && rc != SC_E_RETRY && rc != SC_E_UNTRUSTED)
         return report(rc, sc_errmsg(c));
+    if (rc == SC_E_UNTRUSTED && (id[0] == '\0' || !sc_group_report(c, 0, &(sc_member_status){0})))
+        return report(rc, sc_errmsg(c)); /* refused before the change */
     if (id[0] != '\0') {
-        find_group f = {id};
+        find_group f = {id, c};
         (void)sc_group_list(c, print_group_if, &f);
+    }
+    if (rc == SC_E_UNTRUSTED) {
+        /* made and sent to the others; the copy for a member whose safety
+         * number changed waits for `sotto trust MEMBER` (exit 5) */
+        char msg[700];
+        snprintf(msg, sizeof msg, "%s; the group change is queued for that member until then",
+                 sc_errmsg(c));
+        return report(rc, msg);
     }
     if (rc != SC_OK)
         return report_queued(c, rc, "group change");
@@ -996,6 +1276,36 @@ static int grp_rename(sc_client *c, int argc, char **argv)
         return usage_error("usage: sotto group rename GROUP NEWNAME");
     group_id_before(c, argv[0], id);
     return group_changed(c, sc_group_rename(c, argv[0], argv[1]), id);
+}
+
+static int grp_admin(sc_client *c, int argc, char **argv)
+{
+    char id[33] = "";
+    drop_dashdash(&argc, argv);
+    if (argc != 3 || (strcmp(argv[0], "add") != 0 && strcmp(argv[0], "remove") != 0))
+        return usage_error("usage: sotto group admin add|remove GROUP MEMBER");
+    group_id_before(c, argv[1], id);
+    return group_changed(c, sc_group_admin(c, argv[1], argv[2], strcmp(argv[0], "add") == 0), id);
+}
+
+static int grp_open_close(sc_client *c, int argc, char **argv, bool open)
+{
+    char id[33] = "";
+    drop_dashdash(&argc, argv);
+    if (argc != 1)
+        return usage_error("usage: sotto group %s GROUP", open ? "open" : "close");
+    group_id_before(c, argv[0], id);
+    return group_changed(c, sc_group_set_open(c, argv[0], open), id);
+}
+
+static int grp_open(sc_client *c, int argc, char **argv)
+{
+    return grp_open_close(c, argc, argv, true);
+}
+
+static int grp_close(sc_client *c, int argc, char **argv)
+{
+    return grp_open_close(c, argc, argv, false);
 }
 
 static int grp_list(sc_client *c, int argc, char **argv)
@@ -1119,15 +1429,40 @@ static int cmd_link_request(sc_client *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* --history-days N (0..SC_LINK_HISTORY_DAYS_MAX) into *days. */
+static int parse_history_days(const char *s, int *days)
+{
+    char *e;
+    long v;
+    errno = 0;
+    v = strtol(s, &e, 10);
+    if (errno || *e || e == s || v < 0 || v > SC_LINK_HISTORY_DAYS_MAX)
+        return usage_error("--history-days: a number of days, 0 to %d", SC_LINK_HISTORY_DAYS_MAX);
+    *days = (int)v;
+    return EXIT_OK;
+}
+
 static int cmd_device_add(sc_client *c, int argc, char **argv)
 {
     uint32_t dev = 0;
     char akey[SC_ACCOUNT_KEY_HEX + 1];
+    const char *code = NULL;
+    int days = -1;
     json_t *o;
     int rc;
-    if (argc != 1)
-        return usage_error("usage: sotto device-add CODE");
-    rc = sc_device_add(c, argv[0], &dev, akey);
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--history-days") == 0 && i + 1 < argc) {
+            if ((rc = parse_history_days(argv[++i], &days)) != EXIT_OK)
+                return rc;
+        } else if (code == NULL && argv[i][0] != '-') {
+            code = argv[i];
+        } else {
+            return usage_error("usage: sotto device-add [--history-days N] CODE");
+        }
+    }
+    if (code == NULL)
+        return usage_error("usage: sotto device-add [--history-days N] CODE");
+    rc = sc_device_add_ex(c, code, days, &dev, akey);
     if (rc != SC_OK)
         return report(rc, sc_errmsg(c));
     if (!g.json) {
@@ -1141,6 +1476,49 @@ static int cmd_device_add(sc_client *c, int argc, char **argv)
     json_object_set_new(o, "type", json_string("device_added"));
     json_object_set_new(o, "device", json_integer(dev));
     json_object_set_new(o, "account_key", json_string(akey));
+    json_line(o);
+    return EXIT_OK;
+}
+
+static int cmd_device_sync(sc_client *c, int argc, char **argv)
+{
+    uint32_t dev = 0;
+    int days = -1, rc;
+    bool have_dev = false;
+    sc_link_sync_info info;
+    json_t *o;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--history-days") == 0 && i + 1 < argc) {
+            if ((rc = parse_history_days(argv[++i], &days)) != EXIT_OK)
+                return rc;
+        } else if (!have_dev && parse_device_id(argv[i], &dev) == 0) {
+            have_dev = true;
+        } else {
+            return usage_error("usage: sotto device-sync [--history-days N] DEVICE_ID");
+        }
+    }
+    if (!have_dev)
+        return usage_error("usage: sotto device-sync [--history-days N] DEVICE_ID");
+    rc = sc_device_sync(c, dev, days, &info);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (!g.json) {
+        printf("synced device %u: %zu contacts, %zu groups, %zu history rows (%u days) in %zu"
+               " message(s)\n",
+               dev, info.contacts, info.groups, info.history, info.history_days, info.parts);
+        if (info.skipped)
+            printf("%zu history row(s) too large to sync were left out\n", info.skipped);
+        return EXIT_OK;
+    }
+    o = json_object();
+    json_object_set_new(o, "type", json_string("device_synced"));
+    json_object_set_new(o, "device", json_integer(dev));
+    json_object_set_new(o, "contacts", json_integer((json_int_t)info.contacts));
+    json_object_set_new(o, "groups", json_integer((json_int_t)info.groups));
+    json_object_set_new(o, "history", json_integer((json_int_t)info.history));
+    json_object_set_new(o, "skipped", json_integer((json_int_t)info.skipped));
+    json_object_set_new(o, "history_days", json_integer((json_int_t)info.history_days));
+    json_object_set_new(o, "parts", json_integer((json_int_t)info.parts));
     json_line(o);
     return EXIT_OK;
 }
@@ -1362,6 +1740,15 @@ static int kt_status(sc_client *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* Why the own entry was not checked (published false): the directory
+ * lookup's error text, e.g. "waiting until the key directory publishes
+ * alice's keys" or "the key directory's tree head is stale: ...". */
+static const char *unchecked_why(sc_client *c)
+{
+    const char *m = sc_errmsg(c);
+    return m && m[0] ? m : "the key directory has not published your account's entry yet";
+}
+
 static int kt_check_own(sc_client *c)
 {
     sc_kt_own_report rep;
@@ -1383,14 +1770,15 @@ static int kt_check_own(sc_client *c)
                             rep.published ? json_integer((json_int_t)rep.version) : json_null());
         json_object_set_new(o, "head_size",
                             rep.published ? json_integer((json_int_t)rep.head_size) : json_null());
+        json_object_set_new(o, "reason",
+                            rep.published ? json_null() : json_string(unchecked_why(c)));
         for (size_t i = 0; i < rep.n_alerts; i++)
             json_array_append_new(a, json_string(rep.alerts[i]));
         json_object_set_new(o, "alerts", a);
         json_line(o);
     } else if (rep.n_alerts == 0 && !rep.published) {
-        printf("the key directory has not published your account's latest keys yet (a change"
-               " waits for the\nauditors' countersignatures): nothing to check now; `sotto kt"
-               " check` again later\n");
+        /* why: the lookup's own error (not published yet, stale head, ...) */
+        printf("your account's entry cannot be checked now: %s\n", unchecked_why(c));
     } else {
         if (rep.published) {
             fmt_time(rep.timestamp_ms, date, sizeof date);
@@ -1400,8 +1788,11 @@ static int kt_check_own(sc_client *c)
                    (unsigned long long)rep.head_size, date, (unsigned long long)rep.counter,
                    (unsigned long long)rep.version);
         }
-        for (size_t i = 0; i < rep.n_alerts; i++)
-            printf("ALERT: %s\n", rep.alerts[i]);
+        for (size_t i = 0; i < rep.n_alerts; i++) {
+            printf("ALERT: ");
+            put_str(rep.alerts[i]);
+            printf("\n");
+        }
         if (rep.n_alerts == 0)
             printf("clean: it holds your account key and device lists your account signed\n");
     }
@@ -1578,6 +1969,7 @@ static const char *const register_value_opts[] = {"--invite", "--restore",    "-
                                                   "--kt-key", "--kt-vrf-key", NULL};
 static const char *const link_request_value_opts[] = {"--kt-key", "--kt-vrf-key", NULL};
 static const char *const history_value_opts[] = {"--limit", NULL};
+static const char *const history_days_value_opts[] = {"--history-days", NULL};
 
 #define EXIT_NOTE_QUEUED                                                                           \
     {                                                                                              \
@@ -1593,7 +1985,7 @@ static const command group_subs[] = {
      .help = "NAME: UTF-8, 1-256 bytes. Prints the new group (its 32-hex id, name, members).\n",
      .exits = {EXIT_NOTE_QUEUED,
                {EXIT_REFUSED, "refused by the server for a member: that copy is not queued"},
-               {EXIT_UNTRUSTED, "a member's safety number changed (see `sotto trust`)"},
+               {EXIT_UNTRUSTED, "made; a member's copy waits for `sotto trust MEMBER`"},
                {EXIT_NOT_FOUND, "no such user"},
                {EXIT_STATE, "not registered"}}},
     {.name = "add",
@@ -1603,7 +1995,7 @@ static const command group_subs[] = {
      .help = "Prints the group's new state.\n",
      .exits = {EXIT_NOTE_QUEUED,
                {EXIT_REFUSED, "refused by the server for a member: that copy is not queued"},
-               {EXIT_UNTRUSTED, "a member's safety number changed (see `sotto trust`)"},
+               {EXIT_UNTRUSTED, "made; a member's copy waits for `sotto trust MEMBER`"},
                {EXIT_NOT_FOUND, "no such group or user"},
                {EXIT_STATE, "not registered / not a member"}}},
     {.name = "remove",
@@ -1613,7 +2005,7 @@ static const command group_subs[] = {
      .help = "Prints the group's new state.\n",
      .exits = {EXIT_NOTE_QUEUED,
                {EXIT_REFUSED, "refused by the server for a member: that copy is not queued"},
-               {EXIT_UNTRUSTED, "a member's safety number changed (see `sotto trust`)"},
+               {EXIT_UNTRUSTED, "made; a member's copy waits for `sotto trust MEMBER`"},
                {EXIT_NOT_FOUND, "no such group or member"},
                {EXIT_STATE, "not registered / not a member"}}},
     {.name = "leave",
@@ -1632,13 +2024,43 @@ static const command group_subs[] = {
      .help = "Tells the members, then prints the group's new state.\n",
      .exits = {EXIT_NOTE_QUEUED,
                {EXIT_REFUSED, "refused by the server for a member: that copy is not queued"},
+               {EXIT_UNTRUSTED, "made; a member's copy waits for `sotto trust MEMBER`"},
                {EXIT_NOT_FOUND, "no such group"},
-               {EXIT_STATE, "not registered / not a member"}}},
+               {EXIT_STATE, "not registered / not a member / not an admin"}}},
+    {.name = "admin",
+     .run = grp_admin,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"add|remove GROUP MEMBER", "makes MEMBER an admin of GROUP, or no longer one"}},
+     .help = "Admins change the group (add, remove, rename, admins, open/close); the\n"
+             "creator is the first. Only an admin may do this unless the group is open.\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_UNTRUSTED, "made; a member's copy waits for `sotto trust MEMBER`"},
+               {EXIT_NOT_FOUND, "no such group or member"},
+               {EXIT_STATE, "not registered / not a member / not an admin"}}},
+    {.name = "open",
+     .run = grp_open,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"GROUP", "lets every member change GROUP, not only its admins"}},
+     .help = "Only an admin may open a group.\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_UNTRUSTED, "made; a member's copy waits for `sotto trust MEMBER`"},
+               {EXIT_NOT_FOUND, "no such group"},
+               {EXIT_STATE, "not registered / not a member / not an admin"}}},
+    {.name = "close",
+     .run = grp_close,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"GROUP", "only admins change GROUP again (the default)"}},
+     .help = "Closing a group that has no admin makes you its admin.\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_UNTRUSTED, "made; a member's copy waits for `sotto trust MEMBER`"},
+               {EXIT_NOT_FOUND, "no such group"},
+               {EXIT_STATE, "not registered / not a member / not an admin"}}},
     {.name = "list",
      .run = grp_list,
      .needs = NEEDS_REGISTERED,
-     .syn = {{"", "lists groups with id, name, members"}},
-     .help = "One line per group (--json: one object per group); left groups are marked.\n"},
+     .syn = {{"", "lists groups with id, name, members, admins, revision"}},
+     .help = "One line per group (--json: one object per group with revision, admins,\n"
+             "open); admins are marked * and left groups (left).\n"},
     {.name = "send",
      .run = grp_send,
      .needs = NEEDS_REGISTERED,
@@ -1649,7 +2071,7 @@ static const command group_subs[] = {
              "after --).\n",
      .exits = {EXIT_NOTE_QUEUED,
                {EXIT_REFUSED, "refused by the server (too large, ...): nothing is queued"},
-               {EXIT_UNTRUSTED, "a member's safety number changed (see `sotto trust`)"},
+               {EXIT_UNTRUSTED, "sent to the others; queued for a member until `sotto trust`"},
                {EXIT_NOT_FOUND, "no such group"},
                {EXIT_STATE, "not registered / not a member"}},
      .value_opts = send_value_opts},
@@ -1772,16 +2194,41 @@ static const command commands[] = {
     {.name = "device-add",
      .run = cmd_device_add,
      .needs = NEEDS_REGISTERED,
-     .syn = {{"CODE", "(primary device) add the new device"}},
+     .syn = {{"[--history-days N] CODE", "(primary device) add the new device"}},
      .help = "On the primary device (the one that registered: it holds the account\n"
              "key): adds the device with link CODE (from `link-request`) by signing a\n"
              "new device list, and prints the new device id and the account key to\n"
              "give to `link-finish` on the new device. Your contacts see a notice\n"
-             "\"USER linked a new device\"; your safety numbers stay the same.\n",
+             "\"USER linked a new device\"; your safety numbers stay the same.\n"
+             "Once the new device has run `link-finish`, this device's next\n"
+             "connection sends it, end-to-end encrypted, your contacts (pinned keys,\n"
+             "verified flags), groups and history; the new device shows \"synced\n"
+             "from device 1: N contacts, M groups, K messages\".\n"
+             "  --history-days N   history of the last N days (default 30, or the\n"
+             "                     account's link_history_days; 0: none)\n",
      .exits = {{EXIT_NETWORK, "network"},
                {EXIT_REFUSED, "refused by the server"},
                {EXIT_UNTRUSTED, "the server's device list for this account is not ours"},
-               {EXIT_STATE, "not registered / not the primary device"}}},
+               {EXIT_STATE, "not registered / not the primary device"}},
+     .value_opts = history_days_value_opts},
+    {.name = "device-sync",
+     .run = cmd_device_sync,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"[--history-days N] DEVICE_ID",
+              "(primary device) send a linked device everything again"}},
+     .help = "On the primary device: sends device DEVICE_ID of this account, now,\n"
+             "what `device-add` sends a new device by itself (contacts with their\n"
+             "pinned keys and verified flags, groups, history of the last N days).\n"
+             "The device applies it idempotently: what it has is not changed, a key\n"
+             "it pinned itself is kept. Not queued: run it again after exit 3.\n"
+             "  --history-days N   history of the last N days (default: as chosen at\n"
+             "                     device-add, else 30; 0: none)\n",
+     .exits = {{EXIT_NETWORK, "network (nothing or part was sent: run it again)"},
+               {EXIT_REFUSED, "refused by the server"},
+               {EXIT_UNTRUSTED, "the server's device list for this account is not ours"},
+               {EXIT_NOT_FOUND, "not in the account's signed device list"},
+               {EXIT_STATE, "not registered / not the primary / the device has no keys yet"}},
+     .value_opts = history_days_value_opts},
     {.name = "link-finish",
      .run = cmd_link_finish,
      .needs = NEEDS_LOCAL,
@@ -1856,7 +2303,9 @@ static const command commands[] = {
              "downloads and verifies attachments, prints each visible event, sends what is\n"
              "queued, and exits. Messages stored by an earlier run that was killed before\n"
              "printing them are printed first. An envelope that cannot be decrypted is\n"
-             "acknowledged and shown as a notice (code undecryptable).\n",
+             "acknowledged and shown as a notice (code undecryptable).\n"
+             "While `sotto daemon` holds the account, prints what the daemon received\n"
+             "and no receive/listen printed yet (subscriber \"cli\", docs/rpc.md).\n",
      .exits = {{EXIT_NETWORK, "network: server unreachable, TLS or pin failure, timeout"},
                {EXIT_REFUSED, "refused (login failed)"},
                {EXIT_INTEGRITY, "an attachment failed verification (not saved)"},
@@ -1866,8 +2315,11 @@ static const command commands[] = {
      .needs = NEEDS_REGISTERED,
      .syn = {{"", "stay connected, print messages as they arrive"}},
      .help = "Like receive, but stays connected and prints events as they arrive;\n"
-             "reconnects with backoff 1, 2, 4 ... 30 s; SIGINT/SIGTERM end it (exit 0).\n",
-     .exits = {{EXIT_REFUSED, "refused (login failed)"},
+             "reconnects with backoff 1, 2, 4 ... 30 s; SIGINT/SIGTERM end it (exit 0).\n"
+             "Through a running `sotto daemon`: the daemon's events, as receive; exit 3\n"
+             "when the daemon stops.\n",
+     .exits = {{EXIT_NETWORK, "the daemon it ran through stopped"},
+               {EXIT_REFUSED, "refused (login failed)"},
                {EXIT_STATE, "not registered / this device was removed"}}},
     {.name = "contacts",
      .run = cmd_contacts,
@@ -1960,6 +2412,42 @@ static const command commands[] = {
      .exits = {{EXIT_KT, "the key directory refused or contradicts"}},
      .subs = kt_subs,
      .n_subs = sizeof kt_subs / sizeof kt_subs[0]},
+    {.name = "daemon",
+     .run = NULL, /* sotto_daemon_main (client/daemon/), called by main() */
+     .needs = NEEDS_NOTHING,
+     .syn = {{"[--account NAME]... [--socket PATH] [--stdio]",
+              "serve JSON-RPC 2.0 for bots and the CLI (docs/rpc.md)"}},
+     .help = "Holds the server connection of each local account (every registered account\n"
+             "under the data directory, or only those given with --account) and serves\n"
+             "JSON-RPC 2.0 (docs/rpc.md): one JSON object (or batch array) per line.\n"
+             "  --account NAME  serve this account (repeatable; default: all registered)\n"
+             "  --socket PATH   Unix socket (default $XDG_RUNTIME_DIR/sotto/daemon.sock,\n"
+             "                  else /tmp/sotto-UID/daemon.sock; $SOTTO_DAEMON_SOCKET);\n"
+             "                  directory 0700, socket 0600\n"
+             "  --stdio         serve requests on stdin, answers on stdout\n"
+             "  --no-socket     with --stdio: no socket\n"
+             "Methods (params by name; `account` is needed when it serves several):\n"
+             "  send {recipient | groupId, message, attachment}   listGroups\n"
+             "  updateGroup {groupId, name, members, removeMembers}   quitGroup {groupId}\n"
+             "  listContacts  listIdentities  trust {recipient}  safetyNumber {recipient}\n"
+             "  listDevices  addDevice {code}  removeDevice {deviceId}  promoteDevice\n"
+             "  history {recipient | groupId, limit}  flush  backupCreate {file, history}\n"
+             "  ktStatus  ktCheck {user}  ktAuditor {action, key}  ktMaxAge {seconds}\n"
+             "  subscribeReceive {subscriber}  unsubscribeReceive {subscriber}\n"
+             "  ack {subscriber, eventIds | upTo}  listAccounts  version  cli {argv}\n"
+             "Events: {\"method\":\"receive\",\"params\":{\"account\",\"subscriber\",\n"
+             "\"event_id\",\"event\"}}, event as `sotto --json receive` prints it. Acknowledge\n"
+             "with ack; a subscriber that subscribes again (same name) gets every event\n"
+             "it did not acknowledge again, oldest first (at-least-once: drop duplicates\n"
+             "by event_id). Errors: -32700 parse, -32600 invalid request, -32601 unknown\n"
+             "method, -32602 bad params; a failed command: code = its CLI exit code,\n"
+             "data {exit, code, message}.\n"
+             "While it runs, `sotto --account NAME COMMAND` runs through it (same output,\n"
+             "same exit codes). Quick test:\n"
+             "  echo '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"listContacts\"}' |\n"
+             "    socat - UNIX-CONNECT:$XDG_RUNTIME_DIR/sotto/daemon.sock\n"
+             "Exit codes: 0 stopped by SIGINT/SIGTERM, 1 error, 2 usage, 10 an account or\n"
+             "the socket is in use by another process.\n"},
     {.name = "help",
      .run = NULL,
      .needs = NEEDS_NOTHING,
@@ -2277,7 +2765,7 @@ static void print_main_help(FILE *f)
           "Exit codes: 0 ok, 1 error, 2 usage, 3 not sent now (it stays queued: network, or\n"
           "the server asked to retry later), 4 refused (nothing queued), 5 safety number\n"
           "changed, 6 not found, 7 attachment integrity, 8 wrong state, 9 refused by the\n"
-          "key directory (key transparency).\n"
+          "key directory (key transparency), 10 the account is in use by another process.\n"
           "`sotto COMMAND --help` lists a command's own.\n",
           f);
 }
@@ -2339,6 +2827,121 @@ static int cmd_kt(sc_client *c, int argc, char **argv)
 
 /* ------------------------------------------------------------ main */
 
+/* Commands that only read the local store do not take the per-account lock
+ * (sc_lock): they run next to a `listen` or a daemon. Every other command
+ * may connect and holds it for its lifetime. */
+static bool local_only(const command *cmd, int argc, char **argv)
+{
+    static const char *const local[] = {"history", "contacts", NULL};
+    if (in_list(local, cmd->name))
+        return true;
+    if (argc > 0 && strcmp(cmd->name, "group") == 0)
+        return strcmp(argv[0], "list") == 0;
+    if (argc > 0 && strcmp(cmd->name, "kt") == 0)
+        return strcmp(argv[0], "status") == 0 || strcmp(argv[0], "auditor") == 0 ||
+               strcmp(argv[0], "max-age") == 0;
+    return false;
+}
+
+/* Commands a running daemon can run for the CLI (sotto_daemon_forward):
+ * every one that connects an account it serves, except those that create
+ * or link an account and receive/listen (the daemon receives). */
+static bool forwardable(const command *cmd)
+{
+    static const char *const not_fwd[] = {"register", "link-request", "link-finish", "receive",
+                                          "listen",   "daemon",       NULL};
+    return !in_list(not_fwd, cmd->name);
+}
+
+/* Takes the account's lock before a command that may connect; EXIT_OK, or
+ * the reported exit code (EXIT_BUSY: another process holds it). When the
+ * holder is a daemon that serves the account, the command runs through it
+ * (*forwarded set, the exit code returned). */
+static int take_lock(sc_client *c, const command *cmd, int argc, char **argv, bool *forwarded)
+{
+    sc_lock_holder h;
+    char what[64], sock[512];
+    int rc;
+
+    *forwarded = false;
+    if (local_only(cmd, argc, argv))
+        return EXIT_OK;
+    snprintf(what, sizeof what, "sotto %s", cmd->name);
+    rc = sc_lock(c, what, &h);
+    if (rc == SC_E_BUSY && strcmp(h.command, "sotto daemon") == 0 &&
+        (strcmp(cmd->name, "receive") == 0 || strcmp(cmd->name, "listen") == 0) &&
+        sotto_daemon_socket_path(sock, sizeof sock)) {
+        int rrc = receive_via_daemon(sock, strcmp(cmd->name, "listen") == 0, argc);
+        if (rrc >= 0) {
+            *forwarded = true;
+            return rrc;
+        }
+    }
+    if (rc == SC_E_BUSY && strcmp(h.command, "sotto daemon") == 0 && forwardable(cmd) &&
+        sotto_daemon_socket_path(sock, sizeof sock)) {
+        char **fargv = calloc((size_t)argc + 2, sizeof *fargv);
+        if (fargv != NULL) {
+            fargv[0] = (char *)cmd->name;
+            memcpy(fargv + 1, argv, (size_t)argc * sizeof *argv);
+            int frc = sotto_daemon_forward(sock, g.account, g.json, argc + 1, fargv);
+            free(fargv);
+            if (frc >= 0) {
+                *forwarded = true;
+                return frc;
+            }
+        }
+    }
+    return rc == SC_OK ? EXIT_OK : report(rc, sc_errmsg(c));
+}
+
+int sotto_cli_run(sc_client *c, bool json, int argc, char **argv, const sotto_cli_io *io)
+{
+    const command *cmd = argc > 0 ? find_command(commands, N_COMMANDS, argv[0]) : NULL;
+    int rc;
+
+    t_io = io;
+    memset(&g, 0, sizeof g);
+    g.json = json;
+    g.tty = io->out_tty;
+    g.self = sc_username(c);
+    if (cmd == NULL || cmd->run == NULL || !forwardable(cmd))
+        rc = argc > 0 ? usage_error("%s: not a command the daemon runs", argv[0])
+                      : usage_error("no command");
+    else if (cmd->subs && (argc < 2 || !find_command(cmd->subs, cmd->n_subs, argv[1])))
+        rc = argc < 2
+                 ? usage_error("%s: missing subcommand (see sotto %s --help)", cmd->name, cmd->name)
+                 : unknown_name(cmd, cmd->subs, cmd->n_subs, argv[1]);
+    else
+        rc = cmd->run(c, argc - 1, argv + 1);
+    fflush(io->out);
+    fflush(io->err);
+    t_io = NULL;
+    return rc;
+}
+
+char *sotto_cli_event_json(sc_client *c, const sc_event *ev)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    sotto_cli_io io;
+    FILE *f = open_memstream(&buf, &len);
+
+    if (f == NULL)
+        return NULL;
+    memset(&io, 0, sizeof io);
+    io.in = io.out = io.err = f;
+    t_io = &io;
+    g.json = true;
+    g.self = sc_username(c);
+    print_event(NULL, ev);
+    t_io = NULL;
+    fclose(f);
+    if (buf && len > 0 && buf[len - 1] == '\n')
+        buf[len - 1] = '\0';
+    return buf;
+}
+
+#ifndef SOTTO_CLI_NO_MAIN /* tests/fuzz/fuzz_rpc_request.c links the rest */
 int main(int argc, char **argv)
 {
     parsed p;
@@ -2371,6 +2974,12 @@ int main(int argc, char **argv)
     if (i >= argc) {
         print_main_help(stderr);
         return EXIT_USAGE;
+    }
+    if (strcmp(argv[i], "daemon") == 0) {
+        for (int k = i + 1; k < argc; k++)
+            if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0)
+                return print_help("daemon", NULL);
+        return sotto_daemon_main(argc - i, argv + i, &p.opt);
     }
     cmd = find_command(commands, N_COMMANDS, argv[i]);
     if (cmd == NULL)
@@ -2446,9 +3055,22 @@ int main(int argc, char **argv)
         }
     }
     g.self = sc_username(c);
-    rc = cmd->run(c, n_args, args);
-    sc_close(c);
+    bool forwarded = false;
+    rc = take_lock(c, cmd, n_args, args, &forwarded);
+    if (rc == EXIT_OK && !forwarded &&
+        (strcmp(cmd->name, "receive") == 0 || strcmp(cmd->name, "listen") == 0)) {
+        /* only when a daemon's CLI subscriber exists (an empty ack finds out) */
+        if (sc_subscriber_ack(c, SOTTO_DAEMON_CLI_SUBSCRIBER, NULL, 0, 0, NULL) == SC_OK)
+            g.ack_cli = c;
+    }
+    if (rc == EXIT_OK && !forwarded)
+        rc = cmd->run(c, n_args, args);
+    if (rc != EXIT_OK && cmd->needs == NEEDS_NEW)
+        sc_close_discard(c); /* a failed register leaves no local account behind */
+    else
+        sc_close(c);
     sc_backup_free(g.backup);
     free(args);
     return rc;
 }
+#endif /* SOTTO_CLI_NO_MAIN */

@@ -231,6 +231,7 @@ sc_api_outcome sc_api_open(sc_client *c, sc_api_result *r)
         c->conn = NULL;
         return set_network(r, err);
     }
+    sc_wake_publish(c, c->conn); /* sc_wake may interrupt its waits now */
     return SC_API_OK;
 }
 

@@ -32,7 +32,9 @@
 #include "internal.h"
 #include "sotto/attachment.h"
 #include "sotto/error.h"
+#include "outupload.h"
 #include "store.h"
+#include "textsafe.h"
 
 #define CHUNK 16384
 
@@ -184,6 +186,11 @@ static const char *guess_type(const char *name)
             if (strcasecmp(dot, map[i][0]) == 0)
                 return map[i][1];
     return "application/octet-stream";
+}
+
+const char *sc_attachment_type_of(const char *name)
+{
+    return guess_type(name);
 }
 
 /* PUT body source: reads plaintext, hands out ciphertext. */
@@ -367,24 +374,12 @@ static int dl_write(void *ud, const uint8_t *p, size_t n)
     return s->werr == 0 ? 0 : -1;
 }
 
-/* A safe local file name: base name, no control characters or '/', not
- * starting with '.', at most 100 bytes (cut on a character boundary). */
+/* A safe local file name (textsafe.h): no control, bidi or direction
+ * characters, no invalid UTF-8, no '/' or '\\', not starting with '.', at
+ * most 100 bytes (cut on a character boundary). */
 static void safe_name(const char *in, char *out, size_t cap)
 {
-    size_t o = 0, len = strlen(in);
-    size_t keep = sc_utf8_cut(in, len, 100);
-
-    for (size_t i = 0; i < keep && o + 1 < cap; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        if (ch < 0x20 || ch == 0x7f || ch == '/' || ch == '\\')
-            ch = '_';
-        if (o == 0 && ch == '.')
-            ch = '_';
-        out[o++] = (char)ch;
-    }
-    out[o] = '\0';
-    if (o == 0)
-        snprintf(out, cap, "attachment");
+    sc_safe_file_name(in, 100, out, cap);
 }
 
 /* SC_E_STORE naming the local cause of a failed write (errno value e). */

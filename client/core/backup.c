@@ -173,6 +173,11 @@ static int check_groups(const Sotto__Backup__Backup *b, char *err, size_t errlen
         for (size_t m = 0; rc == SC_OK && m < g->n_members; m++)
             if (!sc_username_valid(g->members[m]))
                 rc = perr(err, errlen, "group %zu: bad member name", i);
+        if (rc == SC_OK && g->n_admins > g->n_members)
+            rc = perr(err, errlen, "group %zu: %zu admins", i, g->n_admins);
+        for (size_t m = 0; rc == SC_OK && m < g->n_admins; m++)
+            if (!sc_username_valid(g->admins[m]))
+                rc = perr(err, errlen, "group %zu: bad admin name", i);
     }
     if (rc == SC_OK && b->n_groups > 1) {
         qsort(ids, b->n_groups, sizeof *ids, cmp_id);
@@ -304,6 +309,10 @@ int sc_backup_payload_import(sc_client *c, const Sotto__Backup__Backup *b, sc_ba
         rc = sc_group_upsert(c, g->id.data, g->name, g->active);
         if (rc == SC_OK)
             rc = sc_group_set_members(c, g->id.data, g->members, g->n_members);
+        if (rc == SC_OK)
+            rc = sc_group_set_admins(c, g->id.data, g->admins, g->n_admins);
+        if (rc == SC_OK)
+            rc = sc_group_set_meta(c, g->id.data, g->revision, g->open);
         n.groups += rc == SC_OK;
     }
     for (size_t i = 0; rc == SC_OK && i < b->n_history; i++) {
@@ -354,6 +363,8 @@ typedef struct export_state {
     char ***members;
     size_t *n_members;
     char **group_names;
+    char ***admins;
+    size_t *n_admins;
     uint8_t *group_ids;
     size_t n_group_ids;
     sc_msg *msgs;
@@ -382,6 +393,10 @@ static void export_free(export_state *s)
         sc_strv_free(s->members[i], s->n_members[i]);
     for (size_t i = 0; s->group_names && i < s->n_group_ids; i++)
         free(s->group_names[i]);
+    for (size_t i = 0; s->admins && i < s->n_group_ids; i++)
+        sc_strv_free(s->admins[i], s->n_admins[i]);
+    free(s->admins);
+    free(s->n_admins);
     free(s->members);
     free(s->n_members);
     free(s->group_names);
@@ -488,7 +503,10 @@ static int export_groups(sc_client *c, export_state *s)
     s->members = calloc(n + 1, sizeof *s->members);
     s->n_members = calloc(n + 1, sizeof *s->n_members);
     s->group_names = calloc(n + 1, sizeof *s->group_names);
-    if (!s->groups || !s->group_ptrs || !s->members || !s->n_members || !s->group_names)
+    s->admins = calloc(n + 1, sizeof *s->admins);
+    s->n_admins = calloc(n + 1, sizeof *s->n_admins);
+    if (!s->groups || !s->group_ptrs || !s->members || !s->n_members || !s->group_names ||
+        !s->admins || !s->n_admins)
         return sc_fail(c, SC_E_INTERNAL, "out of memory");
     for (size_t i = 0; i < n; i++) {
         Sotto__Backup__Group *g = &s->groups[i];
@@ -505,6 +523,17 @@ static int export_groups(sc_client *c, export_state *s)
         g->members = s->members[i];
         g->n_members = s->n_members[i];
         g->active = active;
+        {
+            bool open = false;
+            rc = sc_group_meta(c, id, &g->revision, &open);
+            g->open = open;
+        }
+        if (rc == SC_OK)
+            rc = sc_group_admins(c, id, &s->admins[i], &s->n_admins[i]);
+        if (rc != SC_OK)
+            return rc;
+        g->admins = s->admins[i];
+        g->n_admins = s->n_admins[i];
         s->group_ptrs[i] = g;
     }
     s->b.groups = s->group_ptrs;

@@ -176,6 +176,8 @@ int sc_open(sc_client **out, const sc_options *opt, char *err, size_t errlen)
         }
     }
     c->progress = opt->progress;
+    c->lock_fd = -1;
+    pthread_mutex_init(&c->wake_mu, NULL);
     if (!sc_account_name_valid(opt->account)) {
         rc = sc_fail(c, SC_E_USAGE, "invalid account name (use letters, digits, '_', '.', '-')");
         goto fail;
@@ -212,6 +214,10 @@ int sc_open(sc_client **out, const sc_options *opt, char *err, size_t errlen)
                          c->account, sotto_dir, c->account);
             goto fail;
         }
+    }
+    {
+        struct stat sb;
+        c->created_dir = stat(c->dir, &sb) != 0 && errno == ENOENT;
     }
     if (make_dirs(base) != 0 || make_private_dir(sotto_dir) != 0 || make_private_dir(c->dir) != 0 ||
         make_private_dir(c->att_dir) != 0) {
@@ -265,8 +271,26 @@ int sc_open(sc_client **out, const sc_options *opt, char *err, size_t errlen)
         c->override_trust = true;
     }
     if (opt->ca_file) {
-        if (dupopt(&c->ca_file, opt->ca_file) != 0 || dupopt(&c->pin_hex, NULL) != 0)
+        /* remembered as an absolute path: a relative --ca given at register
+         * still names the same file from another working directory (not
+         * resolved through symlinks: a renewed certificate behind a link is
+         * picked up) */
+        char *abs = NULL;
+        if (opt->ca_file[0] != '/' && opt->ca_file[0] != '\0') {
+            char *cwd = getcwd(NULL, 0);
+            abs = cwd ? path_join(cwd, opt->ca_file) : NULL;
+            free(cwd);
+            if (abs == NULL) {
+                rc = sc_fail(c, SC_E_STORE, "cannot resolve the --ca path %s: %s", opt->ca_file,
+                             strerror(errno));
+                goto fail;
+            }
+        }
+        if (dupopt(&c->ca_file, abs ? abs : opt->ca_file) != 0 || dupopt(&c->pin_hex, NULL) != 0) {
+            free(abs);
             goto nomem;
+        }
+        free(abs);
         c->override_trust = true;
     }
     free(base);
@@ -286,7 +310,7 @@ fail:
     free(base);
     free(sotto_dir);
     free(db_path);
-    sc_close(c);
+    sc_close_discard(c); /* a directory this call created goes again */
     *out = NULL;
     return rc;
 }
@@ -296,6 +320,8 @@ void sc_close(sc_client *c)
     if (c == NULL)
         return;
     sc_disconnect(c);
+    sc_unlock(c);
+    pthread_mutex_destroy(&c->wake_mu);
     sotto_sqlite_store_close(c->store);
     free(c->account);
     free(c->dir);
@@ -307,12 +333,42 @@ void sc_close(sc_client *c)
     free(c);
 }
 
+void sc_close_discard(sc_client *c)
+{
+    static const char *const files[] = {"store.db", "store.db-wal", "store.db-shm",
+                                        "store.db-journal", "lock"};
+    char *dir, *att;
+
+    if (c == NULL)
+        return;
+    if (!c->created_dir || c->username != NULL) {
+        sc_close(c);
+        return;
+    }
+    dir = c->dir, att = c->att_dir;
+    c->dir = NULL, c->att_dir = NULL;
+    sc_close(c); /* the store closed and the lock dropped before the files go */
+    if (dir && att) {
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            char *p = path_join(dir, files[i]);
+            if (p)
+                (void)unlink(p);
+            free(p);
+        }
+        (void)rmdir(att);
+        (void)rmdir(dir);
+    }
+    free(dir);
+    free(att);
+}
+
 /* ------------------------------------------------------------ api */
 
 void sc_disconnect(sc_client *c)
 {
     if (c->conn) {
         (void)sc_conn_flush(c->conn, 2000);
+        sc_wake_publish(c, NULL);
         sc_conn_free(c->conn);
     }
     c->conn = NULL;
@@ -791,6 +847,10 @@ int sc_connect(sc_client *c)
      * advisory too, what it finds is stored as notices */
     if (rc == SC_OK && c->logged_in && c->conn != NULL)
         (void)sc_gossip_retry_pending(c);
+    /* a linked device not synced yet gets contacts, groups and history
+     * (linksync.c); advisory too: tried again at the next login */
+    if (rc == SC_OK && c->logged_in && c->conn != NULL)
+        (void)sc_link_sync_pending(c);
 out:
     sodium_memzero(sk, sizeof sk);
     return rc;
@@ -926,6 +986,12 @@ static int accept_own(sc_client *c, const uint8_t *signed_list, size_t signed_le
 int sc_device_add(sc_client *c, const char *code_hex, uint32_t *device_id,
                   char account_key_hex[2 * SOTTO_PUBLIC_KEY_BYTES + 1])
 {
+    return sc_device_add_ex(c, code_hex, -1, device_id, account_key_hex);
+}
+
+int sc_device_add_ex(sc_client *c, const char *code_hex, int history_days, uint32_t *device_id,
+                     char account_key_hex[2 * SOTTO_PUBLIC_KEY_BYTES + 1])
+{
     sc_api_result r;
     sc_api_device *devs = NULL;
     sotto_device_list cur, next;
@@ -985,6 +1051,10 @@ int sc_device_add(sc_client *c, const char *code_hex, uint32_t *device_id,
     memmove(&next.devices[k + 1], &cur.devices[k], (cur.n_devices - k) * sizeof e);
     next.devices[k] = e;
     next.n_devices = cur.n_devices + 1;
+    /* the history the new device gets (linksync.c), recorded before it
+     * exists: a crash after the add still syncs what was chosen */
+    if ((rc = sc_link_history_days_set(c, id, history_days)) != SC_OK)
+        return rc;
     rc = sign_next(c, &next, &cur, &signed_list, &bl);
     if (rc == SC_OK)
         rc = load_auth_key(c, sk, false);

@@ -3,11 +3,25 @@
  * sessions. The server never learns a group exists: id, name and members
  * travel only in encrypted GroupContext (proto/content.proto).
  *
- * Rules: any member may send an UPDATE (new name and full member list);
- * an UPDATE or message from someone who is not a member of our copy of the
- * group is ignored (a removed member cannot re-add itself or keep
- * talking); a member who is removed gets the UPDATE that removes it and
- * nothing after; QUIT removes the sender.
+ * Rules (docs/protocol.md "Groups"): the group state (name, members,
+ * admins, open flag) has a revision that every change raises by one. The
+ * creator is an admin; only admins change the group unless it is open
+ * (everyone may); any member may leave (QUIT). An UPDATE or message from
+ * someone who is not a member of our copy is ignored (a removed member
+ * cannot re-add itself or keep talking); an UPDATE from a non-admin of a
+ * closed group, or with a revision not above ours (a replay, a reorder) is
+ * refused with a notice, unless it is our own state again. A member who is
+ * removed gets the UPDATE that removes it and nothing after.
+ *
+ * Healing: a DELIVER carries the sender's revision; a member that sees a
+ * higher one than it has (or a group it does not know) asks the sender
+ * (an admin) for the state (REQUEST_STATE, at most once a minute per
+ * group), and gets an UPDATE of the current state to it alone.
+ *
+ * A change or message that cannot reach one member now (safety number
+ * changed, key directory not published, offline) stays queued for that
+ * member (send.c keeps group rows across `trust`); the others get it, and
+ * sc_group_report() says per member what happened.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,12 +111,47 @@ static bool in_list(char *const *v, size_t n, const char *s)
     return false;
 }
 
+/* How often we ask about one group's state at most. */
+#define GROUP_ASK_GAP_MS (60ull * 1000)
+
+static int group_notice(sc_client *c, const char *sender, uint32_t dev, uint64_t server_ts,
+                        const char *code, const char *text)
+{
+    int64_t rowid = 0;
+    return sc_notice_row(c, sender, dev, server_ts, code, text, &rowid);
+}
+
+/* Is `g` (an UPDATE) exactly our state: name, members, admins, open? */
+static bool same_state(const Sotto__Content__GroupContext *g, const char *name, char *const *m,
+                       size_t nm, char *const *a, size_t na, bool open)
+{
+    size_t ga = 0;
+
+    if (strcmp(g->name, name ? name : "") != 0 || g->n_members != nm || g->open != open)
+        return false;
+    for (size_t i = 0; i < g->n_members; i++)
+        if (!in_list(m, nm, g->members[i]))
+            return false;
+    for (size_t i = 0; i < g->n_admins; i++)
+        if (in_list(g->members, g->n_members, g->admins[i])) {
+            if (!in_list(a, na, g->admins[i]))
+                return false;
+            ga++;
+        }
+    return ga == na;
+}
+
+/* Sends our current state of group id (an UPDATE, revision unchanged) to
+ * `to` only, as the answer to its REQUEST_STATE. */
+static int send_state_to(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], const char *to);
+
 int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_device,
                           const Sotto__Content__GroupContext *g, uint64_t ts, uint64_t server_ts)
 {
-    char **members = NULL, *name = NULL;
-    size_t nm = 0;
-    bool active = false, known, self = c->username && strcmp(sender, c->username) == 0;
+    char **members = NULL, **admins = NULL, *name = NULL;
+    size_t nm = 0, na = 0;
+    uint64_t rev = 0;
+    bool active = false, open = true, known, self = c->username && strcmp(sender, c->username) == 0;
     int rc;
 
     rc = sc_group_members(c, g->id.data, &members, &nm, &name, &active);
@@ -110,6 +159,17 @@ int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_devi
     if (rc != SC_OK && rc != SC_E_NOT_FOUND)
         return rc;
     rc = SC_OK;
+    if (known && ((rc = sc_group_meta(c, g->id.data, &rev, &open)) != SC_OK ||
+                  (rc = sc_group_admins(c, g->id.data, &admins, &na)) != SC_OK))
+        goto out;
+    if (g->type == SOTTO__CONTENT__GROUP_CONTEXT__TYPE__REQUEST_STATE) {
+        /* a member asks for our state: answered by an admin (or anyone in
+         * an open group) that is still in the group */
+        if (known && active && !self && in_list(members, nm, sender) &&
+            (open || (c->username && in_list(admins, na, c->username))))
+            rc = send_state_to(c, g->id.data, sender);
+        goto out;
+    }
     if (g->type == SOTTO__CONTENT__GROUP_CONTEXT__TYPE__QUIT) {
         char **rest;
         size_t nr = 0;
@@ -124,6 +184,10 @@ int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_devi
             if (strcmp(members[i], sender) != 0)
                 rest[nr++] = members[i];
         rc = sc_group_set_members(c, g->id.data, rest, nr);
+        if (rc == SC_OK)
+            rc = sc_group_set_admins(c, g->id.data, admins, na);
+        if (rc == SC_OK)
+            rc = sc_group_set_meta(c, g->id.data, g->revision > rev ? g->revision : rev, open);
         if (rc == SC_OK && self)
             rc = sc_group_upsert(c, g->id.data, name, false);
         if (rc == SC_OK)
@@ -138,12 +202,30 @@ int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_devi
      * know yet in which the sender is a member. */
     if (known ? !in_list(members, nm, sender) : !in_list(g->members, g->n_members, sender))
         goto out;
-    if (g->n_members > SC_MAX_GROUP_MEMBERS + 1 || !sc_utf8_valid(g->name, strlen(g->name)) ||
-        strlen(g->name) > SC_MAX_GROUP_NAME_BYTES)
+    if (g->n_members > SC_MAX_GROUP_MEMBERS + 1 || g->n_admins > SC_MAX_GROUP_MEMBERS + 1 ||
+        !sc_utf8_valid(g->name, strlen(g->name)) || strlen(g->name) > SC_MAX_GROUP_NAME_BYTES)
         goto out;
     for (size_t i = 0; i < g->n_members; i++)
         if (!sc_username_valid(g->members[i]))
             goto out;
+    for (size_t i = 0; i < g->n_admins; i++)
+        if (!sc_username_valid(g->admins[i]))
+            goto out;
+    if (known && !open && !in_list(admins, na, sender)) {
+        rc = group_notice(c, sender, sender_device, server_ts, "group_not_admin",
+                          "a change of a group by a member who is not its admin was refused");
+        goto out;
+    }
+    if (!known && !g->open && !in_list(g->admins, g->n_admins, sender))
+        goto out; /* a "new" group whose creator is not its admin: not a creation */
+    if (known && g->revision <= rev) {
+        if (g->revision == rev && same_state(g, name, members, nm, admins, na, open))
+            goto out; /* our state again (an answer we did not need, a copy) */
+        rc = group_notice(c, sender, sender_device, server_ts, "group_stale",
+                          "a group change older than the group's state (replayed or"
+                          " reordered) was refused");
+        goto out;
+    }
     {
         bool me_in = c->username && in_list(g->members, g->n_members, c->username);
         const char *action = !known ? "create" : (me_in ? "update" : "removed");
@@ -152,6 +234,10 @@ int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_devi
         rc = sc_group_upsert(c, g->id.data, g->name, me_in);
         if (rc == SC_OK)
             rc = sc_group_set_members(c, g->id.data, g->members, g->n_members);
+        if (rc == SC_OK)
+            rc = sc_group_set_admins(c, g->id.data, g->admins, g->n_admins);
+        if (rc == SC_OK)
+            rc = sc_group_set_meta(c, g->id.data, g->revision, g->open);
         for (size_t i = 0; rc == SC_OK && i < g->n_members; i++)
             (void)sc_contact_touch(c, g->members[i], 0);
         if (rc == SC_OK)
@@ -160,14 +246,155 @@ int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_devi
     }
 out:
     sc_strv_free(members, nm);
+    sc_strv_free(admins, na);
     free(name);
     return rc;
 }
 
-/* Sends an UPDATE/QUIT to `recipients` and a sync copy to our devices. */
+uint64_t sc_group_revision_of(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES])
+{
+    uint64_t rev = 0;
+    if (sc_group_meta(c, id, &rev, NULL) != SC_OK)
+        return 0;
+    return rev;
+}
+
+/* Queues a REQUEST_STATE for group id to `to`. */
+static int ask_state(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], const char *to)
+{
+    Sotto__Content__Content content = SOTTO__CONTENT__CONTENT__INIT;
+    Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
+    Sotto__Content__GroupContext gc = SOTTO__CONTENT__GROUP_CONTEXT__INIT;
+
+    gc.id.data = (uint8_t *)id;
+    gc.id.len = SC_GROUP_ID_BYTES;
+    gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__REQUEST_STATE;
+    gc.revision = sc_group_revision_of(c, id);
+    dm.group = &gc;
+    content.timestamp = sc_next_timestamp(c);
+    content.data = &dm;
+    return sc_enqueue_content(c, to, &content, 0);
+}
+
+void sc_group_check_revision(sc_client *c, const char *src, const Sotto__Content__GroupContext *g)
+{
+    char **members = NULL, **admins = NULL, *name = NULL;
+    size_t nm = 0, na = 0;
+    uint64_t rev = 0;
+    bool active = false, open = true, due = false;
+    const char *to = src;
+    char err[sizeof c->err];
+    int rc;
+
+    if (g->id.len != SC_GROUP_ID_BYTES || (c->username && strcmp(src, c->username) == 0))
+        return;
+    snprintf(err, sizeof err, "%s", c->err); /* asking never changes what is reported */
+    rc = sc_group_members(c, g->id.data, &members, &nm, &name, &active);
+    if (rc == SC_OK) {
+        if (sc_group_meta(c, g->id.data, &rev, &open) != SC_OK ||
+            sc_group_admins(c, g->id.data, &admins, &na) != SC_OK || !active ||
+            g->revision <= rev || !in_list(members, nm, src))
+            goto out;
+        /* the state comes from an admin: the sender when it is one */
+        if (!open && !in_list(admins, na, src) && na > 0)
+            to = admins[0];
+    } else if (rc != SC_E_NOT_FOUND) {
+        goto out;
+    }
+    if (c->username && strcmp(to, c->username) == 0)
+        goto out; /* we are the admin it names: nothing to ask */
+    if (sc_group_ask_due(c, g->id.data, GROUP_ASK_GAP_MS, &due) == SC_OK && due)
+        (void)ask_state(c, g->id.data, to);
+out:
+    sc_strv_free(members, nm);
+    sc_strv_free(admins, na);
+    free(name);
+    snprintf(c->err, sizeof c->err, "%s", err);
+}
+
+void sc_group_note(sc_client *c, const char *member, int rc, bool kept, const char *reason)
+{
+    struct sc_group_note *n = NULL;
+
+    for (size_t i = 0; i < c->group_nst; i++)
+        if (strcmp(c->group_st[i].member, member) == 0)
+            n = &c->group_st[i];
+    if (n == NULL) {
+        if (c->group_nst >= sizeof c->group_st / sizeof c->group_st[0] ||
+            strlen(member) >= sizeof n->member)
+            return;
+        n = &c->group_st[c->group_nst++];
+        snprintf(n->member, sizeof n->member, "%s", member);
+    } else if (n->rc != SC_OK) {
+        return; /* the first failure of a member's rows is the one to tell */
+    }
+    n->rc = rc;
+    n->kept = kept;
+    snprintf(n->reason, sizeof n->reason, "%s", reason ? reason : "");
+}
+
+void sc_group_report_begin(sc_client *c)
+{
+    c->group_nst = 0;
+    c->group_noting = true;
+}
+
+/* Ends it after the flush: every recipient gets an entry; a row still
+ * queued with no failure noted (never tried: the connection was lost
+ * before) counts as queued. */
+void sc_group_report_end(sc_client *c, char *const *recipients, size_t nr, uint64_t ts)
+{
+    char err[sizeof c->err];
+
+    snprintf(err, sizeof err, "%s", c->err);
+    c->group_noting = false;
+    for (size_t i = 0; i < nr; i++) {
+        size_t left = 0;
+        bool noted = false;
+        if (c->username && strcmp(recipients[i], c->username) == 0)
+            continue;
+        for (size_t k = 0; k < c->group_nst; k++)
+            if (strcmp(c->group_st[k].member, recipients[i]) == 0)
+                noted = true;
+        if (noted)
+            continue;
+        if (sc_out_count_ts_to(c, ts, recipients[i], &left) == SC_OK && left > 0)
+            sc_group_note(c, recipients[i], SC_E_NETWORK, true, "not sent yet");
+        else
+            sc_group_note(c, recipients[i], SC_OK, false, "");
+    }
+    snprintf(c->err, sizeof c->err, "%s", err);
+}
+
+bool sc_group_report(sc_client *c, size_t i, sc_member_status *out)
+{
+    const struct sc_group_note *n;
+
+    if (i >= c->group_nst)
+        return false;
+    n = &c->group_st[i];
+    out->member = n->member;
+    out->code = n->rc;
+    out->state = n->rc == SC_OK ? SC_MEMBER_SENT : n->kept ? SC_MEMBER_QUEUED : SC_MEMBER_REFUSED;
+    out->reason = n->reason;
+    return true;
+}
+
+/* A group's state as one change leaves it. */
+typedef struct gstate {
+    const char *name;
+    char **members;
+    size_t n;
+    char **admins;
+    size_t na;
+    bool open;
+    uint64_t revision;
+} gstate;
+
+/* Sends an UPDATE/QUIT of state st to `recipients` and a sync copy to our
+ * devices. */
 static int send_group_ctl(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], int type,
-                          const char *name, char *const *members, size_t n, char *const *recipients,
-                          size_t nr, uint64_t ts)
+                          const gstate *st, char *const *recipients, size_t nr, uint64_t ts)
 {
     Sotto__Content__Content content = SOTTO__CONTENT__CONTENT__INIT;
     Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
@@ -180,16 +407,22 @@ static int send_group_ctl(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], int
     gc.id.data = (uint8_t *)id;
     gc.id.len = SC_GROUP_ID_BYTES;
     gc.type = (Sotto__Content__GroupContext__Type)type;
-    gc.name = (char *)(name ? name : "");
-    gc.members = (char **)members;
-    gc.n_members = n;
+    gc.name = (char *)(st->name ? st->name : "");
+    gc.members = st->members;
+    gc.n_members = st->n;
+    gc.revision = st->revision;
+    if (type == SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE) {
+        gc.admins = st->admins;
+        gc.n_admins = st->na;
+        gc.open = st->open;
+    }
     dm.group = &gc;
     content.timestamp = ts;
     content.data = &dm;
     for (size_t i = 0; rc == SC_OK && i < nr; i++)
         if (strcmp(recipients[i], c->username) != 0)
             rc = sc_enqueue_content(c, recipients[i], &content, 0);
-    if (rc == SC_OK) {
+    if (rc == SC_OK && recipients != NULL) {
         sent.destination = (char *)"";
         sent.timestamp = ts;
         sent.message = &dm;
@@ -198,6 +431,55 @@ static int send_group_ctl(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], int
         sc2.sync = &sync;
         rc = sc_enqueue_content(c, c->username, &sc2, 0);
     }
+    return rc;
+}
+
+static int send_state_to(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], const char *to)
+{
+    gstate st;
+    char *name = NULL, **members = NULL, **admins = NULL;
+    size_t nm = 0, na = 0;
+    bool active = false, open = true;
+    uint64_t rev = 0;
+    char *one[1] = {(char *)to};
+    int rc = sc_group_members(c, id, &members, &nm, &name, &active);
+
+    if (rc == SC_OK)
+        rc = sc_group_meta(c, id, &rev, &open);
+    if (rc == SC_OK)
+        rc = sc_group_admins(c, id, &admins, &na);
+    if (rc == SC_OK) {
+        st.name = name;
+        st.members = members;
+        st.n = nm;
+        st.admins = admins;
+        st.na = na;
+        st.open = open;
+        st.revision = rev;
+        /* to `to` alone: no sync copy (our devices have this state) */
+        {
+            Sotto__Content__Content content = SOTTO__CONTENT__CONTENT__INIT;
+            Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
+            Sotto__Content__GroupContext gc = SOTTO__CONTENT__GROUP_CONTEXT__INIT;
+            gc.id.data = (uint8_t *)id;
+            gc.id.len = SC_GROUP_ID_BYTES;
+            gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE;
+            gc.name = (char *)(st.name ? st.name : "");
+            gc.members = st.members;
+            gc.n_members = st.n;
+            gc.admins = st.admins;
+            gc.n_admins = st.na;
+            gc.open = st.open;
+            gc.revision = st.revision;
+            dm.group = &gc;
+            content.timestamp = sc_next_timestamp(c);
+            content.data = &dm;
+            rc = sc_enqueue_content(c, one[0], &content, 0);
+        }
+    }
+    sc_strv_free(members, nm);
+    sc_strv_free(admins, na);
+    free(name);
     return rc;
 }
 
@@ -220,26 +502,32 @@ static int check_group_name(sc_client *c, const char *name)
     return SC_OK;
 }
 
-/* Common tail: new state (name, members) of group `id`, sent to
- * `recipients`, recorded locally, then flushed. */
-static int commit_change(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], const char *name,
-                         char **members, size_t n, char **recipients, size_t nr, const char *action,
-                         bool active, int type)
+/* Common tail: new state st of group `id`, sent to `recipients`, recorded
+ * locally, then flushed; the per-member outcome is sc_group_report's. */
+static int commit_change(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], const gstate *st,
+                         char **recipients, size_t nr, const char *action, bool active, int type)
 {
     uint64_t ts;
     size_t left = 0;
-    int rc = sc_db_begin(c);
+    int rc, focus = SC_OK;
 
+    c->group_nst = 0;
+    rc = sc_db_begin(c);
     if (rc != SC_OK)
         return rc;
     ts = sc_next_timestamp(c);
-    rc = sc_group_upsert(c, id, name, active);
+    rc = sc_group_upsert(c, id, st->name, active);
     if (rc == SC_OK)
-        rc = sc_group_set_members(c, id, members, n);
+        rc = sc_group_set_members(c, id, st->members, st->n);
     if (rc == SC_OK)
-        rc = group_row(c, id, c->username, c->device_id, 0, 1, ts, action, name, members, n);
+        rc = sc_group_set_admins(c, id, st->admins, st->na);
     if (rc == SC_OK)
-        rc = send_group_ctl(c, id, type, name, members, n, recipients, nr, ts);
+        rc = sc_group_set_meta(c, id, st->revision, st->open);
+    if (rc == SC_OK)
+        rc = group_row(c, id, c->username, c->device_id, 0, 1, ts, action, st->name, st->members,
+                       st->n);
+    if (rc == SC_OK)
+        rc = send_group_ctl(c, id, type, st, recipients, nr, ts);
     if (rc != SC_OK) {
         sc_db_rollback(c);
         return rc;
@@ -247,10 +535,10 @@ static int commit_change(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], cons
     rc = sc_db_commit(c);
     if (rc != SC_OK)
         return rc;
-    {
-        int focus = SC_OK;
-        return sc_flush_ex(c, &left, ts, &focus);
-    }
+    sc_group_report_begin(c);
+    rc = sc_flush_ex(c, &left, ts, &focus);
+    sc_group_report_end(c, recipients, nr, ts);
+    return rc;
 }
 
 /* Before a group change: every new member exists and can be sent to (their
@@ -277,6 +565,12 @@ static int check_members_reachable(sc_client *c, const char *const *m, size_t n)
             rc = SC_OK;
             continue;
         }
+        if (rc == SC_E_UNTRUSTED) {
+            /* this member's safety number changed: the change is made for
+             * the others and its copy waits for `trust` (send.c) */
+            rc = SC_OK;
+            continue;
+        }
         if (rc == SC_E_NOT_FOUND)
             rc = sc_fail(c, SC_E_NOT_FOUND, "no such user: %s (the group was not changed)", m[i]);
     }
@@ -289,8 +583,10 @@ int sc_group_create(sc_client *c, const char *name, const char *const *m, size_t
     uint8_t id[SC_GROUP_ID_BYTES];
     char **members = NULL;
     size_t nm = 0;
+    gstate st;
     int rc;
 
+    c->group_nst = 0;
     if (c->username == NULL)
         return sc_fail(c, SC_E_STATE, "account %s is not registered", c->account);
     if ((rc = check_group_name(c, name)) != SC_OK || (rc = check_names(c, m, n)) != SC_OK ||
@@ -305,56 +601,100 @@ int sc_group_create(sc_client *c, const char *name, const char *const *m, size_t
             members[nm++] = (char *)m[i];
     randombytes_buf(id, sizeof id);
     sc_hex(id, sizeof id, id_hex_out);
-    rc = commit_change(c, id, name, members, nm, members, nm, "create", true,
+    st.name = name;
+    st.members = members;
+    st.n = nm;
+    st.admins = members; /* the creator */
+    st.na = 1;
+    st.open = false;
+    st.revision = 1;
+    rc = commit_change(c, id, &st, members, nm, "create", true,
                        SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE);
     free(members);
     return rc;
 }
 
-/* Loads an active group for a change by us. */
-static int load_for_change(sc_client *c, const char *ref, uint8_t id[SC_GROUP_ID_BYTES],
-                           char ***members, size_t *nm, char **name)
+/* A group as loaded for a change by us. */
+typedef struct loaded {
+    uint8_t id[SC_GROUP_ID_BYTES];
+    char **members, **admins, *name;
+    size_t nm, na;
+    bool open;
+    uint64_t revision;
+} loaded;
+
+static void loaded_free(loaded *l)
+{
+    sc_strv_free(l->members, l->nm);
+    sc_strv_free(l->admins, l->na);
+    free(l->name);
+    memset(l, 0, sizeof *l);
+}
+
+/* Loads an active group for a change by us; `need_admin`: a change only
+ * an admin may make (unless the group is open). */
+static int load_for_change(sc_client *c, const char *ref, loaded *l, bool need_admin)
 {
     bool active = false;
     int rc;
 
+    memset(l, 0, sizeof *l);
+    c->group_nst = 0;
     if (c->username == NULL)
         return sc_fail(c, SC_E_STATE, "account %s is not registered", c->account);
-    rc = sc_group_resolve(c, ref, id);
+    rc = sc_group_resolve(c, ref, l->id);
     if (rc != SC_OK)
         return rc;
-    rc = sc_group_members(c, id, members, nm, name, &active);
+    rc = sc_group_members(c, l->id, &l->members, &l->nm, &l->name, &active);
     if (rc != SC_OK)
         return rc;
-    if (!active) {
-        sc_strv_free(*members, *nm);
-        free(*name);
-        *members = NULL;
-        *name = NULL;
-        return sc_fail(c, SC_E_STATE, "you are no longer a member of group %s", ref);
-    }
-    return SC_OK;
+    if (rc == SC_OK)
+        rc = sc_group_meta(c, l->id, &l->revision, &l->open);
+    if (rc == SC_OK)
+        rc = sc_group_admins(c, l->id, &l->admins, &l->na);
+    if (rc == SC_OK && !active)
+        rc = sc_fail(c, SC_E_STATE, "you are no longer a member of group %s", ref);
+    if (rc == SC_OK && need_admin && !l->open && !in_list(l->admins, l->na, c->username))
+        rc = sc_fail(c, SC_E_STATE,
+                     "only an admin may change group %s (it is not open to every member)", ref);
+    if (rc != SC_OK)
+        loaded_free(l);
+    return rc;
+}
+
+static gstate state_of(const loaded *l)
+{
+    gstate st;
+    st.name = l->name;
+    st.members = l->members;
+    st.n = l->nm;
+    st.admins = l->admins;
+    st.na = l->na;
+    st.open = l->open;
+    st.revision = l->revision + 1;
+    return st;
 }
 
 int sc_group_add(sc_client *c, const char *group, const char *const *m, size_t n)
 {
-    uint8_t id[SC_GROUP_ID_BYTES];
-    char **members = NULL, **nv = NULL, *name = NULL;
-    size_t nm = 0, k;
+    loaded l;
+    char **nv = NULL;
+    size_t k;
+    gstate st;
     int rc;
 
     if ((rc = check_names(c, m, n)) != SC_OK || (rc = check_members_reachable(c, m, n)) != SC_OK)
         return rc;
-    rc = load_for_change(c, group, id, &members, &nm, &name);
+    rc = load_for_change(c, group, &l, true);
     if (rc != SC_OK)
         return rc;
-    nv = calloc(nm + n + 1, sizeof *nv);
+    nv = calloc(l.nm + n + 1, sizeof *nv);
     if (nv == NULL) {
         rc = sc_fail(c, SC_E_INTERNAL, "out of memory");
         goto out;
     }
-    for (k = 0; k < nm; k++)
-        nv[k] = members[k];
+    for (k = 0; k < l.nm; k++)
+        nv[k] = l.members[k];
     for (size_t i = 0; i < n; i++)
         if (!in_list(nv, k, m[i]))
             nv[k++] = (char *)m[i];
@@ -362,25 +702,28 @@ int sc_group_add(sc_client *c, const char *group, const char *const *m, size_t n
         rc = sc_fail(c, SC_E_USAGE, "too many members");
         goto out;
     }
-    rc = commit_change(c, id, name, nv, k, nv, k, "update", true,
+    st = state_of(&l);
+    st.members = nv;
+    st.n = k;
+    rc = commit_change(c, l.id, &st, nv, k, "update", true,
                        SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE);
 out:
     free(nv);
-    sc_strv_free(members, nm);
-    free(name);
+    loaded_free(&l);
     return rc;
 }
 
 int sc_group_remove(sc_client *c, const char *group, const char *const *m, size_t n)
 {
-    uint8_t id[SC_GROUP_ID_BYTES];
-    char **members = NULL, **nv = NULL, *name = NULL;
-    size_t nm = 0, k = 0;
+    loaded l;
+    char **nv = NULL, **na = NULL;
+    size_t k = 0, ka = 0;
+    gstate st;
     int rc;
 
     if ((rc = check_names(c, m, n)) != SC_OK || (rc = check_members_reachable(c, m, n)) != SC_OK)
         return rc;
-    rc = load_for_change(c, group, id, &members, &nm, &name);
+    rc = load_for_change(c, group, &l, true);
     if (rc != SC_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
@@ -388,72 +731,151 @@ int sc_group_remove(sc_client *c, const char *group, const char *const *m, size_
             rc = sc_fail(c, SC_E_USAGE, "to remove yourself, use: group leave");
             goto out;
         }
-        if (!in_list(members, nm, m[i])) {
+        if (!in_list(l.members, l.nm, m[i])) {
             rc = sc_fail(c, SC_E_NOT_FOUND, "%s is not a member of %s", m[i], group);
             goto out;
         }
     }
-    nv = calloc(nm + 1, sizeof *nv);
-    if (nv == NULL) {
+    nv = calloc(l.nm + 1, sizeof *nv);
+    na = calloc(l.na + 1, sizeof *na);
+    if (nv == NULL || na == NULL) {
         rc = sc_fail(c, SC_E_INTERNAL, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < nm; i++)
-        if (!in_list((char *const *)m, n, members[i]))
-            nv[k++] = members[i];
+    for (size_t i = 0; i < l.nm; i++)
+        if (!in_list((char *const *)m, n, l.members[i]))
+            nv[k++] = l.members[i];
+    for (size_t i = 0; i < l.na; i++)
+        if (!in_list((char *const *)m, n, l.admins[i]))
+            na[ka++] = l.admins[i];
+    st = state_of(&l);
+    st.members = nv;
+    st.n = k;
+    st.admins = na;
+    st.na = ka;
     /* The UPDATE goes to the remaining members and to the removed ones (so
      * their client knows); nothing later goes to the removed. */
-    rc = commit_change(c, id, name, nv, k, members, nm, "update", true,
+    rc = commit_change(c, l.id, &st, l.members, l.nm, "update", true,
                        SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE);
 out:
     free(nv);
-    sc_strv_free(members, nm);
-    free(name);
+    free(na);
+    loaded_free(&l);
     return rc;
 }
 
 int sc_group_leave(sc_client *c, const char *group)
 {
-    uint8_t id[SC_GROUP_ID_BYTES];
-    char **members = NULL, **rest = NULL, *name = NULL;
-    size_t nm = 0, k = 0;
-    int rc = load_for_change(c, group, id, &members, &nm, &name);
+    loaded l;
+    char **rest = NULL, **ra = NULL;
+    size_t k = 0, ka = 0;
+    gstate st;
+    int rc = load_for_change(c, group, &l, false);
 
     if (rc != SC_OK)
         return rc;
-    rest = calloc(nm + 1, sizeof *rest);
-    if (rest == NULL) {
+    rest = calloc(l.nm + 1, sizeof *rest);
+    ra = calloc(l.na + 1, sizeof *ra);
+    if (rest == NULL || ra == NULL) {
         rc = sc_fail(c, SC_E_INTERNAL, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < nm; i++)
-        if (strcmp(members[i], c->username) != 0)
-            rest[k++] = members[i];
-    rc = commit_change(c, id, name, rest, k, members, nm, "quit", false,
+    for (size_t i = 0; i < l.nm; i++)
+        if (strcmp(l.members[i], c->username) != 0)
+            rest[k++] = l.members[i];
+    for (size_t i = 0; i < l.na; i++)
+        if (strcmp(l.admins[i], c->username) != 0)
+            ra[ka++] = l.admins[i];
+    st = state_of(&l);
+    st.members = rest;
+    st.n = k;
+    st.admins = ra;
+    st.na = ka;
+    rc = commit_change(c, l.id, &st, l.members, l.nm, "quit", false,
                        SOTTO__CONTENT__GROUP_CONTEXT__TYPE__QUIT);
 out:
     free(rest);
-    sc_strv_free(members, nm);
-    free(name);
+    free(ra);
+    loaded_free(&l);
     return rc;
 }
 
 int sc_group_rename(sc_client *c, const char *group, const char *new_name)
 {
-    uint8_t id[SC_GROUP_ID_BYTES];
-    char **members = NULL, *name = NULL;
-    size_t nm = 0;
+    loaded l;
+    gstate st;
     int rc;
 
     if ((rc = check_group_name(c, new_name)) != SC_OK)
         return rc;
-    rc = load_for_change(c, group, id, &members, &nm, &name);
+    rc = load_for_change(c, group, &l, true);
     if (rc != SC_OK)
         return rc;
-    rc = commit_change(c, id, new_name, members, nm, members, nm, "update", true,
+    st = state_of(&l);
+    st.name = new_name;
+    rc = commit_change(c, l.id, &st, l.members, l.nm, "update", true,
                        SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE);
-    sc_strv_free(members, nm);
-    free(name);
+    loaded_free(&l);
+    return rc;
+}
+
+int sc_group_admin(sc_client *c, const char *group, const char *member, bool make_admin)
+{
+    loaded l;
+    char **na = NULL;
+    size_t ka = 0;
+    gstate st;
+    int rc;
+
+    if (!sc_username_valid(member))
+        return sc_fail(c, SC_E_USAGE, "invalid member name: %s", member);
+    rc = load_for_change(c, group, &l, true);
+    if (rc != SC_OK)
+        return rc;
+    if (!in_list(l.members, l.nm, member)) {
+        rc = sc_fail(c, SC_E_NOT_FOUND, "%s is not a member of %s", member, group);
+        goto out;
+    }
+    na = calloc(l.na + 2, sizeof *na);
+    if (na == NULL) {
+        rc = sc_fail(c, SC_E_INTERNAL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < l.na; i++)
+        if (strcmp(l.admins[i], member) != 0)
+            na[ka++] = l.admins[i];
+    if (make_admin)
+        na[ka++] = (char *)member;
+    st = state_of(&l);
+    st.admins = na;
+    st.na = ka;
+    rc = commit_change(c, l.id, &st, l.members, l.nm, "update", true,
+                       SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE);
+out:
+    free(na);
+    loaded_free(&l);
+    return rc;
+}
+
+int sc_group_set_open(sc_client *c, const char *group, bool open)
+{
+    loaded l;
+    gstate st;
+    int rc = load_for_change(c, group, &l, true);
+
+    if (rc != SC_OK)
+        return rc;
+    /* closing needs an admin: one who closes an open group becomes one when
+     * there is none */
+    st = state_of(&l);
+    st.open = open;
+    if (!open && l.na == 0) {
+        st.admins = &c->username;
+        st.na = 1;
+    }
+    rc = commit_change(c, l.id, &st, l.members, l.nm, "update", true,
+                       SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE);
+    loaded_free(&l);
     return rc;
 }
 
@@ -468,20 +890,32 @@ int sc_group_list(sc_client *c, sc_group_cb cb, void *ud)
     for (size_t k = 0; k < nids; k++) {
         const uint8_t *id = ids + k * SC_GROUP_ID_BYTES;
         char hex[33];
-        char **m = NULL, *name = NULL;
-        size_t n = 0;
-        bool active = false;
+        char **m = NULL, *name = NULL, **a = NULL;
+        size_t n = 0, na = 0;
+        bool active = false, open = true;
+        uint64_t rev = 0;
         sc_group_info gi;
 
         if (sc_group_members(c, id, &m, &n, &name, &active) != SC_OK)
             continue;
+        if (sc_group_meta(c, id, &rev, &open) != SC_OK ||
+            sc_group_admins(c, id, &a, &na) != SC_OK) {
+            sc_strv_free(m, n);
+            free(name);
+            continue;
+        }
         sc_hex(id, SC_GROUP_ID_BYTES, hex);
         gi.id_hex = hex;
         gi.name = name ? name : "";
         gi.members = (const char *const *)m;
         gi.n_members = n;
         gi.active = active;
+        gi.revision = rev;
+        gi.admins = (const char *const *)a;
+        gi.n_admins = na;
+        gi.open = open;
         cb(ud, &gi);
+        sc_strv_free(a, na);
         sc_strv_free(m, n);
         free(name);
     }

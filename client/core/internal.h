@@ -5,6 +5,7 @@
 #define SOTTO_CLIENT_INTERNAL_H
 
 #include <jansson.h>
+#include <pthread.h>
 
 #include "content.pb-c.h"
 #include "api.h"
@@ -61,8 +62,36 @@ struct sc_client {
     /* the last head sc_kt_accept_head refused was older than kt_max_age_s
      * (not a contradiction: the server or its auditors stopped signing) */
     bool kt_head_stale;
+    /* sc_open created the account directory (sc_close_discard) */
+    bool created_dir;
+    int lock_fd; /* the per-account lock (lock.c), -1 when not held */
+    /* sc_set_wake: called by sc_receive(stay) when *stop is set (daemon) */
+    void (*wake_fn)(void *ud, sc_client *c);
+    void *wake_ud;
+    /* sc_wake (another thread) interrupts waits on this connection; set and
+     * cleared under wake_mu by the owning thread (lock.c) */
+    pthread_mutex_t wake_mu;
+    sc_conn *wake_conn;
+    /* sc_set_conn_watch: told when sc_receive(stay) loses / regains the server */
+    void (*conn_fn)(void *ud, bool up, const char *why);
+    void *conn_ud;
+    bool link_syncing; /* linksync.c: sc_link_sync_pending is running */
+    /* groups.c: the per-member outcome of the last group change or group
+     * send (sc_group_report); while group_noting is set, sc_flush_ex notes
+     * each failed row of the focus message here (sc_group_note) */
+    bool group_noting;
+    size_t group_nst;
+    struct sc_group_note {
+        char member[33];
+        int rc;    /* SC_OK or the delivery error */
+        bool kept; /* the row stays queued for this member */
+        char reason[200];
+    } group_st[SC_MAX_GROUP_MEMBERS + 1];
     char err[512];
 };
+
+/* sc_wake's view of the connection (lock.c): NULL before it is freed */
+void sc_wake_publish(sc_client *c, sc_conn *conn);
 
 /* errors */
 int sc_fail(sc_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -77,6 +106,19 @@ void sc_hex(const uint8_t *p, size_t n, char *out); /* out holds 2n+1 */
 /* groups (groups.c; sc_group_members and the other group rows: store.h) */
 void sc_strv_free(char **v, size_t n);
 int sc_group_resolve(sc_client *c, const char *ref, uint8_t id[SC_GROUP_ID_BYTES]);
+/* sc_flush_ex, while c->group_noting: a row of the focus message to member
+ * failed with rc (kept: it stays queued); reason is c->err. */
+void sc_group_note(sc_client *c, const char *member, int rc, bool kept, const char *reason);
+/* recv.c: a DELIVER for group g from src: asks src for the group's state
+ * when g is unknown here or carries a higher revision than ours (rate
+ * limited per group). Failures are not the message's: never fails it. */
+void sc_group_check_revision(sc_client *c, const char *src, const Sotto__Content__GroupContext *g);
+/* Per-member report (sc_group_report) of the message with timestamp ts to
+ * recipients: begin before its flush, end after. */
+void sc_group_report_begin(sc_client *c);
+void sc_group_report_end(sc_client *c, char *const *recipients, size_t nr, uint64_t ts);
+/* The revision of our copy of group id for a DELIVER (0 when unknown). */
+uint64_t sc_group_revision_of(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES]);
 int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_device,
                           const Sotto__Content__GroupContext *g, uint64_t ts, uint64_t server_ts);
 
@@ -224,8 +266,12 @@ int sc_accept_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_ev
  * sender's later ones stay held); a network failure ends the round.
  * SC_OK, or SC_E_STORE. */
 int sc_held_release(sc_client *c, sc_event_cb cb, void *ud);
+/* One sender's held envelopes, oldest first, through sc_accept_envelope, each
+ * deleted once shown, until one cannot be shown: SC_OK when all were
+ * released, else the reason (the rest stay held). `trust` calls it too. */
+int sc_held_release_sender(sc_client *c, const char *who, sc_event_cb cb, void *ud);
 /* How often a `listen` that stays connected tries them again. */
-#define SC_HELD_RELEASE_INTERVAL_MS (2ull * 60 * 1000)
+#define SC_HELD_RELEASE_INTERVAL_MS (15ull * 1000)
 /* get_device_list + sc_account_accept. */
 int sc_account_refresh(sc_client *c, const char *name, sotto_device_list *out);
 /* Own-device monitoring: *alert true when the server's devices for our
@@ -383,5 +429,21 @@ int sc_gossip_check_answer(const sotto_kt_tree_head *a, const sotto_kt_tree_head
  * primary_refused). SC_OK, or a store error. */
 int sc_promote_handle(sc_client *c, const sc_envelope *e, const Sotto__Content__Content *ct,
                       int64_t *rowid);
+
+/* linksync.c: linked devices get everything (sc_device_sync in
+ * sotto_client.h; docs/protocol.md "Linked devices get everything").
+ * sc_link_sync_pending, after login on any device: the first time, marks
+ * the devices listed then as synced (they predate this); on the primary,
+ * sends the sync to each listed device not yet synced (client_config
+ * "synced_device:N"); a device without keys yet is tried at a later call.
+ * Advisory: SC_OK unless the store failed (or a send error to report).
+ * sc_link_sync_handle, inside the envelope's transaction: applies a
+ * SyncMessage.link_sync from another device of our own account (the caller
+ * vetted it against our signed list) naming this device; the notice rows
+ * it stores (at most cap) into rows[0..*n). SC_OK or a store error. */
+#define SC_LINK_SYNC_EXTRA_MAX (256 * 1024) /* a history row's extra JSON */
+int sc_link_sync_pending(sc_client *c);
+int sc_link_sync_handle(sc_client *c, const sc_envelope *e, const Sotto__Content__Content *ct,
+                        int64_t *rows, size_t cap, size_t *n);
 
 #endif /* SOTTO_CLIENT_INTERNAL_H */

@@ -558,6 +558,12 @@ void sc_conn_free(sc_conn *c)
     free(c);
 }
 
+void sc_conn_cancel_wait(sc_conn *c)
+{
+    if (c && c->ctx)
+        lws_cancel_service(c->ctx); /* the one lws call safe from another thread */
+}
+
 bool sc_conn_alive(const sc_conn *c)
 {
     return c != NULL && c->established && !c->closed && c->wsi != NULL;

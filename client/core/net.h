@@ -97,4 +97,9 @@ int sc_http_get(sc_conn *share, const sc_server *srv, const char *path, uint64_t
                 sc_sink_fn sink, void *sink_ud, sc_progress_fn progress, void *pud,
                 int *http_status, char *err, size_t errlen);
 
+/* From another thread: makes the thread servicing c's loop return from its
+ * wait now (lws_cancel_service). c must stay alive meanwhile (the caller
+ * serialises with sc_conn_free: sc_wake in lock.c). */
+void sc_conn_cancel_wait(sc_conn *c);
+
 #endif /* SOTTO_CLIENT_NET_H */

@@ -15,6 +15,7 @@
 
 #include "api.h"
 #include "internal.h"
+#include "retry.h"
 #include "sotto/error.h"
 
 int sc_emit_row(sc_client *c, const sc_msg *m, sc_event_cb cb, void *ud)
@@ -170,15 +171,68 @@ int sc_notice_row(sc_client *c, const char *who, uint32_t dev, uint64_t server_t
     return sc_msg_insert(c, &m, rowid);
 }
 
-/* A key-only message to `who` so that it starts a fresh session with us. */
-static int queue_session_reset(sc_client *c, const char *who)
+/* A key-only message to `who` that starts a fresh session with it (the
+ * caller marked the device for a reset, so the send fetches a new bundle)
+ * and asks device `device_id` to send again the message the server stamped
+ * `server_ts` (retry.c). */
+static int queue_session_reset(sc_client *c, const char *who, uint32_t device_id,
+                               uint64_t server_ts)
 {
     Sotto__Content__Content content = SOTTO__CONTENT__CONTENT__INIT;
-    Sotto__Content__NullMessage nm = SOTTO__CONTENT__NULL_MESSAGE__INIT;
+    Sotto__Content__RetryRequest rq = SOTTO__CONTENT__RETRY_REQUEST__INIT;
 
     content.timestamp = sc_next_timestamp(c);
-    content.null_message = &nm;
+    rq.server_timestamp = server_ts;
+    rq.device_id = device_id;
+    content.retry_request = &rq;
     return sc_enqueue_content(c, who, &content, 0);
+}
+
+/* An envelope from e's device that could not be decrypted (error e2): a
+ * notice, and -- at most once per SC_RESET_INTERVAL_MS for that device -- a
+ * fresh session with a retry request. Inside the transaction. */
+static int undecryptable(sc_client *c, const sc_envelope *e, int e2, int64_t *rowid)
+{
+    char text[384], when[32];
+    bool allowed = false;
+    uint64_t last = 0;
+    int rc;
+
+    if (e2 == SOTTO_ERR_UNTRUSTED_IDENTITY) {
+        snprintf(text, sizeof text, "a message from %s (device %u) could not be decrypted (%s)",
+                 e->source, e->source_device, sotto_strerror(e2));
+        return sc_notice_row(c, e->source, e->source_device, e->server_ts, "undecryptable", text,
+                             rowid);
+    }
+    rc = sc_reset_claim(c, e->source, e->source_device, sc_now_ms(), &allowed, &last);
+    if (rc != SC_OK)
+        return rc;
+    if (!allowed) {
+        time_t t = (time_t)(last / 1000);
+        struct tm tm;
+        if (gmtime_r(&t, &tm) == NULL ||
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+            snprintf(when, sizeof when, "%llu ms", (unsigned long long)last);
+        snprintf(text, sizeof text,
+                 "a message from %s (device %u) could not be decrypted (%s); a new session"
+                 " and a re-send were already requested at %s (at most one an hour): none"
+                 " started now",
+                 e->source, e->source_device, sotto_strerror(e2), when);
+        return sc_notice_row(c, e->source, e->source_device, e->server_ts,
+                             "undecryptable_reset_pending", text, rowid);
+    }
+    snprintf(text, sizeof text,
+             "a message from %s (device %u) could not be decrypted (%s); starting a new session"
+             " and asking %s to send it again",
+             e->source, e->source_device, sotto_strerror(e2), e->source);
+    rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "undecryptable", text, rowid);
+    /* The next send to this device starts from a fresh bundle (the current
+     * state is archived, so late messages still decrypt). */
+    if (rc == SC_OK)
+        rc = sc_session_reset_add(c, e->source, e->source_device);
+    if (rc == SC_OK)
+        rc = queue_session_reset(c, e->source, e->source_device, e->server_ts);
+    return rc;
 }
 
 /* After commit: downloads the attachments of history row `rowid` still to
@@ -340,6 +394,14 @@ static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Conte
             pend(pe, rowid);
         return rc;
     }
+    if (from_self && ct->sync && ct->sync->link_sync) {
+        int64_t rows[2];
+        size_t nr = 0;
+        rc = sc_link_sync_handle(c, e, ct, rows, 2, &nr); /* linksync.c */
+        for (size_t i = 0; rc == SC_OK && i < nr; i++)
+            pend(pe, rows[i]);
+        return rc;
+    }
     if (from_self) {
         const Sotto__Content__SyncMessage__Sent *s = ct->sync ? ct->sync->sent : NULL;
         const Sotto__Content__DataMessage *dm = s ? s->message : NULL;
@@ -410,19 +472,25 @@ static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Conte
                 pend(pe, max_row(c));
             return rc;
         }
+        /* a higher revision than ours, or a group we do not know (we
+         * missed its creation): ask the sender for the state (groups.c) */
+        sc_group_check_revision(c, src, g);
         rc = sc_group_members(c, g->id.data, &members, &nm, &name, &active);
         if (rc == SC_E_NOT_FOUND) {
-            /* A group we were never told about: drop (its creator sends an
-             * UPDATE first). */
-            return SC_OK;
+            /* A group we were never told about (we missed its creation):
+             * the message is shown under the group's id, never dropped;
+             * the state asked for above comes as an UPDATE and names it. */
+            active = member = true;
+            rc = SC_OK;
+        } else if (rc == SC_OK) {
+            for (size_t i = 0; i < nm; i++)
+                if (strcmp(members[i], src) == 0)
+                    member = true;
+            sc_strv_free(members, nm);
+            free(name);
         }
         if (rc != SC_OK)
             return rc;
-        for (size_t i = 0; i < nm; i++)
-            if (strcmp(members[i], src) == 0)
-                member = true;
-        sc_strv_free(members, nm);
-        free(name);
         if (!active || !member)
             return SC_OK; /* not (or no longer) a member: nothing visible */
         sc_hex(g->id.data, SC_GROUP_ID_BYTES, gid_hex);
@@ -504,20 +572,8 @@ int sc_process_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_e
     if (e2 == SOTTO_ERR_DUPLICATE_MESSAGE)
         goto mark; /* a replay of something already decrypted: nothing visible */
     if (e2 != SOTTO_OK) {
-        snprintf(text, sizeof text,
-                 "a message from %s (device %u) could not be decrypted (%s);"
-                 " starting a new session",
-                 e->source, e->source_device, sotto_strerror(e2));
-        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "undecryptable", text,
-                           &rowid);
+        rc = undecryptable(c, e, e2, &rowid);
         pend(&pe, rowid);
-        if (rc == SC_OK && e2 != SOTTO_ERR_UNTRUSTED_IDENTITY) {
-            /* The next send to this device starts from a fresh bundle (the
-             * current state is archived, so late messages still decrypt). */
-            rc = sc_session_reset_add(c, e->source, e->source_device);
-            if (rc == SC_OK)
-                rc = queue_session_reset(c, e->source);
-        }
         goto mark;
     }
     (void)sc_contact_touch(c, e->source, e->source_device);
@@ -547,6 +603,10 @@ mark:
          * the check finds never affects the message */
         if (ct != NULL && ct->kt_head.len > 0 && c->username && strcmp(e->source, c->username) != 0)
             (void)sc_gossip_receive(c, e->source, ct->kt_head.data, ct->kt_head.len);
+        /* a contact that could not decrypt one of ours asks for it again
+         * (retry.c): answered after the request is stored and acked-safe */
+        if (ct != NULL && ct->retry_request != NULL)
+            (void)sc_retry_answer(c, e->source, e->source_device, ct->retry_request);
     }
     sc_content_free(ct);
     if (pt) {
@@ -694,9 +754,7 @@ int sc_accept_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_ev
     return sc_process_envelope(c, e, from_held, cb, ud);
 }
 
-/* One sender's held envelopes, oldest first, until one cannot be shown:
- * SC_OK when all were released, else the reason (the rest stay held). */
-static int release_sender(sc_client *c, const char *who, sc_event_cb cb, void *ud)
+int sc_held_release_sender(sc_client *c, const char *who, sc_event_cb cb, void *ud)
 {
     for (;;) {
         sc_envelope e;
@@ -723,7 +781,7 @@ int sc_held_release(sc_client *c, sc_event_cb cb, void *ud)
     int rc = sc_held_waiting_senders(c, &names, &n);
 
     for (size_t i = 0; rc == SC_OK && i < n; i++) {
-        int r = release_sender(c, names[i], cb, ud);
+        int r = sc_held_release_sender(c, names[i], cb, ud);
         /* still waiting (not published, refused, a changed key now waiting
          * for `trust`, ...): that sender's envelopes stay held; a dead
          * network fails the others too */
@@ -760,12 +818,46 @@ static void list_changed(sc_client *c, sc_event_cb cb, void *ud)
         (void)sc_emit_pending(c, cb, ud);
 }
 
+void sc_set_wake(sc_client *c, void (*fn)(void *ud, sc_client *c), void *ud)
+{
+    c->wake_fn = fn;
+    c->wake_ud = ud;
+}
+
+void sc_set_conn_watch(sc_client *c, void (*fn)(void *ud, bool up, const char *why), void *ud)
+{
+    c->conn_fn = fn;
+    c->conn_ud = ud;
+}
+
+/* sc_set_conn_watch: tells the front end of a change of the server's reach
+ * (*down holds the state last told). */
+static void conn_state(sc_client *c, bool *down, bool up, const char *why)
+{
+    if (*down == !up)
+        return;
+    *down = !up;
+    if (c->conn_fn)
+        c->conn_fn(c->conn_ud, up, why ? why : "");
+}
+
+/* *stop is set: the front end's wake hook runs first (sc_set_wake); true
+ * when sc_receive must return. */
+static bool stop_now(sc_client *c, volatile int *stop)
+{
+    if (stop == NULL || !*stop)
+        return false;
+    if (c->wake_fn)
+        c->wake_fn(c->wake_ud, c);
+    return *stop != 0;
+}
+
 int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void *ud)
 {
     unsigned backoff = 1000;
     uint32_t processed, expected;
     uint64_t connected_at = 0, released_at = 0;
-    bool first = true;
+    bool first = true, down = false;
     int rc;
 
     for (;;) {
@@ -775,8 +867,11 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
         unsigned idle = 0;
 
         rc = sc_connect(c);
+        if (stay && rc == SC_OK)
+            conn_state(c, &down, true, "");
         if (rc == SC_E_NETWORK && stay) {
-            for (unsigned w = 0; w < backoff && !(stop && *stop); w += 100)
+            conn_state(c, &down, false, c->err);
+            for (unsigned w = 0; w < backoff && !stop_now(c, stop); w += 100)
                 sleep_ms(100);
             if (stop && *stop)
                 return SC_OK;
@@ -817,7 +912,7 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
              * announced, then until 400 ms pass without one */
             sc_api_next_push(c, stay ? 1000 : (processed < expected ? 15000 : 400), stop, &p);
             if (p.kind == SC_PUSH_NONE) {
-                if (stop && *stop) {
+                if (stop_now(c, stop)) {
                     (void)sc_api_flush(c, 2000);
                     return SC_OK;
                 }
@@ -847,6 +942,8 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
                         released_at = sc_now_ms();
                         (void)sc_held_release(c, cb, ud);
                     }
+                    /* a device linked meanwhile gets its sync (linksync.c) */
+                    (void)sc_link_sync_pending(c);
                     (void)sc_emit_pending(c, cb, ud);
                     (void)sc_attachment_retry_pending(c, cb, ud);
                 }
@@ -867,13 +964,20 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
             processed++;
             if (c->conn && sc_conn_take_prekeys_low(c->conn))
                 (void)sc_keys_maintain(c, true);
+            /* a front end's work is not kept waiting by a long stream */
+            if (c->wake_fn && stop_now(c, stop)) {
+                (void)sc_api_flush(c, 2000);
+                return SC_OK;
+            }
         }
         sc_disconnect(c);
+        if (stay && !(stop && *stop))
+            conn_state(c, &down, false, "the connection to the server was lost");
         if (!stay)
             return sc_fail(c, SC_E_NETWORK,
                            "connection lost while receiving (the server closed it; another"
                            " process on this account may have taken over the connection)");
-        if (stop && *stop)
+        if (stop_now(c, stop))
             return SC_OK;
         /* A connection that ended soon after it opened (the server gave the
          * device's one connection to another process of the same account,
@@ -881,7 +985,7 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
          * two `listen`s do not take the connection from each other in a
          * tight loop. A connection that lasted resets the backoff. */
         if (sc_now_ms() - connected_at < 5000) {
-            for (unsigned w = 0; w < backoff && !(stop && *stop); w += 100)
+            for (unsigned w = 0; w < backoff && !stop_now(c, stop); w += 100)
                 sleep_ms(100);
             backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
         } else {

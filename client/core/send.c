@@ -13,6 +13,8 @@
 
 #include "api.h"
 #include "internal.h"
+#include "outupload.h"
+#include "retry.h"
 #include "sotto/account.h"
 #include "sotto/error.h"
 
@@ -363,7 +365,7 @@ static int apply_mismatch(sc_client *c, const char *dest, const sc_api_mismatch 
  * a mismatch repaired at most SC_SEND_RETRIES times. With p->one_device
  * set, that device must be among those encrypted to (else SC_E_NOT_FOUND:
  * nothing is sent). */
-static int deliver_payload(sc_client *c, const char *dest, const payload *p)
+static int deliver_payload(sc_client *c, const char *dest, const payload *p, uint64_t *server_ts)
 {
     int rc = reset_sessions(c, dest);
 
@@ -391,7 +393,7 @@ static int deliver_payload(sc_client *c, const char *dest, const payload *p)
         free(ids);
         if (rc != SC_OK || n == 0)
             break;
-        outcome = sc_api_send(c, dest, msgs, n, NULL, &r);
+        outcome = sc_api_send(c, dest, msgs, n, server_ts, &r);
         free_ciphertexts(msgs, n);
         if (outcome == SC_API_MISMATCH)
             rc = apply_mismatch(c, dest, &r.mismatch);
@@ -404,7 +406,10 @@ static int deliver_payload(sc_client *c, const char *dest, const payload *p)
     return rc;
 }
 
-int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t len)
+/* sc_deliver; *server_ts (may be NULL) gets the server's timestamp of the
+ * send that was accepted (retry.c names a message by it). */
+static int deliver_ts(sc_client *c, const char *dest, const uint8_t *content, size_t len,
+                      uint64_t *server_ts)
 {
     payload p;
     uint8_t *padded = NULL;
@@ -416,10 +421,15 @@ int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t le
     memset(&p, 0, sizeof p);
     p.all = padded;
     p.all_len = padded_len;
-    rc = deliver_payload(c, dest, &p);
+    rc = deliver_payload(c, dest, &p, server_ts);
     sodium_memzero(padded, padded_len);
     free(padded);
     return rc;
+}
+
+int sc_deliver(sc_client *c, const char *dest, const uint8_t *content, size_t len)
+{
+    return deliver_ts(c, dest, content, len, NULL);
 }
 
 int sc_deliver_split(sc_client *c, const char *dest, uint32_t device_id, const uint8_t *one,
@@ -442,7 +452,7 @@ int sc_deliver_split(sc_client *c, const char *dest, uint32_t device_id, const u
         p.one_device = device_id;
         p.one = pone;
         p.one_len = pone_len;
-        rc = deliver_payload(c, dest, &p);
+        rc = deliver_payload(c, dest, &p, NULL);
     }
     if (pone) {
         sodium_memzero(pone, pone_len);
@@ -543,6 +553,19 @@ static void add_waiting(flush_waiting *w, const char *name)
         snprintf(w->name[w->n++], sizeof w->name[0], "%s", name);
 }
 
+/* A row carrying a group message or group change: for a member whose
+ * safety number changed it stays queued until `trust` (docs/protocol.md
+ * "Groups"), in order, instead of being refused like a 1:1 message. */
+static bool row_is_group(const sc_out_row *row)
+{
+    Sotto__Content__Content *ct = sotto__content__content__unpack(NULL, row->len, row->content);
+    bool g = ct && ct->data && ct->data->group;
+
+    if (ct)
+        sotto__content__content__free_unpacked(ct, NULL);
+    return g;
+}
+
 int sc_flush_ex(sc_client *c, size_t *left, uint64_t focus_ts, int *focus_rc)
 {
     int first_err = SC_OK, rc = SC_OK;
@@ -557,7 +580,8 @@ int sc_flush_ex(sc_client *c, size_t *left, uint64_t focus_ts, int *focus_rc)
     if (left)
         *left = 0;
     for (;;) {
-        bool self;
+        bool self, upload_final = false;
+        uint64_t server_ts = 0;
         row_fate fate;
 
         memset(&row, 0, sizeof row);
@@ -574,7 +598,14 @@ int sc_flush_ex(sc_client *c, size_t *left, uint64_t focus_ts, int *focus_rc)
                          row.destination);
             c->kt_wait = true;
         } else if (rc == SC_OK) {
-            rc = sc_deliver(c, row.destination, row.content, row.len);
+            /* a file queued before its upload (outupload.h): uploaded first */
+            rc = sc_out_upload_pending(c, &row, &upload_final);
+            if (rc == SC_OK)
+                rc = deliver_ts(c, row.destination, row.content, row.len, &server_ts);
+            /* a message of the history, kept a day for retry requests
+             * (retry.c); a failure to keep it never fails the send */
+            if (rc == SC_OK && row.msg_id > 0 && !self)
+                (void)sc_retry_note_sent(c, row.destination, server_ts, row.content, row.len);
         }
         fate = fate_of(rc, c->kt_wait);
         if (rc == SC_E_RETRY && c->kt_wait)
@@ -586,6 +617,12 @@ int sc_flush_ex(sc_client *c, size_t *left, uint64_t focus_ts, int *focus_rc)
             rc = SC_OK;
             fate = ROW_SENT;
         }
+        if (upload_final)
+            fate = ROW_REFUSED; /* its file can never go: nor can the message */
+        if (fate == ROW_REFUSED && rc == SC_E_UNTRUSTED && !self && row_is_group(&row))
+            fate = ROW_KEEP; /* a group member's copy waits for `trust` */
+        if (c->group_noting && rc != SC_OK && !self && focus_ts != 0 && row.timestamp == focus_ts)
+            sc_group_note(c, row.destination, rc, fate != ROW_SENT && fate != ROW_REFUSED, c->err);
         if (rc != SC_OK && first_err == SC_OK) {
             first_err = rc;
             snprintf(first_msg, sizeof first_msg, "%s", c->err);
@@ -681,7 +718,10 @@ static char *attachments_json(const Sotto__Content__DataMessage *dm, const char 
     for (size_t i = 0; i < dm->n_attachments; i++) {
         const Sotto__Content__AttachmentPointer *p = dm->attachments[i];
         json_t *a = json_object();
-        json_object_set_new(a, "id", json_string(p->id));
+        /* a file not uploaded yet (outupload.h) has no server id yet */
+        bool pending =
+            strncmp(p->id, SC_PENDING_UPLOAD_PREFIX, strlen(SC_PENDING_UPLOAD_PREFIX)) == 0;
+        json_object_set_new(a, "id", json_string(pending ? "" : p->id));
         json_object_set_new(a, "size", json_integer((json_int_t)p->size));
         json_object_set_new(a, "content_type", json_string(p->content_type));
         json_object_set_new(a, "file_name", json_string(p->file_name));
@@ -747,7 +787,10 @@ static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content
             goto out;
         }
         sc_hex(gid, sizeof gid, gid_hex);
-        rc = check_trust_all(c, members, n_members);
+        /* a member whose safety number changed is not refused up front: its
+         * copy stays queued until `trust` (after any group change queued
+         * for it before), the others get the message (sc_group_report) */
+        c->group_nst = 0;
     } else {
         if (!sc_username_valid(to))
             return sc_fail(c, SC_E_USAGE, "invalid contact name: %s", to);
@@ -764,6 +807,7 @@ static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content
         gc.id.data = gid;
         gc.id.len = sizeof gid;
         gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__DELIVER;
+        gc.revision = sc_group_revision_of(c, gid);
         dm->group = &gc;
     }
     rc = store_outgoing(c, to_group ? "group" : "contact", to_group ? gid_hex : to, dm, ts,
@@ -775,9 +819,10 @@ static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content
             if (strcmp(members[i], c->username) != 0)
                 rc = sc_enqueue_content(c, members[i], &content, rowid);
     } else if (rc == SC_OK && strcmp(to, c->username) != 0) {
+        /* no contact row yet: `to` becomes a contact once its keys are
+         * fetched (sc_trust_vouched), so a send to an unknown user leaves
+         * no contact behind */
         rc = sc_enqueue_content(c, to, &content, rowid);
-        if (rc == SC_OK)
-            rc = sc_contact_touch(c, to, 0);
     }
     /* to ourselves ("note to self"): the history row and the sync copy for
      * our other devices below are all there is to do */
@@ -803,7 +848,11 @@ static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content
         *ts_out = ts;
     {
         int focus = SC_OK;
+        if (to_group)
+            sc_group_report_begin(c);
         rc = sc_flush_ex(c, &left, ts, &focus);
+        if (to_group)
+            sc_group_report_end(c, members, n_members, ts);
     }
 out:
     sc_strv_free(members, n_members);
@@ -847,19 +896,9 @@ int sc_send_file(sc_client *c, const char *to, bool to_group, const char *path, 
         return sc_fail(c, SC_E_USAGE, "text is not valid UTF-8");
     if (c->username == NULL)
         return sc_fail(c, SC_E_STATE, "account %s is not registered", c->account);
-    rc = sc_connect(c);
-    if (rc != SC_OK)
-        return rc;
-    rc = sc_attachment_upload(c, path, &ptr);
-    if (rc == SC_E_RETRY) {
-        /* SC_E_RETRY means "queued": nothing is queued before the upload
-         * went through, so this is a refusal for now, said as such */
-        char why[sizeof c->err];
-        snprintf(why, sizeof why, "%s", c->err);
-        c->retry_at_ms = 0;
-        return sc_fail(c, SC_E_SERVER, "%s; nothing was sent or queued: send the file again later",
-                       why);
-    }
+    /* queued with a pending pointer, uploaded by the flush that sends it
+     * (outupload.h): an interrupted upload leaves the message queued */
+    rc = sc_pending_pointer(c, path, &ptr);
     if (rc != SC_OK)
         return rc;
     abs = realpath(path, NULL);

@@ -39,6 +39,7 @@ enum {
                             (rate limited or temporarily failing): sc_retry_at() says when */
     SC_E_KT = -11,       /* the key directory (key transparency) refused, contradicts what
                             the server served, or the server does not run one */
+    SC_E_BUSY = -12,     /* another process holds this account (sc_lock) */
 };
 
 #define SC_GROUP_ID_BYTES 16
@@ -64,11 +65,56 @@ typedef struct sc_options {
  * account. On failure the reason is written to err (errlen bytes). */
 int sc_open(sc_client **out, const sc_options *opt, char *err, size_t errlen);
 void sc_close(sc_client *c);
+/* For a command that creates an account (register, register --restore,
+ * link-request) and failed: closes c like sc_close and, when the sc_open
+ * that made c created the account directory and the server never accepted
+ * the account (no username), removes that directory with what the client
+ * put in it (store.db and its -wal, -shm and -journal files, lock, an empty
+ * attachments/), so that nothing is left behind and a retry starts afresh.
+ * Otherwise the same as sc_close. c may be NULL. */
+void sc_close_discard(sc_client *c);
 const char *sc_errmsg(const sc_client *c);
 /* "alice" after register, else NULL. */
 const char *sc_username(const sc_client *c);
 uint32_t sc_device_id(const sc_client *c);
 const char *sc_account_dir(const sc_client *c);
+
+/* ---- the per-account lock (docs/cli.md "One process per account") ----
+ * A device has one connection to the server (the server keeps the newest),
+ * so every process that connects an account holds this lock for its
+ * lifetime: an fcntl write lock on `lock` in the account directory, which
+ * records the holder's pid and `command` (e.g. "sotto listen"). */
+typedef struct sc_lock_holder {
+    long pid;         /* 0 when unknown */
+    char command[64]; /* "" when unknown; printable ASCII */
+} sc_lock_holder;
+/* Takes the lock for this process (held until sc_unlock or sc_close; a
+ * second call is a no-op). SC_OK; SC_E_BUSY when another process holds it
+ * (`holder`, may be NULL, says who; sc_errmsg: "account carol is in use by
+ * pid N (sotto listen)"); SC_E_STORE when the lock file cannot be used. */
+int sc_lock(sc_client *c, const char *command, sc_lock_holder *holder);
+/* Releases the lock (no-op when not held). */
+void sc_unlock(sc_client *c);
+
+/*
+ * For a front end that runs sc_receive(stay = true) and must do other work
+ * on the same sc_client (the daemon): when another thread sets *stop (the
+ * pointer given to sc_receive), sc_receive calls fn(ud, c) within about
+ * 100 ms, between envelopes, on its own thread, connected or not. fn may
+ * use c (send, list, ...). fn clears *stop first to keep receiving; a
+ * *stop still set when fn returns ends sc_receive (SC_OK). fn NULL: *stop
+ * ends sc_receive (the default).
+ */
+void sc_set_wake(sc_client *c, void (*fn)(void *ud, sc_client *c), void *ud);
+/* The one call that is safe from another thread than c's: after setting
+ * *stop, makes sc_receive notice it now rather than within ~100 ms. */
+void sc_wake(sc_client *c);
+/* For a long-running sc_receive (stay): fn(ud, false, why) is called once
+ * when the connection to the server is lost or cannot be made (why: the
+ * reason, valid during the call), then fn(ud, true, "") once when a
+ * connection is made again (before the events it brings); nothing while the
+ * connection holds. fn NULL: no calls. Used by `listen` to say so on stderr. */
+void sc_set_conn_watch(sc_client *c, void (*fn)(void *ud, bool up, const char *why), void *ud);
 
 /* ---- events: what receive/listen/history hand to the caller ---- */
 
@@ -142,6 +188,45 @@ int sc_device_add(sc_client *c, const char *code_hex, uint32_t *device_id,
 int sc_link_finish(sc_client *c, const char *username, uint32_t device_id,
                    const char *account_key_hex);
 int sc_device_remove(sc_client *c, uint32_t device_id);
+/*
+ * Linked devices get everything (docs/protocol.md "Linked devices get
+ * everything"): the primary sends a newly linked device, end-to-end
+ * encrypted to it only, its contacts with their pinned account keys,
+ * accepted device lists, changed keys and verified flags, its groups and
+ * the history of the last N days, in parts (SyncMessage.LinkSync). This
+ * happens by itself at the primary's next connection once the new device
+ * has finished linking (sc_connect, and every 30 s in sc_receive(stay)),
+ * until client_config "synced_device:N" records it. The new device shows
+ * one notice (code "device_synced") "synced from device 1: N contacts, M
+ * groups, K messages" (what was new to it).
+ *
+ * sc_device_add_ex: sc_device_add that also records how many days of
+ * history (0..SC_LINK_HISTORY_DAYS_MAX; -1: client_config
+ * "link_history_days", default SC_LINK_HISTORY_DAYS_DEFAULT) the new
+ * device gets; recorded before the device is added, so a crash in between
+ * still syncs what was chosen.
+ * sc_link_history_days_set: records the days for device_id (0: the
+ * account's default "link_history_days"; days -1 removes the choice);
+ * SC_E_USAGE out of range.
+ * sc_device_sync: sends the sync to device_id now (primary only), again if
+ * it was sent before (the new device applies it idempotently);
+ * history_days -1: as chosen at device-add / the default. SC_OK with *info
+ * (may be NULL) what was sent; SC_E_STATE (not registered, not the
+ * primary, the device has no keys yet), SC_E_NOT_FOUND (not in the signed
+ * list), SC_E_USAGE, sc_deliver's errors (SC_E_NETWORK: run it again).
+ */
+#define SC_LINK_HISTORY_DAYS_DEFAULT 30
+#define SC_LINK_HISTORY_DAYS_MAX 36500
+typedef struct sc_link_sync_info {
+    size_t contacts, groups, history; /* items sent (history: rows) */
+    size_t skipped;                   /* history rows too large for one part */
+    size_t parts;                     /* messages sent */
+    uint32_t history_days;
+} sc_link_sync_info;
+int sc_device_add_ex(sc_client *c, const char *code_hex, int history_days, uint32_t *device_id,
+                     char account_key_hex[SC_ACCOUNT_KEY_HEX + 1]);
+int sc_link_history_days_set(sc_client *c, uint32_t device_id, int days);
+int sc_device_sync(sc_client *c, uint32_t device_id, int history_days, sc_link_sync_info *info);
 /*
  * On the primary: hands the account key to device `device_id` of this
  * account (docs/protocol.md "Promoting another device") so that it becomes
@@ -379,9 +464,30 @@ typedef struct sc_group_info {
     const char *name;
     const char *const *members;
     size_t n_members;
-    bool active; /* false after leave / removal */
+    bool active;               /* false after leave / removal */
+    uint64_t revision;         /* of the group state: every change raises it by one */
+    const char *const *admins; /* members who may change the group */
+    size_t n_admins;
+    bool open; /* every member may change it, not only admins */
 } sc_group_info;
 typedef void (*sc_group_cb)(void *ud, const sc_group_info *g);
+
+/* What happened to one member's copy of the last group change or group
+ * message (docs/cli.md "Groups"). A queued copy is sent by a later flush,
+ * in order (the change before the messages sent after it): after `trust`
+ * when the member's safety number changed, once the key directory publishes
+ * the member, or when the server is reachable again. */
+typedef enum {
+    SC_MEMBER_SENT = 0,
+    SC_MEMBER_QUEUED = 1,  /* stays in the outbox for this member */
+    SC_MEMBER_REFUSED = 2, /* dropped for good (no such user, server refused) */
+} sc_member_state;
+typedef struct sc_member_status {
+    const char *member; /* valid until the next call on c */
+    sc_member_state state;
+    int code;           /* SC_OK, or the error that kept or refused it */
+    const char *reason; /* "" when sent */
+} sc_member_status;
 
 int sc_group_create(sc_client *c, const char *name, const char *const *members, size_t n,
                     char id_hex_out[33]);
@@ -390,8 +496,43 @@ int sc_group_remove(sc_client *c, const char *group, const char *const *members,
 int sc_group_leave(sc_client *c, const char *group);
 int sc_group_rename(sc_client *c, const char *group, const char *name);
 int sc_group_list(sc_client *c, sc_group_cb cb, void *ud);
+/* Makes `member` an admin of GROUP (make_admin) or no longer one. Only an
+ * admin may (unless the group is open): SC_E_STATE otherwise. Like every
+ * change it raises the revision and reports per member (sc_group_report). */
+int sc_group_admin(sc_client *c, const char *group, const char *member, bool make_admin);
+/* Lets every member change GROUP (open) or only its admins. */
+int sc_group_set_open(sc_client *c, const char *group, bool open);
+/* Entry i of the per-member outcome of the last group change (create, add,
+ * remove, rename, leave, admin, open) or group send on c: false past the
+ * end. The calls above return SC_OK only when every member got it; else
+ * the first failure (SC_E_UNTRUSTED: a member's copy waits for `trust`). */
+bool sc_group_report(sc_client *c, size_t i, sc_member_status *out);
 /* Resolves GROUP (32-hex id or unique name) to its id in hex. */
 int sc_group_find(sc_client *c, const char *ref, char id_hex_out[33]);
+
+/* ---- event subscribers (the daemon: docs/rpc.md "Events") ----
+ * An event's id is its history row id. A subscriber (a name chosen by the
+ * client, 1..128 bytes UTF-8) acknowledges the events it handled; the ones
+ * it did not are handed out again when it subscribes again. Persisted in
+ * the store (schema v5). */
+
+/* The local account name given to sc_open. */
+const char *sc_account_name(const sc_client *c);
+/* The newest history row id (0 when empty). */
+int sc_history_max_id(sc_client *c, int64_t *id);
+/* Creates subscriber `name` unless it exists, with every event id <= start
+ * counted as acknowledged; *acked_upto: its mark. SC_E_USAGE (bad name),
+ * SC_E_STORE. */
+int sc_subscriber_open(sc_client *c, const char *name, int64_t start, int64_t *acked_upto);
+/* Calls cb, oldest first, for each event `name` has not acknowledged
+ * (those a receive hands out: received rows and sync copies of what our
+ * other devices sent). *count (may be NULL): how many. */
+int sc_subscriber_unacked(sc_client *c, const char *name, sc_event_cb cb, void *ud, size_t *count);
+/* Acknowledges the event ids ids[0..n) and every id <= up_to (0: none).
+ * *acked_upto (may be NULL): every id up to it is acknowledged now.
+ * SC_E_NOT_FOUND: `name` never subscribed. */
+int sc_subscriber_ack(sc_client *c, const char *name, const int64_t *ids, size_t n, int64_t up_to,
+                      int64_t *acked_upto);
 
 /* ---- helpers shared with the CLI and tests ---- */
 

@@ -29,6 +29,9 @@
  *                            claimed each (pid, random token, time)
  *   client_accounts          pinned account key, pending changed key and the
  *                            newest accepted signed device list per account
+ *   client_subscribers, client_subscriber_acks
+ *                            the daemon's event subscribers and what each
+ *                            acknowledged (v5)
  *
  * Version history (migrations[i] takes version i to i + 1; never edit a
  * released step, add one):
@@ -53,6 +56,15 @@
  *       kt_own_lists (hashes of own signed lists by version), kt_gossip,
  *       kt_gossip_pending (heads gossiped by contacts, to check), and
  *       kt_evidence (what an alert was based on).
+ *   v5  the daemon's event subscribers (docs/rpc.md "Events"):
+ *       client_subscribers (name, acked_upto: every event id up to it is
+ *       acknowledged) and client_subscriber_acks (ids acknowledged above
+ *       it, out of order).
+ *   v6  group revisions and admins (docs/protocol.md "Groups"):
+ *       client_groups gains revision and open (groups of older stores:
+ *       revision 0, open -- everyone may change them, as before);
+ *       client_group_members gains admin; client_group_asks (when we last
+ *       asked a member for a group's state, per group: rate limit).
  *
  * Each step runs in its own transaction, re-reading the version inside it
  * (another process may have migrated meanwhile). A store whose version is
@@ -322,8 +334,26 @@ static const char schema_v4[] =
     "CREATE TABLE kt_evidence (id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL,"
     " kind TEXT NOT NULL, text TEXT NOT NULL, head_a BLOB, head_b BLOB);";
 
+/* the daemon's event subscribers (issue 10, docs/rpc.md "Events"): per
+ * subscriber name, every event id <= acked_upto is acknowledged, and so are
+ * the ids listed in client_subscriber_acks (acknowledged out of order) */
+static const char schema_v5[] =
+    "CREATE TABLE client_subscribers (name TEXT PRIMARY KEY, acked_upto INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL);"
+    "CREATE TABLE client_subscriber_acks (name TEXT NOT NULL, event_id INTEGER NOT NULL,"
+    " PRIMARY KEY(name, event_id));";
+
+/* group revisions, admins, "everyone may edit" (issue 10, docs/protocol.md
+ * "Groups"); groups made before have no admins: open, as they were */
+static const char schema_v6[] =
+    "ALTER TABLE client_groups ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE client_groups ADD COLUMN open INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE client_group_members ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE client_group_asks (group_id BLOB PRIMARY KEY, asked_ms INTEGER NOT NULL);";
+
 /* migrations[i]: version i -> i + 1 (0 is an empty store). */
-static const char *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4};
+static const char *const migrations[] = {schema_v1, schema_v2, schema_v3,
+                                         schema_v4, schema_v5, schema_v6};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SC_STORE_VERSION,
                "one migration per schema version");
@@ -973,6 +1003,25 @@ int sc_msg_seen(sc_client *c, const char *sender, uint64_t timestamp, bool *seen
     return rc;
 }
 
+int sc_msg_exists(sc_client *c, const char *conv_kind, const char *conv, const char *sender,
+                  uint64_t timestamp, bool *exists)
+{
+    query q;
+    /* the conversation's rows through client_messages_conv */
+    int rc = q_open(c, &q,
+                    "SELECT 1 FROM client_messages WHERE conv_kind = ? AND conv = ? AND sender = ?"
+                    " AND timestamp = ? AND kind <> 'notice' LIMIT 1");
+
+    *exists = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, conv_kind);
+    q_text(&q, conv);
+    q_text(&q, sender);
+    q_u64(&q, timestamp);
+    return exists_of(&q, exists);
+}
+
 int sc_msg_delete_unsent(sc_client *c, int64_t msg_id, uint64_t ts, const char *own_username,
                          bool *deleted)
 {
@@ -1109,14 +1158,14 @@ int sc_held_delete(sc_client *c, int64_t row)
     " AND a.pending_key IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM client_pending_identity p"      \
     " WHERE p.name = h.source)"
 
-int sc_held_waiting_senders(sc_client *c, char ***names, size_t *n)
+/* The first (text) column of every row of `sql` (no parameters) as a
+ * malloc'd string vector (sc_strv_free). SC_OK, SC_E_STORE or SC_E_INTERNAL. */
+static int text_column(sc_client *c, const char *sql, char ***names, size_t *n)
 {
     query q;
     char **v = NULL;
     size_t cnt = 0, cap = 0;
-    int rc = q_open(c, &q,
-                    "SELECT h.source FROM client_held_envelopes h WHERE" HELD_WAITING
-                    " GROUP BY h.source ORDER BY min(h.rowid)");
+    int rc = q_open(c, &q, sql);
     int r;
 
     *names = NULL;
@@ -1148,6 +1197,14 @@ int sc_held_waiting_senders(sc_client *c, char ***names, size_t *n)
     *names = v;
     *n = cnt;
     return SC_OK;
+}
+
+int sc_held_waiting_senders(sc_client *c, char ***names, size_t *n)
+{
+    return text_column(c,
+                       "SELECT h.source FROM client_held_envelopes h WHERE" HELD_WAITING
+                       " GROUP BY h.source ORDER BY min(h.rowid)",
+                       names, n);
 }
 
 int sc_held_waiting_any(sc_client *c, const char *source, bool *any)
@@ -1233,6 +1290,17 @@ int sc_out_next(sc_client *c, int64_t after_id, sc_out_row *out)
     return SC_OK;
 }
 
+int sc_out_set_content(sc_client *c, int64_t id, const uint8_t *content, size_t len)
+{
+    query q;
+    int rc = q_open(c, &q, "UPDATE client_outgoing SET content = ? WHERE id = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, content, len);
+    q_i64(&q, id);
+    return q_exec(&q);
+}
+
 int sc_out_delete(sc_client *c, int64_t id)
 {
     query q;
@@ -1293,6 +1361,20 @@ int sc_out_count_ts(sc_client *c, uint64_t ts, size_t *n)
     if (rc != SC_OK)
         return rc;
     q_u64(&q, ts);
+    return count_of(&q, n);
+}
+
+int sc_out_count_ts_to(sc_client *c, uint64_t ts, const char *dest, size_t *n)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "SELECT count(*) FROM client_outgoing WHERE timestamp = ? AND destination = ?");
+
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, ts);
+    q_text(&q, dest);
     return count_of(&q, n);
 }
 
@@ -1597,6 +1679,130 @@ int sc_group_ids(sc_client *c, uint8_t **ids, size_t *n)
     return SC_OK;
 }
 
+int sc_group_meta(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], uint64_t *revision, bool *open)
+{
+    query q;
+    int r, rc = q_open(c, &q, "SELECT revision, open FROM client_groups WHERE id = ?");
+
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, id, SC_GROUP_ID_BYTES);
+    r = q_step(&q);
+    if (r == 1) {
+        if (revision)
+            *revision = (uint64_t)sqlite3_column_int64(q.st, 0);
+        if (open)
+            *open = sqlite3_column_int(q.st, 1) != 0;
+    }
+    q_close(&q);
+    if (r < 0)
+        return r;
+    return r == 1 ? SC_OK : sc_fail(c, SC_E_NOT_FOUND, "no such group");
+}
+
+int sc_group_set_meta(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], uint64_t revision,
+                      bool open)
+{
+    query q;
+    int rc = q_open(c, &q, "UPDATE client_groups SET revision = ?, open = ? WHERE id = ?");
+
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, revision);
+    q_i64(&q, open ? 1 : 0);
+    q_blob(&q, id, SC_GROUP_ID_BYTES);
+    return q_exec(&q);
+}
+
+int sc_group_admins(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char ***admins, size_t *n)
+{
+    query q;
+    char **v = NULL;
+    size_t cnt = 0;
+    int r = 0, rc = q_open(c, &q,
+                           "SELECT member FROM client_group_members WHERE group_id = ? AND"
+                           " admin = 1 ORDER BY member LIMIT ?");
+
+    *admins = NULL;
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, id, SC_GROUP_ID_BYTES);
+    q_i64(&q, SC_MAX_GROUP_MEMBERS + 1);
+    v = calloc(SC_MAX_GROUP_MEMBERS + 2, sizeof *v);
+    if (v == NULL)
+        rc = nomem(c);
+    while (rc == SC_OK && cnt < SC_MAX_GROUP_MEMBERS + 1 && (r = q_step(&q)) == 1)
+        if ((v[cnt++] = col_dup(&q, 0)) == NULL)
+            rc = nomem(c);
+    if (rc == SC_OK && r < 0)
+        rc = r;
+    q_close(&q);
+    if (rc != SC_OK) {
+        sc_strv_free(v, cnt);
+        return rc;
+    }
+    *admins = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_group_set_admins(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char *const *a, size_t n)
+{
+    query q;
+    int rc = sc_db_begin(c);
+
+    if (rc != SC_OK)
+        return rc;
+    rc = q_open(c, &q, "UPDATE client_group_members SET admin = 0 WHERE group_id = ?");
+    if (rc == SC_OK) {
+        q_blob(&q, id, SC_GROUP_ID_BYTES);
+        rc = q_exec(&q);
+    }
+    for (size_t i = 0; rc == SC_OK && i < n; i++) {
+        rc = q_open(c, &q,
+                    "UPDATE client_group_members SET admin = 1 WHERE group_id = ? AND member = ?");
+        if (rc == SC_OK) {
+            q_blob(&q, id, SC_GROUP_ID_BYTES);
+            q_text(&q, a[i]);
+            rc = q_exec(&q);
+        }
+    }
+    return tx_end(c, rc);
+}
+
+int sc_group_ask_due(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], uint64_t min_gap_ms,
+                     bool *due)
+{
+    query q;
+    uint64_t now = sc_now_ms();
+    int r, rc = q_open(c, &q, "SELECT asked_ms FROM client_group_asks WHERE group_id = ?");
+
+    *due = false;
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, id, SC_GROUP_ID_BYTES);
+    r = q_step(&q);
+    if (r == 1) {
+        uint64_t at = (uint64_t)sqlite3_column_int64(q.st, 0);
+        /* a clock set back counts as due */
+        *due = at > now || now - at >= min_gap_ms;
+    } else if (r == 0) {
+        *due = true;
+    }
+    q_close(&q);
+    if (r < 0)
+        return r;
+    if (!*due)
+        return SC_OK;
+    rc = q_open(c, &q, "INSERT OR REPLACE INTO client_group_asks(group_id, asked_ms) VALUES(?, ?)");
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, id, SC_GROUP_ID_BYTES);
+    q_u64(&q, now);
+    return q_exec(&q);
+}
+
 /* ------------------------------------------------------------ pending events */
 
 /* This process's claim: its pid and a random token (a later process that
@@ -1898,45 +2104,26 @@ int sc_cfg_delete(sc_client *c, const char *key)
     return q_exec(&q);
 }
 
+int sc_cfg_prune(sc_client *c, const char *prefix, uint64_t cutoff, bool by_key)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    by_key ? "DELETE FROM client_config WHERE substr(key, 1, length(?1)) = ?1"
+                             " AND CAST(substr(key, length(?1) + 1) AS INTEGER) < ?2"
+                           : "DELETE FROM client_config WHERE substr(key, 1, length(?1)) = ?1"
+                             " AND CAST(value AS INTEGER) < ?2");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, prefix);
+    q_u64(&q, cutoff);
+    return q_exec(&q);
+}
+
 /* ------------------------------------------------------------ backup (backup.c) */
 
 int sc_account_names(sc_client *c, char ***names, size_t *n)
 {
-    query q;
-    char **v = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc = q_open(c, &q, "SELECT name FROM client_accounts ORDER BY name");
-    int r;
-
-    *names = NULL;
-    *n = 0;
-    if (rc != SC_OK)
-        return rc;
-    while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            char **nv;
-            cap = cap ? cap * 2 : 16;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL) {
-                r = nomem(c);
-                break;
-            }
-            v = nv;
-        }
-        if ((v[cnt] = col_dup(&q, 0)) == NULL) {
-            r = nomem(c);
-            break;
-        }
-        cnt++;
-    }
-    q_close(&q);
-    if (r < 0) {
-        sc_strv_free(v, cnt);
-        return r;
-    }
-    *names = v;
-    *n = cnt;
-    return SC_OK;
+    return text_column(c, "SELECT name FROM client_accounts ORDER BY name", names, n);
 }
 
 int sc_contact_import(sc_client *c, const char *name, bool verified)
@@ -2401,4 +2588,170 @@ int sc_kt_evidence_count(sc_client *c, size_t *n)
     if (rc != SC_OK)
         return rc;
     return count_of(&q, n);
+}
+
+/* ------------------------------------------------------------ daemon subscribers (v5) */
+
+/* The rows sc_receive hands out as events: everything received, and our
+ * own outgoing rows only when another device of ours sent them (sync
+ * copies); what this device sent itself is not an event. */
+#define EVENT_ROWS "(direction = 0 OR sender_device != ?)"
+
+int sc_sub_open(sc_client *c, const char *name, int64_t start, int64_t *acked_upto)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT OR IGNORE INTO client_subscribers(name, acked_upto, created_ms)"
+                    " VALUES(?, ?, ?)");
+    int r;
+
+    *acked_upto = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_i64(&q, start);
+    q_u64(&q, sc_now_ms());
+    if ((rc = q_exec(&q)) != SC_OK)
+        return rc;
+    if ((rc = q_open(c, &q, "SELECT acked_upto FROM client_subscribers WHERE name = ?")) != SC_OK)
+        return rc;
+    q_text(&q, name);
+    r = q_step(&q);
+    if (r == 1)
+        *acked_upto = sqlite3_column_int64(q.st, 0);
+    q_close(&q);
+    return r < 0 ? r : r == 0 ? sc_fail(c, SC_E_STORE, "local store: subscriber lost") : SC_OK;
+}
+
+int sc_sub_unacked(sc_client *c, const char *name, uint32_t own_device, sc_msg **out, size_t *n)
+{
+    query q;
+    sc_msg *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc, r;
+
+    *out = NULL;
+    *n = 0;
+    rc = q_open(c, &q,
+                MSG_COLS " WHERE id > (SELECT acked_upto FROM client_subscribers WHERE name = ?)"
+                         " AND " EVENT_ROWS " AND id NOT IN (SELECT event_id FROM"
+                         " client_subscriber_acks WHERE name = ?) ORDER BY id");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_i64(&q, own_device);
+    q_text(&q, name);
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            sc_msg *nv;
+            cap = cap ? cap * 2 : 16;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL) {
+                r = nomem(c);
+                break;
+            }
+            v = nv;
+        }
+        r = msg_from_row(&q, &v[cnt]);
+        if (r != SC_OK)
+            break;
+        cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_msg_list_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+/* One transaction: the acks, then acked_upto moves up to just below the
+ * oldest event still unacknowledged (or the newest row), and the ids at or
+ * below it are dropped from the out-of-order list. */
+int sc_sub_ack(sc_client *c, const char *name, uint32_t own_device, const int64_t *ids, size_t n,
+               int64_t up_to, int64_t *acked_upto)
+{
+    query q;
+    int64_t cur = 0, next = 0;
+    bool exists = false;
+    int rc, r;
+
+    *acked_upto = 0;
+    if ((rc = sc_db_begin(c)) != SC_OK)
+        return rc;
+    rc = q_open(c, &q, "SELECT acked_upto FROM client_subscribers WHERE name = ?");
+    if (rc != SC_OK)
+        goto out;
+    q_text(&q, name);
+    r = q_step(&q);
+    if (r == 1) {
+        exists = true;
+        cur = sqlite3_column_int64(q.st, 0);
+    }
+    q_close(&q);
+    if (r < 0) {
+        rc = r;
+        goto out;
+    }
+    if (!exists) {
+        rc = sc_fail(c, SC_E_NOT_FOUND, "no subscriber %s (subscribeReceive first)", name);
+        goto out;
+    }
+    if (up_to > cur)
+        cur = up_to;
+    for (size_t i = 0; i < n && rc == SC_OK; i++) {
+        if (ids[i] <= cur)
+            continue;
+        if ((rc = q_open(c, &q,
+                         "INSERT OR IGNORE INTO client_subscriber_acks(name, event_id)"
+                         " VALUES(?, ?)")) != SC_OK)
+            goto out;
+        q_text(&q, name);
+        q_i64(&q, ids[i]);
+        rc = q_exec(&q);
+    }
+    if (rc != SC_OK)
+        goto out;
+    rc = q_open(c, &q,
+                "SELECT coalesce((SELECT min(id) - 1 FROM client_messages WHERE id > ?1 AND"
+                " (direction = 0 OR sender_device != ?2) AND id NOT IN (SELECT event_id FROM"
+                " client_subscriber_acks WHERE name = ?3)), (SELECT max(id) FROM"
+                " client_messages), 0)");
+    if (rc != SC_OK)
+        goto out;
+    q_i64(&q, cur);
+    q_i64(&q, own_device);
+    q_text(&q, name);
+    r = q_step(&q);
+    if (r == 1)
+        next = sqlite3_column_int64(q.st, 0);
+    q_close(&q);
+    if (r < 0) {
+        rc = r;
+        goto out;
+    }
+    if (next < cur)
+        next = cur;
+    if ((rc = q_open(c, &q, "UPDATE client_subscribers SET acked_upto = ? WHERE name = ?")) !=
+        SC_OK)
+        goto out;
+    q_i64(&q, next);
+    q_text(&q, name);
+    if ((rc = q_exec(&q)) != SC_OK)
+        goto out;
+    if ((rc = q_open(c, &q,
+                     "DELETE FROM client_subscriber_acks WHERE name = ? AND event_id <= ?")) !=
+        SC_OK)
+        goto out;
+    q_text(&q, name);
+    q_i64(&q, next);
+    rc = q_exec(&q);
+    *acked_upto = next;
+out:
+    if (rc == SC_OK)
+        return sc_db_commit(c);
+    sc_db_rollback(c);
+    return rc;
 }

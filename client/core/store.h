@@ -36,7 +36,7 @@
 #include "sotto_client.h"
 
 /* Client schema version this code writes (client_schema_version). */
-#define SC_STORE_VERSION 4
+#define SC_STORE_VERSION 6
 
 /* A pending event claimed by a process that is still alive is taken over
  * after this long anyway (the claimer hangs, or its pid was reused). */
@@ -75,6 +75,11 @@ int sc_cfg_set_text(sc_client *c, const char *key, const char *v);
 int sc_cfg_set_blob(sc_client *c, const char *key, const uint8_t *v, size_t len);
 int sc_cfg_set_u64(sc_client *c, const char *key, uint64_t v);
 int sc_cfg_delete(sc_client *c, const char *key);
+/* Deletes the client_config keys that start with `prefix` and are older than
+ * `cutoff`: with by_key, the decimal number right after the prefix in the key
+ * (keys "PREFIX<ms>:...") is compared; otherwise the key's integer value.
+ * SC_OK or SC_E_STORE. (retry.c keeps its bounded per-peer state so.) */
+int sc_cfg_prune(sc_client *c, const char *prefix, uint64_t cutoff, bool by_key);
 
 /* ------------------------------------------------------------ contacts */
 
@@ -158,6 +163,11 @@ int sc_msg_set_extra(sc_client *c, int64_t rowid, const char *extra);
 int sc_msg_max_id(sc_client *c, int64_t *out);
 /* Records (sender, timestamp) as shown; *seen true when it was already. */
 int sc_msg_seen(sc_client *c, const char *sender, uint64_t timestamp, bool *seen);
+/* Whether conversation (conv_kind, conv) holds a row other than a notice
+ * from `sender` with message id `timestamp` (our own sent rows are not in
+ * client_seen_messages; linksync.c). */
+int sc_msg_exists(sc_client *c, const char *conv_kind, const char *conv, const char *sender,
+                  uint64_t timestamp, bool *exists);
 /* A 1:1 message that was never sent: deletes history row `msg_id` when it
  * is a "contact" row and, if it did, the outgoing rows of timestamp `ts` to
  * `own_username` (its copies for our other devices), atomically. *deleted
@@ -214,6 +224,8 @@ int sc_out_add(sc_client *c, const char *destination, uint64_t timestamp, const 
 int sc_out_next(sc_client *c, int64_t after_id, sc_out_row *out);
 void sc_out_row_clear(sc_out_row *r);
 int sc_out_delete(sc_client *c, int64_t id);
+/* Replaces the content of queued row id (len bytes; outupload.c). */
+int sc_out_set_content(sc_client *c, int64_t id, const uint8_t *content, size_t len);
 /* attempts + 1 */
 int sc_out_bump(sc_client *c, int64_t id);
 /* Rows queued, all / of message timestamp ts. */
@@ -221,6 +233,8 @@ int sc_out_count(sc_client *c, size_t *n);
 /* distinct messages queued (a message to several accounts has a row each) */
 int sc_out_count_messages(sc_client *c, size_t *n);
 int sc_out_count_ts(sc_client *c, uint64_t ts, size_t *n);
+/* Queued rows with Content.timestamp ts for destination dest. */
+int sc_out_count_ts_to(sc_client *c, uint64_t ts, const char *dest, size_t *n);
 
 /* ------------------------------------------------------------ session resets */
 
@@ -263,6 +277,25 @@ int sc_group_set_members(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char
 /* Every group id, oldest first, into *ids (n * SC_GROUP_ID_BYTES bytes,
  * free()). */
 int sc_group_ids(sc_client *c, uint8_t **ids, size_t *n);
+/* Revision and "everyone may edit" flag of group id (either out may be
+ * NULL); SC_E_NOT_FOUND when unknown. */
+int sc_group_meta(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], uint64_t *revision,
+                  bool *open);
+/* Sets them (the group row must exist). */
+int sc_group_set_meta(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], uint64_t revision,
+                      bool open);
+/* The members of group id that are admins, sorted (free with
+ * sc_strv_free()); none for an unknown group. */
+int sc_group_admins(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char ***admins, size_t *n);
+/* Makes exactly the members named in a[0..n) admins (names that are not
+ * members are ignored; call after sc_group_set_members). */
+int sc_group_set_admins(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char *const *a,
+                        size_t n);
+/* Rate limit of REQUEST_STATE: *due is true (and the time is recorded as
+ * now) when we last asked about group id (known or not) at least
+ * min_gap_ms ago or never. */
+int sc_group_ask_due(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], uint64_t min_gap_ms,
+                     bool *due);
 
 /* ------------------------------------------------------------ pending events */
 
@@ -414,5 +447,19 @@ typedef struct sc_kt_evidence {
 int sc_kt_evidence_list(sc_client *c, sc_kt_evidence **out, size_t *n);
 void sc_kt_evidence_list_free(sc_kt_evidence *v, size_t n);
 int sc_kt_evidence_count(sc_client *c, size_t *n);
+
+/* ---- the daemon's event subscribers (schema v5; daemon.c, docs/rpc.md) ---- */
+
+/* Creates subscriber `name` (acked_upto = start) unless it exists; gives
+ * its acked_upto. */
+int sc_sub_open(sc_client *c, const char *name, int64_t start, int64_t *acked_upto);
+/* The event rows `name` has not acknowledged, oldest first (*out: free
+ * with sc_msg_list_free). own_device: this device's id (its own outgoing
+ * rows are not events). */
+int sc_sub_unacked(sc_client *c, const char *name, uint32_t own_device, sc_msg **out, size_t *n);
+/* Acknowledges ids[0..n) and every id <= up_to (0: none) for `name`
+ * (SC_E_NOT_FOUND when it never subscribed); *acked_upto: the new mark. */
+int sc_sub_ack(sc_client *c, const char *name, uint32_t own_device, const int64_t *ids, size_t n,
+               int64_t up_to, int64_t *acked_upto);
 
 #endif /* SOTTO_CLIENT_STORE_H */

@@ -162,23 +162,17 @@ int sc_trust(sc_client *c, const char *contact, sc_event_cb cb, void *ud)
         return rc;
     /* Messages held because of the change can now be decrypted. One that
      * cannot be stored now stays held (the error is returned). */
-    for (;;) {
-        sc_envelope e;
-        int64_t row = 0;
-
-        rc = sc_held_next(c, contact, &e, &row);
-        if (rc == SC_E_NOT_FOUND)
-            break;
-        if (rc != SC_OK)
-            return rc;
-        rc = sc_accept_envelope(c, &e, true, cb, ud);
-        sc_envelope_clear(&e);
-        if (rc == SC_OK)
-            rc = sc_held_delete(c, row);
-        if (rc != SC_OK)
-            return rc;
+    rc = sc_held_release_sender(c, contact, cb, ud);
+    {
+        /* group changes and messages kept queued for this contact while
+         * its safety number was unconfirmed (send.c) go now, in order; a
+         * failure leaves them queued for the next command that connects */
+        char err[sizeof c->err];
+        snprintf(err, sizeof err, "%s", c->err);
+        (void)sc_flush(c, NULL);
+        snprintf(c->err, sizeof c->err, "%s", err);
     }
-    return SC_OK;
+    return rc;
 }
 
 /* The account key of `name` as the user compares it: the pending (changed)

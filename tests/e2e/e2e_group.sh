@@ -102,7 +102,11 @@ sc_ok dave group send friends "dave says hi"
 receive_json bob "$E2E_DIR/bob.dave.json"
 assert_eq "$(count_message_bodies "$E2E_DIR/bob.dave.json" "dave says hi")" "1" "bob got dave's message"
 
-log "bob renames the group; then bob leaves"
+log "bob, not an admin, may not rename; alice makes him one; bob renames; then bob leaves"
+sc bob group rename friends "best friends"
+assert_rc 8 "rename by a member who is not an admin"
+sc_ok alice group admin add friends bob
+receive_json bob "$E2E_DIR/bob.admin.json"
 sc_ok bob group rename friends "best friends"
 receive_json alice "$E2E_DIR/alice.ren.json"
 assert_eq "$(events group "$E2E_DIR/alice.ren.json" | jfield group.name | tail -n 1)" "best friends" \

@@ -10,7 +10,9 @@
 #    (stderr), reconnects ("reconnected after N s" on stdout) and
 #    countersigns again, so an account registered after the restart is
 #    published;
-#  - SIGTERM ends `run` with exit 0.
+#  - SIGTERM ends `run` with exit 0;
+#  - `sotto --json kt check` before the auditor ran: published false, counter
+#    null and a reason; `kt check USER` of a user not pinned: matches null.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -29,8 +31,16 @@ server_restart "${SRV_OPTS[@]}"
 register alice
 sc_ok alice kt auditor add "$aud_key"
 
-timeout -k 2 120 "$AUDITOR" run --dir "$AUD_DIR" --interval 0.25 \
-    >"$E2E_DIR/aud.out" 2>"$E2E_DIR/aud.err" &
+log "before the auditor ran: alice's own entry cannot be checked, and --json says why"
+sc alice --json kt check
+assert_rc 0 "kt check (own) before the auditor ran"
+assert_eq "$(jfield published <"$E2E_DIR/last.out")" "false" "own entry published"
+grep -q '"counter":null' "$E2E_DIR/last.out" || fail "counter not null: $(cat "$E2E_DIR/last.out")"
+grep -q '"reason":"waiting until the key directory publishes alice' "$E2E_DIR/last.out" ||
+    fail "no reason in $(cat "$E2E_DIR/last.out")"
+
+# not under `timeout`: the cleanup's SIGKILL must reach the auditor itself
+"$AUDITOR" run --dir "$AUD_DIR" --interval 0.25 >"$E2E_DIR/aud.out" 2>"$E2E_DIR/aud.err" &
 AUD_PID=$!
 E2E_BG_PIDS+=("$AUD_PID")
 
@@ -48,6 +58,9 @@ published() {
 log "auditor connections closed by the server's auth timeout (1 s): no warnings"
 register bob
 published bob
+assert_eq "$(jfield pinned <"$E2E_DIR/last.out")" "false" "bob pinned by alice"
+grep -q '"matches":null' "$E2E_DIR/last.out" ||
+    fail "matches not null with nothing pinned: $(cat "$E2E_DIR/last.out")"
 sleep 4 # four auth timeouts at least
 register carol
 published carol

@@ -420,6 +420,56 @@ static void write_seeds(const char *dir)
     ct.sync = &sync;
     write_content(dir, "sync_sent", &ct);
 
+    {
+        /* a link-sync part (client/core/linksync.c): a contact, a group and
+         * a history row */
+        static uint8_t akey[33] = {0x05, 0x11, 0x22};
+        Sotto__Content__SyncMessage__LinkSync ls = SOTTO__CONTENT__SYNC_MESSAGE__LINK_SYNC__INIT;
+        Sotto__Content__SyncMessage__LinkSync__Contact lc =
+            SOTTO__CONTENT__SYNC_MESSAGE__LINK_SYNC__CONTACT__INIT;
+        Sotto__Content__SyncMessage__LinkSync__Group lg =
+            SOTTO__CONTENT__SYNC_MESSAGE__LINK_SYNC__GROUP__INIT;
+        Sotto__Content__SyncMessage__LinkSync__HistoryRow lh =
+            SOTTO__CONTENT__SYNC_MESSAGE__LINK_SYNC__HISTORY_ROW__INIT;
+        Sotto__Content__SyncMessage__LinkSync__Contact *lcs[1] = {&lc};
+        Sotto__Content__SyncMessage__LinkSync__Group *lgs[1] = {&lg};
+        Sotto__Content__SyncMessage__LinkSync__HistoryRow *lhs[1] = {&lh};
+        Sotto__Content__SyncMessage ls_sync = SOTTO__CONTENT__SYNC_MESSAGE__INIT;
+
+        lc.name = "bob";
+        lc.account_key.data = akey;
+        lc.account_key.len = sizeof akey;
+        lc.verified = true;
+        lg.id.data = gid;
+        lg.id.len = sizeof gid;
+        lg.name = "friends";
+        lg.members = members;
+        lg.n_members = 3;
+        lg.active = true;
+        lh.conv_kind = "group";
+        lh.conv = "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf";
+        lh.sender = "bob";
+        lh.sender_device = 1;
+        lh.timestamp = 1796013758700ull;
+        lh.server_ts = 1796013758701ull;
+        lh.kind = "text";
+        lh.body = "m2 from bob";
+        ls.target_device_id = 2;
+        ls.sync_id = ct.timestamp;
+        ls.sequence = 1;
+        ls.total = 1;
+        ls.history_days = 30;
+        ls.contacts = lcs;
+        ls.n_contacts = 1;
+        ls.groups = lgs;
+        ls.n_groups = 1;
+        ls.history = lhs;
+        ls.n_history = 1;
+        ls_sync.link_sync = &ls;
+        ct.sync = &ls_sync;
+        write_content(dir, "sync_link", &ct);
+    }
+
     ct.sync = NULL;
     rc.type = SOTTO__CONTENT__RECEIPT_MESSAGE__TYPE__READ;
     rc.timestamps = rts;

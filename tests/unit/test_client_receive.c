@@ -275,11 +275,21 @@ static void test_undecryptable(void **state)
     /* the same envelope again: nothing new */
     assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
     assert_int_equal(ev.n, 1);
+    /* the same ciphertext under another envelope id within the hour (a
+     * replay): a notice saying a reset was already requested, no second
+     * reset queued (docs/protocol.md "Retry requests") */
+    e.id[0] = 11;
+    assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
+    assert_int_equal(ev.n, 2);
+    assert_string_equal(ev.notice, "undecryptable_reset_pending");
+    assert_int_equal(count(bob, "SELECT count(*) FROM client_outgoing WHERE destination ="
+                                " 'mallory'"),
+                     1);
     /* unsupported type: a notice, no crash */
     e.id[0] = 10;
     e.type = 99;
     assert_int_equal(sc_process_envelope(bob, &e, false, collect, &ev), SC_OK);
-    assert_int_equal(ev.n, 2);
+    assert_int_equal(ev.n, 3);
     assert_string_equal(ev.notice, "unsupported");
     sc_close(bob);
 }
@@ -325,7 +335,7 @@ static void test_groups(void **state)
     Sotto__Content__Content ct = SOTTO__CONTENT__CONTENT__INIT;
     Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
     Sotto__Content__GroupContext gc = SOTTO__CONTENT__GROUP_CONTEXT__INIT;
-    char *m3[] = {"galice", "gbob", "gcarol"}, *m2[] = {"galice", "gbob"};
+    char *m3[] = {"galice", "gbob", "gcarol"}, *m2[] = {"galice", "gbob"}, *adm[] = {"galice"};
     uint8_t gid[16];
     events ev;
     (void)state;
@@ -337,24 +347,39 @@ static void test_groups(void **state)
     gc.id.data = gid;
     gc.id.len = 16;
 
-    /* a DELIVER for an unknown group: nothing */
+    /* a DELIVER for an unknown group: shown under the group's id (never
+     * dropped); carol asks bob for the group's state (a REQUEST_STATE
+     * queued for gbob), once a minute */
     gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__DELIVER;
+    gc.revision = 1;
     dm.body = "early";
     dm.group = &gc;
     ct.data = &dm;
     ct.timestamp = 1;
     assert_int_equal(deliver(bob, carol, &ct, 1, &ev), SC_OK);
-    assert_int_equal(ev.n, 0);
+    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.kind, SC_EV_MESSAGE);
+    assert_memory_equal(ev.body, "early", 5);
+    assert_int_equal(
+        count(carol, "SELECT count(*) FROM client_outgoing WHERE destination = 'gbob'"), 1);
+    dm.body = "early 2";
+    ct.timestamp = 6;
+    assert_int_equal(deliver(bob, carol, &ct, 6, &ev), SC_OK);
+    assert_int_equal(ev.n, 2);
+    assert_int_equal(
+        count(carol, "SELECT count(*) FROM client_outgoing WHERE destination = 'gbob'"), 1);
 
-    /* alice creates the group with bob and carol */
+    /* alice creates the group with bob and carol (alice its admin) */
     gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE;
     gc.name = "Caf\xc3\xa9";
     gc.members = m3;
     gc.n_members = 3;
+    gc.admins = adm;
+    gc.n_admins = 1;
     dm.body = "";
     ct.timestamp = 2;
     assert_int_equal(deliver(alice, carol, &ct, 2, &ev), SC_OK);
-    assert_int_equal(ev.n, 1);
+    assert_int_equal(ev.n, 3);
     assert_int_equal(ev.kind, SC_EV_GROUP);
     assert_string_equal(ev.action, "create");
     assert_int_equal(ev.n_members, 3);
@@ -365,25 +390,49 @@ static void test_groups(void **state)
     dm.body = "hello group";
     ct.timestamp = 3;
     assert_int_equal(deliver(bob, carol, &ct, 3, &ev), SC_OK);
-    assert_int_equal(ev.n, 2);
+    assert_int_equal(ev.n, 4);
     assert_int_equal(ev.kind, SC_EV_MESSAGE);
     assert_memory_equal(ev.body, "hello group", 11);
+
+    /* bob, not an admin, renames: refused with a notice */
+    gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE;
+    gc.members = m3;
+    gc.n_members = 3;
+    gc.name = "bob's";
+    gc.revision = 2;
+    dm.body = "";
+    ct.timestamp = 7;
+    assert_int_equal(deliver(bob, carol, &ct, 7, &ev), SC_OK);
+    assert_int_equal(ev.n, 5);
+    assert_int_equal(ev.kind, SC_EV_NOTICE);
+    assert_int_equal(count(carol, "SELECT count(*) FROM client_groups WHERE name = 'bob''s'"), 0);
+    /* alice's change with a revision not above carol's (a replay): refused */
+    gc.name = "Caf\xc3\xa9 old";
+    gc.revision = 1;
+    ct.timestamp = 8;
+    assert_int_equal(deliver(alice, carol, &ct, 8, &ev), SC_OK);
+    assert_int_equal(ev.n, 6);
+    assert_int_equal(ev.kind, SC_EV_NOTICE);
+    assert_int_equal(count(carol, "SELECT revision FROM client_groups"), 1);
+    gc.name = "Caf\xc3\xa9";
 
     /* alice removes carol: carol sees "removed", then nothing from the group */
     gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__UPDATE;
     gc.members = m2;
     gc.n_members = 2;
+    gc.revision = 2;
     dm.body = "";
     ct.timestamp = 4;
     assert_int_equal(deliver(alice, carol, &ct, 4, &ev), SC_OK);
-    assert_int_equal(ev.n, 3);
+    assert_int_equal(ev.n, 7);
     assert_string_equal(ev.action, "removed");
+    assert_int_equal(count(carol, "SELECT revision FROM client_groups"), 2);
     gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__DELIVER;
     gc.n_members = 0;
     dm.body = "after removal";
     ct.timestamp = 5;
     assert_int_equal(deliver(bob, carol, &ct, 5, &ev), SC_OK);
-    assert_int_equal(ev.n, 3);
+    assert_int_equal(ev.n, 7);
     assert_int_equal(count(carol, "SELECT active FROM client_groups"), 0);
     sc_close(alice);
     sc_close(bob);
@@ -398,6 +447,7 @@ static void test_group_non_member_update_ignored(void **state)
     Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
     Sotto__Content__GroupContext gc = SOTTO__CONTENT__GROUP_CONTEXT__INIT;
     char *m2[] = {"nalice", "ncarol"}, *mm[] = {"nalice", "ncarol", "nmallory"};
+    char *adm[] = {"nalice"};
     uint8_t gid[16];
     events ev;
     (void)state;
@@ -412,6 +462,9 @@ static void test_group_non_member_update_ignored(void **state)
     gc.name = "g";
     gc.members = m2;
     gc.n_members = 2;
+    gc.admins = adm;
+    gc.n_admins = 1;
+    gc.revision = 1;
     dm.body = "";
     dm.group = &gc;
     ct.data = &dm;
@@ -421,6 +474,7 @@ static void test_group_non_member_update_ignored(void **state)
     /* mallory, not a member, tries to add itself and to talk */
     gc.members = mm;
     gc.n_members = 3;
+    gc.revision = 2;
     ct.timestamp = 11;
     assert_int_equal(deliver(mallory, carol, &ct, 2, &ev), SC_OK);
     gc.type = SOTTO__CONTENT__GROUP_CONTEXT__TYPE__DELIVER;
@@ -437,6 +491,7 @@ static void test_group_non_member_update_ignored(void **state)
     gc.name = "junk";
     gc.members = &mm[2]; /* {nmallory}: the sender is in it, carol is not */
     gc.n_members = 1;
+    gc.admins = &mm[2];
     dm.body = "";
     ct.timestamp = 13;
     assert_int_equal(deliver(mallory, carol, &ct, 4, &ev), SC_OK);

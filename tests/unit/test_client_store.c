@@ -35,6 +35,8 @@ static const char *const fixtures[] = {
     "client-store-v1.db", /* commit c810c49 (unversioned = v1) */
     "client-store-v2.db", /* the client-core redesign (issue 7) */
     "client-store-v3.db", /* commit fcc230d (client accounts, issue 8) */
+    "client-store-v4.db", /* commit eb0858a (key transparency, issue 9) */
+    "client-store-v5.db", /* issue 10 work tree before schema v6 (daemon subscribers) */
 };
 
 static char tmpdir[256];
@@ -283,8 +285,43 @@ static void migrate_one(const char *fixture)
     memset(&ev, 0, sizeof ev);
     assert_int_equal(sc_emit_pending(c, collect, &ev), SC_OK);
     assert_int_equal(ev.n, 0);
-    /* v4: the key-transparency tables exist, empty, and take rows */
+    /* v6: a group of an older store has revision 0, no admins and is open
+     * (everyone may change it, as before); it takes a revision and admins */
     {
+        uint8_t gid[SC_GROUP_ID_BYTES];
+        uint64_t rev = 9;
+        bool open = false;
+        char **admins = NULL, *who[1] = {(char *)"alice"};
+        size_t na = 9;
+        assert_int_equal(sc_group_resolve(c, "Fixture group \xe2\x98\x95", gid), SC_OK);
+        assert_int_equal(sc_group_meta(c, gid, &rev, &open), SC_OK);
+        assert_int_equal(rev, 0);
+        assert_true(open);
+        assert_int_equal(sc_group_admins(c, gid, &admins, &na), SC_OK);
+        assert_int_equal(na, 0);
+        assert_int_equal(sc_group_set_admins(c, gid, who, 1), SC_OK);
+        assert_int_equal(sc_group_set_meta(c, gid, 4, false), SC_OK);
+        assert_int_equal(sc_group_meta(c, gid, &rev, &open), SC_OK);
+        assert_int_equal(rev, 4);
+        assert_false(open);
+        assert_int_equal(sc_group_admins(c, gid, &admins, &na), SC_OK);
+        assert_int_equal(na, 1);
+        assert_string_equal(admins[0], "alice");
+        sc_strv_free(admins, na);
+        /* back as it was: the reopening check below expects the fixture */
+        assert_int_equal(sc_group_set_admins(c, gid, NULL, 0), SC_OK);
+        assert_int_equal(sc_group_set_meta(c, gid, 0, true), SC_OK);
+    }
+    /* v4: the key-transparency tables exist, empty, and take rows; a store
+     * written by a v4 client (or later: v5) keeps the tree head it held */
+    if (strstr(fixture, "-v4.db") != NULL || strstr(fixture, "-v5.db") != NULL) {
+        uint8_t *head = NULL;
+        size_t len = 0;
+        assert_int_equal(sc_kt_head_get(c, &head, &len, NULL), SC_OK);
+        assert_true(len > 0);
+        free(head);
+        assert_int_equal(sc_kt_own_set(c, 3, 2, 1234), SC_OK);
+    } else {
         uint8_t *head = NULL, hash[32];
         size_t len = 0, n = 1;
         uint64_t a = 1, b = 1, t = 1;
@@ -383,6 +420,77 @@ static void test_future_version_refused(void **state)
     }
     free(before);
     free(after);
+}
+
+/* ------------------------------------------------------------ daemon subscribers (v5) */
+
+typedef struct sub_evs {
+    int64_t id[8];
+    char body[8][64];
+    size_t n;
+} sub_evs;
+
+static void collect_sub(void *ud, const sc_event *ev)
+{
+    sub_evs *x = ud;
+    if (x->n < 8) {
+        x->id[x->n] = ev->id;
+        snprintf(x->body[x->n], sizeof x->body[0], "%s", ev->body);
+        x->n++;
+    }
+}
+
+/* The v4 fixture migrated to v5: a subscriber's unacknowledged events are
+ * the rows a receive hands out (received, not alice's own sends or group
+ * creation), out-of-order acks move the mark only over what is acked,
+ * and all of it survives closing the store. */
+static void test_subscribers(void **state)
+{
+    char home[300], db[700], err[256];
+    sc_client *c = NULL;
+    sub_evs e;
+    int64_t upto = -1;
+    size_t n = 0;
+
+    (void)state;
+    install("client-store-v4.db", home, sizeof home, db, sizeof db);
+    assert_int_equal(open_alice(home, &c, err, sizeof err), SC_OK);
+    assert_int_equal(sc_subscriber_ack(c, "bot", NULL, 0, 1, &upto), SC_E_NOT_FOUND);
+    assert_int_equal(sc_subscriber_open(c, "", 0, &upto), SC_E_USAGE);
+    assert_int_equal(sc_subscriber_open(c, "bot", 0, &upto), SC_OK);
+    assert_int_equal(upto, 0);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(sc_subscriber_unacked(c, "bot", collect_sub, &e, &n), SC_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(e.n, 2);
+    assert_string_equal(e.body[0], "Hi Alice,\ntwo lines");
+    assert_string_equal(e.body[1], "group hello from bob");
+    assert_true(e.id[0] < e.id[1]);
+    /* the second acked first: the mark stays below the first */
+    assert_int_equal(sc_subscriber_ack(c, "bot", &e.id[1], 1, 0, &upto), SC_OK);
+    assert_int_equal(upto, e.id[0] - 1);
+    sc_close(c);
+    assert_int_equal(open_alice(home, &c, err, sizeof err), SC_OK);
+    /* opening again keeps the subscriber's mark (start is ignored) */
+    assert_int_equal(sc_subscriber_open(c, "bot", 999, &upto), SC_OK);
+    assert_int_equal(upto, e.id[0] - 1);
+    {
+        sub_evs f;
+        memset(&f, 0, sizeof f);
+        assert_int_equal(sc_subscriber_unacked(c, "bot", collect_sub, &f, &n), SC_OK);
+        assert_int_equal(n, 1);
+        assert_int_equal(f.id[0], e.id[0]);
+    }
+    /* now the first: everything is acknowledged, the mark is the newest row */
+    assert_int_equal(sc_subscriber_ack(c, "bot", &e.id[0], 1, 0, &upto), SC_OK);
+    assert_true(upto >= e.id[1]);
+    assert_int_equal(sc_subscriber_unacked(c, "bot", collect_sub, &e, &n), SC_OK);
+    assert_int_equal(n, 0);
+    /* another subscriber is independent; one starting at a mark sees nothing older */
+    assert_int_equal(sc_subscriber_open(c, "other", e.id[0], &upto), SC_OK);
+    assert_int_equal(sc_subscriber_unacked(c, "other", collect_sub, &e, &n), SC_OK);
+    assert_int_equal(n, 1);
+    sc_close(c);
 }
 
 /* ------------------------------------------------------------ pending claims */
@@ -726,7 +834,7 @@ int main(void)
         cmocka_unit_test(test_fixtures_migrate),       cmocka_unit_test(test_new_store_is_current),
         cmocka_unit_test(test_future_version_refused), cmocka_unit_test(test_pending_claims),
         cmocka_unit_test(test_nested_transactions),    cmocka_unit_test(test_kt_tables),
-        cmocka_unit_test(test_held_waiting),
+        cmocka_unit_test(test_held_waiting),           cmocka_unit_test(test_subscribers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
