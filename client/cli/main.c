@@ -2868,17 +2868,23 @@ static int take_lock(sc_client *c, const command *cmd, int argc, char **argv, bo
         return EXIT_OK;
     snprintf(what, sizeof what, "sotto %s", cmd->name);
     rc = sc_lock(c, what, &h);
-    if (rc == SC_E_BUSY && strcmp(h.command, "sotto daemon") == 0 &&
-        (strcmp(cmd->name, "receive") == 0 || strcmp(cmd->name, "listen") == 0) &&
-        sotto_daemon_socket_path(sock, sizeof sock)) {
+    /* forward only to the daemon that holds THIS account's lock: the socket
+     * it recorded in the lock file (never just whatever daemon answers on
+     * the default path: another data directory's daemon would send as the
+     * wrong account) */
+    if (rc == SC_E_BUSY && strcmp(h.command, "sotto daemon") == 0 && h.socket[0] != '\0')
+        snprintf(sock, sizeof sock, "%s", h.socket);
+    else
+        sock[0] = '\0';
+    if (rc == SC_E_BUSY && sock[0] != '\0' &&
+        (strcmp(cmd->name, "receive") == 0 || strcmp(cmd->name, "listen") == 0)) {
         int rrc = receive_via_daemon(sock, strcmp(cmd->name, "listen") == 0, argc);
         if (rrc >= 0) {
             *forwarded = true;
             return rrc;
         }
     }
-    if (rc == SC_E_BUSY && strcmp(h.command, "sotto daemon") == 0 && forwardable(cmd) &&
-        sotto_daemon_socket_path(sock, sizeof sock)) {
+    if (rc == SC_E_BUSY && sock[0] != '\0' && forwardable(cmd)) {
         char **fargv = calloc((size_t)argc + 2, sizeof *fargv);
         if (fargv != NULL) {
             fargv[0] = (char *)cmd->name;

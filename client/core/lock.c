@@ -28,7 +28,7 @@
 
 static void read_holder(int fd, sc_lock_holder *h)
 {
-    char buf[160];
+    char buf[320];
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
     char *nl;
 
@@ -47,6 +47,34 @@ static void read_holder(int fd, sc_lock_holder *h)
     for (size_t i = 0; i < len; i++)
         h->command[i] = (nl[i] >= 0x20 && nl[i] < 0x7f) ? nl[i] : '?';
     h->command[len] = '\0';
+    /* third line, written by sc_lock_note_socket: "socket PATH" */
+    nl = strchr(nl, '\n');
+    if (nl == NULL || strncmp(nl + 1, "socket /", 8) != 0)
+        return;
+    nl += 8;
+    len = strcspn(nl, "\n");
+    if (len > 0 && len < sizeof h->socket && nl[len] == '\n') {
+        memcpy(h->socket, nl, len);
+        h->socket[len] = '\0';
+    }
+}
+
+int sc_lock_note_socket(sc_client *c, const char *socket_path)
+{
+    char line[256];
+    int n;
+
+    if (c->lock_fd < 0)
+        return sc_fail(c, SC_E_STATE, "the account lock is not held");
+    if (socket_path == NULL || socket_path[0] != '/' || strchr(socket_path, '\n') ||
+        strlen(socket_path) >= sizeof(((sc_lock_holder *)0)->socket))
+        return sc_fail(c, SC_E_USAGE, "the daemon socket path must be absolute and short");
+    n = snprintf(line, sizeof line, "%ld\nsotto daemon\nsocket %s\n", (long)getpid(), socket_path);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return sc_fail(c, SC_E_USAGE, "the daemon socket path is too long");
+    if (ftruncate(c->lock_fd, 0) != 0 || pwrite(c->lock_fd, line, (size_t)n, 0) != (ssize_t)n)
+        return sc_fail(c, SC_E_STORE, "cannot write the account lock file: %s", strerror(errno));
+    return SC_OK;
 }
 
 int sc_lock(sc_client *c, const char *command, sc_lock_holder *holder)

@@ -87,6 +87,7 @@ const char *sc_account_dir(const sc_client *c);
 typedef struct sc_lock_holder {
     long pid;         /* 0 when unknown */
     char command[64]; /* "" when unknown; printable ASCII */
+    char socket[108]; /* the holder's daemon socket (absolute path), "" when none */
 } sc_lock_holder;
 /* Takes the lock for this process (held until sc_unlock or sc_close; a
  * second call is a no-op). SC_OK; SC_E_BUSY when another process holds it
@@ -95,6 +96,12 @@ typedef struct sc_lock_holder {
 int sc_lock(sc_client *c, const char *command, sc_lock_holder *holder);
 /* Releases the lock (no-op when not held). */
 void sc_unlock(sc_client *c);
+/* The daemon, holding the lock: records the absolute path of the socket it
+ * serves next to its pid, so that a CLI process of this account forwards to
+ * exactly that daemon (never to another daemon on the default path). SC_OK,
+ * SC_E_USAGE (not absolute, too long, a newline), SC_E_STATE (lock not held),
+ * SC_E_STORE. */
+int sc_lock_note_socket(sc_client *c, const char *socket_path);
 
 /*
  * For a front end that runs sc_receive(stay = true) and must do other work

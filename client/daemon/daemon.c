@@ -26,6 +26,10 @@
  * it takes its answers: a client that never reads cannot make the daemon
  * buffer without bound */
 #define MAX_PENDING_OUT (1024u * 1024)
+/* A connection whose unread output grows past this (a subscriber that stopped
+ * reading: events keep coming) is closed; its unacknowledged events are
+ * redelivered when it subscribes again, so nothing is lost. */
+#define MAX_UNREAD_OUT (64u * 1024 * 1024)
 
 typedef struct conn {
     uint64_t id;
@@ -197,6 +201,7 @@ static int make_parent(const char *path)
 static int listen_socket(const char *path, bool *busy)
 {
     struct sockaddr_un sa;
+    struct stat st;
     int fd;
 
     *busy = false;
@@ -220,6 +225,10 @@ static int listen_socket(const char *path, bool *busy)
         return -1;
     }
     close(fd);
+    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        fprintf(stderr, "sotto daemon: %s exists and is not a socket: not replacing it\n", path);
+        return -1;
+    }
     (void)unlink(path); /* a stale socket of a daemon that died */
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
@@ -390,6 +399,22 @@ int sotto_daemon_main(int argc, char **argv, const sc_options *opt_in)
         if (lfd < 0)
             rc = busy ? SOTTO_DAEMON_EXIT_BUSY : 1;
     }
+    if (rc == 0 && !no_socket) {
+        /* each account's lock names this socket, so its CLI forwards here
+         * and nowhere else (a relative --socket is made absolute) */
+        char abs[sizeof sock + 4096];
+        char cwd[4096];
+        if (sock[0] == '/')
+            snprintf(abs, sizeof abs, "%s", sock);
+        else if (getcwd(cwd, sizeof cwd) != NULL)
+            snprintf(abs, sizeof abs, "%s/%s", cwd, sock);
+        else
+            abs[0] = '\0';
+        for (size_t i = 0; i < n_clients && abs[0]; i++)
+            if (sc_lock_note_socket(clients[i], abs) != SC_OK)
+                fprintf(stderr, "sotto daemon: %s: %s (the CLI will not forward to it)\n",
+                        sc_account_name(clients[i]), sc_errmsg(clients[i]));
+    }
     if (rc != 0) {
         for (size_t i = 0; i < n_clients; i++)
             sc_close(clients[i]);
@@ -421,7 +446,9 @@ int sotto_daemon_main(int argc, char **argv, const sc_options *opt_in)
     }
 
     while (!g_quit) {
-        struct pollfd pf[MAX_CONNS + 3];
+        /* signal pipe, output pipe, listener, each connection's input, and
+         * stdout for the stdio connection (its output fd is its own) */
+        struct pollfd pf[MAX_CONNS + 4];
         size_t np = 0;
         uint64_t cid;
         char *text;
@@ -442,6 +469,13 @@ int sotto_daemon_main(int argc, char **argv, const sc_options *opt_in)
         for (size_t i = 0; i < n_conns;) {
             conn *c = conns[i];
             bool ok = c->out_len == 0 || conn_write(c);
+            if (ok && c->out_len - c->out_off > MAX_UNREAD_OUT) {
+                fprintf(stderr,
+                        "sotto daemon: closing a connection that has not read %zu bytes of"
+                        " answers and events (they are redelivered when it subscribes again)\n",
+                        c->out_len - c->out_off);
+                ok = false;
+            }
             if (!ok || (c->eof && c->out_len == 0 && (c->id != 1 || dm_idle(d)))) {
                 if (c->id == 1 && lfd < 0)
                     g_quit = 1; /* stdio only: its end is the daemon's end */

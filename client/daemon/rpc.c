@@ -1090,8 +1090,8 @@ static json_t *m_ack(dm_account *a, dm_call *call, int *code, char *msg, size_t 
     if (beyond > newest) {
         free(list);
         *code = RPC_INVALID_PARAMS;
-        snprintf(msg, cap, "event %lld does not exist yet (the newest is %lld)",
-                 (long long)beyond, (long long)newest);
+        snprintf(msg, cap, "event %lld does not exist yet (the newest is %lld)", (long long)beyond,
+                 (long long)newest);
         return NULL;
     }
     rc = sc_subscriber_ack(a->c, name, list, n, has_upto ? (int64_t)upto : 0, &now_upto);

@@ -9,8 +9,8 @@
 #
 #   BOT_MESSAGES   messages in all (default 1000)
 #   BOT_RESTARTS   server restarts while they are sent (default 1)
-# The issue's full run (10,000 messages, 2 restarts) is scripts/bench.sh's
-# bot figure: BOT_MESSAGES=10000 BOT_RESTARTS=2 bash tests/e2e/e2e_daemon_bot.sh
+# The issue's full run (10,000 messages, 2 restarts) is the ctest e2e_daemon_bot_10000
+# (label slow), or by hand: BOT_MESSAGES=10000 BOT_RESTARTS=2 bash tests/e2e/e2e_daemon_bot.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
