@@ -316,7 +316,7 @@ static size_t audited_head(sotto_kt_tree_head *h, uint8_t *out, size_t cap)
 {
     sotto_kt_audited_head ah;
     uint8_t sig[SOTTO_KT_SIGNATURE_BYTES];
-    size_t len;
+    size_t len = 0;
 
     memset(h, 0, sizeof *h);
     h->size = sotto_merkle_log_size(B.log);

@@ -71,7 +71,7 @@ struct dm_method {
     bool no_account; /* answered by the daemon itself */
 };
 
-#define MAX_CMDS 3
+#define MAX_CMDS 16
 
 struct dm_call {
     dm_batch *batch;
@@ -579,8 +579,44 @@ static const char *b_update_group(json_t *p, argv_b *c, size_t *n)
         }
         argv_free(&tmp);
     }
+    /* admins (signal-cli's names): one `group admin add|remove` per member */
+    const char *admin_lists[2][2] = {{"admin", "add"}, {"removeAdmin", "remove"}};
+    for (int i = 0; i < 2; i++) {
+        argv_b tmp;
+        memset(&tmp, 0, sizeof tmp);
+        if (!pstrings(p, admin_lists[i][0], &tmp, &cnt)) {
+            argv_free(&tmp);
+            return "admin and removeAdmin: a string or an array of strings";
+        }
+        for (int j = 0; j < tmp.n; j++) {
+            if (k >= MAX_CMDS) {
+                argv_free(&tmp);
+                return "too many changes in one updateGroup call";
+            }
+            push(&c[k], "group");
+            push(&c[k], "admin");
+            push(&c[k], admin_lists[i][1]);
+            push(&c[k], "--");
+            push(&c[k], grp);
+            push(&c[k], tmp.v[j]);
+            k++;
+        }
+        argv_free(&tmp);
+    }
+    json_t *open = json_object_get(p, "open");
+    if (open != NULL) {
+        if (!json_is_boolean(open))
+            return "open is true or false";
+        if (k >= MAX_CMDS)
+            return "too many changes in one updateGroup call";
+        push(&c[k], "group");
+        push(&c[k], json_is_true(open) ? "open" : "close");
+        push(&c[k], "--");
+        push(&c[k], grp);
+        k++;
+    }
     if (k == 0)
-        return "nothing to change: give name, members or removeMembers";
+        return "nothing to change: give name, members, removeMembers, admin, removeAdmin or open";
     *n = k;
     return NULL;
 }

@@ -376,6 +376,24 @@ done
 grep -q 'group "Daemon group"' "$E2E_DIR/last.out" || fail "bob did not get the group"
 grep -q "account carol is in use" "$E2E_DIR/daemon.err" && fail "a CLI call was refused"
 
+log "updateGroup: admins and the open flag (signal-cli's admin / removeAdmin)"
+SOCK="$SOCK" python3 - "$HERE" <<'PY' || fail "updateGroup admin/open"
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from rpc import Rpc, check
+r = Rpc(os.environ["SOCK"])
+m = r.call("updateGroup", {"account": "carol", "groupId": "Daemon group", "admin": ["bob"],
+                           "open": False})
+check("result" in m, "updateGroup admin: %r" % m)
+m = r.call("updateGroup", {"account": "carol", "groupId": "Daemon group", "open": "no"})
+check(m.get("error", {}).get("code") == -32602, "open must be a boolean: %r" % m)
+PY
+sc_ok carol --json group list
+grep '"Daemon group"' "$E2E_DIR/last.out" | grep -q '"admins": *\["bob", *"carol"\]' ||
+    fail "bob is not an admin: $(cat "$E2E_DIR/last.out")"
+grep '"Daemon group"' "$E2E_DIR/last.out" | grep -q '"open": *false' ||
+    fail "the group is not closed: $(cat "$E2E_DIR/last.out")"
+
 log "SIGTERM: the daemon stops, the socket goes, the CLI connects by itself again"
 bg_stop "$DAEMON_PID"
 assert_eq "$RC" "0" "daemon exit code on SIGTERM"

@@ -299,6 +299,8 @@ static void migrate_one(const char *fixture)
         assert_true(open);
         assert_int_equal(sc_group_admins(c, gid, &admins, &na), SC_OK);
         assert_int_equal(na, 0);
+        sc_strv_free(admins, na);
+        admins = NULL;
         assert_int_equal(sc_group_set_admins(c, gid, who, 1), SC_OK);
         assert_int_equal(sc_group_set_meta(c, gid, 4, false), SC_OK);
         assert_int_equal(sc_group_meta(c, gid, &rev, &open), SC_OK);
