@@ -1615,29 +1615,38 @@ int sc_group_upsert(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], const cha
     return q_exec(&q);
 }
 
-int sc_group_set_members(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char *const *m,
-                         size_t n)
+/* In one transaction: `reset` (group id bound) once, then `each` (group id,
+ * name bound) for every name. */
+static int group_member_rows(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], const char *reset,
+                             const char *each, char *const *names, size_t n)
 {
     query q;
     int rc = sc_db_begin(c);
 
     if (rc != SC_OK)
         return rc;
-    rc = q_open(c, &q, "DELETE FROM client_group_members WHERE group_id = ?");
+    rc = q_open(c, &q, reset);
     if (rc == SC_OK) {
         q_blob(&q, id, SC_GROUP_ID_BYTES);
         rc = q_exec(&q);
     }
     for (size_t i = 0; rc == SC_OK && i < n; i++) {
-        rc = q_open(c, &q,
-                    "INSERT OR IGNORE INTO client_group_members(group_id, member) VALUES(?, ?)");
+        rc = q_open(c, &q, each);
         if (rc == SC_OK) {
             q_blob(&q, id, SC_GROUP_ID_BYTES);
-            q_text(&q, m[i]);
+            q_text(&q, names[i]);
             rc = q_exec(&q);
         }
     }
     return tx_end(c, rc);
+}
+
+int sc_group_set_members(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char *const *m,
+                         size_t n)
+{
+    return group_member_rows(
+        c, id, "DELETE FROM client_group_members WHERE group_id = ?",
+        "INSERT OR IGNORE INTO client_group_members(group_id, member) VALUES(?, ?)", m, n);
 }
 
 int sc_group_ids(sc_client *c, uint8_t **ids, size_t *n)
@@ -1749,26 +1758,9 @@ int sc_group_admins(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char ***a
 
 int sc_group_set_admins(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], char *const *a, size_t n)
 {
-    query q;
-    int rc = sc_db_begin(c);
-
-    if (rc != SC_OK)
-        return rc;
-    rc = q_open(c, &q, "UPDATE client_group_members SET admin = 0 WHERE group_id = ?");
-    if (rc == SC_OK) {
-        q_blob(&q, id, SC_GROUP_ID_BYTES);
-        rc = q_exec(&q);
-    }
-    for (size_t i = 0; rc == SC_OK && i < n; i++) {
-        rc = q_open(c, &q,
-                    "UPDATE client_group_members SET admin = 1 WHERE group_id = ? AND member = ?");
-        if (rc == SC_OK) {
-            q_blob(&q, id, SC_GROUP_ID_BYTES);
-            q_text(&q, a[i]);
-            rc = q_exec(&q);
-        }
-    }
-    return tx_end(c, rc);
+    return group_member_rows(
+        c, id, "UPDATE client_group_members SET admin = 0 WHERE group_id = ?",
+        "UPDATE client_group_members SET admin = 1 WHERE group_id = ? AND member = ?", a, n);
 }
 
 int sc_group_ask_due(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], uint64_t min_gap_ms,
