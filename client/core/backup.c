@@ -442,7 +442,8 @@ static int read_small_file(sc_client *c, const char *path, size_t max, uint8_t *
 /* The union of client_contacts and client_accounts, by name, without us. */
 static int export_contacts(sc_client *c, export_state *s)
 {
-    size_t i = 0, j = 0, k = 0, cap;
+    size_t k = 0, cap, np;
+    sc_person *people;
     int rc = sc_contact_list(c, &s->cl, &s->n_cl);
 
     if (rc == SC_OK)
@@ -453,24 +454,19 @@ static int export_contacts(sc_client *c, export_state *s)
     s->contacts = calloc(cap, sizeof *s->contacts);
     s->contact_ptrs = calloc(cap, sizeof *s->contact_ptrs);
     s->rows = calloc(cap, sizeof *s->rows);
-    if (s->contacts == NULL || s->contact_ptrs == NULL || s->rows == NULL)
+    people = calloc(cap, sizeof *people);
+    if (s->contacts == NULL || s->contact_ptrs == NULL || s->rows == NULL || people == NULL) {
+        free(people);
         return sc_fail(c, SC_E_INTERNAL, "out of memory");
-    /* both lists are sorted by name (strcmp order = SQLite's BINARY) */
-    while (i < s->n_cl || j < s->n_names) {
-        int d = i == s->n_cl ? 1 : j == s->n_names ? -1 : strcmp(s->cl[i].name, s->names[j]);
-        const char *name = d <= 0 ? s->cl[i].name : s->names[j];
-        bool verified = d <= 0 && s->cl[i].verified;
+    }
+    np = sc_people_union(s->cl, s->n_cl, s->names, s->n_names, c->username, people);
+    for (size_t p = 0; p < np; p++) {
+        const char *name = people[p].name;
         Sotto__Backup__Contact *ct = &s->contacts[k];
 
-        if (d <= 0)
-            i++;
-        if (d >= 0)
-            j++;
-        if (strcmp(name, c->username) == 0 || !sc_username_valid(name))
-            continue;
         sotto__backup__contact__init(ct);
         ct->name = (char *)name;
-        ct->verified = verified;
+        ct->verified = people[p].verified;
         rc = sc_account_get(c, name, &s->rows[k]);
         if (rc == SC_OK && s->rows[k].has_key) {
             ct->account_key.data = s->rows[k].account_key;
@@ -481,11 +477,13 @@ static int export_contacts(sc_client *c, export_state *s)
                 ct->list_version = s->rows[k].list_version;
             }
         } else if (rc != SC_OK && rc != SC_E_NOT_FOUND) {
+            free(people);
             return rc;
         }
         s->contact_ptrs[k] = ct;
         s->b.n_contacts = ++k; /* export_free clears rows[0..k) */
     }
+    free(people);
     s->b.contacts = s->contact_ptrs;
     return SC_OK;
 }

@@ -33,6 +33,29 @@
 #include "internal.h"
 #include "sotto/error.h"
 
+size_t sc_people_union(const sc_contact_info *cl, size_t n_cl, char *const *names, size_t n_names,
+                       const char *self, sc_person *out)
+{
+    size_t i = 0, j = 0, k = 0;
+
+    while (i < n_cl || j < n_names) {
+        int d = i == n_cl ? 1 : j == n_names ? -1 : strcmp(cl[i].name, names[j]);
+        const char *name = d <= 0 ? cl[i].name : names[j];
+        bool verified = d <= 0 && cl[i].verified;
+
+        if (d <= 0)
+            i++;
+        if (d >= 0)
+            j++;
+        if ((self && strcmp(name, self) == 0) || !sc_username_valid(name))
+            continue;
+        out[k].name = name;
+        out[k].verified = verified;
+        k++;
+    }
+    return k;
+}
+
 void sc_strv_free(char **v, size_t n)
 {
     if (v == NULL)

@@ -266,6 +266,18 @@ int sc_accept_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_ev
  * sender's later ones stay held); a network failure ends the round.
  * SC_OK, or SC_E_STORE. */
 int sc_held_release(sc_client *c, sc_event_cb cb, void *ud);
+/* One person this device knows: a contact, an account with a pinned key, or
+ * both (name borrowed from the lists given to sc_people_union). */
+typedef struct sc_person {
+    const char *name;
+    bool verified;
+} sc_person;
+/* The union by name of `cl` (sc_contact_list) and `names` (sc_account_names),
+ * both sorted by name (strcmp order = SQLite's BINARY), without `self` and
+ * without invalid names, into out (room for n_cl + n_names). Returns how
+ * many. Backups and link syncs export exactly these people. */
+size_t sc_people_union(const sc_contact_info *cl, size_t n_cl, char *const *names, size_t n_names,
+                       const char *self, sc_person *out);
 /* One sender's held envelopes, oldest first, through sc_accept_envelope, each
  * deleted once shown, until one cannot be shown: SC_OK when all were
  * released, else the reason (the rest stay held). `trust` calls it too. */

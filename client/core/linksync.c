@@ -124,7 +124,8 @@ static void sync_data_free(sync_data *s)
  * (both lists are sorted by name: strcmp order = SQLite's BINARY). */
 static int gather_contacts(sc_client *c, sync_data *s)
 {
-    size_t i = 0, j = 0, cap;
+    size_t cap, np;
+    sc_person *people;
     int rc = sc_contact_list(c, &s->cl, &s->n_cl);
 
     if (rc == SC_OK)
@@ -135,24 +136,20 @@ static int gather_contacts(sc_client *c, sync_data *s)
     s->contacts = calloc(cap, sizeof *s->contacts);
     s->contact_ptrs = calloc(cap, sizeof *s->contact_ptrs);
     s->rows = calloc(cap, sizeof *s->rows);
-    if (s->contacts == NULL || s->contact_ptrs == NULL || s->rows == NULL)
+    people = calloc(cap, sizeof *people);
+    if (s->contacts == NULL || s->contact_ptrs == NULL || s->rows == NULL || people == NULL) {
+        free(people);
         return sc_fail(c, SC_E_INTERNAL, "out of memory");
-    while (i < s->n_cl || j < s->n_names) {
-        int d = i == s->n_cl ? 1 : j == s->n_names ? -1 : strcmp(s->cl[i].name, s->names[j]);
-        const char *name = d <= 0 ? s->cl[i].name : s->names[j];
-        bool verified = d <= 0 && s->cl[i].verified;
+    }
+    np = sc_people_union(s->cl, s->n_cl, s->names, s->n_names, c->username, people);
+    for (size_t p = 0; p < np; p++) {
+        const char *name = people[p].name;
         LsContact *ct = &s->contacts[s->nc];
         sc_account_row *row = &s->rows[s->nc];
 
-        if (d <= 0)
-            i++;
-        if (d >= 0)
-            j++;
-        if (strcmp(name, c->username) == 0 || !sc_username_valid(name))
-            continue;
         sotto__content__sync_message__link_sync__contact__init(ct);
         ct->name = (char *)name;
-        ct->verified = verified;
+        ct->verified = people[p].verified;
         rc = sc_account_get(c, name, row);
         if (rc == SC_OK && row->has_key) {
             ct->account_key.data = row->account_key;
@@ -168,10 +165,12 @@ static int gather_contacts(sc_client *c, sync_data *s)
                 ct->verified = false; /* the user has not compared the new key */
             }
         } else if (rc != SC_OK && rc != SC_E_NOT_FOUND) {
+            free(people);
             return rc;
         }
         s->contact_ptrs[s->nc++] = ct; /* sync_data_free clears rows[0..nc) */
     }
+    free(people);
     return SC_OK;
 }
 

@@ -915,13 +915,45 @@ int sc_msg_get(sc_client *c, int64_t rowid, sc_msg *out)
     return rc;
 }
 
+/* Every row of an opened, bound MSG_COLS query (at most `max`) into a
+ * malloc'd list (sc_msg_list_free); the query is closed. */
+static int msg_rows(sc_client *c, query *q, size_t max, sc_msg **out, size_t *n)
+{
+    sc_msg *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int r = 0;
+
+    while (cnt < max && (r = q_step(q)) == 1) {
+        if (cnt == cap) {
+            sc_msg *nv;
+            cap = cap ? cap * 2 : 16;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL) {
+                r = nomem(c);
+                break;
+            }
+            v = nv;
+        }
+        r = msg_from_row(q, &v[cnt]);
+        if (r != SC_OK)
+            break;
+        cnt++;
+    }
+    q_close(q);
+    if (r < 0) {
+        sc_msg_list_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+}
+
 int sc_msg_history(sc_client *c, const char *conv_kind, const char *conv, size_t limit,
                    sc_msg **out, size_t *n)
 {
     query q;
-    sc_msg *v = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc, r;
+    int rc;
 
     *out = NULL;
     *n = 0;
@@ -933,30 +965,7 @@ int sc_msg_history(sc_client *c, const char *conv_kind, const char *conv, size_t
     q_text(&q, conv_kind);
     q_text(&q, conv);
     q_i64(&q, limit && limit <= INT64_MAX ? (int64_t)limit : -1);
-    while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            sc_msg *nv;
-            cap = cap ? cap * 2 : 16;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL) {
-                r = nomem(c);
-                break;
-            }
-            v = nv;
-        }
-        r = msg_from_row(&q, &v[cnt]);
-        if (r != SC_OK)
-            break;
-        cnt++;
-    }
-    q_close(&q);
-    if (r < 0) {
-        sc_msg_list_free(v, cnt);
-        return r;
-    }
-    *out = v;
-    *n = cnt;
-    return SC_OK;
+    return msg_rows(c, &q, SIZE_MAX, out, n);
 }
 
 int sc_msg_set_extra(sc_client *c, int64_t rowid, const char *extra)
@@ -2155,9 +2164,7 @@ int sc_account_import(sc_client *c, const char *name, const uint8_t key[SC_ACCOU
 int sc_msg_page(sc_client *c, int64_t after_id, size_t limit, sc_msg **out, size_t *n)
 {
     query q;
-    sc_msg *v = NULL;
-    size_t cnt = 0;
-    int rc, r = 0;
+    int rc;
 
     *out = NULL;
     *n = 0;
@@ -2168,25 +2175,7 @@ int sc_msg_page(sc_client *c, int64_t after_id, size_t limit, sc_msg **out, size
         return rc;
     q_i64(&q, after_id);
     q_i64(&q, (int64_t)limit);
-    v = calloc(limit, sizeof *v);
-    if (v == NULL) {
-        q_close(&q);
-        return nomem(c);
-    }
-    while (cnt < limit && (r = q_step(&q)) == 1) {
-        r = msg_from_row(&q, &v[cnt]);
-        if (r != SC_OK)
-            break;
-        cnt++;
-    }
-    q_close(&q);
-    if (r < 0) {
-        sc_msg_list_free(v, cnt);
-        return r;
-    }
-    *out = v;
-    *n = cnt;
-    return SC_OK;
+    return msg_rows(c, &q, limit, out, n);
 }
 
 int sc_store_is_empty(sc_client *c, bool *empty)
@@ -2618,9 +2607,7 @@ int sc_sub_open(sc_client *c, const char *name, int64_t start, int64_t *acked_up
 int sc_sub_unacked(sc_client *c, const char *name, uint32_t own_device, sc_msg **out, size_t *n)
 {
     query q;
-    sc_msg *v = NULL;
-    size_t cnt = 0, cap = 0;
-    int rc, r;
+    int rc;
 
     *out = NULL;
     *n = 0;
@@ -2633,30 +2620,7 @@ int sc_sub_unacked(sc_client *c, const char *name, uint32_t own_device, sc_msg *
     q_text(&q, name);
     q_i64(&q, own_device);
     q_text(&q, name);
-    while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            sc_msg *nv;
-            cap = cap ? cap * 2 : 16;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL) {
-                r = nomem(c);
-                break;
-            }
-            v = nv;
-        }
-        r = msg_from_row(&q, &v[cnt]);
-        if (r != SC_OK)
-            break;
-        cnt++;
-    }
-    q_close(&q);
-    if (r < 0) {
-        sc_msg_list_free(v, cnt);
-        return r;
-    }
-    *out = v;
-    *n = cnt;
-    return SC_OK;
+    return msg_rows(c, &q, SIZE_MAX, out, n);
 }
 
 /* One transaction: the acks, then acked_upto moves up to just below the
