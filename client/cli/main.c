@@ -283,6 +283,164 @@ static void cli_acked(const sc_event *ev)
         (void)sc_subscriber_ack(g.ack_cli, SOTTO_DAEMON_CLI_SUBSCRIBER, &ev->id, 1, 0, NULL);
 }
 
+/* Issue 11: the fields of everyday messaging in an event's JSON object
+ * (docs/cli.md "Everyday messaging", docs/rpc.md "Events"). */
+static void everyday_json(json_t *o, const sc_event *ev)
+{
+    json_object_set_new(o, "conversation", jstr_or_null(ev->conversation));
+    if (ev->target_author) {
+        json_t *t = json_object();
+        json_object_set_new(t, "author", json_string(ev->target_author));
+        json_object_set_new(t, "timestamp", json_integer((json_int_t)ev->target_timestamp));
+        json_object_set_new(o, "target", t);
+    }
+    switch (ev->kind) {
+    case SC_EV_RECEIPT: {
+        json_t *a = json_array();
+        json_object_set_new(o, "receipt_type", jstr_or_null(ev->receipt_type));
+        for (size_t i = 0; i < ev->n_receipt_timestamps; i++)
+            json_array_append_new(a, json_integer((json_int_t)ev->receipt_timestamps[i]));
+        json_object_set_new(o, "timestamps", a);
+        break;
+    }
+    case SC_EV_TYPING:
+        json_object_set_new(o, "action", json_string(ev->typing_started ? "started" : "stopped"));
+        break;
+    case SC_EV_REACTION:
+        json_object_set_new(o, "emoji", jstr_or_null(ev->emoji));
+        json_object_set_new(o, "remove", json_boolean(ev->reaction_remove));
+        break;
+    default:
+        break;
+    }
+    if (ev->kind == SC_EV_TIMER || ev->expire_timer_s)
+        json_object_set_new(o, "expire_timer", json_integer(ev->expire_timer_s));
+    if (ev->expires_at_ms)
+        json_object_set_new(o, "expires_at", json_integer((json_int_t)ev->expires_at_ms));
+    if (ev->quote_author) {
+        json_t *q = json_object();
+        json_object_set_new(q, "author", json_string(ev->quote_author));
+        json_object_set_new(q, "timestamp", json_integer((json_int_t)ev->quote_timestamp));
+        json_object_set_new(q, "text", jstr_or_null(ev->quote_text));
+        json_object_set_new(o, "quote", q);
+    }
+    if (ev->n_mentions > 0) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < ev->n_mentions; i++) {
+            json_t *m = json_object();
+            json_object_set_new(m, "name", jstr_or_null(ev->mentions[i].name));
+            json_object_set_new(m, "start", json_integer(ev->mentions[i].start));
+            json_object_set_new(m, "length", json_integer(ev->mentions[i].length));
+            json_array_append_new(a, m);
+        }
+        json_object_set_new(o, "mentions", a);
+        json_object_set_new(o, "mentions_me", json_boolean(ev->mentions_me));
+    }
+    if (ev->edited) {
+        json_object_set_new(o, "edited", json_true());
+        json_object_set_new(o, "edited_timestamp", json_integer((json_int_t)ev->edited_timestamp));
+    }
+    if (ev->deleted)
+        json_object_set_new(o, "deleted", json_true());
+    if (ev->request)
+        json_object_set_new(o, "request", json_true());
+    if (ev->kind == SC_EV_MESSAGE)
+        json_object_set_new(o, "read", json_boolean(ev->read_ms != 0));
+    if (ev->display_name)
+        json_object_set_new(o, "display_name", json_string(ev->display_name));
+    if (ev->n_reactions > 0) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < ev->n_reactions; i++) {
+            json_t *r = json_object();
+            json_object_set_new(r, "from", jstr_or_null(ev->reactions[i].reactor));
+            json_object_set_new(r, "emoji", jstr_or_null(ev->reactions[i].emoji));
+            json_object_set_new(r, "timestamp",
+                                json_integer((json_int_t)ev->reactions[i].timestamp));
+            json_array_append_new(a, r);
+        }
+        json_object_set_new(o, "reactions", a);
+    }
+    if (ev->n_receipts > 0) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < ev->n_receipts; i++) {
+            json_t *r = json_object();
+            json_object_set_new(r, "recipient", jstr_or_null(ev->receipts[i].recipient));
+            json_object_set_new(r, "state", jstr_or_null(ev->receipts[i].state));
+            json_object_set_new(r, "at", json_integer((json_int_t)ev->receipts[i].at_ms));
+            json_array_append_new(a, r);
+        }
+        json_object_set_new(o, "receipts", a);
+    }
+}
+
+/* The text line of the issue-11 event kinds; false for the others. */
+static bool everyday_text(const sc_event *ev)
+{
+    char when[32];
+
+    fmt_time(ev->timestamp, when, sizeof when);
+    switch (ev->kind) {
+    case SC_EV_RECEIPT:
+        printf("[%s] ", when);
+        put_str(shown_sender(ev->sender));
+        printf(ev->receipt_type && strcmp(ev->receipt_type, "read") == 0 ? " read" : " received");
+        for (size_t i = 0; i < ev->n_receipt_timestamps; i++)
+            printf(" %llu", (unsigned long long)ev->receipt_timestamps[i]);
+        printf("\n");
+        return true;
+    case SC_EV_TYPING:
+        printf("[%s] ", when);
+        put_str(shown_sender(ev->sender));
+        printf(ev->typing_started ? " is typing" : " stopped typing");
+        if (ev->group_id) {
+            printf(" @ ");
+            put_str(ev->group_name ? ev->group_name : ev->group_id);
+        }
+        printf("\n");
+        return true;
+    case SC_EV_REACTION:
+        printf("[%s] ", when);
+        put_str(shown_sender(ev->sender));
+        if (ev->reaction_remove) {
+            printf(" removed a reaction from ");
+        } else {
+            printf(" reacted ");
+            put_str(ev->emoji ? ev->emoji : "");
+            printf(" to ");
+        }
+        put_str(shown_sender(ev->target_author ? ev->target_author : "?"));
+        printf("'s message %llu\n", (unsigned long long)ev->target_timestamp);
+        return true;
+    case SC_EV_EDIT:
+        printf("[%s] ", when);
+        put_str(shown_sender(ev->sender));
+        printf(" edited %llu: ", (unsigned long long)ev->target_timestamp);
+        put_text(ev->body, ev->body_len);
+        printf("\n");
+        return true;
+    case SC_EV_DELETE:
+        printf("[%s] ", when);
+        put_str(shown_sender(ev->sender));
+        printf(" deleted message %llu\n", (unsigned long long)ev->target_timestamp);
+        return true;
+    case SC_EV_TIMER:
+        printf("[%s] ", when);
+        put_str(shown_sender(ev->sender));
+        if (ev->expire_timer_s)
+            printf(" set disappearing messages to %u s\n", (unsigned)ev->expire_timer_s);
+        else
+            printf(" turned disappearing messages off\n");
+        return true;
+    case SC_EV_READ:
+        printf("[%s] read on another device: ", when);
+        put_str(shown_sender(ev->target_author ? ev->target_author : "?"));
+        printf(" %llu\n", (unsigned long long)ev->target_timestamp);
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void print_event(void *ud, const sc_event *ev)
 {
     char when[32];
@@ -290,10 +448,17 @@ static void print_event(void *ud, const sc_event *ev)
 
     if (g.json) {
         json_t *o = json_object();
-        const char *type = ev->kind == SC_EV_MESSAGE ? "message"
-                           : ev->kind == SC_EV_SENT  ? "outgoing"
-                           : ev->kind == SC_EV_GROUP ? "group"
-                                                     : "notice";
+        const char *type = ev->kind == SC_EV_MESSAGE    ? "message"
+                           : ev->kind == SC_EV_SENT     ? "outgoing"
+                           : ev->kind == SC_EV_GROUP    ? "group"
+                           : ev->kind == SC_EV_RECEIPT  ? "receipt"
+                           : ev->kind == SC_EV_TYPING   ? "typing"
+                           : ev->kind == SC_EV_REACTION ? "reaction"
+                           : ev->kind == SC_EV_EDIT     ? "edit"
+                           : ev->kind == SC_EV_DELETE   ? "delete"
+                           : ev->kind == SC_EV_TIMER    ? "timer"
+                           : ev->kind == SC_EV_READ     ? "read"
+                                                        : "notice";
         json_object_set_new(o, "type", json_string(type));
         json_object_set_new(o, "id", json_integer(ev->id));
         json_object_set_new(o, "from", json_string(ev->sender ? ev->sender : ""));
@@ -334,7 +499,13 @@ static void print_event(void *ud, const sc_event *ev)
             }
             json_object_set_new(o, "attachments", arr);
         }
+        everyday_json(o, ev);
         json_line(o);
+        cli_acked(ev);
+        return;
+    }
+    if (everyday_text(ev)) {
+        output_or_die();
         cli_acked(ev);
         return;
     }
@@ -373,9 +544,53 @@ static void print_event(void *ud, const sc_event *ev)
             printf("[%s] ", when);
             put_str(shown_sender(ev->sender));
         }
+        if (ev->display_name && ev->kind != SC_EV_SENT) {
+            printf(" (");
+            put_str(ev->display_name);
+            printf(")");
+        }
+        if (ev->request)
+            printf(" [request]");
         printf(": ");
-        put_text(ev->body, ev->body_len);
+        if (ev->deleted)
+            printf("(deleted)");
+        else
+            put_text(ev->body, ev->body_len);
+        /* the message id, for replies, reactions, edits and deletes */
+        printf("  #%llu", (unsigned long long)ev->timestamp);
+        if (ev->edited)
+            printf(" (edited)");
+        if (ev->expire_timer_s)
+            printf(" (disappears %us after %s)", (unsigned)ev->expire_timer_s,
+                   ev->kind == SC_EV_SENT ? "sending" : "reading");
         printf("\n");
+        if (ev->quote_author) {
+            printf("  > reply to ");
+            put_str(shown_sender(ev->quote_author));
+            printf(" #%llu: ", (unsigned long long)ev->quote_timestamp);
+            put_str(ev->quote_text ? ev->quote_text : "");
+            printf("\n");
+        }
+        if (ev->n_reactions > 0) {
+            printf("  reactions:");
+            for (size_t i = 0; i < ev->n_reactions; i++) {
+                printf(" ");
+                put_str(ev->reactions[i].emoji ? ev->reactions[i].emoji : "");
+                printf(" ");
+                put_str(shown_sender(ev->reactions[i].reactor ? ev->reactions[i].reactor : "?"));
+            }
+            printf("\n");
+        }
+        if (ev->n_receipts > 0) {
+            printf("  receipts:");
+            for (size_t i = 0; i < ev->n_receipts; i++) {
+                printf(" ");
+                put_str(ev->receipts[i].recipient ? ev->receipts[i].recipient : "?");
+                printf("=");
+                put_str(ev->receipts[i].state ? ev->receipts[i].state : "?");
+            }
+            printf("\n");
+        }
         for (size_t i = 0; i < ev->n_attachments; i++) {
             const sc_attachment_info *a = &ev->attachments[i];
             printf("  attachment: ");

@@ -76,6 +76,15 @@ struct sc_client {
     void (*conn_fn)(void *ud, bool up, const char *why);
     void *conn_ud;
     bool link_syncing; /* linksync.c: sc_link_sync_pending is running */
+    /* issue 11 (everyday.h): the callback of the running sc_receive /
+     * sc_process_envelope (typing events are not stored: emitted straight
+     * to it); a wipe happened: checkpoint and truncate the WAL after the
+     * transaction (sc_store_scrub); typing indicators shown (receipts.c) */
+    sc_event_cb recv_cb;
+    void *recv_ud;
+    bool scrub_due;
+    void *typing;
+    uint64_t everyday_tick_ms; /* last sc_everyday_tick */
     /* groups.c: the per-member outcome of the last group change or group
      * send (sc_group_report); while group_noting is set, sc_flush_ex notes
      * each failed row of the focus message here (sc_group_note) */

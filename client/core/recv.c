@@ -14,9 +14,75 @@
 #include <sodium.h>
 
 #include "api.h"
+#include "everyday.h"
 #include "internal.h"
 #include "retry.h"
 #include "sotto/error.h"
+
+/* The issue-11 parts of a row's extra JSON (everyday.h): quote, mentions,
+ * a reaction's emoji, a receipt's type and timestamps. Strings point into
+ * `extra` (alive during the callback); arrays go into *k. Values of the
+ * wrong type or out of range are left out. */
+static void everyday_fields(sc_client *c, json_t *extra, sc_event *ev, sc_keep *k)
+{
+    json_t *q = json_object_get(extra, "quote");
+    json_t *ms = json_object_get(extra, "mentions");
+    json_t *ts = json_object_get(extra, "timestamps");
+    json_int_t v;
+
+    if (json_is_object(q)) {
+        v = json_integer_value(json_object_get(q, "timestamp"));
+        ev->quote_author = json_string_value(json_object_get(q, "author"));
+        ev->quote_timestamp = v > 0 ? (uint64_t)v : 0;
+        ev->quote_text = json_string_value(json_object_get(q, "text"));
+        if (ev->quote_author == NULL || ev->quote_timestamp == 0)
+            ev->quote_author = NULL, ev->quote_timestamp = 0, ev->quote_text = NULL;
+    }
+    if (json_is_array(ms) && json_array_size(ms) > 0) {
+        size_t n = json_array_size(ms), j = 0;
+        sc_mention *mv = calloc(n, sizeof *mv);
+        for (size_t i = 0; mv && i < n; i++) {
+            json_t *o = json_array_get(ms, i);
+            const char *name = json_string_value(json_object_get(o, "name"));
+            json_int_t st = json_integer_value(json_object_get(o, "start"));
+            json_int_t ln = json_integer_value(json_object_get(o, "length"));
+            if (name == NULL || st < 0 || ln <= 0 || (uint64_t)st + (uint64_t)ln > ev->body_len)
+                continue;
+            mv[j].name = name;
+            mv[j].start = (uint32_t)st;
+            mv[j].length = (uint32_t)ln;
+            if (c->username && strcmp(name, c->username) == 0)
+                ev->mentions_me = true;
+            j++;
+        }
+        if (mv && sc_keep_add(k, mv, NULL) == SC_OK) {
+            ev->mentions = mv;
+            ev->n_mentions = j;
+        }
+    }
+    if (ev->kind == SC_EV_REACTION) {
+        ev->emoji = json_string_value(json_object_get(extra, "emoji"));
+        ev->reaction_remove = json_is_true(json_object_get(extra, "remove"));
+        if (ev->emoji == NULL)
+            ev->emoji = "";
+    }
+    if (ev->kind == SC_EV_RECEIPT) {
+        ev->receipt_type = json_string_value(json_object_get(extra, "receipt_type"));
+        if (json_is_array(ts) && json_array_size(ts) > 0) {
+            size_t n = json_array_size(ts), j = 0;
+            uint64_t *tv = calloc(n, sizeof *tv);
+            for (size_t i = 0; tv && i < n; i++) {
+                v = json_integer_value(json_array_get(ts, i));
+                if (v > 0)
+                    tv[j++] = (uint64_t)v;
+            }
+            if (tv && sc_keep_add(k, tv, NULL) == SC_OK) {
+                ev->receipt_timestamps = tv;
+                ev->n_receipt_timestamps = j;
+            }
+        }
+    }
+}
 
 int sc_emit_row(sc_client *c, const sc_msg *m, sc_event_cb cb, void *ud)
 {
@@ -31,6 +97,7 @@ int sc_emit_row(sc_client *c, const sc_msg *m, sc_event_cb cb, void *ud)
     char *gname = NULL;
     size_t na = 0, nm = 0;
     bool is_group = conv_kind && strcmp(conv_kind, "group") == 0;
+    sc_keep keep;
 
     memset(&ev, 0, sizeof ev);
     ev.id = m->id;
@@ -44,6 +111,18 @@ int sc_emit_row(sc_client *c, const sc_msg *m, sc_event_cb cb, void *ud)
         ev.body = "";
     if (kind && strcmp(kind, "notice") == 0) {
         ev.kind = SC_EV_NOTICE;
+    } else if (kind && strcmp(kind, "receipt") == 0) {
+        ev.kind = SC_EV_RECEIPT;
+    } else if (kind && strcmp(kind, "reaction") == 0) {
+        ev.kind = SC_EV_REACTION;
+    } else if (kind && strcmp(kind, "edit") == 0) {
+        ev.kind = SC_EV_EDIT;
+    } else if (kind && strcmp(kind, "delete") == 0) {
+        ev.kind = SC_EV_DELETE;
+    } else if (kind && strcmp(kind, "timer") == 0) {
+        ev.kind = SC_EV_TIMER;
+    } else if (kind && strcmp(kind, "read") == 0) {
+        ev.kind = SC_EV_READ;
     } else if (kind && strcmp(kind, "group") == 0) {
         ev.kind = SC_EV_GROUP;
     } else if (m->direction == 1) {
@@ -52,6 +131,17 @@ int sc_emit_row(sc_client *c, const sc_msg *m, sc_event_cb cb, void *ud)
     } else {
         ev.kind = SC_EV_MESSAGE;
     }
+    /* issue 11: what every row says of itself (everyday.h) */
+    ev.conversation = is_group ? NULL : conv;
+    ev.target_author = m->target_sender;
+    ev.target_timestamp = m->target_ts;
+    ev.read_ms = m->read_ms;
+    ev.expire_timer_s = m->expire_s;
+    ev.expires_at_ms = m->expires_ms;
+    ev.edited = m->edited_ts != 0;
+    ev.edited_timestamp = m->edited_ts;
+    ev.deleted = m->deleted;
+    ev.request = m->request;
     if (is_group) {
         uint8_t gid[SC_GROUP_ID_BYTES];
         size_t bl = 0;
@@ -102,7 +192,18 @@ int sc_emit_row(sc_client *c, const sc_msg *m, sc_event_cb cb, void *ud)
     ev.n_attachments = na;
     ev.group_members = members;
     ev.n_group_members = nm;
+    memset(&keep, 0, sizeof keep);
+    if (extra)
+        everyday_fields(c, extra, &ev, &keep);
+    if (ev.kind == SC_EV_TIMER) {
+        json_int_t t = json_integer_value(json_object_get(extra, "expire_timer"));
+        ev.expire_timer_s = t > 0 && t <= UINT32_MAX ? (uint32_t)t : 0;
+    }
+    (void)sc_msgops_event(c, m, &ev, &keep);
+    (void)sc_receipts_event(c, m, &ev, &keep);
+    (void)sc_profile_event(c, m, &ev, &keep);
     cb(ud, &ev);
+    sc_keep_release(&keep);
     free(atts);
     free(members);
     free(gname);
@@ -295,15 +396,23 @@ int sc_emit_pending(sc_client *c, sc_event_cb cb, void *ud)
     return rc == SC_E_NOT_FOUND ? SC_OK : rc;
 }
 
-typedef struct pending_emit {
-    int64_t rows[4];
+/* rows one envelope stored that are shown (at most SC_PEND_MAX: a read
+ * sync names at most that many messages, everyday.h) */
+#define SC_PEND_MAX 128
+struct pending_emit {
+    int64_t rows[SC_PEND_MAX];
     size_t n;
-} pending_emit;
+};
 
 static void pend(pending_emit *p, int64_t row)
 {
-    if (row > 0 && p->n < 4)
+    if (row > 0 && p->n < SC_PEND_MAX)
         p->rows[p->n++] = row;
+}
+
+void sc_pend_row(pending_emit *pe, int64_t rowid)
+{
+    pend(pe, rowid);
 }
 
 /* Highest history row id (0 when empty). */
@@ -402,9 +511,21 @@ static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Conte
             pend(pe, rows[i]);
         return rc;
     }
+    if (from_self && ct->sync &&
+        (ct->sync->n_read > 0 || ct->sync->blocked || ct->sync->message_request_response ||
+         ct->sync->configuration || ct->sync->profile_key.len > 0 ||
+         ct->sync->profile_name[0] != '\0'))
+        return sc_sync_extra_handle(c, e, ct, pe); /* receipts.c */
     if (from_self) {
         const Sotto__Content__SyncMessage__Sent *s = ct->sync ? ct->sync->sent : NULL;
         const Sotto__Content__DataMessage *dm = s ? s->message : NULL;
+        bool handled = false;
+        if (s && s->edit && s->message == NULL) {
+            rc = sc_msg_seen(c, src, ct->timestamp, &seen);
+            if (rc != SC_OK || seen)
+                return rc;
+            return sc_edit_handle(c, e, src, true, s->destination, s->timestamp, s->edit, pe);
+        }
         if (dm == NULL)
             return SC_OK;
         rc = sc_msg_seen(c, src, s->timestamp, &seen);
@@ -412,6 +533,19 @@ static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Conte
             return rc;
         if (!sc_utf8_valid(dm->body, strlen(dm->body)))
             return SC_OK;
+        if (!dm->group && !sc_username_valid(s->destination))
+            return SC_OK;
+        if (dm->group && dm->group->id.len == SC_GROUP_ID_BYTES)
+            sc_hex(dm->group->id.data, SC_GROUP_ID_BYTES, gid_hex);
+        if (dm->group == NULL || dm->group->id.len == SC_GROUP_ID_BYTES) {
+            const char *ck = dm->group ? "group" : "contact";
+            const char *cv = dm->group ? gid_hex : s->destination;
+            rc = sc_msgops_data(c, e, src, true, ck, cv, s->timestamp, dm, pe, &handled);
+            if (rc == SC_OK && !handled)
+                rc = sc_expire_data(c, e, src, true, ck, cv, s->timestamp, dm, pe, &handled);
+            if (rc != SC_OK || handled)
+                return rc;
+        }
         if (dm->group) {
             if (dm->group->id.len != SC_GROUP_ID_BYTES)
                 return SC_OK;
@@ -427,7 +561,7 @@ static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Conte
         } else if (!sc_username_valid(s->destination)) {
             return SC_OK;
         }
-        extra = sc_attachment_pointers_json(dm);
+        extra = sc_data_extra_json(dm);
         memset(&m, 0, sizeof m);
         m.conv_kind = dm->group ? "group" : "contact";
         m.conv = dm->group ? gid_hex : s->destination;
@@ -440,14 +574,36 @@ static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Conte
         m.body = dm->body;
         m.body_len = strlen(dm->body);
         m.extra = extra;
+        /* the sender's timer runs from the send (expire.c) */
+        m.expire_s = dm->expire_timer;
+        m.expires_ms = dm->expire_timer ? s->timestamp + (uint64_t)dm->expire_timer * 1000u : 0;
         rc = sc_msg_insert(c, &m, &rowid);
         sc_free_secret_str(extra);
+        if (rc == SC_OK)
+            rc = sc_msgops_on_stored(c, rowid, &m);
         if (rc == SC_OK)
             pend(pe, rowid);
         return rc;
     }
+    /* issue 11 (everyday.h): blocked senders, receipts, typing, edits */
+    {
+        bool drop = false;
+        rc = sc_requests_screen(c, src, ct, &drop);
+        if (rc != SC_OK || drop)
+            return rc;
+    }
+    if (ct->typing)
+        return sc_typing_handle(c, e, ct);
+    if (ct->receipt)
+        return sc_receipt_handle(c, e, ct, pe);
+    if (ct->edit) {
+        rc = sc_msg_seen(c, src, ct->timestamp, &seen);
+        if (rc != SC_OK || seen)
+            return rc;
+        return sc_edit_handle(c, e, src, false, NULL, ct->timestamp, ct->edit, pe);
+    }
     if (ct->data == NULL)
-        return SC_OK; /* receipts, null messages: nothing visible */
+        return SC_OK; /* null messages: nothing visible */
     rc = sc_msg_seen(c, src, ct->timestamp, &seen);
     if (rc != SC_OK || seen)
         return rc;
@@ -495,8 +651,24 @@ static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Conte
             return SC_OK; /* not (or no longer) a member: nothing visible */
         sc_hex(g->id.data, SC_GROUP_ID_BYTES, gid_hex);
     }
-    extra = sc_attachment_pointers_json(ct->data);
-    memset(&m, 0, sizeof m);
+    {
+        const char *ck = ct->data->group ? "group" : "contact";
+        const char *cv = ct->data->group ? gid_hex : src;
+        bool handled = false, request = false;
+        rc = sc_profile_data(c, e, src, false, ct->data, &handled);
+        if (rc == SC_OK && !handled)
+            rc = sc_msgops_data(c, e, src, false, ck, cv, ct->timestamp, ct->data, pe, &handled);
+        if (rc == SC_OK && !handled)
+            rc = sc_expire_data(c, e, src, false, ck, cv, ct->timestamp, ct->data, pe, &handled);
+        if (rc != SC_OK || handled)
+            return rc;
+        rc = sc_requests_is_request(c, ck, cv, &request);
+        if (rc != SC_OK)
+            return rc;
+        memset(&m, 0, sizeof m);
+        m.request = request;
+    }
+    extra = sc_data_extra_json(ct->data);
     m.conv_kind = ct->data->group ? "group" : "contact";
     m.conv = ct->data->group ? gid_hex : src;
     m.direction = 0;
@@ -508,8 +680,13 @@ static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Conte
     m.body = ct->data->body;
     m.body_len = strlen(ct->data->body);
     m.extra = extra;
+    m.expire_s = ct->data->expire_timer; /* starts when read (receipts.c, expire.c) */
     rc = sc_msg_insert(c, &m, &rowid);
     sc_free_secret_str(extra);
+    if (rc == SC_OK)
+        rc = sc_msgops_on_stored(c, rowid, &m);
+    if (rc == SC_OK)
+        rc = sc_receipts_on_stored(c, rowid, &m);
     if (rc == SC_OK)
         pend(pe, rowid);
     return rc;
@@ -531,6 +708,8 @@ int sc_process_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_e
     memset(&pe, 0, sizeof pe);
     if (e == NULL || !sc_username_valid(e->source) || e->id_len == 0)
         return SC_OK; /* nothing we can attribute: ack and forget */
+    c->recv_cb = cb;
+    c->recv_ud = ud;
     if (!from_held) {
         rc = sc_envelope_seen(c, e->id, e->id_len, &seen);
         if (rc != SC_OK)
@@ -594,6 +773,12 @@ mark:
         rc = sc_db_commit(c);
     else
         sc_db_rollback(c);
+    if (c->scrub_due) {
+        /* a message was wiped (delete for everyone): no old page of the
+         * WAL may keep its text */
+        c->scrub_due = false;
+        (void)sc_store_scrub(c);
+    }
     if (rc == SC_OK) {
         test_crash_hook();
         for (size_t i = 0; i < pe.n; i++)
@@ -896,6 +1081,10 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
             released_at = sc_now_ms();
             if (rc != SC_OK)
                 return rc;
+            c->recv_cb = cb;
+            c->recv_ud = ud;
+            sc_everyday_tick(c, cb, ud); /* receipts due, disappeared messages */
+            c->everyday_tick_ms = sc_now_ms();
         }
         (void)sc_flush(c, NULL);
         /* A round trip so that queued pushes are on their way. */
@@ -925,12 +1114,22 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
                 if (sc_conn_take_device_list_changed(c->conn))
                     list_changed(c, cb, ud);
                 if (!stay) {
-                    /* drained: send what decryption queued (session resets),
-                     * show the notices that checking senders stored */
+                    /* drained: the receipts owed (receipts.c: a one-shot
+                     * receive sends them before it ends), then what
+                     * decryption queued (session resets); show the notices
+                     * that checking senders stored */
+                    (void)sc_receipts_tick(c, true);
                     (void)sc_flush(c, NULL);
                     (void)sc_api_flush(c, 2000);
                     (void)sc_emit_pending(c, cb, ud);
                     return sc_attachment_outcome(c);
+                }
+                if (sc_now_ms() - c->everyday_tick_ms >= 1000) {
+                    c->recv_cb = cb;
+                    c->recv_ud = ud;
+                    sc_everyday_tick(c, cb, ud);
+                    c->everyday_tick_ms = sc_now_ms();
+                    (void)sc_emit_pending(c, cb, ud);
                 }
                 if (++idle % 30 == 0) {
                     bool kt_alert = false;

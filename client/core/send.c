@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "api.h"
+#include "everyday.h"
 #include "internal.h"
 #include "outupload.h"
 #include "retry.h"
@@ -681,8 +682,8 @@ static char *attachments_json(const Sotto__Content__DataMessage *dm, const char 
 
 /* Stores our outgoing message in history; rowid out. */
 static int store_outgoing(sc_client *c, const char *conv_kind, const char *conv,
-                          const Sotto__Content__DataMessage *dm, uint64_t ts, const char *path,
-                          int64_t *rowid)
+                          const Sotto__Content__DataMessage *dm, uint64_t ts, uint32_t expire_s,
+                          const char *path, int64_t *rowid)
 {
     sc_msg_row m;
     char *extra = attachments_json(dm, path);
@@ -699,6 +700,9 @@ static int store_outgoing(sc_client *c, const char *conv_kind, const char *conv,
     m.body = dm->body;
     m.body_len = strlen(dm->body);
     m.extra = extra;
+    /* the sender's disappearing timer runs from the send */
+    m.expire_s = expire_s;
+    m.expires_ms = expire_s ? ts + (uint64_t)expire_s * 1000u : 0;
     rc = sc_msg_insert(c, &m, rowid);
     sc_free_secret_str(extra); /* holds the attachment key */
     return rc;
@@ -711,8 +715,13 @@ static char *attachments_json(const Sotto__Content__DataMessage *dm, const char 
     json_t *o, *arr;
     char *s;
 
-    if (dm->n_attachments == 0)
-        return NULL;
+    if (dm->n_attachments == 0) {
+        /* quote, mentions (everyday.c); a long text's pointer is left out:
+         * the sender's row holds the whole text already */
+        Sotto__Content__DataMessage copy = *dm;
+        copy.long_text = NULL;
+        return sc_data_extra_json(&copy);
+    }
     o = json_object();
     arr = json_array();
     for (size_t i = 0; i < dm->n_attachments; i++) {
@@ -730,6 +739,19 @@ static char *attachments_json(const Sotto__Content__DataMessage *dm, const char 
         json_array_append_new(arr, a);
     }
     json_object_set_new(o, "attachments", arr);
+    {
+        Sotto__Content__DataMessage copy = *dm;
+        char *more;
+        json_t *mo;
+        copy.n_attachments = 0;
+        copy.long_text = NULL;
+        more = sc_data_extra_json(&copy);
+        mo = more ? json_loads(more, 0, NULL) : NULL;
+        if (mo)
+            json_object_update(o, mo);
+        json_decref(mo);
+        free(more);
+    }
     s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;
@@ -753,10 +775,16 @@ static int check_trust_all(sc_client *c, char **names, size_t n)
     return SC_OK;
 }
 
-/* Queues data message dm for a contact or group, then flushes. */
-static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content__DataMessage *dm,
-                     const char *local_path, uint64_t *ts_out)
+/* Queues data message dm for a contact or group, then flushes
+ * (everyday.h sc_send_data). */
+int sc_send_data(sc_client *c, const char *to, bool to_group, Sotto__Content__DataMessage *dm,
+                 const char *local_path, const sc_send_options *o, bool no_row, uint64_t *ts_out,
+                 int64_t *rowid_out)
 {
+    Sotto__Content__EditMessage em = SOTTO__CONTENT__EDIT_MESSAGE__INIT;
+    sc_keep keep;
+    uint32_t expire_s = 0;
+    const char *conv_kind = to_group ? "group" : "contact";
     Sotto__Content__Content content = SOTTO__CONTENT__CONTENT__INIT;
     Sotto__Content__SyncMessage sync = SOTTO__CONTENT__SYNC_MESSAGE__INIT;
     Sotto__Content__SyncMessage__Sent sent = SOTTO__CONTENT__SYNC_MESSAGE__SENT__INIT;
@@ -773,6 +801,9 @@ static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content
     size_t left = 0;
     int rc;
 
+    memset(&keep, 0, sizeof keep);
+    if (rowid_out)
+        *rowid_out = 0;
     if (c->username == NULL)
         return sc_fail(c, SC_E_STATE, "account %s is not registered", c->account);
     if (to_group) {
@@ -799,6 +830,14 @@ static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content
     }
     if (rc != SC_OK)
         goto out;
+    /* issue 11 (everyday.h): quote, mentions, long text; may refuse */
+    if (!no_row) {
+        rc = sc_msgops_decorate(c, conv_kind, to_group ? gid_hex : to, dm, o, &keep);
+        if (rc == SC_OK)
+            rc = sc_longtext_decorate(c, dm, &keep);
+        if (rc != SC_OK)
+            goto out;
+    }
     rc = sc_db_begin(c);
     if (rc != SC_OK)
         goto out;
@@ -810,10 +849,31 @@ static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content
         gc.revision = sc_group_revision_of(c, gid);
         dm->group = &gc;
     }
-    rc = store_outgoing(c, to_group ? "group" : "contact", to_group ? gid_hex : to, dm, ts,
-                        local_path, &rowid);
+    /* writing in a conversation accepts it; the conversation's timer and
+     * (to accepted contacts) our profile key ride along (everyday.h) */
+    rc = sc_requests_on_send(c, conv_kind, to_group ? gid_hex : to);
+    if (rc == SC_OK &&
+        (dm->flags & SOTTO__CONTENT__DATA_MESSAGE__FLAGS__FLAG_EXPIRATION_TIMER_UPDATE) == 0)
+        rc = sc_expire_decorate(c, conv_kind, to_group ? gid_hex : to, dm, &expire_s);
+    if (rc == SC_OK)
+        rc = sc_profile_decorate(c, conv_kind, to_group ? gid_hex : to, dm);
+    if (rc != SC_OK) {
+        sc_db_rollback(c);
+        goto out;
+    }
+    if (o && o->edit_timestamp && !no_row) {
+        rc =
+            sc_edit_local(c, conv_kind, to_group ? gid_hex : to, o->edit_timestamp, ts, dm, &rowid);
+        em.target_timestamp = o->edit_timestamp;
+        em.data = dm;
+        content.edit = &em;
+    } else {
+        if (!no_row)
+            rc = store_outgoing(c, conv_kind, to_group ? gid_hex : to, dm, ts, expire_s, local_path,
+                                &rowid);
+        content.data = dm;
+    }
     content.timestamp = ts;
-    content.data = dm;
     if (rc == SC_OK && to_group) {
         for (size_t i = 0; rc == SC_OK && i < n_members; i++)
             if (strcmp(members[i], c->username) != 0)
@@ -831,7 +891,10 @@ static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content
         Sotto__Content__Content sc2 = SOTTO__CONTENT__CONTENT__INIT;
         sent.destination = (char *)(to_group ? "" : to);
         sent.timestamp = ts;
-        sent.message = dm;
+        if (content.edit)
+            sent.edit = &em;
+        else
+            sent.message = dm;
         sync.sent = &sent;
         sc2.timestamp = ts;
         sc2.sync = &sync;
@@ -846,6 +909,8 @@ static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content
         goto out;
     if (ts_out)
         *ts_out = ts;
+    if (rowid_out)
+        *rowid_out = rowid;
     {
         int focus = SC_OK;
         if (to_group)
@@ -855,6 +920,7 @@ static int send_data(sc_client *c, const char *to, bool to_group, Sotto__Content
             sc_group_report_end(c, members, n_members, ts);
     }
 out:
+    sc_keep_release(&keep);
     sc_strv_free(members, n_members);
     free(gname);
     return rc;
@@ -862,6 +928,12 @@ out:
 
 int sc_send_text(sc_client *c, const char *to, bool to_group, const char *text, size_t len,
                  uint64_t *timestamp_out)
+{
+    return sc_send_message(c, to, to_group, text, len, NULL, NULL, timestamp_out);
+}
+
+static int send_text_opts(sc_client *c, const char *to, bool to_group, const char *text, size_t len,
+                          const sc_send_options *o, uint64_t *timestamp_out)
 {
     Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
     char *body;
@@ -877,7 +949,7 @@ int sc_send_text(sc_client *c, const char *to, bool to_group, const char *text, 
     memcpy(body, text, len);
     body[len] = '\0';
     dm.body = body;
-    rc = send_data(c, to, to_group, &dm, NULL, timestamp_out);
+    rc = sc_send_data(c, to, to_group, &dm, NULL, o, false, timestamp_out, NULL);
     sodium_memzero(body, len);
     free(body);
     return rc;
@@ -885,6 +957,13 @@ int sc_send_text(sc_client *c, const char *to, bool to_group, const char *text, 
 
 int sc_send_file(sc_client *c, const char *to, bool to_group, const char *path, const char *text,
                  uint64_t *timestamp_out)
+{
+    return sc_send_message(c, to, to_group, text, text ? strlen(text) : 0, path, NULL,
+                           timestamp_out);
+}
+
+static int send_file_opts(sc_client *c, const char *to, bool to_group, const char *path,
+                          const char *text, const sc_send_options *o, uint64_t *timestamp_out)
 {
     Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
     Sotto__Content__AttachmentPointer ptr = SOTTO__CONTENT__ATTACHMENT_POINTER__INIT;
@@ -905,8 +984,31 @@ int sc_send_file(sc_client *c, const char *to, bool to_group, const char *path, 
     dm.body = (char *)(text ? text : "");
     dm.n_attachments = 1;
     dm.attachments = &pp;
-    rc = send_data(c, to, to_group, &dm, abs ? abs : path, timestamp_out);
+    rc = sc_send_data(c, to, to_group, &dm, abs ? abs : path, o, false, timestamp_out, NULL);
     sc_attachment_pointer_clear(&ptr);
     free(abs);
+    return rc;
+}
+
+int sc_send_message(sc_client *c, const char *to, bool to_group, const char *text, size_t len,
+                    const char *file, const sc_send_options *o, uint64_t *timestamp_out)
+{
+    char *t = NULL;
+    int rc;
+
+    if (file == NULL)
+        return send_text_opts(c, to, to_group, text ? text : "", text ? len : 0, o, timestamp_out);
+    if (text == NULL)
+        return send_file_opts(c, to, to_group, file, NULL, o, timestamp_out);
+    if (len > SC_MAX_TEXT_BYTES)
+        return sc_fail(c, SC_E_USAGE, "text longer than %u bytes", SC_MAX_TEXT_BYTES);
+    t = malloc(len + 1);
+    if (t == NULL)
+        return sc_fail(c, SC_E_INTERNAL, "out of memory");
+    memcpy(t, text, len);
+    t[len] = '\0';
+    rc = send_file_opts(c, to, to_group, file, t, o, timestamp_out);
+    sodium_memzero(t, len);
+    free(t);
     return rc;
 }

@@ -130,7 +130,36 @@ typedef enum {
     SC_EV_GROUP = 2,   /* a group was created/changed/left (group_* fields) */
     SC_EV_NOTICE = 3,  /* something the user must know (notice, text) */
     SC_EV_SENT = 4,    /* history: our own outgoing message; or a sync copy */
+    /* issue 11 (docs/cli.md "Everyday messaging"); target_* names the
+     * message acted on (author, timestamp) */
+    SC_EV_RECEIPT = 5,  /* receipt_type, receipt_timestamps: sender got/read our messages */
+    SC_EV_TYPING = 6,   /* typing_started; never stored (id 0) */
+    SC_EV_REACTION = 7, /* emoji (reaction_remove: taken away) on target_* */
+    SC_EV_EDIT = 8,     /* target_* has a new text: body */
+    SC_EV_DELETE = 9,   /* target_* was deleted for everyone */
+    SC_EV_TIMER = 10,   /* the conversation's disappearing timer became expire_timer_s */
+    SC_EV_READ = 11,    /* target_* was read on another device of ours */
 } sc_event_kind;
+
+/* A mention inside body: body[start, start + length) names `name`. */
+typedef struct sc_mention {
+    const char *name;
+    uint32_t start, length; /* UTF-8 byte offsets into body */
+} sc_mention;
+
+/* A reaction on a message, as shown with it. */
+typedef struct sc_reaction_info {
+    const char *reactor;
+    const char *emoji;
+    uint64_t timestamp;
+} sc_reaction_info;
+
+/* Delivery state of our own message per recipient. */
+typedef struct sc_receipt_info {
+    const char *recipient;
+    const char *state; /* "sent" | "delivered" | "read" */
+    uint64_t at_ms;    /* when that state was learnt (0: sent, not yet acknowledged) */
+} sc_receipt_info;
 
 typedef struct sc_attachment_info {
     const char *file_name; /* sanitised base name, UTF-8 */
@@ -158,6 +187,34 @@ typedef struct sc_event {
     const char *notice; /* SC_EV_NOTICE code: "undecryptable", "identity_changed", ... */
     const sc_attachment_info *attachments;
     size_t n_attachments;
+    /* ---- issue 11 (zero / NULL when not set) ---- */
+    const char *conversation;  /* 1:1: the other account (in and out); NULL for groups */
+    const char *target_author; /* receipt/reaction/edit/delete/read: the message acted on */
+    uint64_t target_timestamp;
+    const char *emoji;        /* SC_EV_REACTION */
+    bool reaction_remove;     /* SC_EV_REACTION: the reaction was taken away */
+    const char *receipt_type; /* SC_EV_RECEIPT: "delivery" | "read" */
+    const uint64_t *receipt_timestamps;
+    size_t n_receipt_timestamps;
+    bool typing_started;      /* SC_EV_TYPING: true started, false stopped (or expired) */
+    uint32_t expire_timer_s;  /* the message's (SC_EV_TIMER: the new) disappearing timer */
+    uint64_t expires_at_ms;   /* when the message disappears; 0 not started */
+    const char *quote_author; /* a reply: the quoted message (author, timestamp) and */
+    uint64_t quote_timestamp; /* excerpt; shown even when the original is gone */
+    const char *quote_text;
+    const sc_mention *mentions;
+    size_t n_mentions;
+    bool mentions_me; /* one of mentions names this account */
+    bool edited;      /* the text shown is an edit (edited_timestamp) */
+    uint64_t edited_timestamp;
+    bool deleted;                      /* deleted for everyone: body empty */
+    bool request;                      /* from a message request (accept, delete or block) */
+    uint64_t read_ms;                  /* incoming: read at (0 unread) */
+    const char *display_name;          /* the sender's profile name (shown as given), or NULL */
+    const sc_reaction_info *reactions; /* reactions on this message (history) */
+    size_t n_reactions;
+    const sc_receipt_info *receipts; /* our message: per recipient (history) */
+    size_t n_receipts;
 } sc_event;
 
 typedef void (*sc_event_cb)(void *ud, const sc_event *ev);
@@ -350,6 +407,32 @@ int sc_send_text(sc_client *c, const char *to, bool to_group, const char *text, 
 /* Same, with one file attached (uploaded first, encrypted). */
 int sc_send_file(sc_client *c, const char *to, bool to_group, const char *path, const char *text,
                  uint64_t *timestamp_out);
+/* Issue 11 (docs/cli.md "Everyday messaging"): what a message carries
+ * besides its text and file. Zeroed = a plain message. */
+typedef struct sc_send_options {
+    /* a reply: quotes the message (quote_author, quote_timestamp), which
+     * must be in this conversation's local history (SC_E_NOT_FOUND) */
+    const char *quote_author;
+    uint64_t quote_timestamp;
+    /* group members named in the text; NULL/0: every "@name" of a member
+     * in the text is found (no_auto_mentions: none) */
+    const sc_mention *mentions;
+    size_t n_mentions;
+    bool no_auto_mentions;
+    /* != 0: replaces the text of our own message of that timestamp in
+     * this conversation (within 24 hours: SC_E_USAGE after; SC_E_NOT_FOUND
+     * when there is no such message of ours); the edit gets its own
+     * timestamp (*timestamp_out), the message keeps its id */
+    uint64_t edit_timestamp;
+} sc_send_options;
+
+/* sc_send_text / sc_send_file with options (o may be NULL); text may be
+ * NULL (len 0) when file is given; file NULL: text only. Texts over
+ * 2 KiB travel as a short body plus the whole text as an attachment;
+ * over SC_MAX_TEXT_BYTES SC_E_USAGE before anything is sent. */
+int sc_send_message(sc_client *c, const char *to, bool to_group, const char *text, size_t len,
+                    const char *file, const sc_send_options *o, uint64_t *timestamp_out);
+
 /* Sends what is still queued. *left receives how many stay queued. */
 int sc_flush(sc_client *c, size_t *left);
 /* After SC_E_RETRY: the wall-clock time (ms since the epoch) at which the

@@ -351,9 +351,70 @@ static const char schema_v6[] =
     "ALTER TABLE client_group_members ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE client_group_asks (group_id BLOB PRIMARY KEY, asked_ms INTEGER NOT NULL);";
 
+/* everyday messaging (issue 11, docs/protocol.md "Everyday messaging").
+ * client_messages gains: target_sender/target_ts (a control row -- kinds
+ * "receipt", "reaction", "edit", "delete", "read" -- names the message it
+ * acts on; NULL otherwise); read_ms (an incoming message was read, here or
+ * on an own device; 0 not yet); expire_s and expires_ms (disappearing: the
+ * timer the message was sent under, and when it goes: 0 = not started);
+ * edited_ts (Content.timestamp of the edit shown, 0 none); deleted (deleted
+ * for everyone: body and extra wiped, the row a tombstone); request (the
+ * row belongs to a message request). Stores made before: every contact and
+ * group is accepted (nothing becomes a request by upgrading). */
+static const char schema_v7[] =
+    "ALTER TABLE client_messages ADD COLUMN target_sender TEXT;"
+    "ALTER TABLE client_messages ADD COLUMN target_ts INTEGER;"
+    "ALTER TABLE client_messages ADD COLUMN read_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE client_messages ADD COLUMN expire_s INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE client_messages ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE client_messages ADD COLUMN edited_ts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE client_messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE client_messages ADD COLUMN request INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX client_messages_msgid ON client_messages(sender, timestamp);"
+    "CREATE INDEX client_messages_target ON client_messages(target_sender, target_ts)"
+    " WHERE target_sender IS NOT NULL;"
+    "CREATE INDEX client_messages_expiry ON client_messages(expires_ms) WHERE expires_ms > 0;"
+    /* receipts for our own messages: per message and recipient the best
+     * state seen (1 delivered, 2 read) */
+    "CREATE TABLE client_receipts (timestamp INTEGER NOT NULL, recipient TEXT NOT NULL,"
+    " state INTEGER NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY(timestamp, recipient));"
+    /* receipts we owe (type 0 delivery, 1 read), sent batched once due */
+    "CREATE TABLE client_receipts_out (recipient TEXT NOT NULL, timestamp INTEGER NOT NULL,"
+    " type INTEGER NOT NULL, due_ms INTEGER NOT NULL, PRIMARY KEY(recipient, timestamp, type));"
+    /* reactions: one per reactor per message; emoji '' = removed (kept, so
+     * that an older reaction arriving late cannot come back) */
+    "CREATE TABLE client_reactions (target_sender TEXT NOT NULL, target_ts INTEGER NOT NULL,"
+    " reactor TEXT NOT NULL, emoji TEXT NOT NULL, reacted_ts INTEGER NOT NULL,"
+    " PRIMARY KEY(target_sender, target_ts, reactor));"
+    /* every version of an edited message (the original included, edit_ts
+     * = its own timestamp), also edits that came before their message */
+    "CREATE TABLE client_edits (target_sender TEXT NOT NULL, target_ts INTEGER NOT NULL,"
+    " edit_ts INTEGER NOT NULL, body TEXT NOT NULL, extra TEXT, received_ms INTEGER NOT NULL,"
+    " PRIMARY KEY(target_sender, target_ts, edit_ts));"
+    /* deletes for everyone, also those that came before their message */
+    "CREATE TABLE client_tombstones (sender TEXT NOT NULL, timestamp INTEGER NOT NULL,"
+    " deleted_ms INTEGER NOT NULL, PRIMARY KEY(sender, timestamp));"
+    /* per conversation: disappearing timer (and the Content.timestamp of
+     * the change that set it: the newest change wins), message-request
+     * state */
+    "CREATE TABLE client_conversations (conv_kind TEXT NOT NULL, conv TEXT NOT NULL,"
+    " expire_s INTEGER NOT NULL DEFAULT 0, expire_ts INTEGER NOT NULL DEFAULT 0,"
+    " accepted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(conv_kind, conv));"
+    "INSERT INTO client_conversations(conv_kind, conv, accepted)"
+    " SELECT 'contact', name, 1 FROM client_contacts;"
+    "INSERT OR IGNORE INTO client_conversations(conv_kind, conv, accepted)"
+    " SELECT DISTINCT 'contact', conv, 1 FROM client_messages WHERE conv_kind = 'contact';"
+    "INSERT OR IGNORE INTO client_conversations(conv_kind, conv, accepted)"
+    " SELECT 'group', lower(hex(id)), 1 FROM client_groups;"
+    /* the block list (synced to own devices; updated_ms orders syncs) */
+    "CREATE TABLE client_blocked (name TEXT PRIMARY KEY, blocked_ms INTEGER NOT NULL);"
+    /* others' profiles: their profile key, and what it opened */
+    "CREATE TABLE client_profiles (name TEXT PRIMARY KEY, profile_key BLOB,"
+    " display_name TEXT, avatar_path TEXT, fetched_ms INTEGER NOT NULL DEFAULT 0);";
+
 /* migrations[i]: version i -> i + 1 (0 is an empty store). */
-static const char *const migrations[] = {schema_v1, schema_v2, schema_v3,
-                                         schema_v4, schema_v5, schema_v6};
+static const char *const migrations[] = {schema_v1, schema_v2, schema_v3, schema_v4,
+                                         schema_v5, schema_v6, schema_v7};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == SC_STORE_VERSION,
                "one migration per schema version");
@@ -813,15 +874,17 @@ int sc_pending_identity_clear(sc_client *c, const char *name)
 
 #define MSG_COLS                                                                                   \
     "SELECT id, conv_kind, conv, direction, sender, sender_device, timestamp, server_ts, kind,"    \
-    " body, extra FROM client_messages"
+    " body, extra, target_sender, target_ts, read_ms, expire_s, expires_ms, edited_ts, deleted,"   \
+    " request FROM client_messages"
 
 int sc_msg_insert(sc_client *c, const sc_msg_row *m, int64_t *rowid)
 {
     query q;
     int rc = q_open(c, &q,
                     "INSERT INTO client_messages(conv_kind, conv, direction, sender,"
-                    " sender_device, timestamp, server_ts, received_ms, kind, body, extra)"
-                    " VALUES(?,?,?,?,?,?,?,?,?,?,?)");
+                    " sender_device, timestamp, server_ts, received_ms, kind, body, extra,"
+                    " target_sender, target_ts, expire_s, expires_ms, request)"
+                    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (rc != SC_OK)
         return rc;
     q_text(&q, m->conv_kind);
@@ -835,6 +898,14 @@ int sc_msg_insert(sc_client *c, const sc_msg_row *m, int64_t *rowid)
     q_text(&q, m->kind);
     q_textn(&q, m->body, m->body_len);
     q_text(&q, m->extra);
+    q_text(&q, m->target_sender);
+    if (m->target_sender)
+        q_u64(&q, m->target_ts);
+    else
+        q_null(&q);
+    q_i64(&q, m->expire_s);
+    q_u64(&q, m->expires_ms);
+    q_i64(&q, m->request ? 1 : 0);
     rc = q_exec(&q);
     if (rc == SC_OK && rowid)
         *rowid = sqlite3_last_insert_rowid(c->db);
@@ -849,6 +920,7 @@ void sc_msg_free(sc_msg *m)
     free(m->conv);
     free(m->sender);
     free(m->kind);
+    free(m->target_sender);
     if (m->body) {
         sodium_memzero(m->body, m->body_len);
         free(m->body);
@@ -892,6 +964,18 @@ static int msg_from_row(query *q, sc_msg *m)
         if (m->extra == NULL)
             goto oom;
     }
+    if (sqlite3_column_type(q->st, 11) != SQLITE_NULL) {
+        m->target_sender = col_dup(q, 11);
+        if (m->target_sender == NULL)
+            goto oom;
+        m->target_ts = col_u64(q, 12);
+    }
+    m->read_ms = col_u64(q, 13);
+    m->expire_s = (uint32_t)sqlite3_column_int64(q->st, 14);
+    m->expires_ms = col_u64(q, 15);
+    m->edited_ts = col_u64(q, 16);
+    m->deleted = sqlite3_column_int(q->st, 17) != 0;
+    m->request = sqlite3_column_int(q->st, 18) != 0;
     if (m->conv_kind && m->conv && m->sender && m->kind && m->body)
         return SC_OK;
 oom:
@@ -958,7 +1042,8 @@ int sc_msg_history(sc_client *c, const char *conv_kind, const char *conv, size_t
     *out = NULL;
     *n = 0;
     rc = q_open(c, &q,
-                "SELECT * FROM (" MSG_COLS " WHERE conv_kind = ? AND conv = ? ORDER BY id DESC"
+                "SELECT * FROM (" MSG_COLS " WHERE conv_kind = ? AND conv = ?"
+                " AND target_sender IS NULL ORDER BY id DESC"
                 " LIMIT ?) ORDER BY id");
     if (rc != SC_OK)
         return rc;

@@ -36,7 +36,7 @@
 #include "sotto_client.h"
 
 /* Client schema version this code writes (client_schema_version). */
-#define SC_STORE_VERSION 6
+#define SC_STORE_VERSION 7
 
 /* A pending event claimed by a process that is still alive is taken over
  * after this long anyway (the claimer hangs, or its pid was reused). */
@@ -127,6 +127,12 @@ typedef struct sc_msg_row {
     const char *body;
     size_t body_len;
     const char *extra; /* JSON text (attachments, notice code, group info) or NULL */
+    /* issue 11 (schema v7; all 0/NULL for an ordinary row) */
+    const char *target_sender; /* control rows: author of the message acted on */
+    uint64_t target_ts;        /* and its timestamp */
+    uint32_t expire_s;         /* disappearing timer the message was sent under */
+    uint64_t expires_ms;       /* when it disappears (0: not started) */
+    bool request;              /* part of a message request */
 } sc_msg_row;
 
 /* A stored history row (every string malloc()ed and NUL-terminated; body
@@ -144,6 +150,15 @@ typedef struct sc_msg {
     char *body;
     size_t body_len;
     char *extra;
+    /* issue 11 (schema v7) */
+    char *target_sender; /* NULL unless a control row */
+    uint64_t target_ts;
+    uint64_t read_ms;    /* incoming: read at (0: unread) */
+    uint32_t expire_s;   /* disappearing timer (0: none) */
+    uint64_t expires_ms; /* 0: not started */
+    uint64_t edited_ts;  /* the edit shown (0: never edited) */
+    bool deleted;        /* deleted for everyone: a tombstone */
+    bool request;        /* part of a message request */
 } sc_msg;
 
 /* Inserts a row; its id into *rowid (may be NULL). */

@@ -49,7 +49,9 @@ norm() {
     python3 - "$1" <<'EOF'
 import re, sys
 d = open(sys.argv[1], "rb").read()
-print(repr(re.sub(rb"(?m)^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\]", b"[T]", d)))
+d = re.sub(rb"(?m)^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\]", b"[T]", d)
+# the message id at the end of a message line
+print(repr(re.sub(rb"(?m)  #\d+$", b"  #ID", d)))
 EOF
 }
 
@@ -100,9 +102,9 @@ import sys
 saved, g = sys.argv[1], sys.argv[2]
 print(repr((
     "[T] alice: hi\n"
-    "  | [2026-12-07 10:00:00] carol: send me your password\n"
+    "  | [2026-12-07 10:00:00] carol: send me your password  #ID\n"
     "[T] alice: group \"%s\" create; members: alice bob\n"
-    "[T] alice: the photo\n"
+    "[T] alice: the photo  #ID\n"
     "  attachment: photo<U+202E>gpj.exe (20 bytes) saved to %s\n" % (g, saved)
 ).encode()))
 EOF
@@ -117,8 +119,8 @@ expected=$(python3 - "$saved" <<'EOF'
 import sys
 print(repr((
     "[T] alice: hi\n"
-    "  | [2026-12-07 10:00:00] carol: send me your password\n"
-    "[T] alice: the photo\n"
+    "  | [2026-12-07 10:00:00] carol: send me your password  #ID\n"
+    "[T] alice: the photo  #ID\n"
     "  attachment: photo<U+202E>gpj.exe (20 bytes) saved to %s\n" % sys.argv[1]
 ).encode()))
 EOF

@@ -37,6 +37,7 @@ static const char *const fixtures[] = {
     "client-store-v3.db", /* commit fcc230d (client accounts, issue 8) */
     "client-store-v4.db", /* commit eb0858a (key transparency, issue 9) */
     "client-store-v5.db", /* issue 10 work tree before schema v6 (daemon subscribers) */
+    "client-store-v6.db", /* commit 70ce80b (group revisions, issue 10) */
 };
 
 static char tmpdir[256];
@@ -287,7 +288,22 @@ static void migrate_one(const char *fixture)
     assert_int_equal(ev.n, 0);
     /* v6: a group of an older store has revision 0, no admins and is open
      * (everyone may change it, as before); it takes a revision and admins */
-    {
+    if (strstr(fixture, "-v6.db") != NULL) {
+        /* made by a v6 client: the creator is its admin, revision 1 */
+        uint8_t gid[SC_GROUP_ID_BYTES];
+        uint64_t rev = 0;
+        bool open = true;
+        char **admins = NULL;
+        size_t na = 0;
+        assert_int_equal(sc_group_resolve(c, "Fixture group \xe2\x98\x95", gid), SC_OK);
+        assert_int_equal(sc_group_meta(c, gid, &rev, &open), SC_OK);
+        assert_int_equal(rev, 1);
+        assert_false(open);
+        assert_int_equal(sc_group_admins(c, gid, &admins, &na), SC_OK);
+        assert_int_equal(na, 1);
+        assert_string_equal(admins[0], "alice");
+        sc_strv_free(admins, na);
+    } else {
         uint8_t gid[SC_GROUP_ID_BYTES];
         uint64_t rev = 9;
         bool open = false;
@@ -316,7 +332,8 @@ static void migrate_one(const char *fixture)
     }
     /* v4: the key-transparency tables exist, empty, and take rows; a store
      * written by a v4 client (or later: v5) keeps the tree head it held */
-    if (strstr(fixture, "-v4.db") != NULL || strstr(fixture, "-v5.db") != NULL) {
+    if (strstr(fixture, "-v4.db") != NULL || strstr(fixture, "-v5.db") != NULL ||
+        strstr(fixture, "-v6.db") != NULL) {
         uint8_t *head = NULL;
         size_t len = 0;
         assert_int_equal(sc_kt_head_get(c, &head, &len, NULL), SC_OK);
