@@ -2244,6 +2244,92 @@ static void h_kt_cosign(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     }
 }
 
+/* ---- profiles (issue 11, docs/api.md "Profiles") ---------------------------------------- */
+/* The server stores and serves opaque ciphertext; nothing about a profile is
+ * logged (not even its size). */
+
+static void set_profile_done(void *arg, const sottod_store_result *res)
+{
+    req *r = arg;
+    sottod_conn *c = r->c;
+    sottod_metrics_commit(c->srv, r->t0_us);
+    if (c->wsi != NULL) {
+        if (res->status != SOTTOD_STORE_OK) {
+            answer_store_error(c, r->id, res->status);
+        } else {
+            Sotto__Api__SetProfileResponse rsp = SOTTO__API__SET_PROFILE_RESPONSE__INIT;
+            ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+            f.id = r->id;
+            f.result_case = SOTTO__API__SERVER_FRAME__RESULT_SET_PROFILE;
+            f.set_profile = &rsp;
+            answer(c, &f);
+        }
+    }
+    req_free(r);
+}
+
+static void h_set_profile(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const ProtobufCBinaryData *ct = &fr->set_profile->ciphertext;
+    uint64_t retry = 0;
+    if (ct->len == 0) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST, "empty profile");
+        return;
+    }
+    if (ct->len > SOTTOD_PROFILE_MAX) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_TOO_LARGE, "profile too large");
+        return;
+    }
+    if (!sottod_bucket_take(&c->dev->send_bucket, c->srv->cfg.rate_send_per_min,
+                            c->srv->cfg.rate_send_burst, sottod_mono_us(), &retry)) {
+        answer_rate_limited(c, id, retry);
+        return;
+    }
+    req *r = req_new(c, id, sizeof(*r));
+    if (r == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    int st = sottod_store_profile_set(c->srv->store, c->addr.account_id, ct->data, ct->len,
+                                      set_profile_done, r);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        req_free(r);
+    }
+}
+
+static void h_get_profile(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const char *name = fr->get_profile->username;
+    uint8_t *ct = NULL;
+    size_t len = 0;
+    uint64_t retry = 0;
+    if (!username_ok(name)) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_USERNAME, "invalid username");
+        return;
+    }
+    /* The same bucket as get_device_list: a client fetches its contacts'. */
+    if (!sottod_bucket_take(&c->dev->send_bucket, c->srv->cfg.rate_send_per_min,
+                            c->srv->cfg.rate_send_burst, sottod_mono_us(), &retry)) {
+        answer_rate_limited(c, id, retry);
+        return;
+    }
+    int st = sottod_store_profile_get(c->srv->store, name, &ct, &len);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        return;
+    }
+    Sotto__Api__GetProfileResponse rsp = SOTTO__API__GET_PROFILE_RESPONSE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    rsp.ciphertext.data = ct;
+    rsp.ciphertext.len = len;
+    f.id = id;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_GET_PROFILE;
+    f.get_profile = &rsp;
+    answer(c, &f);
+    free(ct);
+}
+
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 typedef void (*handler_fn)(sottod_conn *c, uint64_t id, const ClientFrame *f);
@@ -2279,6 +2365,9 @@ static const handler g_handlers[] = {
     {SOTTO__API__CLIENT_FRAME__OP_KT_CONSISTENCY, true, h_kt_consistency},
     {SOTTO__API__CLIENT_FRAME__OP_KT_AUDIT, false, h_kt_audit},
     {SOTTO__API__CLIENT_FRAME__OP_KT_COSIGN, false, h_kt_cosign},
+    /* profiles (issue 11): ciphertext only */
+    {SOTTO__API__CLIENT_FRAME__OP_SET_PROFILE, true, h_set_profile},
+    {SOTTO__API__CLIENT_FRAME__OP_GET_PROFILE, true, h_get_profile},
 };
 
 /* The public key-transparency operations: an auditor may send many before

@@ -89,6 +89,8 @@ static _Thread_local struct {
     sc_backup *backup;  /* register --restore: opened before the account is */
     sc_client *ack_cli; /* receive/listen without the daemon: acknowledges what it
                            printed for the daemon's subscriber "cli" (cli_acked) */
+    bool daemon;        /* run by the daemon (sotto_cli_run): its receive loop
+                           sends what is due (receipts) */
 } g;
 
 static volatile int g_stop;
@@ -928,6 +930,41 @@ static int cmd_devices(sc_client *c, int argc, char **argv)
 static json_t *delivery_json(sc_client *c); /* group commands, below */
 static void print_delivery(sc_client *c);
 
+/* issue 11 (msgops): a message timestamp option's value */
+static int msgops_ts(const char *cmd, const char *opt, const char *s, uint64_t *out)
+{
+    char *e;
+    unsigned long long v;
+    if (s[0] < '0' || s[0] > '9')
+        return usage_error("%s: %s: bad timestamp %s", cmd, opt, s);
+    errno = 0;
+    v = strtoull(s, &e, 10);
+    if (*e || errno || v == 0)
+        return usage_error("%s: %s: bad timestamp %s", cmd, opt, s);
+    *out = (uint64_t)v;
+    return EXIT_OK;
+}
+
+/* --mention START:LENGTH:NAME (signal-cli's form; UTF-8 byte offsets) */
+static int msgops_mention(const char *s, sc_mention *m)
+{
+    char *e1, *e2;
+    unsigned long st, ln;
+    if (s[0] < '0' || s[0] > '9')
+        return usage_error("send: --mention START:LENGTH:NAME, got %s", s);
+    errno = 0;
+    st = strtoul(s, &e1, 10);
+    if (errno || *e1 != ':' || e1[1] < '0' || e1[1] > '9')
+        return usage_error("send: --mention START:LENGTH:NAME, got %s", s);
+    ln = strtoul(e1 + 1, &e2, 10);
+    if (errno || *e2 != ':' || e2[1] == '\0' || st > UINT32_MAX || ln > UINT32_MAX)
+        return usage_error("send: --mention START:LENGTH:NAME, got %s", s);
+    m->start = (uint32_t)st;
+    m->length = (uint32_t)ln;
+    m->name = e2 + 1;
+    return EXIT_OK;
+}
+
 static int do_send(sc_client *c, int argc, char **argv, bool group_cmd)
 {
     const char *file = NULL, *text_opt = NULL, *to = NULL, *text = NULL;
@@ -936,8 +973,42 @@ static int do_send(sc_client *c, int argc, char **argv, bool group_cmd)
     size_t len = 0;
     uint64_t ts = 0;
     int rc;
+    /* issue 11 (msgops): reply, mentions, edit */
+    sc_send_options so;
+    sc_mention mv[64];
 
+    memset(&so, 0, sizeof so);
+    so.mentions = mv;
     for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--quote-timestamp") == 0 && i + 1 < argc) {
+            if ((rc = msgops_ts("send", argv[i], argv[i + 1], &so.quote_timestamp)) != EXIT_OK)
+                return rc;
+            i++;
+            continue;
+        }
+        if (strcmp(argv[i], "--edit-timestamp") == 0 && i + 1 < argc) {
+            if ((rc = msgops_ts("send", argv[i], argv[i + 1], &so.edit_timestamp)) != EXIT_OK)
+                return rc;
+            i++;
+            continue;
+        }
+        if (strcmp(argv[i], "--quote-author") == 0 && i + 1 < argc) {
+            so.quote_author = argv[++i];
+            continue;
+        }
+        if (strcmp(argv[i], "--mention") == 0 && i + 1 < argc) {
+            if (so.n_mentions == sizeof mv / sizeof mv[0])
+                return usage_error("send: at most 64 mentions");
+            if ((rc = msgops_mention(argv[i + 1], &mv[so.n_mentions])) != EXIT_OK)
+                return rc;
+            so.n_mentions++;
+            i++;
+            continue;
+        }
+        if (strcmp(argv[i], "--no-mentions") == 0) {
+            so.no_auto_mentions = true;
+            continue;
+        }
         if (strcmp(argv[i], "--file") == 0 && i + 1 < argc)
             file = argv[++i];
         else if (strcmp(argv[i], "--text") == 0 && i + 1 < argc)
@@ -967,10 +1038,15 @@ static int do_send(sc_client *c, int argc, char **argv, bool group_cmd)
     }
     if (to == NULL)
         return usage_error("send: missing %s", to_group ? "GROUP" : "CONTACT");
+    if ((so.quote_author == NULL) != (so.quote_timestamp == 0))
+        return usage_error("send: a reply needs --quote-timestamp and --quote-author");
     if (file) {
         if (have_text)
             return usage_error("send --file: give the text with --text");
-        rc = sc_send_file(c, to, to_group, file, text_opt, &ts);
+        if (so.edit_timestamp)
+            return usage_error("send: an edit changes the text only (no --file)");
+        rc = sc_send_message(c, to, to_group, text_opt, text_opt ? strlen(text_opt) : 0, file, &so,
+                             &ts);
     } else {
         if (text_opt) {
             if (have_text)
@@ -996,7 +1072,7 @@ static int do_send(sc_client *c, int argc, char **argv, bool group_cmd)
             free(buf);
             return usage_error("send: empty text");
         }
-        rc = sc_send_text(c, to, to_group, text, len, &ts);
+        rc = sc_send_message(c, to, to_group, text, len, NULL, &so, &ts);
     }
     if (buf) {
         sodium_memzero(buf, len);
@@ -1038,16 +1114,215 @@ static int do_send(sc_client *c, int argc, char **argv, bool group_cmd)
         json_object_set_new(o, "type", json_string("sent"));
         json_object_set_new(o, to_group ? "group" : "to", json_string(to));
         json_object_set_new(o, "timestamp", json_integer((json_int_t)ts));
+        if (so.edit_timestamp)
+            json_object_set_new(o, "edit_of", json_integer((json_int_t)so.edit_timestamp));
         if (to_group) {
             json_t *d = delivery_json(c);
             if (d)
                 json_object_set_new(o, "delivery", d);
         }
         json_line(o);
+    } else if (so.edit_timestamp) {
+        printf("edited %llu in %s (timestamp %llu)\n", (unsigned long long)so.edit_timestamp, to,
+               (unsigned long long)ts);
     } else {
         printf("sent to %s (timestamp %llu)\n", to, (unsigned long long)ts);
     }
     return EXIT_OK;
+}
+
+/* ---- issue 11: msgops (react, delete, edits) ---- */
+
+/* The conversation argument: CONTACT, or GROUP after --group. */
+static int msgops_conv(const char *cmd, int argc, char **argv, const char *const *value_opts,
+                       bool *group, const char **conv, char **rest, int *nrest)
+{
+    *group = false;
+    *conv = NULL;
+    *nrest = 0;
+    for (int i = 0; i < argc; i++) {
+        bool takes = false;
+        for (size_t k = 0; value_opts[k]; k++)
+            if (strcmp(argv[i], value_opts[k]) == 0)
+                takes = true;
+        if (strcmp(argv[i], "--group") == 0 && i + 1 < argc && *conv == NULL) {
+            *group = true;
+            *conv = argv[++i];
+        } else if (strcmp(argv[i], "--") == 0) {
+            for (i++; i < argc; i++) {
+                if (*conv == NULL)
+                    *conv = argv[i];
+                else
+                    rest[(*nrest)++] = argv[i];
+            }
+        } else if (takes && i + 1 < argc) {
+            rest[(*nrest)++] = argv[i];
+            rest[(*nrest)++] = argv[++i];
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0' && !takes) {
+            rest[(*nrest)++] = argv[i];
+        } else if (*conv == NULL) {
+            *conv = argv[i];
+        } else {
+            rest[(*nrest)++] = argv[i];
+        }
+    }
+    if (*conv == NULL)
+        return usage_error("%s: missing CONTACT or --group GROUP", cmd);
+    return EXIT_OK;
+}
+
+static const char *const react_value_opts[] = {"--group", "--target-author", "--target-timestamp",
+                                               NULL};
+static const char *const delete_value_opts[] = {"--group", "--target-timestamp", NULL};
+static const char *const edits_value_opts[] = {"--group", "--author", NULL};
+
+/* The result line of react / delete. */
+static int msgops_result(sc_client *c, int rc, uint64_t ts, const char *type, const char *conv,
+                         bool group, const char *target_author, uint64_t target_ts,
+                         const char *emoji, bool remove)
+{
+    rc = retry_queued(c, rc, NULL);
+    if (rc == SC_E_RETRY || (rc == SC_E_NETWORK && ts != 0))
+        return report_queued(c, rc, type);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object(), *t = json_object();
+        json_object_set_new(o, "type", json_string(type));
+        json_object_set_new(o, group ? "group" : "to", json_string(conv));
+        json_object_set_new(o, "timestamp", json_integer((json_int_t)ts));
+        json_object_set_new(t, "author", json_string(target_author));
+        json_object_set_new(t, "timestamp", json_integer((json_int_t)target_ts));
+        json_object_set_new(o, "target", t);
+        if (emoji) {
+            json_object_set_new(o, "emoji", json_string(emoji));
+            json_object_set_new(o, "remove", json_boolean(remove));
+        }
+        json_line(o);
+    } else if (emoji) {
+        printf("%s %s on %s's message %llu in %s (timestamp %llu)\n",
+               remove ? "removed reaction" : "reacted", remove ? "" : emoji, target_author,
+               (unsigned long long)target_ts, conv, (unsigned long long)ts);
+    } else {
+        printf("deleted %llu for everyone in %s (timestamp %llu)\n", (unsigned long long)target_ts,
+               conv, (unsigned long long)ts);
+    }
+    return EXIT_OK;
+}
+
+static int cmd_react(sc_client *c, int argc, char **argv)
+{
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    const char *conv = NULL, *author = NULL, *emoji = NULL;
+    bool group = false, remove = false;
+    uint64_t target = 0, ts = 0;
+    int nrest = 0, rc;
+
+    if (rest == NULL)
+        return report(SC_E_INTERNAL, "out of memory");
+    rc = msgops_conv("react", argc, argv, react_value_opts, &group, &conv, rest, &nrest);
+    for (int i = 0; rc == EXIT_OK && i < nrest; i++) {
+        if (strcmp(rest[i], "--target-author") == 0 && i + 1 < nrest)
+            author = rest[++i];
+        else if (strcmp(rest[i], "--target-timestamp") == 0 && i + 1 < nrest)
+            rc = msgops_ts("react", rest[i], rest[i + 1], &target), i++;
+        else if (strcmp(rest[i], "--remove") == 0)
+            remove = true;
+        else if (rest[i][0] == '-' && rest[i][1] != '\0')
+            rc = usage_error("react: unknown option %s", rest[i]);
+        else if (emoji == NULL)
+            emoji = rest[i];
+        else
+            rc = usage_error("react: unexpected argument %s", rest[i]);
+    }
+    free(rest);
+    if (rc != EXIT_OK)
+        return rc;
+    if (author == NULL || target == 0)
+        return usage_error("react: give --target-author NAME and --target-timestamp TS");
+    if (emoji == NULL && !remove)
+        return usage_error("react: missing EMOJI");
+    rc = sc_send_reaction(c, conv, group, author, target, emoji, remove, &ts);
+    return msgops_result(c, rc, ts, "reaction", conv, group, author, target, emoji ? emoji : "",
+                         remove);
+}
+
+static int cmd_remote_delete(sc_client *c, int argc, char **argv)
+{
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    const char *conv = NULL;
+    bool group = false;
+    uint64_t target = 0, ts = 0;
+    int nrest = 0, rc;
+
+    if (rest == NULL)
+        return report(SC_E_INTERNAL, "out of memory");
+    rc = msgops_conv("delete", argc, argv, delete_value_opts, &group, &conv, rest, &nrest);
+    for (int i = 0; rc == EXIT_OK && i < nrest; i++) {
+        if (strcmp(rest[i], "--target-timestamp") == 0 && i + 1 < nrest)
+            rc = msgops_ts("delete", rest[i], rest[i + 1], &target), i++;
+        else
+            rc = usage_error("delete: unexpected argument %s", rest[i]);
+    }
+    free(rest);
+    if (rc != EXIT_OK)
+        return rc;
+    if (target == 0)
+        return usage_error("delete: give --target-timestamp TS (your message's timestamp)");
+    rc = sc_remote_delete(c, conv, group, target, &ts);
+    return msgops_result(c, rc, ts, "deleted", conv, group, sc_username(c), target, NULL, false);
+}
+
+static void print_edit_version(void *ud, const sc_edit_version *v)
+{
+    char when[32];
+    (void)ud;
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("edit_version"));
+        json_object_set_new(o, "author", json_string(v->author));
+        json_object_set_new(o, "target_timestamp", json_integer((json_int_t)v->target_timestamp));
+        json_object_set_new(o, "timestamp", json_integer((json_int_t)v->timestamp));
+        json_object_set_new(o, "body", json_stringn(v->body, v->body_len));
+        json_object_set_new(o, "original", json_boolean(v->original));
+        json_object_set_new(o, "current", json_boolean(v->current));
+        json_line(o);
+        return;
+    }
+    fmt_time(v->timestamp, when, sizeof when);
+    printf("[%s] #%llu%s%s: ", when, (unsigned long long)v->timestamp,
+           v->original ? " (original)" : "", v->current ? " (shown)" : "");
+    put_text(v->body, v->body_len);
+    printf("\n");
+    output_or_die();
+}
+
+static int cmd_edits(sc_client *c, int argc, char **argv)
+{
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    const char *conv = NULL, *author = NULL;
+    bool group = false;
+    uint64_t target = 0;
+    int nrest = 0, rc;
+
+    if (rest == NULL)
+        return report(SC_E_INTERNAL, "out of memory");
+    rc = msgops_conv("edits", argc, argv, edits_value_opts, &group, &conv, rest, &nrest);
+    for (int i = 0; rc == EXIT_OK && i < nrest; i++) {
+        if (strcmp(rest[i], "--author") == 0 && i + 1 < nrest)
+            author = rest[++i];
+        else if (target == 0 && rest[i][0] != '-')
+            rc = msgops_ts("edits", "TIMESTAMP", rest[i], &target);
+        else
+            rc = usage_error("edits: unexpected argument %s", rest[i]);
+    }
+    free(rest);
+    if (rc != EXIT_OK)
+        return rc;
+    if (target == 0)
+        return usage_error("edits: missing TIMESTAMP (the message's #id)");
+    rc = sc_edit_history(c, conv, group, author, target, print_edit_version, NULL);
+    return report(rc, sc_errmsg(c));
 }
 
 /* listen: the server lost and back, on stderr (stdout stays the events) */
@@ -1093,10 +1368,104 @@ static const char *jget_str(json_t *o, const char *key)
     return json_string_value(json_object_get(o, key)); /* NULL when null/absent */
 }
 
+/* The arrays daemon_event_everyday() allocates (free() each). */
+typedef struct daemon_ev_arrays {
+    uint64_t *ts;
+    sc_mention *mentions;
+    sc_reaction_info *reactions;
+    sc_receipt_info *receipts;
+} daemon_ev_arrays;
+
+static uint64_t jget_u64(json_t *o, const char *key)
+{
+    json_int_t v = json_integer_value(json_object_get(o, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* The issue-11 fields of a daemon event (the JSON everyday_json wrote)
+ * back into ev, so that receive/listen through the daemon print what a
+ * direct one prints. Strings point into o. */
+static void daemon_event_everyday(json_t *o, sc_event *ev, daemon_ev_arrays *a)
+{
+    json_t *t = json_object_get(o, "target"), *q = json_object_get(o, "quote");
+    json_t *ts = json_object_get(o, "timestamps"), *ms = json_object_get(o, "mentions");
+    json_t *rs = json_object_get(o, "reactions"), *rc = json_object_get(o, "receipts");
+
+    memset(a, 0, sizeof *a);
+    ev->conversation = jget_str(o, "conversation");
+    if (json_is_object(t)) {
+        ev->target_author = jget_str(t, "author");
+        ev->target_timestamp = jget_u64(t, "timestamp");
+    }
+    ev->emoji = jget_str(o, "emoji");
+    ev->reaction_remove = json_is_true(json_object_get(o, "remove"));
+    ev->receipt_type = jget_str(o, "receipt_type");
+    if (ev->kind == SC_EV_TYPING) {
+        const char *act = jget_str(o, "action");
+        ev->typing_started = act && strcmp(act, "started") == 0;
+    }
+    ev->expire_timer_s = (uint32_t)jget_u64(o, "expire_timer");
+    ev->expires_at_ms = jget_u64(o, "expires_at");
+    if (json_is_object(q)) {
+        ev->quote_author = jget_str(q, "author");
+        ev->quote_timestamp = jget_u64(q, "timestamp");
+        ev->quote_text = jget_str(q, "text");
+    }
+    ev->mentions_me = json_is_true(json_object_get(o, "mentions_me"));
+    ev->edited = json_is_true(json_object_get(o, "edited"));
+    ev->edited_timestamp = jget_u64(o, "edited_timestamp");
+    ev->deleted = json_is_true(json_object_get(o, "deleted"));
+    ev->read_ms = json_is_true(json_object_get(o, "read")) ? 1 : 0;
+    ev->display_name = jget_str(o, "display_name");
+    if (json_is_array(ts) && json_array_size(ts) > 0 &&
+        (a->ts = calloc(json_array_size(ts), sizeof *a->ts)) != NULL) {
+        for (size_t i = 0; i < json_array_size(ts); i++) {
+            json_int_t v = json_integer_value(json_array_get(ts, i));
+            a->ts[i] = v > 0 ? (uint64_t)v : 0;
+        }
+        ev->receipt_timestamps = a->ts;
+        ev->n_receipt_timestamps = json_array_size(ts);
+    }
+    if (json_is_array(ms) && json_array_size(ms) > 0 &&
+        (a->mentions = calloc(json_array_size(ms), sizeof *a->mentions)) != NULL) {
+        for (size_t i = 0; i < json_array_size(ms); i++) {
+            json_t *x = json_array_get(ms, i);
+            a->mentions[i].name = jget_str(x, "name");
+            a->mentions[i].start = (uint32_t)jget_u64(x, "start");
+            a->mentions[i].length = (uint32_t)jget_u64(x, "length");
+        }
+        ev->mentions = a->mentions;
+        ev->n_mentions = json_array_size(ms);
+    }
+    if (json_is_array(rs) && json_array_size(rs) > 0 &&
+        (a->reactions = calloc(json_array_size(rs), sizeof *a->reactions)) != NULL) {
+        for (size_t i = 0; i < json_array_size(rs); i++) {
+            json_t *x = json_array_get(rs, i);
+            a->reactions[i].reactor = jget_str(x, "from");
+            a->reactions[i].emoji = jget_str(x, "emoji");
+            a->reactions[i].timestamp = jget_u64(x, "timestamp");
+        }
+        ev->reactions = a->reactions;
+        ev->n_reactions = json_array_size(rs);
+    }
+    if (json_is_array(rc) && json_array_size(rc) > 0 &&
+        (a->receipts = calloc(json_array_size(rc), sizeof *a->receipts)) != NULL) {
+        for (size_t i = 0; i < json_array_size(rc); i++) {
+            json_t *x = json_array_get(rc, i);
+            a->receipts[i].recipient = jget_str(x, "recipient");
+            a->receipts[i].state = jget_str(x, "state");
+            a->receipts[i].at_ms = jget_u64(x, "at");
+        }
+        ev->receipts = a->receipts;
+        ev->n_receipts = json_array_size(rc);
+    }
+}
+
 static void print_daemon_event(void *ud, const char *text)
 {
     json_t *o = json_loads(text, 0, NULL), *gr, *m, *at, *body;
     const char *type = jget_str(o, "type");
+    daemon_ev_arrays ed;
     sc_event ev;
     const char **members = NULL;
     sc_attachment_info *atts = NULL;
@@ -1107,16 +1476,25 @@ static void print_daemon_event(void *ud, const char *text)
         return;
     }
     memset(&ev, 0, sizeof ev);
-    ev.kind = strcmp(type, "outgoing") == 0 ? SC_EV_SENT
-              : strcmp(type, "group") == 0  ? SC_EV_GROUP
-              : strcmp(type, "notice") == 0 ? SC_EV_NOTICE
-                                            : SC_EV_MESSAGE;
+    ev.kind = strcmp(type, "outgoing") == 0   ? SC_EV_SENT
+              : strcmp(type, "group") == 0    ? SC_EV_GROUP
+              : strcmp(type, "notice") == 0   ? SC_EV_NOTICE
+              : strcmp(type, "receipt") == 0  ? SC_EV_RECEIPT
+              : strcmp(type, "typing") == 0   ? SC_EV_TYPING
+              : strcmp(type, "reaction") == 0 ? SC_EV_REACTION
+              : strcmp(type, "edit") == 0     ? SC_EV_EDIT
+              : strcmp(type, "delete") == 0   ? SC_EV_DELETE
+              : strcmp(type, "timer") == 0    ? SC_EV_TIMER
+              : strcmp(type, "read") == 0     ? SC_EV_READ
+                                              : SC_EV_MESSAGE;
+    daemon_event_everyday(o, &ev, &ed);
     ev.id = (int64_t)json_integer_value(json_object_get(o, "id"));
     ev.sender = jget_str(o, "from");
     ev.sender_device = (uint32_t)json_integer_value(json_object_get(o, "device"));
     ev.destination = jget_str(o, "to");
     ev.timestamp = (uint64_t)json_integer_value(json_object_get(o, "timestamp"));
     ev.server_timestamp = (uint64_t)json_integer_value(json_object_get(o, "server_timestamp"));
+    ev.request = json_is_true(json_object_get(o, "request")); /* issue 11: a message request */
     gr = json_object_get(o, "group");
     if (json_is_object(gr)) {
         ev.group_id = jget_str(gr, "id");
@@ -1154,6 +1532,10 @@ static void print_daemon_event(void *ud, const char *text)
     print_event(NULL, &ev); /* output_or_die: unwritten, it stays unacknowledged */
     free(members);
     free(atts);
+    free(ed.ts);
+    free(ed.mentions);
+    free(ed.reactions);
+    free(ed.receipts);
     json_decref(o);
 }
 
@@ -1186,7 +1568,12 @@ static void print_contact(void *ud, const sc_contact_info *ci)
     /* "verified" is about the keys the user compared: after a change the
      * current keys are not verified until `trust` */
     bool verified = ci->verified && !ci->identity_changed;
-    (void)ud;
+    bool accepted = false, blocked = false; /* issue 11 (requests.c) */
+    char *pname = NULL;                     /* issue 11: their profile name (profile.c) */
+    if (ud)
+        (void)sc_contact_request_state(ud, ci->name, &accepted, &blocked);
+    if (ud)
+        (void)sc_profile_display_name(ud, ci->name, &pname);
     if (g.json) {
         json_t *o = json_object();
         json_object_set_new(o, "type", json_string("contact"));
@@ -1194,12 +1581,28 @@ static void print_contact(void *ud, const sc_contact_info *ci)
         json_object_set_new(o, "devices", json_integer((json_int_t)ci->n_devices));
         json_object_set_new(o, "identity_changed", json_boolean(ci->identity_changed));
         json_object_set_new(o, "verified", json_boolean(verified));
+        json_object_set_new(o, "accepted", json_boolean(accepted));
+        json_object_set_new(o, "blocked", json_boolean(blocked));
+        json_object_set_new(o, "profile_name", jstr_or_null(pname));
+        {
+            uint32_t secs = 0; /* issue 11: the disappearing timer (expire.c) */
+            if (ud)
+                (void)sc_timer_get(ud, ci->name, false, &secs);
+            json_object_set_new(o, "expire_timer", json_integer(secs));
+        }
         json_line(o);
     } else {
         put_str(ci->name);
-        printf("  devices: %zu%s%s\n", ci->n_devices, verified ? "  verified" : "",
-               ci->identity_changed ? "  SAFETY NUMBER CHANGED (see: sotto trust)" : "");
+        if (pname) {
+            printf(" (");
+            put_str(pname);
+            printf(")");
+        }
+        printf("  devices: %zu%s%s%s\n", ci->n_devices, verified ? "  verified" : "",
+               ci->identity_changed ? "  SAFETY NUMBER CHANGED (see: sotto trust)" : "",
+               blocked ? "  blocked" : "");
     }
+    free(pname);
 }
 
 static int cmd_contacts(sc_client *c, int argc, char **argv)
@@ -1207,7 +1610,7 @@ static int cmd_contacts(sc_client *c, int argc, char **argv)
     (void)argv;
     if (argc != 0)
         return usage_error("contacts: unexpected argument");
-    return report(sc_contacts(c, print_contact, NULL), sc_errmsg(c));
+    return report(sc_contacts(c, print_contact, c), sc_errmsg(c));
 }
 
 static int cmd_trust(sc_client *c, int argc, char **argv)
@@ -1227,6 +1630,206 @@ static int cmd_trust(sc_client *c, int argc, char **argv)
         printf("trusted %s\n", argv[0]);
     }
     return EXIT_OK;
+}
+
+/* ---- issue 11: message requests and blocking (requests.c) ---- */
+
+/* CONTACT | --group GROUP (one of them) into *conv, *group. */
+static int req_conv_args(const char *cmd, int argc, char **argv, const char **conv, bool *group)
+{
+    *conv = NULL;
+    *group = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--group") == 0)
+            *group = true;
+        else if (argv[i][0] == '-')
+            return usage_error("%s: unknown option %s", cmd, argv[i]);
+        else if (*conv == NULL)
+            *conv = argv[i];
+        else
+            return usage_error("%s: unexpected argument %s", cmd, argv[i]);
+    }
+    if (*conv == NULL)
+        return usage_error("usage: sotto %s CONTACT | --group GROUP", cmd);
+    return EXIT_OK;
+}
+
+/* The --json object naming a conversation: "conversation" or "group_id". */
+static json_t *req_conv_json(sc_client *c, const char *type, const char *conv, bool group)
+{
+    json_t *o = json_object();
+    char hex[33];
+
+    json_object_set_new(o, "type", json_string(type));
+    if (group && sc_group_find(c, conv, hex) == SC_OK)
+        json_object_set_new(o, "group_id", json_string(hex));
+    else
+        json_object_set_new(o, group ? "group" : "conversation", json_string(conv));
+    return o;
+}
+
+static int cmd_accept(sc_client *c, int argc, char **argv)
+{
+    const char *conv;
+    bool group;
+    int rc = req_conv_args("accept", argc, argv, &conv, &group);
+
+    if (rc != EXIT_OK)
+        return rc;
+    rc = sc_accept(c, conv, group);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_line(req_conv_json(c, "accepted", conv, group));
+    } else {
+        printf("accepted %s", group ? "group " : "");
+        put_str(conv);
+        printf("\n");
+    }
+    return EXIT_OK;
+}
+
+static int req_delete(sc_client *c, int argc, char **argv)
+{
+    const char *conv;
+    bool group;
+    size_t wiped = 0;
+    int rc = req_conv_args("request delete", argc, argv, &conv, &group);
+
+    if (rc != EXIT_OK)
+        return rc;
+    rc = sc_request_delete(c, conv, group, &wiped);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = req_conv_json(c, "request_deleted", conv, group);
+        json_object_set_new(o, "deleted", json_integer((json_int_t)wiped));
+        json_line(o);
+    } else {
+        printf("deleted the message request of %s", group ? "group " : "");
+        put_str(conv);
+        printf(" (%zu message%s)\n", wiped, wiped == 1 ? "" : "s");
+    }
+    return EXIT_OK;
+}
+
+static int block_cmd(sc_client *c, int argc, char **argv, bool block)
+{
+    const char *what = block ? "block" : "unblock";
+    size_t changed = 0;
+    int rc;
+
+    for (int i = 0; i < argc; i++)
+        if (argv[i][0] == '-')
+            return usage_error("%s: unknown option %s", what, argv[i]);
+    if (argc < 1)
+        return usage_error("usage: sotto %s NAME...", what);
+    rc = block ? sc_block(c, (const char *const *)argv, (size_t)argc, &changed)
+               : sc_unblock(c, (const char *const *)argv, (size_t)argc, &changed);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object(), *a = json_array();
+        json_object_set_new(o, "type", json_string(block ? "blocked" : "unblocked"));
+        for (int i = 0; i < argc; i++)
+            json_array_append_new(a, json_string(argv[i]));
+        json_object_set_new(o, "names", a);
+        json_object_set_new(o, "changed", json_integer((json_int_t)changed));
+        json_line(o);
+    } else {
+        printf("%s", block ? "blocked" : "unblocked");
+        for (int i = 0; i < argc; i++) {
+            printf(" ");
+            put_str(argv[i]);
+        }
+        printf("\n");
+    }
+    return EXIT_OK;
+}
+
+static int cmd_block(sc_client *c, int argc, char **argv)
+{
+    return block_cmd(c, argc, argv, true);
+}
+
+static int cmd_unblock(sc_client *c, int argc, char **argv)
+{
+    return block_cmd(c, argc, argv, false);
+}
+
+static void print_blocked(void *ud, const char *name, uint64_t at_ms)
+{
+    size_t *n = ud;
+    (*n)++;
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("blocked_contact"));
+        json_object_set_new(o, "name", json_string(name));
+        json_object_set_new(o, "blocked_ms", json_integer((json_int_t)at_ms));
+        json_line(o);
+    } else {
+        put_str(name);
+        printf("\n");
+    }
+}
+
+static int cmd_blocked(sc_client *c, int argc, char **argv)
+{
+    size_t n = 0;
+    int rc;
+    (void)argv;
+    if (argc != 0)
+        return usage_error("blocked: unexpected argument");
+    rc = sc_blocked(c, print_blocked, &n);
+    if (rc == SC_OK && n == 0 && !g.json)
+        printf("nobody is blocked\n");
+    return report(rc, sc_errmsg(c));
+}
+
+static void print_request(void *ud, const sc_request_info *ri)
+{
+    size_t *n = ud;
+    bool group = strcmp(ri->conv_kind, "group") == 0;
+    (*n)++;
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("request"));
+        if (group) {
+            json_object_set_new(o, "group_id", json_string(ri->conv));
+            if (ri->group_name)
+                json_object_set_new(o, "group_name", json_string(ri->group_name));
+        } else {
+            json_object_set_new(o, "conversation", json_string(ri->conv));
+        }
+        json_object_set_new(o, "count", json_integer((json_int_t)ri->count));
+        json_object_set_new(o, "first_timestamp", json_integer((json_int_t)ri->first_timestamp));
+        json_object_set_new(o, "last_timestamp", json_integer((json_int_t)ri->last_timestamp));
+        json_object_set_new(o, "excerpt", json_string(ri->excerpt));
+        json_line(o);
+    } else {
+        if (group) {
+            printf("group ");
+            put_str(ri->group_name ? ri->group_name : ri->conv);
+        } else {
+            put_str(ri->conv);
+        }
+        printf("  %zu message%s: ", ri->count, ri->count == 1 ? "" : "s");
+        put_text(ri->excerpt, strlen(ri->excerpt));
+        printf("\n");
+    }
+}
+
+static int cmd_requests(sc_client *c, int argc, char **argv)
+{
+    size_t n = 0;
+    int rc;
+    (void)argv;
+    if (argc != 0)
+        return usage_error("requests: unexpected argument");
+    rc = sc_requests(c, print_request, &n);
+    if (rc == SC_OK && n == 0 && !g.json)
+        printf("no message requests\n");
+    return report(rc, sc_errmsg(c));
 }
 
 static void print_qr(const uint8_t *data, size_t len)
@@ -2137,6 +2740,327 @@ static int kt_max_age(sc_client *c, int argc, char **argv)
 
 static int cmd_kt(sc_client *c, int argc, char **argv); /* after the table */
 
+/* ---- issue 11: receipts, read state, typing, settings (receipts.c) ---- */
+
+/* [--group] CONV and the rest: *conv, *group; other arguments (not
+ * options) into rest[0..*nrest). flag (may be NULL) is an extra option
+ * (--stop), set in *flag_set. */
+static int rc_conv_args(const char *cmd, int argc, char **argv, const char **conv, bool *group,
+                        char **rest, int *nrest, const char *flag, bool *flag_set)
+{
+    bool dashdash = false;
+
+    *conv = NULL;
+    *group = false;
+    *nrest = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!dashdash && strcmp(argv[i], "--") == 0)
+            dashdash = true; /* everything after -- is positional */
+        else if (!dashdash && strcmp(argv[i], "--group") == 0)
+            *group = true;
+        else if (!dashdash && flag && strcmp(argv[i], flag) == 0)
+            *flag_set = true;
+        else if (!dashdash && argv[i][0] == '-' && argv[i][1] != '\0')
+            return usage_error("%s: unknown option %s", cmd, argv[i]);
+        else if (*conv == NULL)
+            *conv = argv[i];
+        else if (rest)
+            rest[(*nrest)++] = argv[i];
+        else
+            return usage_error("%s: unexpected argument %s", cmd, argv[i]);
+    }
+    if (*conv == NULL)
+        return usage_error("%s: missing CONTACT or --group GROUP", cmd);
+    if (!*group && !sc_username_valid(*conv))
+        *group = true; /* not a possible username: must be a group */
+    return EXIT_OK;
+}
+
+static int parse_ts(const char *cmd, const char *s, uint64_t *out)
+{
+    char *e;
+    unsigned long long v;
+    if (s[0] < '0' || s[0] > '9')
+        return usage_error("%s: bad timestamp %s", cmd, s);
+    errno = 0;
+    v = strtoull(s, &e, 10);
+    if (*e || errno || v == 0)
+        return usage_error("%s: bad timestamp %s", cmd, s);
+    *out = (uint64_t)v;
+    return EXIT_OK;
+}
+
+static int cmd_read(sc_client *c, int argc, char **argv)
+{
+    const char *conv;
+    bool group;
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    uint64_t *ts = calloc((size_t)argc + 1, sizeof *ts);
+    int nrest = 0, rc;
+    size_t marked = 0;
+
+    if (rest == NULL || ts == NULL) {
+        free(rest);
+        free(ts);
+        return report(SC_E_INTERNAL, "out of memory");
+    }
+    rc = rc_conv_args("read", argc, argv, &conv, &group, rest, &nrest, NULL, NULL);
+    for (int i = 0; rc == EXIT_OK && i < nrest; i++)
+        rc = parse_ts("read", rest[i], &ts[i]);
+    free(rest);
+    if (rc != EXIT_OK) {
+        free(ts);
+        return rc;
+    }
+    rc = sc_read_mark(c, conv, group, ts, (size_t)nrest, &marked);
+    free(ts);
+    /* the read receipts owed go out after their delay: here before the
+     * command ends; the daemon's loop sends them when due */
+    if (rc == SC_OK && !g.daemon)
+        rc = sc_receipts_send(c, true);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("read"));
+        json_object_set_new(o, group ? "group" : "conversation", json_string(conv));
+        json_object_set_new(o, "marked", json_integer((json_int_t)marked));
+        json_line(o);
+    } else {
+        printf("%zu message%s marked read\n", marked, marked == 1 ? "" : "s");
+    }
+    return EXIT_OK;
+}
+
+/* sc_message_receipts' event: the per-recipient state of our message */
+static void print_receipts(void *ud, const sc_event *ev)
+{
+    char when[32];
+    (void)ud;
+    if (g.json) {
+        json_t *o = json_object(), *a = json_array();
+        json_object_set_new(o, "type", json_string("receipts"));
+        json_object_set_new(o, "timestamp", json_integer((json_int_t)ev->timestamp));
+        for (size_t i = 0; i < ev->n_receipts; i++) {
+            json_t *r = json_object();
+            json_object_set_new(r, "recipient", jstr_or_null(ev->receipts[i].recipient));
+            json_object_set_new(r, "state", jstr_or_null(ev->receipts[i].state));
+            json_object_set_new(r, "at", json_integer((json_int_t)ev->receipts[i].at_ms));
+            json_array_append_new(a, r);
+        }
+        json_object_set_new(o, "receipts", a);
+        json_line(o);
+        return;
+    }
+    for (size_t i = 0; i < ev->n_receipts; i++) {
+        put_str(ev->receipts[i].recipient ? ev->receipts[i].recipient : "?");
+        printf(": ");
+        put_str(ev->receipts[i].state ? ev->receipts[i].state : "?");
+        if (ev->receipts[i].at_ms) {
+            fmt_time(ev->receipts[i].at_ms, when, sizeof when);
+            printf(" (%s)", when);
+        }
+        printf("\n");
+    }
+    output_or_die();
+}
+
+static int cmd_receipts(sc_client *c, int argc, char **argv)
+{
+    const char *conv;
+    bool group;
+    char *rest[2];
+    int nrest = 0, rc;
+    uint64_t ts = 0;
+
+    if (argc > 4)
+        return usage_error("receipts: unexpected argument");
+    rc = rc_conv_args("receipts", argc, argv, &conv, &group, rest, &nrest, NULL, NULL);
+    if (rc != EXIT_OK)
+        return rc;
+    if (nrest != 1)
+        return usage_error("usage: sotto receipts CONTACT | --group GROUP TIMESTAMP");
+    rc = parse_ts("receipts", rest[0], &ts);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = sc_message_receipts(c, conv, group, ts, print_receipts, NULL);
+    return report(rc, sc_errmsg(c));
+}
+
+static int cmd_config(sc_client *c, int argc, char **argv)
+{
+    sc_everyday_config cfg;
+    int rc;
+
+    if (argc != 0 && argc != 2)
+        return usage_error("usage: sotto config [read-receipts|typing on|off]");
+    if (argc == 2) {
+        bool on;
+        if (strcmp(argv[1], "on") == 0)
+            on = true;
+        else if (strcmp(argv[1], "off") == 0)
+            on = false;
+        else
+            return usage_error("config: %s: give on or off", argv[0]);
+        if (strcmp(argv[0], "read-receipts") != 0 && strcmp(argv[0], "typing") != 0)
+            return usage_error("config: unknown setting %s (read-receipts, typing)", argv[0]);
+        rc = sc_config_set(c, argv[0], on);
+        if (rc != SC_OK)
+            return report(rc, sc_errmsg(c));
+    }
+    rc = sc_config_get(c, &cfg);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("config"));
+        json_object_set_new(o, "read_receipts", json_boolean(cfg.read_receipts));
+        json_object_set_new(o, "typing_indicators", json_boolean(cfg.typing_indicators));
+        json_line(o);
+    } else {
+        printf("read-receipts: %s\ntyping: %s\n", cfg.read_receipts ? "on" : "off",
+               cfg.typing_indicators ? "on" : "off");
+    }
+    return EXIT_OK;
+}
+
+static int cmd_typing(sc_client *c, int argc, char **argv)
+{
+    const char *conv;
+    bool group, stop = false, sent = false;
+    int nrest = 0, rc;
+
+    rc = rc_conv_args("typing", argc, argv, &conv, &group, NULL, &nrest, "--stop", &stop);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = sc_typing_send(c, conv, group, !stop, &sent);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("typing"));
+        json_object_set_new(o, group ? "group" : "to", json_string(conv));
+        json_object_set_new(o, "action", json_string(stop ? "stopped" : "started"));
+        json_object_set_new(o, "sent", json_boolean(sent));
+        json_line(o);
+    } else if (sent) {
+        printf("typing %s sent to %s\n", stop ? "stopped" : "started", conv);
+    } else {
+        printf("typing indicators are off (sotto config typing on): nothing sent\n");
+    }
+    return EXIT_OK;
+}
+
+/* issue 11: expire. "off", "0", N (seconds), or N with s, m, h, d or w. */
+static bool parse_duration(const char *s, uint32_t *out)
+{
+    static const struct {
+        char unit;
+        uint64_t mult;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
+    char *e;
+    unsigned long long v;
+    uint64_t mult = 0;
+
+    if (strcmp(s, "off") == 0) {
+        *out = 0;
+        return true;
+    }
+    if (s[0] < '0' || s[0] > '9')
+        return false;
+    errno = 0;
+    v = strtoull(s, &e, 10);
+    if (errno)
+        return false;
+    if (*e == '\0')
+        mult = 1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0] && mult == 0; i++)
+        if (e[0] == units[i].unit && e[1] == '\0')
+            mult = units[i].mult;
+    if (mult == 0 || v > UINT32_MAX / mult)
+        return false;
+    *out = (uint32_t)(v * mult);
+    return true;
+}
+
+/* "off", or the timer in the largest unit that divides it ("1h", "90s") */
+static void fmt_duration(uint32_t s, char *out, size_t cap)
+{
+    if (s == 0)
+        snprintf(out, cap, "off");
+    else if (s % 604800 == 0)
+        snprintf(out, cap, "%uw", (unsigned)(s / 604800));
+    else if (s % 86400 == 0)
+        snprintf(out, cap, "%ud", (unsigned)(s / 86400));
+    else if (s % 3600 == 0)
+        snprintf(out, cap, "%uh", (unsigned)(s / 3600));
+    else if (s % 60 == 0)
+        snprintf(out, cap, "%um", (unsigned)(s / 60));
+    else
+        snprintf(out, cap, "%us", (unsigned)s);
+}
+
+static int cmd_timer(sc_client *c, int argc, char **argv)
+{
+    const char *conv;
+    bool group, dashdash = false;
+    char *rest[1] = {NULL};
+    char shown[32];
+    int nrest = 0, rc;
+    uint32_t secs = 0;
+    uint64_t ts = 0;
+
+    conv = NULL;
+    group = false;
+    for (int i = 0; i < argc; i++) {
+        if (!dashdash && strcmp(argv[i], "--group") == 0)
+            group = true;
+        else if (!dashdash && strcmp(argv[i], "--") == 0)
+            dashdash = true; /* the rest is positional */
+        else if (!dashdash && argv[i][0] == '-' && argv[i][1] != '\0')
+            return usage_error("timer: unknown option %s", argv[i]);
+        else if (conv == NULL)
+            conv = argv[i];
+        else if (nrest < 1)
+            rest[nrest++] = argv[i];
+        else
+            return usage_error("timer: unexpected argument %s", argv[i]);
+    }
+    if (conv == NULL)
+        return usage_error("usage: sotto timer CONTACT | --group GROUP [DURATION]");
+    if (!group && !sc_username_valid(conv))
+        group = true; /* not a possible username: must be a group */
+    if (nrest == 0) {
+        rc = sc_timer_get(c, conv, group, &secs);
+        if (rc != SC_OK)
+            return report(rc, sc_errmsg(c));
+    } else {
+        if (!parse_duration(rest[0], &secs))
+            return usage_error("timer: bad duration %s (off, 0, 30s, 5m, 1h, 1d, 1w)", rest[0]);
+        rc = retry_queued(c, sc_timer_set(c, conv, group, secs, &ts), NULL);
+        if (rc == SC_E_RETRY || (rc == SC_E_NETWORK && ts != 0))
+            return report_queued(c, rc, "timer change");
+        if (rc != SC_OK)
+            return report(rc, sc_errmsg(c));
+    }
+    fmt_duration(secs, shown, sizeof shown);
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("timer"));
+        json_object_set_new(o, group ? "group" : "to", json_string(conv));
+        json_object_set_new(o, "expire_timer", json_integer(secs));
+        if (ts)
+            json_object_set_new(o, "timestamp", json_integer((json_int_t)ts));
+        json_line(o);
+    } else if (ts) {
+        printf("disappearing messages with %s: %s (timestamp %llu)\n", conv, shown,
+               (unsigned long long)ts);
+    } else {
+        printf("disappearing messages with %s: %s\n", conv, shown);
+    }
+    return EXIT_OK;
+}
+
 /* ------------------------------------------------------------ the command table */
 
 typedef int (*cmd_fn)(sc_client *c, int argc, char **argv);
@@ -2179,7 +3103,9 @@ struct command {
     int (*prepare)(int argc, char **argv);
 };
 
-static const char *const send_value_opts[] = {"--file", "--text", NULL};
+static const char *const send_value_opts[] = {
+    "--file",           "--text", "--quote-timestamp", "--quote-author", "--mention",
+    "--edit-timestamp", NULL};
 static const char *const register_value_opts[] = {"--invite", "--restore",    "--code",
                                                   "--kt-key", "--kt-vrf-key", NULL};
 static const char *const link_request_value_opts[] = {"--kt-key", "--kt-vrf-key", NULL};
@@ -2354,6 +3280,149 @@ static const command kt_subs[] = {
              "prints the current value.\n"},
 };
 
+/* ---- profiles (issue 11; docs/cli.md "Profiles") ---- */
+
+static void print_profile(const sc_profile_info *p)
+{
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("profile"));
+        json_object_set_new(o, "username", json_string(p->username));
+        json_object_set_new(o, "display_name", jstr_or_null(p->display_name));
+        json_object_set_new(o, "avatar", jstr_or_null(p->avatar_path));
+        json_object_set_new(o, "avatar_type", jstr_or_null(p->avatar_type));
+        json_line(o);
+        return;
+    }
+    /* a display name is the owner's text, never a username: in brackets */
+    put_str(p->username);
+    if (p->display_name) {
+        printf(" (");
+        put_str(p->display_name);
+        printf(")\n");
+    } else {
+        printf(" (no profile name)\n");
+    }
+    if (p->avatar_path) {
+        printf("  avatar: ");
+        put_str(p->avatar_path);
+        printf(" (");
+        put_str(p->avatar_type);
+        printf(")\n");
+    }
+}
+
+static int profile_set(sc_client *c, int argc, char **argv)
+{
+    const char *name = NULL, *avatar = NULL, *type = NULL;
+    char *stored = NULL;
+    sc_profile_info p;
+    int rc;
+
+    for (int i = 0; i < argc; i++) {
+        const char **dst = strcmp(argv[i], "--name") == 0          ? &name
+                           : strcmp(argv[i], "--avatar") == 0      ? &avatar
+                           : strcmp(argv[i], "--avatar-type") == 0 ? &type
+                                                                   : NULL;
+        if (dst == NULL)
+            return usage_error("profile set: unexpected argument (see profile set --help)");
+        if (i + 1 >= argc)
+            return usage_error("profile set: %s needs a value", argv[i]);
+        *dst = argv[++i];
+    }
+    if (name == NULL && avatar == NULL)
+        return usage_error("profile set: give --name NAME and/or --avatar FILE");
+    if (name == NULL) {
+        /* only a new avatar: the name stays */
+        rc = sc_profile_get(c, NULL, false, &p);
+        if (rc == SC_OK && p.display_name)
+            stored = strdup(p.display_name);
+        sc_profile_info_clear(&p);
+        if (stored == NULL)
+            return usage_error("profile set: no name set yet: give --name NAME");
+        name = stored;
+    }
+    rc = sc_profile_set(c, name, avatar, type);
+    free(stored);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    rc = sc_profile_get(c, NULL, false, &p);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    print_profile(&p);
+    sc_profile_info_clear(&p);
+    return EXIT_OK;
+}
+
+static int profile_show(sc_client *c, int argc, char **argv)
+{
+    sc_profile_info p;
+    bool local = false;
+    const char *who = NULL;
+    int rc;
+
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--local") == 0)
+            local = true;
+        else if (who == NULL && argv[i][0] != '-')
+            who = argv[i];
+        else
+            return usage_error("profile show: unexpected argument");
+    }
+    rc = sc_profile_get(c, who, !local, &p);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    print_profile(&p);
+    sc_profile_info_clear(&p);
+    return EXIT_OK;
+}
+
+static const char *const profile_value_opts[] = {"--name", "--avatar", "--avatar-type", NULL};
+
+static int cmd_profile(sc_client *c, int argc, char **argv); /* after the table */
+static const command profile_subs[] = {
+    {.name = "set",
+     .run = profile_set,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"--name NAME [--avatar FILE [--avatar-type TYPE]]", "set your profile"}},
+     .help = "Sets your profile: a display name (1 to 128 bytes of UTF-8, no control\n"
+             "characters) and optionally an avatar (at most 96 KiB; TYPE guessed from\n"
+             "the file's extension). It is encrypted with your profile key (made on first\n"
+             "use) and uploaded; the server stores only the ciphertext. Your key goes to\n"
+             "the contacts and groups you write to (never to a message request you have\n"
+             "not accepted) and to your own devices; they show the name beside your\n"
+             "username: \"alice (Alice Liddell)\". Without --name the name stays.\n",
+     .exits = {{EXIT_NETWORK, "network (nothing changed)"},
+               {EXIT_REFUSED, "refused by the server (too large, rate limited)"}},
+     .value_opts = profile_value_opts},
+    {.name = "show",
+     .run = profile_show,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"[--local] [USERNAME]", "show your profile or a contact's"}},
+     .help = "Without USERNAME: your profile as set here. With USERNAME: fetches the\n"
+             "contact's encrypted profile and opens it with the key they shared\n"
+             "(--local: what was fetched before, no network), then prints the display\n"
+             "name and where the avatar was saved (attachments directory, mode 0600).\n"
+             "A profile that does not open under their key is refused (exit 7).\n",
+     .exits = {{EXIT_NETWORK, "network"},
+               {EXIT_NOT_FOUND, "no profile key from USERNAME, or no profile on the server"},
+               {EXIT_INTEGRITY, "the server's profile does not decrypt (forged or damaged)"}}},
+};
+
+static int cmd_request(sc_client *c, int argc, char **argv); /* after the table */
+static const command request_subs[] = {
+    {.name = "delete",
+     .run = req_delete,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CONTACT | --group GROUP", "delete a message request and its messages"}},
+     .help = "Deletes a message request: every stored message of the conversation is\n"
+             "wiped from the local store (the WAL too); the conversation stays not\n"
+             "accepted, so a later message is a request again. Your other devices do\n"
+             "the same. Refused for an accepted conversation.\n",
+     .exits = {{EXIT_NOT_FOUND, "no such group"},
+               {EXIT_STATE, "the conversation is accepted: not a request"}}},
+};
+
 static const command commands[] = {
     {.name = "register",
      .run = cmd_register,
@@ -2499,6 +3568,16 @@ static const command commands[] = {
              "  --file PATH   send a file (encrypted, uploaded, at most 100 MiB)\n"
              "  --text TEXT   the text (caption with --file)\n"
              "  --group       the destination is a GROUP (id or unique name)\n"
+             "  --quote-timestamp TS --quote-author NAME\n"
+             "                reply to NAME's message TS (its #id) of this conversation;\n"
+             "                the reply carries NAME and the first 200 bytes of its text\n"
+             "  --mention START:LENGTH:NAME\n"
+             "                (groups, repeatable) text[START, START+LENGTH) names member\n"
+             "                NAME (UTF-8 byte offsets); without it every \"@name\" of a\n"
+             "                member is a mention (--no-mentions: none)\n"
+             "  --edit-timestamp TS\n"
+             "                replace the text of your message TS (within 24 hours; the\n"
+             "                message keeps its id, `sotto edits` shows every version)\n"
              "When the server asks to retry within 10 s, send waits and retries (at most\n"
              "5 times); a message that cannot be sent now stays queued (exit 3) and goes\n"
              "out with the next command that connects.\n",
@@ -2510,6 +3589,46 @@ static const command commands[] = {
                {EXIT_KT, "a new contact's keys are refused by the key directory (or the"
                          " server runs none): the message stays queued"}},
      .value_opts = send_value_opts},
+    /* issue 11: msgops */
+    {.name = "react",
+     .run = cmd_react,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CONTACT|--group GROUP --target-author NAME --target-timestamp TS EMOJI",
+              "react to a message"},
+             {"CONTACT|--group GROUP --target-author NAME --target-timestamp TS --remove",
+              "take your reaction away"}},
+     .help = "Reacts to NAME's message TS (its #id) of the conversation with one emoji,\n"
+             "replacing your earlier reaction to it (one per person per message);\n"
+             "--remove takes it away. Sent to the conversation and your other devices.\n"
+             "The message must be in your history. EMOJI: 1-32 bytes of UTF-8, no\n"
+             "letters, spaces or control characters (else exit 2).\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_UNTRUSTED, "safety number changed: nothing sent"},
+               {EXIT_NOT_FOUND, "no such message (or it was deleted), user or group"},
+               {EXIT_STATE, "not registered / not a member of the group"}},
+     .value_opts = react_value_opts},
+    {.name = "delete",
+     .run = cmd_remote_delete,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CONTACT|--group GROUP --target-timestamp TS", "delete your message for everyone"}},
+     .help = "Deletes your message TS (its #id) of the conversation for everyone, within\n"
+             "24 hours of sending it: every recipient's devices and your other devices\n"
+             "wipe its text from their stores; a tombstone \"(deleted)\" stays. More\n"
+             "than 24 hours after sending it: exit 2.\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_UNTRUSTED, "safety number changed: nothing sent"},
+               {EXIT_NOT_FOUND, "no such message of yours (or deleted already)"},
+               {EXIT_STATE, "not registered / not a member of the group"}},
+     .value_opts = delete_value_opts},
+    {.name = "edits",
+     .run = cmd_edits,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CONTACT|--group GROUP [--author NAME] TS", "every version of a message"}},
+     .help = "Prints every version of message TS (its #id) of the conversation, oldest\n"
+             "first: the original, then each edit, the one shown marked. --author: the\n"
+             "message's author, when several messages have that timestamp.\n",
+     .exits = {{EXIT_NOT_FOUND, "no such message (or it was deleted for everyone)"}},
+     .value_opts = edits_value_opts},
     {.name = "receive",
      .run = cmd_receive_once,
      .needs = NEEDS_REGISTERED,
@@ -2583,6 +3702,51 @@ static const command commands[] = {
      .value_opts = send_value_opts,
      .subs = group_subs,
      .n_subs = sizeof group_subs / sizeof group_subs[0]},
+    {.name = "accept",
+     .run = cmd_accept,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CONTACT | --group GROUP", "accept a message request"}},
+     .help = "Accepts the conversation: its later messages are no requests (receipts\n"
+             "are sent, your profile is shared), and the messages already stored lose\n"
+             "their [request] mark. Sending a message in a conversation accepts it too.\n"
+             "Your other devices do the same.\n",
+     .exits = {{EXIT_NOT_FOUND, "no such group"}}},
+    {.name = "request",
+     .run = cmd_request,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{NULL, "answer a message request (see request --help)"}},
+     .help = "The first message from someone whose conversation you have not accepted\n"
+             "(you never wrote to them, accepted them, or -- a group -- were added by\n"
+             "someone you accepted) is a message request: shown with [request], no\n"
+             "receipts sent, no profile shared. Answer with `accept`, `request delete`\n"
+             "or `block`; list them with `requests`.\n",
+     .subs = request_subs,
+     .n_subs = sizeof request_subs / sizeof request_subs[0]},
+    {.name = "requests",
+     .run = cmd_requests,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"", "list pending message requests"}},
+     .help = "Lists the conversations holding message requests: who (or which group),\n"
+             "how many messages, and the first one's text (up to 80 bytes).\n"},
+    {.name = "block",
+     .run = cmd_block,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"NAME...", "block accounts: their messages are dropped on arrival"}},
+     .help = "Blocks each NAME: everything they send (messages, group messages,\n"
+             "receipts, typing) is dropped on arrival and never stored, and you cannot\n"
+             "send to them until `unblock`. A pending message request from NAME is\n"
+             "deleted. The block list is synced to your other devices.\n"},
+    {.name = "unblock",
+     .run = cmd_unblock,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"NAME...", "take accounts off the block list"}},
+     .help = "Takes each NAME off the block list (synced to your other devices): what\n"
+             "they send from now on is shown again (what came while blocked is gone).\n"},
+    {.name = "blocked",
+     .run = cmd_blocked,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"", "list blocked accounts"}},
+     .help = "Lists the block list, by name (--json: name and blocked_ms).\n"},
     {.name = "history",
      .run = cmd_history,
      .needs = NEEDS_REGISTERED,
@@ -2591,6 +3755,60 @@ static const command commands[] = {
              "--limit). An argument that cannot be a username is taken as a group.\n",
      .exits = {{EXIT_NOT_FOUND, "no such group"}},
      .value_opts = history_value_opts},
+    {.name = "read",
+     .run = cmd_read,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CONTACT | --group GROUP [TIMESTAMP...]", "mark messages read"}},
+     .help = "Marks the given incoming messages (by their #timestamp), or every unread\n"
+             "one of the conversation, read: their disappearing timers start, your\n"
+             "other devices mark them read too, and (read receipts on, not a message\n"
+             "request) each author gets a read receipt, batched and sent after a random\n"
+             "1-5 s (this command waits for it; the daemon sends it when due).\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_NOT_FOUND, "no such group, or no such incoming message there"},
+               {EXIT_STATE, "not registered"}}},
+    {.name = "receipts",
+     .run = cmd_receipts,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CONTACT | --group GROUP TIMESTAMP", "delivery state of your message"}},
+     .help = "Prints, per recipient (every member of a group), the state of your\n"
+             "message TIMESTAMP: sent, delivered or read, and when it was learnt.\n"
+             "Local only.\n",
+     .exits = {{EXIT_NOT_FOUND, "no such group, or no message of yours with that timestamp"}}},
+    {.name = "config",
+     .run = cmd_config,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"", "show the settings"},
+             {"read-receipts on|off", "send and see read receipts (default on)"},
+             {"typing on|off", "send and see typing indicators (default on)"}},
+     .help = "Settings of the account, synced to its other devices. Read receipts off:\n"
+             "none are sent and others' read receipts are not shown (delivery receipts\n"
+             "always are). Typing off: none sent, none shown.\n"},
+    {.name = "typing",
+     .run = cmd_typing,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CONTACT | --group GROUP [--stop]", "send a typing indicator"}},
+     .help = "Tells CONTACT (every member of GROUP) that you are typing, or with --stop\n"
+             "that you stopped; receivers drop it after 15 s. Sent now, never queued,\n"
+             "nothing stored; nothing is sent while typing indicators are off.\n",
+     .exits = {{EXIT_NETWORK, "not sent (server unreachable): nothing is queued"},
+               {EXIT_UNTRUSTED, "safety number changed: not sent"},
+               {EXIT_NOT_FOUND, "no such user or group"},
+               {EXIT_STATE, "not registered / not a member of the group"}}},
+    {.name = "timer",
+     .run = cmd_timer,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"CONTACT | --group GROUP", "show the disappearing-message timer"},
+             {"CONTACT | --group GROUP DURATION", "set it (off, 0, 30s, 5m, 1h, 1d, 1w)"}},
+     .help = "Disappearing messages: every message sent in the conversation from now on\n"
+             "disappears from every device's store, history and attachments directory\n"
+             "DURATION after it was read (after it was sent, for its sender). Any member\n"
+             "may change it; the change goes to every member and your other devices\n"
+             "and shows as an event. A bare number is seconds; off or 0 turns it off.\n",
+     .exits = {EXIT_NOTE_QUEUED,
+               {EXIT_UNTRUSTED, "safety number changed: not sent"},
+               {EXIT_NOT_FOUND, "no such user or group"},
+               {EXIT_STATE, "not registered / not a member of the group"}}},
     {.name = "flush",
      .run = cmd_flush,
      .needs = NEEDS_REGISTERED,
@@ -2615,6 +3833,17 @@ static const command commands[] = {
      .exits = {{EXIT_STATE, "not registered / not the primary device"}},
      .subs = backup_subs,
      .n_subs = sizeof backup_subs / sizeof backup_subs[0]},
+    {.name = "profile",
+     .run = cmd_profile,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{NULL, "your display name and avatar (see profile --help)"}},
+     .help = "Profiles: a display name and an optional avatar, end-to-end encrypted\n"
+             "with your profile key, which only the contacts you accepted receive.\n"
+             "`sotto profile SUBCOMMAND --help` for one subcommand.\n",
+     .exits = {{EXIT_NETWORK, "network"}},
+     .value_opts = profile_value_opts,
+     .subs = profile_subs,
+     .n_subs = sizeof profile_subs / sizeof profile_subs[0]},
     {.name = "kt",
      .run = cmd_kt,
      .needs = NEEDS_REGISTERED,
@@ -2648,6 +3877,10 @@ static const command commands[] = {
              "  listDevices  addDevice {code}  removeDevice {deviceId}  promoteDevice\n"
              "  history {recipient | groupId, limit}  flush  backupCreate {file, history}\n"
              "  ktStatus  ktCheck {user}  ktAuditor {action, key}  ktMaxAge {seconds}\n"
+             "  sendReaction {recipient | groupId, emoji, targetAuthor, targetTimestamp,\n"
+             "  remove}  remoteDelete {recipient | groupId, targetTimestamp}  listEdits\n"
+             "  {recipient | groupId, targetTimestamp, targetAuthor}  (send also takes\n"
+             "  quoteTimestamp, quoteAuthor, mentions, editTimestamp)\n"
              "  subscribeReceive {subscriber}  unsubscribeReceive {subscriber}\n"
              "  ack {subscriber, eventIds | upTo}  listAccounts  version  cli {argv}\n"
              "Events: {\"method\":\"receive\",\"params\":{\"account\",\"subscriber\",\n"
@@ -3040,6 +4273,30 @@ static int cmd_kt(sc_client *c, int argc, char **argv)
     return sub->run(c, argc - 1, argv + 1);
 }
 
+static int cmd_profile(sc_client *c, int argc, char **argv)
+{
+    const command *sub =
+        argc < 1
+            ? NULL
+            : find_command(profile_subs, sizeof profile_subs / sizeof profile_subs[0], argv[0]);
+
+    if (sub == NULL)
+        return usage_error("profile: missing or unknown subcommand (set, show)");
+    return sub->run(c, argc - 1, argv + 1);
+}
+
+static int cmd_request(sc_client *c, int argc, char **argv)
+{
+    const command *sub =
+        argc < 1
+            ? NULL
+            : find_command(request_subs, sizeof request_subs / sizeof request_subs[0], argv[0]);
+
+    if (sub == NULL)
+        return usage_error("request: missing or unknown subcommand (delete)");
+    return sub->run(c, argc - 1, argv + 1);
+}
+
 /* ------------------------------------------------------------ main */
 
 /* Commands that only read the local store do not take the per-account lock
@@ -3047,9 +4304,12 @@ static int cmd_kt(sc_client *c, int argc, char **argv)
  * may connect and holds it for its lifetime. */
 static bool local_only(const command *cmd, int argc, char **argv)
 {
-    static const char *const local[] = {"history", "contacts", NULL};
+    static const char *const local[] = {"history", "contacts", "receipts",
+                                        "blocked", "requests", NULL};
     if (in_list(local, cmd->name))
         return true;
+    if (argc == 0 && strcmp(cmd->name, "config") == 0)
+        return true; /* showing the settings */
     if (argc > 0 && strcmp(cmd->name, "group") == 0)
         return strcmp(argv[0], "list") == 0;
     if (argc > 0 && strcmp(cmd->name, "kt") == 0)
@@ -3125,6 +4385,7 @@ int sotto_cli_run(sc_client *c, bool json, int argc, char **argv, const sotto_cl
     g.json = json;
     g.tty = io->out_tty;
     g.self = sc_username(c);
+    g.daemon = true;
     if (cmd == NULL || cmd->run == NULL || !forwardable(cmd))
         rc = argc > 0 ? usage_error("%s: not a command the daemon runs", argv[0])
                       : usage_error("no command");

@@ -649,6 +649,53 @@ sc_api_outcome sc_api_send(sc_client *c, const char *destination, const sc_api_o
     return r->outcome;
 }
 
+/* ------------------------------------------------------------ profiles */
+
+sc_api_outcome sc_api_set_profile(sc_client *c, const uint8_t *ct, size_t ct_len, sc_api_result *r)
+{
+    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__SetProfileRequest sp = SOTTO__API__SET_PROFILE_REQUEST__INIT;
+    Sotto__Api__ServerFrame *resp = NULL;
+
+    sp.ciphertext.data = (uint8_t *)ct;
+    sp.ciphertext.len = ct_len;
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_SET_PROFILE;
+    f.set_profile = &sp;
+    if (call(c, &f, &resp, r) == SC_API_OK &&
+        resp->result_case != SOTTO__API__SERVER_FRAME__RESULT_SET_PROFILE)
+        set_malformed(r, "set profile answer");
+    if (resp)
+        sotto__api__server_frame__free_unpacked(resp, NULL);
+    return r->outcome;
+}
+
+sc_api_outcome sc_api_get_profile(sc_client *c, const char *username, uint8_t **ct, size_t *ct_len,
+                                  sc_api_result *r)
+{
+    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__GetProfileRequest gp = SOTTO__API__GET_PROFILE_REQUEST__INIT;
+    Sotto__Api__ServerFrame *resp = NULL;
+
+    *ct = NULL;
+    *ct_len = 0;
+    gp.username = (char *)username;
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_GET_PROFILE;
+    f.get_profile = &gp;
+    if (call(c, &f, &resp, r) == SC_API_OK) {
+        const Sotto__Api__GetProfileResponse *g = resp->get_profile;
+        if (resp->result_case != SOTTO__API__SERVER_FRAME__RESULT_GET_PROFILE || g == NULL ||
+            g->ciphertext.len == 0 || (*ct = malloc(g->ciphertext.len)) == NULL) {
+            set_malformed(r, "profile answer");
+        } else {
+            memcpy(*ct, g->ciphertext.data, g->ciphertext.len);
+            *ct_len = g->ciphertext.len;
+        }
+    }
+    if (resp)
+        sotto__api__server_frame__free_unpacked(resp, NULL);
+    return r->outcome;
+}
+
 /* ------------------------------------------------------------ attachments */
 
 sc_api_outcome sc_api_attachment_slot(sc_client *c, uint64_t size, char id[33], uint64_t *max_bytes,

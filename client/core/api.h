@@ -299,6 +299,16 @@ sc_api_outcome sc_api_kt_consistency(sc_client *c, uint64_t size1, uint64_t size
  * (it does not know the op). */
 bool sc_api_kt_unsupported(const sc_api_result *r);
 
+/* ---- profiles (issue 11; docs/api.md "Profiles") ---- */
+/* set_profile: stores ct (1..128 KiB of ciphertext) as the logged-in
+ * account's profile. REFUSED with SC_ST_TOO_LARGE over the cap. */
+sc_api_outcome sc_api_set_profile(sc_client *c, const uint8_t *ct, size_t ct_len, sc_api_result *r);
+/* get_profile: username's profile ciphertext (*ct malloc()ed, freed by
+ * the caller with free()). REFUSED with SC_ST_NOT_FOUND: no such account
+ * or no profile. */
+sc_api_outcome sc_api_get_profile(sc_client *c, const char *username, uint8_t **ct, size_t *ct_len,
+                                  sc_api_result *r);
+
 /*
  * Turns a result into the core's error code and message (sc_fail):
  * SC_API_NETWORK -> SC_E_NETWORK, SC_API_RETRY -> SC_E_RETRY (retry_at

@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "api.h"
+#include "everyday.h"
 #include "internal.h"
 #include "sotto/attachment.h"
 #include "sotto/error.h"
@@ -845,6 +846,12 @@ static int att_fetch(sc_client *c, int64_t rowid, bool retry, bool *transient, i
         return SC_OK;
     if (rc != SC_OK)
         return rc;
+    /* issue 11: a long text's whole text first (longtext.c) */
+    if (!(retry && *transient) && row.extra && strstr(row.extra, "\"long_text\":{") != NULL) {
+        rc = sc_longtext_fetch(c, rowid, transient);
+        if (rc != SC_OK)
+            goto out;
+    }
     extra = row.extra ? json_loads(row.extra, 0, NULL) : NULL;
     arr = json_object_get(extra, "attachments");
     n = json_array_size(arr);

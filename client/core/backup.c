@@ -302,6 +302,11 @@ int sc_backup_payload_import(sc_client *c, const Sotto__Backup__Backup *b, sc_ba
         if (rc == SC_OK && k->account_key.len == SC_ACCOUNT_KEY_BYTES)
             rc = sc_account_import(c, k->name, k->account_key.data, k->device_list.data,
                                    k->device_list.len, k->list_version);
+        /* issue 11: restored contacts are accepted unless they were a request */
+        if (rc == SC_OK && !k->request)
+            rc = sc_conv_set_accepted(c, "contact", k->name, true);
+        if (rc == SC_OK && k->blocked)
+            rc = sc_blocked_add(c, k->name, sc_now_ms(), NULL);
         n.contacts += rc == SC_OK;
     }
     for (size_t i = 0; rc == SC_OK && i < b->n_groups; i++) {
@@ -313,6 +318,11 @@ int sc_backup_payload_import(sc_client *c, const Sotto__Backup__Backup *b, sc_ba
             rc = sc_group_set_admins(c, g->id.data, g->admins, g->n_admins);
         if (rc == SC_OK)
             rc = sc_group_set_meta(c, g->id.data, g->revision, g->open);
+        if (rc == SC_OK && !g->request) {
+            char hex[2 * SC_GROUP_ID_BYTES + 1];
+            sc_hex(g->id.data, SC_GROUP_ID_BYTES, hex);
+            rc = sc_conv_set_accepted(c, "group", hex, true);
+        }
         n.groups += rc == SC_OK;
     }
     for (size_t i = 0; rc == SC_OK && i < b->n_history; i++) {
@@ -480,6 +490,17 @@ static int export_contacts(sc_client *c, export_state *s)
             free(people);
             return rc;
         }
+        {
+            /* issue 11: a pending message request, a blocked account */
+            bool acc = false, blk = false;
+            rc = sc_contact_request_state(c, name, &acc, &blk);
+            if (rc != SC_OK) {
+                free(people);
+                return rc;
+            }
+            ct->request = !acc;
+            ct->blocked = blk;
+        }
         s->contact_ptrs[k] = ct;
         s->b.n_contacts = ++k; /* export_free clears rows[0..k) */
     }
@@ -532,6 +553,16 @@ static int export_groups(sc_client *c, export_state *s)
             return rc;
         g->admins = s->admins[i];
         g->n_admins = s->n_admins[i];
+        {
+            /* issue 11: a group not accepted is a message request */
+            char hex[2 * SC_GROUP_ID_BYTES + 1];
+            bool acc = false;
+            sc_hex(id, SC_GROUP_ID_BYTES, hex);
+            rc = sc_conv_accepted(c, "group", hex, &acc);
+            if (rc != SC_OK)
+                return rc;
+            g->request = !acc;
+        }
         s->group_ptrs[i] = g;
     }
     s->b.groups = s->group_ptrs;
@@ -581,10 +612,18 @@ static int export_history(sc_client *c, export_state *s)
     s->hist_ptrs = calloc(s->n_msgs + 1, sizeof *s->hist_ptrs);
     if (s->hist == NULL || s->hist_ptrs == NULL)
         return sc_fail(c, SC_E_INTERNAL, "out of memory");
+    s->b.n_history = 0;
     for (size_t i = 0; i < s->n_msgs; i++) {
-        Sotto__Backup__HistoryRow *h = &s->hist[i];
+        Sotto__Backup__HistoryRow *h = &s->hist[s->b.n_history];
         const sc_msg *m = &s->msgs[i];
 
+        /* issue 11: control rows (receipts, reactions, edits, deletes, read
+         * syncs) are events, not history; a message deleted for everyone
+         * or a disappearing one is never written to a backup (as Signal) */
+        if (m->target_sender != NULL || m->deleted || m->expire_s != 0 ||
+            (strcmp(m->kind, "text") != 0 && strcmp(m->kind, "notice") != 0 &&
+             strcmp(m->kind, "group") != 0))
+            continue;
         sotto__backup__history_row__init(h);
         h->conv_kind = m->conv_kind;
         h->conv = m->conv;
@@ -598,10 +637,9 @@ static int export_history(sc_client *c, export_state *s)
         h->body.len = m->body_len;
         h->has_extra = m->extra != NULL;
         h->extra = m->extra ? m->extra : (char *)"";
-        s->hist_ptrs[i] = h;
+        s->hist_ptrs[s->b.n_history++] = h;
     }
     s->b.history = s->hist_ptrs;
-    s->b.n_history = s->n_msgs;
     return SC_OK;
 }
 

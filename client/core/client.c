@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "api.h"
+#include "everyday.h"
 #include "internal.h"
 #include "sotto/account.h"
 #include "sotto/error.h"
@@ -259,6 +260,10 @@ int sc_open(sc_client **out, const sc_options *opt, char *err, size_t errlen)
         ((rc = sc_cfg_get_u64(c, "device_id", &dev)) != SC_OK && rc != SC_E_NOT_FOUND))
         goto fail;
     c->device_id = (uint32_t)dev;
+    /* issue 11: messages whose disappearing timer ran out while no process
+     * ran go now (expire.c); a failure here never stops the account opening */
+    if (c->username != NULL)
+        (void)sc_expire_tick(c);
     /* Options given on the command line win and are remembered. */
     if (opt->server_url) {
         if (dupopt(&c->server_url, opt->server_url) != 0)
@@ -321,6 +326,7 @@ void sc_close(sc_client *c)
         return;
     sc_disconnect(c);
     sc_unlock(c);
+    sc_typing_free(c); /* receipts.c */
     pthread_mutex_destroy(&c->wake_mu);
     sotto_sqlite_store_close(c->store);
     free(c->account);

@@ -97,4 +97,5 @@ void sc_everyday_tick(sc_client *c, sc_event_cb cb, void *ud)
     (void)sc_expire_tick(c);
     (void)sc_receipts_tick(c, false);
     sc_typing_tick(c, cb, ud);
+    sc_profile_tick(c);
 }

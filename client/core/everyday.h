@@ -35,6 +35,16 @@
 typedef struct pending_emit pending_emit; /* recv.c */
 /* Adds a stored row to the events the current receive shows. */
 void sc_pend_row(pending_emit *pe, int64_t rowid);
+/* For tests and fuzzing: an empty list (free()), and its rows. */
+pending_emit *sc_pend_new(void);
+size_t sc_pend_rows(const pending_emit *pe, const int64_t **rows);
+/* The part of receiving after decryption (recv.c), inside the caller's
+ * transaction: decodes the padded plaintext pt (a malformed one becomes a
+ * "malformed" notice row) and handles it: stores rows, adds the ones to
+ * show to pe. *ct_out: the decoded content (sc_content_free) or NULL. No
+ * network use except what the hooks queue. */
+int sc_content_handle(sc_client *c, const sc_envelope *e, const uint8_t *pt, size_t pt_len,
+                      pending_emit *pe, Sotto__Content__Content **ct_out);
 
 /* The send path of send.c for every data message (texts, files, and the
  * control messages of everyday.h: reactions, deletes, timer and profile
@@ -98,6 +108,37 @@ int sc_typing_handle(sc_client *c, const sc_envelope *e, const Sotto__Content__C
 int sc_sync_extra_handle(sc_client *c, const sc_envelope *e, const Sotto__Content__Content *ct,
                          pending_emit *pe);
 
+/* Parts of a sync from another device of ours that receipts.c's
+ * sc_sync_extra_handle hands on, inside the envelope's transaction
+ * (ct->sync set; e->source is our username, the device vetted):
+ *   requests.c  ct->sync->blocked (the whole block list, newest
+ *               Content.timestamp wins) and
+ *               ct->sync->message_request_response (a request answered)
+ *   profile.c   ct->sync->profile_key / profile_name
+ * Each handles only its own fields and ignores the others. */
+int sc_requests_sync_blocked(sc_client *c, const sc_envelope *e, const Sotto__Content__Content *ct,
+                             pending_emit *pe);
+int sc_requests_sync_response(sc_client *c, const sc_envelope *e, const Sotto__Content__Content *ct,
+                              pending_emit *pe);
+int sc_profile_sync(sc_client *c, const sc_envelope *e, const Sotto__Content__Content *ct,
+                    pending_emit *pe);
+/* profile.c: fetches the profiles of contacts whose key is new or whose
+ * last fetch is a day old (a few per call; connected, outside transactions
+ * only; a network failure waits a minute). Called by sc_everyday_tick. */
+void sc_profile_tick(sc_client *c);
+/* profile.c, for link syncs (linksync.c): a contact's profile key into
+ * k->profile_key (malloc()ed: sc_profile_ls_contact_free wipes and frees
+ * it); applying one received (stored, fetch due; a key we hold is
+ * replaced); our own key and name into the part-1 SyncMessage (key: the
+ * caller's 32-byte buffer, wiped by it; *name malloc()ed, free()d by it).
+ * The receiving side applies own ones with sc_profile_sync. */
+int sc_profile_ls_contact_fill(sc_client *c, Sotto__Content__SyncMessage__LinkSync__Contact *k);
+void sc_profile_ls_contact_free(Sotto__Content__SyncMessage__LinkSync__Contact *k);
+int sc_profile_ls_contact_apply(sc_client *c,
+                                const Sotto__Content__SyncMessage__LinkSync__Contact *k);
+int sc_profile_ls_own_fill(sc_client *c, Sotto__Content__SyncMessage *sync, uint8_t key[32],
+                           char **name);
+
 /* Data messages that act on another message or on the conversation,
  * incoming (outgoing = false) or a Sent sync copy of ours (outgoing =
  * true, author = our username). *handled: the message was one of these
@@ -152,5 +193,69 @@ void sc_typing_tick(sc_client *c, sc_event_cb cb, void *ud);
 int sc_wipe_message(sc_client *c, int64_t rowid, bool tombstone);
 /* Checkpoints and truncates the WAL (after wipes, outside transactions). */
 int sc_store_scrub(sc_client *c);
+
+/* ---- issue 11: expire (expire.c, longtext.c) ---- */
+#define SC_EXPIRE_MAX_S (365u * 24 * 3600) /* the longest disappearing timer */
+/* sc_wipe_message in detail: removes the row (tombstone: keeps it with
+ * body '', extra NULL, deleted = 1), its edit versions, reactions, receipts
+ * (our own message), the control rows acting on it (a tombstone keeps the
+ * "delete" rows), the "attachment_ready" notices naming it, its queued
+ * copies when it is our own message not sent yet (client_outgoing rows
+ * with its msg_id, and its Sent copy for our other devices) and the copies
+ * kept to answer retry requests (retry.c "retry_sent:"), and deletes
+ * the downloaded files of its "attachments" that lie directly in the
+ * account's attachments directory (never a file we sent from). Files go at
+ * once, even inside a transaction that is later rolled back. Inside a
+ * transaction the WAL scrub is left to the caller (c->scrub_due: recv.c
+ * runs it after commit; else sc_expire_tick). SC_E_NOT_FOUND: no such
+ * row. sc_store_scrub: inside a transaction only sets c->scrub_due; a WAL
+ * that a reader keeps busy is tried again ~10 times over 200 ms, then left
+ * to the next sc_expire_tick (c->scrub_due). */
+
+/* Starts the disappearing timer of incoming row `rowid` when it was read
+ * at read_ms (receipts.c `read`, a read sync): expires_ms = read_ms +
+ * expire_s seconds; nothing when the row has no timer; a timer already
+ * running out sooner is kept. Inside the caller's transaction. */
+int sc_expire_start(sc_client *c, int64_t rowid, uint64_t read_ms);
+/* longtext.c: after an incoming (or Sent copy) row with extra "long_text"
+ * was stored and committed: downloads the whole text (the attachment
+ * machinery: MAC and digest verified), checks it is valid UTF-8 of at most
+ * SC_MAX_TEXT_BYTES, replaces the row's body with it and removes the
+ * pointer (and key) from extra, deleting the downloaded file. A failure
+ * that may pass (network) keeps the pointer for
+ * sc_attachment_retry_pending (*transient set); a final one keeps the
+ * short body, forgets the key and records the reason in an "attachments"
+ * entry's error (shown with the event). Called by attach.c att_fetch. */
+int sc_longtext_fetch(sc_client *c, int64_t rowid, bool *transient);
+/* Whether path is a long text's temporary file that sc_longtext_decorate
+ * wrote (<account dir>/.longtext-*): outupload.c deletes it once uploaded
+ * and every queued copy holds the real pointer. */
+bool sc_longtext_is_temp(sc_client *c, const char *path);
+/* Link sync (linksync.c): the conversation's timer into k->expire_timer /
+ * g->expire_timer; applying one fills a conversation whose timer was never
+ * set on this device (any real change, newer, wins). */
+int sc_expire_ls_contact_fill(sc_client *c, Sotto__Content__SyncMessage__LinkSync__Contact *k);
+int sc_expire_ls_group_fill(sc_client *c, Sotto__Content__SyncMessage__LinkSync__Group *g);
+int sc_expire_ls_contact_apply(sc_client *c,
+                               const Sotto__Content__SyncMessage__LinkSync__Contact *k);
+int sc_expire_ls_group_apply(sc_client *c, const Sotto__Content__SyncMessage__LinkSync__Group *g);
+
+/* ---- requests.c (message requests and blocking) ----
+ * Inside the caller's transaction. */
+/* A conversation we act in ourselves (a group change we make, a Sent copy
+ * from another device of ours): accepted, its request rows cleared. */
+int sc_requests_accept_conv(sc_client *c, const char *conv_kind, const char *conv);
+/* groups.c: an UPDATE from `adder` made us a member of group gid_hex (we
+ * were not an active member before): the group is accepted when adder is
+ * us or a contact whose conversation is accepted. */
+int sc_requests_group_joined(sc_client *c, const char *gid_hex, const char *adder);
+/* Link sync (linksync.c): fill the accepted/blocked flags of a contact or
+ * group about to be sent, and apply those of one received (a flag only
+ * ever added: accepted, blocked). */
+int sc_requests_ls_contact_fill(sc_client *c, Sotto__Content__SyncMessage__LinkSync__Contact *k);
+int sc_requests_ls_contact_apply(sc_client *c,
+                                 const Sotto__Content__SyncMessage__LinkSync__Contact *k);
+int sc_requests_ls_group_fill(sc_client *c, Sotto__Content__SyncMessage__LinkSync__Group *g);
+int sc_requests_ls_group_apply(sc_client *c, const Sotto__Content__SyncMessage__LinkSync__Group *g);
 
 #endif /* SOTTO_CLIENT_EVERYDAY_H */

@@ -30,6 +30,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "everyday.h"
 #include "internal.h"
 #include "sotto/error.h"
 
@@ -263,6 +264,12 @@ int sc_group_apply_update(sc_client *c, const char *sender, uint32_t sender_devi
             rc = sc_group_set_meta(c, g->id.data, g->revision, g->open);
         for (size_t i = 0; rc == SC_OK && i < g->n_members; i++)
             (void)sc_contact_touch(c, g->members[i], 0);
+        if (rc == SC_OK && me_in && !(known && active)) {
+            /* issue 11: who added us decides whether it is a request */
+            char hex[2 * SC_GROUP_ID_BYTES + 1];
+            sc_hex(g->id.data, SC_GROUP_ID_BYTES, hex);
+            rc = sc_requests_group_joined(c, hex, sender);
+        }
         if (rc == SC_OK)
             rc = group_row(c, g->id.data, sender, sender_device, server_ts, self ? 1 : 0, ts,
                            action, g->name, g->members, g->n_members);
@@ -549,6 +556,12 @@ static int commit_change(sc_client *c, const uint8_t id[SC_GROUP_ID_BYTES], cons
     if (rc == SC_OK)
         rc = group_row(c, id, c->username, c->device_id, 0, 1, ts, action, st->name, st->members,
                        st->n);
+    if (rc == SC_OK && active) {
+        /* issue 11: a group we change is accepted */
+        char hex[2 * SC_GROUP_ID_BYTES + 1];
+        sc_hex(id, SC_GROUP_ID_BYTES, hex);
+        rc = sc_requests_accept_conv(c, "group", hex);
+    }
     if (rc == SC_OK)
         rc = send_group_ctl(c, id, type, st, recipients, nr, ts);
     if (rc != SC_OK) {

@@ -99,6 +99,8 @@ struct sc_client {
     char err[512];
 };
 
+/* receipts.c: frees the typing indicators shown (c->typing; sc_close). */
+void sc_typing_free(sc_client *c);
 /* sc_wake's view of the connection (lock.c): NULL before it is freed */
 void sc_wake_publish(sc_client *c, sc_conn *conn);
 

@@ -40,6 +40,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "everyday.h"
 #include "internal.h"
 #include "sotto/error.h"
 
@@ -92,6 +93,8 @@ static void sync_data_free(sync_data *s)
 {
     for (size_t i = 0; s->rows && i < s->nc; i++)
         sc_account_row_clear(&s->rows[i]);
+    for (size_t i = 0; s->contacts && i < s->nc; i++)
+        sc_profile_ls_contact_free(&s->contacts[i]); /* issue 11 */
     free(s->rows);
     free(s->contacts);
     free(s->contact_ptrs);
@@ -168,6 +171,15 @@ static int gather_contacts(sc_client *c, sync_data *s)
             free(people);
             return rc;
         }
+        rc = sc_requests_ls_contact_fill(c, ct); /* issue 11: accepted, blocked */
+        if (rc == SC_OK)
+            rc = sc_profile_ls_contact_fill(c, ct); /* issue 11: profile key */
+        if (rc == SC_OK)
+            rc = sc_expire_ls_contact_fill(c, ct); /* issue 11: disappearing timer */
+        if (rc != SC_OK) {
+            free(people);
+            return rc;
+        }
         s->contact_ptrs[s->nc++] = ct; /* sync_data_free clears rows[0..nc) */
     }
     free(people);
@@ -216,6 +228,11 @@ static int gather_groups(sc_client *c, sync_data *s)
             return rc;
         g->admins = s->admins[i];
         g->n_admins = s->n_admins[i];
+        rc = sc_requests_ls_group_fill(c, g); /* issue 11: accepted */
+        if (rc == SC_OK)
+            rc = sc_expire_ls_group_fill(c, g); /* issue 11: disappearing timer */
+        if (rc != SC_OK)
+            return rc;
         s->group_ptrs[i] = g;
     }
     return SC_OK;
@@ -295,6 +312,8 @@ static int gather_history(sc_client *c, sync_data *s, uint32_t days)
             bool keep =
                 m->timestamp >= cutoff && m->kind && m->conv_kind && m->conv && m->sender &&
                 m->body && (strcmp(m->kind, "text") == 0 || strcmp(m->kind, "group") == 0) &&
+                /* issue 11: no control rows, deleted or disappearing messages */
+                m->target_sender == NULL && !m->deleted && m->expire_s == 0 &&
                 (strcmp(m->conv_kind, "contact") == 0 || strcmp(m->conv_kind, "group") == 0) &&
                 strlen(m->body) == m->body_len;
             if (keep) {
@@ -425,6 +444,14 @@ static int send_part(sc_client *c, uint32_t device_id, const sync_data *s, uint6
     ls.n_history = n;
     sync.link_sync = &ls;
     ct.sync = &sync;
+    /* issue 11: our profile key and name ride in part 1 (profile.c) */
+    uint8_t pkey[32];
+    char *pname = NULL;
+    rc = seq == 1 ? sc_profile_ls_own_fill(c, &sync, pkey, &pname) : SC_OK;
+    if (rc != SC_OK) {
+        sodium_memzero(pkey, sizeof pkey);
+        return rc;
+    }
     rest.timestamp = ct.timestamp;
     rest.null_message = &nm;
     len = sotto__content__content__get_packed_size(&ct);
@@ -434,10 +461,14 @@ static int send_part(sc_client *c, uint32_t device_id, const sync_data *s, uint6
     if (buf == NULL || rbuf == NULL) {
         free(buf);
         free(rbuf);
+        sodium_memzero(pkey, sizeof pkey);
+        free(pname);
         return sc_fail(c, SC_E_INTERNAL, "out of memory");
     }
     sotto__content__content__pack(&ct, buf);
     sotto__content__content__pack(&rest, rbuf);
+    sodium_memzero(pkey, sizeof pkey);
+    free(pname);
     rc = sc_deliver_split(c, c->username, device_id, buf, len, rbuf, rlen);
     sodium_memzero(buf, len);
     free(buf);
@@ -862,6 +893,12 @@ int sc_link_sync_handle(sc_client *c, const sc_envelope *e, const Sotto__Content
     for (size_t i = 0; rc == SC_OK && i < ls->n_contacts; i++) {
         bool changed = false, conflict = false;
         rc = apply_contact(c, ls->contacts[i], cl, ncl, &changed, &conflict);
+        if (rc == SC_OK)
+            rc = sc_requests_ls_contact_apply(c, ls->contacts[i]); /* issue 11 */
+        if (rc == SC_OK)
+            rc = sc_profile_ls_contact_apply(c, ls->contacts[i]); /* issue 11 */
+        if (rc == SC_OK)
+            rc = sc_expire_ls_contact_apply(c, ls->contacts[i]); /* issue 11 */
         n.contacts += changed;
         if (conflict && nconf++ < 4) {
             size_t l = strlen(conflicts);
@@ -870,9 +907,16 @@ int sc_link_sync_handle(sc_client *c, const sc_envelope *e, const Sotto__Content
         }
     }
     sc_contact_list_free(cl, ncl);
+    /* issue 11: our profile key and name (part 1; newest wins, profile.c) */
+    if (rc == SC_OK && ls->sequence == 1)
+        rc = sc_profile_sync(c, e, ct, NULL);
     for (size_t i = 0; rc == SC_OK && i < ls->n_groups; i++) {
         bool changed = false;
         rc = apply_group(c, ls->groups[i], &changed);
+        if (rc == SC_OK)
+            rc = sc_requests_ls_group_apply(c, ls->groups[i]); /* issue 11 */
+        if (rc == SC_OK)
+            rc = sc_expire_ls_group_apply(c, ls->groups[i]); /* issue 11 */
         n.groups += changed;
     }
     for (size_t i = 0; rc == SC_OK && i < ls->n_history; i++) {

@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
+#include "everyday.h"
 #include "sotto/error.h"
 
 int sc_pending_pointer(sc_client *c, const char *path, Sotto__Content__AttachmentPointer *ptr)
@@ -88,18 +90,29 @@ static char *pending_path(const uint8_t *content, size_t len)
     for (size_t i = 0; dm && path == NULL && i < dm->n_attachments; i++)
         if (is_pending(dm->attachments[i]))
             path = strdup(dm->attachments[i]->id + strlen(SC_PENDING_UPLOAD_PREFIX));
+    /* issue 11: a long text's whole text (longtext.c) */
+    if (dm && path == NULL && is_pending(dm->long_text))
+        path = strdup(dm->long_text->id + strlen(SC_PENDING_UPLOAD_PREFIX));
     sotto__content__content__free_unpacked(ct, NULL);
     return path;
 }
 
-/* content with every pending pointer replaced by up, into *out (malloc()ed,
- * *out_len bytes); SC_OK, or SC_E_NOT_FOUND when content holds none. */
-static int repack(sc_client *c, const uint8_t *content, size_t len,
+/* Whether p is a pending pointer naming the file at path. */
+static bool pending_of(const Sotto__Content__AttachmentPointer *p, const char *path)
+{
+    return is_pending(p) && strcmp(p->id + strlen(SC_PENDING_UPLOAD_PREFIX), path) == 0;
+}
+
+/* content with every pending pointer of the file at path replaced by up,
+ * into *out (malloc()ed, *out_len bytes); SC_OK, or SC_E_NOT_FOUND when
+ * content holds none. A long text's pointer keeps its content type and
+ * no file name (longtext.c). */
+static int repack(sc_client *c, const uint8_t *content, size_t len, const char *path,
                   Sotto__Content__AttachmentPointer *up, uint8_t **out, size_t *out_len)
 {
     Sotto__Content__Content *ct = sotto__content__content__unpack(NULL, len, content);
     Sotto__Content__DataMessage *dm;
-    Sotto__Content__AttachmentPointer *saved[8];
+    Sotto__Content__AttachmentPointer *saved[8], *saved_lt = NULL, lt;
     size_t n = 0, swapped = 0;
     int rc = SC_OK;
 
@@ -110,10 +123,18 @@ static int repack(sc_client *c, const uint8_t *content, size_t len,
         n = dm->n_attachments < 8 ? dm->n_attachments : 8;
     for (size_t i = 0; i < n; i++) {
         saved[i] = dm->attachments[i];
-        if (is_pending(saved[i])) {
+        if (pending_of(saved[i], path)) {
             dm->attachments[i] = up;
             swapped++;
         }
+    }
+    if (dm && pending_of(dm->long_text, path)) {
+        lt = *up;
+        lt.content_type = (char *)SC_LONG_TEXT_TYPE;
+        lt.file_name = (char *)"";
+        saved_lt = dm->long_text;
+        dm->long_text = &lt;
+        swapped++;
     }
     if (swapped == 0) {
         rc = SC_E_NOT_FOUND;
@@ -127,14 +148,16 @@ static int repack(sc_client *c, const uint8_t *content, size_t len,
     }
     for (size_t i = 0; i < n; i++)
         dm->attachments[i] = saved[i];
+    if (saved_lt)
+        dm->long_text = saved_lt;
     sotto__content__content__free_unpacked(ct, NULL);
     return rc;
 }
 
 /* Every queued row of the message at timestamp ts: rewritten with up
  * (rewrite) or deleted (but keep_id). */
-static int for_siblings(sc_client *c, uint64_t ts, Sotto__Content__AttachmentPointer *up,
-                        int64_t keep_id, sc_out_row *row)
+static int for_siblings(sc_client *c, uint64_t ts, const char *path,
+                        Sotto__Content__AttachmentPointer *up, int64_t keep_id, sc_out_row *row)
 {
     int64_t after = 0;
     int rc = sc_db_begin(c);
@@ -155,7 +178,7 @@ static int for_siblings(sc_client *c, uint64_t ts, Sotto__Content__AttachmentPoi
         if (r.timestamp == ts && up == NULL && r.id != keep_id) {
             rc = sc_out_delete(c, r.id);
         } else if (r.timestamp == ts && up != NULL) {
-            int e = repack(c, r.content, r.len, up, &buf, &blen);
+            int e = repack(c, r.content, r.len, path, up, &buf, &blen);
             if (e == SC_OK) {
                 rc = sc_out_set_content(c, r.id, buf, blen);
                 if (rc == SC_OK && r.id == row->id) {
@@ -185,25 +208,32 @@ static int for_siblings(sc_client *c, uint64_t ts, Sotto__Content__AttachmentPoi
 int sc_out_upload_pending(sc_client *c, sc_out_row *row, bool *final)
 {
     Sotto__Content__AttachmentPointer up;
-    char *path = pending_path(row->content, row->len);
-    int rc;
+    char *path;
+    int rc = SC_OK, rounds = 0;
 
     *final = false;
-    if (path == NULL)
-        return SC_OK;
-    rc = sc_attachment_upload(c, path, &up);
-    if (rc == SC_OK) {
-        rc = for_siblings(c, row->timestamp, &up, 0, row);
-    } else if (rc == SC_E_USAGE || rc == SC_E_SERVER) {
-        /* the file is gone or unreadable, or the server refused it for
-         * good: the message can never go; its other rows go now */
-        char why[sizeof c->err];
-        snprintf(why, sizeof why, "%s", c->err);
-        *final = true;
-        (void)for_siblings(c, row->timestamp, NULL, row->id, row);
-        rc = sc_fail(c, rc, "%s; the message with the file was not sent", why);
+    /* one upload per pending file (a file and a long text: two) */
+    while (rc == SC_OK && rounds++ < 8 && (path = pending_path(row->content, row->len)) != NULL) {
+        rc = sc_attachment_upload(c, path, &up);
+        if (rc == SC_OK) {
+            rc = for_siblings(c, row->timestamp, path, &up, 0, row);
+            /* every queued copy holds the real pointer: a long text's
+             * temporary file is done (longtext.c) */
+            if (rc == SC_OK && sc_longtext_is_temp(c, path))
+                (void)unlink(path);
+        } else if (rc == SC_E_USAGE || rc == SC_E_SERVER) {
+            /* the file is gone or unreadable, or the server refused it for
+             * good: the message can never go; its other rows go now */
+            char why[sizeof c->err];
+            snprintf(why, sizeof why, "%s", c->err);
+            *final = true;
+            (void)for_siblings(c, row->timestamp, path, NULL, row->id, row);
+            if (sc_longtext_is_temp(c, path))
+                (void)unlink(path);
+            rc = sc_fail(c, rc, "%s; the message with the file was not sent", why);
+        }
+        sc_attachment_pointer_clear(&up);
+        free(path);
     }
-    sc_attachment_pointer_clear(&up);
-    free(path);
     return rc;
 }

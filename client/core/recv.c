@@ -579,6 +579,9 @@ static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Conte
         m.expires_ms = dm->expire_timer ? s->timestamp + (uint64_t)dm->expire_timer * 1000u : 0;
         rc = sc_msg_insert(c, &m, &rowid);
         sc_free_secret_str(extra);
+        /* what we write in is accepted, on every device (requests.c) */
+        if (rc == SC_OK)
+            rc = sc_requests_accept_conv(c, m.conv_kind, m.conv);
         if (rc == SC_OK)
             rc = sc_msgops_on_stored(c, rowid, &m);
         if (rc == SC_OK)
@@ -692,6 +695,35 @@ static int handle_content(sc_client *c, const sc_envelope *e, const Sotto__Conte
     return rc;
 }
 
+int sc_content_handle(sc_client *c, const sc_envelope *e, const uint8_t *pt, size_t pt_len,
+                      pending_emit *pe, Sotto__Content__Content **ct_out)
+{
+    int64_t rowid = 0;
+    char text[256];
+    int rc;
+
+    *ct_out = NULL;
+    if (sc_content_decode(pt, pt_len, ct_out) != SC_OK) {
+        snprintf(text, sizeof text, "a message from %s (device %u) was malformed", e->source,
+                 e->source_device);
+        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "malformed", text, &rowid);
+        pend(pe, rowid);
+        return rc;
+    }
+    return handle_content(c, e, *ct_out, pe);
+}
+
+pending_emit *sc_pend_new(void)
+{
+    return calloc(1, sizeof(pending_emit));
+}
+
+size_t sc_pend_rows(const pending_emit *pe, const int64_t **rows)
+{
+    *rows = pe->rows;
+    return pe->n;
+}
+
 int sc_process_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_event_cb cb,
                         void *ud)
 {
@@ -756,14 +788,7 @@ int sc_process_envelope(sc_client *c, const sc_envelope *e, bool from_held, sc_e
         goto mark;
     }
     (void)sc_contact_touch(c, e->source, e->source_device);
-    if (sc_content_decode(pt, pt_len, &ct) != SC_OK) {
-        snprintf(text, sizeof text, "a message from %s (device %u) was malformed", e->source,
-                 e->source_device);
-        rc = sc_notice_row(c, e->source, e->source_device, e->server_ts, "malformed", text, &rowid);
-        pend(&pe, rowid);
-        goto mark;
-    }
-    rc = handle_content(c, e, ct, &pe);
+    rc = sc_content_handle(c, e, pt, pt_len, &pe, &ct);
 mark:
     for (size_t i = 0; rc == SC_OK && i < pe.n; i++)
         rc = sc_pending_event_add(c, pe.rows[i]);

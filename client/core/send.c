@@ -784,6 +784,7 @@ int sc_send_data(sc_client *c, const char *to, bool to_group, Sotto__Content__Da
     Sotto__Content__EditMessage em = SOTTO__CONTENT__EDIT_MESSAGE__INIT;
     sc_keep keep;
     uint32_t expire_s = 0;
+    const char *full_body = NULL;
     const char *conv_kind = to_group ? "group" : "contact";
     Sotto__Content__Content content = SOTTO__CONTENT__CONTENT__INIT;
     Sotto__Content__SyncMessage sync = SOTTO__CONTENT__SYNC_MESSAGE__INIT;
@@ -833,6 +834,7 @@ int sc_send_data(sc_client *c, const char *to, bool to_group, Sotto__Content__Da
     /* issue 11 (everyday.h): quote, mentions, long text; may refuse */
     if (!no_row) {
         rc = sc_msgops_decorate(c, conv_kind, to_group ? gid_hex : to, dm, o, &keep);
+        full_body = dm->body; /* the sender's row keeps a long text whole */
         if (rc == SC_OK)
             rc = sc_longtext_decorate(c, dm, &keep);
         if (rc != SC_OK)
@@ -868,9 +870,16 @@ int sc_send_data(sc_client *c, const char *to, bool to_group, Sotto__Content__Da
         em.data = dm;
         content.edit = &em;
     } else {
-        if (!no_row)
+        if (!no_row) {
+            /* a long text (longtext.c): the row holds the whole text, the
+             * message the cut body and the pointer */
+            char *cut = dm->body;
+            if (dm->long_text && full_body)
+                dm->body = (char *)full_body;
             rc = store_outgoing(c, conv_kind, to_group ? gid_hex : to, dm, ts, expire_s, local_path,
                                 &rowid);
+            dm->body = cut;
+        }
         content.data = dm;
     }
     content.timestamp = ts;

@@ -433,6 +433,52 @@ typedef struct sc_send_options {
 int sc_send_message(sc_client *c, const char *to, bool to_group, const char *text, size_t len,
                     const char *file, const sc_send_options *o, uint64_t *timestamp_out);
 
+/* ---- issue 11: reactions, deletes for everyone, edit history (msgops.c,
+ * docs/protocol.md "Reactions, replies, mentions, edits, deletes") ----
+ * `to`/`to_group` name the conversation as for sc_send_message. A message
+ * is named by (author username, its timestamp). */
+
+/* Reacts to message (target_author, target_ts) of the conversation with
+ * emoji (UTF-8, 1..SC_MAX_EMOJI_BYTES bytes, no control characters or
+ * spaces, at least one non-ASCII character: one emoji), replacing this
+ * account's earlier reaction; remove: takes it away (emoji may be NULL).
+ * The message must be in the local history (SC_E_NOT_FOUND; also when it
+ * was deleted); a bad emoji or name: SC_E_USAGE. Sent to the conversation
+ * and our other devices, applied locally; *timestamp_out (may be NULL) the
+ * reaction's timestamp once queued. Other errors as sc_send_message
+ * (SC_E_RETRY / SC_E_NETWORK: queued, applied locally). */
+#define SC_MAX_EMOJI_BYTES 32
+int sc_send_reaction(sc_client *c, const char *to, bool to_group, const char *target_author,
+                     uint64_t target_ts, const char *emoji, bool remove, uint64_t *timestamp_out);
+
+/* Deletes our own message target_ts of the conversation for everyone:
+ * every recipient's device and our other devices wipe its text (a
+ * tombstone stays); within 24 hours of sending it (SC_E_USAGE after).
+ * SC_E_NOT_FOUND: no such message of ours (or deleted already). The local
+ * copy is wiped once the delete is queued. */
+int sc_remote_delete(sc_client *c, const char *to, bool to_group, uint64_t target_ts,
+                     uint64_t *timestamp_out);
+
+/* One version of a message (sc_edit_history); strings valid during the
+ * callback. */
+typedef struct sc_edit_version {
+    const char *author;
+    uint64_t target_timestamp; /* the message id */
+    uint64_t timestamp;        /* this version's: target_timestamp for the original */
+    const char *body;          /* UTF-8 */
+    size_t body_len;
+    bool original; /* the text first sent */
+    bool current;  /* the version shown (the newest) */
+} sc_edit_version;
+typedef void (*sc_edit_cb)(void *ud, const sc_edit_version *v);
+/* Calls cb for every stored version of message (author, target_ts) of the
+ * conversation (conv: contact, or group id/name with is_group), oldest
+ * first; a message never edited has one. author NULL: the only author of
+ * a message with that timestamp there (SC_E_USAGE when several).
+ * SC_E_NOT_FOUND: no such message, or it was deleted for everyone. */
+int sc_edit_history(sc_client *c, const char *conv, bool is_group, const char *author,
+                    uint64_t target_ts, sc_edit_cb cb, void *ud);
+
 /* Sends what is still queued. *left receives how many stay queued. */
 int sc_flush(sc_client *c, size_t *left);
 /* After SC_E_RETRY: the wall-clock time (ms since the epoch) at which the
@@ -623,6 +669,131 @@ int sc_subscriber_unacked(sc_client *c, const char *name, sc_event_cb cb, void *
  * SC_E_NOT_FOUND: `name` never subscribed. */
 int sc_subscriber_ack(sc_client *c, const char *name, const int64_t *ids, size_t n, int64_t up_to,
                       int64_t *acked_upto);
+
+/* ---- message requests and blocking (issue 11; docs/cli.md "Message
+ * requests and blocking") ----
+ * A conversation is accepted once we write in it, accept it, or (a group)
+ * an accepted contact added us; until then what arrives in it is a message
+ * request (sc_event.request): no receipts, no profile key. Blocked
+ * accounts' content is dropped on arrival. Every change is synced to our
+ * other devices. */
+
+/* Accepts the conversation with contact `conv` (or, is_group, group `conv`:
+ * id hex or name): its later messages are no requests and the request flag
+ * of its stored ones is cleared. SC_E_USAGE bad name, SC_E_NOT_FOUND no
+ * such group. */
+int sc_accept(sc_client *c, const char *conv, bool is_group);
+/* Deletes a message request: every stored row of the conversation is
+ * wiped (the store's WAL scrubbed); the conversation stays not accepted.
+ * *wiped (may be NULL): rows removed. */
+int sc_request_delete(sc_client *c, const char *conv, bool is_group, size_t *wiped);
+/* Blocks (unblocks) names[0..n): valid usernames, not our own (SC_E_USAGE).
+ * Blocking also deletes a pending request from that name. *changed (may be
+ * NULL): how many were not (were) blocked before. */
+int sc_block(sc_client *c, const char *const *names, size_t n, size_t *changed);
+int sc_unblock(sc_client *c, const char *const *names, size_t n, size_t *changed);
+/* The block list, by name: cb(ud, name, blocked_ms). */
+int sc_blocked(sc_client *c, void (*cb)(void *ud, const char *name, uint64_t blocked_ms), void *ud);
+/* Whether the conversation with contact `name` is accepted, and whether
+ * `name` is blocked. */
+int sc_contact_request_state(sc_client *c, const char *name, bool *accepted, bool *blocked);
+/* A pending message request: a conversation holding request rows. */
+typedef struct sc_request_info {
+    const char *conv_kind;  /* "contact" | "group" */
+    const char *conv;       /* the contact, or the group's id hex */
+    const char *group_name; /* groups: the name, or NULL */
+    size_t count;           /* messages in it */
+    uint64_t first_timestamp, last_timestamp;
+    const char *excerpt; /* the first message's text, at most 80 bytes (UTF-8 cut) */
+} sc_request_info;
+int sc_requests(sc_client *c, void (*cb)(void *ud, const sc_request_info *ri), void *ud);
+
+/* ---- receipts, read state, typing, settings (issue 11, receipts.c;
+ * docs/cli.md "Everyday messaging") ---- */
+
+/* The account's settings (client_config; default on), the same on every
+ * device of the account (synced with SyncMessage.configuration). */
+typedef struct sc_everyday_config {
+    bool read_receipts;     /* off: none sent, others' read receipts ignored */
+    bool typing_indicators; /* off: none sent, none shown */
+} sc_everyday_config;
+int sc_config_get(sc_client *c, sc_everyday_config *out);
+/* Sets one setting (key "read-receipts" or "typing"; SC_E_USAGE for
+ * another) and queues the sync to our other devices, then flushes (a
+ * network failure leaves the sync queued: still SC_OK). */
+int sc_config_set(sc_client *c, const char *key, bool on);
+
+/* Marks incoming messages of a conversation (contact, or group id/name)
+ * read: the given timestamps ts[0..n) (SC_E_NOT_FOUND when one is not an
+ * incoming message there), or every unread one (n 0). Each newly read
+ * message starts its disappearing timer, is named in a read sync to our
+ * other devices, and (read receipts on, not a message request) owes its
+ * author a read receipt, sent after a random 1-5 s (sc_receipts_send).
+ * *marked (may be NULL): how many were unread. The sync is flushed; a
+ * network failure leaves it queued (SC_OK). */
+int sc_read_mark(sc_client *c, const char *conv, bool is_group, const uint64_t *ts, size_t n,
+                 size_t *marked);
+/* Sends the receipts that are due (wait: first waits until every receipt
+ * owed is due, at most their delay), batched per recipient and type, up to
+ * 100 timestamps per receipt. SC_OK or the queue/flush error. */
+int sc_receipts_send(sc_client *c, bool wait);
+/* Sends a typing indicator (started, or stopped) to a contact or every
+ * member of a group, now (never queued; nothing stored). *sent (may be
+ * NULL) false when typing indicators are off (nothing sent, SC_OK). */
+int sc_typing_send(sc_client *c, const char *to, bool is_group, bool started, bool *sent);
+/* The event of our own message `ts` in a conversation, with its receipts
+ * per recipient (ev->receipts), through cb. SC_E_NOT_FOUND when there is
+ * no such message of ours there. */
+int sc_message_receipts(sc_client *c, const char *conv, bool is_group, uint64_t ts, sc_event_cb cb,
+                        void *ud);
+
+/* ---- issue 11: expire (disappearing messages; docs/cli.md "Disappearing
+ * messages") ---- */
+
+/* Sets the disappearing-message timer of a conversation (contact TO, or
+ * group TO when to_group) to `seconds` (0: off; at most 365 days): sends
+ * the change to every member and our own devices, stores a visible
+ * "timer" row, and from then on every message sent there carries it. The
+ * change holds locally once queued: *timestamp_out (may be NULL; 0 when
+ * nothing was queued) is its message id; the return code is the send's
+ * (a network failure leaves it queued for the next flush). */
+int sc_timer_set(sc_client *c, const char *to, bool to_group, uint32_t seconds,
+                 uint64_t *timestamp_out);
+/* The conversation's current timer in seconds (0: off). */
+int sc_timer_get(sc_client *c, const char *to, bool to_group, uint32_t *seconds);
+
+/* ---- issue 11: profiles (profile.c; docs/cli.md "Profiles",
+ * docs/protocol.md "Profiles") ---- */
+#define SC_PROFILE_NAME_MAX 128           /* display name, UTF-8 bytes */
+#define SC_PROFILE_AVATAR_MAX (96 * 1024) /* avatar bytes */
+
+/* Sets our profile: display name (1..SC_PROFILE_NAME_MAX bytes of UTF-8,
+ * no control characters) and optional avatar (file at avatar_path, at most
+ * SC_PROFILE_AVATAR_MAX bytes; content_type may be NULL: guessed from the
+ * extension). Encrypts it under our profile key (made on first use),
+ * uploads the ciphertext, keeps the name locally and tells our other
+ * devices (a sync message). SC_E_USAGE (name, file), SC_E_NETWORK /
+ * SC_E_SERVER / SC_E_RETRY (not uploaded: nothing changed), SC_E_STORE. */
+int sc_profile_set(sc_client *c, const char *name, const char *avatar_path,
+                   const char *content_type);
+
+typedef struct sc_profile_info {
+    char *username;     /* whose */
+    char *display_name; /* NULL: none known (attacker-controlled text: escape it) */
+    char *avatar_path;  /* saved avatar (0600, attachments dir) or NULL */
+    char *avatar_type;  /* its content type or NULL */
+    bool has_key;       /* we hold their profile key */
+} sc_profile_info;
+/* Our profile (who NULL or our username: what we set) or a contact's:
+ * fetches their ciphertext from the server and decrypts it when we hold
+ * their key (fetch = true), else what we stored. SC_E_NOT_FOUND: no key
+ * for them or no profile on the server; SC_E_INTEGRITY: the server's
+ * bytes do not open under their key (nothing stored or shown); network
+ * errors as usual. Free with sc_profile_info_clear. */
+int sc_profile_get(sc_client *c, const char *who, bool fetch, sc_profile_info *out);
+void sc_profile_info_clear(sc_profile_info *p);
+/* The stored display name of `who` (NULL: none), malloc()ed. */
+int sc_profile_display_name(sc_client *c, const char *who, char **out);
 
 /* ---- helpers shared with the CLI and tests ---- */
 

@@ -2796,3 +2796,1307 @@ out:
     sc_db_rollback(c);
     return rc;
 }
+
+/* ---- issue 11: requests ---- */
+
+int sc_conv_accepted(sc_client *c, const char *conv_kind, const char *conv, bool *accepted)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "SELECT 1 FROM client_conversations WHERE conv_kind = ? AND conv = ? AND"
+                    " accepted = 1");
+
+    *accepted = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, conv_kind);
+    q_text(&q, conv);
+    return exists_of(&q, accepted);
+}
+
+int sc_conv_set_accepted(sc_client *c, const char *conv_kind, const char *conv, bool accepted)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO client_conversations(conv_kind, conv, accepted) VALUES(?, ?, ?)"
+                    " ON CONFLICT(conv_kind, conv) DO UPDATE SET accepted = excluded.accepted");
+
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, conv_kind);
+    q_text(&q, conv);
+    q_i64(&q, accepted ? 1 : 0);
+    return q_exec(&q);
+}
+
+int sc_msg_clear_requests(sc_client *c, const char *conv_kind, const char *conv)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "UPDATE client_messages SET request = 0 WHERE conv_kind = ? AND conv = ? AND"
+                    " request != 0");
+
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, conv_kind);
+    q_text(&q, conv);
+    return q_exec(&q);
+}
+
+int sc_msg_conv_ids(sc_client *c, const char *conv_kind, const char *conv, int64_t **ids, size_t *n)
+{
+    query q;
+    int64_t *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc, r;
+
+    *ids = NULL;
+    *n = 0;
+    rc = q_open(c, &q,
+                "SELECT id FROM client_messages WHERE conv_kind = ? AND conv = ? ORDER BY id");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, conv_kind);
+    q_text(&q, conv);
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            int64_t *nv;
+            cap = cap ? cap * 2 : 64;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL) {
+                q_close(&q);
+                free(v);
+                return nomem(c);
+            }
+            v = nv;
+        }
+        v[cnt++] = sqlite3_column_int64(q.st, 0);
+    }
+    q_close(&q);
+    if (r < 0) {
+        free(v);
+        return r;
+    }
+    *ids = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_blocked_is(sc_client *c, const char *name, bool *blocked)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT 1 FROM client_blocked WHERE name = ?");
+
+    *blocked = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    return exists_of(&q, blocked);
+}
+
+int sc_blocked_add(sc_client *c, const char *name, uint64_t at_ms, bool *added)
+{
+    query q;
+    int rc = q_open(c, &q, "INSERT OR IGNORE INTO client_blocked(name, blocked_ms) VALUES(?, ?)");
+
+    if (added)
+        *added = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_u64(&q, at_ms);
+    rc = q_exec(&q);
+    if (rc == SC_OK && added)
+        *added = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+int sc_blocked_remove(sc_client *c, const char *name, bool *removed)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM client_blocked WHERE name = ?");
+
+    if (removed)
+        *removed = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    rc = q_exec(&q);
+    if (rc == SC_OK && removed)
+        *removed = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+int sc_blocked_list(sc_client *c, char ***names, uint64_t **at_ms, size_t *n)
+{
+    query q;
+    char **v = NULL;
+    uint64_t *t = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc, r;
+
+    *names = NULL;
+    if (at_ms)
+        *at_ms = NULL;
+    *n = 0;
+    rc = q_open(c, &q, "SELECT name, blocked_ms FROM client_blocked ORDER BY name");
+    if (rc != SC_OK)
+        return rc;
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            char **nv;
+            uint64_t *nt;
+            cap = cap ? cap * 2 : 16;
+            nv = realloc(v, (cap + 1) * sizeof *v);
+            if (nv != NULL)
+                v = nv;
+            nt = nv ? realloc(t, cap * sizeof *t) : NULL;
+            if (nt == NULL)
+                goto oom;
+            t = nt;
+        }
+        v[cnt] = col_dup(&q, 0);
+        if (v[cnt] == NULL)
+            goto oom;
+        t[cnt] = col_u64(&q, 1);
+        cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_strv_free(v, cnt);
+        free(t);
+        return r;
+    }
+    *names = v;
+    *n = cnt;
+    if (at_ms)
+        *at_ms = t;
+    else
+        free(t);
+    return SC_OK;
+oom:
+    q_close(&q);
+    sc_strv_free(v, cnt);
+    free(t);
+    return nomem(c);
+}
+
+int sc_blocked_clear(sc_client *c)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM client_blocked");
+
+    if (rc != SC_OK)
+        return rc;
+    return q_exec(&q);
+}
+
+void sc_request_rows_free(sc_request_row *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].conv_kind);
+        free(v[i].conv);
+        sc_free_secret_str(v[i].first_body);
+    }
+    free(v);
+}
+
+int sc_request_rows(sc_client *c, sc_request_row **out, size_t *n)
+{
+    query q;
+    sc_request_row *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc, r;
+
+    *out = NULL;
+    *n = 0;
+    rc = q_open(c, &q,
+                "SELECT m.conv_kind, m.conv, count(*), min(m.timestamp), max(m.timestamp),"
+                " (SELECT f.body FROM client_messages f WHERE f.conv_kind = m.conv_kind AND"
+                " f.conv = m.conv AND f.request != 0 ORDER BY f.id LIMIT 1)"
+                " FROM client_messages m WHERE m.request != 0"
+                " GROUP BY m.conv_kind, m.conv ORDER BY min(m.id)");
+    if (rc != SC_OK)
+        return rc;
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            sc_request_row *nv;
+            cap = cap ? cap * 2 : 16;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL)
+                goto oom;
+            v = nv;
+        }
+        memset(&v[cnt], 0, sizeof v[cnt]);
+        v[cnt].conv_kind = col_dup(&q, 0);
+        v[cnt].conv = col_dup(&q, 1);
+        v[cnt].first_body = col_dup(&q, 5);
+        v[cnt].count = (size_t)sqlite3_column_int64(q.st, 2);
+        v[cnt].first_ts = col_u64(&q, 3);
+        v[cnt].last_ts = col_u64(&q, 4);
+        cnt++;
+        if (!v[cnt - 1].conv_kind || !v[cnt - 1].conv || !v[cnt - 1].first_body)
+            goto oom;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_request_rows_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+oom:
+    q_close(&q);
+    sc_request_rows_free(v, cnt);
+    return nomem(c);
+}
+
+/* ---- issue 11: expire ---- */
+
+int sc_msg_wipe(sc_client *c, int64_t rowid, bool tombstone)
+{
+    static const char *const common[] = {
+        /* edits, reactions, receipts of our own message (author, timestamp) */
+        "DELETE FROM client_edits WHERE target_sender = ?1 AND target_ts = ?2",
+        "DELETE FROM client_reactions WHERE target_sender = ?1 AND target_ts = ?2",
+        "DELETE FROM client_receipts WHERE timestamp = ?2 AND ?1 = ?4",
+        /* control rows acting on it ("delete" kept for a tombstone: the
+         * event that says so) */
+        "DELETE FROM client_messages WHERE target_sender = ?1 AND target_ts = ?2 AND id != ?3"
+        " AND NOT (?5 AND kind = 'delete')",
+        /* "attachment_ready" notices naming its saved files */
+        "DELETE FROM client_messages WHERE kind = 'notice' AND extra IS NOT NULL AND"
+        " instr(extra, '\"attachment_ready\"') > 0 AND"
+        " json_valid(extra) AND json_extract(extra, '$.message_id') = ?3",
+        /* our own message not sent yet: its queued copies (the plaintext
+         * content), the sync copy for our other devices included */
+        "DELETE FROM client_outgoing WHERE ?1 = ?4 AND (msg_id = ?3 OR (destination = ?4 AND"
+        " timestamp = ?2))",
+    };
+    sc_msg m;
+    query q;
+    int rc = sc_msg_get(c, rowid, &m);
+
+    if (rc != SC_OK)
+        return rc;
+    for (size_t i = 0; rc == SC_OK && i < sizeof common / sizeof common[0]; i++) {
+        rc = q_open(c, &q, common[i]);
+        if (rc != SC_OK)
+            break;
+        int np = sqlite3_bind_parameter_count(q.st);
+        q_text(&q, m.sender);
+        q_u64(&q, m.timestamp);
+        if (np >= 3)
+            q_i64(&q, rowid);
+        if (np >= 4)
+            q_text(&q, c->username ? c->username : "");
+        if (np >= 5)
+            q_i64(&q, tombstone ? 1 : 0);
+        rc = q_exec(&q);
+    }
+    if (rc == SC_OK && m.direction == 1 && c->username && strcmp(m.sender, c->username) == 0) {
+        /* the copies kept to answer retry requests (retry.c): a packed
+         * Content starts with its timestamp (field 1, a varint) */
+        uint8_t pre[11];
+        size_t pn = 0;
+        uint64_t v = m.timestamp;
+        pre[pn++] = 0x08;
+        do {
+            pre[pn++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+            v >>= 7;
+        } while (v != 0);
+        rc = q_open(c, &q,
+                    "DELETE FROM client_config WHERE key >= 'retry_sent:' AND key < 'retry_sent;'"
+                    " AND substr(value, 1, ?) = ?");
+        if (rc == SC_OK) {
+            q_i64(&q, (int64_t)pn);
+            q_blob(&q, pre, pn);
+            rc = q_exec(&q);
+        }
+    }
+    if (rc == SC_OK) {
+        rc = q_open(c, &q,
+                    tombstone ? "UPDATE client_messages SET body = '', extra = NULL, deleted = 1,"
+                                " expires_ms = 0 WHERE id = ?"
+                              : "DELETE FROM client_messages WHERE id = ?");
+        if (rc == SC_OK) {
+            q_i64(&q, rowid);
+            rc = q_exec(&q);
+        }
+    }
+    if (rc == SC_OK) {
+        /* events of rows that are gone */
+        rc = q_open(c, &q,
+                    "DELETE FROM client_pending_events WHERE msg_id NOT IN (SELECT id FROM"
+                    " client_messages)");
+        if (rc == SC_OK)
+            rc = q_exec(&q);
+    }
+    sc_msg_free(&m);
+    return rc;
+}
+
+int sc_store_checkpoint(sc_client *c, bool *done)
+{
+    query q;
+    int rc, r;
+
+    *done = false;
+    rc = q_open(c, &q, "PRAGMA wal_checkpoint(TRUNCATE)");
+    if (rc != SC_OK)
+        return rc;
+    r = q_step(&q);
+    /* (busy, log frames, checkpointed frames): busy = 0 when the WAL was
+     * copied back and truncated */
+    if (r == 1)
+        *done = sqlite3_column_int(q.st, 0) == 0;
+    q_close(&q);
+    return r < 0 ? r : SC_OK;
+}
+
+int sc_msg_expired(sc_client *c, uint64_t now, size_t max, int64_t *rows, size_t *n)
+{
+    query q;
+    int rc, r;
+
+    *n = 0;
+    rc = q_open(c, &q,
+                "SELECT id FROM client_messages WHERE expires_ms > 0 AND expires_ms <= ?"
+                " ORDER BY expires_ms LIMIT ?");
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, now);
+    q_u64(&q, max);
+    while (*n < max && (r = q_step(&q)) == 1)
+        rows[(*n)++] = sqlite3_column_int64(q.st, 0);
+    q_close(&q);
+    return r < 0 ? r : SC_OK;
+}
+
+int sc_msg_expire_start(sc_client *c, int64_t rowid, uint64_t from_ms)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "UPDATE client_messages SET expires_ms = ?1 + expire_s * 1000 WHERE id = ?2"
+                    " AND expire_s > 0 AND (expires_ms = 0 OR expires_ms > ?1 + expire_s * 1000)");
+
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, from_ms);
+    q_i64(&q, rowid);
+    return q_exec(&q);
+}
+
+int sc_conv_timer_get(sc_client *c, const char *conv_kind, const char *conv, uint32_t *expire_s,
+                      uint64_t *expire_ts)
+{
+    query q;
+    int rc, r;
+
+    *expire_s = 0;
+    if (expire_ts)
+        *expire_ts = 0;
+    rc = q_open(c, &q,
+                "SELECT expire_s, expire_ts FROM client_conversations WHERE conv_kind = ? AND"
+                " conv = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, conv_kind);
+    q_text(&q, conv);
+    r = q_step(&q);
+    if (r == 1) {
+        int64_t s = sqlite3_column_int64(q.st, 0);
+        *expire_s = s > 0 && s <= UINT32_MAX ? (uint32_t)s : 0;
+        if (expire_ts)
+            *expire_ts = col_u64(&q, 1);
+    }
+    q_close(&q);
+    return r < 0 ? r : SC_OK;
+}
+
+int sc_conv_timer_set(sc_client *c, const char *conv_kind, const char *conv, uint32_t expire_s,
+                      uint64_t ts, bool *changed)
+{
+    query q;
+    int rc;
+
+    if (changed)
+        *changed = false;
+    /* the newest change (by its Content.timestamp) wins; a tie keeps what is
+     * there, so a replay or a late older one changes nothing */
+    rc = q_open(c, &q,
+                "INSERT INTO client_conversations(conv_kind, conv, expire_s, expire_ts)"
+                " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(conv_kind, conv) DO UPDATE SET"
+                " expire_s = excluded.expire_s, expire_ts = excluded.expire_ts"
+                " WHERE excluded.expire_ts > client_conversations.expire_ts");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, conv_kind);
+    q_text(&q, conv);
+    q_i64(&q, expire_s);
+    q_u64(&q, ts);
+    rc = q_exec(&q);
+    if (rc == SC_OK && changed)
+        *changed = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+int sc_msg_set_body_extra(sc_client *c, int64_t rowid, const char *body, size_t body_len,
+                          const char *extra)
+{
+    query q;
+    int rc = q_open(c, &q, "UPDATE client_messages SET body = ?, extra = ? WHERE id = ?");
+
+    if (rc != SC_OK)
+        return rc;
+    q_textn(&q, body, body_len);
+    q_text(&q, extra);
+    q_i64(&q, rowid);
+    return q_exec(&q);
+}
+
+/* ---- issue 11: receipts ---- */
+
+int sc_rcpt_out_add(sc_client *c, const char *recipient, uint64_t timestamp, int type,
+                    uint64_t due_ms)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT OR IGNORE INTO client_receipts_out(recipient, timestamp, type, due_ms)"
+                    " VALUES(?,?,?,?)");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, recipient);
+    q_u64(&q, timestamp);
+    q_i64(&q, type);
+    q_u64(&q, due_ms);
+    return q_exec(&q);
+}
+
+int sc_rcpt_out_pending(sc_client *c, size_t *n, uint64_t *max_due)
+{
+    query q;
+    int r, rc = q_open(c, &q, "SELECT count(*), coalesce(max(due_ms), 0) FROM client_receipts_out");
+
+    *n = 0;
+    *max_due = 0;
+    if (rc != SC_OK)
+        return rc;
+    r = q_step(&q);
+    if (r == 1) {
+        *n = (size_t)sqlite3_column_int64(q.st, 0);
+        *max_due = col_u64(&q, 1);
+    }
+    q_close(&q);
+    return r < 0 ? r : SC_OK;
+}
+
+int sc_rcpt_out_batch(sc_client *c, uint64_t now_ms, char **recipient, int *type, uint64_t *ts,
+                      size_t cap, size_t *n)
+{
+    query q;
+    int r, rc;
+
+    *recipient = NULL;
+    *type = 0;
+    *n = 0;
+    rc = q_open(c, &q,
+                "SELECT recipient, type FROM client_receipts_out WHERE due_ms <= ?"
+                " ORDER BY due_ms, recipient LIMIT 1");
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, now_ms);
+    r = q_step(&q);
+    if (r == 1) {
+        *recipient = col_dup(&q, 0);
+        *type = sqlite3_column_int(q.st, 1);
+    }
+    q_close(&q);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return SC_E_NOT_FOUND;
+    if (*recipient == NULL)
+        return nomem(c);
+    rc = q_open(c, &q,
+                "SELECT timestamp FROM client_receipts_out WHERE recipient = ? AND type = ?"
+                " AND due_ms <= ? ORDER BY timestamp LIMIT ?");
+    if (rc != SC_OK)
+        goto fail;
+    q_text(&q, *recipient);
+    q_i64(&q, *type);
+    q_u64(&q, now_ms);
+    q_i64(&q, (int64_t)cap);
+    while (*n < cap && (r = q_step(&q)) == 1)
+        ts[(*n)++] = col_u64(&q, 0);
+    q_close(&q);
+    if (r >= 0)
+        return SC_OK;
+    rc = r;
+fail:
+    free(*recipient);
+    *recipient = NULL;
+    return rc;
+}
+
+int sc_rcpt_out_delete(sc_client *c, const char *recipient, int type, const uint64_t *ts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        query q;
+        int rc = q_open(c, &q,
+                        "DELETE FROM client_receipts_out WHERE recipient = ? AND type = ? AND"
+                        " timestamp = ?");
+        if (rc != SC_OK)
+            return rc;
+        q_text(&q, recipient);
+        q_i64(&q, type);
+        q_u64(&q, ts[i]);
+        if ((rc = q_exec(&q)) != SC_OK)
+            return rc;
+    }
+    return SC_OK;
+}
+
+int sc_rcpt_out_drop_type(sc_client *c, int type)
+{
+    query q;
+    int rc = q_open(c, &q, "DELETE FROM client_receipts_out WHERE type = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, type);
+    return q_exec(&q);
+}
+
+int sc_rcpt_set(sc_client *c, uint64_t timestamp, const char *recipient, int state, uint64_t at_ms,
+                bool *changed)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO client_receipts(timestamp, recipient, state, at_ms)"
+                    " VALUES(?,?,?,?) ON CONFLICT(timestamp, recipient) DO UPDATE SET"
+                    " state = excluded.state, at_ms = excluded.at_ms"
+                    " WHERE excluded.state > client_receipts.state");
+    if (changed)
+        *changed = false;
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, timestamp);
+    q_text(&q, recipient);
+    q_i64(&q, state);
+    q_u64(&q, at_ms);
+    rc = q_exec(&q);
+    if (rc == SC_OK && changed)
+        *changed = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+int sc_rcpt_list(sc_client *c, uint64_t timestamp, sc_rcpt_row **out, size_t *n)
+{
+    query q;
+    sc_rcpt_row *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int r = 0, rc;
+
+    *out = NULL;
+    *n = 0;
+    rc = q_open(c, &q,
+                "SELECT recipient, state, at_ms FROM client_receipts WHERE timestamp = ?"
+                " ORDER BY recipient");
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, timestamp);
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            sc_rcpt_row *nv;
+            cap = cap ? cap * 2 : 8;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL) {
+                r = nomem(c);
+                break;
+            }
+            v = nv;
+        }
+        v[cnt].recipient = col_dup(&q, 0);
+        if (v[cnt].recipient == NULL) {
+            r = nomem(c);
+            break;
+        }
+        v[cnt].state = sqlite3_column_int(q.st, 1);
+        v[cnt].at_ms = col_u64(&q, 2);
+        cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_rcpt_list_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+void sc_rcpt_list_free(sc_rcpt_row *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i].recipient);
+    free(v);
+}
+
+int sc_msg_find(sc_client *c, const char *conv_kind, const char *conv, const char *sender,
+                uint64_t timestamp, int direction, int64_t *rowid)
+{
+    query q;
+    int r, rc = q_open(c, &q,
+                       "SELECT id FROM client_messages WHERE (?1 IS NULL OR sender = ?1) AND"
+                       " timestamp = ?2 AND direction = ?3 AND kind = 'text' AND"
+                       " target_sender IS NULL AND (?4 IS NULL OR (conv_kind = ?4 AND"
+                       " conv = ?5)) ORDER BY id LIMIT 1");
+
+    *rowid = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, sender);
+    q_u64(&q, timestamp);
+    q_i64(&q, direction);
+    q_text(&q, conv_kind);
+    q_text(&q, conv);
+    r = q_step(&q);
+    if (r == 1)
+        *rowid = sqlite3_column_int64(q.st, 0);
+    q_close(&q);
+    return r < 0 ? r : r == 0 ? SC_E_NOT_FOUND : SC_OK;
+}
+
+int sc_msg_unread(sc_client *c, const char *conv_kind, const char *conv, int64_t **ids, size_t *n)
+{
+    query q;
+    int64_t *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int r = 0, rc;
+
+    *ids = NULL;
+    *n = 0;
+    rc = q_open(c, &q,
+                "SELECT id FROM client_messages WHERE conv_kind = ? AND conv = ? AND"
+                " direction = 0 AND kind = 'text' AND target_sender IS NULL AND read_ms = 0"
+                " ORDER BY id");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, conv_kind);
+    q_text(&q, conv);
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            int64_t *nv;
+            cap = cap ? cap * 2 : 16;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL) {
+                r = nomem(c);
+                break;
+            }
+            v = nv;
+        }
+        v[cnt++] = sqlite3_column_int64(q.st, 0);
+    }
+    q_close(&q);
+    if (r < 0) {
+        free(v);
+        return r;
+    }
+    *ids = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_msg_set_read(sc_client *c, int64_t rowid, uint64_t read_ms, uint64_t expires_ms,
+                    bool *changed)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "UPDATE client_messages SET read_ms = ?, expires_ms = CASE WHEN"
+                    " expires_ms = 0 THEN ? ELSE expires_ms END WHERE id = ? AND read_ms = 0");
+    *changed = false;
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, read_ms);
+    q_u64(&q, expires_ms);
+    q_i64(&q, rowid);
+    rc = q_exec(&q);
+    if (rc == SC_OK)
+        *changed = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+bool sc_db_in_transaction(sc_client *c)
+{
+    return c->db != NULL && !sqlite3_get_autocommit(c->db);
+}
+
+/* ---- issue 11: msgops ---- */
+
+int sc_msgops_find(sc_client *c, const char *conv_kind, const char *conv, const char *sender,
+                   uint64_t ts, int64_t *rowid)
+{
+    query q;
+    int rc, r;
+
+    *rowid = 0;
+    if (conv_kind)
+        rc = q_open(c, &q,
+                    "SELECT id FROM client_messages WHERE sender = ? AND timestamp = ?"
+                    " AND kind = 'text' AND target_sender IS NULL AND conv_kind = ? AND conv = ?"
+                    " ORDER BY id LIMIT 1");
+    else
+        rc = q_open(c, &q,
+                    "SELECT id FROM client_messages WHERE sender = ? AND timestamp = ?"
+                    " AND kind = 'text' AND target_sender IS NULL ORDER BY id LIMIT 1");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, sender);
+    q_u64(&q, ts);
+    if (conv_kind) {
+        q_text(&q, conv_kind);
+        q_text(&q, conv);
+    }
+    r = q_step(&q);
+    if (r == 1)
+        *rowid = sqlite3_column_int64(q.st, 0);
+    q_close(&q);
+    return r < 0 ? r : r == 1 ? SC_OK : SC_E_NOT_FOUND;
+}
+
+int sc_msgops_senders_at(sc_client *c, const char *conv_kind, const char *conv, uint64_t ts,
+                         char ***senders, size_t *n)
+{
+    query q;
+    char **v = NULL;
+    size_t cnt = 0;
+    int rc = q_open(c, &q,
+                    "SELECT DISTINCT sender FROM client_messages WHERE timestamp = ?"
+                    " AND kind = 'text' AND target_sender IS NULL AND conv_kind = ? AND conv = ?"
+                    " ORDER BY sender LIMIT 16");
+    int r = 0;
+
+    *senders = NULL;
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, ts);
+    q_text(&q, conv_kind);
+    q_text(&q, conv);
+    v = calloc(16, sizeof *v);
+    if (v == NULL) {
+        q_close(&q);
+        return nomem(c);
+    }
+    while (cnt < 16 && (r = q_step(&q)) == 1) {
+        v[cnt] = col_dup(&q, 0);
+        if (v[cnt] == NULL) {
+            r = nomem(c);
+            break;
+        }
+        cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_strv_free(v, cnt);
+        return r;
+    }
+    *senders = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_reaction_put(sc_client *c, const char *target_sender, uint64_t target_ts,
+                    const char *reactor, const char *emoji, uint64_t reacted_ts, bool *changed)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO client_reactions(target_sender, target_ts, reactor, emoji,"
+                    " reacted_ts) VALUES(?,?,?,?,?) ON CONFLICT(target_sender, target_ts, reactor)"
+                    " DO UPDATE SET emoji = excluded.emoji, reacted_ts = excluded.reacted_ts"
+                    " WHERE excluded.reacted_ts > client_reactions.reacted_ts");
+
+    *changed = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, target_sender);
+    q_u64(&q, target_ts);
+    q_text(&q, reactor);
+    q_text(&q, emoji);
+    q_u64(&q, reacted_ts);
+    rc = q_exec(&q);
+    if (rc == SC_OK)
+        *changed = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+int sc_reaction_get(sc_client *c, const char *target_sender, uint64_t target_ts,
+                    const char *reactor, char **emoji)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "SELECT emoji FROM client_reactions WHERE target_sender = ? AND target_ts = ?"
+                    " AND reactor = ?");
+    int r;
+
+    *emoji = NULL;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, target_sender);
+    q_u64(&q, target_ts);
+    q_text(&q, reactor);
+    r = q_step(&q);
+    if (r == 1) {
+        *emoji = col_dup(&q, 0);
+        if (*emoji == NULL)
+            r = nomem(c);
+    }
+    q_close(&q);
+    return r < 0 ? r : r == 1 ? SC_OK : SC_E_NOT_FOUND;
+}
+
+int sc_reaction_list(sc_client *c, const char *target_sender, uint64_t target_ts,
+                     sc_reaction_row **out, size_t *n)
+{
+    query q;
+    sc_reaction_row *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int r = 0;
+    int rc = q_open(c, &q,
+                    "SELECT reactor, emoji, reacted_ts FROM client_reactions WHERE"
+                    " target_sender = ? AND target_ts = ? AND emoji <> '' ORDER BY reacted_ts,"
+                    " reactor");
+
+    *out = NULL;
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, target_sender);
+    q_u64(&q, target_ts);
+    while ((r = q_step(&q)) == 1) {
+        if (cnt == cap) {
+            sc_reaction_row *nv;
+            cap = cap ? cap * 2 : 8;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL) {
+                r = nomem(c);
+                break;
+            }
+            v = nv;
+        }
+        v[cnt].reactor = col_dup(&q, 0);
+        v[cnt].emoji = col_dup(&q, 1);
+        v[cnt].reacted_ts = col_u64(&q, 2);
+        cnt++;
+        if (v[cnt - 1].reactor == NULL || v[cnt - 1].emoji == NULL) {
+            r = nomem(c);
+            break;
+        }
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_reaction_list_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+void sc_reaction_list_free(sc_reaction_row *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].reactor);
+        free(v[i].emoji);
+    }
+    free(v);
+}
+
+int sc_edit_add(sc_client *c, const char *target_sender, uint64_t target_ts, uint64_t edit_ts,
+                const char *body, size_t body_len, const char *extra, bool *added)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT OR IGNORE INTO client_edits(target_sender, target_ts, edit_ts, body,"
+                    " extra, received_ms) VALUES(?,?,?,?,?,?)");
+
+    *added = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, target_sender);
+    q_u64(&q, target_ts);
+    q_u64(&q, edit_ts);
+    q_textn(&q, body, body_len);
+    q_text(&q, extra);
+    q_u64(&q, sc_now_ms());
+    rc = q_exec(&q);
+    if (rc == SC_OK)
+        *added = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+int sc_edit_list(sc_client *c, const char *target_sender, uint64_t target_ts, sc_edit_row **out,
+                 size_t *n)
+{
+    query q;
+    sc_edit_row *v = NULL;
+    size_t cnt = 0, cap = 0;
+    int r = 0;
+    int rc = q_open(c, &q,
+                    "SELECT edit_ts, body, extra FROM client_edits WHERE target_sender = ?"
+                    " AND target_ts = ? ORDER BY edit_ts");
+
+    *out = NULL;
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, target_sender);
+    q_u64(&q, target_ts);
+    while ((r = q_step(&q)) == 1) {
+        const void *b = sqlite3_column_text(q.st, 1);
+        size_t bl = (size_t)sqlite3_column_bytes(q.st, 1);
+        if (cnt == cap) {
+            sc_edit_row *nv;
+            cap = cap ? cap * 2 : 8;
+            nv = realloc(v, cap * sizeof *v);
+            if (nv == NULL) {
+                r = nomem(c);
+                break;
+            }
+            v = nv;
+        }
+        memset(&v[cnt], 0, sizeof v[cnt]);
+        v[cnt].edit_ts = col_u64(&q, 0);
+        v[cnt].body = malloc(bl + 1);
+        v[cnt].body_len = bl;
+        if (v[cnt].body) {
+            if (bl)
+                memcpy(v[cnt].body, b, bl);
+            v[cnt].body[bl] = '\0';
+        }
+        if (sqlite3_column_type(q.st, 2) != SQLITE_NULL)
+            v[cnt].extra = col_dup(&q, 2);
+        cnt++;
+        if (v[cnt - 1].body == NULL ||
+            (sqlite3_column_type(q.st, 2) != SQLITE_NULL && v[cnt - 1].extra == NULL)) {
+            r = nomem(c);
+            break;
+        }
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_edit_list_free(v, cnt);
+        return r;
+    }
+    *out = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+void sc_edit_list_free(sc_edit_row *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        if (v[i].body) {
+            sodium_memzero(v[i].body, v[i].body_len);
+            free(v[i].body);
+        }
+        sc_free_secret_str(v[i].extra);
+    }
+    free(v);
+}
+
+int sc_msg_set_edited(sc_client *c, int64_t rowid, const char *body, size_t body_len,
+                      const char *extra, uint64_t edited_ts)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "UPDATE client_messages SET body = ?, extra = ?, edited_ts = ? WHERE id = ?"
+                    " AND deleted = 0");
+    if (rc != SC_OK)
+        return rc;
+    q_textn(&q, body, body_len);
+    q_text(&q, extra);
+    q_u64(&q, edited_ts);
+    q_i64(&q, rowid);
+    return q_exec(&q);
+}
+
+int sc_tombstone_add(sc_client *c, const char *sender, uint64_t ts)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT OR IGNORE INTO client_tombstones(sender, timestamp, deleted_ms)"
+                    " VALUES(?,?,?)");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, sender);
+    q_u64(&q, ts);
+    q_u64(&q, sc_now_ms());
+    return q_exec(&q);
+}
+
+int sc_tombstone_has(sc_client *c, const char *sender, uint64_t ts, bool *has)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT 1 FROM client_tombstones WHERE sender = ? AND timestamp = ?");
+
+    *has = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, sender);
+    q_u64(&q, ts);
+    return exists_of(&q, has);
+}
+
+int sc_msgops_forget(sc_client *c, const char *sender, uint64_t ts)
+{
+    static const char *const sql[] = {
+        "DELETE FROM client_edits WHERE target_sender = ? AND target_ts = ?",
+        "DELETE FROM client_reactions WHERE target_sender = ? AND target_ts = ?",
+        "DELETE FROM client_messages WHERE target_sender = ? AND target_ts = ?"
+        " AND kind IN ('edit', 'reaction')",
+    };
+    int rc = SC_OK;
+
+    for (size_t i = 0; rc == SC_OK && i < sizeof sql / sizeof sql[0]; i++) {
+        query q;
+        rc = q_open(c, &q, sql[i]);
+        if (rc != SC_OK)
+            break;
+        q_text(&q, sender);
+        q_u64(&q, ts);
+        rc = q_exec(&q);
+    }
+    return rc;
+}
+
+int sc_msgops_tombstone_row(sc_client *c, int64_t rowid)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "UPDATE client_messages SET body = '', extra = NULL, deleted = 1,"
+                    " edited_ts = 0 WHERE id = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, rowid);
+    return q_exec(&q);
+}
+
+/* ---- issue 11: profiles ---- */
+
+void sc_profile_row_clear(sc_profile_row *r)
+{
+    if (r == NULL)
+        return;
+    sodium_memzero(r->key, sizeof r->key);
+    free(r->display_name);
+    free(r->avatar_path);
+    free(r->avatar_type);
+    memset(r, 0, sizeof *r);
+}
+
+int sc_profile_row_get(sc_client *c, const char *name, sc_profile_row *out)
+{
+    query q;
+    int r, rc = q_open(c, &q,
+                       "SELECT profile_key, display_name, avatar_path, fetched_ms"
+                       " FROM client_profiles WHERE name = ?");
+    memset(out, 0, sizeof *out);
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    r = q_step(&q);
+    if (r == 1) {
+        const void *k = sqlite3_column_blob(q.st, 0);
+        const unsigned char *dn = sqlite3_column_text(q.st, 1);
+        const unsigned char *ap = sqlite3_column_text(q.st, 2);
+        if (k != NULL && sqlite3_column_bytes(q.st, 0) == SC_PROFILE_KEY_BYTES) {
+            memcpy(out->key, k, SC_PROFILE_KEY_BYTES);
+            out->has_key = true;
+        }
+        out->display_name = dn ? strdup((const char *)dn) : NULL;
+        if (ap) {
+            /* avatar_path holds "TYPE\nPATH" */
+            const char *nl = strchr((const char *)ap, '\n');
+            if (nl) {
+                out->avatar_type = strndup((const char *)ap, (size_t)(nl - (const char *)ap));
+                out->avatar_path = strdup(nl + 1);
+            }
+        }
+        out->fetched_ms = col_u64(&q, 3);
+        if ((dn && out->display_name == NULL) ||
+            (ap && strchr((const char *)ap, '\n') &&
+             (out->avatar_type == NULL || out->avatar_path == NULL))) {
+            q_close(&q);
+            sc_profile_row_clear(out);
+            return nomem(c);
+        }
+    }
+    q_close(&q);
+    if (r < 0)
+        return r;
+    return r == 1 ? SC_OK : SC_E_NOT_FOUND;
+}
+
+int sc_profile_key_put(sc_client *c, const char *name, const uint8_t key[SC_PROFILE_KEY_BYTES],
+                       bool *changed)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "INSERT INTO client_profiles (name, profile_key, fetched_ms) VALUES (?, ?, 0)"
+                    " ON CONFLICT(name) DO UPDATE SET profile_key = excluded.profile_key,"
+                    " fetched_ms = 0 WHERE profile_key IS NULL OR"
+                    " profile_key <> excluded.profile_key");
+    *changed = false;
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, name);
+    q_blob(&q, key, SC_PROFILE_KEY_BYTES);
+    rc = q_exec(&q);
+    if (rc == SC_OK)
+        *changed = sqlite3_changes(c->db) > 0;
+    return rc;
+}
+
+int sc_profile_fetched(sc_client *c, const char *name, const char *display_name,
+                       const char *avatar_type, const char *avatar_path, uint64_t fetched_ms)
+{
+    query q;
+    char *ap = NULL;
+    int rc;
+
+    if (avatar_type && avatar_path) {
+        size_t n = strlen(avatar_type) + strlen(avatar_path) + 2;
+        ap = malloc(n);
+        if (ap == NULL)
+            return nomem(c);
+        snprintf(ap, n, "%s\n%s", avatar_type, avatar_path);
+    }
+    rc = q_open(c, &q,
+                "UPDATE client_profiles SET display_name = ?, avatar_path = ?, fetched_ms = ?"
+                " WHERE name = ?");
+    if (rc == SC_OK) {
+        q_text(&q, display_name);
+        q_text(&q, ap);
+        q_u64(&q, fetched_ms);
+        q_text(&q, name);
+        rc = q_exec(&q);
+    }
+    free(ap);
+    return rc;
+}
+
+int sc_profile_due(sc_client *c, uint64_t stale_before_ms, size_t max, char ***names, size_t *n)
+{
+    query q;
+    char **v = NULL;
+    size_t cnt = 0;
+    int r, rc = q_open(c, &q,
+                       "SELECT name FROM client_profiles WHERE profile_key IS NOT NULL AND"
+                       " fetched_ms <= ? ORDER BY fetched_ms, name LIMIT ?");
+    *names = NULL;
+    *n = 0;
+    if (rc != SC_OK)
+        return rc;
+    q_u64(&q, stale_before_ms);
+    q_u64(&q, max);
+    v = calloc(max + 1, sizeof *v);
+    if (v == NULL) {
+        q_close(&q);
+        return nomem(c);
+    }
+    while ((r = q_step(&q)) == 1 && cnt < max) {
+        v[cnt] = col_dup(&q, 0);
+        if (v[cnt] == NULL) {
+            r = nomem(c);
+            break;
+        }
+        cnt++;
+    }
+    q_close(&q);
+    if (r < 0) {
+        sc_strv_free(v, cnt);
+        return r;
+    }
+    *names = v;
+    *n = cnt;
+    return SC_OK;
+}
+
+int sc_out_mentions(sc_client *c, const char *needle, bool *found)
+{
+    query q;
+    int rc = q_open(c, &q, "SELECT 1 FROM client_outgoing WHERE instr(content, ?) > 0 LIMIT 1");
+
+    *found = false;
+    if (rc != SC_OK)
+        return rc;
+    q_blob(&q, needle, strlen(needle));
+    return exists_of(&q, found);
+}
+
+/* (issue 11: msgops) */
+#define MSGOPS_QUOTING                                                                             \
+    " extra IS NOT NULL AND instr(extra, '\"quote\"') > 0 AND CASE WHEN json_valid(extra) THEN"    \
+    " json_extract(extra, '$.quote.author') = ? AND json_extract(extra, '$.quote.timestamp') = ?"  \
+    " ELSE 0 END"
+
+int sc_msgops_unquote(sc_client *c, const char *sender, uint64_t ts, const char *own)
+{
+    uint64_t mine[64];
+    size_t n = 0;
+    query q;
+    int rc, r;
+
+    /* our replies quoting it: the copies retry.c keeps of them go */
+    rc = q_open(c, &q, "SELECT timestamp FROM client_messages WHERE sender = ? AND" MSGOPS_QUOTING);
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, own ? own : "");
+    q_text(&q, sender);
+    q_u64(&q, ts);
+    while (n < sizeof mine / sizeof mine[0] && (r = q_step(&q)) == 1)
+        mine[n++] = col_u64(&q, 0);
+    q_close(&q);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; rc == SC_OK && i < n; i++)
+        rc = sc_msgops_forget_sent(c, mine[i]);
+    if (rc != SC_OK)
+        return rc;
+    rc = q_open(c, &q,
+                "UPDATE client_messages SET extra = json_set(extra, '$.quote.text', '')"
+                " WHERE" MSGOPS_QUOTING);
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, sender);
+    q_u64(&q, ts);
+    return q_exec(&q);
+}
+
+/* (issue 11: msgops) */
+int sc_msgops_forget_sent(sc_client *c, uint64_t content_ts)
+{
+    /* retry.c keeps what it sent as "retry_sent:..." config values: a
+     * packed Content, which starts with its timestamp (field 1, varint) */
+    uint8_t pre[11];
+    size_t pn = 0;
+    uint64_t v = content_ts;
+    query q;
+    int rc;
+
+    pre[pn++] = 0x08;
+    do {
+        pre[pn++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v != 0);
+    rc = q_open(c, &q,
+                "DELETE FROM client_config WHERE key >= 'retry_sent:' AND key < 'retry_sent;'"
+                " AND substr(value, 1, ?) = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_i64(&q, (int64_t)pn);
+    q_blob(&q, pre, pn);
+    return q_exec(&q);
+}

@@ -477,4 +477,207 @@ int sc_sub_unacked(sc_client *c, const char *name, uint32_t own_device, sc_msg *
 int sc_sub_ack(sc_client *c, const char *name, uint32_t own_device, const int64_t *ids, size_t n,
                int64_t up_to, int64_t *acked_upto);
 
+/* ---- issue 11: requests ---- */
+
+/* Whether conversation (conv_kind, conv) is accepted (client_conversations;
+ * no row: not accepted). */
+int sc_conv_accepted(sc_client *c, const char *conv_kind, const char *conv, bool *accepted);
+/* Sets its accepted flag (creates the row; keeps its other columns). */
+int sc_conv_set_accepted(sc_client *c, const char *conv_kind, const char *conv, bool accepted);
+/* Clears request = 1 of every row of the conversation. */
+int sc_msg_clear_requests(sc_client *c, const char *conv_kind, const char *conv);
+/* The history row ids of the conversation, oldest first, into *ids
+ * (malloc()ed, free()) and *n. */
+int sc_msg_conv_ids(sc_client *c, const char *conv_kind, const char *conv, int64_t **ids,
+                    size_t *n);
+/* client_blocked: whether `name` is blocked; add (at_ms: when; *added,
+ * may be NULL: it was not blocked before); remove (*removed, may be NULL:
+ * it was blocked); every entry by name (*names: sc_strv_free(names, n);
+ * *at_ms (at_ms may be NULL): free()); clear (before a synced list). */
+int sc_blocked_is(sc_client *c, const char *name, bool *blocked);
+int sc_blocked_add(sc_client *c, const char *name, uint64_t at_ms, bool *added);
+int sc_blocked_remove(sc_client *c, const char *name, bool *removed);
+int sc_blocked_list(sc_client *c, char ***names, uint64_t **at_ms, size_t *n);
+int sc_blocked_clear(sc_client *c);
+/* A conversation with rows of a message request (request != 0). */
+typedef struct sc_request_row {
+    char *conv_kind, *conv; /* malloc()ed */
+    size_t count;           /* its request rows */
+    uint64_t first_ts, last_ts;
+    char *first_body; /* the oldest request row's text (malloc()ed, wiped by the free) */
+} sc_request_row;
+/* Every conversation holding request rows, oldest first: free with
+ * sc_request_rows_free. */
+int sc_request_rows(sc_client *c, sc_request_row **out, size_t *n);
+void sc_request_rows_free(sc_request_row *v, size_t n);
+
+/* ---- issue 11: expire ---- */
+
+/* Removes the text of history row `rowid` from the store (expire.c
+ * sc_wipe_message does the files and the WAL): its edit versions,
+ * reactions, receipts (our own message), the control rows acting on it
+ * (for a tombstone the "delete" rows stay), "attachment_ready" notices
+ * naming it, its not-yet-sent queued copies (our own message); then the
+ * row itself: tombstone: body '', extra NULL, deleted = 1, expires_ms 0;
+ * else deleted. Pending events of rows gone are dropped. Inside the
+ * caller's transaction (or autocommit). SC_E_NOT_FOUND: no such row. */
+int sc_msg_wipe(sc_client *c, int64_t rowid, bool tombstone);
+/* PRAGMA wal_checkpoint(TRUNCATE), outside any transaction; *done: the WAL
+ * was copied back and truncated (false: a reader kept it busy). */
+int sc_store_checkpoint(sc_client *c, bool *done);
+/* Up to max ids of rows with 0 < expires_ms <= now, soonest first. */
+int sc_msg_expired(sc_client *c, uint64_t now, size_t max, int64_t *rows, size_t *n);
+/* Starts the disappearing timer of row `rowid` (expire_s > 0) at from_ms:
+ * expires_ms = from_ms + expire_s s, unless it already runs out sooner. */
+int sc_msg_expire_start(sc_client *c, int64_t rowid, uint64_t from_ms);
+/* The disappearing timer of a conversation and the Content.timestamp of
+ * the change that set it (0, 0 when never set); expire_ts may be NULL. */
+int sc_conv_timer_get(sc_client *c, const char *conv_kind, const char *conv, uint32_t *expire_s,
+                      uint64_t *expire_ts);
+/* Sets it when ts is newer than the change stored; *changed (may be NULL)
+ * says whether it did. */
+int sc_conv_timer_set(sc_client *c, const char *conv_kind, const char *conv, uint32_t expire_s,
+                      uint64_t ts, bool *changed);
+/* Replaces body and extra (NULL: none) of row `rowid` (longtext.c). */
+int sc_msg_set_body_extra(sc_client *c, int64_t rowid, const char *body, size_t body_len,
+                          const char *extra);
+/* Whether a transaction is open on the store's connection. */
+bool sc_db_in_transaction(sc_client *c);
+/* Whether a queued outgoing row's content holds the bytes of needle. */
+int sc_out_mentions(sc_client *c, const char *needle, bool *found);
+
+/* ---- issue 11: receipts (receipts.c; tables client_receipts_out,
+ * client_receipts, columns read_ms/expires_ms of client_messages) ---- */
+
+/* A receipt we owe: recipient (the author of the message), its timestamp,
+ * type 0 delivery / 1 read, sent once due_ms has passed. One already owed
+ * is kept (its due time unchanged). */
+int sc_rcpt_out_add(sc_client *c, const char *recipient, uint64_t timestamp, int type,
+                    uint64_t due_ms);
+/* How many receipts are owed, and the latest due time among them (0). */
+int sc_rcpt_out_pending(sc_client *c, size_t *n, uint64_t *max_due);
+/* The next batch due at now_ms: the recipient and type of the receipt due
+ * first (*recipient malloc()ed, free()) and up to cap of that recipient's
+ * due timestamps of that type, ascending, into ts[0..*n).
+ * SC_E_NOT_FOUND when none is due. */
+int sc_rcpt_out_batch(sc_client *c, uint64_t now_ms, char **recipient, int *type, uint64_t *ts,
+                      size_t cap, size_t *n);
+/* Removes the owed receipts (recipient, ts[i], type). */
+int sc_rcpt_out_delete(sc_client *c, const char *recipient, int type, const uint64_t *ts, size_t n);
+/* Removes every owed receipt of a type (read receipts turned off). */
+int sc_rcpt_out_drop_type(sc_client *c, int type);
+/* Receipts for our own message `timestamp` from `recipient`: keeps the
+ * best state (1 delivered, 2 read) and when it was learnt; *changed (may
+ * be NULL) whether the state went up. */
+int sc_rcpt_set(sc_client *c, uint64_t timestamp, const char *recipient, int state, uint64_t at_ms,
+                bool *changed);
+typedef struct sc_rcpt_row {
+    char *recipient; /* malloc()ed */
+    int state;       /* 1 delivered, 2 read */
+    uint64_t at_ms;
+} sc_rcpt_row;
+/* Every recipient's state for our message `timestamp`, by name:
+ * sc_rcpt_list_free(). */
+int sc_rcpt_list(sc_client *c, uint64_t timestamp, sc_rcpt_row **out, size_t *n);
+void sc_rcpt_list_free(sc_rcpt_row *v, size_t n);
+/* The text row (not a control row) of message (sender -- NULL: any --,
+ * timestamp) in
+ * direction (0 in, 1 out), in conversation (conv_kind, conv) -- both NULL:
+ * any -- into *rowid (the oldest); SC_E_NOT_FOUND when none. */
+int sc_msg_find(sc_client *c, const char *conv_kind, const char *conv, const char *sender,
+                uint64_t timestamp, int direction, int64_t *rowid);
+/* The unread incoming text rows of a conversation, oldest first (*ids
+ * malloc()ed, free()). */
+int sc_msg_unread(sc_client *c, const char *conv_kind, const char *conv, int64_t **ids, size_t *n);
+/* Marks row rowid read at read_ms (if it was not) and, when its timer has
+ * not started, sets expires_ms (0: none); *changed whether it was unread. */
+int sc_msg_set_read(sc_client *c, int64_t rowid, uint64_t read_ms, uint64_t expires_ms,
+                    bool *changed);
+
+/* ---- issue 11: msgops ---- (msgops.c: reactions, edits, deletes) */
+/* The text row (kind "text", not a control row) of message (sender, ts)
+ * in (conv_kind, conv) -- conv_kind NULL: in any conversation -- into
+ * *rowid (the oldest); SC_E_NOT_FOUND (no message set) when none. */
+int sc_msgops_find(sc_client *c, const char *conv_kind, const char *conv, const char *sender,
+                   uint64_t ts, int64_t *rowid);
+/* The distinct authors (at most 16, sorted) of text rows with timestamp ts
+ * in (conv_kind, conv) into *senders (sc_strv_free), *n. */
+int sc_msgops_senders_at(sc_client *c, const char *conv_kind, const char *conv, uint64_t ts,
+                         char ***senders, size_t *n);
+/* client_reactions: one per (target, reactor); a put replaces it only when
+ * reacted_ts is newer (emoji "" = removed); *changed whether it did. */
+int sc_reaction_put(sc_client *c, const char *target_sender, uint64_t target_ts,
+                    const char *reactor, const char *emoji, uint64_t reacted_ts, bool *changed);
+/* reactor's current emoji ("" when removed) into *emoji (free()), or
+ * SC_E_NOT_FOUND. */
+int sc_reaction_get(sc_client *c, const char *target_sender, uint64_t target_ts,
+                    const char *reactor, char **emoji);
+typedef struct sc_reaction_row {
+    char *reactor, *emoji; /* malloc()ed */
+    uint64_t reacted_ts;
+} sc_reaction_row;
+/* The reactions shown on a message (emoji not ""), oldest first:
+ * sc_reaction_list_free(). */
+int sc_reaction_list(sc_client *c, const char *target_sender, uint64_t target_ts,
+                     sc_reaction_row **out, size_t *n);
+void sc_reaction_list_free(sc_reaction_row *v, size_t n);
+/* client_edits: adds version edit_ts of message (target_sender,
+ * target_ts) (body body_len bytes; extra JSON or NULL) unless that version
+ * is stored; *added whether it was new. */
+int sc_edit_add(sc_client *c, const char *target_sender, uint64_t target_ts, uint64_t edit_ts,
+                const char *body, size_t body_len, const char *extra, bool *added);
+typedef struct sc_edit_row {
+    uint64_t edit_ts;
+    char *body; /* malloc()ed, NUL-terminated, body_len bytes */
+    size_t body_len;
+    char *extra; /* malloc()ed or NULL */
+} sc_edit_row;
+/* Every stored version of a message, oldest (lowest edit_ts) first:
+ * sc_edit_list_free() (wipes the texts). */
+int sc_edit_list(sc_client *c, const char *target_sender, uint64_t target_ts, sc_edit_row **out,
+                 size_t *n);
+void sc_edit_list_free(sc_edit_row *v, size_t n);
+/* Shows version edited_ts in row rowid (body, extra) unless it is deleted. */
+int sc_msg_set_edited(sc_client *c, int64_t rowid, const char *body, size_t body_len,
+                      const char *extra, uint64_t edited_ts);
+/* client_tombstones: a delete for everyone of (sender, ts), kept also when
+ * it came before its message. */
+int sc_tombstone_add(sc_client *c, const char *sender, uint64_t ts);
+int sc_tombstone_has(sc_client *c, const char *sender, uint64_t ts, bool *has);
+/* Removes the edit versions, reactions and "edit"/"reaction" control rows
+ * of message (sender, ts) (a delete for everyone). */
+int sc_msgops_forget(sc_client *c, const char *sender, uint64_t ts);
+/* Makes row rowid a tombstone: body "", extra NULL, deleted = 1. */
+int sc_msgops_tombstone_row(sc_client *c, int64_t rowid);
+/* Replies quoting message (sender, ts) lose the quote's excerpt (the
+ * message was deleted for everyone); author and timestamp stay. Those of
+ * `own` (our username) also lose their copies kept for retry requests. */
+int sc_msgops_unquote(sc_client *c, const char *sender, uint64_t ts, const char *own);
+/* Removes the copies retry.c keeps of what we sent with Content.timestamp
+ * content_ts (an edit of a message deleted for everyone). */
+int sc_msgops_forget_sent(sc_client *c, uint64_t content_ts);
+
+/* ---- issue 11: profiles (profile.c; table client_profiles) ---- */
+#define SC_PROFILE_KEY_BYTES 32
+typedef struct sc_profile_row {
+    bool has_key;
+    uint8_t key[SC_PROFILE_KEY_BYTES]; /* secret: wiped by sc_profile_row_clear */
+    char *display_name;                /* NULL: none (malloc()ed) */
+    char *avatar_path, *avatar_type;   /* NULL: none */
+    uint64_t fetched_ms;               /* 0: a fetch is due */
+} sc_profile_row;
+void sc_profile_row_clear(sc_profile_row *r);
+/* name's row; SC_E_NOT_FOUND when none. */
+int sc_profile_row_get(sc_client *c, const char *name, sc_profile_row *out);
+/* Stores name's profile key; *changed when it is new or differs (then a
+ * fetch is due: fetched_ms = 0; name and avatar kept until it opens). */
+int sc_profile_key_put(sc_client *c, const char *name, const uint8_t key[SC_PROFILE_KEY_BYTES],
+                       bool *changed);
+/* What the fetch at fetched_ms found (display_name / avatar NULL: none). */
+int sc_profile_fetched(sc_client *c, const char *name, const char *display_name,
+                       const char *avatar_type, const char *avatar_path, uint64_t fetched_ms);
+/* Up to max names with a key whose fetched_ms <= stale_before_ms, oldest
+ * fetch first (*names: free with sc_strv_free(*names, *n)). */
+int sc_profile_due(sc_client *c, uint64_t stale_before_ms, size_t max, char ***names, size_t *n);
+
 #endif /* SOTTO_CLIENT_STORE_H */

@@ -410,9 +410,18 @@ int sotto_daemon_receive(const char *socket_path, const char *account, bool stay
                 json_t *eid = json_object_get(p, "event_id");
                 const char *sub = json_string_value(json_object_get(p, "subscriber"));
                 if (strcmp(json_string_value(json_object_get(m, "method")), "receive") == 0 &&
-                    json_is_object(ev) && json_is_integer(eid) && sub &&
-                    strcmp(sub, SOTTO_DAEMON_CLI_SUBSCRIBER) == 0 &&
-                    !rx_seen(&r, (int64_t)json_integer_value(eid))) {
+                    json_is_object(ev) && json_is_null(eid) && sub &&
+                    strcmp(sub, SOTTO_DAEMON_CLI_SUBSCRIBER) == 0) {
+                    /* a live-only event (typing, docs/rpc.md): shown, never acked */
+                    char *text = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                    if (text)
+                        fn(ud, text);
+                    free(text);
+                } else if (strcmp(json_string_value(json_object_get(m, "method")), "receive") ==
+                               0 &&
+                           json_is_object(ev) && json_is_integer(eid) && sub &&
+                           strcmp(sub, SOTTO_DAEMON_CLI_SUBSCRIBER) == 0 &&
+                           !rx_seen(&r, (int64_t)json_integer_value(eid))) {
                     char *text = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
                     json_t *ack = json_object(), *ids = json_array();
                     if (text)

@@ -401,6 +401,43 @@ static const char *b_send(json_t *p, argv_b *cmds, size_t *n)
         push(a, "--text");
         push(a, text);
     }
+    {
+        /* issue 11 (msgops): a reply, mentions, an edit; quoteMessage is
+         * ignored (the excerpt comes from our own history) */
+        const char *qa = pstr(p, "quoteAuthor", &bad);
+        long long qt = 0, et = 0;
+        bool has_qt = pint(p, "quoteTimestamp", &qt, &bad);
+        bool has_et = pint(p, "editTimestamp", &et, &bad);
+        json_t *ms = json_object_get(p, "mentions"), *x;
+        size_t i;
+        (void)pstr(p, "quoteMessage", &bad);
+        if (bad)
+            return "quoteAuthor and quoteMessage are strings, quoteTimestamp and editTimestamp"
+                   " integers";
+        if (has_qt || qa) {
+            if (!has_qt || qa == NULL)
+                return "a reply needs quoteTimestamp and quoteAuthor";
+            push(a, "--quote-timestamp");
+            push(a, num(qt));
+            push(a, "--quote-author");
+            push(a, qa);
+        }
+        if (has_et) {
+            push(a, "--edit-timestamp");
+            push(a, num(et));
+        }
+        if (ms && !json_is_null(ms)) {
+            if (!json_is_array(ms))
+                return "mentions: an array of \"start:length:name\" strings";
+            json_array_foreach(ms, i, x)
+            {
+                if (!json_is_string(x))
+                    return "mentions: an array of \"start:length:name\" strings";
+                push(a, "--mention");
+                push(a, json_string_value(x));
+            }
+        }
+    }
     if (grp)
         push(a, "--group");
     push(a, "--");
@@ -549,6 +586,8 @@ static const char *b_update_group(json_t *p, argv_b *c, size_t *n)
             return "members: a string or an array of strings";
         if (json_object_get(p, "removeMembers"))
             return "removeMembers needs groupId";
+        if (json_object_get(p, "expiration"))
+            return "expiration needs groupId";
         *n = 1;
         return NULL;
     }
@@ -603,6 +642,21 @@ static const char *b_update_group(json_t *p, argv_b *c, size_t *n)
         }
         argv_free(&tmp);
     }
+    /* issue 11: the disappearing-message timer, seconds (0: off) */
+    json_t *exp = json_object_get(p, "expiration");
+    if (exp != NULL) {
+        long long secs = 0;
+        if (!pint(p, "expiration", &secs, &bad) || bad)
+            return "expiration is a number of seconds (0: off)";
+        if (k >= MAX_CMDS)
+            return "too many changes in one updateGroup call";
+        push(&c[k], "timer");
+        push(&c[k], "--group");
+        push(&c[k], "--");
+        push(&c[k], grp);
+        push(&c[k], num(secs));
+        k++;
+    }
     json_t *open = json_object_get(p, "open");
     if (open != NULL) {
         if (!json_is_boolean(open))
@@ -616,7 +670,8 @@ static const char *b_update_group(json_t *p, argv_b *c, size_t *n)
         k++;
     }
     if (k == 0)
-        return "nothing to change: give name, members, removeMembers, admin, removeAdmin or open";
+        return "nothing to change: give name, members, removeMembers, admin, removeAdmin, open"
+               " or expiration";
     *n = k;
     return NULL;
 }
@@ -695,6 +750,105 @@ static const char *b_kt_max_age(json_t *p, argv_b *c, size_t *n)
     return NULL;
 }
 
+/* ---- issue 11: msgops ---- */
+/* recipient or groupId: "--group G" or "CONTACT" (after the options) */
+static const char *msgops_conv(json_t *p, argv_b *a, bool *bad)
+{
+    const char *to = recipient_of(p, bad), *grp = pstr(p, "groupId", bad);
+    if (*bad || (to == NULL) == (grp == NULL))
+        return "give recipient or groupId (strings)";
+    if (grp) {
+        push(a, "--group");
+        push(a, grp);
+    } else {
+        push(a, "--");
+        push(a, to);
+    }
+    return NULL;
+}
+
+/* sendReaction {recipient | groupId, emoji, targetAuthor, targetTimestamp,
+ * remove} */
+static const char *b_send_reaction(json_t *p, argv_b *c, size_t *n)
+{
+    bool bad = false;
+    const char *emoji = pstr(p, "emoji", &bad), *ta = pstr(p, "targetAuthor", &bad), *err;
+    long long tt = 0;
+    bool has_tt = pint(p, "targetTimestamp", &tt, &bad);
+    bool remove = pbool(p, "remove", &bad);
+    if (bad || ta == NULL || !has_tt || (emoji == NULL && !remove))
+        return "give emoji, targetAuthor (strings), targetTimestamp (integer), and optionally"
+               " remove (boolean)";
+    push(&c[0], "react");
+    push(&c[0], "--target-author");
+    push(&c[0], ta);
+    push(&c[0], "--target-timestamp");
+    push(&c[0], num(tt));
+    if (remove)
+        push(&c[0], "--remove");
+    if (json_object_get(p, "groupId") && !json_is_null(json_object_get(p, "groupId"))) {
+        err = msgops_conv(p, &c[0], &bad);
+        if (err)
+            return err;
+        if (emoji) {
+            push(&c[0], "--");
+            push(&c[0], emoji);
+        }
+    } else {
+        const char *to = recipient_of(p, &bad);
+        if (bad || to == NULL)
+            return "give recipient or groupId (strings)";
+        push(&c[0], "--");
+        push(&c[0], to);
+        if (emoji)
+            push(&c[0], emoji);
+    }
+    *n = 1;
+    return NULL;
+}
+
+/* remoteDelete {recipient | groupId, targetTimestamp} */
+static const char *b_remote_delete(json_t *p, argv_b *c, size_t *n)
+{
+    bool bad = false;
+    long long tt = 0;
+    bool has_tt = pint(p, "targetTimestamp", &tt, &bad);
+    const char *err;
+    if (bad || !has_tt)
+        return "give targetTimestamp (integer) and recipient or groupId";
+    push(&c[0], "delete");
+    push(&c[0], "--target-timestamp");
+    push(&c[0], num(tt));
+    err = msgops_conv(p, &c[0], &bad);
+    if (err)
+        return err;
+    *n = 1;
+    return NULL;
+}
+
+/* listEdits {recipient | groupId, targetTimestamp, targetAuthor} */
+static const char *b_list_edits(json_t *p, argv_b *c, size_t *n)
+{
+    bool bad = false;
+    long long tt = 0;
+    bool has_tt = pint(p, "targetTimestamp", &tt, &bad);
+    const char *ta = pstr(p, "targetAuthor", &bad), *err;
+    if (bad || !has_tt)
+        return "give targetTimestamp (integer), recipient or groupId, and optionally"
+               " targetAuthor (string)";
+    push(&c[0], "edits");
+    if (ta) {
+        push(&c[0], "--author");
+        push(&c[0], ta);
+    }
+    err = msgops_conv(p, &c[0], &bad);
+    if (err)
+        return err;
+    push(&c[0], num(tt));
+    *n = 1;
+    return NULL;
+}
+
 /* cli {argv: [COMMAND, ARGS...], json, stdin, tty}: the forwarding CLI */
 static const char *b_cli(json_t *p, argv_b *c, size_t *n)
 {
@@ -717,9 +871,275 @@ static const char *b_cli(json_t *p, argv_b *c, size_t *n)
     return NULL;
 }
 
+/* ---- issue 11: receipts, read state, typing, settings (docs/rpc.md) ---- */
+
+/* recipient | groupId, then the timestamps of `key` (integers or digit
+ * strings) after `read`: sendReceipt (recipient, targetTimestamps, type
+ * read|viewed) and markRead (recipient | groupId, timestamps). */
+static const char *b_read_common(json_t *p, argv_b *c, size_t *n, const char *key, bool need_ts)
+{
+    bool bad = false;
+    const char *to = recipient_of(p, &bad), *grp = pstr(p, "groupId", &bad);
+    json_t *ts = json_object_get(p, key), *x;
+    size_t i;
+
+    if (bad || (to == NULL) == (grp == NULL))
+        return "give recipient or groupId (strings)";
+    if (ts != NULL && !json_is_null(ts) && !json_is_array(ts))
+        ts = json_pack("[O]", ts);
+    else
+        json_incref(ts);
+    if (need_ts && (!json_is_array(ts) || json_array_size(ts) == 0)) {
+        json_decref(ts);
+        return "targetTimestamps: a non-empty array of timestamps";
+    }
+    push(&c[0], "read");
+    if (grp)
+        push(&c[0], "--group");
+    push(&c[0], "--");
+    push(&c[0], grp ? grp : to);
+    json_array_foreach(ts, i, x)
+    {
+        json_t *one = json_pack("{sO}", "t", x);
+        long long v = 0;
+        bool b2 = false;
+        bool ok = one && pint(one, "t", &v, &b2) && !b2 && v > 0;
+        json_decref(one);
+        if (!ok) {
+            json_decref(ts);
+            return "timestamps are positive integers";
+        }
+        push(&c[0], num(v));
+    }
+    json_decref(ts);
+    *n = 1;
+    return NULL;
+}
+
+static const char *b_send_receipt(json_t *p, argv_b *c, size_t *n)
+{
+    bool bad = false;
+    const char *type = pstr(p, "type", &bad);
+    if (bad || (type && strcmp(type, "read") != 0 && strcmp(type, "viewed") != 0))
+        return "type: \"read\" or \"viewed\" (delivery receipts are sent automatically)";
+    if (json_object_get(p, "groupId"))
+        return "sendReceipt takes recipient (use markRead for a group)";
+    return b_read_common(p, c, n, "targetTimestamps", true);
+}
+
+static const char *b_mark_read(json_t *p, argv_b *c, size_t *n)
+{
+    return b_read_common(p, c, n, "timestamps", false);
+}
+
+static const char *b_send_typing(json_t *p, argv_b *c, size_t *n)
+{
+    bool bad = false;
+    const char *to = recipient_of(p, &bad), *grp = pstr(p, "groupId", &bad);
+    bool stop = pbool(p, "stop", &bad);
+    if (bad || (to == NULL) == (grp == NULL))
+        return "give recipient or groupId (strings), and optionally stop (boolean)";
+    push(&c[0], "typing");
+    if (stop)
+        push(&c[0], "--stop");
+    if (grp)
+        push(&c[0], "--group");
+    push(&c[0], "--");
+    push(&c[0], grp ? grp : to);
+    *n = 1;
+    return NULL;
+}
+
+static const char *b_message_receipts(json_t *p, argv_b *c, size_t *n)
+{
+    bool bad = false;
+    const char *to = recipient_of(p, &bad), *grp = pstr(p, "groupId", &bad);
+    long long ts = 0;
+    if (!pint(p, "timestamp", &ts, &bad) || bad || ts <= 0 || (to == NULL) == (grp == NULL))
+        return "give recipient or groupId (strings) and timestamp";
+    push(&c[0], "receipts");
+    if (grp)
+        push(&c[0], "--group");
+    push(&c[0], "--");
+    push(&c[0], grp ? grp : to);
+    push(&c[0], num(ts));
+    *n = 1;
+    return NULL;
+}
+
+/* updateConfiguration (signal-cli): readReceipts, typingIndicators; the
+ * result is the settings after the change */
+static const char *b_update_config(json_t *p, argv_b *c, size_t *n)
+{
+    bool bad = false;
+    json_t *rr = json_object_get(p, "readReceipts"), *ti = json_object_get(p, "typingIndicators");
+    bool r = pbool(p, "readReceipts", &bad), t = pbool(p, "typingIndicators", &bad);
+    size_t k = 0;
+    if (bad)
+        return "readReceipts and typingIndicators are booleans";
+    if (rr && !json_is_null(rr)) {
+        push(&c[k], "config");
+        push(&c[k], "read-receipts");
+        push(&c[k], r ? "on" : "off");
+        k++;
+    }
+    if (ti && !json_is_null(ti)) {
+        push(&c[k], "config");
+        push(&c[k], "typing");
+        push(&c[k], t ? "on" : "off");
+        k++;
+    }
+    if (k == 0)
+        push(&c[k++], "config");
+    *n = k;
+    return NULL;
+}
+
+static const char *b_get_config(json_t *p, argv_b *c, size_t *n)
+{
+    (void)p;
+    return b_simple(c, n, "config", NULL);
+}
+
+/* ---- issue 11: message requests and blocking (docs/rpc.md) ---- */
+
+static const char *b_block_cmd(json_t *p, argv_b *c, size_t *n, const char *cmd)
+{
+    size_t count = 0;
+    push(&c[0], cmd);
+    if (!pstrings(p, "recipient", &c[0], &count))
+        return "recipient: a string or an array of strings";
+    if (count == 0)
+        return "give recipient (a name or a list of names)";
+    *n = 1;
+    return NULL;
+}
+
+static const char *b_block(json_t *p, argv_b *c, size_t *n)
+{
+    return b_block_cmd(p, c, n, "block");
+}
+
+static const char *b_unblock(json_t *p, argv_b *c, size_t *n)
+{
+    return b_block_cmd(p, c, n, "unblock");
+}
+
+static const char *b_list_blocked(json_t *p, argv_b *c, size_t *n)
+{
+    (void)p;
+    return b_simple(c, n, "blocked", NULL);
+}
+
+static const char *b_list_requests(json_t *p, argv_b *c, size_t *n)
+{
+    (void)p;
+    return b_simple(c, n, "requests", NULL);
+}
+
+/* signal-cli's sendMessageRequestResponse: type accept | delete | block */
+static const char *b_request_response(json_t *p, argv_b *c, size_t *n)
+{
+    bool bad = false;
+    const char *to = recipient_of(p, &bad), *grp = pstr(p, "groupId", &bad);
+    const char *type = pstr(p, "type", &bad);
+    argv_b *a = &c[0];
+
+    if (bad)
+        return "recipient, groupId and type are strings";
+    if ((to == NULL) == (grp == NULL))
+        return "give recipient or groupId";
+    if (type == NULL)
+        return "give type (accept, delete or block)";
+    if (strcmp(type, "accept") == 0) {
+        push(a, "accept");
+    } else if (strcmp(type, "delete") == 0) {
+        push(a, "request");
+        push(a, "delete");
+    } else if (strcmp(type, "block") == 0) {
+        if (grp)
+            return "type block takes a recipient (groups cannot be blocked)";
+        push(a, "block");
+    } else {
+        return "type: accept, delete or block";
+    }
+    if (grp)
+        push(a, "--group");
+    push(a, grp ? grp : to);
+    *n = 1;
+    return NULL;
+}
+
+/* issue 11: expire. updateContact (signal-cli): recipient, expiration
+ * (the disappearing-message timer in seconds, 0: off); no other change. */
+static const char *b_update_contact(json_t *p, argv_b *c, size_t *n)
+{
+    bool bad = false;
+    const char *to = recipient_of(p, &bad);
+    long long secs = 0;
+
+    if (bad || to == NULL)
+        return "give recipient (a string)";
+    if (!pint(p, "expiration", &secs, &bad) || bad)
+        return "give expiration: the timer in seconds (0: off)";
+    push(&c[0], "timer");
+    push(&c[0], "--");
+    push(&c[0], to);
+    push(&c[0], num(secs));
+    *n = 1;
+    return NULL;
+}
+
 static json_t *m_subscribe(dm_account *a, dm_call *call, int *code, char *msg, size_t cap);
 static json_t *m_unsubscribe(dm_account *a, dm_call *call, int *code, char *msg, size_t cap);
 static json_t *m_ack(dm_account *a, dm_call *call, int *code, char *msg, size_t cap);
+
+/* ---- issue 11: profiles (signal-cli updateProfile; getProfile) ---- */
+static const char *b_update_profile(json_t *p, argv_b *c, size_t *n)
+{
+    bool bad = false;
+    const char *name = pstr(p, "name", &bad), *given = pstr(p, "givenName", &bad),
+               *family = pstr(p, "familyName", &bad), *avatar = pstr(p, "avatar", &bad);
+    static char full[300];
+    if (bad)
+        return "name, givenName, familyName and avatar are strings";
+    if (name == NULL && given != NULL) {
+        /* signal-cli: given and family name; shown as one display name */
+        snprintf(full, sizeof full, "%s%s%s", given, family ? " " : "", family ? family : "");
+        name = full;
+    }
+    if (name == NULL && avatar == NULL)
+        return "give name (or givenName) and/or avatar";
+    push(&c[0], "profile");
+    push(&c[0], "set");
+    if (name) {
+        push(&c[0], "--name");
+        push(&c[0], name);
+    }
+    if (avatar) {
+        push(&c[0], "--avatar");
+        push(&c[0], avatar);
+    }
+    *n = 1;
+    return NULL;
+}
+
+static const char *b_get_profile(json_t *p, argv_b *c, size_t *n)
+{
+    bool bad = false;
+    const char *who = recipient_of(p, &bad);
+    bool local = pbool(p, "local", &bad);
+    if (bad)
+        return "recipient is a string; local a boolean";
+    push(&c[0], "profile");
+    push(&c[0], "show");
+    if (local)
+        push(&c[0], "--local");
+    if (who)
+        push(&c[0], who);
+    *n = 1;
+    return NULL;
+}
 
 static const dm_method methods[] = {
     {"send", b_send, R_OBJECT, NULL, false},
@@ -741,6 +1161,23 @@ static const dm_method methods[] = {
     {"ktCheck", b_kt_check, R_OBJECT, NULL, false},
     {"ktAuditor", b_kt_auditor, R_OBJECT, NULL, false},
     {"ktMaxAge", b_kt_max_age, R_OBJECT, NULL, false},
+    {"updateProfile", b_update_profile, R_OBJECT, NULL, false},
+    {"getProfile", b_get_profile, R_OBJECT, NULL, false},
+    {"sendReaction", b_send_reaction, R_OBJECT, NULL, false},
+    {"remoteDelete", b_remote_delete, R_OBJECT, NULL, false},
+    {"listEdits", b_list_edits, R_LIST, NULL, false},
+    {"updateContact", b_update_contact, R_OBJECT, NULL, false},
+    {"block", b_block, R_OBJECT, NULL, false},
+    {"unblock", b_unblock, R_OBJECT, NULL, false},
+    {"listBlocked", b_list_blocked, R_LIST, NULL, false},
+    {"listRequests", b_list_requests, R_LIST, NULL, false},
+    {"sendMessageRequestResponse", b_request_response, R_OBJECT, NULL, false},
+    {"sendReceipt", b_send_receipt, R_OBJECT, NULL, false},
+    {"markRead", b_mark_read, R_OBJECT, NULL, false},
+    {"sendTyping", b_send_typing, R_OBJECT, NULL, false},
+    {"messageReceipts", b_message_receipts, R_OBJECT, NULL, false},
+    {"updateConfiguration", b_update_config, R_OBJECT, NULL, false},
+    {"getConfiguration", b_get_config, R_OBJECT, NULL, false},
     {"subscribeReceive", NULL, R_OBJECT, m_subscribe, false},
     {"unsubscribeReceive", NULL, R_OBJECT, m_unsubscribe, false},
     {"ack", NULL, R_OBJECT, m_ack, false},
@@ -955,7 +1392,7 @@ static void send_event(dm_account *a, uint64_t conn, const char *sub, int64_t id
     json_object_set_new(n, "method", json_string("receive"));
     json_object_set_new(p, "account", json_string(a->name));
     json_object_set_new(p, "subscriber", json_string(sub));
-    json_object_set_new(p, "event_id", json_integer(id));
+    json_object_set_new(p, "event_id", id > 0 ? json_integer(id) : json_null());
     json_object_set_new(p, "event", evo);
     json_object_set_new(n, "params", p);
     queue_json(a->d, conn, n);
@@ -973,7 +1410,9 @@ static void on_event(void *ud, const sc_event *ev)
     dm_account *a = x->a;
     char *js;
 
-    if (ev->id <= 0)
+    /* events that are not stored (typing indicators, id 0) go live to the
+     * subscribers connected now, with "event_id": null (nothing to ack) */
+    if (ev->id < 0 || (ev->id == 0 && ev->kind != SC_EV_TYPING))
         return;
     drop_closed_subs(a);
     if (a->subs == NULL && x->conn == 0)

@@ -120,6 +120,7 @@ void sottod_store_op_free(sottod_store_op *op)
     free(op->list);
     free(op->out_list);
     free(op->kt_rows);
+    free(op->blob);
     if (op->kt_entries != NULL) {
         sodium_memzero(op->kt_entries, op->kt_n_entries * sizeof(*op->kt_entries));
         free(op->kt_entries);
@@ -880,6 +881,36 @@ int sottod_store_kt_cosig_add(sottod_store *st, const sottod_kt_cosig_rec *cosig
     if (op != NULL)
         op->kt_cosig = *cosig;
     return submit_or_free(st, op, done, arg);
+}
+
+int sottod_store_profile_set(sottod_store *st, int64_t account_id, const uint8_t *ciphertext,
+                             size_t len, sottod_store_done_fn done, void *arg)
+{
+    sottod_store_op *op;
+
+    if (st == NULL || account_id <= 0 || ciphertext == NULL || len == 0 || len > SOTTOD_PROFILE_MAX)
+        return SOTTOD_STORE_INVALID;
+    op = op_new(SOTTOD_OP_PROFILE_SET);
+    if (op != NULL) {
+        op->account_id = account_id;
+        op->blob = malloc(len);
+        if (op->blob == NULL) {
+            sottod_store_op_free(op);
+            return SOTTOD_STORE_NOMEM;
+        }
+        memcpy(op->blob, ciphertext, len);
+        op->blob_len = len;
+    }
+    return submit_or_free(st, op, done, arg);
+}
+
+int sottod_store_profile_get(sottod_store *st, const char *username, uint8_t **out, size_t *len)
+{
+    if (st == NULL || !username_ok(username) || out == NULL || len == NULL)
+        return SOTTOD_STORE_INVALID;
+    *out = NULL;
+    *len = 0;
+    return st->be->ops->profile_get(st->be, username, out, len);
 }
 
 int sottod_store_kt_log_size(sottod_store *st, uint64_t *n)

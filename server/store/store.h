@@ -251,6 +251,7 @@ typedef enum sottod_store_op_type {
     SOTTOD_OP_KT_APPEND,          /* kt_append: log rows, entries and a head */
     SOTTOD_OP_KT_HEAD_ADD,        /* kt_head_add: a re-signed head */
     SOTTOD_OP_KT_COSIG_ADD,       /* kt_cosig_add: an auditor's countersignature */
+    SOTTOD_OP_PROFILE_SET,        /* profile_set: an account's encrypted profile */
 } sottod_store_op_type;
 
 typedef struct sottod_store_result {
@@ -701,6 +702,25 @@ typedef int (*sottod_kt_account_fn)(void *arg, const char *username,
 SOTTOD_STORE_WUR int sottod_store_kt_accounts_scan(sottod_store *st, sottod_kt_account_fn fn,
                                                    void *arg);
 
+/* ---- profiles (issue 11; docs/api.md "Profiles") ------------------------ */
+/* Table profiles (schema version 5): per account the encrypted profile
+ * exactly as its owner uploaded it; the store never parses it. Deleted
+ * with the account. */
+#define SOTTOD_PROFILE_MAX (128 * 1024) /* largest profile ciphertext (bytes) */
+
+/* [async] Stores (or replaces) the profile ciphertext of account_id
+ * (len 1..SOTTOD_PROFILE_MAX bytes, copied). NOT_FOUND if the account does
+ * not exist; INVALID for a bad argument. */
+SOTTOD_STORE_WUR int sottod_store_profile_set(sottod_store *st, int64_t account_id,
+                                              const uint8_t *ciphertext, size_t len,
+                                              sottod_store_done_fn done, void *arg);
+
+/* [sync] The profile ciphertext of username: *out (malloc'd, freed by the
+ * caller with free()) and *len. NOT_FOUND if no such account or it has no
+ * profile. */
+SOTTOD_STORE_WUR int sottod_store_profile_get(sottod_store *st, const char *username, uint8_t **out,
+                                              size_t *len);
+
 /*
  * Everything the store holds about an account, as a NUL-terminated JSON
  * object (the admin `disclose` command): username, creation date, and per
@@ -764,6 +784,8 @@ typedef struct sottod_store_backend_ops {
                        sottod_kt_head_rec *out);
     int (*kt_cosigs_scan)(sottod_store_backend *be, sottod_kt_cosig_fn fn, void *arg);
     int (*kt_accounts_scan)(sottod_store_backend *be, sottod_kt_account_fn fn, void *arg);
+    /* profiles: *out malloc'd (see sottod_store_profile_get) */
+    int (*profile_get)(sottod_store_backend *be, const char *username, uint8_t **out, size_t *len);
     /* Copies the text of the most recent failure (any thread) into buf. */
     void (*last_error)(sottod_store_backend *be, char *buf, size_t cap);
 } sottod_store_backend_ops;

@@ -45,6 +45,8 @@ struct sottod_store_op {
     size_t kt_n_entries;
     sottod_kt_head_rec kt_head;   /* KT_APPEND / KT_HEAD_ADD */
     sottod_kt_cosig_rec kt_cosig; /* KT_COSIG_ADD */
+    uint8_t *blob;                /* PROFILE_SET: the ciphertext, owned */
+    size_t blob_len;
 
     /* backend-allocated result memory */
     sottod_bundle *out_bundles;       /* owned, freed with the op */

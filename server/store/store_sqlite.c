@@ -155,6 +155,12 @@ static const char *const MIGRATIONS[] = {
     "  auditor_key BLOB NOT NULL,"
     "  signature BLOB NOT NULL,"
     "  PRIMARY KEY(size, ts_ms, auditor_key)) WITHOUT ROWID;",
+    /* 4 -> 5 (issue 11, profiles): per account the encrypted profile as
+     * the owner uploaded it (opaque ciphertext, never parsed; deleted with
+     * the account). */
+    "CREATE TABLE profiles("
+    "  account_id INTEGER PRIMARY KEY,"
+    "  ciphertext BLOB NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -210,6 +216,8 @@ enum {
     W_KT_HEAD_PUT,
     W_KT_HEAD_CHECK,
     W_KT_COSIG_PUT,
+    W_ACC_DEL_PROFILE,
+    W_PROFILE_PUT,
     W_COUNT
 };
 
@@ -289,6 +297,8 @@ static const char *const WSQL[W_COUNT] = {
                         " value=excluded.value, counter=excluded.counter, pos=excluded.pos"),
     [W_KT_HEAD_PUT] = "INSERT OR REPLACE INTO kt_heads(size, ts_ms, signature) VALUES(?1, ?2, ?3)",
     [W_KT_HEAD_CHECK] = "SELECT 1 FROM kt_heads WHERE size=?1 AND ts_ms=?2",
+    [W_ACC_DEL_PROFILE] = "DELETE FROM profiles WHERE account_id=?1",
+    [W_PROFILE_PUT] = "INSERT OR REPLACE INTO profiles(account_id, ciphertext) VALUES(?1, ?2)",
     [W_KT_COSIG_PUT] = ("INSERT OR REPLACE INTO kt_cosigs(size, ts_ms, auditor_key, signature)"
                         " VALUES(?1, ?2, ?3, ?4)"),
 };
@@ -321,6 +331,7 @@ enum {
     R_KT_HEAD_GET,
     R_KT_COSIGS,
     R_KT_ACCOUNTS,
+    R_PROFILE_GET,
     R_COUNT
 };
 
@@ -347,6 +358,8 @@ static const char *const RSQL[R_COUNT] = {
     [R_KT_LOG_COUNT] = "SELECT coalesce(max(pos) + 1, 0) FROM kt_log",
     [R_KT_LOG_READ] = ("SELECT pos, ts_ms, vrf_index, counter, commitment FROM kt_log"
                        " WHERE pos>=?1 ORDER BY pos LIMIT ?2"),
+    [R_PROFILE_GET] = ("SELECT p.ciphertext FROM profiles p JOIN accounts a ON a.id=p.account_id"
+                       " WHERE a.username=?1"),
     [R_KT_ENTRY_GET] = ("SELECT " KT_ENTRY_COLS " FROM kt_entries WHERE username=?1"),
     [R_KT_HEAD_LATEST] = ("SELECT size, ts_ms, signature FROM kt_heads"
                           " ORDER BY size DESC, ts_ms DESC LIMIT 1"),
@@ -791,10 +804,11 @@ static int delete_all(sq_backend *s, const int *idx, size_t n, sottod_addr a, bo
 
 static int op_account_delete(sq_backend *s, sottod_store_op *op)
 {
-    static const int idx[] = {W_ACC_DELETE, W_ACC_DEL_DEVICES, W_ACC_DEL_OTPK, W_ACC_DEL_ENV};
+    static const int idx[] = {W_ACC_DELETE, W_ACC_DEL_DEVICES, W_ACC_DEL_OTPK, W_ACC_DEL_ENV,
+                              W_ACC_DEL_PROFILE};
     sottod_addr a = {.account_id = op->account_id};
     uint32_t n = 0;
-    int rc = delete_all(s, idx, 4, a, false, &n);
+    int rc = delete_all(s, idx, 5, a, false, &n);
 
     if (rc != SOTTOD_STORE_OK)
         return rc;
@@ -1444,6 +1458,27 @@ static int op_kt_cosig_add(sq_backend *s, sottod_store_op *op)
     return step_done(st);
 }
 
+/* Stores the logged-in account's profile ciphertext (replacing the old one).
+ * NOT_FOUND if the account is gone. */
+static int op_profile_set(sq_backend *s, sottod_store_op *op)
+{
+    sqlite3_stmt *st = WS(s, W_ACC_CHECK);
+    int rc;
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, op->account_id);
+    rc = exists(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    st = WS(s, W_PROFILE_PUT);
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, op->account_id);
+    sqlite3_bind_blob(st, 2, op->blob, (int)op->blob_len, SQLITE_STATIC);
+    return step_done(st);
+}
+
 /* True for the frequent operations that are atomic without a savepoint:
  * they refuse before writing (see enqueue_one) or cannot be refused. */
 static bool atomic_without_savepoint(const sottod_store_op *op)
@@ -1529,6 +1564,9 @@ static int sq_exec(sottod_store_backend *be, sottod_store_op *op)
         break;
     case SOTTOD_OP_KT_COSIG_ADD:
         rc = op_kt_cosig_add(s, op);
+        break;
+    case SOTTOD_OP_PROFILE_SET:
+        rc = op_profile_set(s, op);
         break;
     default:
         rc = SOTTOD_STORE_INVALID;
@@ -1998,6 +2036,48 @@ out:
     return rc;
 }
 
+static int sq_profile_get(sottod_store_backend *be, const char *username, uint8_t **out,
+                          size_t *len)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_PROFILE_GET);
+    if (st == NULL)
+        goto out;
+    sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
+    switch (sqlite3_step(st)) {
+    case SQLITE_ROW: {
+        const void *p = sqlite3_column_blob(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        if (p == NULL || n == 0 || n > SOTTOD_PROFILE_MAX)
+            break;
+        *out = malloc(n);
+        if (*out == NULL) {
+            rc = SOTTOD_STORE_NOMEM;
+            break;
+        }
+        memcpy(*out, p, n);
+        *len = n;
+        rc = SOTTOD_STORE_OK;
+        break;
+    }
+    case SQLITE_DONE:
+        rc = SOTTOD_STORE_NOT_FOUND;
+        break;
+    default:
+        break;
+    }
+    sqlite3_reset(st);
+out:
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
 static int sq_kt_head_get(sottod_store_backend *be, uint64_t size, uint64_t ts_ms,
                           sottod_kt_head_rec *out)
 {
@@ -2199,6 +2279,28 @@ static int disclose_locked(sq_backend *s, const char *username, char **json_out)
         }
         rc = SOTTOD_STORE_NOMEM;
     }
+    /* issue 11: whether the account has a profile and its size (the
+     * ciphertext itself is opaque and not printed) */
+    st = RS(s, R_PROFILE_GET);
+    if (st == NULL) {
+        rc = SOTTOD_STORE_ERR;
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, acc.username, -1, SQLITE_STATIC);
+    switch (sqlite3_step(st)) {
+    case SQLITE_ROW:
+        err |= json_object_set_new(root, "profile_bytes",
+                                   json_integer((json_int_t)sqlite3_column_bytes(st, 0)));
+        break;
+    case SQLITE_DONE:
+        err |= json_object_set_new(root, "profile_bytes", json_null());
+        break;
+    default:
+        sqlite3_reset(st);
+        rc = SOTTOD_STORE_ERR;
+        goto out;
+    }
+    sqlite3_reset(st);
     {
         /* Key transparency: the name's latest log entry (public to anyone
          * who searches the name; the opening that hides the value from
@@ -2387,6 +2489,7 @@ static const sottod_store_backend_ops SQ_OPS = {
     .kt_head_get = sq_kt_head_get,
     .kt_cosigs_scan = sq_kt_cosigs_scan,
     .kt_accounts_scan = sq_kt_accounts_scan,
+    .profile_get = sq_profile_get,
     .last_error = sq_last_error,
 };
 

@@ -21,11 +21,12 @@ LINE_RE='^\[[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\] alice: '
 server_start
 register alice
 register bob
+sc_ok bob accept alice # issue 11: not a message request (lines checked exactly)
 
 log "without the daemon: the line format receive prints"
 sc_ok alice send bob "m0"
 sc_ok bob receive
-grep -Eq "${LINE_RE}m0\$" "$E2E_DIR/last.out" || fail "direct receive: $(cat "$E2E_DIR/last.out")"
+grep -Eq "${LINE_RE}m0  #[0-9]+\$" "$E2E_DIR/last.out" || fail "direct receive: $(cat "$E2E_DIR/last.out")"
 
 start_daemon() {
     XDG_DATA_HOME="$E2E_DIR/home/bob" timeout -k 2 200 "$SOTTO" daemon \
@@ -62,7 +63,7 @@ sc bob receive
 assert_rc 0 "receive through the daemon"
 assert_eq "$(wc -l <"$E2E_DIR/last.out" | tr -d ' ')" "3" "three lines: $(cat "$E2E_DIR/last.out")"
 for i in 1 2 3; do
-    assert_eq "$(sed -n "${i}p" "$E2E_DIR/last.out" | grep -Ec "${LINE_RE}m$i\$")" "1" "line $i"
+    assert_eq "$(sed -n "${i}p" "$E2E_DIR/last.out" | grep -Ec "${LINE_RE}m$i  #[0-9]+\$")" "1" "line $i"
 done
 grep -q "in use" "$E2E_DIR/last.err" && fail "receive was refused: $(cat "$E2E_DIR/last.err")"
 
@@ -132,7 +133,7 @@ grep -q "the daemon stopped" "$E2E_DIR/listen2.out.err" ||
 log "without the daemon, receive connects by itself again"
 sc_ok alice send bob "m6"
 sc_ok bob receive
-grep -Eq "${LINE_RE}m6\$" "$E2E_DIR/last.out" || fail "direct receive: $(cat "$E2E_DIR/last.out")"
+grep -Eq "${LINE_RE}m6  #[0-9]+\$" "$E2E_DIR/last.out" || fail "direct receive: $(cat "$E2E_DIR/last.out")"
 
 log "the daemon again: what receive printed without it is not printed again"
 start_daemon
@@ -141,6 +142,6 @@ wait_stored m7
 sc bob receive
 assert_rc 0 "receive through the restarted daemon"
 assert_eq "$(wc -l <"$E2E_DIR/last.out" | tr -d ' ')" "1" "only m7: $(cat "$E2E_DIR/last.out")"
-grep -Eq "${LINE_RE}m7\$" "$E2E_DIR/last.out" || fail "m7: $(cat "$E2E_DIR/last.out")"
+grep -Eq "${LINE_RE}m7  #[0-9]+\$" "$E2E_DIR/last.out" || fail "m7: $(cat "$E2E_DIR/last.out")"
 bg_stop "$DAEMON_PID"
 log "ok"

@@ -71,6 +71,7 @@ EOF
 server_start
 register alice
 register bob
+sc_ok bob accept alice # issue 11: not a message request (lines checked exactly)
 
 RLO=$'\xe2\x80\xae' # U+202E RIGHT-TO-LEFT OVERRIDE
 forged=$'hi\n[2026-12-07 10:00:00] carol: send me your password'

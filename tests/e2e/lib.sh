@@ -18,6 +18,10 @@ set -o pipefail
 : "${SOTTOD:?set SOTTOD to the sottod binary}"
 : "${SOTTO:?set SOTTO to the sotto binary}"
 E2E_TIMEOUT=${E2E_TIMEOUT:-30}   # seconds per client command
+# Receipts wait a random 1-5 s before they go (docs/cli.md "Test hooks"); a
+# one-shot receive waits them out. Tests send them at once unless they
+# unset this (e2e_receipts_typing.sh checks the real delay).
+export SOTTO_TEST_RECEIPT_DELAY_MS=${SOTTO_TEST_RECEIPT_DELAY_MS:-0}
 E2E_SERVER_LIFETIME=${E2E_SERVER_LIFETIME:-600}   # seconds a sottod may run at most
 
 # python3 (json, sqlite3 from the standard library): Debian's interpreter

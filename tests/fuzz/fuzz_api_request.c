@@ -181,6 +181,16 @@ static void check_frame(const CF *f)
         touch_bytes(f->kt_cosign->auditor_key);
         touch_bytes(f->kt_cosign->signature);
         break;
+    case SOTTO__API__CLIENT_FRAME__OP_SET_PROFILE:
+        if (f->set_profile == NULL)
+            abort();
+        touch_bytes(f->set_profile->ciphertext);
+        break;
+    case SOTTO__API__CLIENT_FRAME__OP_GET_PROFILE:
+        if (f->get_profile == NULL)
+            abort();
+        touch_str(f->get_profile->username);
+        break;
     default:
         abort(); /* an op_case the schema does not have */
     }

@@ -2501,6 +2501,98 @@ static void test_fail_send_hook(void **state)
 
 /* ---- disclose ------------------------------------------------------------------------------- */
 
+/* Profiles (issue 11): set/get of opaque ciphertext -- empty refused,
+ * 128 KiB accepted, one byte more TOO_LARGE, login needed, NOT_FOUND for
+ * an account without one, served byte for byte to another account, and
+ * nothing of it in the server's log. */
+static tc_sframe *profile_call(tc_conn *c, const uint8_t *ct, size_t len, const char *get_user)
+{
+    tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__SetProfileRequest sp = SOTTO__API__SET_PROFILE_REQUEST__INIT;
+    Sotto__Api__GetProfileRequest gp = SOTTO__API__GET_PROFILE_REQUEST__INIT;
+
+    if (get_user != NULL) {
+        gp.username = (char *)get_user;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_GET_PROFILE;
+        f.get_profile = &gp;
+    } else {
+        sp.ciphertext.data = (uint8_t *)ct;
+        sp.ciphertext.len = len;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_SET_PROFILE;
+        f.set_profile = &sp;
+    }
+    return tc_call(c, &f, 10000);
+}
+
+static int profile_status(tc_conn *c, const uint8_t *ct, size_t len, const char *get_user)
+{
+    tc_sframe *r = profile_call(c, ct, len, get_user);
+    int st;
+
+    assert_non_null(r);
+    st = (int)r->status;
+    tc_free(r);
+    return st;
+}
+
+static void test_profiles(void **state)
+{
+    tc_server *s = start(state, NULL);
+    tc_device alice, bob;
+    tc_conn *a, *b, *anon;
+    uint8_t *big = malloc(128 * 1024 + 1);
+    char logpath[300], *log;
+    tc_sframe *r;
+
+    assert_non_null(big);
+    randombytes_buf(big, 128 * 1024 + 1);
+    memcpy(big, "PROFILE-CIPHERTEXT-MARK", 23);
+    anon = tc_connect(s);
+    assert_non_null(anon);
+    assert_int_equal(profile_status(anon, big, 100, NULL),
+                     SOTTO__API__STATUS__STATUS_UNAUTHENTICATED);
+    assert_int_equal(profile_status(anon, NULL, 0, "alice"),
+                     SOTTO__API__STATUS__STATUS_UNAUTHENTICATED);
+    tc_close(anon);
+    a = tc_new_user(s, &alice, "alice", 1);
+    b = tc_new_user(s, &bob, "bob", 1);
+    assert_int_equal(profile_status(b, NULL, 0, "alice"), SOTTO__API__STATUS__STATUS_NOT_FOUND);
+    assert_int_equal(profile_status(b, NULL, 0, "nobody"), SOTTO__API__STATUS__STATUS_NOT_FOUND);
+    assert_int_equal(profile_status(b, NULL, 0, "Bad Name"),
+                     SOTTO__API__STATUS__STATUS_INVALID_USERNAME);
+    assert_int_equal(profile_status(a, big, 0, NULL), SOTTO__API__STATUS__STATUS_BAD_REQUEST);
+    assert_int_equal(profile_status(a, big, 128 * 1024 + 1, NULL),
+                     SOTTO__API__STATUS__STATUS_TOO_LARGE);
+    assert_int_equal(profile_status(b, NULL, 0, "alice"), SOTTO__API__STATUS__STATUS_NOT_FOUND);
+    assert_int_equal(profile_status(a, big, 128 * 1024, NULL), SOTTO__API__STATUS__STATUS_OK);
+    r = profile_call(b, NULL, 0, "alice");
+    assert_non_null(r);
+    assert_int_equal(r->status, SOTTO__API__STATUS__STATUS_OK);
+    assert_int_equal(r->result_case, SOTTO__API__SERVER_FRAME__RESULT_GET_PROFILE);
+    assert_int_equal(r->get_profile->ciphertext.len, 128 * 1024);
+    assert_memory_equal(r->get_profile->ciphertext.data, big, 128 * 1024);
+    tc_free(r);
+    /* replaced by the next set */
+    assert_int_equal(profile_status(a, big + 1000, 500, NULL), SOTTO__API__STATUS__STATUS_OK);
+    r = profile_call(b, NULL, 0, "alice");
+    assert_non_null(r);
+    assert_int_equal(r->get_profile->ciphertext.len, 500);
+    assert_memory_equal(r->get_profile->ciphertext.data, big + 1000, 500);
+    tc_free(r);
+    tc_close(a);
+    tc_close(b);
+    assert_int_equal(tc_server_stop(s), 0);
+    snprintf(logpath, sizeof(logpath), "%s/sottod.log", s->dir);
+    log = slurp(logpath);
+    assert_non_null(log);
+    assert_null(strstr(log, "PROFILE-CIPHERTEXT"));
+    assert_null(strstr(log, "profile"));
+    free(log);
+    free(big);
+    tc_device_wipe(&alice);
+    tc_device_wipe(&bob);
+}
+
 static void test_admin_disclose(void **state)
 {
     tc_server *s = start(state, NULL);
@@ -2600,6 +2692,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_dir_initialises, setup, teardown),
 #ifdef SOTTOD_TEST_PATH
         cmocka_unit_test_setup_teardown(test_fail_send_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
 #endif
     };
 

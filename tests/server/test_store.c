@@ -226,7 +226,7 @@ static void test_migrations_from_empty_file(void **state)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 4);
+    assert_int_equal(sqlite3_column_int(q, 0), 5);
     sqlite3_finalize(q);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
@@ -481,6 +481,7 @@ static void test_migration_v1_to_v2(void **state)
                      "DELETE FROM sqlite_sequence;"
                      "DROP TABLE kt_log; DROP TABLE kt_entries;" /* version 4 */
                      "DROP TABLE kt_heads; DROP TABLE kt_cosigs;"
+                     "DROP TABLE profiles;" /* version 5 */
                      "COMMIT;"
                      "PRAGMA user_version=1;",
                      NULL, NULL, NULL),
@@ -492,7 +493,7 @@ static void test_migration_v1_to_v2(void **state)
                      0);
 
     f->st = open_store(f->path, 5);
-    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 4);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 5);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name='accounts'"
                                      " AND sql LIKE '%AUTOINCREMENT%'"),
                      1);
@@ -754,6 +755,7 @@ static void test_migration_v2_to_v3(void **state)
                                   "ALTER TABLE accounts DROP COLUMN device_list_version;"
                                   "DROP TABLE kt_log; DROP TABLE kt_entries;" /* version 4 */
                                   "DROP TABLE kt_heads; DROP TABLE kt_cosigs;"
+                                  "DROP TABLE profiles;" /* version 5 */
                                   "COMMIT;"
                                   "PRAGMA user_version=2;",
                                   NULL, NULL, NULL),
@@ -765,7 +767,7 @@ static void test_migration_v2_to_v3(void **state)
                      0);
 
     f->st = open_store(f->path, 5);
-    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 4);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 5);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM pragma_table_info('accounts')"
                                      " WHERE name IN ('account_key', 'device_list',"
                                      " 'device_list_version')"),
@@ -1957,6 +1959,61 @@ static int count_cb(void *arg, const sottod_envelope *e)
     return 0;
 }
 
+/* Profiles (schema v5): the ciphertext is stored and served byte for
+ * byte, replaced by the next set, capped at SOTTOD_PROFILE_MAX, and
+ * deleted with the account. */
+static void test_profiles(void **state)
+{
+    fixture *f = *state;
+    result_box b = {0};
+    uint8_t ct1[64], *big, *out = NULL;
+    size_t len = 0;
+    int64_t alice = create_account(f->st, "alice");
+
+    (void)create_account(f->st, "bob");
+    randombytes_buf(ct1, sizeof(ct1));
+    assert_int_equal(sottod_store_profile_get(f->st, "alice", &out, &len), SOTTOD_STORE_NOT_FOUND);
+    assert_int_equal(sottod_store_profile_get(f->st, "nobody", &out, &len), SOTTOD_STORE_NOT_FOUND);
+    assert_int_equal(sottod_store_profile_set(f->st, alice, ct1, 0, box_done, &b),
+                     SOTTOD_STORE_INVALID);
+    big = calloc(1, SOTTOD_PROFILE_MAX + 1);
+    assert_non_null(big);
+    assert_int_equal(
+        sottod_store_profile_set(f->st, alice, big, SOTTOD_PROFILE_MAX + 1, box_done, &b),
+        SOTTOD_STORE_INVALID);
+    assert_int_equal(sottod_store_profile_set(f->st, alice, ct1, sizeof(ct1), box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(sottod_store_profile_get(f->st, "alice", &out, &len), SOTTOD_STORE_OK);
+    assert_int_equal(len, sizeof(ct1));
+    assert_memory_equal(out, ct1, sizeof(ct1));
+    free(out);
+    assert_int_equal(sottod_store_profile_get(f->st, "bob", &out, &len), SOTTOD_STORE_NOT_FOUND);
+    /* the largest allowed replaces it */
+    memset(big, 0x5A, SOTTOD_PROFILE_MAX);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_profile_set(f->st, alice, big, SOTTOD_PROFILE_MAX, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(sottod_store_profile_get(f->st, "alice", &out, &len), SOTTOD_STORE_OK);
+    assert_int_equal(len, SOTTOD_PROFILE_MAX);
+    assert_memory_equal(out, big, SOTTOD_PROFILE_MAX);
+    free(out);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM profiles"), 1);
+    /* an account that does not exist */
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_profile_set(f->st, 9999, ct1, sizeof(ct1), box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_NOT_FOUND);
+    /* deleted with the account */
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_account_delete(f->st, alice, box_done, &b), SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM profiles"), 0);
+    assert_int_equal(sottod_store_profile_get(f->st, "alice", &out, &len), SOTTOD_STORE_NOT_FOUND);
+    free(big);
+}
+
 static void test_acked_survive_kill9(void **state)
 {
     fixture *f = *state;
@@ -2048,6 +2105,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_row_inserted_is_not_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refusals_and_causes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attachments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acked_survive_kill9, setup, teardown),
     };
 

@@ -396,14 +396,15 @@ static void test_migration_v3_to_v4(void **state)
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "BEGIN; DROP TABLE kt_log; DROP TABLE kt_entries;"
-                                  " DROP TABLE kt_heads; DROP TABLE kt_cosigs; COMMIT;"
+                                  " DROP TABLE kt_heads; DROP TABLE kt_cosigs;"
+                                  " DROP TABLE profiles; COMMIT;" /* version 5 */
                                   " PRAGMA user_version=3;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(db_int(f->path, "PRAGMA user_version"), 3);
     f->st = open_store(f->path);
-    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 4);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 5);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE type='table' AND"
                                      " name IN ('kt_log','kt_entries','kt_heads','kt_cosigs')"),
                      4);

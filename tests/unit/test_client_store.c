@@ -28,6 +28,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "everyday.h"
 #include "internal.h"
 
 /* Every released client schema version's fixture: one line per version. */
@@ -286,6 +287,23 @@ static void migrate_one(const char *fixture)
     memset(&ev, 0, sizeof ev);
     assert_int_equal(sc_emit_pending(c, collect, &ev), SC_OK);
     assert_int_equal(ev.n, 0);
+    /* v7 (issue 11): the contacts and groups of an older store are accepted
+     * conversations, not message requests; someone new is one */
+    {
+        uint8_t gid[SC_GROUP_ID_BYTES];
+        char hex[33];
+        bool req = true;
+        assert_int_equal(sc_requests_is_request(c, "contact", "bob", &req), SC_OK);
+        assert_false(req);
+        assert_int_equal(sc_group_resolve(c, "Fixture group \xe2\x98\x95", gid), SC_OK);
+        sc_hex(gid, sizeof gid, hex);
+        req = true;
+        assert_int_equal(sc_requests_is_request(c, "group", hex, &req), SC_OK);
+        assert_false(req);
+        req = false;
+        assert_int_equal(sc_requests_is_request(c, "contact", "mallory", &req), SC_OK);
+        assert_true(req);
+    }
     /* v6: a group of an older store has revision 0, no admins and is open
      * (everyone may change it, as before); it takes a revision and admins */
     if (strstr(fixture, "-v6.db") != NULL) {
