@@ -6,7 +6,8 @@
 # a temporary directory, with an independent auditor of its key directory
 # (sotto-auditor); registers alice, bob and carol (each with its own
 # data directory, pinning the server's certificate); alice and bob talk, alice
-# sends bob a file, the three talk in a group; then it compares safety
+# sends bob a file, the three talk in a group, bob reads and reacts, alice
+# edits and sets a disappearing-message timer; then it compares safety
 # numbers, shows what the operator could hand over (`sottod admin disclose`)
 # and searches every file the server wrote for the plaintexts. Exits non-zero
 # if anything does not hold. Everything is removed at the end.
@@ -215,7 +216,10 @@ t4="Seven it is. I'll bring the seedlings."
 TEXTS+=("$t1" "$t2" "$t3" "$t4")
 as alice send bob "$t1"
 as bob receive
-expect "alice: $t1"
+expect "alice [request]: $t1"
+say "alice is not among bob's contacts yet: her first message is a message request (no"
+say "receipts, no profile shared) until bob accepts it -- or deletes or blocks it."
+as bob accept alice
 as bob send alice "$t2"
 as alice receive
 expect "bob: $t2"
@@ -270,6 +274,8 @@ as bob receive
 expect "garden club"
 as carol receive
 expect "garden club"
+say "carol was added by someone she never accepted: the group is a request until she accepts it."
+as carol accept --group "garden club"
 as alice group send "garden club" "$t6"
 as bob group send "garden club" "$t7"
 as carol receive
@@ -279,6 +285,55 @@ as alice receive
 expect "bob @ garden club: $t7" "carol @ garden club: $t8"
 as bob receive
 expect "alice @ garden club: $t6" "carol @ garden club: $t8"
+
+# ---------------------------------------------------------------------------
+step "Receipts, a reaction, an edit and a disappearing message"
+say "(all of it travels inside the end-to-end encryption: the server relays ciphertext only)"
+t9="Shall I bring the watering cans?"
+t9e="Shall I bring the watering cans and the long hose?"
+TEXTS+=("$t9" "$t9e")
+as alice send bob "$t9"
+TS9=$(sed -n 's/.*(timestamp \([0-9]*\)).*/\1/p' "$DEMO_DIR/out")
+[[ "$TS9" =~ ^[0-9]+$ ]] || die "send printed no message id: $(cat "$DEMO_DIR/out")"
+as bob receive
+expect "alice: $t9"
+say "bob's client sent a delivery receipt (batched, after a random 1-5 s); now he reads it:"
+as bob read alice
+as alice receive
+expect "bob read" " $TS9"
+as alice history --limit 1 bob
+expect "receipts: bob=read"
+as bob react alice --target-author alice --target-timestamp "$TS9" "👍"
+as alice receive
+expect "bob reacted 👍 to your message $TS9"
+say "alice changes her mind and edits her message (the author only, within 24 hours):"
+as alice send --edit-timestamp "$TS9" bob "$t9e"
+as bob receive
+expect "alice edited $TS9: $t9e"
+as bob history --limit 1 alice
+expect "alice: $t9e" "(edited)" "reactions: 👍 me"
+say "disappearing messages: alice sets a 10-second timer for the conversation"
+as alice timer bob 10s
+as bob receive
+expect "alice set disappearing messages to 10 s"
+t10="The gate code is 4711-$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')."
+TEXTS+=("$t10")
+as alice send bob "$t10"
+as bob receive
+expect "alice: $t10"
+as bob read alice
+say "bob read it: 10 s later it is gone from his phone, and from alice's (her timer ran from the send)."
+sleep 11
+as bob history --limit 3 alice
+grep -q -F -- "$t10" "$DEMO_DIR/out" && die "the disappearing message is still in bob's history"
+as alice history --limit 3 bob
+grep -q -F -- "$t10" "$DEMO_DIR/out" && die "the disappearing message is still in alice's history"
+for who in alice bob; do
+    if grep -r -q -a -F -- "$t10" "$DEMO_DIR/$who"; then
+        die "the disappearing message is still somewhere in $who's files"
+    fi
+done
+say "${G}Searched every file of alice's and bob's devices (database and WAL included): the text is gone.${N}"
 
 # ---------------------------------------------------------------------------
 step "Safety numbers: alice and bob compare them (in person, or by scanning the QR code)"

@@ -410,8 +410,13 @@ static bool everyday_text(const sc_event *ev)
             put_str(ev->emoji ? ev->emoji : "");
             printf(" to ");
         }
-        put_str(shown_sender(ev->target_author ? ev->target_author : "?"));
-        printf("'s message %llu\n", (unsigned long long)ev->target_timestamp);
+        if (ev->target_author && g.self && strcmp(ev->target_author, g.self) == 0) {
+            printf("your message");
+        } else {
+            put_str(ev->target_author ? ev->target_author : "?");
+            printf("'s message");
+        }
+        printf(" %llu\n", (unsigned long long)ev->target_timestamp);
         return true;
     case SC_EV_EDIT:
         printf("[%s] ", when);
