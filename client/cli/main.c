@@ -167,8 +167,9 @@ static void output_or_die(void)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr,
-                "sotto: cannot write to standard output (%s): stopping; what was not"
-                " shown is shown by the next receive or listen\n",
+                "sotto: cannot write to standard output (%s): stopping (nothing is"
+                " lost: a message receive or listen did not show comes again at the"
+                " next receive or listen)\n",
                 strerror(errno));
         _exit(1);
     }
@@ -434,9 +435,18 @@ static bool everyday_text(const sc_event *ev)
         printf("[%s] ", when);
         put_str(shown_sender(ev->sender));
         if (ev->expire_timer_s)
-            printf(" set disappearing messages to %u s\n", (unsigned)ev->expire_timer_s);
+            printf(" set disappearing messages to %u s", (unsigned)ev->expire_timer_s);
         else
-            printf(" turned disappearing messages off\n");
+            printf(" turned disappearing messages off");
+        /* which conversation: a group, or (our own change) the other account */
+        if (ev->group_id) {
+            printf(" @ ");
+            put_str(ev->group_name ? ev->group_name : ev->group_id);
+        } else if (ev->conversation && ev->sender && strcmp(ev->conversation, ev->sender) != 0) {
+            printf(" with ");
+            put_str(ev->conversation);
+        }
+        printf("\n");
         return true;
     case SC_EV_READ:
         printf("[%s] read on another device: ", when);
@@ -1204,9 +1214,11 @@ static int msgops_result(sc_client *c, int rc, uint64_t ts, const char *type, co
             json_object_set_new(o, "remove", json_boolean(remove));
         }
         json_line(o);
+    } else if (emoji && remove) {
+        printf("removed your reaction from %s's message %llu in %s (timestamp %llu)\n",
+               target_author, (unsigned long long)target_ts, conv, (unsigned long long)ts);
     } else if (emoji) {
-        printf("%s %s on %s's message %llu in %s (timestamp %llu)\n",
-               remove ? "removed reaction" : "reacted", remove ? "" : emoji, target_author,
+        printf("reacted %s on %s's message %llu in %s (timestamp %llu)\n", emoji, target_author,
                (unsigned long long)target_ts, conv, (unsigned long long)ts);
     } else {
         printf("deleted %llu for everyone in %s (timestamp %llu)\n", (unsigned long long)target_ts,
@@ -1747,6 +1759,9 @@ static int block_cmd(sc_client *c, int argc, char **argv, bool block)
             printf(" ");
             put_str(argv[i]);
         }
+        /* say so when nothing changed (`--json`: "changed") */
+        if (changed == 0)
+            printf(block ? " (already blocked)" : " (was not blocked)");
         printf("\n");
     }
     return EXIT_OK;
@@ -3845,7 +3860,10 @@ static const command commands[] = {
      .help = "Profiles: a display name and an optional avatar, end-to-end encrypted\n"
              "with your profile key, which only the contacts you accepted receive.\n"
              "`sotto profile SUBCOMMAND --help` for one subcommand.\n",
-     .exits = {{EXIT_NETWORK, "network"}},
+     .exits = {{EXIT_NETWORK, "network"},
+               {EXIT_REFUSED, "refused by the server (set)"},
+               {EXIT_NOT_FOUND, "no profile key from USERNAME, or no profile (show)"},
+               {EXIT_INTEGRITY, "the profile does not decrypt (show)"}},
      .value_opts = profile_value_opts,
      .subs = profile_subs,
      .n_subs = sizeof profile_subs / sizeof profile_subs[0]},

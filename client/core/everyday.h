@@ -258,4 +258,11 @@ int sc_requests_ls_contact_apply(sc_client *c,
 int sc_requests_ls_group_fill(sc_client *c, Sotto__Content__SyncMessage__LinkSync__Group *g);
 int sc_requests_ls_group_apply(sc_client *c, const Sotto__Content__SyncMessage__LinkSync__Group *g);
 
+/* Link sync (linksync.c): the settings (read receipts, typing) ride in
+ * part 1 as SyncMessage.configuration; fill writes ours into *conf, apply
+ * takes ct's when newer (by Content.timestamp) than the ones held
+ * (receipts.c). */
+int sc_config_sync_fill(sc_client *c, Sotto__Content__SyncMessage__Configuration *conf);
+int sc_config_sync_apply(sc_client *c, const Sotto__Content__Content *ct);
+
 #endif /* SOTTO_CLIENT_EVERYDAY_H */

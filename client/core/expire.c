@@ -32,6 +32,10 @@
 
 #include "everyday.h"
 
+/* How far a peer's Content.timestamp may be ahead of the server's clock
+ * (e->server_ts) for its timer change to count (clock skew). */
+#define TIMER_FUTURE_MS (3600ull * 1000)
+
 /* ------------------------------------------------------------ wiping */
 
 /* Whether path names a file directly inside the account's attachments
@@ -134,7 +138,7 @@ int sc_expire_decorate(sc_client *c, const char *conv_kind, const char *conv,
 /* Stores the visible "timer" row of a change (author, ts) to expire_s. */
 static int timer_row(sc_client *c, const char *conv_kind, const char *conv, bool outgoing,
                      const char *author, uint32_t device, uint64_t ts, uint64_t server_ts,
-                     uint32_t expire_s, int64_t *rowid)
+                     uint32_t expire_s, bool request, int64_t *rowid)
 {
     sc_msg_row m;
     char extra[48];
@@ -152,6 +156,7 @@ static int timer_row(sc_client *c, const char *conv_kind, const char *conv, bool
     m.body = "";
     m.body_len = 0;
     m.extra = extra;
+    m.request = request;
     return sc_msg_insert(c, &m, rowid);
 }
 
@@ -165,12 +170,25 @@ int sc_expire_data(sc_client *c, const sc_envelope *e, const char *author, bool 
     int rc;
 
     *handled = false;
+    /* a peer's change that cannot be right is ignored: a timer over the
+     * longest one (the sender side refuses it too), or a Content.timestamp
+     * more than TIMER_FUTURE_MS ahead of the server's clock -- it would
+     * outrank ("newest wins") every honest change for as long as it lies */
+    if (!outgoing && (dm->expire_timer > SC_EXPIRE_MAX_S || ts > e->server_ts + TIMER_FUTURE_MS)) {
+        *handled =
+            (dm->flags & SOTTO__CONTENT__DATA_MESSAGE__FLAGS__FLAG_EXPIRATION_TIMER_UPDATE) != 0;
+        return SC_OK;
+    }
     if (dm->flags & SOTTO__CONTENT__DATA_MESSAGE__FLAGS__FLAG_EXPIRATION_TIMER_UPDATE) {
+        bool request = false;
         *handled = true;
-        rc = sc_conv_timer_set(c, conv_kind, conv, dm->expire_timer, ts, NULL);
+        /* a stranger's change is part of its message request (requests.c) */
+        rc = outgoing ? SC_OK : sc_requests_is_request(c, conv_kind, conv, &request);
+        if (rc == SC_OK)
+            rc = sc_conv_timer_set(c, conv_kind, conv, dm->expire_timer, ts, NULL);
         if (rc == SC_OK)
             rc = timer_row(c, conv_kind, conv, outgoing, author, e->source_device, ts, e->server_ts,
-                           dm->expire_timer, &rowid);
+                           dm->expire_timer, request, &rowid);
         if (rc == SC_OK)
             sc_pend_row(pe, rowid);
         return rc;
@@ -183,7 +201,20 @@ int sc_expire_data(sc_client *c, const sc_envelope *e, const char *author, bool 
     rc = sc_conv_timer_get(c, conv_kind, conv, &cur, &cur_ts);
     if (rc != SC_OK || cur == dm->expire_timer || ts <= cur_ts)
         return rc;
-    return sc_conv_timer_set(c, conv_kind, conv, dm->expire_timer, ts, NULL);
+    {
+        /* a change all the same: shown as one (a timer turned off or
+         * changed must never go unnoticed) */
+        bool changed = false, request = false;
+        rc = outgoing ? SC_OK : sc_requests_is_request(c, conv_kind, conv, &request);
+        if (rc == SC_OK)
+            rc = sc_conv_timer_set(c, conv_kind, conv, dm->expire_timer, ts, &changed);
+        if (rc == SC_OK && changed)
+            rc = timer_row(c, conv_kind, conv, outgoing, author, e->source_device, ts, e->server_ts,
+                           dm->expire_timer, request, &rowid);
+        if (rc == SC_OK && changed && pe)
+            sc_pend_row(pe, rowid);
+        return rc;
+    }
 }
 
 int sc_expire_tick(sc_client *c)
@@ -285,7 +316,8 @@ int sc_timer_set(sc_client *c, const char *to, bool to_group, uint32_t seconds,
     if (lrc == SC_OK) {
         lrc = sc_conv_timer_set(c, kind, conv, seconds, ts, NULL);
         if (lrc == SC_OK)
-            lrc = timer_row(c, kind, conv, true, c->username, c->device_id, ts, 0, seconds, NULL);
+            lrc = timer_row(c, kind, conv, true, c->username, c->device_id, ts, 0, seconds, false,
+                            NULL);
         if (lrc == SC_OK)
             lrc = sc_db_commit(c);
         else

@@ -448,6 +448,13 @@ static int send_part(sc_client *c, uint32_t device_id, const sync_data *s, uint6
     uint8_t pkey[32];
     char *pname = NULL;
     rc = seq == 1 ? sc_profile_ls_own_fill(c, &sync, pkey, &pname) : SC_OK;
+    /* and the settings (receipts.c) */
+    Sotto__Content__SyncMessage__Configuration conf =
+        SOTTO__CONTENT__SYNC_MESSAGE__CONFIGURATION__INIT;
+    if (rc == SC_OK && seq == 1) {
+        rc = sc_config_sync_fill(c, &conf);
+        sync.configuration = &conf;
+    }
     if (rc != SC_OK) {
         sodium_memzero(pkey, sizeof pkey);
         return rc;
@@ -910,6 +917,8 @@ int sc_link_sync_handle(sc_client *c, const sc_envelope *e, const Sotto__Content
     /* issue 11: our profile key and name (part 1; newest wins, profile.c) */
     if (rc == SC_OK && ls->sequence == 1)
         rc = sc_profile_sync(c, e, ct, NULL);
+    if (rc == SC_OK && ls->sequence == 1)
+        rc = sc_config_sync_apply(c, ct); /* the settings (receipts.c) */
     for (size_t i = 0; rc == SC_OK && i < ls->n_groups; i++) {
         bool changed = false;
         rc = apply_group(c, ls->groups[i], &changed);

@@ -28,6 +28,24 @@
 #include "everyday.h"
 
 #define MAX_MENTIONS 64
+/* An edit or delete reaching the server this long after the message it
+ * acts on is refused (the 24 hours, plus a little for a send that waited
+ * in its sender's queue): the server's clock, which the sender cannot set,
+ * unlike the Content timestamps it also passes the 24-hour check on. */
+#define LATE_GRACE_MS (3600ull * 1000)
+/* Messages not (yet) here that one peer may keep reactions or edits
+ * waiting for (they come before their message); more are dropped, so that
+ * a flood for messages that never come cannot fill the store. */
+#define MAX_ORPHANS 100
+#define MAX_VERSIONS 100 /* kept versions of one message (the original included) */
+
+/* Whether a peer's edit or delete stamped by the server at server_ts is
+ * too late for message m (a row from a peer, whose server_ts we hold). */
+static bool too_late(const sc_msg *m, uint64_t server_ts)
+{
+    return m->direction == 0 && m->server_ts != 0 && server_ts != 0 &&
+           server_ts > m->server_ts + SC_EDIT_WINDOW_MS + LATE_GRACE_MS;
+}
 
 /* ------------------------------------------------------------ helpers */
 
@@ -262,8 +280,22 @@ static int sanitize_row(sc_client *c, const sc_msg *m)
             dirty = true;
         } else {
             bool tomb = false;
+            int64_t qrow = 0;
             rc = sc_tombstone_has(c, a, (uint64_t)id, &tomb);
-            if (rc == SC_OK && t && t[0] && tomb) {
+            if (rc == SC_OK && !tomb &&
+                sc_msgops_find(c, m->conv_kind, m->conv, a, (uint64_t)id, &qrow) == SC_OK) {
+                /* we hold the original: its words, not the sender's claim */
+                sc_msg o2;
+                rc = sc_msg_get(c, qrow, &o2);
+                if (rc == SC_OK) {
+                    size_t n = sc_utf8_cut(o2.body, o2.body_len, SC_QUOTE_EXCERPT_BYTES);
+                    if (t == NULL || strlen(t) != n || strncmp(t, o2.body, n) != 0) {
+                        json_object_set_new(q, "text", json_stringn(o2.body, n));
+                        dirty = true;
+                    }
+                    sc_msg_free(&o2);
+                }
+            } else if (rc == SC_OK && t && t[0] && tomb) {
                 /* it quotes a message deleted for everyone */
                 json_object_set_new(q, "text", json_string(""));
                 dirty = true;
@@ -648,8 +680,9 @@ int sc_edit_handle(sc_client *c, const sc_envelope *e, const char *author, bool 
 
     if (d == NULL || target_ts == 0 || d->body == NULL)
         return SC_OK;
+    /* an edit is a short text (a sender refuses a long one: sc_edit_local) */
     if (!sc_utf8_valid(d->body, strlen(d->body)) || d->body[0] == '\0' ||
-        strlen(d->body) > SC_MAX_TEXT_BYTES)
+        strlen(d->body) > SC_LONG_TEXT_INLINE_BYTES)
         return SC_OK;
     /* the author only (the message is looked up under the sender's name),
      * within 24 hours of the message */
@@ -688,12 +721,25 @@ int sc_edit_handle(sc_client *c, const sc_envelope *e, const char *author, bool 
         rc = sc_msg_get(c, rowid, &m);
         if (rc != SC_OK)
             return rc;
-        tomb = m.deleted;
+        tomb = m.deleted || (!outgoing && too_late(&m, e->server_ts));
         sc_msg_free(&m);
         if (tomb)
             return SC_OK;
     } else if (rc != SC_E_NOT_FOUND) {
         return rc;
+    }
+    if (!outgoing) {
+        /* bounded: MAX_VERSIONS versions of a message, and edits waiting
+         * for MAX_ORPHANS messages (that came before them) per author */
+        bool waiting = rc == SC_E_NOT_FOUND;
+        sc_edit_row *v = NULL;
+        size_t nv = 0, orphans = 0;
+        rc = sc_edit_list(c, author, target_ts, &v, &nv);
+        sc_edit_list_free(v, nv);
+        if (rc == SC_OK && waiting && nv == 0)
+            rc = sc_msgops_orphans(c, author, SC_ORPHAN_EDITS, MAX_ORPHANS, &orphans);
+        if (rc != SC_OK || nv >= MAX_VERSIONS || orphans >= MAX_ORPHANS)
+            return rc;
     }
     rc = edit_apply(c, ck, cv, author, target_ts, edit_ts, d, NULL, &added);
     if (rc != SC_OK || !added)
@@ -807,10 +853,14 @@ static int reaction_apply(sc_client *c, const char *ck, const char *cv, const ch
     if (rc == SC_E_NOT_FOUND) {
         /* not here (yet): kept for when it comes, unless the message is
          * one of another conversation */
+        size_t orphans = 0;
         rc = sc_msgops_find(c, NULL, NULL, target_author, target_ts, &rowid);
         if (rc == SC_OK)
             return SC_OK;
         if (rc != SC_E_NOT_FOUND)
+            return rc;
+        rc = sc_msgops_orphans(c, reactor, SC_ORPHAN_REACTIONS, MAX_ORPHANS, &orphans);
+        if (rc != SC_OK || orphans >= MAX_ORPHANS)
             return rc;
     } else if (rc != SC_OK) {
         return rc;
@@ -840,7 +890,7 @@ static char *reaction_extra(const char *emoji, bool remove)
 
 /* A delete for everyone by `author` of its message target_ts in (ck, cv). */
 static int delete_apply(sc_client *c, const char *ck, const char *cv, const char *author,
-                        uint64_t target_ts, bool *applied)
+                        uint64_t target_ts, uint64_t server_ts, bool *applied)
 {
     int64_t rowid = 0;
     bool tomb = false;
@@ -853,7 +903,7 @@ static int delete_apply(sc_client *c, const char *ck, const char *cv, const char
         rc = sc_msg_get(c, rowid, &m);
         if (rc != SC_OK)
             return rc;
-        tomb = m.deleted;
+        tomb = m.deleted || too_late(&m, server_ts); /* server_ts 0: ours */
         sc_msg_free(&m);
         if (tomb)
             return SC_OK;
@@ -862,10 +912,17 @@ static int delete_apply(sc_client *c, const char *ck, const char *cv, const char
     }
     if (rc != SC_E_NOT_FOUND)
         return rc;
-    /* the delete came first: remembered, and what came before it goes */
+    /* the delete came first: remembered (up to MAX_ORPHANS per author
+     * from a peer), and what came before it goes */
     rc = sc_tombstone_has(c, author, target_ts, &tomb);
     if (rc != SC_OK || tomb)
         return rc;
+    if (server_ts != 0) {
+        size_t orphans = 0;
+        rc = sc_msgops_orphans(c, author, SC_ORPHAN_DELETES, MAX_ORPHANS, &orphans);
+        if (rc != SC_OK || orphans >= MAX_ORPHANS)
+            return rc;
+    }
     rc = sc_tombstone_add(c, author, target_ts);
     if (rc == SC_OK)
         rc = sc_msgops_forget(c, author, target_ts);
@@ -915,13 +972,41 @@ int sc_msgops_data(sc_client *c, const sc_envelope *e, const char *author, bool 
         *handled = true;
         if (tts == 0 || ts < tts || ts - tts > SC_EDIT_WINDOW_MS)
             return SC_OK;
-        rc = delete_apply(c, conv_kind, conv, author, tts, &applied);
+        rc = delete_apply(c, conv_kind, conv, author, tts, outgoing ? 0 : e->server_ts, &applied);
         if (rc != SC_OK || !applied)
             return rc;
         return control_row(c, conv_kind, conv, outgoing, author, e->source_device, ts, e->server_ts,
                            "delete", "", NULL, author, tts, pe);
     }
     return SC_OK;
+}
+
+/* Reactions that came before message m (kept without their conversation)
+ * from someone who is not part of m's conversation are dropped: a member
+ * of another conversation cannot react to a message it never saw. */
+static int drop_foreign_reactions(sc_client *c, const sc_msg *m)
+{
+    sc_reaction_row *v = NULL;
+    char **members = NULL;
+    size_t n = 0, nm = 0;
+    int rc = sc_reaction_list(c, m->sender, m->timestamp, &v, &n);
+
+    if (rc != SC_OK || n == 0)
+        goto out;
+    if (is_group(m->conv_kind) && members_of(c, m->conv, &members, &nm, NULL) != SC_OK)
+        members = NULL, nm = 0;
+    for (size_t i = 0; rc == SC_OK && i < n; i++) {
+        const char *r = v[i].reactor;
+        bool ok =
+            (c->username && strcmp(r, c->username) == 0) ||
+            (is_group(m->conv_kind) ? listed(members, nm, r, strlen(r)) : strcmp(r, m->conv) == 0);
+        if (!ok)
+            rc = sc_reaction_remove(c, m->sender, m->timestamp, r);
+    }
+out:
+    sc_strv_free(members, nm);
+    sc_reaction_list_free(v, n);
+    return rc;
 }
 
 int sc_msgops_on_stored(sc_client *c, int64_t rowid, const sc_msg_row *mr)
@@ -943,6 +1028,8 @@ int sc_msgops_on_stored(sc_client *c, int64_t rowid, const sc_msg_row *mr)
     }
     if (rc == SC_OK)
         rc = sanitize_row(c, &m);
+    if (rc == SC_OK)
+        rc = drop_foreign_reactions(c, &m);
     if (rc == SC_OK) {
         sc_msg m2;
         rc = sc_msg_get(c, rowid, &m2);
@@ -1139,7 +1226,7 @@ int sc_remote_delete(sc_client *c, const char *to, bool to_group, uint64_t targe
     if (ts != 0) {
         lrc = sc_db_begin(c);
         if (lrc == SC_OK)
-            lrc = delete_apply(c, ck, cv, c->username, target_ts, &applied);
+            lrc = delete_apply(c, ck, cv, c->username, target_ts, 0, &applied);
         if (lrc == SC_OK && applied)
             lrc = control_row(c, ck, cv, true, c->username, c->device_id, ts, 0, "delete", "", NULL,
                               c->username, target_ts, NULL);

@@ -9,8 +9,9 @@
  * SyncMessage.profile_key (+ profile_name) and in link syncs (linksync.c).
  * The server holds only the ciphertext of
  *
- *   plaintext = 0x01 | u8 name_len | name | u8 type_len | content type
- *               | u32be avatar_len | avatar | zero bytes up to the bucket
+ *   plaintext = 0x01 | u64be time (ms, when the owner set it) | u8 name_len
+ *               | name | u8 type_len | content type | u32be avatar_len
+ *               | avatar | zero bytes up to the bucket
  *   bucket    = 512 bytes without an avatar, else the next multiple of
  *               4096 (the name's length never shows; an avatar's size
  *               shows to 4 KiB)
@@ -25,7 +26,10 @@
  * envelope's transaction: a network failure never fails the envelope) and
  * from sc_everyday_tick. A ciphertext that does not open under the key and
  * username, or a plaintext that is not exactly the format above, is
- * refused (SC_E_INTEGRITY) and nothing of it is stored or shown.
+ * refused (SC_E_INTEGRITY) and nothing of it is stored or shown. So is one
+ * whose time is older than the newest we opened under the same key (a
+ * server serving an old profile again: client_config "profile_seen:<name>"
+ * = BLAKE2b-128(key) | u64be time); the name held before stays.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +56,7 @@
 #define PROFILE_RETRY_MS 60000                   /* after a network failure */
 #define PROFILE_TICK_MAX 8                       /* fetches per tick */
 
-_Static_assert(1 + 1 + SC_PROFILE_NAME_MAX + 1 + PROFILE_TYPE_MAX + 4 + SC_PROFILE_AVATAR_MAX +
+_Static_assert(1 + 8 + 1 + SC_PROFILE_NAME_MAX + 1 + PROFILE_TYPE_MAX + 4 + SC_PROFILE_AVATAR_MAX +
                        PROFILE_BUCKET_AVATAR + 1 + PROFILE_NONCE + PROFILE_TAG <=
                    PROFILE_CT_MAX,
                "the largest profile fits the server's cap");
@@ -64,6 +68,7 @@ typedef struct profile {
     char type[PROFILE_TYPE_MAX + 1];
     uint8_t *avatar; /* malloc()ed or NULL */
     size_t avatar_len;
+    uint64_t time_ms; /* when the owner set it (rollback check) */
 } profile;
 
 static void profile_clear(profile *p)
@@ -129,7 +134,7 @@ static int profile_seal(sc_client *c, const profile *p, const char *username,
                         const uint8_t pk[SC_PROFILE_KEY_BYTES], uint8_t **out, size_t *out_len)
 {
     size_t nl = strlen(p->name), tl = p->avatar_len ? strlen(p->type) : 0;
-    size_t used = 1 + 1 + nl + 1 + tl + 4 + p->avatar_len;
+    size_t used = 1 + 8 + 1 + nl + 1 + tl + 4 + p->avatar_len;
     size_t len = bucket_of(used, p->avatar_len > 0);
     uint8_t key[32], *pt, *ct;
     unsigned long long clen = 0;
@@ -143,6 +148,8 @@ static int profile_seal(sc_client *c, const profile *p, const char *username,
         return sc_fail(c, SC_E_INTERNAL, "out of memory");
     }
     pt[o++] = PROFILE_VERSION;
+    for (int i = 7; i >= 0; i--)
+        pt[o++] = (uint8_t)(p->time_ms >> (8 * i));
     pt[o++] = (uint8_t)nl;
     memcpy(pt + o, p->name, nl);
     o += nl;
@@ -202,7 +209,9 @@ static int profile_open(sc_client *c, const uint8_t *ct, size_t ct_len, const ch
     }
     /* exactly the format: version, lengths in range, zero padding to the
      * bucket */
-    ok = len >= 7 && pt[o++] == PROFILE_VERSION;
+    ok = len >= 15 && pt[o++] == PROFILE_VERSION;
+    for (int i = 0; ok && i < 8; i++)
+        p->time_ms = p->time_ms << 8 | pt[o++];
     nl = ok ? pt[o++] : 0;
     ok = ok && nl <= SC_PROFILE_NAME_MAX && o + nl + 1 + 4 <= len && name_ok((char *)pt + o, nl);
     if (ok) {
@@ -320,6 +329,40 @@ static void remove_avatar(sc_client *c, const char *username)
         (void)unlink(path);
 }
 
+/* The newest profile time we opened for `name` under key pk (0: none, or
+ * one under another key); set stores t. */
+static uint64_t seen_get(sc_client *c, const char *name, const uint8_t pk[SC_PROFILE_KEY_BYTES])
+{
+    char k[128];
+    uint8_t h[16], *b = NULL;
+    size_t n = 0;
+    uint64_t t = 0;
+
+    if ((size_t)snprintf(k, sizeof k, "profile_seen:%s", name) >= sizeof k ||
+        sc_cfg_get_blob(c, k, &b, &n) != SC_OK)
+        return 0;
+    crypto_generichash(h, sizeof h, pk, SC_PROFILE_KEY_BYTES, NULL, 0);
+    if (n == sizeof h + 8 && sodium_memcmp(b, h, sizeof h) == 0)
+        for (size_t i = 0; i < 8; i++)
+            t = t << 8 | b[sizeof h + i];
+    free(b);
+    return t;
+}
+
+static int seen_set(sc_client *c, const char *name, const uint8_t pk[SC_PROFILE_KEY_BYTES],
+                    uint64_t t)
+{
+    char k[128];
+    uint8_t v[16 + 8];
+
+    if ((size_t)snprintf(k, sizeof k, "profile_seen:%s", name) >= sizeof k)
+        return sc_fail(c, SC_E_USAGE, "username too long");
+    crypto_generichash(v, 16, pk, SC_PROFILE_KEY_BYTES, NULL, 0);
+    for (size_t i = 0; i < 8; i++)
+        v[16 + i] = (uint8_t)(t >> (8 * (7 - i)));
+    return sc_cfg_set_blob(c, k, v, sizeof v);
+}
+
 /* Fetches, opens and stores the profile of contact `name` with key pk.
  * Outside any transaction. SC_E_NOT_FOUND (no profile: stored as none),
  * SC_E_INTEGRITY (refused: stored as none), network errors (nothing
@@ -344,6 +387,20 @@ static int fetch_contact(sc_client *c, const char *name, const uint8_t pk[SC_PRO
     }
     rc = profile_open(c, ct, ct_len, name, pk, &p);
     free(ct);
+    if (rc == SC_OK && p.time_ms < seen_get(c, name, pk)) {
+        /* an older profile served again: keep what we hold, fetched now */
+        sc_profile_row row;
+        profile_clear(&p);
+        if (sc_profile_row_get(c, name, &row) == SC_OK) {
+            (void)sc_profile_fetched(c, name, row.display_name, row.avatar_type, row.avatar_path,
+                                     sc_now_ms());
+            sc_profile_row_clear(&row);
+        }
+        return sc_fail(c, SC_E_INTEGRITY,
+                       "the profile of %s from the server is older than one already seen"
+                       " (rolled back); it was refused",
+                       name);
+    }
     if (rc != SC_OK) {
         char keep[512];
         snprintf(keep, sizeof keep, "%s", sc_errmsg(c));
@@ -357,6 +414,8 @@ static int fetch_contact(sc_client *c, const char *name, const uint8_t pk[SC_PRO
         remove_avatar(c, name);
     if (rc == SC_OK)
         rc = sc_profile_fetched(c, name, p.name, p.avatar_len ? p.type : NULL, path, sc_now_ms());
+    if (rc == SC_OK)
+        rc = seen_set(c, name, pk, p.time_ms);
     free(path);
     profile_clear(&p);
     return rc;
@@ -593,7 +652,7 @@ int sc_profile_set(sc_client *c, const char *name, const char *avatar_path,
     size_t ct_len = 0;
     sc_api_result r;
     bool new_key = false;
-    uint64_t ts;
+    uint64_t ts, prev = 0;
     int rc;
 
     memset(&p, 0, sizeof p);
@@ -621,6 +680,12 @@ int sc_profile_set(sc_client *c, const char *name, const char *avatar_path,
         new_key = true;
         rc = SC_OK;
     }
+    /* inside the profile: contacts refuse older ones, so after the newest
+     * of any of our devices (profile_ts, synced) even if our clock is behind */
+    ts = sc_next_timestamp(c);
+    if (sc_cfg_get_u64(c, "profile_ts", &prev) == SC_OK && prev >= ts)
+        ts = prev + 1;
+    p.time_ms = ts;
     if (rc == SC_OK)
         rc = profile_seal(c, &p, c->username, key, &ct, &ct_len);
     if (rc == SC_OK)
@@ -633,7 +698,6 @@ int sc_profile_set(sc_client *c, const char *name, const char *avatar_path,
     if (rc == SC_OK)
         rc = sc_db_begin(c);
     if (rc == SC_OK) {
-        ts = sc_next_timestamp(c);
         if (new_key)
             rc = sc_cfg_set_blob(c, "profile_key", key, sizeof key);
         if (rc == SC_OK)

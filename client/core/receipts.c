@@ -283,7 +283,15 @@ int sc_receipt_handle(sc_client *c, const sc_envelope *e, const Sotto__Content__
         if (rc != SC_OK)
             break;
         if (ok) {
-            rc = sc_rcpt_set(c, r->timestamps[i], e->source, state, sc_now_ms(), NULL);
+            /* only what moved the state up is an event: a repeated or late
+             * lower receipt (a replay with a new timestamp, a delivery after
+             * the read) stores nothing */
+            bool changed = false;
+            rc = sc_rcpt_set(c, r->timestamps[i], e->source, state, sc_now_ms(), &changed);
+            if (rc != SC_OK || !changed) {
+                sc_msg_free(&m);
+                continue;
+            }
             json_array_append_new(arr, json_integer((json_int_t)r->timestamps[i]));
             if (first_kind == NULL) {
                 first_kind = m.conv_kind, first_conv = m.conv;
@@ -659,6 +667,24 @@ static int sync_config(sc_client *c, const Sotto__Content__Content *ct)
     return rc;
 }
 
+int sc_config_sync_apply(sc_client *c, const Sotto__Content__Content *ct)
+{
+    if (ct->sync == NULL || ct->sync->configuration == NULL)
+        return SC_OK;
+    return sync_config(c, ct);
+}
+
+int sc_config_sync_fill(sc_client *c, Sotto__Content__SyncMessage__Configuration *conf)
+{
+    sc_everyday_config cfg;
+    int rc = sc_config_get(c, &cfg);
+    if (rc != SC_OK)
+        return rc;
+    conf->read_receipts = cfg.read_receipts;
+    conf->typing_indicators = cfg.typing_indicators;
+    return SC_OK;
+}
+
 int sc_sync_extra_handle(sc_client *c, const sc_envelope *e, const Sotto__Content__Content *ct,
                          pending_emit *pe)
 {
@@ -750,6 +776,12 @@ int sc_typing_handle(sc_client *c, const sc_envelope *e, const Sotto__Content__C
 
     if (!cfg_flag(c, "typing_indicators") || strlen(e->source) >= sizeof key.sender)
         return SC_OK; /* off: none shown */
+    if (tm->group_id.len == 0) {
+        /* a stranger (a message request, or not even that): none shown */
+        bool request = true;
+        if (sc_requests_is_request(c, "contact", e->source, &request) != SC_OK || request)
+            return SC_OK;
+    }
     memset(&key, 0, sizeof key);
     snprintf(key.sender, sizeof key.sender, "%s", e->source);
     key.device = e->source_device;
@@ -769,12 +801,21 @@ int sc_typing_handle(sc_client *c, const sc_envelope *e, const Sotto__Content__C
         if (!active || !member)
             return SC_OK;
         sc_hex(tm->group_id.data, SC_GROUP_ID_BYTES, key.group);
+        {
+            /* a group we have not accepted (a request): none shown */
+            bool request = true;
+            if (sc_requests_is_request(c, "group", key.group, &request) != SC_OK || request)
+                return SC_OK;
+        }
     }
     for (pp = (typing_entry **)&c->typing; *pp; pp = &(*pp)->next)
         if (strcmp((*pp)->sender, key.sender) == 0 && strcmp((*pp)->group, key.group) == 0)
             break;
     t = *pp;
     if (started) {
+        uint64_t sent = tm->timestamp ? tm->timestamp : ct->timestamp;
+        if (sent + SC_TYPING_EXPIRE_MS < now)
+            return SC_OK; /* held back (offline, or by the server): over already */
         if (t != NULL) {
             t->expires_ms = now + SC_TYPING_EXPIRE_MS; /* still typing */
             return SC_OK;

@@ -355,6 +355,25 @@ static int resolve(sc_client *c, const char *conv, bool is_group, char out[33], 
     return SC_OK;
 }
 
+/* request delete of a contact: there must be something to delete -- a
+ * contact, or a conversation with rows -- so that a mistyped name is an
+ * error, not a silent no-op */
+static int contact_conv_exists(sc_client *c, const char *name)
+{
+    bool known = false;
+    sc_msg *rows = NULL;
+    size_t n = 0;
+    int rc = sc_contact_known(c, name, &known);
+
+    if (rc == SC_OK && !known) {
+        rc = sc_msg_history(c, "contact", name, 1, &rows, &n);
+        sc_msg_list_free(rows, n);
+        if (rc == SC_OK && n == 0)
+            rc = sc_fail(c, SC_E_NOT_FOUND, "no conversation with %s", name);
+    }
+    return rc;
+}
+
 /* Commits the caller's transaction (rolls back on rc != SC_OK), then
  * scrubs the WAL when rows were wiped and sends the syncs queued. A sync
  * that cannot go now stays queued for the next connection. */
@@ -382,6 +401,7 @@ int sc_accept(sc_client *c, const char *conv, bool is_group)
     const char *key = NULL;
     int rc = resolve(c, conv, is_group, hex, &key);
 
+    /* a contact may be accepted before it ever wrote (in advance) */
     if (rc != SC_OK)
         return rc;
     if ((rc = sc_db_begin(c)) != SC_OK)
@@ -403,6 +423,8 @@ int sc_request_delete(sc_client *c, const char *conv, bool is_group, size_t *wip
 
     if (wiped)
         *wiped = 0;
+    if (rc == SC_OK && !is_group)
+        rc = contact_conv_exists(c, key);
     if (rc != SC_OK)
         return rc;
     if ((rc = sc_db_begin(c)) != SC_OK)

@@ -214,6 +214,29 @@ static int nomem(sc_client *c)
     return sc_fail(c, SC_E_INTERNAL, "out of memory");
 }
 
+/* Makes room for one more element in a row array: when cnt == *cap, reallocs
+ * *(void **)vp (elements of `size` bytes) to twice *cap (16 at first) and
+ * updates *cap. Returns false on overflow or out of memory, leaving the array
+ * and *cap as they were (the caller frees it and reports nomem). */
+static bool grow(void *vp, size_t *cap, size_t cnt, size_t size)
+{
+    void **p = vp;
+    size_t ncap;
+    void *nv;
+
+    if (cnt < *cap)
+        return true;
+    ncap = *cap ? *cap * 2 : 16;
+    if (ncap > SIZE_MAX / size)
+        return false;
+    nv = realloc(*p, ncap * size);
+    if (nv == NULL)
+        return false;
+    *p = nv;
+    *cap = ncap;
+    return true;
+}
+
 /* Runs SQL without results (schema changes). */
 static int exec_sql(sc_client *c, const char *sql)
 {
@@ -751,14 +774,8 @@ int sc_contact_list(sc_client *c, sc_contact_info **out, size_t *n)
     if (rc != SC_OK)
         return rc;
     while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            sc_contact_info *nv;
-            cap = cap ? cap * 2 : 16;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL)
-                goto oom;
-            v = nv;
-        }
+        if (!grow(&v, &cap, cnt, sizeof *v))
+            goto oom;
         v[cnt].name = col_dup(&q, 0);
         if (v[cnt].name == NULL)
             goto oom;
@@ -835,16 +852,10 @@ int sc_pending_identity_list(sc_client *c, const char *name, sc_pending_identity
         return rc;
     q_text(&q, name);
     while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            sc_pending_identity *nv;
-            cap = cap ? cap * 2 : 4;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL) {
-                free(v);
-                q_close(&q);
-                return nomem(c);
-            }
-            v = nv;
+        if (!grow(&v, &cap, cnt, sizeof *v)) {
+            free(v);
+            q_close(&q);
+            return nomem(c);
         }
         v[cnt].device_id = (uint32_t)sqlite3_column_int64(q.st, 0);
         if (col_key(&q, 1, &v[cnt].key))
@@ -1008,15 +1019,9 @@ static int msg_rows(sc_client *c, query *q, size_t max, sc_msg **out, size_t *n)
     int r = 0;
 
     while (cnt < max && (r = q_step(q)) == 1) {
-        if (cnt == cap) {
-            sc_msg *nv;
-            cap = cap ? cap * 2 : 16;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL) {
-                r = nomem(c);
-                break;
-            }
-            v = nv;
+        if (!grow(&v, &cap, cnt, sizeof *v)) {
+            r = nomem(c);
+            break;
         }
         r = msg_from_row(q, &v[cnt]);
         if (r != SC_OK)
@@ -1267,15 +1272,9 @@ static int text_column(sc_client *c, const char *sql, char ***names, size_t *n)
     if (rc != SC_OK)
         return rc;
     while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            char **nv;
-            cap = cap ? cap * 2 : 8;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL) {
-                r = nomem(c);
-                break;
-            }
-            v = nv;
+        if (!grow(&v, &cap, cnt, sizeof *v)) {
+            r = nomem(c);
+            break;
         }
         if ((v[cnt] = col_dup(&q, 0)) == NULL) {
             r = nomem(c);
@@ -1758,16 +1757,10 @@ int sc_group_ids(sc_client *c, uint8_t **ids, size_t *n)
     while ((r = q_step(&q)) == 1) {
         if (sqlite3_column_bytes(q.st, 0) != SC_GROUP_ID_BYTES)
             continue;
-        if (cnt == cap) {
-            uint8_t *nv;
-            cap = cap ? cap * 2 : 8;
-            nv = realloc(v, cap * SC_GROUP_ID_BYTES);
-            if (nv == NULL) {
-                free(v);
-                q_close(&q);
-                return nomem(c);
-            }
-            v = nv;
+        if (!grow(&v, &cap, cnt, SC_GROUP_ID_BYTES)) {
+            free(v);
+            q_close(&q);
+            return nomem(c);
         }
         memcpy(v + cnt * SC_GROUP_ID_BYTES, sqlite3_column_blob(q.st, 0), SC_GROUP_ID_BYTES);
         cnt++;
@@ -2516,15 +2509,9 @@ int sc_kt_gossip_pending_list(sc_client *c, sc_kt_gossip_pending **out, size_t *
     if (rc != SC_OK)
         return rc;
     while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            sc_kt_gossip_pending *nv = realloc(v, ncap * sizeof *nv);
-            if (nv == NULL) {
-                r = nomem(c);
-                break;
-            }
-            v = nv;
-            cap = ncap;
+        if (!grow(&v, &cap, cnt, sizeof *v)) {
+            r = nomem(c);
+            break;
         }
         memset(&v[cnt], 0, sizeof v[cnt]);
         v[cnt].id = sqlite3_column_int64(q.st, 0);
@@ -2609,15 +2596,9 @@ int sc_kt_evidence_list(sc_client *c, sc_kt_evidence **out, size_t *n)
         return rc;
     while ((r = q_step(&q)) == 1) {
         sc_kt_evidence *e;
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            sc_kt_evidence *nv = realloc(v, ncap * sizeof *nv);
-            if (nv == NULL) {
-                r = nomem(c);
-                break;
-            }
-            v = nv;
-            cap = ncap;
+        if (!grow(&v, &cap, cnt, sizeof *v)) {
+            r = nomem(c);
+            break;
         }
         e = &v[cnt++];
         memset(e, 0, sizeof *e);
@@ -2859,16 +2840,10 @@ int sc_msg_conv_ids(sc_client *c, const char *conv_kind, const char *conv, int64
     q_text(&q, conv_kind);
     q_text(&q, conv);
     while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            int64_t *nv;
-            cap = cap ? cap * 2 : 64;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL) {
-                q_close(&q);
-                free(v);
-                return nomem(c);
-            }
-            v = nv;
+        if (!grow(&v, &cap, cnt, sizeof *v)) {
+            q_close(&q);
+            free(v);
+            return nomem(c);
         }
         v[cnt++] = sqlite3_column_int64(q.st, 0);
     }
@@ -2932,7 +2907,7 @@ int sc_blocked_list(sc_client *c, char ***names, uint64_t **at_ms, size_t *n)
     query q;
     char **v = NULL;
     uint64_t *t = NULL;
-    size_t cnt = 0, cap = 0;
+    size_t cnt = 0, cap = 0, tcap = 0;
     int rc, r;
 
     *names = NULL;
@@ -2943,18 +2918,8 @@ int sc_blocked_list(sc_client *c, char ***names, uint64_t **at_ms, size_t *n)
     if (rc != SC_OK)
         return rc;
     while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            char **nv;
-            uint64_t *nt;
-            cap = cap ? cap * 2 : 16;
-            nv = realloc(v, (cap + 1) * sizeof *v);
-            if (nv != NULL)
-                v = nv;
-            nt = nv ? realloc(t, cap * sizeof *t) : NULL;
-            if (nt == NULL)
-                goto oom;
-            t = nt;
-        }
+        if (!grow(&v, &cap, cnt, sizeof *v) || !grow(&t, &tcap, cnt, sizeof *t))
+            goto oom;
         v[cnt] = col_dup(&q, 0);
         if (v[cnt] == NULL)
             goto oom;
@@ -3019,14 +2984,8 @@ int sc_request_rows(sc_client *c, sc_request_row **out, size_t *n)
     if (rc != SC_OK)
         return rc;
     while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            sc_request_row *nv;
-            cap = cap ? cap * 2 : 16;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL)
-                goto oom;
-            v = nv;
-        }
+        if (!grow(&v, &cap, cnt, sizeof *v))
+            goto oom;
         memset(&v[cnt], 0, sizeof v[cnt]);
         v[cnt].conv_kind = col_dup(&q, 0);
         v[cnt].conv = col_dup(&q, 1);
@@ -3223,13 +3182,19 @@ int sc_conv_timer_set(sc_client *c, const char *conv_kind, const char *conv, uin
 
     if (changed)
         *changed = false;
-    /* the newest change (by its Content.timestamp) wins; a tie keeps what is
-     * there, so a replay or a late older one changes nothing */
+    /* the newest change (by its Content.timestamp) wins, so a replay or a
+     * late older one changes nothing; two different changes with the same
+     * timestamp: the shorter timer wins (off counts as the longest), so
+     * every device ends with the same one whatever the order of arrival */
     rc = q_open(c, &q,
                 "INSERT INTO client_conversations(conv_kind, conv, expire_s, expire_ts)"
                 " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(conv_kind, conv) DO UPDATE SET"
                 " expire_s = excluded.expire_s, expire_ts = excluded.expire_ts"
-                " WHERE excluded.expire_ts > client_conversations.expire_ts");
+                " WHERE excluded.expire_ts > client_conversations.expire_ts OR"
+                " (excluded.expire_ts = client_conversations.expire_ts AND"
+                " (CASE excluded.expire_s WHEN 0 THEN 4294967296 ELSE excluded.expire_s END) <"
+                " (CASE client_conversations.expire_s WHEN 0 THEN 4294967296"
+                " ELSE client_conversations.expire_s END))");
     if (rc != SC_OK)
         return rc;
     q_text(&q, conv_kind);
@@ -3407,15 +3372,9 @@ int sc_rcpt_list(sc_client *c, uint64_t timestamp, sc_rcpt_row **out, size_t *n)
         return rc;
     q_u64(&q, timestamp);
     while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            sc_rcpt_row *nv;
-            cap = cap ? cap * 2 : 8;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL) {
-                r = nomem(c);
-                break;
-            }
-            v = nv;
+        if (!grow(&v, &cap, cnt, sizeof *v)) {
+            r = nomem(c);
+            break;
         }
         v[cnt].recipient = col_dup(&q, 0);
         if (v[cnt].recipient == NULL) {
@@ -3486,15 +3445,9 @@ int sc_msg_unread(sc_client *c, const char *conv_kind, const char *conv, int64_t
     q_text(&q, conv_kind);
     q_text(&q, conv);
     while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            int64_t *nv;
-            cap = cap ? cap * 2 : 16;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL) {
-                r = nomem(c);
-                break;
-            }
-            v = nv;
+        if (!grow(&v, &cap, cnt, sizeof *v)) {
+            r = nomem(c);
+            break;
         }
         v[cnt++] = sqlite3_column_int64(q.st, 0);
     }
@@ -3675,15 +3628,9 @@ int sc_reaction_list(sc_client *c, const char *target_sender, uint64_t target_ts
     q_text(&q, target_sender);
     q_u64(&q, target_ts);
     while ((r = q_step(&q)) == 1) {
-        if (cnt == cap) {
-            sc_reaction_row *nv;
-            cap = cap ? cap * 2 : 8;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL) {
-                r = nomem(c);
-                break;
-            }
-            v = nv;
+        if (!grow(&v, &cap, cnt, sizeof *v)) {
+            r = nomem(c);
+            break;
         }
         v[cnt].reactor = col_dup(&q, 0);
         v[cnt].emoji = col_dup(&q, 1);
@@ -3756,15 +3703,9 @@ int sc_edit_list(sc_client *c, const char *target_sender, uint64_t target_ts, sc
     while ((r = q_step(&q)) == 1) {
         const void *b = sqlite3_column_text(q.st, 1);
         size_t bl = (size_t)sqlite3_column_bytes(q.st, 1);
-        if (cnt == cap) {
-            sc_edit_row *nv;
-            cap = cap ? cap * 2 : 8;
-            nv = realloc(v, cap * sizeof *v);
-            if (nv == NULL) {
-                r = nomem(c);
-                break;
-            }
-            v = nv;
+        if (!grow(&v, &cap, cnt, sizeof *v)) {
+            r = nomem(c);
+            break;
         }
         memset(&v[cnt], 0, sizeof v[cnt]);
         v[cnt].edit_ts = col_u64(&q, 0);
@@ -3854,8 +3795,8 @@ int sc_msgops_forget(sc_client *c, const char *sender, uint64_t ts)
     static const char *const sql[] = {
         "DELETE FROM client_edits WHERE target_sender = ? AND target_ts = ?",
         "DELETE FROM client_reactions WHERE target_sender = ? AND target_ts = ?",
-        "DELETE FROM client_messages WHERE target_sender = ? AND target_ts = ?"
-        " AND kind IN ('edit', 'reaction')",
+        ("DELETE FROM client_messages WHERE target_sender = ? AND target_ts = ?"
+         " AND kind IN ('edit', 'reaction')"),
     };
     int rc = SC_OK;
 
@@ -4098,5 +4039,56 @@ int sc_msgops_forget_sent(sc_client *c, uint64_t content_ts)
         return rc;
     q_i64(&q, (int64_t)pn);
     q_blob(&q, pre, pn);
+    return q_exec(&q);
+}
+
+/* ---- issue 11: hostile peers (msgops) ---- */
+
+int sc_msgops_orphans(sc_client *c, const char *who, int what, size_t limit, size_t *n)
+{
+    static const char *const sql[] = {
+        "SELECT count(*) FROM (SELECT DISTINCT e.target_ts FROM client_edits e"
+        " WHERE e.target_sender = ?1 AND NOT EXISTS (SELECT 1 FROM client_messages m"
+        " WHERE m.sender = e.target_sender AND m.timestamp = e.target_ts AND"
+        " m.kind = 'text' AND m.target_sender IS NULL) LIMIT ?2)",
+        "SELECT count(*) FROM (SELECT 1 FROM client_reactions r WHERE r.reactor = ?1"
+        " AND NOT EXISTS (SELECT 1 FROM client_messages m WHERE m.sender ="
+        " r.target_sender AND m.timestamp = r.target_ts AND m.kind = 'text' AND"
+        " m.target_sender IS NULL) LIMIT ?2)",
+        "SELECT count(*) FROM (SELECT 1 FROM client_tombstones t WHERE t.sender = ?1"
+        " AND NOT EXISTS (SELECT 1 FROM client_messages m WHERE m.sender = t.sender AND"
+        " m.timestamp = t.timestamp AND m.kind = 'text' AND m.target_sender IS NULL)"
+        " LIMIT ?2)",
+    };
+    query q;
+    int r, rc;
+
+    *n = 0;
+    if (what < 0 || what > 2)
+        return sc_fail(c, SC_E_INTERNAL, "bad orphan kind %d", what);
+    rc = q_open(c, &q, sql[what]);
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, who);
+    q_i64(&q, (int64_t)limit);
+    r = q_step(&q);
+    if (r == 1)
+        *n = (size_t)sqlite3_column_int64(q.st, 0);
+    q_close(&q);
+    return r < 0 ? r : SC_OK;
+}
+
+int sc_reaction_remove(sc_client *c, const char *target_sender, uint64_t target_ts,
+                       const char *reactor)
+{
+    query q;
+    int rc = q_open(c, &q,
+                    "DELETE FROM client_reactions WHERE target_sender = ? AND target_ts = ? AND"
+                    " reactor = ?");
+    if (rc != SC_OK)
+        return rc;
+    q_text(&q, target_sender);
+    q_u64(&q, target_ts);
+    q_text(&q, reactor);
     return q_exec(&q);
 }

@@ -680,4 +680,15 @@ int sc_profile_fetched(sc_client *c, const char *name, const char *display_name,
  * fetch first (*names: free with sc_strv_free(*names, *n)). */
 int sc_profile_due(sc_client *c, uint64_t stale_before_ms, size_t max, char ***names, size_t *n);
 
+/* ---- issue 11: hostile peers (msgops) ---- */
+#define SC_ORPHAN_EDITS 0     /* edit versions by author `who` */
+#define SC_ORPHAN_REACTIONS 1 /* reactions by reactor `who` */
+#define SC_ORPHAN_DELETES 2   /* deletes (client_tombstones) by author `who` */
+/* How many messages that are not (yet) in the store `who` has kept
+ * what (SC_ORPHAN_*) for, counted up to limit (*n <= limit). */
+int sc_msgops_orphans(sc_client *c, const char *who, int what, size_t limit, size_t *n);
+/* Removes reactor's reaction to message (target_sender, target_ts). */
+int sc_reaction_remove(sc_client *c, const char *target_sender, uint64_t target_ts,
+                       const char *reactor);
+
 #endif /* SOTTO_CLIENT_STORE_H */

@@ -410,6 +410,8 @@ static const char *b_send(json_t *p, argv_b *cmds, size_t *n)
         bool has_et = pint(p, "editTimestamp", &et, &bad);
         json_t *ms = json_object_get(p, "mentions"), *x;
         size_t i;
+        if (ms == NULL || json_is_null(ms))
+            ms = json_object_get(p, "mention"); /* signal-cli's name */
         (void)pstr(p, "quoteMessage", &bad);
         if (bad)
             return "quoteAuthor and quoteMessage are strings, quoteTimestamp and editTimestamp"
@@ -924,7 +926,10 @@ static const char *b_send_receipt(json_t *p, argv_b *c, size_t *n)
         return "type: \"read\" or \"viewed\" (delivery receipts are sent automatically)";
     if (json_object_get(p, "groupId"))
         return "sendReceipt takes recipient (use markRead for a group)";
-    return b_read_common(p, c, n, "targetTimestamps", true);
+    /* signal-cli names it targetTimestamp (a list); Sotto's docs targetTimestamps */
+    return b_read_common(
+        p, c, n, json_object_get(p, "targetTimestamps") ? "targetTimestamps" : "targetTimestamp",
+        true);
 }
 
 static const char *b_mark_read(json_t *p, argv_b *c, size_t *n)

@@ -32,15 +32,7 @@ for a in bot1 bot2 bot3; do
         --pin "$SERVER_FP" register "$a" >/dev/null || fail "register $a"
 done
 
-XDG_DATA_HOME="$BOTS_HOME" timeout -k 2 1500 "$SOTTO" daemon \
-    >"$E2E_DIR/daemon.out" 2>"$E2E_DIR/daemon.err" </dev/null &
-DAEMON_PID=$!
-E2E_BG_PIDS+=("$DAEMON_PID")
-for _ in $(seq 1 100); do
-    [ -S "$SOCK" ] && break
-    sleep 0.1
-done
-[ -S "$SOCK" ] || fail "no socket: $(cat "$E2E_DIR/daemon.err")"
+E2E_DAEMON_TIMEOUT=1500 daemon_start bots # XDG_DATA_HOME=$BOTS_HOME
 
 log "three bots exchange $BOT_MESSAGES messages; the server restarts $BOT_RESTARTS time(s)"
 SOCK="$SOCK" N="$BOT_MESSAGES" RESTARTS="$BOT_RESTARTS" OUT="$E2E_DIR" python3 - "$HERE" \

@@ -33,15 +33,7 @@ sc carol --json send nobody_here "x"
 cp "$E2E_DIR/last.out" "$E2E_DIR/direct-json.out"
 
 log "the daemon starts: private directory and socket"
-XDG_DATA_HOME="$E2E_DIR/home/carol" timeout -k 2 200 "$SOTTO" daemon \
-    >"$E2E_DIR/daemon.out" 2>"$E2E_DIR/daemon.err" </dev/null &
-DAEMON_PID=$!
-E2E_BG_PIDS+=("$DAEMON_PID")
-for _ in $(seq 1 100); do
-    [ -S "$SOCK" ] && break
-    sleep 0.1
-done
-[ -S "$SOCK" ] || fail "no socket: $(cat "$E2E_DIR/daemon.err")"
+daemon_start carol
 assert_eq "$(stat -c %a "$XDG_RUNTIME_DIR/sotto")" "700" "socket directory mode"
 assert_eq "$(stat -c %a "$SOCK")" "600" "socket mode"
 grep -q "serving carol erin" "$E2E_DIR/daemon.err" || fail "daemon: $(cat "$E2E_DIR/daemon.err")"

@@ -17,20 +17,8 @@
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 server_start
-for u in alice bob carol; do
-    register "$u"
-done
+register_all alice bob carol
 
-link() { # HOME: links a new device of alice living in HOME; id in $DEV
-    local home=$1 code akey
-    sc "$home" --server "$SERVER_URL" --pin "$SERVER_FP" --json link-request
-    assert_rc 0 "link-request ($home)"
-    code=$(jfield code <"$E2E_DIR/last.out")
-    sc_ok alice --json device-add "$code"
-    DEV=$(jfield device <"$E2E_DIR/last.out")
-    akey=$(jfield account_key <"$E2E_DIR/last.out")
-    sc_ok "$home" --json link-finish alice "$DEV" "$akey"
-}
 store_dir() { echo "$E2E_DIR/home/$1/sotto/$1"; }
 # hits ACCOUNT NEEDLE: occurrences of NEEDLE in the account's store.db,
 # store.db-wal and every file of its attachments directory
@@ -72,7 +60,7 @@ sc_ok bob send alice "BEFORE-TIMER-from-bob"
 sc_ok bob send carol "hi carol from bob"
 receive_json carol "$E2E_DIR/c0b.json"
 receive_json alice "$E2E_DIR/a0.json"
-link laptop
+link_device alice laptop
 receive_json alice "$E2E_DIR/a0b.json"
 receive_json laptop "$E2E_DIR/l0.json"
 
@@ -190,25 +178,14 @@ assert_eq "$(hits alice "$M3")" "0" "alice's store while listen runs"
 bg_stop "$BG_PID"
 
 log "a device linked now gets the timers in its link sync"
-link tablet
+link_device alice tablet
 receive_json alice "$E2E_DIR/a8.json"
 receive_json tablet "$E2E_DIR/t8.json"
 assert_eq "$(timer_of tablet bob)" "3" "the tablet's timer with bob"
 assert_eq "$(timer_of tablet --group team)" "300" "the tablet's group timer"
 
 log "the daemon: updateContact and updateGroup with expiration"
-export XDG_RUNTIME_DIR="$E2E_DIR/run"
-mkdir -p "$XDG_RUNTIME_DIR"
-SOCK="$XDG_RUNTIME_DIR/sotto/daemon.sock"
-XDG_DATA_HOME="$E2E_DIR/home/alice" timeout -k 2 100 "$SOTTO" daemon \
-    >"$E2E_DIR/daemon.out" 2>"$E2E_DIR/daemon.err" </dev/null &
-DAEMON_PID=$!
-E2E_BG_PIDS+=("$DAEMON_PID")
-for _ in $(seq 1 100); do
-    [ -S "$SOCK" ] && break
-    sleep 0.1
-done
-[ -S "$SOCK" ] || fail "no daemon socket: $(cat "$E2E_DIR/daemon.err")"
+daemon_start alice
 SOCK="$SOCK" SOTTO="$SOTTO" HOME_BOB="$E2E_DIR/home/bob" python3 - "$HERE" <<'PY' || fail "daemon timer calls"
 import os, subprocess, sys
 sys.path.insert(0, sys.argv[1])

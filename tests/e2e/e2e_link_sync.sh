@@ -87,6 +87,8 @@ assert_eq "$(history_bodies alice --group friends | tr '\n' '|')" "m1 from alice
     "alice's group history"
 
 log "alice links her laptop; her phone sends it everything at its next connection"
+# a setting of the account's (issue 11) that the laptop must take over
+sc_ok alice config read-receipts off
 link laptop
 assert_eq "$DEV" "2" "the laptop's device id"
 receive_json alice "$E2E_DIR/a2.json"
@@ -107,6 +109,9 @@ for u in bob carol; do
         "$(sqlite3 "$E2E_DIR/home/alice/sotto/alice/store.db" "SELECT hex(account_key) FROM client_accounts WHERE name = '$u'")" \
         "$u's account key pinned on the laptop (from the sync)"
 done
+sc_ok laptop --json config
+assert_eq "$(jfield read_receipts <"$E2E_DIR/last.out")" "false" "the laptop took read-receipts off"
+assert_eq "$(jfield typing_indicators <"$E2E_DIR/last.out")" "true" "the laptop's typing setting"
 assert_eq "$(safety laptop bob)" "$sn_bob" "the laptop's safety number for bob"
 assert_eq "$(safety laptop carol)" "$sn_carol" "the laptop's safety number for carol"
 assert_eq "$(group_field laptop name)" "friends" "the laptop's group"

@@ -19,16 +19,6 @@ server_start
 register alice
 register bob
 
-link() { # HOME: links a new device of alice living in HOME
-    local home=$1 code akey dev
-    sc "$home" --server "$SERVER_URL" --pin "$SERVER_FP" --json link-request
-    assert_rc 0 "link-request ($home)"
-    code=$(jfield code <"$E2E_DIR/last.out")
-    sc_ok alice --json device-add "$code"
-    dev=$(jfield device <"$E2E_DIR/last.out")
-    akey=$(jfield account_key <"$E2E_DIR/last.out")
-    sc_ok "$home" --json link-finish alice "$dev" "$akey"
-}
 # same_body FILE TEXTFILE TYPE: 1 when an event of TYPE in FILE has exactly
 # the contents of TEXTFILE as body (and no attachment), else 0
 same_body() {
@@ -59,7 +49,7 @@ assert_eq "$(wc -c <"$E2E_DIR/long1.txt" | tr -d ' ')" "3213" "the long text's s
 log "contacts; alice links a laptop"
 sc_ok alice send bob "hi bob"
 receive_json bob "$E2E_DIR/b0.json"
-link laptop
+link_device alice laptop
 receive_json alice "$E2E_DIR/a0.json"
 receive_json laptop "$E2E_DIR/l0.json"
 
@@ -156,18 +146,7 @@ assert_eq "$(find "$E2E_DIR/home/bob/sotto/bob/attachments" -type f | wc -l | tr
     "nothing of the damaged long text written"
 
 log "the daemon: send a long text, bob's event holds it whole"
-export XDG_RUNTIME_DIR="$E2E_DIR/run"
-mkdir -p "$XDG_RUNTIME_DIR"
-SOCK="$XDG_RUNTIME_DIR/sotto/daemon.sock"
-XDG_DATA_HOME="$E2E_DIR/home/bob" timeout -k 2 100 "$SOTTO" daemon \
-    >"$E2E_DIR/daemon.out" 2>"$E2E_DIR/daemon.err" </dev/null &
-DAEMON_PID=$!
-E2E_BG_PIDS+=("$DAEMON_PID")
-for _ in $(seq 1 100); do
-    [ -S "$SOCK" ] && break
-    sleep 0.1
-done
-[ -S "$SOCK" ] || fail "no daemon socket: $(cat "$E2E_DIR/daemon.err")"
+daemon_start bob
 SOCK="$SOCK" LONG="$E2E_DIR/long1.txt" SOTTO="$SOTTO" HOME_ALICE="$E2E_DIR/home/alice" \
     python3 - "$HERE" <<'PY' || fail "daemon long text"
 import os, subprocess, sys

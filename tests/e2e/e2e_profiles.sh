@@ -9,9 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 
 server_start
-register alice
-register bob
-register carol
+register_all alice bob carol
 
 NAME='Alice Liddell ✓ profilename'
 AVATAR_MARK='AVATARPLAINTEXTMARK'
@@ -114,13 +112,7 @@ assert_eq "$(jfield avatar <"$E2E_DIR/last.out")" "" "the avatar was removed by 
 
 log "bob links a laptop: it gets alice's profile key and bob's own key and name"
 sc_ok bob profile set --name "Bob Before Link"
-sc laptop --server "$SERVER_URL" --pin "$SERVER_FP" --json link-request
-assert_rc 0 "link-request"
-code=$(jfield code <"$E2E_DIR/last.out")
-sc_ok bob --json device-add "$code"
-dev=$(jfield device <"$E2E_DIR/last.out")
-akey=$(jfield account_key <"$E2E_DIR/last.out")
-sc_ok laptop --json link-finish bob "$dev" "$akey"
+link_device bob laptop
 receive_json bob "$E2E_DIR/b-link.json"
 receive_json laptop "$E2E_DIR/l-link.json"
 sc_ok laptop --json profile show
@@ -136,16 +128,8 @@ assert_eq "$(jfield display_name <"$E2E_DIR/last.out")" "Bob Renamed" "profile s
 
 log "through the daemon: updateProfile, getProfile, listContacts profile_name"
 HERE=$(cd "$(dirname "$0")" && pwd)
-export XDG_RUNTIME_DIR="$E2E_DIR/run"
-mkdir -p "$XDG_RUNTIME_DIR"
-XDG_DATA_HOME="$E2E_DIR/home/bob" timeout -k 2 120 "$SOTTO" daemon \
-    >"$E2E_DIR/daemon.out" 2>"$E2E_DIR/daemon.err" </dev/null &
-E2E_BG_PIDS+=("$!")
-for _ in $(seq 1 100); do
-    [ -S "$XDG_RUNTIME_DIR/sotto/daemon.sock" ] && break
-    sleep 0.1
-done
-SOCK="$XDG_RUNTIME_DIR/sotto/daemon.sock" NAME="$NAME" python3 - "$HERE" <<'PY' ||
+daemon_start bob
+SOCK="$SOCK" NAME="$NAME" python3 - "$HERE" <<'PY' ||
 import os, sys
 sys.path.insert(0, sys.argv[1])
 from rpc import Rpc

@@ -27,18 +27,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export SOTTO_TEST_RECEIPT_DELAY_MS=0
 
 server_start
-for u in alice bob carol; do
-    register "$u"
-done
+register_all alice bob carol
 
 log "alice links a second device (alice2)"
-sc alice2 --server "$SERVER_URL" --pin "$SERVER_FP" --json link-request
-assert_rc 0 "link-request"
-code=$(jfield code <"$E2E_DIR/last.out")
-sc_ok alice --json device-add "$code"
-dev=$(jfield device <"$E2E_DIR/last.out")
-akey=$(jfield account_key <"$E2E_DIR/last.out")
-sc_ok alice2 --json link-finish alice "$dev" "$akey"
+link_device alice alice2
 sc_ok alice flush
 sc_ok alice2 receive
 
@@ -320,18 +312,7 @@ sc_ok carol receive
 sc_ok bob send --group team --quote-timestamp "$TG" --quote-author alice "re: that"
 sc_ok carol receive
 sc_ok alice receive
-export XDG_RUNTIME_DIR="$E2E_DIR/run"
-mkdir -p "$XDG_RUNTIME_DIR"
-SOCK="$XDG_RUNTIME_DIR/sotto/daemon.sock"
-XDG_DATA_HOME="$E2E_DIR/home/alice" timeout -k 2 100 "$SOTTO" daemon \
-    >"$E2E_DIR/daemon.out" 2>"$E2E_DIR/daemon.err" </dev/null &
-DAEMON_PID=$!
-E2E_BG_PIDS+=("$DAEMON_PID")
-for _ in $(seq 1 100); do
-    [ -S "$SOCK" ] && break
-    sleep 0.1
-done
-[ -S "$SOCK" ] || fail "no daemon socket: $(cat "$E2E_DIR/daemon.err")"
+daemon_start alice
 SOCK="$SOCK" python3 - "$HERE" "$GID" "$TG" "$T3" <<'PY' || fail "daemon methods"
 import json, os, sys
 sys.path.insert(0, sys.argv[1])

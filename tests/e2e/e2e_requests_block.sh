@@ -25,9 +25,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 export SOTTO_TEST_RECEIPT_DELAY_MS=0
 
 server_start
-for u in alice bob mallory carol dave erin frank gina; do
-    register "$u"
-done
+register_all alice bob mallory carol dave erin frank gina
 
 # receipts_in FILE: how many receipt events FILE holds
 receipts_in() { events receipt "$1" | wc -l; }
@@ -98,6 +96,8 @@ assert c["mallory"]["blocked"] is False, c
 ' "$E2E_DIR/last.out" || fail "contacts: $(cat "$E2E_DIR/last.out")"
 
 log "2. accept: the stored request loses its mark, later messages are no requests"
+sc alice request delete mallroy
+assert_rc 6 "request delete of a name with no conversation"
 sc_ok alice accept mallory
 sc_ok alice --json requests
 assert_eq "$(cat "$E2E_DIR/last.out")" "" "requests after accept"
@@ -171,13 +171,7 @@ receive_json bob "$E2E_DIR/b4.json"
 assert_eq "$(count_message_bodies "$E2E_DIR/b4.json" "dave blocked in the group")" "1" "bob got dave's group message"
 
 log "5. a linked device gets the block list (link sync), then every change"
-sc "laptop" --server "$SERVER_URL" --pin "$SERVER_FP" --json link-request
-assert_rc 0 "link-request"
-code=$(jfield code <"$E2E_DIR/last.out")
-sc_ok alice --json device-add "$code"
-DEV=$(jfield device <"$E2E_DIR/last.out")
-akey=$(jfield account_key <"$E2E_DIR/last.out")
-sc_ok laptop --json link-finish alice "$DEV" "$akey"
+link_device alice laptop
 receive_json alice "$E2E_DIR/a5.json"
 receive_json laptop "$E2E_DIR/l5.json"
 sc_ok laptop blocked
@@ -224,18 +218,7 @@ sc laptop send dave "from the laptop to dave"
 assert_rc 2 "send to a blocked contact from the laptop"
 
 log "6. through the daemon: methods, events, and the CLI forwarded"
-export XDG_RUNTIME_DIR="$E2E_DIR/run"
-mkdir -p "$XDG_RUNTIME_DIR"
-SOCK="$XDG_RUNTIME_DIR/sotto/daemon.sock"
-XDG_DATA_HOME="$E2E_DIR/home/alice" timeout -k 2 200 "$SOTTO" daemon --account alice \
-    >"$E2E_DIR/daemon.out" 2>"$E2E_DIR/daemon.err" </dev/null &
-DAEMON_PID=$!
-E2E_BG_PIDS+=("$DAEMON_PID")
-for _ in $(seq 1 100); do
-    [ -S "$SOCK" ] && break
-    sleep 0.1
-done
-[ -S "$SOCK" ] || fail "no daemon socket: $(cat "$E2E_DIR/daemon.err")"
+daemon_start alice --account alice
 sc_ok alice --json block frank
 assert_eq "$(jfield type <"$E2E_DIR/last.out")" "blocked" "block through the daemon (CLI)"
 sc_ok alice unblock frank

@@ -47,8 +47,13 @@ E2E_BG_PIDS=()
 e2e_cleanup() {
     local rc=$?
     local p
+    # SIGTERM to each `timeout` wrapper: it passes the signal on to its
+    # client (a SIGKILL would kill the wrapper only and leave a daemon
+    # running) and kills it 2 s later if it has not ended
     for p in "${E2E_BG_PIDS[@]}"; do
-        kill -KILL "$p" 2>/dev/null || true
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${E2E_BG_PIDS[@]}"; do
         wait "$p" 2>/dev/null || true
     done
     server_stop
@@ -264,6 +269,54 @@ receive_json() {
     sc "$1" --json receive
     assert_rc 0 "receive by $1"
     cp "$E2E_DIR/last.out" "$2"
+}
+
+# register_all USER...: register for each USER.
+register_all() {
+    local u
+    for u in "$@"; do
+        register "$u"
+    done
+}
+
+# link_device USER NEW: links a new device of USER whose client runs as NEW
+# (its own XDG_DATA_HOME, like every sc name): link-request on NEW,
+# device-add on USER, link-finish on NEW. The new device id in $DEV.
+link_device() {
+    local user=$1 new=$2 code akey
+    sc "$new" --server "$SERVER_URL" --pin "$SERVER_FP" --json link-request
+    assert_rc 0 "link-request ($new)"
+    code=$(jfield code <"$E2E_DIR/last.out")
+    sc_ok "$user" --json device-add "$code"
+    DEV=$(jfield device <"$E2E_DIR/last.out")
+    akey=$(jfield account_key <"$E2E_DIR/last.out")
+    sc_ok "$new" --json link-finish "$user" "$DEV" "$akey"
+}
+
+# ---- daemon ------------------------------------------------------------------
+
+# daemon_start USER [DAEMON OPTIONS...]: starts `sotto daemon OPTIONS...` in
+# the background with USER's XDG_DATA_HOME (bounded by E2E_DAEMON_TIMEOUT,
+# default 200 s; killed at the end of the test), output in
+# $E2E_DIR/daemon.out and daemon.err, and waits up to 10 s for its socket.
+# Exports XDG_RUNTIME_DIR=$E2E_DIR/run (created), so that later sc calls go
+# through the daemon; the socket path in $SOCK, the pid (of `timeout`) in
+# $DAEMON_PID (stop it with bg_stop "$DAEMON_PID").
+daemon_start() {
+    local who=$1
+    shift
+    export XDG_RUNTIME_DIR="$E2E_DIR/run"
+    mkdir -p "$XDG_RUNTIME_DIR"
+    SOCK="$XDG_RUNTIME_DIR/sotto/daemon.sock"
+    XDG_DATA_HOME="$E2E_DIR/home/$who" timeout -k 2 "${E2E_DAEMON_TIMEOUT:-200}" \
+        "$SOTTO" daemon "$@" >"$E2E_DIR/daemon.out" 2>"$E2E_DIR/daemon.err" </dev/null &
+    DAEMON_PID=$!
+    E2E_BG_PIDS+=("$DAEMON_PID")
+    for _ in $(seq 1 100); do
+        [ -S "$SOCK" ] && break
+        sleep 0.1
+    done
+    [ -S "$SOCK" ] || fail "no daemon socket: $(cat "$E2E_DIR/daemon.err")"
 }
 
 # ---- JSON events (python3, listed in scripts/deps.sh) ------------------------

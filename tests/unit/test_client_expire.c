@@ -290,8 +290,10 @@ static void test_tick_and_timer(void **state)
     assert_true(changed);
     assert_int_equal(sc_conv_timer_set(c, "contact", "bob", 30, 100, &changed), SC_OK);
     assert_false(changed); /* older */
-    assert_int_equal(sc_conv_timer_set(c, "contact", "bob", 30, 200, &changed), SC_OK);
+    assert_int_equal(sc_conv_timer_set(c, "contact", "bob", 3600, 200, &changed), SC_OK);
     assert_false(changed); /* same timestamp: a replay */
+    assert_int_equal(sc_conv_timer_set(c, "contact", "bob", 7200, 200, &changed), SC_OK);
+    assert_false(changed); /* same timestamp, longer timer: the shorter one wins a tie */
     assert_int_equal(sc_conv_timer_get(c, "contact", "bob", &s, &ets), SC_OK);
     assert_int_equal(s, 3600);
     assert_int_equal(ets, 200);
