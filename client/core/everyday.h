@@ -84,7 +84,7 @@ int sc_msgops_decorate(sc_client *c, const char *conv_kind, const char *conv,
 int sc_expire_decorate(sc_client *c, const char *conv_kind, const char *conv,
                        Sotto__Content__DataMessage *dm, uint32_t *expire_s);
 int sc_profile_decorate(sc_client *c, const char *conv_kind, const char *conv,
-                        Sotto__Content__DataMessage *dm);
+                        Sotto__Content__DataMessage *dm, sc_keep *k);
 int sc_longtext_decorate(sc_client *c, Sotto__Content__DataMessage *dm, sc_keep *k);
 /* Sending in a conversation accepts it (a message request we answer). */
 int sc_requests_on_send(sc_client *c, const char *conv_kind, const char *conv);

@@ -442,32 +442,42 @@ static void fetch_outcome(sc_client *c, int rc)
 
 /* ---- everyday.h hooks ---- */
 
-/* The profile key rides in a thread-local copy while the message is being
- * built (the DataMessage points to it; send.c serialises it at once). It is
- * the same key client_config holds. */
-static _Thread_local uint8_t tl_key[SC_PROFILE_KEY_BYTES];
+/* Wipes and frees a copy of the profile key (sc_keep). */
+static void key_free(void *p)
+{
+    if (p) {
+        sodium_memzero(p, SC_PROFILE_KEY_BYTES);
+        free(p);
+    }
+}
 
 int sc_profile_decorate(sc_client *c, const char *conv_kind, const char *conv,
-                        Sotto__Content__DataMessage *dm)
+                        Sotto__Content__DataMessage *dm, sc_keep *k)
 {
     bool request = true;
+    uint8_t *key;
     int rc;
 
     dm->profile_key.data = NULL;
     dm->profile_key.len = 0;
-    rc = own_key(c, tl_key);
-    if (rc == SC_E_NOT_FOUND)
-        return SC_OK; /* no profile: nothing to share */
-    if (rc != SC_OK)
-        return rc;
     /* only to accepted conversations: never to a message request */
     rc = sc_requests_is_request(c, conv_kind, conv, &request);
-    if (rc != SC_OK || request) {
-        sodium_memzero(tl_key, sizeof tl_key);
+    if (rc != SC_OK || request)
         return rc;
+    /* the DataMessage points to a copy that the send wipes when it is done
+     * (the same key client_config holds) */
+    key = malloc(SC_PROFILE_KEY_BYTES);
+    if (key == NULL)
+        return sc_fail(c, SC_E_INTERNAL, "out of memory");
+    rc = own_key(c, key);
+    if (rc != SC_OK) {
+        key_free(key);
+        return rc == SC_E_NOT_FOUND ? SC_OK : rc; /* no profile: nothing to share */
     }
-    dm->profile_key.data = tl_key;
-    dm->profile_key.len = sizeof tl_key;
+    if (sc_keep_add(k, key, key_free) != SC_OK)
+        return sc_fail(c, SC_E_INTERNAL, "too many allocations for one send");
+    dm->profile_key.data = key;
+    dm->profile_key.len = SC_PROFILE_KEY_BYTES;
     return SC_OK;
 }
 

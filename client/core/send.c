@@ -858,7 +858,7 @@ int sc_send_data(sc_client *c, const char *to, bool to_group, Sotto__Content__Da
         (dm->flags & SOTTO__CONTENT__DATA_MESSAGE__FLAGS__FLAG_EXPIRATION_TIMER_UPDATE) == 0)
         rc = sc_expire_decorate(c, conv_kind, to_group ? gid_hex : to, dm, &expire_s);
     if (rc == SC_OK)
-        rc = sc_profile_decorate(c, conv_kind, to_group ? gid_hex : to, dm);
+        rc = sc_profile_decorate(c, conv_kind, to_group ? gid_hex : to, dm, &keep);
     if (rc != SC_OK) {
         sc_db_rollback(c);
         goto out;

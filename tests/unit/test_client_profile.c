@@ -44,33 +44,37 @@ static void test_decorate_only_accepted(void **state)
     sc_client *c = open_account("alice");
     Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
     uint8_t key[32];
+    sc_keep keep;
     (void)state;
+
+    memset(&keep, 0, sizeof keep);
 
     /* no profile set: no key anywhere */
     assert_int_equal(sc_requests_accept_conv(c, "contact", "bob"), SC_OK);
-    assert_int_equal(sc_profile_decorate(c, "contact", "bob", &dm), SC_OK);
+    assert_int_equal(sc_profile_decorate(c, "contact", "bob", &dm, &keep), SC_OK);
     assert_int_equal(dm.profile_key.len, 0);
 
     randombytes_buf(key, sizeof key);
     assert_int_equal(sc_cfg_set_blob(c, "profile_key", key, sizeof key), SC_OK);
     /* carol's conversation was never accepted: a request, no key */
-    assert_int_equal(sc_profile_decorate(c, "contact", "carol", &dm), SC_OK);
+    assert_int_equal(sc_profile_decorate(c, "contact", "carol", &dm, &keep), SC_OK);
     assert_int_equal(dm.profile_key.len, 0);
     assert_null(dm.profile_key.data);
     /* a group never accepted either */
-    assert_int_equal(sc_profile_decorate(c, "group", "00112233445566778899aabbccddeeff", &dm),
-                     SC_OK);
+    assert_int_equal(
+        sc_profile_decorate(c, "group", "00112233445566778899aabbccddeeff", &dm, &keep), SC_OK);
     assert_int_equal(dm.profile_key.len, 0);
     /* bob's is accepted: our key */
-    assert_int_equal(sc_profile_decorate(c, "contact", "bob", &dm), SC_OK);
+    assert_int_equal(sc_profile_decorate(c, "contact", "bob", &dm, &keep), SC_OK);
     assert_int_equal(dm.profile_key.len, 32);
     assert_memory_equal(dm.profile_key.data, key, 32);
     /* and once carol's is accepted, hers too */
     assert_int_equal(sc_requests_accept_conv(c, "contact", "carol"), SC_OK);
     memset(&dm, 0, sizeof dm);
     sotto__content__data_message__init(&dm);
-    assert_int_equal(sc_profile_decorate(c, "contact", "carol", &dm), SC_OK);
+    assert_int_equal(sc_profile_decorate(c, "contact", "carol", &dm, &keep), SC_OK);
     assert_int_equal(dm.profile_key.len, 32);
+    sc_keep_release(&keep); /* the copies are wiped and freed */
     sc_close(c);
 }
 
