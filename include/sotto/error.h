@@ -64,6 +64,12 @@ typedef enum sotto_error {
     SOTTO_ERR_KT_AUDITOR_MISSING = -51, /* no countersignature from a required auditor */
     SOTTO_ERR_KT_UPDATE_INVALID = -52,  /* a log update that does not follow the previous state
                                            (counter not previous + 1, time going back) */
+    /* Sealed sender (sotto/sealed.h) */
+    SOTTO_ERR_CERT_MALFORMED = -53,  /* a server/sender certificate that does not parse */
+    SOTTO_ERR_CERT_UNTRUSTED = -54,  /* server certificate not signed by the pinned trust root */
+    SOTTO_ERR_CERT_SIGNATURE = -55,  /* sender certificate not signed by its server certificate */
+    SOTTO_ERR_CERT_EXPIRED = -56,    /* sender certificate past its expiry at the given time */
+    SOTTO_ERR_SEALED_MISMATCH = -57, /* sealed sender key differs from the certificate's key */
 } sotto_error;
 
 /*

@@ -86,6 +86,16 @@ SOTTO_API const char *sotto_strerror(int code)
         return "transparency tree head lacks a required auditor countersignature";
     case SOTTO_ERR_KT_UPDATE_INVALID:
         return "transparency log update does not follow the previous state";
+    case SOTTO_ERR_CERT_MALFORMED:
+        return "certificate does not parse";
+    case SOTTO_ERR_CERT_UNTRUSTED:
+        return "server certificate not signed by the trust root";
+    case SOTTO_ERR_CERT_SIGNATURE:
+        return "sender certificate signature does not verify";
+    case SOTTO_ERR_CERT_EXPIRED:
+        return "sender certificate has expired";
+    case SOTTO_ERR_SEALED_MISMATCH:
+        return "sealed sender identity does not match its certificate";
     }
     return "unknown error";
 }
