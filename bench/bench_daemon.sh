@@ -22,6 +22,7 @@ mkdir -p "$XDG_RUNTIME_DIR"
 
 # the per-device send and bundle limits are for the internet, not for a benchmark
 server_start --set rate_send_per_min=1000000 --set rate_send_burst=1000000 \
+    --set rate_pair_per_min=1000000 --set rate_pair_burst=1000000 \
     --set rate_bundle_per_min=1000000 --set rate_bundle_burst=1000000 >/dev/null
 register alice >/dev/null
 register bob >/dev/null

@@ -356,7 +356,7 @@ python3 -m json.tool "$DEMO_DIR/disclose.json" 2>/dev/null | sed 's/^/     /' ||
 
 # ---------------------------------------------------------------------------
 step "Search every file the server wrote for what was said"
-say "files in $DATA (database with its WAL and SHM, attachment blobs, certificate):"
+say "files in $DATA (database with its free pages, WAL and SHM, attachment blobs, certificate; raw bytes):"
 find "$DATA" -type f -printf '%P (%s bytes)\n' | sort | sed 's/^/     /'
 NEEDLES=("${TEXTS[@]}" "$FILE_MARK" "tomatoes, basil, marigolds" "$(sed -n 12p "$FILE" | cut -c 1-40)")
 TOTAL=0

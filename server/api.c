@@ -107,7 +107,7 @@ void sottod_api_protocol_error(sottod_conn *c, uint64_t id, const char *why, uin
     f.status = SOTTO__API__STATUS__STATUS_PROTOCOL_ERROR;
     f.error = (char *)why;
     c->srv->m.protocol_errors_total++;
-    sottod_log(SOTTOD_LOG_INFO, "protocol_error", "why=\"%s\"", why);
+    sottod_log_user(SOTTOD_LOG_INFO, "protocol_error", "why=\"%s\"", why);
     (void)send_frame(c, &f);
     sottod_conn_close_after_tx(c, code);
 }
@@ -164,7 +164,7 @@ void sottod_api_revalidate_sessions(sottod_server *srv)
         }
     }
     if (closed > 0)
-        sottod_log(SOTTOD_LOG_INFO, "sessions_closed", "reason=device_gone count=%zu", closed);
+        sottod_log_user(SOTTOD_LOG_INFO, "sessions_closed", "reason=device_gone count=%zu", closed);
     free(all);
 }
 
@@ -268,7 +268,7 @@ static bool become_authed(sottod_conn *c, int64_t account_id, uint32_t device_id
     sottod_registry_add(srv, c);
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0); /* cancel the login deadline */
     if (sottod_store_device_touch(srv->store, c->addr, NULL, NULL) != SOTTOD_STORE_OK)
-        sottod_log(SOTTOD_LOG_WARN, "touch_failed", NULL);
+        sottod_log_user(SOTTOD_LOG_WARN, "touch_failed", NULL);
     return true;
 }
 
@@ -455,8 +455,8 @@ static void notify_list_changed(sottod_server *srv, int64_t account_id,
         sent++;
     }
     free(all);
-    sottod_log(SOTTOD_LOG_INFO, "device_list_changed", "version=%llu notified=%zu",
-               (unsigned long long)list->version, sent);
+    sottod_log_user(SOTTOD_LOG_INFO, "device_list_changed", "version=%llu notified=%zu",
+                    (unsigned long long)list->version, sent);
 }
 
 /* ---- challenge, ping -------------------------------------------------------- */
@@ -517,7 +517,7 @@ static void evict_account(sottod_server *srv, int64_t account_id)
     }
     free(all);
     if (closed > 0)
-        sottod_log(SOTTOD_LOG_INFO, "sessions_closed", "reason=recover count=%zu", closed);
+        sottod_log_user(SOTTOD_LOG_INFO, "sessions_closed", "reason=recover count=%zu", closed);
 }
 
 static void register_done(void *arg, const sottod_store_result *res)
@@ -532,8 +532,8 @@ static void register_done(void *arg, const sottod_store_result *res)
         /* Done whether or not the recovering connection is still there. */
         evict_account(c->srv, account_id);
         sottod_acache_forget(&c->srv->acache, account_id);
-        sottod_log(SOTTOD_LOG_INFO, "recover_ok", "dev=%u deleted=%u", rr->device_id,
-                   res->u.list_change.deleted);
+        sottod_log_user(SOTTOD_LOG_INFO, "recover_ok", "dev=%u deleted=%u", rr->device_id,
+                        res->u.list_change.deleted);
     }
     if (c->wsi == NULL)
         goto out;
@@ -563,7 +563,7 @@ static void register_done(void *arg, const sottod_store_result *res)
          * keep pointing at it. Registrations are rare and rate limited. */
         sottod_acache_clear(&c->srv->acache);
         if (!rr->recover)
-            sottod_log(SOTTOD_LOG_INFO, "register_ok", NULL);
+            sottod_log_user(SOTTOD_LOG_INFO, "register_ok", NULL);
         rsp.device_id = rr->device_id;
         f.id = rr->r.id;
         f.result_case = SOTTO__API__SERVER_FRAME__RESULT_REGISTER;
@@ -797,7 +797,7 @@ static void h_login(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         check_auth_signature(c, AUTH_PURPOSE_LOGIN, username_ok(rq->username) ? rq->username : "",
                              rq->device_id, found ? dev.auth_key : dummy_key, &rq->signature);
     if (!found || !ok) {
-        sottod_log(SOTTOD_LOG_INFO, "login_failed", "known_device=%d", found ? 1 : 0);
+        sottod_log_user(SOTTOD_LOG_INFO, "login_failed", "known_device=%d", found ? 1 : 0);
         auth_failed(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED, "login failed");
         return;
     }
@@ -806,7 +806,7 @@ static void h_login(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         return;
     }
     srv->m.logins_total++;
-    sottod_log(SOTTOD_LOG_INFO, "login_ok", "dev=%u", rq->device_id);
+    sottod_log_user(SOTTOD_LOG_INFO, "login_ok", "dev=%u", rq->device_id);
 
     Sotto__Api__LoginResponse rsp = SOTTO__API__LOGIN_RESPONSE__INIT;
     ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
@@ -865,7 +865,7 @@ static void add_device_done(void *arg, const sottod_store_result *res)
         f.id = ar->r.id;
         f.result_case = SOTTO__API__SERVER_FRAME__RESULT_ADD_DEVICE;
         f.add_device = &rsp;
-        sottod_log(SOTTOD_LOG_INFO, "device_added", "dev=%u", rsp.device_id);
+        sottod_log_user(SOTTOD_LOG_INFO, "device_added", "dev=%u", rsp.device_id);
         answer(c, &f);
     }
 out:
@@ -1118,7 +1118,7 @@ static void remove_device_done(void *arg, const sottod_store_result *res)
             answer_store_error(c, rr->r.id, res->status);
         goto out;
     }
-    sottod_log(SOTTOD_LOG_INFO, "device_removed", "dev=%u", rr->target.device_id);
+    sottod_log_user(SOTTOD_LOG_INFO, "device_removed", "dev=%u", rr->target.device_id);
     sottod_acache_forget(&srv->acache, rr->target.account_id);
     sottod_kt_account_changed(srv, c->username); /* key transparency */
     if (c->wsi != NULL) {
@@ -1540,7 +1540,15 @@ static void h_get_bundle(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         }
     }
 #endif
-    int st = sottod_store_bundle_take(srv->store, acct.account_id, rq->device_id, bundle_done, br);
+    /* Per-target limit on one-time prekeys (not for the own account):
+     * beyond it the bundle carries the signed prekey only, which X3DH
+     * allows, so nobody can drain a victim's one-time prekeys. */
+    bool otpk = acct.account_id == c->addr.account_id ||
+                sottod_bucket_table_take(&srv->prekey_buckets, acct.account_id, 0,
+                                         srv->cfg.rate_prekey_target_per_min,
+                                         srv->cfg.rate_prekey_target_burst, sottod_mono_us(), NULL);
+    int st = sottod_store_bundle_take_ex(srv->store, acct.account_id, rq->device_id, otpk,
+                                         bundle_done, br);
     if (st != SOTTOD_STORE_OK) {
         answer_store_error(c, id, st);
         req_free(&br->r);
@@ -1831,6 +1839,33 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     const sottod_acache_dev *devs = acct->devs;
     int64_t account_id = acct->account_id;
     ndev = acct->n;
+    /* Per (sender account, recipient account) inbound rate, over all the
+     * sender's devices: many accounts of one attacker each get their own
+     * small share of a victim's queue; others still reach the victim. */
+    if (account_id != c->addr.account_id &&
+        !sottod_bucket_table_take(&srv->pair_buckets, c->addr.account_id, account_id,
+                                  srv->cfg.rate_pair_per_min, srv->cfg.rate_pair_burst,
+                                  sottod_mono_us(), &retry)) {
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        f.id = id;
+        f.status = SOTTO__API__STATUS__STATUS_RATE_LIMITED;
+        f.error = (char *)"rate limited: too many messages to this recipient";
+        f.retry_after_ms = retry;
+        srv->m.rate_limited_total++;
+        answer(c, &f);
+        return;
+    }
+    /* The global disk budget (disk.h): refused before the disk fills. */
+    {
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < n; i++)
+            bytes += rq->messages[i]->body.len + 128;
+        if (!sottod_disk_admit(srv, bytes)) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_QUEUE_FULL,
+                          "server storage is full; nothing was sent, retry later");
+            return;
+        }
+    }
     /* Expected: the account's devices with keys, minus the sending device. */
     bool own = account_id == c->addr.account_id;
     memset(seen, 0, sizeof(seen));
@@ -1980,6 +2015,13 @@ static void h_attachment_slot(sottod_conn *c, uint64_t id, const ClientFrame *fr
     if (!sottod_bucket_take(&c->dev->send_bucket, c->srv->cfg.rate_send_per_min,
                             c->srv->cfg.rate_send_burst, sottod_mono_us(), &retry)) {
         answer_rate_limited(c, id, retry);
+        return;
+    }
+    /* The global disk budget (disk.h): no slot once the budget is reached
+     * (the upload's bytes are admitted by the PUT itself, attach.c). */
+    if (!sottod_disk_admit(c->srv, 0)) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_QUEUE_FULL,
+                      "server storage is full; retry later");
         return;
     }
     slot_req *sr = (slot_req *)req_new(c, id, sizeof(*sr));

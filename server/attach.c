@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -85,7 +86,8 @@ int sottod_attach_slot(sottod_server *srv, sottod_attach_slot_fn fn, void *arg)
     memcpy(att.id, sc->id, sizeof(att.id));
     att.size = 0;
     att.created_at = sottod_store_now(srv->store);
-    att.expires_at = att.created_at + SLOT_TTL_S;
+    /* Dates only (issue 12): valid until the end of the day after. */
+    att.expires_at = att.created_at - att.created_at % 86400 + SLOT_TTL_S + 86400;
     att.referenced = false;
     int st = sottod_store_attachment_create(srv->store, &att, slot_done, sc);
     if (st != SOTTOD_STORE_OK)
@@ -146,6 +148,9 @@ int sottod_attach_http(sottod_conn *c, const char *uri, bool is_put)
         return fail(c, 413, "too large\n");
     if (want == 0)
         return fail(c, 400, "empty upload\n");
+    /* The global disk budget (disk.h): refused before the disk fills. */
+    if (!sottod_disk_admit(srv, want))
+        return fail(c, 507, "server storage is full, retry later\n");
     /* The blob of a finished upload whose row is still being committed. */
     if (att_path(srv, c->http_att_id, "", path, sizeof(path)) != 0)
         return fail(c, 500, "path too long\n");
@@ -205,7 +210,7 @@ int sottod_attach_body(sottod_conn *c, const uint8_t *data, size_t len)
         (double)(c->http_received + len) * 1e6 / (double)elapsed_us < SOTTOD_UPLOAD_MIN_BPS) {
         discard_part(c);
         c->http_failed = true;
-        sottod_log(SOTTOD_LOG_INFO, "upload_too_slow", NULL);
+        sottod_log_user(SOTTOD_LOG_INFO, "upload_too_slow", NULL);
         /* Closed from the next writeable callback (attach_writeable). */
         c->http_status = -1;
         lws_callback_on_writable(c->wsi);
@@ -255,7 +260,9 @@ static int record_upload(sottod_conn *c)
     memcpy(att.id, c->http_att_id, sizeof(att.id));
     att.size = c->http_received;
     att.created_at = sottod_store_now(srv->store);
-    att.expires_at = att.created_at + (int64_t)srv->cfg.attachment_ttl_days * 86400;
+    /* A date, not a time: kept until the end of the day TTL days on. */
+    att.expires_at = att.created_at - att.created_at % 86400 +
+                     ((int64_t)srv->cfg.attachment_ttl_days + 1) * 86400;
     att.referenced = true;
     sottod_conn_ref(c);
     int st = sottod_store_attachment_update(srv->store, &att, upload_done, c);
@@ -277,6 +284,11 @@ static int record_upload(sottod_conn *c)
 static int finish_blob(int fd, const char *part, const char *final)
 {
     int status = 0;
+    /* Stored times are dates (issue 12): the blob's times become 00:00 UTC
+     * of the upload day (ctime cannot be set; mount with noatime). */
+    time_t day = time(NULL);
+    struct timespec ts[2] = {{day - day % 86400, 0}, {day - day % 86400, 0}};
+    (void)futimens(fd, ts);
     if (fsync(fd) != 0)
         status = 500;
     close(fd);

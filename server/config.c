@@ -69,11 +69,38 @@ static const key_def g_keys[] = {
     U(rate_bundle_burst, "60", 1, 1000000, "bundle fetch bucket size"),
     U(rate_register_per_min, "30", 1, 1000000, "registrations per minute, server-wide"),
     U(rate_register_burst, "30", 1, 1000000, "registration bucket size"),
+    U(rate_pair_per_min, "120", 1, 1000000,
+      "sends from one account to one recipient account per minute (over all devices)"),
+    U(rate_pair_burst, "100", 1, 1000000, "per sender-recipient send bucket size"),
+    U(rate_prekey_target_per_min, "2", 1, 1000000,
+      "one-time prekeys handed out per target account per minute (then bundles come without)"),
+    U(rate_prekey_target_burst, "20", 1, 1000000,
+      "one-time prekey fetches per target account bucket size"),
+    U(rx_buffer_budget, "67108864", 65536, 17179869184ULL,
+      "bytes of unfinished incoming WebSocket messages buffered over all connections; a "
+      "connection that needs more is closed with 1013 (try again later)"),
+    U(fragment_timeout_s, "60", 1, 3600,
+      "seconds a logged-in client has to finish a WebSocket message it started"),
+    U(data_dir_max, "0", 0, UINT64_MAX,
+      "bytes the data directory may use (database, WAL, attachments) before new envelopes "
+      "and uploads are refused; 0 = no limit"),
+    U(disk_min_free, "268435456", 0, UINT64_MAX,
+      "bytes that must stay free on the data directory's file system; new envelopes and "
+      "uploads are refused below it"),
     S(kt_auditors, "", NULL,
       "key transparency: auditors' Ed25519 public keys (HEX[,HEX...], 0..8) whose "
       "countersignatures publish a tree head; empty = heads are published unaudited"),
     U(kt_head_interval_s, "3600", 1, 86400,
       "key transparency: sign a fresh tree head when the newest is older than this (seconds)"),
+    U(scrub_delay_s, "60", 1, 3600,
+      "seconds after a write until no trace of deleted rows (acked envelopes) is left in the "
+      "database, its WAL or free pages"),
+    S(log_detail, "private", "private|debug",
+      "private: log lines carry dates only and per-user events (logins, registrations, "
+      "device changes) only as daily counts; debug: every per-user event with its time of day"),
+    S(metrics_listen, "127.0.0.1:9465", NULL,
+      "separate plain-HTTP listener for /metrics and /healthz (HOST:PORT, port 0 picks one; "
+      "\"off\" = none); the public port does not serve /metrics"),
 };
 
 #define NKEYS (sizeof(g_keys) / sizeof(g_keys[0]))
@@ -200,11 +227,16 @@ out:
 
 int sottod_config_listen(const sottod_config *cfg, char *host, size_t hostlen, int *port)
 {
-    const char *colon = strrchr(cfg->listen, ':');
-    if (colon == NULL || colon == cfg->listen)
+    return sottod_config_hostport(cfg->listen, host, hostlen, port);
+}
+
+int sottod_config_hostport(const char *text, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL || colon == text)
         return -1;
-    size_t hl = (size_t)(colon - cfg->listen);
-    const char *h = cfg->listen;
+    size_t hl = (size_t)(colon - text);
+    const char *h = text;
     if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') { /* [::1]:443 */
         h++;
         hl -= 2;
@@ -303,6 +335,11 @@ int sottod_config_check(const sottod_config *cfg, char *err, size_t errlen)
     }
     if (sottod_config_listen(cfg, host, sizeof(host), &port) != 0) {
         snprintf(err, errlen, "listen: expected HOST:PORT");
+        return -1;
+    }
+    if (strcmp(cfg->metrics_listen, "off") != 0 &&
+        sottod_config_hostport(cfg->metrics_listen, host, sizeof(host), &port) != 0) {
+        snprintf(err, errlen, "metrics_listen: expected HOST:PORT or off");
         return -1;
     }
     return 0;

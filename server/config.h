@@ -46,11 +46,33 @@ typedef struct sottod_config {
     uint64_t rate_bundle_burst;
     uint64_t rate_register_per_min;
     uint64_t rate_register_burst;
+    /* abuse limits (issue 12): inbound sends per (sender account,
+     * recipient account), and one-time prekeys handed out per target
+     * account (beyond it bundles come without one) */
+    uint64_t rate_pair_per_min;
+    uint64_t rate_pair_burst;
+    uint64_t rate_prekey_target_per_min;
+    uint64_t rate_prekey_target_burst;
+    /* all connections' buffered unfinished WebSocket messages (bytes), and
+     * the seconds a logged-in client has to finish one */
+    uint64_t rx_buffer_budget;
+    uint64_t fragment_timeout_s;
+    /* the global disk budget (disk.h): 0 = no data directory limit */
+    uint64_t data_dir_max;
+    uint64_t disk_min_free;
     /* key transparency (server/kt.c): 0..8 comma-separated hex Ed25519
      * keys of the auditors whose countersignatures publish a head, and the
      * age after which a fresh head is signed for the same log size */
     char kt_auditors[8 * 65 + 8];
     uint64_t kt_head_interval_s;
+    /* nothing left after delivery (issue 12): seconds after a write before
+     * the WAL is checkpointed and truncated (store scrub_delay_s); what the
+     * logs hold ("private": dates and daily counts of per-user events;
+     * "debug": every per-user event with its time of day, warned at start);
+     * where /metrics is served ("off" or a loopback HOST:PORT) */
+    uint64_t scrub_delay_s;
+    char log_detail[16];
+    char metrics_listen[128];
 } sottod_config;
 
 /* Fills every key with its default. */
@@ -80,5 +102,9 @@ void sottod_config_print_keys(FILE *out);
 
 /* Splits cfg->listen into host (NUL-terminated) and port. Returns 0 or -1. */
 int sottod_config_listen(const sottod_config *cfg, char *host, size_t hostlen, int *port);
+
+/* Splits "HOST:PORT" or "[V6]:PORT" text into host (NUL-terminated, at
+ * most hostlen bytes) and port 0..65535. Returns 0 or -1. */
+int sottod_config_hostport(const char *text, char *host, size_t hostlen, int *port);
 
 #endif /* SOTTOD_CONFIG_H */

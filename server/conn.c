@@ -147,6 +147,7 @@ void sottod_conn_closed(sottod_conn *c)
     c->wsi = NULL;
     tx_free_all(c);
     if (c->rx != NULL) {
+        srv->rx_buffered -= c->rx_cap;
         free(c->rx);
         c->rx = NULL;
         c->rx_len = c->rx_cap = 0;
@@ -173,7 +174,7 @@ int sottod_conn_send_tx(sottod_conn *c, sottod_tx *tx)
     if (c->tx_bytes + tx->len > SOTTOD_TX_MAX) {
         /* A reader this slow would make us hold unbounded memory. */
         free(tx);
-        sottod_log(SOTTOD_LOG_WARN, "slow_reader_dropped", NULL);
+        sottod_log_user(SOTTOD_LOG_WARN, "slow_reader_dropped", NULL);
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return -1;
     }
@@ -399,7 +400,7 @@ void sottod_registry_add(sottod_server *srv, sottod_conn *c)
         /* One connection per device: the newer login wins. */
         sottod_registry_evict(srv, old);
         sottod_conn_close_after_tx(old, 4000);
-        sottod_log(SOTTOD_LOG_INFO, "connection_replaced", NULL);
+        sottod_log_user(SOTTOD_LOG_INFO, "connection_replaced", NULL);
     }
     if (srv->reg_count + 1 > srv->reg_buckets * 2)
         reg_grow(srv);

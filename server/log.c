@@ -11,6 +11,16 @@
 #include <time.h>
 
 static int g_level = SOTTOD_LOG_INFO;
+static bool g_debug_detail; /* false: dates only, per-user events counted */
+
+/* Private detail: today's per-user event counts (by event name). */
+#define USER_EVENTS_MAX 32
+static struct {
+    const char *event; /* a string literal of the caller */
+    unsigned long long n;
+} g_counts[USER_EVENTS_MAX];
+static size_t g_ncounts;
+static int g_count_day = -1; /* days since 1970 of the counts; -1 = none */
 
 static const char *const g_names[] = {"debug", "info", "warn", "error"};
 
@@ -32,11 +42,83 @@ static void write_prefix(char *line, size_t cap, size_t *len, int level, const c
 {
     time_t now = time(NULL);
     struct tm tm;
+    int n;
     gmtime_r(&now, &tm);
-    int n = snprintf(line, cap, "ts=%04d-%02d-%02dT%02d:%02d:%02dZ level=%s event=%s",
+    if (g_debug_detail)
+        n = snprintf(line, cap, "ts=%04d-%02d-%02dT%02d:%02d:%02dZ level=%s event=%s",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      g_names[level], event);
+    else
+        n = snprintf(line, cap, "ts=%04d-%02d-%02d level=%s event=%s", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, g_names[level], event);
     *len = (n < 0) ? 0 : ((size_t)n >= cap ? cap - 1 : (size_t)n);
+}
+
+void sottod_log_set_debug_detail(bool on)
+{
+    g_debug_detail = on;
+}
+
+static int today(void)
+{
+    return (int)(time(NULL) / 86400);
+}
+
+void sottod_log_flush(bool force)
+{
+    char line[1536];
+    size_t o = 0;
+    if (g_count_day < 0 || (!force && g_count_day == today()))
+        return;
+    time_t day = (time_t)g_count_day * 86400;
+    struct tm tm;
+    gmtime_r(&day, &tm);
+    int n = snprintf(line, sizeof(line), "date=%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday);
+    o = n > 0 ? (size_t)n : 0;
+    for (size_t i = 0; i < g_ncounts && o < sizeof(line); i++) {
+        n = snprintf(line + o, sizeof(line) - o, " %s=%llu", g_counts[i].event, g_counts[i].n);
+        if (n < 0 || (size_t)n >= sizeof(line) - o)
+            break;
+        o += (size_t)n;
+    }
+    g_ncounts = 0;
+    g_count_day = -1;
+    sottod_log(SOTTOD_LOG_INFO, "user_events", "%s", line);
+}
+
+void sottod_log_user(int level, const char *event, const char *fmt, ...)
+{
+    if (level < g_level || level < SOTTOD_LOG_DEBUG || level > SOTTOD_LOG_ERROR)
+        return;
+    if (g_debug_detail) {
+        char rest[1536];
+        rest[0] = '\0';
+        if (fmt != NULL) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(rest, sizeof(rest), fmt, ap);
+            va_end(ap);
+        }
+        if (fmt == NULL)
+            sottod_log(level, event, NULL);
+        else
+            sottod_log(level, event, "%s", rest);
+        return;
+    }
+    if (g_count_day >= 0 && g_count_day != today())
+        sottod_log_flush(false);
+    g_count_day = today();
+    for (size_t i = 0; i < g_ncounts; i++) {
+        if (strcmp(g_counts[i].event, event) == 0) {
+            g_counts[i].n++;
+            return;
+        }
+    }
+    if (g_ncounts < USER_EVENTS_MAX) {
+        g_counts[g_ncounts].event = event;
+        g_counts[g_ncounts++].n = 1;
+    }
 }
 
 void sottod_log(int level, const char *event, const char *fmt, ...)

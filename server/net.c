@@ -76,19 +76,16 @@ static int metrics_text(sottod_server *srv, char *out, size_t cap)
     COUNTER("sottod_rate_limited_total", "Requests refused by a rate limit.",
             m->rate_limited_total);
     COUNTER("sottod_registrations_total", "Accounts registered.", m->registrations_total);
-    COUNTER("sottod_logins_total", "Successful logins.", m->logins_total);
     COUNTER("sottod_login_failures_total", "Failed logins and registrations.",
             m->login_failures_total);
     COUNTER("sottod_envelopes_queued_total", "Envelopes committed to device queues.",
             m->envelopes_queued_total);
-    COUNTER("sottod_envelopes_pushed_total", "Envelope pushes sent (including redeliveries).",
-            m->envelopes_pushed_total);
-    COUNTER("sottod_envelopes_delivered_total", "Envelopes acked and deleted.",
-            m->envelopes_delivered_total);
+    /* Issue 12: nothing that follows one user. No pushed/delivered
+     * counters and no total queue depth (a jump in any of them tells when a
+     * recipient with queued envelopes came online), no login counter. */
     COUNTER("sottod_envelopes_expired_total", "Envelopes deleted unacked after their TTL.",
             m->envelopes_expired_total);
-    /* The queue depth is a read over every device: anyone can fetch
-     * /metrics, so it is taken at most once a second. */
+    /* Store stats are taken at most once a second. */
     static sottod_store_stats ss;
     static int64_t ss_at = INT64_MIN / 2;
     int64_t now_us = sottod_mono_us();
@@ -97,7 +94,8 @@ static int metrics_text(sottod_server *srv, char *out, size_t cap)
         sottod_store_stats_get(srv->store, &ss);
         ss_at = now_us;
     }
-    GAUGE("sottod_queue_depth", "Envelopes queued now over all devices.", ss.queue_depth_total);
+    COUNTER("sottod_store_scrubs_total",
+            "WAL checkpoints that left no deleted row behind (scrub_delay_s).", ss.scrubs);
     GAUGE("sottod_store_pending_ops", "Writes submitted and not yet executed.", ss.pending_ops);
     COUNTER("sottod_store_commits_total", "Transactions (group commits) by the writer.",
             ss.batches);
@@ -141,6 +139,43 @@ static int metrics_text(sottod_server *srv, char *out, size_t cap)
     return (int)o;
 }
 
+static int metrics_respond(sottod_server *srv, struct lws *wsi)
+{
+    char *buf = malloc(16384);
+    if (buf == NULL)
+        return -1;
+    int n = metrics_text(srv, buf, 16384);
+    int r = n < 0 ? sottod_http_respond(wsi, 500, "text/plain", "error\n", 6)
+                  : sottod_http_respond(wsi, 200, "text/plain; version=0.0.4", buf, (size_t)n);
+    free(buf);
+    return r;
+}
+
+/* The metrics listener (metrics_listen, loopback by default, plain HTTP):
+ * GET /metrics and /healthz only; no WebSocket, no attachments. */
+static int metrics_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                            size_t len)
+{
+    struct lws_context *ctx = lws_get_context(wsi);
+    sottod_server *srv = ctx != NULL ? lws_context_user(ctx) : NULL;
+
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
+        return 1;
+    if (reason == LWS_CALLBACK_HTTP && srv != NULL) {
+        const char *uri = in;
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+            return sottod_http_respond(wsi, 405, "text/plain", "method not allowed\n", 19);
+        if (strcmp(uri, "/metrics") == 0)
+            return metrics_respond(srv, wsi);
+        if (strcmp(uri, "/healthz") == 0)
+            return sottod_http_respond(wsi, srv->draining ? 503 : 200, "text/plain",
+                                       srv->draining ? "draining\n" : "ok\n",
+                                       srv->draining ? 9 : 3);
+        return sottod_http_respond(wsi, 404, "text/plain", "not found\n", 10);
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
 static int http_route(sottod_server *srv, struct lws *wsi, pss *ps, const char *uri)
 {
     bool is_put = lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0;
@@ -163,16 +198,6 @@ static int http_route(sottod_server *srv, struct lws *wsi, pss *ps, const char *
     if (strcmp(uri, "/healthz") == 0)
         return sottod_http_respond(wsi, srv->draining ? 503 : 200, "text/plain",
                                    srv->draining ? "draining\n" : "ok\n", srv->draining ? 9 : 3);
-    if (strcmp(uri, "/metrics") == 0) {
-        char *buf = malloc(16384);
-        if (buf == NULL)
-            return -1;
-        int n = metrics_text(srv, buf, 16384);
-        int r = n < 0 ? sottod_http_respond(wsi, 500, "text/plain", "error\n", 6)
-                      : sottod_http_respond(wsi, 200, "text/plain; version=0.0.4", buf, (size_t)n);
-        free(buf);
-        return r;
-    }
     if (strcmp(uri, "/v1/websocket") == 0)
         return sottod_http_respond(wsi, 400, "text/plain", "websocket upgrade required\n", 27);
     return sottod_http_respond(wsi, 404, "text/plain", "not found\n", 10);
@@ -193,6 +218,7 @@ static int ws_receive(sottod_conn *c, const uint8_t *in, size_t len)
         return 0;
     }
     if (c->rx_len + len > cap || c->rx_len + len < c->rx_len) {
+        srv->rx_buffered -= c->rx_cap;
         free(c->rx);
         c->rx = NULL;
         c->rx_len = c->rx_cap = 0;
@@ -211,18 +237,38 @@ static int ws_receive(sottod_conn *c, const uint8_t *in, size_t len)
             ncap *= 2;
         if (ncap > cap)
             ncap = cap;
+        /* The global budget for buffered incoming data (issue 12): the
+         * connection that would exceed it is refused, nobody else. */
+        if (srv->rx_buffered - c->rx_cap + ncap > srv->cfg.rx_buffer_budget) {
+            srv->rx_buffered -= c->rx_cap;
+            free(c->rx);
+            c->rx = NULL;
+            c->rx_len = c->rx_cap = 0;
+            sottod_api_protocol_error(c, 0, "server busy: too much unfinished data, retry later",
+                                      1013);
+            return 0;
+        }
         uint8_t *nrx = realloc(c->rx, ncap);
         if (nrx == NULL) {
             sottod_api_protocol_error(c, 0, "out of memory", 1011);
             return 0;
         }
+        if (c->rx_cap == 0 && c->authed) {
+            /* A message started: it must be finished within
+             * fragment_timeout_s (before login the auth deadline runs). */
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, (int)srv->cfg.fragment_timeout_s);
+        }
+        srv->rx_buffered = srv->rx_buffered - c->rx_cap + ncap;
         c->rx = nrx;
         c->rx_cap = ncap;
     }
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
     if (final) {
+        if (c->authed)
+            lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0); /* finished in time */
         (void)sottod_api_on_message(c, c->rx, c->rx_len);
+        srv->rx_buffered -= c->rx_cap;
         free(c->rx);
         c->rx = NULL;
         c->rx_len = c->rx_cap = 0;
@@ -357,6 +403,45 @@ static const struct lws_protocols g_protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0} /* terminator */
 };
 
+static const struct lws_protocols g_metrics_protocols[] = {
+    {"sotto.metrics", metrics_callback, 0, 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0} /* terminator */
+};
+
+/* Opens the metrics listener. Not being able to bind it (a port in use)
+ * is logged and the server runs without it: messaging does not depend on
+ * monitoring. */
+static void open_metrics(sottod_server *srv)
+{
+    struct lws_context_creation_info info;
+    char host[128];
+    int port = 0;
+
+    if (strcmp(srv->cfg.metrics_listen, "off") == 0 ||
+        sottod_config_hostport(srv->cfg.metrics_listen, host, sizeof(host), &port) != 0)
+        return;
+    memset(&info, 0, sizeof(info));
+    if (strchr(host, ':') == NULL)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.vhost_name = "sottod-metrics";
+    info.iface = host;
+    info.port = port;
+    info.protocols = g_metrics_protocols;
+    info.user = srv;
+    info.timeout_secs = 10;
+    srv->metrics_vhost = lws_create_vhost(srv->ctx, &info);
+    if (srv->metrics_vhost == NULL) {
+        sottod_log(SOTTOD_LOG_WARN, "metrics_listen_failed", "metrics_listen=%s",
+                   srv->cfg.metrics_listen);
+        return;
+    }
+    srv->metrics_port = lws_get_vhost_listen_port(srv->metrics_vhost);
+    if (strchr(host, ':') != NULL)
+        printf("sottod: metrics on http://[%s]:%d/metrics\n", host, srv->metrics_port);
+    else
+        printf("sottod: metrics on http://%s:%d/metrics\n", host, srv->metrics_port);
+}
+
 /* ---- housekeeping, signals --------------------------------------------------- */
 
 static void expire_done(void *arg, const sottod_store_result *res)
@@ -380,6 +465,7 @@ static void housekeeping(lws_sorted_usec_list_t *sul)
         sottod_acache_clear(&srv->acache);
         sottod_devstate_sweep(srv);
     }
+    sottod_log_flush(false); /* yesterday's per-user event counts */
     lws_sul_schedule(srv->ctx, 0, &srv->housekeeping, housekeeping, HOUSEKEEPING_US);
 }
 
@@ -516,6 +602,7 @@ static int open_store(sottod_server *srv, bool init)
     scfg.durability = strcmp(cfg->durability, "process") == 0 ? SOTTOD_DURABILITY_PROCESS
                                                               : SOTTOD_DURABILITY_FULL;
     scfg.max_queue = (uint32_t)cfg->queue_max;
+    scfg.scrub_delay_s = (uint32_t)cfg->scrub_delay_s;
     scfg.must_exist = !fresh && !init;
     scfg.check = true;
     scfg.why = why;
@@ -563,6 +650,11 @@ int sottod_serve(const sottod_config *cfg, bool init)
     }
     srv->invite_only = strcmp(cfg->registration, "invite") == 0;
     sottod_log_set_level(sottod_log_parse_level(cfg->log_level));
+    sottod_log_set_debug_detail(strcmp(cfg->log_detail, "debug") == 0);
+    if (strcmp(cfg->log_detail, "debug") == 0)
+        sottod_log(SOTTOD_LOG_WARN, "log_detail_debug",
+                   "warning=\"this log records per-user events (logins, registrations, device "
+                   "changes) with their time of day; set log_detail = private when done\"");
     if (sodium_init() < 0 || sotto_init() != SOTTO_OK) {
         sottod_log(SOTTOD_LOG_ERROR, "crypto_init_failed", NULL);
         goto out;
@@ -681,6 +773,7 @@ int sottod_serve(const sottod_config *cfg, bool init)
     if (srv->ssl_ctx == NULL)
         sottod_log(SOTTOD_LOG_WARN, "tls_policy_not_applied", NULL);
     srv->port = lws_get_vhost_listen_port(srv->vhost);
+    open_metrics(srv);
 
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
@@ -751,15 +844,19 @@ out:
     if (srv->pid_path[0] != '\0')
         unlink(srv->pid_path);
     sottod_store_close(srv->store);
-    sottod_kt_stop(srv); /* after the last completion */
+    sottod_disk_close(srv); /* only now: its close drops this process's locks on the db */
+    sottod_kt_stop(srv);    /* after the last completion */
     /* Only now, with every write committed and the database closed, may
      * another server take the directory. */
     sottod_datadir_unlock(srv->lock_fd);
     sottod_registry_free(srv);
     sottod_devstate_free_all(srv);
+    sottod_bucket_table_free(&srv->pair_buckets);
+    sottod_bucket_table_free(&srv->prekey_buckets);
     sottod_acache_clear(&srv->acache);
     pthread_mutex_destroy(&srv->att_mu);
     free(srv->txbuf);
+    sottod_log_flush(true);
     if (srv->port != 0)
         sottod_log(SOTTOD_LOG_INFO, "stopped", NULL);
     free(srv);

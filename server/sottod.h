@@ -30,6 +30,7 @@
 
 #include "acache.h"
 #include "config.h"
+#include "disk.h"
 #include "ratelimit.h"
 #include "store/store.h"
 
@@ -163,6 +164,8 @@ struct sottod_server {
     sottod_store *store;
     struct lws_context *ctx;
     struct lws_vhost *vhost;
+    struct lws_vhost *metrics_vhost; /* metrics_listen (NULL = off or not bound) */
+    int metrics_port;
     SSL_CTX *ssl_ctx; /* the vhost's, captured at creation (SIGHUP reload) */
     char cert_path[SOTTOD_PATH_MAX];
     char key_path[SOTTOD_PATH_MAX];
@@ -195,6 +198,13 @@ struct sottod_server {
     sottod_addr removing[SOTTOD_MAX_INFLIGHT * 4];
     size_t n_removing;
 
+    /* bytes of unfinished incoming WebSocket messages held over every
+     * connection (sum of rx_cap), kept under config rx_buffer_budget */
+    size_t rx_buffered;
+
+    /* the global disk budget (disk.h) */
+    sottod_disk disk;
+
     /* attachment blobs being fsynced by finisher threads (attach.c) */
     pthread_mutex_t att_mu;
     struct finish_job *att_done; /* finished, under att_mu */
@@ -209,6 +219,10 @@ struct sottod_server {
     size_t reg_buckets, reg_count;
 
     sottod_bucket register_bucket;
+    /* abuse limits (ratelimit.h): (sender account, recipient account) ->
+     * inbound send rate; (target account, 0) -> one-time prekey fetches */
+    sottod_bucket_table pair_buckets;
+    sottod_bucket_table prekey_buckets;
     struct sottod_kt *kt; /* key transparency (kt.h) */
     sottod_metrics m;
     lws_sorted_usec_list_t housekeeping;

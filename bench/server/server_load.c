@@ -282,6 +282,8 @@ static int sottod_setup(sottod_bench *b)
     sets[ns++] = dur;
     sets[ns++] = "rate_send_per_min=1000000";
     sets[ns++] = "rate_send_burst=1000000";
+    sets[ns++] = "rate_pair_per_min=1000000";
+    sets[ns++] = "rate_pair_burst=1000000";
     sets[ns++] = "rate_register_per_min=1000000";
     sets[ns++] = "rate_register_burst=1000000";
     sets[ns++] = "queue_max=1000000";

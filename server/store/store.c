@@ -42,6 +42,8 @@ struct sottod_store {
     uint32_t last_batch_ops;
     uint64_t commit_ns_total;
     uint64_t last_commit_ns;
+    uint64_t scrubs;       /* WAL truncations done, under mu */
+    uint64_t scrub_due_ns; /* mono_ns() when the next scrub is due; 0 = none */
     void (*wake)(void *arg);
     void *wake_arg;
 };
@@ -147,6 +149,7 @@ void sottod_store_stats_get(sottod_store *st, sottod_store_stats *out)
     out->commit_ns_total = st->commit_ns_total;
     out->last_commit_ns = st->last_commit_ns;
     out->pending_ops = st->submitted - st->committed;
+    out->scrubs = st->scrubs;
     pthread_mutex_unlock(&st->mu);
     if (st->be->ops->queue_depth_total(st->be, &out->queue_depth_total) != SOTTOD_STORE_OK)
         out->queue_depth_total = 0;
@@ -182,6 +185,25 @@ static void run_batch(sottod_store *st, sottod_store_op *batch)
     }
 }
 
+/* Called with st->mu held, on the writer thread, between batches: runs the
+ * backend's scrub without the lock. A failure (a reader of another process
+ * holding an old snapshot) is retried a second later. */
+static void scrub(sottod_store *st)
+{
+    int rc = SOTTOD_STORE_OK;
+
+    pthread_mutex_unlock(&st->mu);
+    if (st->be->ops->scrub != NULL)
+        rc = st->be->ops->scrub(st->be);
+    pthread_mutex_lock(&st->mu);
+    if (rc == SOTTOD_STORE_OK) {
+        st->scrubs++;
+        st->scrub_due_ns = 0;
+    } else {
+        st->scrub_due_ns = mono_ns() + 1000000000u;
+    }
+}
+
 static void *writer_main(void *arg)
 {
     sottod_store *st = arg;
@@ -195,10 +217,23 @@ static void *writer_main(void *arg)
         void *wake_arg;
         uint64_t t0, t1;
 
-        while (st->q_head == NULL && !st->stopping)
-            pthread_cond_wait(&st->cv_work, &st->mu);
+        while (st->q_head == NULL && !st->stopping) {
+            if (st->scrub_due_ns == 0) {
+                pthread_cond_wait(&st->cv_work, &st->mu);
+                continue;
+            }
+            if (mono_ns() >= st->scrub_due_ns) {
+                scrub(st);
+                continue;
+            }
+            struct timespec until = {(time_t)(st->scrub_due_ns / 1000000000u),
+                                     (long)(st->scrub_due_ns % 1000000000u)};
+            (void)pthread_cond_timedwait(&st->cv_work, &st->mu, &until);
+        }
         if (st->q_head == NULL)
             break; /* stopping and nothing left */
+        if (st->scrub_due_ns != 0 && mono_ns() >= st->scrub_due_ns)
+            scrub(st); /* a steady stream of writes must not postpone it */
         batch = last = st->q_head;
         while (last->next != NULL && count < max_batch) {
             last = last->next;
@@ -225,6 +260,10 @@ static void *writer_main(void *arg)
             st->d_head = batch;
         st->d_tail = last;
         st->committed += count;
+        /* Every committed write leaves page images in the WAL (an acked
+         * envelope's insert among them): scrub within the delay. */
+        if (st->scrub_due_ns == 0)
+            st->scrub_due_ns = t1 + (uint64_t)st->cfg.scrub_delay_s * 1000000000u;
         pthread_cond_broadcast(&st->cv_committed);
         wake = st->wake;
         wake_arg = st->wake_arg;
@@ -317,12 +356,24 @@ int sottod_store_open(const sottod_store_config *cfg, sottod_store **out)
         st->cfg.max_queue = SOTTOD_DEFAULT_MAX_QUEUE;
     if (st->cfg.max_batch == 0)
         st->cfg.max_batch = SOTTOD_DEFAULT_MAX_BATCH;
+    if (st->cfg.scrub_delay_s == 0)
+        st->cfg.scrub_delay_s = SOTTOD_DEFAULT_SCRUB_DELAY_S;
     rc = SOTTOD_STORE_ERR;
     if (pthread_mutex_init(&st->mu, NULL) != 0)
         goto out;
     mu_init = true;
-    if (pthread_cond_init(&st->cv_work, NULL) != 0)
-        goto out;
+    {
+        /* cv_work's timed waits (scrub) use the monotonic clock of mono_ns. */
+        pthread_condattr_t ca;
+        bool ok;
+        if (pthread_condattr_init(&ca) != 0)
+            goto out;
+        ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+             pthread_cond_init(&st->cv_work, &ca) == 0;
+        (void)pthread_condattr_destroy(&ca);
+        if (!ok)
+            goto out;
+    }
     cv1 = true;
     if (pthread_cond_init(&st->cv_committed, NULL) != 0)
         goto out;
@@ -696,6 +747,12 @@ int sottod_store_one_time_prekeys_add(sottod_store *st, sottod_addr addr,
 int sottod_store_bundle_take(sottod_store *st, int64_t account_id, uint32_t device_id,
                              sottod_store_done_fn done, void *arg)
 {
+    return sottod_store_bundle_take_ex(st, account_id, device_id, true, done, arg);
+}
+
+int sottod_store_bundle_take_ex(sottod_store *st, int64_t account_id, uint32_t device_id,
+                                bool one_time_prekey, sottod_store_done_fn done, void *arg)
+{
     sottod_store_op *op;
 
     if (st == NULL || account_id <= 0)
@@ -704,6 +761,7 @@ int sottod_store_bundle_take(sottod_store *st, int64_t account_id, uint32_t devi
     if (op != NULL) {
         op->addr.account_id = account_id;
         op->addr.device_id = device_id;
+        op->skip_otpk = !one_time_prekey;
     }
     return submit_or_free(st, op, done, arg);
 }

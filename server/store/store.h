@@ -25,8 +25,8 @@
  *   one-time prekeys: id + public key, deleted when handed out
  *   envelopes:     opaque bytes (the serialized API Envelope) per recipient
  *                  device until acked or expired; no history is kept
- *   attachments:   id, size, created, expiry, referenced flag (blobs are files
- *                  owned by the network layer)
+ *   attachments:   id, size, created DATE (stored as 00:00 UTC), expiry,
+ *                  referenced flag (blobs are files owned by the network layer)
  * Never stored: IP addresses, private keys, plaintext, contact lists, group
  * membership, delivered messages, time of day of last connection.
  *
@@ -222,7 +222,7 @@ typedef struct sottod_envelope {
 typedef struct sottod_attachment {
     uint8_t id[SOTTOD_ATTACHMENT_ID_BYTES];
     uint64_t size;      /* bytes of ciphertext blob */
-    int64_t created_at; /* unix seconds */
+    int64_t created_at; /* unix seconds; stored rounded down to 00:00 UTC (a date) */
     int64_t expires_at; /* unix seconds */
     bool referenced;
 } sottod_attachment;
@@ -338,7 +338,16 @@ typedef struct sottod_store_config {
      * sottod_store_open. */
     char *why;
     size_t why_cap;
+    /* Nothing left after delivery (issue 12): at most this many seconds
+     * after a write batch committed, the writer checkpoints the WAL back
+     * into the database and truncates it to 0 bytes (SQLite
+     * wal_checkpoint(TRUNCATE)), so with secure_delete the page images of
+     * deleted rows (acked envelopes, taken prekeys) are gone from every
+     * file. 0 = SOTTOD_DEFAULT_SCRUB_DELAY_S. */
+    uint32_t scrub_delay_s;
 } sottod_store_config;
+
+#define SOTTOD_DEFAULT_SCRUB_DELAY_S 60
 
 typedef struct sottod_store sottod_store;
 
@@ -385,6 +394,7 @@ typedef struct sottod_store_stats {
     uint64_t last_commit_ns;    /* of the last batch */
     uint64_t queue_depth_total; /* envelopes queued now over all devices (a read) */
     uint64_t pending_ops;       /* submitted, not yet executed */
+    uint64_t scrubs;            /* WAL checkpoints to 0 bytes done (scrub_delay_s) */
 } sottod_store_stats;
 void sottod_store_stats_get(sottod_store *st, sottod_store_stats *out);
 
@@ -504,6 +514,14 @@ SOTTOD_STORE_WUR int sottod_store_one_time_prekeys_add(sottod_store *st, sottod_
 SOTTOD_STORE_WUR int sottod_store_bundle_take(sottod_store *st, int64_t account_id,
                                               uint32_t device_id, sottod_store_done_fn done,
                                               void *arg);
+
+/* As sottod_store_bundle_take; with one_time_prekey false no one-time
+ * prekey is taken (bundles come with has_one_time_prekey false and the
+ * count left), for the per-target fetch limit (config
+ * rate_prekey_target_per_min). */
+SOTTOD_STORE_WUR int sottod_store_bundle_take_ex(sottod_store *st, int64_t account_id,
+                                                 uint32_t device_id, bool one_time_prekey,
+                                                 sottod_store_done_fn done, void *arg);
 
 /* Queues n (1..4096) envelopes, all or none, in one transaction. Refuses
  * with STALE if a recipient device does not exist and QUEUE_FULL if a queue
@@ -788,6 +806,11 @@ typedef struct sottod_store_backend_ops {
     int (*profile_get)(sottod_store_backend *be, const char *username, uint8_t **out, size_t *len);
     /* Copies the text of the most recent failure (any thread) into buf. */
     void (*last_error)(sottod_store_backend *be, char *buf, size_t cap);
+    /* Writer thread, outside any transaction: moves every committed change
+     * into the main file and leaves no old page image behind (SQLite:
+     * wal_checkpoint(TRUNCATE)). SOTTOD_STORE_OK, or an error when it could
+     * not finish (it is retried later). NULL = nothing to do. */
+    int (*scrub)(sottod_store_backend *be);
 } sottod_store_backend_ops;
 
 struct sottod_store_backend {

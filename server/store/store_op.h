@@ -23,6 +23,7 @@ struct sottod_store_op {
     char username[SOTTOD_USERNAME_MAX + 1];
     int64_t account_id;
     sottod_addr addr;
+    bool skip_otpk; /* BUNDLE_TAKE: hand out no one-time prekey */
     uint32_t max_devices;
     sottod_device_new dev;
     uint8_t invite_hash[32]; /* SHA-256 of the invite token */

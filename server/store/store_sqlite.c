@@ -17,7 +17,9 @@
  *  - secure_delete=ON: deleted envelopes (acked or expired) and one-time
  *    prekeys are overwritten with zeros in the database file, so the file
  *    holds no delivered ciphertext ("no message history"). Old page images
- *    can survive in the WAL until the next checkpoint overwrites it.
+ *    survive in the WAL only until the scrub (sq_scrub, scheduled by
+ *    store.c at most scrub_delay_s after a commit) checkpoints it and
+ *    truncates it to 0 bytes.
  *  - Schema versions in PRAGMA user_version; MIGRATIONS[i] upgrades from
  *    version i to i+1, each in its own transaction. A file with a newer
  *    version than this binary knows is refused.
@@ -264,8 +266,8 @@ static const char *const WSQL[W_COUNT] = {
                       " expires_at, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"),
     [W_ENV_SAME] = ("SELECT body FROM envelopes WHERE account_id=?1 AND device_id=?2"
                     " AND envelope_id=?3"),
-    [W_SEQ_MAX] = ("SELECT max(coalesce((SELECT max(seq) FROM envelopes), 0),"
-                   " (SELECT value FROM meta WHERE key='envelope_seq'))"),
+    [W_SEQ_MAX] = ("SELECT coalesce((SELECT max(seq) FROM envelopes), 0),"
+                   " coalesce((SELECT value FROM meta WHERE key='envelope_seq'), 0)"),
     [W_META_SEQ] = "UPDATE meta SET value=?1 WHERE key='envelope_seq'",
     [W_DEPTH_INC] = ("UPDATE devices SET queue_depth=queue_depth+1"
                      " WHERE account_id=?1 AND device_id=?2 AND queue_depth<?3"),
@@ -381,7 +383,9 @@ typedef struct sq_backend {
     sqlite3_stmt *rs[R_COUNT];
     bool poisoned;       /* the open batch must not commit */
     int64_t last_seq;    /* highest envelope seq handed out (writer) */
-    int64_t saved_seq;   /* last_seq as committed in meta */
+    int64_t saved_seq;   /* last_seq at the start of the batch */
+    int64_t reserved;    /* meta's envelope_seq as this writer last committed it: every seq
+                            handed out is <= it (see seq_reserve) */
     pthread_mutex_t emu; /* guards err (writer and readers set it) */
     char err[256];       /* text of the most recent failure */
     bool err_fresh;      /* the current op set err itself (writer only) */
@@ -570,9 +574,17 @@ static int sq_begin(sottod_store_backend *be)
         return SOTTOD_STORE_ERR;
     }
     seq = sqlite3_column_int64(st, 0);
+    {
+        /* meta differs from our own reservation only if another writer
+         * reserved seqs: skip past all of them. */
+        int64_t meta = sqlite3_column_int64(st, 1);
+        if (meta != s->reserved && meta > seq)
+            seq = meta;
+    }
     sqlite3_reset(st);
     if (seq > s->last_seq)
-        s->last_seq = s->saved_seq = seq;
+        s->last_seq = seq;
+    s->saved_seq = s->last_seq;
     return SOTTOD_STORE_OK;
 }
 
@@ -587,10 +599,18 @@ static int sq_commit(sottod_store_backend *be)
         (void)sq_rollback(be);
         return SOTTOD_STORE_ERR;
     }
-    if (s->last_seq != s->saved_seq) {
+    /* No counter of the envelopes ever sent (issue 12): meta holds a
+     * RESERVATION, not the last seq. Once the seqs handed out pass it, the
+     * next one is the last seq plus a random jump of 2^20..2^21-1, so the
+     * stored value says nothing finer than "some millions" about how many
+     * envelopes went through. Seqs stay unique and increasing across
+     * deletes, reopens and a second writer (sq_begin). */
+    int64_t reserve = s->reserved;
+    if (s->last_seq > s->reserved) {
         sqlite3_stmt *st = WS(s, W_META_SEQ);
 
-        if (st == NULL || sqlite3_bind_int64(st, 1, s->last_seq) != SQLITE_OK ||
+        reserve = s->last_seq + (int64_t)(1u << 20) + (int64_t)randombytes_uniform(1u << 20);
+        if (st == NULL || sqlite3_bind_int64(st, 1, reserve) != SQLITE_OK ||
             step_done(st) != SOTTOD_STORE_OK) {
             note_db(s, s->w);
             return SOTTOD_STORE_ERR;
@@ -600,6 +620,7 @@ static int sq_commit(sottod_store_backend *be)
         note_db(s, s->w); /* e.g. disk full: the batch is not durable */
         return SOTTOD_STORE_ERR;
     }
+    s->reserved = reserve;
     s->saved_seq = s->last_seq;
     return SOTTOD_STORE_OK;
 }
@@ -1108,7 +1129,10 @@ static int op_bundle_take(sq_backend *s, sottod_store_op *op)
     for (i = 0; i < n; i++) {
         sottod_addr a = {.account_id = op->addr.account_id, .device_id = bundles[i].device_id};
 
-        rc = take_one_time_prekey(s, a, &bundles[i]);
+        /* skip_otpk (sottod_store_bundle_take_ex): the per-target limit on
+         * one-time prekey fetches ran out; hand out the signed prekey only. */
+        rc = op->skip_otpk ? otpk_count_w(s, a, &bundles[i].one_time_prekeys_left)
+                           : take_one_time_prekey(s, a, &bundles[i]);
         if (rc != SOTTOD_STORE_OK)
             goto out;
     }
@@ -1332,7 +1356,8 @@ static int op_attachment(sq_backend *s, sottod_store_op *op)
     sqlite3_bind_blob(st, 1, op->att.id, SOTTOD_ATTACHMENT_ID_BYTES, SQLITE_STATIC);
     if (idx == W_ATT_INSERT) {
         sqlite3_bind_int64(st, 2, (int64_t)op->att.size);
-        sqlite3_bind_int64(st, 3, op->att.created_at);
+        /* Stored times are dates (issue 12): 00:00 UTC of the day. */
+        sqlite3_bind_int64(st, 3, op->att.created_at - op->att.created_at % 86400);
         sqlite3_bind_int64(st, 4, op->att.expires_at);
         sqlite3_bind_int(st, 5, op->att.referenced ? 1 : 0);
     } else if (idx == W_ATT_UPDATE) {
@@ -2465,6 +2490,25 @@ static void sq_close(sottod_store_backend *be)
     free(s);
 }
 
+/* Writer thread, no transaction open: copies every WAL frame into the
+ * database (where secure_delete has zeroed deleted rows and free pages)
+ * and truncates the WAL to 0 bytes. The reader connection is held meanwhile
+ * so its snapshot cannot keep old frames alive. */
+static int sq_scrub(sottod_store_backend *be)
+{
+    sq_backend *s = SQ(be);
+    int log = -1, done = -1, rc;
+
+    pthread_mutex_lock(&s->rmu);
+    rc = sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    pthread_mutex_unlock(&s->rmu);
+    if (rc != SQLITE_OK) {
+        note_db(s, s->w);
+        return SOTTOD_STORE_ERR;
+    }
+    return SOTTOD_STORE_OK;
+}
+
 static const sottod_store_backend_ops SQ_OPS = {
     .name = "sqlite",
     .close = sq_close,
@@ -2491,6 +2535,7 @@ static const sottod_store_backend_ops SQ_OPS = {
     .kt_accounts_scan = sq_kt_accounts_scan,
     .profile_get = sq_profile_get,
     .last_error = sq_last_error,
+    .scrub = sq_scrub,
 };
 
 static int pragma_int(sqlite3 *db, const char *sql, int *out)
@@ -2736,7 +2781,11 @@ int sottod_store_sqlite_open(const sottod_store_config *cfg, sottod_store *front
         say_db(why, why_cap, path, "cannot read the envelope sequence", s->w);
         goto out;
     }
-    s->last_seq = s->saved_seq = sqlite3_column_int64(st, 0);
+    s->last_seq = sqlite3_column_int64(st, 0);
+    if (sqlite3_column_int64(st, 1) > s->last_seq)
+        s->last_seq = sqlite3_column_int64(st, 1);
+    /* Start past the old reservation: the first commit reserves anew. */
+    s->last_seq = s->saved_seq = s->reserved = s->last_seq;
     sqlite3_finalize(st);
     st = NULL;
 

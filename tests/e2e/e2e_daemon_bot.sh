@@ -25,6 +25,7 @@ BOTS_HOME="$E2E_DIR/home/bots"
 # the per-device send limit (600/min) would make this a test of waiting;
 # limits are e2e_server_faults.sh's subject
 LIMITS=(--set rate_send_per_min=1000000 --set rate_send_burst=1000000
+    --set rate_pair_per_min=1000000 --set rate_pair_burst=1000000
     --set rate_bundle_per_min=1000000 --set rate_bundle_burst=1000000)
 server_start "${LIMITS[@]}"
 for a in bot1 bot2 bot3; do

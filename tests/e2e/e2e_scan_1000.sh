@@ -13,7 +13,8 @@ CANARY="canary$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
 # durability=process: no fsync per commit (what is written is the same; the
 # test is about what lands on disk, not about surviving power loss)
-server_start --set rate_send_per_min=1000000 --set rate_send_burst=1000000 --set durability=process
+server_start --set rate_send_per_min=1000000 --set rate_send_burst=1000000 --set durability=process \
+    --set rate_pair_per_min=1000000 --set rate_pair_burst=1000000
 for u in alice bob carol; do
     register "$u"
 done

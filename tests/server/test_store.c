@@ -1612,6 +1612,153 @@ static void test_reopen_keeps_data(void **state)
     assert_true(l.seq[0] > seq1);
 }
 
+/* ---- nothing left after delivery (issue 12) -------------------------------------- */
+
+/* Occurrences of needle[0..n) in the file at path (0 if it does not exist). */
+static size_t count_in_file(const char *path, const uint8_t *needle, size_t n)
+{
+    FILE *fp = fopen(path, "rb");
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0, hits = 0, r;
+
+    if (fp == NULL)
+        return 0;
+    for (;;) {
+        if (len + 65536 > cap) {
+            cap = (cap + 65536) * 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        r = fread(buf + len, 1, cap - len, fp);
+        if (r == 0)
+            break;
+        len += r;
+    }
+    fclose(fp);
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(buf + i, needle, n) == 0)
+            hits++;
+    free(buf);
+    return hits;
+}
+
+/* Occurrences in the database, its WAL and its SHM file. */
+static size_t count_in_store(const char *path, const uint8_t *needle, size_t n)
+{
+    char p[600];
+    size_t hits = count_in_file(path, needle, n);
+
+    snprintf(p, sizeof(p), "%s-wal", path);
+    hits += count_in_file(p, needle, n);
+    snprintf(p, sizeof(p), "%s-shm", path);
+    hits += count_in_file(p, needle, n);
+    return hits;
+}
+
+/*
+ * An acked (deleted) envelope leaves no byte behind within scrub_delay_s:
+ * not in the database (secure_delete zeroes the row, its index entries and
+ * its freed overflow pages), not in the WAL (checkpointed and truncated to
+ * 0 bytes), not in the SHM. Before the scrub existed the WAL kept the
+ * envelope's page images until ~10,000 pages later (this test failed).
+ */
+static void test_scrub_leaves_no_trace(void **state)
+{
+    fixture *f = *state;
+    static const char marker[] = "NOTRACE-MARKER-0123456789abcdef!"; /* 32 bytes */
+    sottod_store_config cfg = {
+        .path = f->path, .max_queue = 5, .now = clock_fn, .scrub_delay_s = 1};
+    char body[6001];
+    uint8_t eid[SOTTOD_ENVELOPE_ID_BYTES];
+    sottod_store_stats ss;
+    uint64_t scrubs0;
+    result_box b;
+    struct stat sb;
+    char wal[600];
+    int i;
+
+    sottod_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(sottod_store_open(&cfg, &f->st), SOTTOD_STORE_OK);
+    int64_t acc = create_account(f->st, "alice");
+    sottod_addr a1 = {acc, 1};
+    /* A body over several pages (overflow pages) with the marker inside. */
+    memset(body, 'x', sizeof(body) - 1);
+    body[sizeof(body) - 1] = '\0';
+    memcpy(body, marker, 32);
+    memcpy(body + 3000, marker, 32);
+    memcpy(body + 5900, marker, 32);
+    assert_int_equal(enqueue1(f->st, a1, 7, body, atomic_load(&fake_now) + 100, &b), 0);
+    env_id(eid, 7);
+    /* The scan works: the queued envelope is on disk. */
+    assert_true(count_in_store(f->path, (const uint8_t *)marker, 32) > 0);
+    assert_true(count_in_store(f->path, eid, sizeof(eid)) > 0);
+    sottod_store_stats_get(f->st, &ss);
+    scrubs0 = ss.scrubs;
+
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_envelopes_delete(f->st, a1, eid, 1, box_done, &b), 0);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(b.res.u.deleted.deleted, 1);
+    /* Within the delay (1 s) plus slack, every trace is gone. */
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    for (i = 0; i < 50; i++) {
+        sottod_store_stats_get(f->st, &ss);
+        if (ss.scrubs > scrubs0 && count_in_store(f->path, (const uint8_t *)marker, 32) == 0 &&
+            count_in_store(f->path, eid, sizeof(eid)) == 0)
+            break;
+        usleep(100000);
+    }
+    assert_true(i < 50);
+    assert_true(ss.scrubs > scrubs0);
+    assert_int_equal(stat(wal, &sb), 0);
+    assert_int_equal(sb.st_size, 0);
+    assert_int_equal(count_in_store(f->path, (const uint8_t *)marker, 32), 0);
+    assert_int_equal(count_in_store(f->path, eid, sizeof(eid)), 0);
+    /* The store still works after the scrub. */
+    assert_int_equal(enqueue1(f->st, a1, 8, "after", atomic_load(&fake_now) + 100, &b), 0);
+    assert_int_equal(b.res.u.enqueue.queued, 1);
+}
+
+/*
+ * No counter of every envelope ever sent: the stored envelope_seq is a
+ * reservation past the highest seq by a random 2^20..2^21-1, not the number
+ * of envelopes (before issue 12 it was exactly 20 here).
+ */
+static void test_no_envelope_counter(void **state)
+{
+    fixture *f = *state;
+    int64_t acc = create_account(f->st, "alice");
+    sottod_addr a1 = {acc, 1};
+    uint8_t eid[SOTTOD_ENVELOPE_ID_BYTES];
+    result_box b;
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t meta, maxseq = 0;
+    listed l;
+
+    for (uint32_t n = 1; n <= 20; n++) {
+        assert_int_equal(enqueue1(f->st, a1, n, "counted?", atomic_load(&fake_now) + 100, &b), 0);
+        list_all(f->st, a1, &l);
+        maxseq = l.seq[l.n - 1];
+        env_id(eid, n);
+        memset(&b, 0, sizeof(b));
+        assert_int_equal(sottod_store_envelopes_delete(f->st, a1, eid, 1, box_done, &b), 0);
+        assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    }
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key='envelope_seq'", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    meta = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_true(meta != 20);
+    assert_true(meta >= maxseq + (1 << 20));
+    assert_true(meta < maxseq + (1 << 21));
+}
+
 /*
  * "No row inserted" is success only for the very same envelope. Loss found
  * by the fault campaign: two sottod on one database both handed out the
@@ -2102,6 +2249,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_only_own_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disclose_holds_no_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scrub_leaves_no_trace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_envelope_counter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_row_inserted_is_not_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refusals_and_causes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attachments, setup, teardown),
