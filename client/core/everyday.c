@@ -47,6 +47,14 @@ char *sc_data_extra_json(const Sotto__Content__DataMessage *dm)
     sc_free_secret_str(att);
     if (o == NULL)
         return NULL;
+    sc_data_extra_add(o, dm, true);
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+void sc_data_extra_add(json_t *o, const Sotto__Content__DataMessage *dm, bool with_long_text)
+{
     if (dm->quote) {
         json_t *q = json_object();
         json_object_set_new(q, "author", json_string(dm->quote->author));
@@ -65,7 +73,7 @@ char *sc_data_extra_json(const Sotto__Content__DataMessage *dm)
         }
         json_object_set_new(o, "mentions", arr);
     }
-    if (dm->long_text) {
+    if (with_long_text && dm->long_text) {
         /* the same shape as one of "attachments" (attach.c): fetched by
          * longtext.c, which then replaces the row's body */
         const Sotto__Content__AttachmentPointer *p = dm->long_text;
@@ -85,9 +93,6 @@ char *sc_data_extra_json(const Sotto__Content__DataMessage *dm)
         json_object_set_new(o, "long_text", lt);
         sodium_memzero(key, sizeof key);
     }
-    s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return s;
 }
 
 void sc_everyday_tick(sc_client *c, sc_event_cb cb, void *ud)

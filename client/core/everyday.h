@@ -161,6 +161,9 @@ int sc_edit_handle(sc_client *c, const sc_envelope *e, const char *author, bool 
  * long_text), malloc()ed or NULL; holds attachment keys (free with
  * sc_free_secret_str). */
 char *sc_data_extra_json(const Sotto__Content__DataMessage *dm);
+/* The same parts but attachments into the object o: quote, mentions and,
+ * with with_long_text, the long text's pointer (with its key). */
+void sc_data_extra_add(json_t *o, const Sotto__Content__DataMessage *dm, bool with_long_text);
 
 /* After a text row was stored (rowid; incoming or a sync copy): applies
  * an edit or delete that came first (msgops.c), queues the delivery

@@ -715,14 +715,15 @@ static char *attachments_json(const Sotto__Content__DataMessage *dm, const char 
     json_t *o, *arr;
     char *s;
 
-    if (dm->n_attachments == 0) {
-        /* quote, mentions (everyday.c); a long text's pointer is left out:
-         * the sender's row holds the whole text already */
-        Sotto__Content__DataMessage copy = *dm;
-        copy.long_text = NULL;
-        return sc_data_extra_json(&copy);
-    }
     o = json_object();
+    /* quote, mentions (everyday.c); a long text's pointer is left out: the
+     * sender's row holds the whole text already */
+    sc_data_extra_add(o, dm, false);
+    if (dm->n_attachments == 0) {
+        s = json_object_size(o) > 0 ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        return s;
+    }
     arr = json_array();
     for (size_t i = 0; i < dm->n_attachments; i++) {
         const Sotto__Content__AttachmentPointer *p = dm->attachments[i];
@@ -739,19 +740,6 @@ static char *attachments_json(const Sotto__Content__DataMessage *dm, const char 
         json_array_append_new(arr, a);
     }
     json_object_set_new(o, "attachments", arr);
-    {
-        Sotto__Content__DataMessage copy = *dm;
-        char *more;
-        json_t *mo;
-        copy.n_attachments = 0;
-        copy.long_text = NULL;
-        more = sc_data_extra_json(&copy);
-        mo = more ? json_loads(more, 0, NULL) : NULL;
-        if (mo)
-            json_object_update(o, mo);
-        json_decref(mo);
-        free(more);
-    }
     s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;
