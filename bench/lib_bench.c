@@ -18,6 +18,8 @@
  *   ping-pong  100-byte messages, direction alternates (a DH step each)
  *   4k         4096-byte messages one way
  *   group      100-byte sender-key message encrypted and decrypted
+ * and, libsotto alone, ML-KEM-768/1024 and Kyber-1024 key generation,
+ * encapsulation and decapsulation per second (`--only kem` for just those).
  * Each scenario runs BENCH_RUNS times per library, alternating; the best
  * run counts. Time is the CPU time of the measuring process
  * (CLOCK_PROCESS_CPUTIME_ID, on both sides): every scenario is
@@ -49,6 +51,7 @@
 #include "sotto/memory_store.h"
 #include "sotto/session.h"
 #include "sotto/group.h"
+#include "sotto/kem.h"
 
 #ifndef SOTTO_INTEROP_PEER_PATH
 #define SOTTO_INTEROP_PEER_PATH "sotto-interop-peer"
@@ -507,6 +510,62 @@ static void print_floor(const char *label, const floor_cost *c)
 }
 
 /* ---------------------------------------------------------------------- */
+/* KEMs (sotto/kem.h): libsotto only (libsignal-protocol-c has none).      */
+
+static double kem_rate(sotto_kem_alg alg, int op, unsigned iters)
+{
+    uint8_t ek[SOTTO_KEM_MAX_PUBLIC_KEY_BYTES], dk[SOTTO_KEM_MAX_SECRET_KEY_BYTES];
+    uint8_t ct[SOTTO_KEM_MAX_CIPHERTEXT_BYTES], ss[SOTTO_KEM_SHARED_BYTES];
+    size_t ekl = sotto_kem_public_key_bytes(alg), dkl = sotto_kem_secret_key_bytes(alg);
+    size_t ctl = sotto_kem_ciphertext_bytes(alg);
+    uint64_t t0;
+
+    CHECK("sotto_kem_keygen", sotto_kem_keygen(alg, ek, sizeof ek, dk, sizeof dk));
+    CHECK("sotto_kem_encaps", sotto_kem_encaps(alg, ct, sizeof ct, ss, ek, ekl));
+    t0 = now_ns();
+    for (unsigned i = 0; i < iters; i++) {
+        if (op == 0)
+            CHECK("sotto_kem_keygen", sotto_kem_keygen(alg, ek, sizeof ek, dk, sizeof dk));
+        else if (op == 1)
+            CHECK("sotto_kem_encaps", sotto_kem_encaps(alg, ct, sizeof ct, ss, ek, ekl));
+        else
+            CHECK("sotto_kem_decaps", sotto_kem_decaps(alg, ss, ct, ctl, dk, dkl));
+    }
+    return (double)iters * 1e9 / (double)(now_ns() - t0);
+}
+
+/* Prints `bench kem-<alg>-<op> sotto_ops_per_s=<n>` lines and a table. */
+static void kem_bench(int quick)
+{
+    static const struct {
+        sotto_kem_alg alg;
+        const char *name;
+    } algs[] = {{SOTTO_KEM_MLKEM768, "mlkem768"},
+                {SOTTO_KEM_MLKEM1024, "mlkem1024"},
+                {SOTTO_KEM_KYBER1024, "kyber1024"}};
+    static const char *ops[] = {"keygen", "encaps", "decaps"};
+    unsigned iters = quick ? 100 : 2000;
+    double r[3][3] = {{0}};
+
+    for (size_t a = 0; a < 3; a++) {
+        for (int op = 0; op < 3; op++) {
+            for (int run = 0; run < (quick ? 1 : BENCH_RUNS); run++) {
+                double v = kem_rate(algs[a].alg, op, iters);
+                if (v > r[a][op])
+                    r[a][op] = v;
+            }
+            printf("bench kem-%s-%s sotto_ops_per_s=%.0f\n", algs[a].name, ops[op], r[a][op]);
+        }
+    }
+    printf("\nKEMs in libsotto (sotto/kem.h; best of %d runs of %u, ops per CPU-second;\n"
+           "libsignal-protocol-c has no KEM to compare with)\n\n",
+           quick ? 1 : BENCH_RUNS, iters);
+    printf("  %-12s %12s %12s %12s\n", "kem", "keygen/s", "encaps/s", "decaps/s");
+    for (size_t a = 0; a < 3; a++)
+        printf("  %-12s %12.0f %12.0f %12.0f\n", algs[a].name, r[a][0], r[a][1], r[a][2]);
+}
+
+/* ---------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
@@ -585,5 +644,7 @@ int main(int argc, char **argv)
                "libsignal-protocol-c %.1fx\n",
                1e9 / scenarios[3].ours, (1e9 / scenarios[3].ours) / large.total,
                scenarios[3].peer > 0 ? (1e9 / scenarios[3].peer) / large.total : 0.0);
+    if (only == NULL || strcmp(only, "kem") == 0)
+        kem_bench(quick);
     return 0;
 }

@@ -7,10 +7,15 @@
 # (sotto-auditor); registers alice, bob and carol (each with its own
 # data directory, pinning the server's certificate); alice and bob talk, alice
 # sends bob a file, the three talk in a group, bob reads and reacts, alice
-# edits and sets a disappearing-message timer; then it compares safety
-# numbers, shows what the operator could hand over (`sottod admin disclose`)
-# and searches every file the server wrote for the plaintexts. Exits non-zero
-# if anything does not hold. Everything is removed at the end.
+# edits and sets a disappearing-message timer; it shows a sealed-sender
+# message queued for bob with no sender on the server (the raw bytes of the
+# database and its WAL gain no "alice"); then it compares safety numbers,
+# waits for the server's scrub (scrub_delay_s=2 here, 60 s by default),
+# searches every file the server wrote (database, free pages, WAL, SHM,
+# attachments: raw bytes) for the plaintexts, the sender timestamps of every
+# message sent and the sealed envelope seen queued, and shows what the
+# operator could hand over (`sottod admin disclose`). Exits non-zero if
+# anything does not hold. Everything is removed at the end.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -114,6 +119,9 @@ as() {
         sed 's/^/     /' "$DEMO_DIR/err"
         die "sotto $* (as $who) exited with $rc"
     fi
+    # every message sent prints its sender timestamp (its id): kept for the
+    # final scan of the server's files
+    sed -n 's/.*(timestamp \([0-9]\{1,20\}\)).*/\1/p' "$DEMO_DIR/out" >>"$DEMO_DIR/timestamps"
 }
 
 # expect TEXT...: the last command's output shows each TEXT (a message arrived).
@@ -142,6 +150,10 @@ DATA="$DEMO_DIR/server"
 # start_server ARGS...: starts sottod on $DATA with ARGS, waits for its two
 # lines on stdout and sets URL and PIN from them.
 start_server() {
+    # (emptied here, not only by the redirection below: that happens in the
+    # background child, possibly after the first grep, which would then see
+    # the previous server's lines -- a restart failed that way)
+    : >"$DEMO_DIR/sottod.out"
     # (under `timeout` so that it cannot outlive a demo that was killed outright)
     timeout -k 5 900 "$SOTTOD" --data-dir "$DATA" "$@" >"$DEMO_DIR/sottod.out" 2>>"$DEMO_DIR/sottod.log" &
     SERVER_PID=$!
@@ -164,9 +176,108 @@ stop_server() {
     wait "$SERVER_PID" || die "sottod exited with an error on SIGTERM"
     SERVER_PID=""
 }
-say "$ sottod --data-dir $DATA --listen 127.0.0.1:0"
-start_server --listen 127.0.0.1:0
+SCRUB=2
+say "$ sottod --data-dir $DATA --listen 127.0.0.1:0 --set scrub_delay_s=$SCRUB"
+start_server --listen 127.0.0.1:0 --set "scrub_delay_s=$SCRUB"
 sed 's/^/     /' "$DEMO_DIR/sottod.out"
+say "scrub_delay_s: how long traces of delivered messages may stay in the database's"
+say "write-ahead log (WAL) before the server wipes them (default 60 s; $SCRUB s here, to keep the demo short)."
+
+# raw_hits TEXT: occurrences of TEXT in the raw bytes of sottod.db and its WAL.
+raw_hits() {
+    local n=0 f
+    for f in "$DATA/sottod.db" "$DATA/sottod.db-wal"; do
+        [ -f "$f" ] || continue
+        n=$((n + $(grep -c -a -o -F -- "$1" "$f" || true)))
+    done
+    echo "$n"
+}
+# wal_bytes: the size of the server's WAL (0 when absent).
+wal_bytes() { stat -c %s "$DATA/sottod.db-wal" 2>/dev/null || echo 0; }
+# wait_scrub: waits (at most 15 s) until the server has wiped its WAL; sets WAITED.
+wait_scrub() {
+    local t0 t1 i
+    t0=$(date +%s%N)
+    for i in $(seq 1 150); do
+        [ "$(wal_bytes)" -eq 0 ] && break
+        [ "$i" -eq 150 ] && die "the server's WAL is still $(wal_bytes) bytes 15 s later"
+        sleep 0.1
+    done
+    t1=$(date +%s%N)
+    WAITED=$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.1f", d / 1e9 }')
+}
+# queue_of USER: the envelopes the server holds for USER, one line each
+# (read through SQLite, read-only), with the sender the server knows.
+queue_of() {
+    python3 - "$DATA/sottod.db" "$1" <<'EOF'
+import sqlite3, sys
+con = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+con.execute("PRAGMA busy_timeout = 5000")
+rows = con.execute("SELECT hex(e.envelope_id), length(e.body), e.source_id, s.username"
+                   " FROM envelopes e JOIN accounts a ON a.id = e.account_id"
+                   " LEFT JOIN accounts s ON s.id = e.source_id"
+                   " WHERE a.username = ? ORDER BY e.seq", (sys.argv[2],)).fetchall()
+print("queued for %s on the server: %d envelope(s)" % (sys.argv[2], len(rows)))
+for eid, n, src, name in rows:
+    who = "sender: none (sealed)" if src == 0 else "sender: %s" % name
+    print("  envelope %s..  %5d bytes  %s" % (eid[:12].lower(), n, who))
+EOF
+}
+# scan DIR TEXTS TIMESTAMPS ENVELOPES [summary]: searches the raw bytes of
+# every file under DIR for each line of the file TEXTS, each sender timestamp
+# in TIMESTAMPS (as decimal text, protobuf varint, 6-byte big-endian as SQLite
+# stores it, 8-byte big- and little-endian) and, for each "HEX_ID HEX_BODY"
+# line of ENVELOPES, the envelope id and every 32-byte piece of the body.
+# Prints a line per text and per group, then "total N"; with "summary",
+# only "TEXTS_FOUND N_TEXTS TIMESTAMPS_FOUND N_TIMESTAMPS".
+cat >"$DEMO_DIR/scan.py" <<'EOF'
+import os, sys
+root, texts_f, ts_f, env_f = sys.argv[1:5]
+summary = len(sys.argv) > 5
+blobs = []
+for d, _, files in os.walk(root):
+    for f in files:
+        with open(os.path.join(d, f), "rb") as fh:
+            blobs.append(fh.read())
+count = lambda n: sum(b.count(n) for b in blobs)
+total = 0
+texts = [l.rstrip("\n") for l in open(texts_f, encoding="utf-8") if l.strip()]
+text_hits = [count(t.encode()) for t in texts]
+def encodings(v):
+    var, x = bytearray(), v
+    while True:
+        var.append((x & 0x7F) | (0x80 if x >> 7 else 0))
+        x >>= 7
+        if not x:
+            break
+    return [str(v).encode(), bytes(var), v.to_bytes(6, "big"), v.to_bytes(8, "big"),
+            v.to_bytes(8, "little")]
+ts = sorted({int(l) for l in open(ts_f) if l.strip().isdigit()})
+ts_hits = [sum(count(n) for n in encodings(v)) for v in ts]
+env = []
+for line in open(env_f):
+    p = line.split()
+    if len(p) == 2:
+        body = bytes.fromhex(p[1])
+        env += [bytes.fromhex(p[0])] + [body[o:o + 32] for o in range(0, len(body) - 31, 32)]
+env_hits = sum(count(n) for n in env)
+if summary:
+    print(sum(1 for h in text_hits if h), len(texts), sum(1 for h in ts_hits if h), len(ts))
+    sys.exit(0)
+for t, h in zip(texts, text_hits):
+    print("%3d hits  %s" % (h, t))
+if ts:
+    print("%3d hits  the sender timestamps (message ids) of all %d messages sent, %d..%d"
+          % (sum(ts_hits), len(ts), ts[0], ts[-1]))
+    print("          (each as text, as a protobuf varint and as 6- and 8-byte integers)")
+if env:
+    print("%3d hits  the sealed envelopes seen queued for bob in step %s: their ids and every 32"
+          " bytes of their bodies" % (env_hits, os.environ.get("SEALED_STEP", "?")))
+    print("          (the same search found them %s times while they were queued)"
+          % os.environ.get("SEALED_SEEN", "?"))
+print("total", sum(text_hits) + sum(ts_hits) + env_hits)
+EOF
+scan() { python3 "$DEMO_DIR/scan.py" "$@"; }
 
 # ---------------------------------------------------------------------------
 step "An independent auditor starts watching the server's key directory"
@@ -181,9 +292,9 @@ AUDKEY=$(sed -n 's/^auditor key: \([0-9a-f]\{64\}\)$/\1/p' "$DEMO_DIR/out")
 [[ -n "$AUDKEY" ]] || die "sotto-auditor did not print its key"
 PORT=${URL##*:}
 say "The operator adds the auditor's key to sottod's configuration and restarts it:"
-say "$ sottod --data-dir $DATA --listen 127.0.0.1:$PORT --set kt_auditors=$AUDKEY"
+say "$ sottod --data-dir $DATA --listen 127.0.0.1:$PORT --set scrub_delay_s=$SCRUB --set kt_auditors=$AUDKEY"
 stop_server
-start_server --listen "127.0.0.1:$PORT" --set "kt_auditors=$AUDKEY"
+start_server --listen "127.0.0.1:$PORT" --set "scrub_delay_s=$SCRUB" --set "kt_auditors=$AUDKEY"
 
 # ---------------------------------------------------------------------------
 step "Register alice, bob and carol (each pins the certificate fingerprint printed above)"
@@ -214,7 +325,14 @@ t2="Hi Alice, yes -- they were under the blue flowerpot."
 t3="Great. Meet at the greenhouse at seven?"
 t4="Seven it is. I'll bring the seedlings."
 TEXTS+=("$t1" "$t2" "$t3" "$t4")
+wait_scrub # (a clean WAL, so that the count below is this message's alone)
+A0=$(raw_hits alice)
 as alice send bob "$t1"
+A1=$(raw_hits alice)
+queue_of bob | sed 's/^/     /'
+say "bob is a stranger to alice's client, so this first message goes identified: the server"
+say "sees who wrote it (\"alice\" in the raw bytes of sottod.db and its WAL: $A0 before, $A1 now)."
+[ "$A1" -gt "$A0" ] || die "alice's identified message added no \"alice\" to the server's files"
 as bob receive
 expect "alice [request]: $t1"
 say "alice is not among bob's contacts yet: her first message is a message request (no"
@@ -229,6 +347,45 @@ expect "alice: $t3"
 as bob send alice "$t4"
 as alice receive
 expect "bob: $t4"
+
+# ---------------------------------------------------------------------------
+step "Sealed sender: bob is offline, alice writes to him, and the server cannot tell who wrote"
+say "Now that bob accepted alice, their messages go sealed: the sender's name travels inside the"
+say "encryption, with a short-lived certificate from the server that the recipient's client checks;"
+say "to the server the sender shows only a delivery token, proof that the recipient accepted them."
+say "Identified (sender visible to the server): a first message to a stranger, as alice's above,"
+say "and the copies of one's own messages to one's own other devices."
+ts1="P.S. Bring gloves, the nettles are back by the shed."
+TEXTS+=("$ts1")
+wait_scrub
+S0=$(raw_hits alice)
+as alice send bob "$ts1"
+S1=$(raw_hits alice)
+queue_of bob | sed 's/^/     /'
+# the sealed envelope as queued (id and body), for the final scan
+python3 - "$DATA/sottod.db" >"$DEMO_DIR/sealed_env" <<'EOF'
+import sqlite3, sys
+con = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+con.execute("PRAGMA busy_timeout = 5000")
+for eid, body in con.execute("SELECT hex(e.envelope_id), hex(e.body) FROM envelopes e JOIN accounts"
+                             " a ON a.id = e.account_id WHERE a.username = 'bob' AND e.source_id = 0"):
+    print(eid, body)
+EOF
+[ -s "$DEMO_DIR/sealed_env" ] || die "no envelope without a sender queued for bob: alice did not seal"
+export SEALED_STEP=$STEP SEALED_SEEN
+SEALED_SEEN=$(scan "$DATA" /dev/null /dev/null "$DEMO_DIR/sealed_env" | sed -n 's/^total //p')
+[ "$SEALED_SEEN" -gt 0 ] || die "the scan does not find the sealed envelope while it is queued"
+NSEALED=$(grep -c . "$DEMO_DIR/sealed_env")
+[ "$NSEALED" -eq "$(queue_of bob | grep -c 'sender: ')" ] || die "an envelope queued for bob names its sender"
+if [ "$NSEALED" -gt 1 ]; then
+    say "(also queued: the delivery receipt alice's client sent for bob's last message, sealed too)"
+fi
+say "\"alice\" in the raw bytes of sottod.db and its WAL: $S0 before (her account), $S1 with this"
+say "message queued: the envelope names no sender, on disk or anywhere else on the server."
+[ "$S1" -eq "$S0" ] || die "alice's sealed message added \"alice\" to the server's files ($S0 -> $S1)"
+as bob receive
+expect "alice: $ts1"
+say "${G}bob's client opened it, checked alice's certificate inside, and shows it as hers.${N}"
 
 # ---------------------------------------------------------------------------
 step "alice sends bob a file"
@@ -347,37 +504,61 @@ SN_B=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["safety_n
 say "${G}Equal on both sides: no one sits in the middle of this conversation.${N}"
 
 # ---------------------------------------------------------------------------
-step "What the operator could hand over about alice"
-say "$ sottod admin --data-dir $DATA disclose alice"
-timeout 30 "$SOTTOD" admin --data-dir "$DATA" disclose alice >"$DEMO_DIR/disclose.json" 2>"$DEMO_DIR/err" ||
-    die "sottod admin disclose failed: $(cat "$DEMO_DIR/err")"
-python3 -m json.tool "$DEMO_DIR/disclose.json" 2>/dev/null | sed 's/^/     /' ||
-    sed 's/^/     /' "$DEMO_DIR/disclose.json"
-
-# ---------------------------------------------------------------------------
-step "Search every file the server wrote for what was said"
-say "files in $DATA (database with its free pages, WAL and SHM, attachment blobs, certificate; raw bytes):"
+step "Search every file the server wrote for what was said, and when"
+say "alice, bob and carol fetch what is still queued for them (receipts), quietly."
+for u in alice bob carol; do quiet "$u" receive; done
+LEFT=$(python3 - "$DATA/sottod.db" <<'EOF'
+import sqlite3, sys
+con = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+con.execute("PRAGMA busy_timeout = 5000")
+print(con.execute("SELECT count(*) FROM envelopes").fetchone()[0])
+EOF
+)
+say "envelopes left on the server: $LEFT -- every message was delivered and acknowledged."
+[ "$LEFT" -eq 0 ] || die "$LEFT envelopes still queued after everyone received"
+WAL0=$(wal_bytes)
+wait_scrub
+say "The server's WAL held $WAL0 bytes after the last delivery; ${WAITED} s later (scrub_delay_s=$SCRUB)"
+say "the server had copied it into the database, where deleted rows and free pages are zeroed,"
+say "and truncated it: $(wal_bytes) bytes now."
+say "files in $DATA, each read as raw bytes (not through SQLite):"
 find "$DATA" -type f -printf '%P (%s bytes)\n' | sort | sed 's/^/     /'
+# The database's free pages are inside sottod.db and so in the raw bytes
+# searched; say how many there are, and that the WAL and SHM are searched.
+FREEPAGES=$(python3 - "$DATA/sottod.db" <<'EOF'
+import sqlite3, sys
+con = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+n = con.execute("PRAGMA freelist_count").fetchone()[0]
+ps = con.execute("PRAGMA page_size").fetchone()[0]
+print("%d free pages (%d bytes)" % (n, n * ps))
+EOF
+) || FREEPAGES="free pages (count unknown)"
+fsize() { if [ -e "$1" ]; then printf '%s bytes' "$(stat -c %s "$1")"; else printf 'absent'; fi; }
+say "scanned: the database sottod.db ($(fsize "$DATA/sottod.db"); its $FREEPAGES included), its WAL"
+say "sottod.db-wal ($(fsize "$DATA/sottod.db-wal")) and SHM sottod.db-shm ($(fsize "$DATA/sottod.db-shm")),"
+say "the attachment blobs, keys and certificate: every file under $DATA."
 NEEDLES=("${TEXTS[@]}" "$FILE_MARK" "tomatoes, basil, marigolds" "$(sed -n 12p "$FILE" | cut -c 1-40)")
-TOTAL=0
-for needle in "${NEEDLES[@]}"; do
-    hits=0
-    while IFS= read -r -d '' f; do
-        hits=$((hits + $(grep -c -a -F -- "$needle" "$f" || true)))
-    done < <(find "$DATA" -type f -print0)
-    printf '     %3d hits  %s\n' "$hits" "$needle"
-    TOTAL=$((TOTAL + hits))
-done
-for needle in "${NEEDLES[@]}"; do
+printf '%s\n' "${NEEDLES[@]}" >"$DEMO_DIR/texts"
+NTS=$(sort -u "$DEMO_DIR/timestamps" | grep -c . || true)
+[ "$NTS" -ge 10 ] || die "only $NTS sender timestamps recorded: the demo's bookkeeping is broken"
+scan "$DATA" "$DEMO_DIR/texts" "$DEMO_DIR/timestamps" "$DEMO_DIR/sealed_env" >"$DEMO_DIR/scan.out" ||
+    die "the scan failed"
+sed '$d; s/^/     /' "$DEMO_DIR/scan.out"
+TOTAL=$(sed -n 's/^total //p' "$DEMO_DIR/scan.out")
+[[ "$TOTAL" =~ ^[0-9]+$ ]] || die "the scan printed no total"
+for needle in "${NEEDLES[@]}" $(sort -u "$DEMO_DIR/timestamps"); do
     if grep -q -a -F -- "$needle" "$DEMO_DIR/sottod.log" "$DEMO_DIR/sottod.out"; then
         say "${R}the server's log contains: $needle${N}"
         TOTAL=$((TOTAL + 1))
     fi
 done
 if [ "$TOTAL" -ne 0 ]; then
-    die "$TOTAL plaintext hits on the server"
+    die "$TOTAL hits on the server for delivered messages"
 fi
-say "${G}0 hits: the server holds none of the ${#NEEDLES[@]} texts searched for, nor the file's content.${N}"
+say "${G}0 hits in the database (free pages included), WAL, SHM, every other server file and the log:${N}"
+say "${G}none of the ${#NEEDLES[@]} texts (nor the file's content), none of the $NTS sender timestamps, nothing of${N}"
+say "${G}the sealed envelope. Nor who wrote to whom: sealed envelopes never named their sender, and${N}"
+say "${G}the identified ones (alice's first message) are gone with everything else that was delivered.${N}"
 # Nor any private key: every private key in the three clients' stores
 # (identity, signed and one-time prekeys, login key, account key), raw or hex.
 read -r NKEYS KEYHITS PUBHITS < <(python3 - "$DATA" "$DEMO_DIR"/*/sotto/*/store.db <<'EOF'
@@ -407,14 +588,32 @@ say "(their identity public keys, which the server must hold, are found: $PUBHIT
 # The same search where the plaintext does live, to show that it finds it:
 # bob's own device keeps his history and the file (protect it with disk
 # encryption).
-CONTROL=0
-for needle in "${NEEDLES[@]}"; do
-    if grep -r -q -a -F -- "$needle" "$DEMO_DIR/bob"; then
-        CONTROL=$((CONTROL + 1))
-    fi
-done
-say "For comparison, the same search on bob's own device finds $CONTROL of the ${#NEEDLES[@]} (his history and the file live there)."
-[ "$CONTROL" -gt 0 ] || die "the search found nothing even on bob's device: the search itself is broken"
+read -r CONTROL _ CONTROL_TS _ < <(scan "$DEMO_DIR/bob" "$DEMO_DIR/texts" "$DEMO_DIR/timestamps" /dev/null summary)
+say "For comparison, the same search on bob's own device finds $CONTROL of the ${#NEEDLES[@]} texts and"
+say "$CONTROL_TS of the $NTS timestamps (his history and the file live there)."
+[ "$CONTROL" -gt 0 ] || die "the search found no text even on bob's device: the search itself is broken"
+[ "$CONTROL_TS" -gt 0 ] || die "the search found no timestamp even on bob's device: the search itself is broken"
+
+# What the operator could hand over about alice, if compelled: no more than
+# her account's creation date, last-seen date, device count and public keys.
+say "What the operator could hand over about alice, if compelled:"
+say "$ sottod admin --data-dir $DATA disclose alice"
+timeout 30 "$SOTTOD" admin --data-dir "$DATA" disclose alice >"$DEMO_DIR/disclose.json" 2>"$DEMO_DIR/err" ||
+    die "sottod admin disclose failed: $(cat "$DEMO_DIR/err")"
+python3 -m json.tool "$DEMO_DIR/disclose.json" 2>/dev/null | sed 's/^/     /' ||
+    sed 's/^/     /' "$DEMO_DIR/disclose.json"
+python3 - "$DEMO_DIR/disclose.json" <<'EOF' || die "disclose holds more than dates, the device count and public keys"
+import json, sys
+d = json.load(open(sys.argv[1]))
+top = {"username", "account_created", "last_seen_date", "device_count", "account_public_key",
+       "devices", "not_held"}
+dev = {"device_id", "identity_public_key", "auth_public_key", "signed_prekey_public_key"}
+assert set(d) <= top, set(d) - top
+assert all(set(x) <= dev for x in d["devices"])
+text = json.dumps({k: v for k, v in d.items() if k != "not_held"})
+assert "bob" not in text and "carol" not in text, "names a correspondent"
+EOF
+say "${G}Dates, the device count and public keys: no correspondent, no time of day, no message.${N}"
 
 # ---------------------------------------------------------------------------
 step "The auditor's view, and alice's"

@@ -16,6 +16,7 @@ PKGS=(
   libwebsockets-dev libprotobuf-c-dev protobuf-c-compiler libqrencode-dev
   # tests
   libcmocka-dev libjansson-dev
+  valgrind  # test_mlkem_ct_valgrind (ML-KEM constant-time check)
   # interop peer and benchmark reference
   libsignal-protocol-c-dev mosquitto libmosquitto-dev
   # scripts

@@ -64,6 +64,8 @@ static int load(sottod_store *st, const char *username, sottod_acache_entry *e)
     if (devs == NULL)
         return SOTTOD_STORE_NOMEM;
     rc = sottod_store_devices_list(st, acct.account_id, devs, SOTTOD_MAX_DEVICES, &n);
+    if (rc == SOTTOD_STORE_OK)
+        rc = sottod_store_delivery_token_get(st, acct.account_id, e->token, &e->has_token);
     if (rc == SOTTOD_STORE_OK) {
         e->account_id = acct.account_id;
         memcpy(e->username, acct.username, sizeof(e->username));

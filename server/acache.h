@@ -6,7 +6,8 @@
  * sender's device set. Reading both from the store costs two read
  * transactions per envelope on the event loop. They change only through
  * this server's own writes (device added, removed, first signed prekey,
- * account created) or through `sottod admin delete-account` (which signals
+ * account created, delivery token set) or through `sottod admin
+ * delete-account` (which signals
  * the server with SIGUSR1). So the loop keeps them here and drops an
  * account's entry on each of those writes (sottod_acache_forget), drops
  * everything on SIGUSR1 and once a minute (sottod_acache_clear), and drops
@@ -34,6 +35,10 @@ typedef struct sottod_acache_entry {
     struct sottod_acache_entry *next;
     int64_t account_id;
     char username[SOTTOD_USERNAME_MAX + 1];
+    /* the account's delivery token (sealed sends, v5); dropped with the
+     * entry when the account sets or clears it (sottod_acache_forget) */
+    bool has_token;
+    uint8_t token[SOTTOD_DELIVERY_TOKEN_BYTES];
     size_t n;
     sottod_acache_dev devs[SOTTOD_MAX_DEVICES];
 } sottod_acache_entry;

@@ -24,6 +24,7 @@
 #include "api.pb-c.h"
 #include "kt.h"
 #include "log.h"
+#include "sealed.h"
 #include "sottod.h"
 #include "sotto/account.h"
 #include "sotto/device_list.h"
@@ -259,6 +260,7 @@ static bool become_authed(sottod_conn *c, int64_t account_id, uint32_t device_id
         return false;
     c->dev = dev;
     memcpy(c->auth_key, auth_key, sizeof(c->auth_key));
+    sottod_api_sealed_conn_release(c); /* a sealed sender's no longer */
     c->authed = true;
     c->addr = addr;
     c->queue_more = true;
@@ -565,6 +567,8 @@ static void register_done(void *arg, const sottod_store_result *res)
         if (!rr->recover)
             sottod_log_user(SOTTOD_LOG_INFO, "register_ok", NULL);
         rsp.device_id = rr->device_id;
+        rsp.sealed_trust_root.data = (uint8_t *)sottod_sealed_root(c->srv); /* v5 */
+        rsp.sealed_trust_root.len = rsp.sealed_trust_root.data ? SOTTOD_SEALED_ROOT_BYTES : 0;
         f.id = rr->r.id;
         f.result_case = SOTTO__API__SERVER_FRAME__RESULT_REGISTER;
         f.register_ = &rsp;
@@ -653,13 +657,62 @@ out:
     return ok;
 }
 
+/* Registration limits (docs/operating.md): per source address, per source
+ * prefix (IPv4 /24, IPv6 /48), then server-wide; a request refused by one
+ * takes no token from any (so a source that is out of tokens takes none
+ * from the budgets others share). Returns true
+ * if allowed; otherwise answers RATE_LIMITED naming the limit, with the
+ * time until its next token. */
+static bool register_allowed(sottod_conn *c, uint64_t id)
+{
+    sottod_server *srv = c->srv;
+    const sottod_config *cfg = &srv->cfg;
+    int64_t now = sottod_mono_us();
+    uint64_t retry = 0;
+    const char *why = NULL;
+    size_t max = (size_t)cfg->register_sources_max;
+    /* A token is taken only if every limit allows the request: a later
+     * refusal gives back the earlier ones' tokens. */
+    if (c->src_known && !sottod_source_table_take(
+                            &srv->reg_sources, c->src_addr_key, cfg->rate_register_source_per_min,
+                            cfg->rate_register_source_burst, max, now, &retry)) {
+        why = "too many registrations from this address; retry later";
+    } else if (c->src_known &&
+               !sottod_source_table_take(&srv->reg_prefixes, c->src_prefix_key,
+                                         cfg->rate_register_prefix_per_min,
+                                         cfg->rate_register_prefix_burst, max, now, &retry)) {
+        why = "too many registrations from this network; retry later";
+        sottod_source_table_refund(&srv->reg_sources, c->src_addr_key,
+                                   cfg->rate_register_source_burst);
+    } else if (!sottod_bucket_take(&srv->register_bucket, cfg->rate_register_per_min,
+                                   cfg->rate_register_burst, now, &retry)) {
+        why = "too many registrations on this server; retry later";
+        if (c->src_known) {
+            sottod_source_table_refund(&srv->reg_sources, c->src_addr_key,
+                                       cfg->rate_register_source_burst);
+            sottod_source_table_refund(&srv->reg_prefixes, c->src_prefix_key,
+                                       cfg->rate_register_prefix_burst);
+        }
+    }
+    if (why == NULL)
+        return true;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    f.id = id;
+    f.status = SOTTO__API__STATUS__STATUS_RATE_LIMITED;
+    f.error = (char *)why;
+    f.retry_after_ms = retry;
+    srv->m.rate_limited_total++;
+    answer(c, &f);
+    return false;
+}
+
 static void h_register(sottod_conn *c, uint64_t id, const ClientFrame *fr)
 {
     const Sotto__Api__RegisterRequest *rq = fr->register_;
     sottod_server *srv = c->srv;
     sottod_device_new dev;
     sottod_device_list_rec *rec = NULL;
-    uint64_t retry = 0, prev_version = 0;
+    uint64_t prev_version = 0;
     int64_t account_id = 0;
     uint32_t device_id = 1;
     const char *invite = rq->invite;
@@ -698,10 +751,8 @@ static void h_register(sottod_conn *c, uint64_t id, const ClientFrame *fr)
                       "this server needs an invite token to register");
         return;
     }
-    if (!sottod_bucket_take(&srv->register_bucket, srv->cfg.rate_register_per_min,
-                            srv->cfg.rate_register_burst, sottod_mono_us(), &retry)) {
+    if (!register_allowed(c, id)) {
         c->has_nonce = false;
-        answer_rate_limited(c, id, retry);
         return;
     }
     if (v2) {
@@ -818,6 +869,8 @@ static void h_login(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         rsp.queued = depth;
     if (rsp.prekeys_low)
         c->low_notified = true; /* the response already says so */
+    rsp.sealed_trust_root.data = (uint8_t *)sottod_sealed_root(srv); /* v5 */
+    rsp.sealed_trust_root.len = rsp.sealed_trust_root.data ? SOTTOD_SEALED_ROOT_BYTES : 0;
     f.id = id;
     f.result_case = SOTTO__API__SERVER_FRAME__RESULT_LOGIN;
     f.login = &rsp;
@@ -1666,13 +1719,16 @@ static void h_get_device_list(sottod_conn *c, uint64_t id, const ClientFrame *fr
     /* Logged in: shares the send bucket (a client fetches the recipient's
      * list before every send; it consumes no prekey, so the tighter bundle
      * bucket is not needed). Before login (a device being restored from a
-     * backup learns the version to sign, docs/api.md): the server-wide
-     * registration bucket, besides the per-connection limit on requests
-     * before login. */
-    if (c->authed ? !sottod_bucket_take(&c->dev->send_bucket, srv->cfg.rate_send_per_min,
-                                        srv->cfg.rate_send_burst, sottod_mono_us(), &retry)
-                  : !sottod_bucket_take(&srv->register_bucket, srv->cfg.rate_register_per_min,
-                                        srv->cfg.rate_register_burst, sottod_mono_us(), &retry)) {
+     * backup learns the version to sign, docs/api.md): the registration
+     * limits (per source, per prefix, server-wide), besides the
+     * per-connection limit on requests before login. */
+    if (!c->authed) {
+        /* the registration limits: per source first, so one source
+         * cannot empty the server-wide bucket for everyone */
+        if (!register_allowed(c, id))
+            return;
+    } else if (!sottod_bucket_take(&c->dev->send_bucket, srv->cfg.rate_send_per_min,
+                                   srv->cfg.rate_send_burst, sottod_mono_us(), &retry)) {
         answer_rate_limited(c, id, retry);
         return;
     }
@@ -1713,11 +1769,14 @@ static void h_get_device_list(sottod_conn *c, uint64_t id, const ClientFrame *fr
 
 /* ---- send ----------------------------------------------------------------------------- */
 
+#define SEALED_TYPE 6 /* OutgoingMessage/Envelope type of a sealed sender v1 message (v5) */
+
 typedef struct send_req {
     req r;
     int64_t account_id;
     uint64_t ts_ms;
     size_t n;
+    bool sealed; /* took a token from the recipient's sealed bucket */
     uint32_t devices[SOTTOD_MAX_DEVICES];
 } send_req;
 
@@ -1761,6 +1820,10 @@ static void send_done(void *arg, const sottod_store_result *res)
             sottod_addr a = {sr->account_id, sr->devices[i]};
             sottod_delivery_wake(srv, a);
         }
+    } else if (sr->sealed) {
+        /* nothing queued: the recipient's shared sealed rate is not spent */
+        sottod_bucket_table_refund(&srv->sealed_buckets, 0, sr->account_id,
+                                   srv->cfg.rate_sealed_burst);
     }
     if (c->wsi == NULL)
         goto out;
@@ -1776,6 +1839,15 @@ static void send_done(void *arg, const sottod_store_result *res)
         srv->m.sends_queue_full_total++;
         answer_status(c, sr->r.id, SOTTO__API__STATUS__STATUS_QUEUE_FULL,
                       "a recipient device's queue is full; nothing was sent");
+    } else if (res->status == SOTTOD_STORE_SENDER_FULL) {
+        /* Only this sender (or, sealed, every sealed sender) is capped. */
+        srv->m.sends_queue_full_total++;
+        answer_status(c, sr->r.id, SOTTO__API__STATUS__STATUS_QUEUE_FULL,
+                      res->u.enqueue.sealed
+                          ? "queue_sealed_max reached: too many sealed envelopes wait for a "
+                            "recipient device; nothing was sent"
+                          : "queue_per_sender_max reached: too many of your envelopes wait for a "
+                            "recipient device; nothing was sent");
     } else if (res->status == SOTTOD_STORE_STALE) {
         /* A device went away between the check and the commit. */
         sottod_acache_forget(&srv->acache, sr->account_id);
@@ -1788,10 +1860,86 @@ out:
     req_free(&sr->r);
 }
 
+/* Sealed sends (v5, docs/api.md "Sealed sender"): true if the destination
+ * account's delivery token (cached with the account, acache.h) equals
+ * `token` (16 bytes; constant time); else answers UNAUTHENTICATED. */
+static void answer_token_mismatch(sottod_conn *c, uint64_t id)
+{
+    answer_status(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED,
+                  "delivery token does not match the recipient's; nothing was sent");
+}
+
+static bool delivery_token_ok(sottod_conn *c, uint64_t id, const sottod_acache_entry *acct,
+                              const uint8_t *token)
+{
+    bool ok =
+        acct->has_token && sodium_memcmp(acct->token, token, SOTTOD_DELIVERY_TOKEN_BYTES) == 0;
+    if (!ok)
+        answer_token_mismatch(c, id);
+    return ok;
+}
+
+/* The first sealed send whose token checks out on a connection that is not
+ * logged in makes it a sealed sender's (frame_max, no login deadline;
+ * net.c), within sealed_conns_per_source for its source address and
+ * sealed_conns_share percent of max_connections in all. Returns true if the
+ * connection is (now) one; else answers RATE_LIMITED naming the limit. */
+static bool sealed_conn_upgrade(sottod_conn *c, uint64_t id)
+{
+    sottod_server *srv = c->srv;
+    if (c->sealed_conn || c->authed)
+        return true;
+    uint64_t total = srv->cfg.max_connections * srv->cfg.sealed_conns_share / 100;
+    const char *why = NULL;
+    if (total == 0)
+        total = 1;
+    if (srv->sealed_conns_open >= total)
+        why = "too many connections of sealed senders on this server (sealed_conns_share); "
+              "nothing was sent: send on an open connection, log in, or retry later";
+    else if (c->src_known &&
+             !sottod_count_table_add(&srv->sealed_conn_sources, c->src_addr_key,
+                                     (uint32_t)(srv->cfg.sealed_conns_per_source > UINT32_MAX
+                                                    ? UINT32_MAX
+                                                    : srv->cfg.sealed_conns_per_source)))
+        why = "too many connections of sealed senders from your address "
+              "(sealed_conns_per_source); nothing was sent: send on an open connection, log in, "
+              "or retry later";
+    if (why != NULL) {
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        f.id = id;
+        f.status = SOTTO__API__STATUS__STATUS_RATE_LIMITED;
+        f.error = (char *)why;
+        f.retry_after_ms = 60000;
+        srv->m.rate_limited_total++;
+        answer(c, &f);
+        return false;
+    }
+    srv->sealed_conns_open++;
+    c->sealed_counted = true;
+    c->sealed_conn = true;
+    lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0); /* no login deadline */
+    return true;
+}
+
+void sottod_api_sealed_conn_release(sottod_conn *c)
+{
+    sottod_server *srv = c->srv;
+    if (!c->sealed_counted)
+        return;
+    c->sealed_counted = false;
+    if (srv->sealed_conns_open > 0)
+        srv->sealed_conns_open--;
+    if (c->src_known)
+        sottod_count_table_release(&srv->sealed_conn_sources, c->src_addr_key);
+}
+
 static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
 {
     const Sotto__Api__SendRequest *rq = fr->send;
     sottod_server *srv = c->srv;
+    /* v5: a delivery token makes the send sealed: no login needed, no
+     * sender stored or pushed, every message type 6 */
+    bool sealed = rq->delivery_token.len > 0;
     const sottod_acache_entry *acct = NULL;
     sottod_envelope_in *envs = NULL;
     uint8_t **bodies = NULL;
@@ -1801,6 +1949,15 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     uint64_t retry = 0;
     send_req *sr = NULL;
 
+    if (!sealed && !c->authed) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_UNAUTHENTICATED, "log in first");
+        return;
+    }
+    if (sealed && rq->delivery_token.len != SOTTOD_DELIVERY_TOKEN_BYTES) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "delivery_token must be 16 bytes");
+        return;
+    }
     if (!username_ok(rq->destination)) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_INVALID_USERNAME, "invalid destination");
         return;
@@ -1821,13 +1978,28 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
                           "ciphertext larger than the server accepts");
             return;
         }
+        if (sealed != (m->type == SEALED_TYPE)) {
+            answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                          sealed ? "a sealed send (delivery_token) carries only type 6 messages"
+                                 : "type 6 (sealed sender) needs a delivery_token");
+            return;
+        }
     }
-    if (!sottod_bucket_take(&c->dev->send_bucket, srv->cfg.rate_send_per_min,
-                            srv->cfg.rate_send_burst, sottod_mono_us(), &retry)) {
+    /* A connection that never logs in has its own send bucket. */
+    if (!sottod_bucket_take(c->authed ? &c->dev->send_bucket : &c->sealed_bucket,
+                            srv->cfg.rate_send_per_min, srv->cfg.rate_send_burst, sottod_mono_us(),
+                            &retry)) {
         answer_rate_limited(c, id, retry);
         return;
     }
     int st = sottod_acache_get(&srv->acache, srv->store, rq->destination, &acct);
+    if (st == SOTTOD_STORE_NOT_FOUND && sealed) {
+        /* The token is checked before anything else about the recipient
+         * is answered: no such account looks like a wrong token (no
+         * account oracle for connections that never log in). */
+        answer_token_mismatch(c, id);
+        return;
+    }
     if (st == SOTTOD_STORE_NOT_FOUND) {
         answer_status(c, id, SOTTO__API__STATUS__STATUS_NOT_FOUND, "no such account");
         return;
@@ -1839,10 +2011,20 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     const sottod_acache_dev *devs = acct->devs;
     int64_t account_id = acct->account_id;
     ndev = acct->n;
+    /* Sealed: the token first (nothing else is spent on a wrong one); one
+     * that checks out makes this connection a sealed sender's (net.c). */
+    if (sealed) {
+        if (!delivery_token_ok(c, id, acct, rq->delivery_token.data))
+            return;
+        if (!sealed_conn_upgrade(c, id))
+            return;
+    }
     /* Per (sender account, recipient account) inbound rate, over all the
      * sender's devices: many accounts of one attacker each get their own
-     * small share of a victim's queue; others still reach the victim. */
-    if (account_id != c->addr.account_id &&
+     * small share of a victim's queue; others still reach the victim.
+     * Sealed sends (sender unknown) share one rate per recipient, taken
+     * below, only by a send that queues envelopes. */
+    if (!sealed && account_id != c->addr.account_id &&
         !sottod_bucket_table_take(&srv->pair_buckets, c->addr.account_id, account_id,
                                   srv->cfg.rate_pair_per_min, srv->cfg.rate_pair_burst,
                                   sottod_mono_us(), &retry)) {
@@ -1866,8 +2048,9 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
             return;
         }
     }
-    /* Expected: the account's devices with keys, minus the sending device. */
-    bool own = account_id == c->addr.account_id;
+    /* Expected: the account's devices with keys, minus the sending device
+     * (sealed: the sender is unknown, so every device with keys). */
+    bool own = !sealed && account_id == c->addr.account_id;
     memset(seen, 0, sizeof(seen));
     for (size_t i = 0; i < n; i++) {
         const Sotto__Api__OutgoingMessage *m = rq->messages[i];
@@ -1904,10 +2087,33 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         answer(c, &f);
         goto out;
     }
+    /* The recipient's shared sealed rate (every sealed sender together):
+     * only sends that queue envelopes take from it (one that queues
+     * nothing, above, costs the connection's own bucket only), and a send
+     * the store refuses gets its token back (send_done). */
+    if (sealed &&
+        !sottod_bucket_table_take(&srv->sealed_buckets, 0, account_id, srv->cfg.rate_sealed_per_min,
+                                  srv->cfg.rate_sealed_burst, sottod_mono_us(), &retry)) {
+        ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+        f.id = id;
+        f.status = SOTTO__API__STATUS__STATUS_RATE_LIMITED;
+        f.error = (char *)"rate limited: too many sealed messages to this recipient";
+        f.retry_after_ms = retry;
+        srv->m.rate_limited_total++;
+        answer(c, &f);
+        goto out;
+    }
     sr = (send_req *)req_new(c, id, sizeof(*sr));
     envs = calloc(n, sizeof(*envs));
     bodies = calloc(n, sizeof(*bodies));
+    if (sr != NULL) {
+        sr->account_id = account_id;
+        sr->sealed = sealed; /* from here every failure gives the token back */
+    }
     if (sr == NULL || envs == NULL || bodies == NULL) {
+        if (sr == NULL && sealed)
+            sottod_bucket_table_refund(&srv->sealed_buckets, 0, account_id,
+                                       srv->cfg.rate_sealed_burst);
         answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
         goto out;
     }
@@ -1926,8 +2132,10 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
         e.id.data = ei->id;
         e.id.len = sizeof(ei->id);
         e.server_timestamp_ms = sr->ts_ms;
-        e.source = c->username;
-        e.source_device_id = c->addr.device_id;
+        /* sealed: no source at all (stored and pushed without one) */
+        e.source = sealed ? (char *)"" : c->username;
+        e.source_device_id = sealed ? 0 : c->addr.device_id;
+        ei->source_id = sealed ? 0 : c->addr.account_id;
         e.type = m->type;
         e.body = m->body;
         size_t len = sotto__api__envelope__get_packed_size(&e);
@@ -1964,8 +2172,12 @@ static void h_send(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     }
     sr = NULL; /* owned by the completion now */
 out:
-    if (sr != NULL)
+    if (sr != NULL) {
+        if (sr->sealed) /* refused before the store saw it: nothing queued */
+            sottod_bucket_table_refund(&srv->sealed_buckets, 0, sr->account_id,
+                                       srv->cfg.rate_sealed_burst);
         req_free(&sr->r);
+    }
     if (bodies != NULL)
         for (size_t i = 0; i < n; i++)
             free(bodies[i]);
@@ -2372,6 +2584,106 @@ static void h_get_profile(sottod_conn *c, uint64_t id, const ClientFrame *fr)
     free(ct);
 }
 
+/* ---- sealed sender (v5, docs/api.md "Sealed sender") --------------------------------- */
+
+/* A sender certificate for the logged-in device: its username, device id
+ * and stored identity key, signed under the server certificate (sealed.h).
+ * Rate limited with send. */
+static void h_sender_certificate(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    sottod_server *srv = c->srv;
+    sottod_device dev;
+    uint8_t *cert = NULL;
+    size_t len = 0;
+    uint64_t retry = 0, expires = 0;
+    (void)fr;
+    if (!sottod_bucket_take(&c->dev->send_bucket, srv->cfg.rate_send_per_min,
+                            srv->cfg.rate_send_burst, sottod_mono_us(), &retry)) {
+        answer_rate_limited(c, id, retry);
+        return;
+    }
+    int st = sottod_store_device_get(srv->store, c->addr, &dev);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        return;
+    }
+    if (sottod_sealed_issue(srv, c->username, c->addr.device_id, dev.identity_key,
+                            (uint64_t)sottod_now_ms(), &cert, &len, &expires) != 0) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL,
+                      "cannot issue a sender certificate");
+        return;
+    }
+    Sotto__Api__SenderCertificateResponse rsp = SOTTO__API__SENDER_CERTIFICATE_RESPONSE__INIT;
+    ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+    rsp.certificate.data = cert;
+    rsp.certificate.len = len;
+    rsp.expires_ms = expires;
+    f.id = id;
+    f.result_case = SOTTO__API__SERVER_FRAME__RESULT_SENDER_CERTIFICATE;
+    f.sender_certificate = &rsp;
+    answer(c, &f);
+    free(cert);
+}
+
+typedef struct token_req {
+    req r;
+    int64_t account_id;
+} token_req;
+
+static void set_delivery_token_done(void *arg, const sottod_store_result *res)
+{
+    token_req *tr = arg;
+    sottod_conn *c = tr->r.c;
+    sottod_metrics_commit(c->srv, tr->r.t0_us);
+    if (res->status == SOTTOD_STORE_OK) /* sends see the new token at once */
+        sottod_acache_forget(&c->srv->acache, tr->account_id);
+    if (c->wsi != NULL) {
+        if (res->status != SOTTOD_STORE_OK) {
+            answer_store_error(c, tr->r.id, res->status);
+        } else {
+            Sotto__Api__SetDeliveryTokenResponse rsp =
+                SOTTO__API__SET_DELIVERY_TOKEN_RESPONSE__INIT;
+            ServerFrame f = SOTTO__API__SERVER_FRAME__INIT;
+            f.id = tr->r.id;
+            f.result_case = SOTTO__API__SERVER_FRAME__RESULT_SET_DELIVERY_TOKEN;
+            f.set_delivery_token = &rsp;
+            answer(c, &f);
+        }
+    }
+    req_free(&tr->r);
+}
+
+/* Sets (16 bytes) or clears (empty) the account's delivery token. Nothing
+ * about it is logged. */
+static void h_set_delivery_token(sottod_conn *c, uint64_t id, const ClientFrame *fr)
+{
+    const ProtobufCBinaryData *t = &fr->set_delivery_token->token;
+    uint64_t retry = 0;
+    if (t->len != 0 && t->len != SOTTOD_DELIVERY_TOKEN_BYTES) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_BAD_REQUEST,
+                      "token must be 16 bytes (or empty to clear it)");
+        return;
+    }
+    if (!sottod_bucket_take(&c->dev->send_bucket, c->srv->cfg.rate_send_per_min,
+                            c->srv->cfg.rate_send_burst, sottod_mono_us(), &retry)) {
+        answer_rate_limited(c, id, retry);
+        return;
+    }
+    token_req *tr = (token_req *)req_new(c, id, sizeof(*tr));
+    if (tr == NULL) {
+        answer_status(c, id, SOTTO__API__STATUS__STATUS_INTERNAL, "out of memory");
+        return;
+    }
+    tr->account_id = c->addr.account_id;
+    int st =
+        sottod_store_delivery_token_set(c->srv->store, c->addr.account_id,
+                                        t->len > 0 ? t->data : NULL, set_delivery_token_done, tr);
+    if (st != SOTTOD_STORE_OK) {
+        answer_store_error(c, id, st);
+        req_free(&tr->r);
+    }
+}
+
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 typedef void (*handler_fn)(sottod_conn *c, uint64_t id, const ClientFrame *f);
@@ -2393,7 +2705,8 @@ static const handler g_handlers[] = {
     {SOTTO__API__CLIENT_FRAME__OP_SET_KEYS, true, h_set_keys},
     {SOTTO__API__CLIENT_FRAME__OP_PREKEY_STATUS, true, h_prekey_status},
     {SOTTO__API__CLIENT_FRAME__OP_GET_BUNDLE, true, h_get_bundle},
-    {SOTTO__API__CLIENT_FRAME__OP_SEND, true, h_send},
+    /* v5: a sealed send (delivery_token) needs no login; h_send checks */
+    {SOTTO__API__CLIENT_FRAME__OP_SEND, false, h_send},
     {SOTTO__API__CLIENT_FRAME__OP_ATTACHMENT_SLOT, true, h_attachment_slot},
     {SOTTO__API__CLIENT_FRAME__OP_SET_DEVICE_LIST, true, h_set_device_list},
     /* public data (key transparency publishes it too); before login it is
@@ -2410,6 +2723,9 @@ static const handler g_handlers[] = {
     /* profiles (issue 11): ciphertext only */
     {SOTTO__API__CLIENT_FRAME__OP_SET_PROFILE, true, h_set_profile},
     {SOTTO__API__CLIENT_FRAME__OP_GET_PROFILE, true, h_get_profile},
+    /* sealed sender (v5) */
+    {SOTTO__API__CLIENT_FRAME__OP_SENDER_CERTIFICATE, true, h_sender_certificate},
+    {SOTTO__API__CLIENT_FRAME__OP_SET_DELIVERY_TOKEN, true, h_set_delivery_token},
 };
 
 /* The public key-transparency operations: an auditor may send many before
@@ -2438,7 +2754,11 @@ int sottod_api_on_message(sottod_conn *c, const uint8_t *data, size_t len)
         return -1;
     }
     srv->m.requests_total++;
-    if (!c->authed && !kt_public_op(fr->op_case) &&
+    /* Sealed sends (a send with a delivery token) are made on connections
+     * that never log in: limited by c->sealed_bucket instead. */
+    bool sealed_send = fr->op_case == SOTTO__API__CLIENT_FRAME__OP_SEND && fr->send != NULL &&
+                       fr->send->delivery_token.len > 0;
+    if (!c->authed && !kt_public_op(fr->op_case) && !sealed_send &&
         ++c->preauth_requests > SOTTOD_MAX_PREAUTH_REQUESTS) {
         sotto__api__client_frame__free_unpacked(fr, NULL);
         sottod_api_protocol_error(c, id, "too many requests before login", 1008);

@@ -2,6 +2,7 @@
  * server/config.c -- the configuration table and its `key = value` parser.
  */
 #include "config.h"
+#include "ratelimit.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -69,6 +70,18 @@ static const key_def g_keys[] = {
     U(rate_bundle_burst, "60", 1, 1000000, "bundle fetch bucket size"),
     U(rate_register_per_min, "30", 1, 1000000, "registrations per minute, server-wide"),
     U(rate_register_burst, "30", 1, 1000000, "registration bucket size"),
+    U(rate_register_source_per_min, "5", 1, 1000000,
+      "registrations per minute from one source address (the TCP peer, or see register_proxy)"),
+    U(rate_register_source_burst, "10", 1, 1000000, "per source address registration bucket size"),
+    U(rate_register_prefix_per_min, "10", 1, 1000000,
+      "registrations per minute from one source prefix (IPv4 /24, IPv6 /48)"),
+    U(rate_register_prefix_burst, "20", 1, 1000000, "per source prefix registration bucket size"),
+    U(register_sources_max, "16384", 1, 16777216,
+      "source addresses (and, separately, prefixes) remembered for the registration limits; "
+      "the least recently seen is forgotten first (at most 72 bytes each, in memory only)"),
+    S(register_proxy, "", NULL,
+      "IP address of a trusted reverse proxy: registrations through it are limited by the last "
+      "address of its X-Forwarded-For header; empty = X-Forwarded-For is never trusted"),
     U(rate_pair_per_min, "120", 1, 1000000,
       "sends from one account to one recipient account per minute (over all devices)"),
     U(rate_pair_burst, "100", 1, 1000000, "per sender-recipient send bucket size"),
@@ -101,6 +114,22 @@ static const key_def g_keys[] = {
     S(metrics_listen, "127.0.0.1:9465", NULL,
       "separate plain-HTTP listener for /metrics and /healthz (HOST:PORT, port 0 picks one; "
       "\"off\" = none); the public port does not serve /metrics"),
+    /* sealed sender (issue 12, docs/api.md "Sealed sender") */
+    U(sender_cert_validity_s, "86400", 60, 2592000,
+      "seconds a sender certificate (sealed sender) stays valid after it is issued"),
+    U(queue_per_sender_max, "250", 0, 1000000,
+      "envelopes one other account may have waiting in one device's queue (0 = no cap)"),
+    U(queue_sealed_max, "5000", 0, 1000000,
+      "sealed (sender unknown) envelopes that may wait in one device's queue (0 = no cap)"),
+    U(rate_sealed_per_min, "600", 1, 1000000,
+      "sealed sends to one recipient account per minute, over all senders"),
+    U(rate_sealed_burst, "300", 1, 1000000, "per recipient sealed send bucket size"),
+    U(sealed_conns_per_source, "32", 1, 1000000,
+      "connections from one source address that may stay open without logging in once a "
+      "sealed send upgraded them (the TCP peer, or see register_proxy)"),
+    U(sealed_conns_share, "25", 1, 100,
+      "percent of max_connections that connections upgraded by a sealed send (never logged "
+      "in) may hold in all"),
 };
 
 #define NKEYS (sizeof(g_keys) / sizeof(g_keys[0]))
@@ -340,6 +369,11 @@ int sottod_config_check(const sottod_config *cfg, char *err, size_t errlen)
     if (strcmp(cfg->metrics_listen, "off") != 0 &&
         sottod_config_hostport(cfg->metrics_listen, host, sizeof(host), &port) != 0) {
         snprintf(err, errlen, "metrics_listen: expected HOST:PORT or off");
+        return -1;
+    }
+    uint8_t proxy[SOTTOD_SOURCE_ADDR_BYTES];
+    if (cfg->register_proxy[0] != '\0' && !sottod_source_parse(cfg->register_proxy, proxy)) {
+        snprintf(err, errlen, "register_proxy: expected an IPv4 or IPv6 address or nothing");
         return -1;
     }
     return 0;

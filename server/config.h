@@ -46,6 +46,16 @@ typedef struct sottod_config {
     uint64_t rate_bundle_burst;
     uint64_t rate_register_per_min;
     uint64_t rate_register_burst;
+    /* registration limits per source (issue 12, ratelimit.h): per address
+     * and per prefix (IPv4 /24, IPv6 /48), at most register_sources_max
+     * remembered per table; register_proxy = a trusted proxy's address
+     * whose X-Forwarded-For names the source ("" = none) */
+    uint64_t rate_register_source_per_min;
+    uint64_t rate_register_source_burst;
+    uint64_t rate_register_prefix_per_min;
+    uint64_t rate_register_prefix_burst;
+    uint64_t register_sources_max;
+    char register_proxy[64];
     /* abuse limits (issue 12): inbound sends per (sender account,
      * recipient account), and one-time prekeys handed out per target
      * account (beyond it bundles come without one) */
@@ -73,6 +83,21 @@ typedef struct sottod_config {
     uint64_t scrub_delay_s;
     char log_detail[16];
     char metrics_listen[128];
+    /* sealed sender (issue 12, server/sealed.h): sender certificate
+     * lifetime; per-sender caps in a device queue (store
+     * queue_per_sender_max / queue_sealed_max, 0 = none); sealed sends per
+     * recipient account (all senders together: keyed (recipient, sealed)
+     * in the pair table) */
+    uint64_t sender_cert_validity_s;
+    uint64_t queue_per_sender_max;
+    uint64_t queue_sealed_max;
+    uint64_t rate_sealed_per_min;
+    uint64_t rate_sealed_burst;
+    /* connections upgraded by a sealed send that never log in (no login
+     * deadline): at most sealed_conns_per_source from one source address,
+     * at most sealed_conns_share percent of max_connections in all */
+    uint64_t sealed_conns_per_source;
+    uint64_t sealed_conns_share;
 } sottod_config;
 
 /* Fills every key with its default. */

@@ -138,6 +138,7 @@ void sottod_conn_closed(sottod_conn *c)
         if (c->authed && srv->m.connections_authed > 0)
             srv->m.connections_authed--;
     }
+    sottod_api_sealed_conn_release(c);
     if (c->authed)
         sottod_registry_remove(srv, c);
     if (c->dev != NULL) {

@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include "config.h"
+#include "log.h"
 
 /* Reads the pid written in the lock file; 0 if none. */
 static long pid_in_file(int fd)
@@ -132,4 +134,51 @@ bool sottod_datadir_is_new(const char *dir, char *found, size_t found_cap)
         }
     }
     return true;
+}
+
+int sottod_key_file(const char *dir, const char *name, const char *tag, uint8_t out[32],
+                    bool may_create, const char *missing_hint, char *why, size_t why_cap)
+{
+    char path[SOTTOD_PATH_MAX + 32], event[48];
+    struct stat sb;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && may_create) {
+        randombytes_buf(out, 32);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 || write(fd, out, 32) != 32 || fsync(fd) != 0) {
+            snprintf(why, why_cap, "cannot create %s: %s", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            sodium_memzero(out, 32);
+            return -1;
+        }
+        close(fd);
+        snprintf(event, sizeof(event), "%s_key_created", tag);
+        sottod_log(SOTTOD_LOG_INFO, event, "file=%s", name);
+        return 0;
+    }
+    if (fd < 0) {
+        if (errno == ENOENT)
+            snprintf(why, why_cap, "%s is missing%s", path,
+                     missing_hint != NULL ? missing_hint
+                                          : " (start sottod on this data directory once)");
+        else
+            snprintf(why, why_cap, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) != 0 || sb.st_size != 32 || read(fd, out, 32) != 32) {
+        snprintf(why, why_cap, "%s must hold exactly 32 bytes", path);
+        close(fd);
+        sodium_memzero(out, 32);
+        return -1;
+    }
+    close(fd);
+    if ((sb.st_mode & 077) != 0) {
+        snprintf(event, sizeof(event), "%s_key_permissions", tag);
+        sottod_log(SOTTOD_LOG_WARN, event, "file=%s mode=%o", name, (unsigned)(sb.st_mode & 0777));
+    }
+    return 0;
 }

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Takes the lock on dir/sottod.lock (created 0600 if missing) and writes
  * the caller's pid into it. Returns the open descriptor that holds the lock
@@ -34,5 +35,16 @@ void sottod_datadir_unlock(int fd);
  * attachments/. Other files (a log, a config file) do not count. If false,
  * the first such entry's name goes to found (found_cap bytes). */
 bool sottod_datadir_is_new(const char *dir, char *found, size_t found_cap);
+
+/* Reads the server key file dir/name (exactly 32 bytes: a private key or a
+ * seed) into out. When the file is missing and may_create, it is created
+ * instead: 32 random bytes, mode 0600, fsynced, and "<tag>_key_created" is
+ * logged. A readable file with group/other permissions logs
+ * "<tag>_key_permissions" (a warning) and is still used. Returns 0, or -1
+ * with a one-line reason in why (why_cap bytes); missing_hint (may be NULL)
+ * replaces the default advice for a missing file. out is wiped on failure;
+ * on success the caller owns the secret and must wipe it (sodium_memzero). */
+int sottod_key_file(const char *dir, const char *name, const char *tag, uint8_t out[32],
+                    bool may_create, const char *missing_hint, char *why, size_t why_cap);
 
 #endif /* SOTTOD_DATADIR_H */

@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "datadir.h"
 #include "log.h"
 #include "sottod.h"
 #include "sotto/keys.h"
@@ -131,6 +132,27 @@ static uint64_t now_ms(void)
     return t > 0 ? (uint64_t)t : 0;
 }
 
+/* The time a new tree head carries (issue 12): now rounded down to whole
+ * kt_head_interval_s (at most an hour), and never before not_before (the
+ * newest head's: time never goes back). Clients need a time in the signed
+ * head to refuse a stale one (kt_max_age_s, one day by default), but not
+ * the millisecond: a head for a batch says to within the hour, not to the
+ * millisecond, when the accounts in it changed their keys. Heads are
+ * re-signed every kt_head_interval_s, so a head is at most about two
+ * intervals old. */
+static uint64_t head_ts(const sottod_kt *kt, uint64_t not_before)
+{
+    uint64_t q = kt->srv->cfg.kt_head_interval_s;
+    if (q > 3600)
+        q = 3600;
+    if (q < 1)
+        q = 1;
+    q *= 1000;
+    uint64_t t = now_ms();
+    t -= t % q;
+    return t > not_before ? t : not_before;
+}
+
 /* The 73-byte value of an account's key and list. */
 static int value_of(const sottod_device_list_rec *l, uint8_t out[SOTTOD_KT_VALUE_BYTES])
 {
@@ -181,68 +203,24 @@ static int blob_take(sottod_kt_blob *b, const uint8_t *p, size_t len)
 
 /* ---- keys ---------------------------------------------------------------------- */
 
-/* Reads DIR/name (exactly 32 bytes) into seed, or creates it (0600, random)
- * when missing and may_create. Returns 0 or -1 with why. */
-static int key_file(const char *dir, const char *name, uint8_t seed[32], bool may_create, char *why,
-                    size_t cap)
-{
-    char path[SOTTOD_PATH_MAX + 32];
-    struct stat sb;
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT && may_create) {
-        randombytes_buf(seed, 32);
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, seed, 32) != 32 || fsync(fd) != 0) {
-            snprintf(why, cap, "cannot create %s: %s", path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            sodium_memzero(seed, 32);
-            return -1;
-        }
-        close(fd);
-        sottod_log(SOTTOD_LOG_INFO, "kt_key_created", "file=%s", name);
-        return 0;
-    }
-    if (fd < 0) {
-        if (errno == ENOENT)
-            snprintf(why, cap,
-                     "%s is missing but the key-transparency log already has signed heads: "
-                     "restore it from a backup (a new key would break every client's pinned "
-                     "key)",
-                     path);
-        else
-            snprintf(why, cap, "cannot read %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(fd, &sb) != 0 || sb.st_size != 32 || read(fd, seed, 32) != 32) {
-        snprintf(why, cap, "%s must hold exactly 32 bytes", path);
-        close(fd);
-        sodium_memzero(seed, 32);
-        return -1;
-    }
-    close(fd);
-    if ((sb.st_mode & 077) != 0)
-        sottod_log(SOTTOD_LOG_WARN, "kt_key_permissions", "file=%s mode=%o", name,
-                   (unsigned)(sb.st_mode & 0777));
-    return 0;
-}
+/* Why a missing kt.key or vrf.key is not simply made anew. */
+#define KT_KEY_MISSING_HINT                                                                        \
+    " but the key-transparency log already has signed heads: restore it from a backup (a new "     \
+    "key would break every client's pinned key)"
 
 static int load_keys(sottod_kt *kt, const char *dir, bool may_create, char *why, size_t cap)
 {
     uint8_t seed[32];
     int rc = -1;
 
-    if (key_file(dir, "kt.key", seed, may_create, why, cap) != 0)
+    if (sottod_key_file(dir, "kt.key", "kt", seed, may_create, KT_KEY_MISSING_HINT, why, cap) != 0)
         return -1;
     if (crypto_sign_seed_keypair(kt->sign_pk, kt->sign_sk, seed) != 0) {
         snprintf(why, cap, "kt.key: cannot derive the signing key");
         goto out;
     }
     sodium_memzero(seed, sizeof(seed));
-    if (key_file(dir, "vrf.key", seed, may_create, why, cap) != 0)
+    if (sottod_key_file(dir, "vrf.key", "kt", seed, may_create, KT_KEY_MISSING_HINT, why, cap) != 0)
         goto out;
     if (sotto_vrf_key_pair_from_seed(&kt->vrf, seed) != SOTTO_OK) {
         snprintf(why, cap, "vrf.key: cannot derive the VRF key");
@@ -758,9 +736,7 @@ static void start_batch(sottod_kt *kt)
         }
         goto out;
     }
-    ts = now_ms();
-    if (kt->have_head && kt->newest.timestamp_ms > ts)
-        ts = kt->newest.timestamp_ms;
+    ts = head_ts(kt, kt->have_head ? kt->newest.timestamp_ms : 0);
     if (make_head(kt, kt->log, pos + k, ts, &kt->batch_head) != 0) {
         kt->broken = true;
         goto out;
@@ -841,8 +817,8 @@ static void maybe_resign(sottod_kt *kt)
     if (kt->have_head && kt->newest.size == kt->durable &&
         t < kt->newest.timestamp_ms + kt->srv->cfg.kt_head_interval_s * 1000)
         return;
-    if (kt->have_head && kt->newest.timestamp_ms > t)
-        t = kt->newest.timestamp_ms;
+    /* q <= kt_head_interval_s: the rounded time is after the newest's */
+    t = head_ts(kt, kt->have_head ? kt->newest.timestamp_ms : 0);
     if (make_head(kt, kt->log, kt->durable, t, &kt->batch_head) != 0)
         return;
     rec.size = kt->batch_head.size;
@@ -1311,8 +1287,7 @@ int sottod_kt_start(sottod_server *srv, char *why, size_t cap)
             sottod_log(SOTTOD_LOG_WARN, "kt_head_resigned",
                        "reason=\"the newest stored head does not match kt_log\" size=%llu",
                        (unsigned long long)n);
-        if (make_head(kt, kt->log, n, any_head && rec.ts_ms > now_ms() ? rec.ts_ms : now_ms(),
-                      &kt->newest) != 0) {
+        if (make_head(kt, kt->log, n, head_ts(kt, any_head ? rec.ts_ms : 0), &kt->newest) != 0) {
             snprintf(why, cap, "cannot sign a tree head");
             goto fail;
         }

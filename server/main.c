@@ -7,6 +7,8 @@
  *   sottod admin [--config FILE | --data-dir DIR] disclose USERNAME
  *   sottod admin [--config FILE | --data-dir DIR] expire [--at UNIX_SECONDS]
  *   sottod admin [--config FILE | --data-dir DIR] delete-account USERNAME
+ *   sottod admin [--config FILE | --data-dir DIR] sealed-root
+ *   sottod admin [--config FILE | --data-dir DIR] new-sealed-root
  *   sottod --kt-info [--config FILE | --data-dir DIR]
  *   sottod --help | --version
  *
@@ -26,6 +28,7 @@
 #include "kt.h"
 #include "log.h"
 #include "net.h"
+#include "sealed.h"
 #include "store/store.h"
 
 #define SOTTOD_VERSION "0.1.0"
@@ -66,9 +69,13 @@ static void usage(FILE *out)
                  "\n"
                  "Admin commands (open DATA_DIR/sottod.db directly):\n"
                  "  invite [--count N]  create N invite tokens (printed one per line)\n"
-                 "  disclose USERNAME   print as JSON everything stored about an account\n"
+                 "  disclose USERNAME   print as JSON what is disclosed about an account\n"
                  "  expire [--at T]     delete envelopes expired now (or at unix time T)\n"
                  "  delete-account USERNAME  delete an account, its devices, keys and queues\n"
+                 "  sealed-root         print the sealed-sender trust root public key (hex; what\n"
+                 "                      clients pin, for operators to publish)\n"
+                 "  new-sealed-root     after a lost sealed-root.key: make a new root (clients\n"
+                 "                      that pinned the old one refuse sealed messages)\n"
                  "\n"
                  "Configuration keys (docs/operating.md):\n");
     sottod_config_print_keys(out);
@@ -250,11 +257,17 @@ static void admin_usage(FILE *out)
                  "\n"
                  "Commands:\n"
                  "  invite [--count N]       create N invite tokens (printed one per line)\n"
-                 "  disclose USERNAME        print as JSON everything stored about an account\n"
+                 "  disclose USERNAME        print as JSON what is disclosed about an account\n"
                  "                           (what an operator could be compelled to hand over)\n"
                  "  expire [--at T]          delete envelopes expired now (or at unix time T)\n"
                  "  delete-account USERNAME  delete an account, its devices, keys and queues\n"
                  "                           (its connected devices are disconnected)\n"
+                 "  sealed-root              print the sealed-sender trust root public key\n"
+                 "                           (66 hex digits: 0x05 || X25519; clients pin it)\n"
+                 "  new-sealed-root          only after sealed-root.key was lost (sottod then\n"
+                 "                           refuses to start): creates a new root and prints\n"
+                 "                           it; clients that pinned the old root refuse sealed\n"
+                 "                           messages (docs/operating.md)\n"
                  "\n"
                  "Exit codes: 0 done, 1 store error or no such account, 2 usage.\n"
                  "The server's own options: sottod --help.\n");
@@ -275,11 +288,32 @@ static int admin_main(int argc, char **argv)
     if (parse_common(argc, argv, &argi, &cfg, false, NULL) != 0)
         return 2;
     if (argi >= argc) {
-        fprintf(stderr, "sottod admin: missing command (invite, disclose, expire, delete-account; "
-                        "see sottod --help)\n");
+        fprintf(stderr, "sottod admin: missing command (invite, disclose, expire, delete-account, "
+                        "sealed-root, new-sealed-root; see sottod --help)\n");
         return 2;
     }
     const char *cmd = argv[argi++];
+    if (strcmp(cmd, "sealed-root") == 0) {
+        /* Reads DATA_DIR/sealed-root.key only; never opens the store. */
+        if (argi != argc) {
+            fprintf(stderr, "usage: sottod admin sealed-root\n");
+            return 2;
+        }
+        if (sodium_init() < 0)
+            return 1;
+        return sottod_sealed_print_root(cfg.data_dir);
+    }
+    if (strcmp(cmd, "new-sealed-root") == 0) {
+        /* Writes DATA_DIR/sealed-root.key only (never replaces it); the
+         * store keeps its marker, so the next start loads the new root. */
+        if (argi != argc) {
+            fprintf(stderr, "usage: sottod admin new-sealed-root\n");
+            return 2;
+        }
+        if (sodium_init() < 0)
+            return 1;
+        return sottod_sealed_new_root(cfg.data_dir);
+    }
     if (strcmp(cmd, "invite") != 0 && strcmp(cmd, "disclose") != 0 && strcmp(cmd, "expire") != 0 &&
         strcmp(cmd, "delete-account") != 0) {
         fprintf(stderr, "sottod admin: unknown command %s\n", cmd);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@
 #include "datadir.h"
 #include "kt.h"
 #include "log.h"
+#include "sealed.h"
 #include "sottod.h"
 #include "sotto/keys.h"
 #include "tls.h"
@@ -176,6 +178,36 @@ static int metrics_callback(struct lws *wsi, enum lws_callback_reasons reason, v
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* The registration source of a new WebSocket (ratelimit.h): the TCP peer,
+ * or, when the peer is the trusted register_proxy, the last address of its
+ * X-Forwarded-For (no header or an unparsable one: the proxy itself). Only
+ * keyed hashes are kept; the address is wiped. */
+static void conn_source(sottod_server *srv, sottod_conn *c, struct lws *wsi)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    uint8_t a[SOTTOD_SOURCE_ADDR_BYTES];
+    int fd = (int)lws_get_socket_fd(wsi);
+    memset(&ss, 0, sizeof(ss));
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+        !sottod_source_from_sockaddr(&ss, sl, a))
+        return;
+    if (srv->reg_proxy_set && sodium_memcmp(a, srv->reg_proxy, sizeof(a)) == 0) {
+        char xff[512];
+        if (lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) > 0) {
+            uint8_t f[SOTTOD_SOURCE_ADDR_BYTES];
+            if (sottod_source_xff_last(xff, f))
+                memcpy(a, f, sizeof(a));
+            sodium_memzero(f, sizeof(f));
+        }
+        sodium_memzero(xff, sizeof(xff));
+    }
+    sottod_source_keys(a, srv->reg_src_key, &c->src_addr_key, &c->src_prefix_key);
+    c->src_known = true;
+    sodium_memzero(a, sizeof(a));
+    sodium_memzero(&ss, sizeof(ss));
+}
+
 static int http_route(sottod_server *srv, struct lws *wsi, pss *ps, const char *uri)
 {
     bool is_put = lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0;
@@ -208,7 +240,10 @@ static int http_route(sottod_server *srv, struct lws *wsi, pss *ps, const char *
 static int ws_receive(sottod_conn *c, const uint8_t *in, size_t len)
 {
     sottod_server *srv = c->srv;
-    size_t cap = c->authed ? srv->cfg.frame_max : srv->cfg.preauth_frame_max;
+    /* A connection that made an accepted sealed send (sealed_conn) never
+     * logs in but is a sender's: frame_max as after login. */
+    bool full = c->authed || c->sealed_conn;
+    size_t cap = full ? srv->cfg.frame_max : srv->cfg.preauth_frame_max;
     bool first = lws_is_first_fragment(c->wsi);
     bool final = lws_is_final_fragment(c->wsi);
     if (c->close_after_tx)
@@ -253,7 +288,7 @@ static int ws_receive(sottod_conn *c, const uint8_t *in, size_t len)
             sottod_api_protocol_error(c, 0, "out of memory", 1011);
             return 0;
         }
-        if (c->rx_cap == 0 && c->authed) {
+        if (c->rx_cap == 0 && full) {
             /* A message started: it must be finished within
              * fragment_timeout_s (before login the auth deadline runs). */
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, (int)srv->cfg.fragment_timeout_s);
@@ -265,7 +300,7 @@ static int ws_receive(sottod_conn *c, const uint8_t *in, size_t len)
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
     if (final) {
-        if (c->authed)
+        if (full)
             lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0); /* finished in time */
         (void)sottod_api_on_message(c, c->rx, c->rx_len);
         srv->rx_buffered -= c->rx_cap;
@@ -340,6 +375,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         ps->c = sottod_conn_new(srv, wsi, SOTTOD_CONN_WS);
         if (ps->c == NULL)
             return -1;
+        conn_source(srv, ps->c, wsi);
         srv->m.connections_open++;
         srv->m.connections_total++;
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, (int)srv->cfg.auth_timeout_s);
@@ -603,6 +639,8 @@ static int open_store(sottod_server *srv, bool init)
                                                               : SOTTOD_DURABILITY_FULL;
     scfg.max_queue = (uint32_t)cfg->queue_max;
     scfg.scrub_delay_s = (uint32_t)cfg->scrub_delay_s;
+    scfg.queue_per_sender_max = (uint32_t)cfg->queue_per_sender_max;
+    scfg.queue_sealed_max = (uint32_t)cfg->queue_sealed_max;
     scfg.must_exist = !fresh && !init;
     scfg.check = true;
     scfg.why = why;
@@ -696,6 +734,11 @@ int sottod_serve(const sottod_config *cfg, bool init)
         refuse("kt_refused", "%s", why);
         goto out;
     }
+    /* Sealed sender: trust root and server certificate keys (sealed.h). */
+    if (sottod_sealed_start(srv, why, sizeof(why)) != 0) {
+        refuse("sealed_refused", "%s", why);
+        goto out;
+    }
     if ((size_t)snprintf(srv->attach_dir, sizeof(srv->attach_dir), "%s/attachments",
                          cfg->data_dir) >= sizeof(srv->attach_dir) ||
         mkdir_p(srv->attach_dir, 0700) != 0) {
@@ -723,6 +766,9 @@ int sottod_serve(const sottod_config *cfg, bool init)
     if (sottod_registry_init(srv) != 0)
         goto out;
     sottod_bucket_init(&srv->register_bucket, cfg->rate_register_burst, sottod_mono_us());
+    randombytes_buf(srv->reg_src_key, sizeof(srv->reg_src_key));
+    srv->reg_proxy_set =
+        cfg->register_proxy[0] != '\0' && sottod_source_parse(cfg->register_proxy, srv->reg_proxy);
 
     lws_set_log_level(LLL_ERR, sottod_log_lws);
     memset(&idle, 0, sizeof(idle));
@@ -846,13 +892,19 @@ out:
     sottod_store_close(srv->store);
     sottod_disk_close(srv); /* only now: its close drops this process's locks on the db */
     sottod_kt_stop(srv);    /* after the last completion */
+    sottod_sealed_stop(srv);
     /* Only now, with every write committed and the database closed, may
      * another server take the directory. */
     sottod_datadir_unlock(srv->lock_fd);
     sottod_registry_free(srv);
     sottod_devstate_free_all(srv);
     sottod_bucket_table_free(&srv->pair_buckets);
+    sottod_bucket_table_free(&srv->sealed_buckets);
+    sottod_count_table_free(&srv->sealed_conn_sources);
     sottod_bucket_table_free(&srv->prekey_buckets);
+    sottod_source_table_free(&srv->reg_sources);
+    sottod_source_table_free(&srv->reg_prefixes);
+    sodium_memzero(srv->reg_src_key, sizeof(srv->reg_src_key));
     sottod_acache_clear(&srv->acache);
     pthread_mutex_destroy(&srv->att_mu);
     free(srv->txbuf);

@@ -132,8 +132,23 @@ struct sottod_conn {
     sottod_addr addr;
     uint8_t auth_key[SOTTOD_AUTH_KEY_BYTES]; /* the device's, at login (revalidation) */
     char username[SOTTOD_USERNAME_MAX + 1];
+    /* registration source (ratelimit.h): keyed hashes of the peer address
+     * (or of a trusted proxy's X-Forwarded-For) and of its prefix, set
+     * when the WebSocket opens; never the address itself */
+    bool src_known;
+    uint64_t src_addr_key, src_prefix_key;
     uint16_t inflight;       /* requests waiting for an answer */
     sottod_bucket kt_bucket; /* public key-transparency requests (kt.h) */
+    /* sealed sends on a connection that is not logged in (they do not
+     * count towards SOTTOD_MAX_PREAUTH_REQUESTS): rate_send_per_min/burst */
+    sottod_bucket sealed_bucket;
+    /* set by the first sealed send whose delivery token checked out: the
+     * connection is a (sealed) sender's from then on: frame_max instead of
+     * preauth_frame_max, and no login deadline (docs/api.md) */
+    bool sealed_conn;
+    /* counted in srv->sealed_conns_open (and, with src_known, in
+     * srv->sealed_conn_sources) until it closes or logs in */
+    bool sealed_counted;
 
     /* delivery: cursor in the device's queue; pushes awaiting an ack */
     int64_t cursor;
@@ -219,11 +234,26 @@ struct sottod_server {
     size_t reg_buckets, reg_count;
 
     sottod_bucket register_bucket;
+    /* registrations per source address and prefix (ratelimit.h), keyed by
+     * SipHash under reg_src_key (random per process); reg_proxy = the
+     * trusted proxy's address when register_proxy is set */
+    sottod_source_table reg_sources, reg_prefixes;
+    uint8_t reg_src_key[16];
+    bool reg_proxy_set;
+    uint8_t reg_proxy[SOTTOD_SOURCE_ADDR_BYTES];
     /* abuse limits (ratelimit.h): (sender account, recipient account) ->
      * inbound send rate; (target account, 0) -> one-time prekey fetches */
     sottod_bucket_table pair_buckets;
     sottod_bucket_table prekey_buckets;
-    struct sottod_kt *kt; /* key transparency (kt.h) */
+    /* (0, recipient account) -> sealed sends to it, all senders together
+     * (rate_sealed_per_min / rate_sealed_burst) */
+    sottod_bucket_table sealed_buckets;
+    /* connections upgraded by a sealed send and not logged in (sealed_counted):
+     * in all, and per source address key (config sealed_conns_*) */
+    size_t sealed_conns_open;
+    sottod_count_table sealed_conn_sources;
+    struct sottod_kt *kt;         /* key transparency (kt.h) */
+    struct sottod_sealed *sealed; /* sealed sender keys (sealed.h) */
     sottod_metrics m;
     lws_sorted_usec_list_t housekeeping;
 };
@@ -288,6 +318,10 @@ void sottod_api_notice_device_removed(sottod_conn *c);
  * whose device no longer exists in the store: after `sottod admin
  * delete-account` (SIGUSR1) and once a minute. */
 void sottod_api_revalidate_sessions(sottod_server *srv);
+/* A connection upgraded by a sealed send (c->sealed_counted) closed or
+ * logged in: gives its place under sealed_conns_per_source/_share back.
+ * No-op otherwise. */
+void sottod_api_sealed_conn_release(sottod_conn *c);
 
 /* ---- delivery.c: pushing queued envelopes and acks ---------------------- */
 /* Pushes queued envelopes while the window has room (after login, after a

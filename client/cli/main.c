@@ -786,7 +786,7 @@ static int register_prepare(int argc, char **argv)
         /* a username the server would refuse: nothing is created locally */
         for (int i = 0; i < argc; i++) {
             if ((strcmp(argv[i], "--invite") == 0 || strcmp(argv[i], "--kt-key") == 0 ||
-                 strcmp(argv[i], "--kt-vrf-key") == 0) &&
+                 strcmp(argv[i], "--kt-vrf-key") == 0 || strcmp(argv[i], "--sealed-root") == 0) &&
                 i + 1 < argc)
                 i++;
             else if (argv[i][0] != '-' && user == NULL)
@@ -860,14 +860,40 @@ static int kt_pin_given(sc_client *c, const char *key, const char *vrf)
     return rc == SC_OK ? EXIT_OK : report(rc, sc_errmsg(c));
 }
 
+/* --sealed-root HEX (register, link-request): the server's sealed-sender
+ * trust root from an out-of-band source (`sottod admin sealed-root`),
+ * pinned before the first connection. Same returns as kt_key_opt. */
+static int sealed_root_opt(int argc, char **argv, int *i, const char **root)
+{
+    if (strcmp(argv[*i], "--sealed-root") != 0)
+        return 0;
+    if (*i + 1 >= argc) {
+        usage_error("--sealed-root needs a value (66 hex characters; `sottod admin sealed-root`"
+                    " prints it)");
+        return -1;
+    }
+    *root = argv[++*i];
+    return 1;
+}
+
+/* Pins the root given with sealed_root_opt, if any. EXIT_OK or reported. */
+static int sealed_root_pin_given(sc_client *c, const char *root)
+{
+    if (root == NULL)
+        return EXIT_OK;
+    int rc = sc_sealed_pin_root(c, root);
+    return rc == SC_OK ? EXIT_OK : report(rc, sc_errmsg(c));
+}
+
 static int cmd_register(sc_client *c, int argc, char **argv)
 {
-    const char *invite = NULL, *user = NULL, *kt_key = NULL, *kt_vrf = NULL;
+    const char *invite = NULL, *user = NULL, *kt_key = NULL, *kt_vrf = NULL, *root = NULL;
     bool restore = false;
     int rc, k;
 
     for (int i = 0; i < argc; i++) {
-        if ((k = kt_key_opt(argc, argv, &i, &kt_key, &kt_vrf)) != 0) {
+        if ((k = kt_key_opt(argc, argv, &i, &kt_key, &kt_vrf)) != 0 ||
+            (k = sealed_root_opt(argc, argv, &i, &root)) != 0) {
             if (k < 0)
                 return EXIT_USAGE;
         } else if (strcmp(argv[i], "--invite") == 0 && i + 1 < argc)
@@ -884,6 +910,10 @@ static int cmd_register(sc_client *c, int argc, char **argv)
             return usage_error("register: unexpected argument %s", argv[i]);
     }
     if ((rc = kt_pin_given(c, kt_key, kt_vrf)) != EXIT_OK)
+        return rc;
+    if (restore && root != NULL)
+        return usage_error("register --restore FILE: --sealed-root is for a new account");
+    if ((rc = sealed_root_pin_given(c, root)) != EXIT_OK)
         return rc;
     if (restore) {
         if (user != NULL || invite != NULL)
@@ -1764,6 +1794,15 @@ static int block_cmd(sc_client *c, int argc, char **argv, bool block)
             printf(block ? " (already blocked)" : " (was not blocked)");
         printf("\n");
     }
+    if (block && changed > 0) {
+        /* issue 12: the block rotated our profile key (sc_block) */
+        bool due = false;
+        if (sc_profile_rotate_due(c, &due) == SC_OK && due)
+            fprintf(stderr,
+                    "note: the profile key could not be replaced now (%s); it is"
+                    " retried at the next receive\n",
+                    sc_errmsg(c));
+    }
     return EXIT_OK;
 }
 
@@ -2242,16 +2281,20 @@ static int parse_device_id(const char *s, uint32_t *out)
 static int cmd_link_request(sc_client *c, int argc, char **argv)
 {
     char code[SC_LINK_CODE_HEX + 1];
-    const char *kt_key = NULL, *kt_vrf = NULL;
+    const char *kt_key = NULL, *kt_vrf = NULL, *root = NULL;
     json_t *o;
     int rc, k;
     for (int i = 0; i < argc; i++) {
-        if ((k = kt_key_opt(argc, argv, &i, &kt_key, &kt_vrf)) < 0)
+        if ((k = kt_key_opt(argc, argv, &i, &kt_key, &kt_vrf)) == 0)
+            k = sealed_root_opt(argc, argv, &i, &root);
+        if (k < 0)
             return EXIT_USAGE;
         if (k == 0)
             return usage_error("link-request: unexpected argument %s", argv[i]);
     }
     if ((rc = kt_pin_given(c, kt_key, kt_vrf)) != EXIT_OK)
+        return rc;
+    if ((rc = sealed_root_pin_given(c, root)) != EXIT_OK)
         return rc;
     rc = sc_link_request(c, code);
     if (rc != SC_OK)
@@ -2910,10 +2953,13 @@ static int cmd_receipts(sc_client *c, int argc, char **argv)
 static int cmd_config(sc_client *c, int argc, char **argv)
 {
     sc_everyday_config cfg;
+    char root[SC_SEALED_ROOT_HEX + 1];
     int rc;
 
+    bool sealed = true, pinned = false;
+
     if (argc != 0 && argc != 2)
-        return usage_error("usage: sotto config [read-receipts|typing on|off]");
+        return usage_error("usage: sotto config [read-receipts|typing|sealed on|off]");
     if (argc == 2) {
         bool on;
         if (strcmp(argv[1], "on") == 0)
@@ -2922,13 +2968,21 @@ static int cmd_config(sc_client *c, int argc, char **argv)
             on = false;
         else
             return usage_error("config: %s: give on or off", argv[0]);
-        if (strcmp(argv[0], "read-receipts") != 0 && strcmp(argv[0], "typing") != 0)
-            return usage_error("config: unknown setting %s (read-receipts, typing)", argv[0]);
-        rc = sc_config_set(c, argv[0], on);
+        if (strcmp(argv[0], "read-receipts") != 0 && strcmp(argv[0], "typing") != 0 &&
+            strcmp(argv[0], "sealed") != 0)
+            return usage_error("config: unknown setting %s (read-receipts, typing, sealed)",
+                               argv[0]);
+        /* sealed: this device's sends (sealed.c), not synced */
+        rc = strcmp(argv[0], "sealed") == 0 ? sc_sealed_set_enabled(c, on)
+                                            : sc_config_set(c, argv[0], on);
         if (rc != SC_OK)
             return report(rc, sc_errmsg(c));
     }
     rc = sc_config_get(c, &cfg);
+    if (rc == SC_OK)
+        rc = sc_sealed_enabled(c, &sealed);
+    if (rc == SC_OK)
+        rc = sc_sealed_root(c, root, &pinned);
     if (rc != SC_OK)
         return report(rc, sc_errmsg(c));
     if (g.json) {
@@ -2936,10 +2990,13 @@ static int cmd_config(sc_client *c, int argc, char **argv)
         json_object_set_new(o, "type", json_string("config"));
         json_object_set_new(o, "read_receipts", json_boolean(cfg.read_receipts));
         json_object_set_new(o, "typing_indicators", json_boolean(cfg.typing_indicators));
+        json_object_set_new(o, "sealed", json_boolean(sealed));
+        json_object_set_new(o, "sealed_root", pinned ? json_string(root) : json_null());
         json_line(o);
     } else {
-        printf("read-receipts: %s\ntyping: %s\n", cfg.read_receipts ? "on" : "off",
-               cfg.typing_indicators ? "on" : "off");
+        printf("read-receipts: %s\ntyping: %s\nsealed: %s\nsealed-root: %s\n",
+               cfg.read_receipts ? "on" : "off", cfg.typing_indicators ? "on" : "off",
+               sealed ? "on" : "off", pinned ? root : "none pinned");
     }
     return EXIT_OK;
 }
@@ -3126,9 +3183,10 @@ struct command {
 static const char *const send_value_opts[] = {
     "--file",           "--text", "--quote-timestamp", "--quote-author", "--mention",
     "--edit-timestamp", NULL};
-static const char *const register_value_opts[] = {"--invite", "--restore",    "--code",
-                                                  "--kt-key", "--kt-vrf-key", NULL};
-static const char *const link_request_value_opts[] = {"--kt-key", "--kt-vrf-key", NULL};
+static const char *const register_value_opts[] = {
+    "--invite", "--restore", "--code", "--kt-key", "--kt-vrf-key", "--sealed-root", NULL};
+static const char *const link_request_value_opts[] = {"--kt-key", "--kt-vrf-key", "--sealed-root",
+                                                      NULL};
 static const char *const history_value_opts[] = {"--limit", NULL};
 static const char *const history_days_value_opts[] = {"--history-days", NULL};
 
@@ -3397,6 +3455,30 @@ static int profile_show(sc_client *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* issue 12: a new profile key cuts off every holder of the old one */
+static int profile_rotate_key(sc_client *c, int argc, char **argv)
+{
+    size_t n = 0;
+    int rc;
+
+    (void)argv;
+    if (argc > 0)
+        return usage_error("profile rotate-key: unexpected argument");
+    rc = sc_profile_rotate_key(c, &n);
+    if (rc != SC_OK)
+        return report(rc, sc_errmsg(c));
+    if (g.json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string("profile_key_rotated"));
+        json_object_set_new(o, "contacts_notified", json_integer((json_int_t)n));
+        json_line(o);
+    } else {
+        printf("profile key replaced; the new key was sent to %zu contact%s\n", n,
+               n == 1 ? "" : "s");
+    }
+    return EXIT_OK;
+}
+
 static const char *const profile_value_opts[] = {"--name", "--avatar", "--avatar-type", NULL};
 
 static int cmd_profile(sc_client *c, int argc, char **argv); /* after the table */
@@ -3427,6 +3509,19 @@ static const command profile_subs[] = {
      .exits = {{EXIT_NETWORK, "network"},
                {EXIT_NOT_FOUND, "no profile key from USERNAME, or no profile on the server"},
                {EXIT_INTEGRITY, "the server's profile does not decrypt (forged or damaged)"}}},
+    {.name = "rotate-key",
+     .run = profile_rotate_key,
+     .needs = NEEDS_REGISTERED,
+     .syn = {{"", "replace your profile key (cuts off every holder of the old one)"}},
+     .help = "Makes a new profile key: your profile is encrypted again and uploaded\n"
+             "under it, and the server gets the new delivery token, so whoever holds\n"
+             "the old key can no longer send you sealed messages (theirs now go\n"
+             "identified: a message request, or dropped when blocked). The new key goes\n"
+             "to your other devices and to every accepted contact you have not\n"
+             "blocked. `sotto block` does this by itself. Interrupted (network), it is\n"
+             "finished by running it again or by the next receive.\n",
+     .exits = {{EXIT_NETWORK, "network (the rotation stays due)"},
+               {EXIT_REFUSED, "refused by the server (rate limited)"}}},
 };
 
 static int cmd_request(sc_client *c, int argc, char **argv); /* after the table */
@@ -3465,12 +3560,18 @@ static const command commands[] = {
              "  --kt-key HEX --kt-vrf-key HEX\n"
              "                  the server's key-transparency keys (`sottod --kt-info`)\n"
              "                  from a source you trust; else they are pinned on first use\n"
+             "  --sealed-root HEX\n"
+             "                  the server's sealed-sender trust root (`sottod admin\n"
+             "                  sealed-root`) from a source you trust; else it is pinned on\n"
+             "                  first use (`sotto config` prints the pinned one)\n"
              "A wrong recovery code (or an altered file) exits 2 (--json code\n"
              "wrong_recovery_code) and creates nothing.\n",
      .exits = {{EXIT_NETWORK, "network: server unreachable, TLS or pin failure, timeout"},
                {EXIT_REFUSED, "refused (name taken, bad invite, rate limited)"},
-               {EXIT_UNTRUSTED, "restore: the server holds another account key for the"
-                                " name, or a list that key did not sign"},
+               {EXIT_UNTRUSTED, "the server's sealed-sender trust root differs from"
+                                " --sealed-root (the account exists, the given root stays"
+                                " pinned); restore: the server holds another account key for"
+                                " the name, or a list that key did not sign"},
                {EXIT_STATE, "already registered (restore: the local account is not new)"},
                {EXIT_KT, "the server's key-transparency keys differ from --kt-key/--kt-vrf-key"}},
      .value_opts = register_value_opts,
@@ -3492,7 +3593,9 @@ static const command commands[] = {
              "link code (138 hex chars). Give the code to `device-add` on an existing\n"
              "device, then run `link-finish` here.\n"
              "  --kt-key HEX --kt-vrf-key HEX   the server's key-transparency keys, as\n"
-             "                                 for register\n",
+             "                                 for register\n"
+             "  --sealed-root HEX               the server's sealed-sender trust root, as\n"
+             "                                 for register (checked at link-finish)\n",
      .exits = {{EXIT_STATE, "the account is already registered"}},
      .value_opts = link_request_value_opts},
     {.name = "device-add",
@@ -3657,7 +3760,9 @@ static const command commands[] = {
              "downloads and verifies attachments, prints each visible event, sends what is\n"
              "queued, and exits. Messages stored by an earlier run that was killed before\n"
              "printing them are printed first. An envelope that cannot be decrypted is\n"
-             "acknowledged and shown as a notice (code undecryptable).\n"
+             "acknowledged and shown as a notice (code undecryptable); a sealed one whose\n"
+             "sender certificate or identity does not check out is acknowledged, dropped\n"
+             "and shown as a notice (code sealed_refused, not stored).\n"
              "While `sotto daemon` holds the account, prints what the daemon received\n"
              "and no receive/listen printed yet (subscriber \"cli\", docs/rpc.md).\n",
      .exits = {{EXIT_NETWORK, "network: server unreachable, TLS or pin failure, timeout"},
@@ -3799,11 +3904,15 @@ static const command commands[] = {
      .run = cmd_config,
      .needs = NEEDS_REGISTERED,
      .syn = {{"", "show the settings"},
-             {"read-receipts on|off", "send and see read receipts (default on)"},
-             {"typing on|off", "send and see typing indicators (default on)"}},
+             {"read-receipts|typing on|off", "read receipts, typing indicators (default on)"},
+             {"sealed on|off", "seal messages to contacts (default on; this device)"}},
      .help = "Settings of the account, synced to its other devices. Read receipts off:\n"
              "none are sent and others' read receipts are not shown (delivery receipts\n"
-             "always are). Typing off: none sent, none shown.\n"},
+             "always are). Typing off: none sent, none shown. Sealed off (this device\n"
+             "only, not synced): every message goes identified, the server sees the\n"
+             "sender (docs/protocol.md \"Sealed sender\"). The output also shows the\n"
+             "sealed-sender trust root this device pinned (--json: sealed_root, null when\n"
+             "none): compare it with `sottod admin sealed-root` on the server.\n"},
     {.name = "typing",
      .run = cmd_typing,
      .needs = NEEDS_REGISTERED,

@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "internal.h"
+#include "sotto/sealed.h"
 
 #define SC_BACKOFF_BUSY_MS 30000 /* storage failure / shutting down: try again after */
 #define SC_BACKOFF_QUEUE_FULL_MS 60000
@@ -192,6 +193,33 @@ static sc_api_outcome call(sc_client *c, Sotto__Api__ClientFrame *req,
     return classify(*resp, r);
 }
 
+/* call() over another connection (the sealed-send one): a network
+ * failure leaves both connections as they are (the caller frees conn). */
+static sc_api_outcome call_conn(sc_conn *conn, Sotto__Api__ClientFrame *req,
+                                Sotto__Api__ServerFrame **resp, sc_api_result *r)
+{
+    char err[256];
+
+    memset(r, 0, sizeof *r);
+    *resp = NULL;
+    if (conn == NULL)
+        return set_network(r, "not connected");
+    if (sc_conn_request(conn, req, resp, SC_TIMEOUT_MS, err, sizeof err) != 0)
+        return set_network(r, err);
+    return classify(*resp, r);
+}
+
+/* A v5 server names its sealed-sender trust root in the register and login
+ * answers (33 bytes); anything else counts as none. */
+static void note_sealed_root(sc_client *c, const ProtobufCBinaryData *b)
+{
+    c->sealed_root_seen_ok = b->len == sizeof c->sealed_root_seen;
+    if (c->sealed_root_seen_ok)
+        memcpy(c->sealed_root_seen, b->data, sizeof c->sealed_root_seen);
+    else
+        memset(c->sealed_root_seen, 0, sizeof c->sealed_root_seen);
+}
+
 int sc_api_fail(sc_client *c, const sc_api_result *r, const char *what)
 {
     const char *sep = r->error[0] ? ": " : "";
@@ -289,8 +317,12 @@ sc_api_outcome sc_api_register(sc_client *c, const sc_api_register_req *q, uint3
     f.op_case = SOTTO__API__CLIENT_FRAME__OP_REGISTER;
     f.register_ = &reg;
     *device_id = 0;
-    if (call(c, &f, &resp, r) == SC_API_OK)
+    c->sealed_root_seen_ok = false;
+    if (call(c, &f, &resp, r) == SC_API_OK) {
         *device_id = resp->register_ && resp->register_->device_id ? resp->register_->device_id : 1;
+        if (resp->register_)
+            note_sealed_root(c, &resp->register_->sealed_trust_root);
+    }
     if (resp)
         sotto__api__server_frame__free_unpacked(resp, NULL);
     return r->outcome;
@@ -311,8 +343,10 @@ sc_api_outcome sc_api_login(sc_client *c, const char *username, uint32_t device_
     lg.signature.len = 64;
     f.op_case = SOTTO__API__CLIENT_FRAME__OP_LOGIN;
     f.login = &lg;
+    c->sealed_root_seen_ok = false;
     if (call(c, &f, &resp, r) == SC_API_OK &&
         resp->result_case == SOTTO__API__SERVER_FRAME__RESULT_LOGIN && resp->login) {
+        note_sealed_root(c, &resp->login->sealed_trust_root);
         info->prekeys_remaining = resp->login->prekeys_remaining;
         info->prekeys_low = resp->login->prekeys_low;
         info->has_keys = resp->login->has_keys;
@@ -649,6 +683,96 @@ sc_api_outcome sc_api_send(sc_client *c, const char *destination, const sc_api_o
     return r->outcome;
 }
 
+/* ------------------------------------------------------------ sealed sender (v5) */
+
+static bool dup_bytes(uint8_t **dst, size_t *len, const ProtobufCBinaryData *b, size_t max);
+
+sc_api_outcome sc_api_send_sealed(sc_client *c, sc_conn *conn, const char *destination,
+                                  const sc_api_outgoing *msgs, size_t n, const uint8_t token[16],
+                                  uint64_t *server_ts, sc_api_result *r)
+{
+    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__SendRequest sr = SOTTO__API__SEND_REQUEST__INIT;
+    Sotto__Api__ServerFrame *resp = NULL;
+    Sotto__Api__OutgoingMessage *mv = calloc(n ? n : 1, sizeof *mv);
+    Sotto__Api__OutgoingMessage **mp = calloc(n ? n : 1, sizeof *mp);
+
+    (void)c;
+    if (server_ts)
+        *server_ts = 0;
+    if (mv == NULL || mp == NULL) {
+        free(mv);
+        free(mp);
+        memset(r, 0, sizeof *r);
+        return set_network(r, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        sotto__api__outgoing_message__init(&mv[i]);
+        mv[i].device_id = msgs[i].device_id;
+        mv[i].registration_id = msgs[i].registration_id;
+        mv[i].type = msgs[i].type;
+        mv[i].body.data = (uint8_t *)msgs[i].body;
+        mv[i].body.len = msgs[i].body_len;
+        mp[i] = &mv[i];
+    }
+    sr.destination = (char *)destination;
+    sr.n_messages = n;
+    sr.messages = mp;
+    sr.delivery_token.data = (uint8_t *)token;
+    sr.delivery_token.len = 16;
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_SEND;
+    f.send = &sr;
+    if (call_conn(conn, &f, &resp, r) == SC_API_OK && server_ts && resp->send)
+        *server_ts = resp->send->server_timestamp_ms;
+    if (resp)
+        sotto__api__server_frame__free_unpacked(resp, NULL);
+    free(mv);
+    free(mp);
+    return r->outcome;
+}
+
+sc_api_outcome sc_api_sender_certificate(sc_client *c, uint8_t **cert, size_t *cert_len,
+                                         uint64_t *expires_ms, sc_api_result *r)
+{
+    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__SenderCertificateRequest sq = SOTTO__API__SENDER_CERTIFICATE_REQUEST__INIT;
+    Sotto__Api__ServerFrame *resp = NULL;
+
+    *cert = NULL;
+    *cert_len = 0;
+    *expires_ms = 0;
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_SENDER_CERTIFICATE;
+    f.sender_certificate = &sq;
+    if (call(c, &f, &resp, r) == SC_API_OK) {
+        const Sotto__Api__SenderCertificateResponse *k = resp->sender_certificate;
+        if (resp->result_case != SOTTO__API__SERVER_FRAME__RESULT_SENDER_CERTIFICATE || k == NULL ||
+            k->certificate.len == 0 ||
+            !dup_bytes(cert, cert_len, &k->certificate, SOTTO_CERT_MAX_BYTES))
+            set_malformed(r, "sender certificate answer");
+        else
+            *expires_ms = k->expires_ms;
+    }
+    if (resp)
+        sotto__api__server_frame__free_unpacked(resp, NULL);
+    return r->outcome;
+}
+
+sc_api_outcome sc_api_set_delivery_token(sc_client *c, const uint8_t *token, sc_api_result *r)
+{
+    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
+    Sotto__Api__SetDeliveryTokenRequest st = SOTTO__API__SET_DELIVERY_TOKEN_REQUEST__INIT;
+    Sotto__Api__ServerFrame *resp = NULL;
+
+    st.token.data = (uint8_t *)token;
+    st.token.len = token ? 16 : 0;
+    f.op_case = SOTTO__API__CLIENT_FRAME__OP_SET_DELIVERY_TOKEN;
+    f.set_delivery_token = &st;
+    call(c, &f, &resp, r);
+    if (resp)
+        sotto__api__server_frame__free_unpacked(resp, NULL);
+    return r->outcome;
+}
+
 /* ------------------------------------------------------------ profiles */
 
 sc_api_outcome sc_api_set_profile(sc_client *c, const uint8_t *ct, size_t ct_len, sc_api_result *r)
@@ -922,7 +1046,8 @@ static void envelope_from(sc_push *out, const Sotto__Api__Envelope *e)
         snprintf(out->error, sizeof out->error, "envelope id of %zu bytes", e->id.len);
         return;
     }
-    if (sl == 0 || sl >= sizeof v->source) {
+    /* a sealed envelope (type 6) names no sender: it is inside (sealed.c) */
+    if ((sl == 0 && e->type != 6) || sl >= sizeof v->source) {
         snprintf(out->error, sizeof out->error, "envelope without a valid sender");
         return;
     }
@@ -934,7 +1059,10 @@ static void envelope_from(sc_push *out, const Sotto__Api__Envelope *e)
     memcpy(v->id, e->id.data, sizeof v->id);
     v->id_len = sizeof v->id;
     v->server_ts = e->server_timestamp_ms;
-    memcpy(v->source, e->source, sl + 1);
+    if (sl > 0)
+        memcpy(v->source, e->source, sl + 1);
+    else
+        v->source[0] = '\0';
     v->source_device = e->source_device_id;
     v->type = e->type;
     if (e->body.len)

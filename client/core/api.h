@@ -102,9 +102,9 @@ typedef struct sc_envelope {
     uint8_t id[16];
     size_t id_len;      /* 16 on a well-formed envelope */
     uint64_t server_ts; /* ms */
-    char source[64];    /* sender username ("" when absent/invalid) */
+    char source[64];    /* sender username ("" when absent/invalid; "" for type 6) */
     uint32_t source_device;
-    uint32_t type; /* 2 SignalMessage, 3 PreKeySignalMessage */
+    uint32_t type; /* 2 SignalMessage, 3 PreKeySignalMessage, 6 sealed sender v1 */
     uint8_t *body; /* malloc()ed */
     size_t body_len;
 } sc_envelope;
@@ -308,6 +308,32 @@ sc_api_outcome sc_api_set_profile(sc_client *c, const uint8_t *ct, size_t ct_len
  * or no profile. */
 sc_api_outcome sc_api_get_profile(sc_client *c, const char *username, uint8_t **ct, size_t *ct_len,
                                   sc_api_result *r);
+
+/* ---- sealed sender (api.proto v5; docs/api.md "Sealed sender") ---- */
+
+/* The sealed-sender trust root the server named in the last successful
+ * register or login answer (RegisterResponse / LoginResponse
+ * .sealed_trust_root) is kept in c (internal.h: sealed_root_seen) by
+ * sc_api_register and sc_api_login; a server before v5 sends none. */
+
+/* sender_certificate: a serialized SenderCertificate for the logged-in
+ * device (*cert malloc()ed, *cert_len <= SOTTO_CERT_MAX_BYTES, freed by the
+ * caller with free()) and the expiry the server states. Not trusted here:
+ * sealed.c validates it. REFUSED with "malformed" on an empty or oversized
+ * certificate. */
+sc_api_outcome sc_api_sender_certificate(sc_client *c, uint8_t **cert, size_t *cert_len,
+                                         uint64_t *expires_ms, sc_api_result *r);
+/* set_delivery_token: sets (token, 16 bytes) or clears (NULL) the
+ * logged-in account's delivery token. */
+sc_api_outcome sc_api_set_delivery_token(sc_client *c, const uint8_t *token, sc_api_result *r);
+/* A SEALED send over `conn` (a connection that never logged in, not
+ * c->conn): every msgs[i].type must be 6 and `token` (16 bytes) the
+ * destination's delivery token. Outcomes as sc_api_send; REFUSED with
+ * status SC_ST_UNAUTHENTICATED when the server refused the token (nothing
+ * queued). A network failure does not close conn (the caller does). */
+sc_api_outcome sc_api_send_sealed(sc_client *c, sc_conn *conn, const char *destination,
+                                  const sc_api_outgoing *msgs, size_t n, const uint8_t token[16],
+                                  uint64_t *server_ts, sc_api_result *r);
 
 /*
  * Turns a result into the core's error code and message (sc_fail):

@@ -379,6 +379,9 @@ void sc_disconnect(sc_client *c)
     }
     c->conn = NULL;
     c->logged_in = false;
+    if (c->sealed_conn) /* sealed.c: the connection that never logs in */
+        sc_conn_free(c->sealed_conn);
+    c->sealed_conn = NULL;
 }
 
 uint64_t sc_retry_at(const sc_client *c)
@@ -673,6 +676,9 @@ int sc_register_device(sc_client *c, const char *username, const char *invite, b
         goto out;
     c->logged_in = true;
     rc = upload_initial_keys(c);
+    /* sealed sender (sealed.c): pin the trust root, upload our token */
+    if (rc == SC_OK)
+        rc = sc_sealed_after_auth(c);
     /* the server's key-transparency keys, pinned now (first use) or checked
      * against those given with --kt-key; a server without key transparency
      * or one that cannot answer now is asked again later */
@@ -826,6 +832,11 @@ int sc_connect(sc_client *c)
     }
     c->login_queued = info.queued;
     c->logged_in = true;
+    /* sealed sender (sealed.c): the root pinned on first sight (a linked
+     * device), our delivery token kept current; advisory but the store */
+    rc = sc_sealed_after_auth(c);
+    if (rc != SC_OK)
+        goto out;
     /* Server and trust given on the command line are remembered once they
      * have worked. */
     if (c->override_server)

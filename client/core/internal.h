@@ -96,6 +96,12 @@ struct sc_client {
         bool kept; /* the row stays queued for this member */
         char reason[200];
     } group_st[SC_MAX_GROUP_MEMBERS + 1];
+    /* sealed.c (issue 12): the connection that never logs in, for sealed
+     * sends (closed with c->conn by sc_disconnect); the trust root the last
+     * register / login answer named (api.c; ok false: none, a pre-v5 server) */
+    sc_conn *sealed_conn;
+    uint8_t sealed_root_seen[33];
+    bool sealed_root_seen_ok;
     char err[512];
 };
 
@@ -468,5 +474,95 @@ int sc_promote_handle(sc_client *c, const sc_envelope *e, const Sotto__Content__
 int sc_link_sync_pending(sc_client *c);
 int sc_link_sync_handle(sc_client *c, const sc_envelope *e, const Sotto__Content__Content *ct,
                         int64_t *rows, size_t cap, size_t *n);
+
+/* sealed.c: sealed sender in the client (docs/protocol.md "Sealed sender",
+ * client rules). client_config keys: sealed_root (33 bytes, the pinned
+ * trust root), sealed_root_alert (hex of a different root once reported),
+ * sealed_cert / sealed_cert_expires / sealed_cert_renew (our cached sender
+ * certificate, its expiry, and when it is renewed: sc_sealed_cert_renew_at),
+ * sealed_root_given (the root was given with register --sealed-root and
+ * the server has not named it yet),
+ * sealed_token_sent (the delivery token last uploaded), sealed_token_due (an
+ * upload failed: retried at the next tick), sealed_root_mismatch (the last
+ * login named another root: nothing sealed, our token cleared),
+ * sealed_refused:NAME (a token of NAME's the server refused, and when:
+ * identified until NAME's profile key changes or for 24 h), sealed_off (this device sends
+ * identified only), profile_key_auto (the profile key was made here for
+ * sealed sender, before any profile: `profile set` replaces it). */
+/* After a successful register or login (c->sealed_root_seen set by api.c):
+ * pins the trust root on first sight (a later different one is not used:
+ * a notice "sealed_root_changed" once per root); on the primary, makes
+ * the profile key when there is none; uploads our delivery token when the
+ * server does not hold the current one. Advisory: SC_OK unless the store
+ * failed. */
+int sc_sealed_after_auth(sc_client *c);
+/* Uploads our delivery token (op 34; needs login), that of our current
+ * profile key, unconditionally (at every login: the server may have lost
+ * it), or clears it on the server while the served trust root differs from
+ * the pinned one ("sealed_root_mismatch"); profile.c calls it after making
+ * a new key. Nothing without a pinned root or a profile key. Advisory: a
+ * failed upload sets "sealed_token_due" (retried by sc_sealed_token_tick);
+ * SC_OK unless the store failed. */
+int sc_sealed_token_refresh(sc_client *c);
+/* Whether the last login named another trust root than the pinned one
+ * ("sealed_root_mismatch"): nothing is sealed, and our token is kept
+ * cleared on the server (profile.c's rotation uploads none then). */
+bool sc_sealed_root_mismatch(sc_client *c);
+/* Housekeeping: sc_sealed_token_refresh again when the last one failed
+ * ("sealed_token_due"); SC_OK otherwise. Needs login. */
+int sc_sealed_token_tick(sc_client *c);
+/* Whether a send to `dest` is sealed, and with which token: not our own
+ * account, sealing on, a trust root pinned, dest's profile key held, the
+ * 1:1 conversation with dest accepted (not a request) and not blocked, and
+ * no refusal recorded for that token. *seal false otherwise (token zeroed).
+ * SC_OK or a store error. */
+int sc_sealed_decide(sc_client *c, const char *dest, bool *seal, uint8_t token[16]);
+/* Seals each ciphertext of msgs[0..n) (types 2/3, for dest's devices) with
+ * our sender certificate (fetched and cached, see sc_sealed_cert) and sends
+ * them as one sealed send over c->sealed_conn (opened when needed, never
+ * logged in). Outcomes as sc_api_send; REFUSED with status -2 when nothing
+ * went out because sealing was not possible here (no valid certificate,
+ * a recipient key unknown): the caller sends identified instead. */
+sc_api_outcome sc_sealed_send(sc_client *c, const char *dest, const sc_api_outgoing *msgs, size_t n,
+                              const uint8_t token[16], uint64_t *server_ts, sc_api_result *r);
+#define SC_SEALED_LOCAL_REFUSAL (-2) /* sc_api_result.status of sc_sealed_send */
+/* The server refused `token` for dest (UNAUTHENTICATED): recorded, so that
+ * sends to dest are identified until dest's profile key changes or for 24 h
+ * (then sealing is tried again). _at: as if refused at at_ms (tests). */
+int sc_sealed_note_refused(sc_client *c, const char *dest, const uint8_t token[16]);
+int sc_sealed_note_refused_at(sc_client *c, const char *dest, const uint8_t token[16],
+                              uint64_t at_ms);
+/* A sealed send to dest was answered QUEUE_FULL (queue_full true) or
+ * RATE_LIMITED: dest's sealed quota/rate, shared by all sealed senders, is
+ * spent; the caller sends that message identified at once. Nothing is
+ * recorded (the next send tries sealed again); a line on stderr with
+ * SOTTO_DEBUG_SEALED=1. */
+void sc_sealed_note_busy(sc_client *c, const char *dest, bool queue_full);
+/* When a sender certificate fetched at fetched_ms and expiring at
+ * expires_ms is renewed: min(1 h, half its validity) before it expires
+ * (a certificate already expired: at once). */
+uint64_t sc_sealed_cert_renew_at(uint64_t fetched_ms, uint64_t expires_ms);
+/* Our sender certificate, valid (under the pinned root, naming us) until
+ * at least sc_sealed_cert_renew_at: the cached one or a fresh one (op 33,
+ * needs login).
+ * *cert malloc()ed. SC_E_UNTRUSTED when the server's does not validate,
+ * SC_E_STATE without a pinned root, else the request's error. */
+int sc_sealed_cert(sc_client *c, uint8_t **cert, size_t *len);
+/*
+ * A received envelope of type 6: opens it with our identity key and the
+ * pinned root, the certificate's expiry checked at the envelope's server
+ * time (our clock when that is 0 or more than 5 min ahead of it), checks
+ * that the certificate's identity key is the one the sender's signed
+ * device list (held, else fetched) names for that device, and fills
+ * *inner with the envelope as if identified (same id and server time,
+ * source and device from the certificate, type 3 or 2, body the inner
+ * Signal message; free with sc_envelope_clear). *refused true when it can
+ * never be shown: an event (SC_EV_NOTICE, code "sealed_refused", not
+ * stored) went to cb and nothing was stored; the caller acks it. SC_OK, or
+ * an error that leaves the envelope unacked (network while fetching the
+ * list, store).
+ */
+int sc_sealed_open(sc_client *c, const sc_envelope *e, sc_envelope *inner, bool *refused,
+                   sc_event_cb cb, void *ud);
 
 #endif /* SOTTO_CLIENT_INTERNAL_H */

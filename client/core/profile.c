@@ -7,6 +7,10 @@
  * the first `profile set`). It goes out in DataMessage.profile_key only to
  * accepted conversations (sc_profile_decorate), to our own devices in
  * SyncMessage.profile_key (+ profile_name) and in link syncs (linksync.c).
+ * A block and `profile rotate-key` replace it (sc_profile_rotate_key,
+ * issue 12): profile and delivery token uploaded under the new key, which
+ * then goes to our devices and, as a FLAG_PROFILE_KEY_UPDATE message, to
+ * every accepted contact not blocked.
  * The server holds only the ciphertext of
  *
  *   plaintext = 0x01 | u64be time (ms, when the owner set it) | u8 name_len
@@ -43,6 +47,7 @@
 
 #include "api.h"
 #include "everyday.h"
+#include "sotto/sealed.h"
 
 #define PROFILE_VERSION 0x01
 #define PROFILE_INFO "Sotto profile v1"
@@ -547,6 +552,8 @@ int sc_profile_sync(sc_client *c, const sc_envelope *e, const Sotto__Content__Co
         return SC_OK;
     if (s->profile_key.len == SC_PROFILE_KEY_BYTES)
         rc = sc_cfg_set_blob(c, "profile_key", s->profile_key.data, SC_PROFILE_KEY_BYTES);
+    if (rc == SC_OK && s->profile_key.len == SC_PROFILE_KEY_BYTES)
+        rc = sc_cfg_delete(c, "profile_key_auto"); /* sealed.c: the account's key now */
     if (rc == SC_OK && s->profile_name[0] != '\0' &&
         name_ok(s->profile_name, strlen(s->profile_name)))
         rc = sc_cfg_set_text(c, "profile_name", s->profile_name);
@@ -562,6 +569,14 @@ void sc_profile_tick(sc_client *c)
 
     if (!may_fetch(c))
         return;
+    {
+        /* a rotation a block started while offline (sc_block) */
+        bool due = false;
+        if (sc_profile_rotate_due(c, &due) == SC_OK && due)
+            fetch_outcome(c, sc_profile_rotate_key(c, NULL));
+        /* a delivery token upload that failed (sealed.c) */
+        (void)sc_sealed_token_tick(c);
+    }
     if (sc_profile_due(c, sc_now_ms() - PROFILE_REFRESH_MS, PROFILE_TICK_MAX, &names, &n) != SC_OK)
         return;
     for (size_t i = 0; i < n; i++) {
@@ -685,11 +700,24 @@ int sc_profile_set(sc_client *c, const char *name, const char *avatar_path,
         }
     }
     rc = own_key(c, key);
+    {
+        /* a key made for sealed sender before any profile (sealed.c,
+         * "profile_key_auto"): the first profile gets a new one, so that
+         * contacts holding the old key fetch the profile */
+        uint64_t auto_key = 0;
+        if (rc == SC_OK && sc_cfg_get_u64(c, "profile_key_auto", &auto_key) == SC_OK && auto_key)
+            rc = SC_E_NOT_FOUND;
+    }
     if (rc == SC_E_NOT_FOUND) {
         randombytes_buf(key, sizeof key);
         new_key = true;
         rc = SC_OK;
     }
+    /* connected first: a login may send a link sync carrying the key we
+     * hold now with a newer timestamp, which our sync below must beat
+     * (newest wins on the new device) */
+    if (rc == SC_OK)
+        rc = sc_connect(c);
     /* inside the profile: contacts refuse older ones, so after the newest
      * of any of our devices (profile_ts, synced) even if our clock is behind */
     ts = sc_next_timestamp(c);
@@ -698,8 +726,6 @@ int sc_profile_set(sc_client *c, const char *name, const char *avatar_path,
     p.time_ms = ts;
     if (rc == SC_OK)
         rc = profile_seal(c, &p, c->username, key, &ct, &ct_len);
-    if (rc == SC_OK)
-        rc = sc_connect(c);
     if (rc == SC_OK && sc_api_set_profile(c, ct, ct_len, &r) != SC_API_OK)
         rc = sc_api_fail(c, &r, "set profile");
     free(ct);
@@ -710,6 +736,8 @@ int sc_profile_set(sc_client *c, const char *name, const char *avatar_path,
     if (rc == SC_OK) {
         if (new_key)
             rc = sc_cfg_set_blob(c, "profile_key", key, sizeof key);
+        if (rc == SC_OK && new_key)
+            rc = sc_cfg_delete(c, "profile_key_auto");
         if (rc == SC_OK)
             rc = sc_cfg_set_text(c, "profile_name", name);
         if (rc == SC_OK)
@@ -721,6 +749,10 @@ int sc_profile_set(sc_client *c, const char *name, const char *avatar_path,
         else
             sc_db_rollback(c);
     }
+    /* a new key: the server gets its delivery token now (sealed.c), before
+     * any contact can hold the key */
+    if (rc == SC_OK && new_key)
+        rc = sc_sealed_token_refresh(c);
     if (rc == SC_OK) {
         if (p.avatar_len) {
             char *path = NULL;
@@ -743,6 +775,212 @@ int sc_profile_set(sc_client *c, const char *name, const char *avatar_path,
     profile_clear(&p);
     if (rc == SC_OK)
         (void)sc_flush(c, NULL); /* the sync to our devices; left queued on failure */
+    return rc;
+}
+
+/* ---- rotating the profile key (issue 12; sotto_client.h) ---- */
+
+#define ROTATE_DUE "profile_rotate_due"
+#define ROTATE_NEXT "profile_key_next"
+
+int sc_profile_rotate_due(sc_client *c, bool *due)
+{
+    uint64_t v = 0;
+    int rc = sc_cfg_get_u64(c, ROTATE_DUE, &v);
+
+    *due = rc == SC_OK && v != 0;
+    return rc == SC_E_NOT_FOUND ? SC_OK : rc;
+}
+
+/* The key a rotation under way uses (ROTATE_NEXT), made and stored now
+ * when there is none yet. */
+static int next_key(sc_client *c, uint8_t key[SC_PROFILE_KEY_BYTES])
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    int rc = sc_cfg_get_blob(c, ROTATE_NEXT, &b, &n);
+
+    if (rc == SC_OK && n == SC_PROFILE_KEY_BYTES)
+        memcpy(key, b, SC_PROFILE_KEY_BYTES);
+    if (b) {
+        sodium_memzero(b, n);
+        free(b);
+    }
+    if (rc == SC_OK && n == SC_PROFILE_KEY_BYTES)
+        return SC_OK;
+    if (rc != SC_OK && rc != SC_E_NOT_FOUND)
+        return rc;
+    randombytes_buf(key, SC_PROFILE_KEY_BYTES);
+    return sc_cfg_set_blob(c, ROTATE_NEXT, key, SC_PROFILE_KEY_BYTES);
+}
+
+/* Our profile as set here (name, avatar) sealed under key at time ts;
+ * *ct NULL when no name is set (nothing to upload). */
+static int reseal_own(sc_client *c, const uint8_t key[SC_PROFILE_KEY_BYTES], uint64_t ts,
+                      uint8_t **ct, size_t *ct_len)
+{
+    char *name = NULL, *av = NULL;
+    profile p;
+    int rc = sc_cfg_get_text(c, "profile_name", &name);
+
+    *ct = NULL;
+    *ct_len = 0;
+    memset(&p, 0, sizeof p);
+    if (rc == SC_E_NOT_FOUND || (rc == SC_OK && !name_ok(name, strlen(name)))) {
+        free(name);
+        return SC_OK;
+    }
+    if (rc != SC_OK)
+        return rc;
+    memcpy(p.name, name, strlen(name) + 1);
+    free(name);
+    rc = sc_cfg_get_text(c, "profile_avatar", &av);
+    if (rc == SC_OK) {
+        char *nl = strchr(av, '\n');
+        if (nl && type_ok(av, (size_t)(nl - av))) {
+            *nl = '\0';
+            memcpy(p.type, av, strlen(av) + 1);
+            rc = read_avatar(c, nl + 1, &p);
+        }
+        free(av);
+    } else if (rc == SC_E_NOT_FOUND) {
+        rc = SC_OK;
+    }
+    p.time_ms = ts;
+    if (rc == SC_OK)
+        rc = profile_seal(c, &p, c->username, key, ct, ct_len);
+    profile_clear(&p);
+    return rc;
+}
+
+/* Queues a profile-key update for every accepted contact that is not
+ * blocked (inside the caller's transaction); *n counts them. */
+static int queue_key_updates(sc_client *c, const uint8_t key[SC_PROFILE_KEY_BYTES], uint64_t ts,
+                             size_t *n)
+{
+    sc_contact_info *v = NULL;
+    size_t cnt = 0;
+    uint8_t k[SC_PROFILE_KEY_BYTES];
+    int rc = sc_contact_list(c, &v, &cnt);
+
+    *n = 0;
+    memcpy(k, key, sizeof k);
+    for (size_t i = 0; rc == SC_OK && i < cnt; i++) {
+        Sotto__Content__Content ct = SOTTO__CONTENT__CONTENT__INIT;
+        Sotto__Content__DataMessage dm = SOTTO__CONTENT__DATA_MESSAGE__INIT;
+        bool accepted = false, blocked = true;
+        uint32_t expire_s = 0;
+
+        if (strcmp(v[i].name, c->username) == 0)
+            continue;
+        rc = sc_conv_accepted(c, "contact", v[i].name, &accepted);
+        if (rc == SC_OK)
+            rc = sc_blocked_is(c, v[i].name, &blocked);
+        if (rc != SC_OK || !accepted || blocked)
+            continue;
+        dm.flags = SOTTO__CONTENT__DATA_MESSAGE__FLAGS__FLAG_PROFILE_KEY_UPDATE;
+        dm.profile_key.data = k;
+        dm.profile_key.len = sizeof k;
+        /* the conversation's timer rides along, as on every data message
+         * (a missing one would read as "timer off", expire.c) */
+        rc = sc_expire_decorate(c, "contact", v[i].name, &dm, &expire_s);
+        ct.timestamp = ts;
+        ct.data = &dm;
+        if (rc == SC_OK)
+            rc = sc_enqueue_content(c, v[i].name, &ct, 0);
+        if (rc == SC_OK)
+            (*n)++;
+    }
+    sodium_memzero(k, sizeof k);
+    sc_contact_list_free(v, cnt);
+    return rc;
+}
+
+int sc_profile_rotate_key(sc_client *c, size_t *notified)
+{
+    uint8_t key[SC_PROFILE_KEY_BYTES], token[SOTTO_DELIVERY_TOKEN_BYTES], *ct = NULL;
+    size_t ct_len = 0, n = 0;
+    sc_api_result r;
+    char *name = NULL;
+    uint64_t ts, prev = 0;
+    int rc;
+
+    if (notified)
+        *notified = 0;
+    if (c->username == NULL)
+        return sc_fail(c, SC_E_STATE, "not registered");
+    rc = own_key(c, key);
+    sodium_memzero(key, sizeof key);
+    if (rc == SC_E_NOT_FOUND) {
+        /* no key ever given out: nothing to cut off */
+        (void)sc_cfg_delete(c, ROTATE_DUE);
+        return SC_OK;
+    }
+    if (rc == SC_OK)
+        rc = sc_cfg_set_u64(c, ROTATE_DUE, 1);
+    if (rc == SC_OK)
+        rc = next_key(c, key);
+    if (rc != SC_OK)
+        goto out;
+    /* connected before the timestamp: a login may send a link sync with
+     * the old key, which the sync below must be newer than */
+    rc = sc_connect(c);
+    if (rc != SC_OK)
+        goto out;
+    ts = sc_next_timestamp(c);
+    if (sc_cfg_get_u64(c, "profile_ts", &prev) == SC_OK && prev >= ts)
+        ts = prev + 1;
+    /* 1. the profile under the new key; 2. the new delivery token: from
+     * then on the old key's token is refused (server: UNAUTHENTICATED) */
+    rc = reseal_own(c, key, ts, &ct, &ct_len);
+    if (rc == SC_OK && ct && sc_api_set_profile(c, ct, ct_len, &r) != SC_API_OK)
+        rc = sc_api_fail(c, &r, "set profile");
+    free(ct);
+    if (rc == SC_OK && sotto_delivery_token_derive(token, key) != SOTTO_OK)
+        rc = sc_fail(c, SC_E_INTERNAL, "cannot derive the delivery token");
+    /* (while the server serves another sealed-sender root than the pinned
+     * one our token stays cleared: sealed.c) */
+    if (rc == SC_OK &&
+        sc_api_set_delivery_token(c, sc_sealed_root_mismatch(c) ? NULL : token, &r) != SC_API_OK)
+        rc = sc_api_fail(c, &r, "set delivery token");
+    if (rc != SC_OK)
+        goto out;
+    /* 3. keep it, tell our devices and our contacts */
+    rc = sc_cfg_get_text(c, "profile_name", &name);
+    if (rc == SC_E_NOT_FOUND)
+        rc = SC_OK;
+    if (rc == SC_OK)
+        rc = sc_db_begin(c);
+    if (rc != SC_OK)
+        goto out;
+    rc = sc_cfg_set_blob(c, "profile_key", key, sizeof key);
+    if (rc == SC_OK)
+        rc = sc_cfg_delete(c, "profile_key_auto");
+    if (rc == SC_OK)
+        rc = sc_cfg_set_blob(c, "sealed_token_sent", token, sizeof token); /* sealed.c */
+    if (rc == SC_OK)
+        rc = sc_cfg_set_u64(c, "profile_ts", ts);
+    if (rc == SC_OK)
+        rc = sync_own(c, key, name ? name : "", ts);
+    if (rc == SC_OK)
+        rc = queue_key_updates(c, key, ts, &n);
+    if (rc == SC_OK)
+        rc = sc_cfg_delete(c, ROTATE_NEXT);
+    if (rc == SC_OK)
+        rc = sc_cfg_delete(c, ROTATE_DUE);
+    if (rc == SC_OK)
+        rc = sc_db_commit(c);
+    else
+        sc_db_rollback(c);
+    if (rc == SC_OK) {
+        (void)sc_flush(c, NULL); /* what cannot go now stays queued */
+        if (notified)
+            *notified = n;
+    }
+out:
+    free(name);
+    sodium_memzero(key, sizeof key);
+    sodium_memzero(token, sizeof token);
     return rc;
 }
 

@@ -1175,6 +1175,18 @@ int sc_receive(sc_client *c, bool stay, volatile int *stop, sc_event_cb cb, void
             }
             if (p.kind == SC_PUSH_BAD) {
                 report_bad_push(c, &p, cb, ud);
+            } else if (p.envelope.type == 6) {
+                /* sealed sender (sealed.c): opened, then as if identified */
+                sc_envelope inner;
+                bool done = false;
+                rc = sc_sealed_open(c, &p.envelope, &inner, &done, cb, ud);
+                if (rc == SC_OK && !done)
+                    rc = sc_accept_envelope(c, &inner, false, cb, ud);
+                sc_envelope_clear(&inner);
+                if (rc != SC_OK) {
+                    sc_push_clear(&p);
+                    return rc;
+                }
             } else {
                 rc = sc_accept_envelope(c, &p.envelope, false, cb, ud);
                 if (rc != SC_OK) {

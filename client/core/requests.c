@@ -488,7 +488,18 @@ int sc_block(sc_client *c, const char *const *names, size_t n, size_t *changed)
     }
     if (rc == SC_OK)
         rc = queue_blocked(c);
+    /* issue 12: whoever we block may hold our profile key, hence our
+     * delivery token (sealed sends): a new key cuts them off. Marked due
+     * in this transaction (profile.c's "profile_rotate_due"), so that a
+     * rotation that cannot finish now is retried by the tick */
+    if (rc == SC_OK && count > 0)
+        rc = sc_cfg_set_u64(c, "profile_rotate_due", 1);
     rc = finish(c, rc);
+    if (rc == SC_OK && count > 0) {
+        /* the block stands whatever happens here; a failure stays due
+         * (the caller may ask sc_profile_rotate_due) */
+        (void)sc_profile_rotate_key(c, NULL);
+    }
     if (rc == SC_OK && changed)
         *changed = count;
     return rc;

@@ -368,7 +368,14 @@ static int apply_mismatch(sc_client *c, const char *dest, const sc_api_mismatch 
  * nothing is sent). */
 static int deliver_payload(sc_client *c, const char *dest, const payload *p, uint64_t *server_ts)
 {
+    uint8_t token[16] = {0};
+    bool seal = false;
     int rc = reset_sessions(c, dest);
+
+    /* sealed sender (sealed.c): between accepted contacts the server gets
+     * no sender; our own devices and strangers get identified sends */
+    if (rc == SC_OK)
+        rc = sc_sealed_decide(c, dest, &seal, token);
 
     for (int attempt = 0; rc == SC_OK; attempt++) {
         sc_api_outgoing *msgs = NULL;
@@ -394,7 +401,33 @@ static int deliver_payload(sc_client *c, const char *dest, const payload *p, uin
         free(ids);
         if (rc != SC_OK || n == 0)
             break;
-        outcome = sc_api_send(c, dest, msgs, n, server_ts, &r);
+        if (seal) {
+            outcome = sc_sealed_send(c, dest, msgs, n, token, server_ts, &r);
+            if (outcome == SC_API_REFUSED &&
+                (r.status == SC_ST_UNAUTHENTICATED || r.status == SC_SEALED_LOCAL_REFUSAL)) {
+                /* their token is stale (a new profile key), or we cannot
+                 * seal now (no valid certificate): this send goes identified,
+                 * with the same ciphertexts (none of them was queued) */
+                if (r.status == SC_ST_UNAUTHENTICATED)
+                    (void)sc_sealed_note_refused(c, dest, token);
+                seal = false;
+                sc_api_result_clear(&r);
+                outcome = sc_api_send(c, dest, msgs, n, server_ts, &r);
+            } else if (outcome == SC_API_RETRY &&
+                       (r.status == SC_ST_QUEUE_FULL || r.status == SC_ST_RATE_LIMITED)) {
+                /* the recipient's sealed quota or rate is shared by every
+                 * sealed sender (the server cannot tell them apart), so
+                 * anyone holding their token can fill it: this send goes
+                 * identified at once, under our own per-sender caps (none
+                 * of the ciphertexts was queued). Only this send: the next
+                 * one tries sealed again. */
+                sc_sealed_note_busy(c, dest, r.status == SC_ST_QUEUE_FULL);
+                sc_api_result_clear(&r);
+                outcome = sc_api_send(c, dest, msgs, n, server_ts, &r);
+            }
+        } else {
+            outcome = sc_api_send(c, dest, msgs, n, server_ts, &r);
+        }
         free_ciphertexts(msgs, n);
         if (outcome == SC_API_MISMATCH)
             rc = apply_mismatch(c, dest, &r.mismatch);
@@ -404,6 +437,7 @@ static int deliver_payload(sc_client *c, const char *dest, const payload *p, uin
         if (outcome != SC_API_MISMATCH)
             break;
     }
+    sodium_memzero(token, sizeof token);
     return rc;
 }
 

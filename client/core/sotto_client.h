@@ -689,7 +689,11 @@ int sc_accept(sc_client *c, const char *conv, bool is_group);
 int sc_request_delete(sc_client *c, const char *conv, bool is_group, size_t *wiped);
 /* Blocks (unblocks) names[0..n): valid usernames, not our own (SC_E_USAGE).
  * Blocking also deletes a pending request from that name. *changed (may be
- * NULL): how many were not (were) blocked before. */
+ * NULL): how many were not (were) blocked before. A block that changed
+ * something also rotates our profile key (sc_profile_rotate_key), so the
+ * blocked account's old key no longer yields our delivery token; when the
+ * rotation cannot finish now (network) sc_block still succeeds and the
+ * rotation stays due (sc_profile_rotate_due) for the next tick. */
 int sc_block(sc_client *c, const char *const *names, size_t n, size_t *changed);
 int sc_unblock(sc_client *c, const char *const *names, size_t n, size_t *changed);
 /* The block list, by name: cb(ud, name, blocked_ms). */
@@ -722,6 +726,25 @@ int sc_config_get(sc_client *c, sc_everyday_config *out);
  * another) and queues the sync to our other devices, then flushes (a
  * network failure leaves the sync queued: still SC_OK). */
 int sc_config_set(sc_client *c, const char *key, bool on);
+/* Sealed sender on this device (sealed.c; client_config "sealed_off";
+ * default on, not synced): off, every send is identified. *on gets the
+ * setting; SC_OK or SC_E_STORE. */
+int sc_sealed_enabled(sc_client *c, bool *on);
+int sc_sealed_set_enabled(sc_client *c, bool on);
+#define SC_SEALED_ROOT_HEX 66 /* a 33-byte trust root (0x05 || X25519) in hex */
+/* Pins the server's sealed-sender trust root (SC_SEALED_ROOT_HEX hex
+ * characters, as `sottod admin sealed-root` prints it) from an out-of-band
+ * source, before the first connection (register/link-request
+ * --sealed-root): the first register/login answer must then name that
+ * root, else it fails with SC_E_UNTRUSTED (the given root stays pinned and
+ * the served one is not used). SC_E_USAGE for bad hex or a key that is not
+ * one; SC_E_STATE when another root is pinned already; SC_OK when the same
+ * one is. */
+int sc_sealed_pin_root(sc_client *c, const char *root_hex);
+/* The pinned sealed-sender trust root in lower-case hex (local only).
+ * *pinned false and hex "" when none is pinned (a server before v5, or not
+ * registered yet). SC_OK or SC_E_STORE (a damaged value). */
+int sc_sealed_root(sc_client *c, char hex[SC_SEALED_ROOT_HEX + 1], bool *pinned);
 
 /* Marks incoming messages of a conversation (contact, or group id/name)
  * read: the given timestamps ts[0..n) (SC_E_NOT_FOUND when one is not an
@@ -776,6 +799,25 @@ int sc_timer_get(sc_client *c, const char *to, bool to_group, uint32_t *seconds)
  * SC_E_SERVER / SC_E_RETRY (not uploaded: nothing changed), SC_E_STORE. */
 int sc_profile_set(sc_client *c, const char *name, const char *avatar_path,
                    const char *content_type);
+/* Replaces our profile key with a new random one (issue 12): whoever
+ * holds the old key can no longer derive our delivery token, so their
+ * sealed sends are refused by the server (they fall back to identified,
+ * which the block list and message requests handle). The profile (if a
+ * name is set) is encrypted again and uploaded under the new key, the new
+ * delivery token is uploaded, then the new key is stored, synced to our
+ * other devices (SyncMessage.profile_key) and sent in a profile-key update
+ * (DataMessage flags FLAG_PROFILE_KEY_UPDATE) to every accepted contact
+ * that is not blocked; those are flushed (a failure leaves them queued).
+ * *notified (may be NULL): how many contacts the update was queued for.
+ * Resumable: the new key waits in client_config "profile_key_next" until
+ * both uploads succeeded, so a retry after a network failure finishes
+ * the same rotation. SC_OK also when we have no profile key (nothing to
+ * rotate). SC_E_STATE (not registered), SC_E_NETWORK / SC_E_SERVER /
+ * SC_E_RETRY (not finished: still due, retried by sc_profile_tick),
+ * SC_E_STORE. sc_block calls it after a block. */
+int sc_profile_rotate_key(sc_client *c, size_t *notified);
+/* Whether a rotation (sc_profile_rotate_key) is due and not finished yet. */
+int sc_profile_rotate_due(sc_client *c, bool *due);
 
 typedef struct sc_profile_info {
     char *username;     /* whose */
@@ -801,10 +843,23 @@ int sc_profile_display_name(sc_client *c, const char *who, char **out);
 bool sc_utf8_valid(const char *s, size_t len);
 /* Largest n <= max such that s[0..n) ends on a UTF-8 character boundary. */
 size_t sc_utf8_cut(const char *s, size_t len, size_t max);
-/* Content padding (docs/protocol.md "Content"): 0x80 then zeros up to a
- * multiple of 160. *out malloc()ed. Returns SC_OK or SC_E_INTERNAL. */
+/* Largest content padding bucket (480 * 2^8); a longer content is padded
+ * to a multiple of 160 instead (docs/protocol.md "Padding"). */
+#define SC_PAD_BUCKET_MAX ((size_t)122880)
+/* Padded length of a content of `len` bytes (docs/protocol.md "Padding"):
+ * the smallest bucket of 160, 320 * 2^k, 480 * 2^k that holds len + 1
+ * bytes (content and the 0x80 terminator), up to SC_PAD_BUCKET_MAX; beyond
+ * it the smallest multiple of 160 >= len + 1. 0 when len is too large for
+ * a size_t computation. */
+size_t sc_pad_size(size_t len);
+/* Content padding: content, 0x80, then zeros up to sc_pad_size(len) bytes.
+ * *out (malloc()ed, caller wipes and frees) and *out_len get the result.
+ * Returns SC_OK or SC_E_INTERNAL (out of memory, len too large). */
 int sc_pad(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len);
-/* Strips the padding; SC_E_USAGE when malformed. *out_len <= len, in place. */
+/* Strips the padding of any length (so old senders' 160-multiples and any
+ * bucket scheme are read alike): trailing 0x00 bytes, then exactly one
+ * 0x80. *out_len gets the content length (<= len; the content is in[0..));
+ * SC_OK, or SC_E_USAGE when malformed (empty, no 0x80 after the content). */
 int sc_unpad(const uint8_t *in, size_t len, size_t *out_len);
 /* Valid server username: 3..32 of [a-z0-9_.]. */
 bool sc_username_valid(const char *s);

@@ -65,7 +65,33 @@ size_t sc_utf8_cut(const char *str, size_t len, size_t max)
     return n;
 }
 
+/* Content padding buckets (docs/protocol.md "Padding"): 160, then
+ * 320 * 2^k and 480 * 2^k bytes (two sizes per doubling) up to
+ * SC_PAD_BUCKET_MAX; past it (nothing the client sends today) the old
+ * multiple of SC_PAD_BLOCK. Every bucket is a multiple of 160, so a size
+ * never tells more than the old 160-byte blocks did. */
 #define SC_PAD_BLOCK 160
+
+size_t sc_pad_size(size_t len)
+{
+    size_t need, b;
+
+    if (len > SIZE_MAX - 2 * SC_PAD_BLOCK)
+        return 0;
+    need = len + 1; /* the 0x80 terminator */
+    if (need > SC_PAD_BUCKET_MAX)
+        return (need + SC_PAD_BLOCK - 1) / SC_PAD_BLOCK * SC_PAD_BLOCK;
+    if (need <= SC_PAD_BLOCK)
+        return SC_PAD_BLOCK;
+    /* 320, 480, 640, 960, ...: b and 1.5 * b for b = 320 * 2^k; ends by
+     * 122880 = SC_PAD_BUCKET_MAX (480 * 2^8) at the latest */
+    for (b = 2 * SC_PAD_BLOCK;; b *= 2) {
+        if (need <= b)
+            return b;
+        if (need <= b / 2 * 3)
+            return b / 2 * 3;
+    }
+}
 
 int sc_pad(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
 {
@@ -74,9 +100,9 @@ int sc_pad(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
 
     *out = NULL;
     *out_len = 0;
-    if (len > SIZE_MAX - SC_PAD_BLOCK)
+    total = sc_pad_size(len);
+    if (total == 0)
         return SC_E_INTERNAL;
-    total = (len + 1 + SC_PAD_BLOCK - 1) / SC_PAD_BLOCK * SC_PAD_BLOCK;
     p = calloc(1, total);
     if (p == NULL)
         return SC_E_INTERNAL;

@@ -972,16 +972,19 @@ static const char *b_message_receipts(json_t *p, argv_b *c, size_t *n)
     return NULL;
 }
 
-/* updateConfiguration (signal-cli): readReceipts, typingIndicators; the
- * result is the settings after the change */
+/* updateConfiguration (signal-cli): readReceipts, typingIndicators; and
+ * sealed (ours: `config sealed on|off`, this device only); the result is
+ * the settings after the change */
 static const char *b_update_config(json_t *p, argv_b *c, size_t *n)
 {
     bool bad = false;
     json_t *rr = json_object_get(p, "readReceipts"), *ti = json_object_get(p, "typingIndicators");
+    json_t *se = json_object_get(p, "sealed");
     bool r = pbool(p, "readReceipts", &bad), t = pbool(p, "typingIndicators", &bad);
+    bool sl = pbool(p, "sealed", &bad);
     size_t k = 0;
     if (bad)
-        return "readReceipts and typingIndicators are booleans";
+        return "readReceipts, typingIndicators and sealed are booleans";
     if (rr && !json_is_null(rr)) {
         push(&c[k], "config");
         push(&c[k], "read-receipts");
@@ -992,6 +995,12 @@ static const char *b_update_config(json_t *p, argv_b *c, size_t *n)
         push(&c[k], "config");
         push(&c[k], "typing");
         push(&c[k], t ? "on" : "off");
+        k++;
+    }
+    if (se && !json_is_null(se)) {
+        push(&c[k], "config");
+        push(&c[k], "sealed");
+        push(&c[k], sl ? "on" : "off");
         k++;
     }
     if (k == 0)
@@ -1146,6 +1155,13 @@ static const char *b_get_profile(json_t *p, argv_b *c, size_t *n)
     return NULL;
 }
 
+/* issue 12: a new profile key (cuts off every holder of the old one) */
+static const char *b_rotate_profile_key(json_t *p, argv_b *c, size_t *n)
+{
+    (void)p;
+    return b_simple(c, n, "profile", "rotate-key");
+}
+
 static const dm_method methods[] = {
     {"send", b_send, R_OBJECT, NULL, false},
     {"listGroups", b_list_groups, R_LIST, NULL, false},
@@ -1168,6 +1184,7 @@ static const dm_method methods[] = {
     {"ktMaxAge", b_kt_max_age, R_OBJECT, NULL, false},
     {"updateProfile", b_update_profile, R_OBJECT, NULL, false},
     {"getProfile", b_get_profile, R_OBJECT, NULL, false},
+    {"rotateProfileKey", b_rotate_profile_key, R_OBJECT, NULL, false},
     {"sendReaction", b_send_reaction, R_OBJECT, NULL, false},
     {"remoteDelete", b_remote_delete, R_OBJECT, NULL, false},
     {"listEdits", b_list_edits, R_LIST, NULL, false},

@@ -75,6 +75,8 @@ const char *sottod_store_strerror(int status)
         return "store closed";
     case SOTTOD_STORE_CONFLICT:
         return "device list changed meanwhile";
+    case SOTTOD_STORE_SENDER_FULL:
+        return "sender's share of the recipient queue full";
     default:
         return "unknown store error";
     }
@@ -960,6 +962,53 @@ int sottod_store_profile_set(sottod_store *st, int64_t account_id, const uint8_t
         op->blob_len = len;
     }
     return submit_or_free(st, op, done, arg);
+}
+
+int sottod_store_delivery_token_set(sottod_store *st, int64_t account_id, const uint8_t *token,
+                                    sottod_store_done_fn done, void *arg)
+{
+    sottod_store_op *op;
+
+    if (st == NULL || account_id <= 0)
+        return SOTTOD_STORE_INVALID;
+    op = op_new(SOTTOD_OP_DELIVERY_TOKEN_SET);
+    if (op != NULL) {
+        op->account_id = account_id;
+        if (token != NULL) {
+            op->blob = malloc(SOTTOD_DELIVERY_TOKEN_BYTES);
+            if (op->blob == NULL) {
+                sottod_store_op_free(op);
+                return SOTTOD_STORE_NOMEM;
+            }
+            memcpy(op->blob, token, SOTTOD_DELIVERY_TOKEN_BYTES);
+            op->blob_len = SOTTOD_DELIVERY_TOKEN_BYTES;
+        }
+    }
+    return submit_or_free(st, op, done, arg);
+}
+
+int sottod_store_delivery_token_get(sottod_store *st, int64_t account_id,
+                                    uint8_t out[SOTTOD_DELIVERY_TOKEN_BYTES], bool *present)
+{
+    if (st == NULL || account_id <= 0 || out == NULL || present == NULL)
+        return SOTTOD_STORE_INVALID;
+    *present = false;
+    return st->be->ops->delivery_token_get(st->be, account_id, out, present);
+}
+
+int sottod_store_sealed_root_mark(sottod_store *st, sottod_store_done_fn done, void *arg)
+{
+    if (st == NULL)
+        return SOTTOD_STORE_INVALID;
+    return submit_or_free(st, op_new(SOTTOD_OP_SEALED_ROOT_MARK), done, arg);
+}
+
+int sottod_store_sealed_root_marked(sottod_store *st, bool *marked)
+{
+    if (st == NULL || marked == NULL)
+        return SOTTOD_STORE_INVALID;
+    *marked = false;
+    return st->be->ops->sealed_root_marked(st->be, marked);
 }
 
 int sottod_store_profile_get(sottod_store *st, const char *username, uint8_t **out, size_t *len)

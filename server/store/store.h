@@ -16,7 +16,8 @@
  *
  * WHAT IS STORED (docs/threat-model.md lists each field and why):
  *   accounts:      username, creation DATE, account public key (33 bytes,
- *                  API v2), the latest signed device list and its version
+ *                  API v2), the latest signed device list and its version,
+ *                  the sealed-sender delivery token (16 bytes, v6)
  *   invites:       SHA-256 of the token (never the token), expiry
  *   devices:       device id, registration id, Ed25519 auth public key,
  *                  identity public key, signed prekey (id, public, signature),
@@ -24,7 +25,8 @@
  *                  creation DATE, last-seen DATE (no time of day), queue depth
  *   one-time prekeys: id + public key, deleted when handed out
  *   envelopes:     opaque bytes (the serialized API Envelope) per recipient
- *                  device until acked or expired; no history is kept
+ *                  device until acked or expired; no history is kept; the
+ *                  sending account's id while queued (0 = sealed, v6)
  *   attachments:   id, size, created DATE (stored as 00:00 UTC), expiry,
  *                  referenced flag (blobs are files owned by the network layer)
  * Never stored: IP addresses, private keys, plaintext, contact lists, group
@@ -115,6 +117,9 @@ typedef enum sottod_store_status {
     SOTTOD_STORE_CLOSED = -10,      /* the store is closing; operation refused */
     SOTTOD_STORE_CONFLICT = -11,    /* the stored device list version is not the one expected
                                        (another change committed first); nothing written */
+    SOTTOD_STORE_SENDER_FULL = -12, /* one sender's cap in a device queue (queue_per_sender_max,
+                                       or queue_sealed_max for sealed envelopes) is reached;
+                                       nothing queued */
 } sottod_store_status;
 
 /* Short static English text for a status (never NULL). */
@@ -208,6 +213,10 @@ typedef struct sottod_envelope_in {
     int64_t expires_at; /* unix seconds */
     const uint8_t *body;
     size_t body_len;
+    /* issue 12: the sender's account id while the envelope waits (column
+     * envelopes.source_id, for the per-sender caps of sottod_store_config);
+     * 0 = sealed (no sender known). Never handed back by a read. */
+    int64_t source_id;
 } sottod_envelope_in;
 
 /* A queued envelope as listed; pointers valid only during the callback. */
@@ -252,6 +261,8 @@ typedef enum sottod_store_op_type {
     SOTTOD_OP_KT_HEAD_ADD,        /* kt_head_add: a re-signed head */
     SOTTOD_OP_KT_COSIG_ADD,       /* kt_cosig_add: an auditor's countersignature */
     SOTTOD_OP_PROFILE_SET,        /* profile_set: an account's encrypted profile */
+    SOTTOD_OP_DELIVERY_TOKEN_SET, /* delivery_token_set: sealed sender (issue 12) */
+    SOTTOD_OP_SEALED_ROOT_MARK,   /* sealed_root_mark: meta 'sealed_root' */
 } sottod_store_op_type;
 
 typedef struct sottod_store_result {
@@ -284,11 +295,14 @@ typedef struct sottod_store_result {
             uint32_t device_id;
             uint32_t deleted;
         } list_change;
-        /* ENVELOPES_ENQUEUE: on QUEUE_FULL / STALE, the offending device */
+        /* ENVELOPES_ENQUEUE: on QUEUE_FULL / STALE / SENDER_FULL, the
+         * offending device; on SENDER_FULL `sealed` says which cap
+         * (queue_sealed_max if true, else queue_per_sender_max) */
         struct {
             uint32_t queued;
             uint32_t duplicates;
             sottod_addr failed;
+            bool sealed;
         } enqueue;
         /* ENVELOPES_DELETE / ENVELOPES_EXPIRE / ACCOUNT_DELETE / DEVICE_REMOVE */
         struct {
@@ -345,6 +359,14 @@ typedef struct sottod_store_config {
      * deleted rows (acked envelopes, taken prekeys) are gone from every
      * file. 0 = SOTTOD_DEFAULT_SCRUB_DELAY_S. */
     uint32_t scrub_delay_s;
+    /* Per-sender caps in one device's queue (issue 12; 0 = no cap): at most
+     * queue_per_sender_max envelopes from one other account (source_id;
+     * the account's own devices are not capped) and at most
+     * queue_sealed_max sealed envelopes (source_id 0) wait in a device's
+     * queue; past it the enqueue fails with SOTTOD_STORE_SENDER_FULL.
+     * sottod sets them from its config (defaults 1000 and 5000). */
+    uint32_t queue_per_sender_max;
+    uint32_t queue_sealed_max;
 } sottod_store_config;
 
 #define SOTTOD_DEFAULT_SCRUB_DELAY_S 60
@@ -739,6 +761,41 @@ SOTTOD_STORE_WUR int sottod_store_profile_set(sottod_store *st, int64_t account_
 SOTTOD_STORE_WUR int sottod_store_profile_get(sottod_store *st, const char *username, uint8_t **out,
                                               size_t *len);
 
+/* ---- delivery tokens (issue 12, sealed sender; docs/api.md) -------------- */
+/* Column accounts.delivery_token (schema version 6): the 16-byte token a
+ * sealed send to the account must carry, NULL = none. Deleted with the
+ * account; never printed by disclose (it is a capability, not data about
+ * the user). */
+#define SOTTOD_DELIVERY_TOKEN_BYTES 16
+
+/* [async] Sets (token: SOTTOD_DELIVERY_TOKEN_BYTES bytes, copied) or clears
+ * (token NULL) the delivery token of account_id. NOT_FOUND if the account
+ * does not exist; INVALID for a bad argument. */
+SOTTOD_STORE_WUR int sottod_store_delivery_token_set(sottod_store *st, int64_t account_id,
+                                                     const uint8_t *token,
+                                                     sottod_store_done_fn done, void *arg);
+
+/* [sync] The delivery token of account_id: OK with *present true and the
+ * token in out, or OK with *present false (none set); NOT_FOUND if no such
+ * account. */
+SOTTOD_STORE_WUR int sottod_store_delivery_token_get(sottod_store *st, int64_t account_id,
+                                                     uint8_t out[SOTTOD_DELIVERY_TOKEN_BYTES],
+                                                     bool *present);
+
+/* ---- sealed-sender trust root marker (meta key 'sealed_root') ---------- */
+/* A row meta('sealed_root', 1) records that this store's server has made a
+ * sealed-sender trust root (DATA_DIR/sealed-root.key) and handed it out, so
+ * that a start which finds the key file missing refuses instead of making a
+ * new root that every client would reject (server/sealed.c). meta is a
+ * key/value table: no schema version change. */
+
+/* [async] Sets the marker (idempotent: OK when it is already set). */
+SOTTOD_STORE_WUR int sottod_store_sealed_root_mark(sottod_store *st, sottod_store_done_fn done,
+                                                   void *arg);
+
+/* [sync] *marked = whether the marker is set. OK, or ERR. */
+SOTTOD_STORE_WUR int sottod_store_sealed_root_marked(sottod_store *st, bool *marked);
+
 /*
  * Everything the store holds about an account, as a NUL-terminated JSON
  * object (the admin `disclose` command): username, creation date, and per
@@ -804,6 +861,11 @@ typedef struct sottod_store_backend_ops {
     int (*kt_accounts_scan)(sottod_store_backend *be, sottod_kt_account_fn fn, void *arg);
     /* profiles: *out malloc'd (see sottod_store_profile_get) */
     int (*profile_get)(sottod_store_backend *be, const char *username, uint8_t **out, size_t *len);
+    /* delivery tokens (see sottod_store_delivery_token_get) */
+    int (*delivery_token_get)(sottod_store_backend *be, int64_t account_id,
+                              uint8_t out[SOTTOD_DELIVERY_TOKEN_BYTES], bool *present);
+    /* the sealed-root marker (see sottod_store_sealed_root_marked) */
+    int (*sealed_root_marked)(sottod_store_backend *be, bool *marked);
     /* Copies the text of the most recent failure (any thread) into buf. */
     void (*last_error)(sottod_store_backend *be, char *buf, size_t cap);
     /* Writer thread, outside any transaction: moves every committed change

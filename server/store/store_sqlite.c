@@ -163,6 +163,13 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE profiles("
     "  account_id INTEGER PRIMARY KEY,"
     "  ciphertext BLOB NOT NULL);",
+    /* 5 -> 6 (issue 12, sealed sender): per account the delivery token
+     * (16 bytes, NULL = none: sealed sends to it are refused), and per
+     * queued envelope the sender's account id while it waits (0 = sealed:
+     * no sender), for the per-sender queue caps; the index counts them. */
+    "ALTER TABLE accounts ADD COLUMN delivery_token BLOB;"
+    "ALTER TABLE envelopes ADD COLUMN source_id INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX envelopes_source ON envelopes(account_id, device_id, source_id);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0])))
 
@@ -216,10 +223,15 @@ enum {
     W_KT_LOG_INSERT,
     W_KT_ENTRY_PUT,
     W_KT_HEAD_PUT,
+    W_KT_HEAD_PRUNE,
     W_KT_HEAD_CHECK,
     W_KT_COSIG_PUT,
     W_ACC_DEL_PROFILE,
     W_PROFILE_PUT,
+    W_ENV_SOURCE_COUNT,
+    W_DEPTH_GET,
+    W_TOKEN_SET,
+    W_SEALED_MARK,
     W_COUNT
 };
 
@@ -263,7 +275,13 @@ static const char *const WSQL[W_COUNT] = {
     [W_OTPK_DELETE] = ("DELETE FROM one_time_prekeys WHERE account_id=?1 AND device_id=?2"
                        " AND key_id=?3"),
     [W_ENV_INSERT] = ("INSERT OR IGNORE INTO envelopes(account_id, device_id, seq, envelope_id,"
-                      " expires_at, body) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"),
+                      " expires_at, body, source_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+    /* per-sender cap: bounded by the cap (LIMIT), an index range */
+    [W_ENV_SOURCE_COUNT] = ("SELECT count(*) FROM (SELECT 1 FROM envelopes WHERE account_id=?1"
+                            " AND device_id=?2 AND source_id=?3 LIMIT ?4)"),
+    [W_DEPTH_GET] = "SELECT queue_depth FROM devices WHERE account_id=?1 AND device_id=?2",
+    [W_TOKEN_SET] = "UPDATE accounts SET delivery_token=?2 WHERE id=?1",
+    [W_SEALED_MARK] = "INSERT OR IGNORE INTO meta(key, value) VALUES('sealed_root', 1)",
     [W_ENV_SAME] = ("SELECT body FROM envelopes WHERE account_id=?1 AND device_id=?2"
                     " AND envelope_id=?3"),
     [W_SEQ_MAX] = ("SELECT coalesce((SELECT max(seq) FROM envelopes), 0),"
@@ -298,6 +316,13 @@ static const char *const WSQL[W_COUNT] = {
                         " vrf_proof=excluded.vrf_proof, opening=excluded.opening,"
                         " value=excluded.value, counter=excluded.counter, pos=excluded.pos"),
     [W_KT_HEAD_PUT] = "INSERT OR REPLACE INTO kt_heads(size, ts_ms, signature) VALUES(?1, ?2, ?3)",
+    /* issue 12: superseded heads are not kept -- only those of the two
+     * newest head times (an auditor countersigning the previous head
+     * still finds it) and the countersigned ones (the published head) */
+    [W_KT_HEAD_PRUNE] = ("DELETE FROM kt_heads WHERE ts_ms < (SELECT ts_ms FROM"
+                         " (SELECT DISTINCT ts_ms FROM kt_heads ORDER BY ts_ms DESC"
+                         " LIMIT 1 OFFSET 1)) AND NOT EXISTS (SELECT 1 FROM kt_cosigs c"
+                         " WHERE c.size = kt_heads.size AND c.ts_ms = kt_heads.ts_ms)"),
     [W_KT_HEAD_CHECK] = "SELECT 1 FROM kt_heads WHERE size=?1 AND ts_ms=?2",
     [W_ACC_DEL_PROFILE] = "DELETE FROM profiles WHERE account_id=?1",
     [W_PROFILE_PUT] = "INSERT OR REPLACE INTO profiles(account_id, ciphertext) VALUES(?1, ?2)",
@@ -334,6 +359,8 @@ enum {
     R_KT_COSIGS,
     R_KT_ACCOUNTS,
     R_PROFILE_GET,
+    R_TOKEN_GET,
+    R_SEALED_MARKED,
     R_COUNT
 };
 
@@ -363,6 +390,8 @@ static const char *const RSQL[R_COUNT] = {
     [R_PROFILE_GET] = ("SELECT p.ciphertext FROM profiles p JOIN accounts a ON a.id=p.account_id"
                        " WHERE a.username=?1"),
     [R_KT_ENTRY_GET] = ("SELECT " KT_ENTRY_COLS " FROM kt_entries WHERE username=?1"),
+    [R_TOKEN_GET] = "SELECT delivery_token FROM accounts WHERE id=?1",
+    [R_SEALED_MARKED] = "SELECT 1 FROM meta WHERE key='sealed_root'",
     [R_KT_HEAD_LATEST] = ("SELECT size, ts_ms, signature FROM kt_heads"
                           " ORDER BY size DESC, ts_ms DESC LIMIT 1"),
     [R_KT_HEAD_GET] = "SELECT size, ts_ms, signature FROM kt_heads WHERE size=?1 AND ts_ms=?2",
@@ -1194,11 +1223,88 @@ static int same_envelope(sq_backend *s, const sottod_envelope_in *e)
  * A retry of the same envelope (same id, same body) is recognised by the
  * unique index and counted; it is accepted even on a full queue, since it
  * adds nothing. */
+/* The per-sender cap (issue 12) that applies to e: queue_sealed_max for a
+ * sealed envelope (source_id 0), queue_per_sender_max for another account's;
+ * 0 = none (also for the account's own devices: sync copies). */
+static uint32_t sender_cap(const sq_backend *s, const sottod_envelope_in *e)
+{
+    if (e->source_id == 0)
+        return s->base.cfg->queue_sealed_max;
+    if (e->source_id == e->to.account_id)
+        return 0;
+    return s->base.cfg->queue_per_sender_max;
+}
+
+/* OK if fewer than cap envelopes from e's sender wait in e's device queue,
+ * SENDER_FULL if not (or the very same envelope is queued: a retry, counted
+ * as a duplicate, then *dup is set), ERR on failure. Nothing is written.
+ * Cheap while the device's whole queue is shorter than cap (its depth
+ * counter, one key lookup); only a deeper queue is counted per sender, an
+ * index range of at most cap entries (~50 us for 1000). */
+static int sender_room(sq_backend *s, sottod_store_op *op, const sottod_envelope_in *e,
+                       uint32_t cap, bool *dup)
+{
+    sqlite3_stmt *st = WS(s, W_DEPTH_GET);
+    int64_t n = 0;
+    int rc;
+
+    *dup = false;
+    if (bind_addr(st, e->to) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        n = sqlite3_column_int64(st, 0);
+    } else if (rc != SQLITE_DONE) { /* no such device: enqueue_one says STALE */
+        note_db(s, s->w);
+        s->err_fresh = true;
+        sqlite3_reset(st);
+        return SOTTOD_STORE_ERR;
+    }
+    sqlite3_reset(st);
+    if (n < (int64_t)cap)
+        return SOTTOD_STORE_OK;
+    st = WS(s, W_ENV_SOURCE_COUNT);
+    if (bind_addr(st, e->to) != SOTTOD_STORE_OK)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 3, e->source_id);
+    sqlite3_bind_int64(st, 4, (int64_t)cap);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        n = sqlite3_column_int64(st, 0);
+        rc = SOTTOD_STORE_OK;
+    } else {
+        note_db(s, s->w);
+        s->err_fresh = true;
+        rc = SOTTOD_STORE_ERR;
+    }
+    sqlite3_reset(st);
+    if (rc != SOTTOD_STORE_OK || n < (int64_t)cap)
+        return rc;
+    rc = same_envelope(s, e);
+    if (rc == SOTTOD_STORE_OK) {
+        op->res.u.enqueue.duplicates++;
+        *dup = true;
+        return SOTTOD_STORE_OK;
+    }
+    if (rc != SOTTOD_STORE_NOT_FOUND && rc != SOTTOD_STORE_EXISTS)
+        return rc;
+    op->res.u.enqueue.failed = e->to;
+    op->res.u.enqueue.sealed = e->source_id == 0;
+    return SOTTOD_STORE_SENDER_FULL;
+}
+
 static int enqueue_one(sq_backend *s, sottod_store_op *op, const sottod_envelope_in *e)
 {
     sqlite3_stmt *st = WS(s, W_DEPTH_INC);
+    uint32_t cap = sender_cap(s, e);
     int rc;
 
+    if (cap > 0) {
+        bool dup = false;
+        rc = sender_room(s, op, e, cap, &dup);
+        if (rc != SOTTOD_STORE_OK || dup)
+            return rc;
+    }
     if (bind_addr(st, e->to) != SOTTOD_STORE_OK)
         return SOTTOD_STORE_ERR;
     sqlite3_bind_int64(st, 3, s->base.cfg->max_queue);
@@ -1229,6 +1335,7 @@ static int enqueue_one(sq_backend *s, sottod_store_op *op, const sottod_envelope
     sqlite3_bind_blob(st, 4, e->id, SOTTOD_ENVELOPE_ID_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, e->expires_at);
     sqlite3_bind_blob(st, 6, e->body, (int)e->body_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, e->source_id);
     rc = step_done(st);
     if (rc != SOTTOD_STORE_OK)
         return rc;
@@ -1398,7 +1505,11 @@ static int kt_head_put(sq_backend *s, const sottod_kt_head_rec *h)
     sqlite3_bind_int64(st, 1, (int64_t)h->size);
     sqlite3_bind_int64(st, 2, (int64_t)h->ts_ms);
     sqlite3_bind_blob(st, 3, h->signature, SOTTOD_KT_SIG_BYTES, SQLITE_STATIC);
-    return step_done(st);
+    int rc = step_done(st);
+    if (rc != SOTTOD_STORE_OK)
+        return rc;
+    st = WS(s, W_KT_HEAD_PRUNE);
+    return st != NULL ? step_done(st) : SOTTOD_STORE_ERR;
 }
 
 /* One KT batch: refuses (CONFLICT) before any write unless the rows start
@@ -1504,6 +1615,26 @@ static int op_profile_set(sq_backend *s, sottod_store_op *op)
     return step_done(st);
 }
 
+/* Sets (blob_len 16) or clears (blob NULL) an account's delivery token.
+ * NOT_FOUND if the account is gone. One UPDATE: atomic on its own. */
+static int op_delivery_token_set(sq_backend *s, sottod_store_op *op)
+{
+    sqlite3_stmt *st = WS(s, W_TOKEN_SET);
+    int rc;
+
+    if (st == NULL)
+        return SOTTOD_STORE_ERR;
+    sqlite3_bind_int64(st, 1, op->account_id);
+    if (op->blob != NULL)
+        sqlite3_bind_blob(st, 2, op->blob, (int)op->blob_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    rc = step_done(st);
+    if (rc == SOTTOD_STORE_OK && sqlite3_changes(s->w) != 1)
+        rc = SOTTOD_STORE_NOT_FOUND;
+    return rc;
+}
+
 /* True for the frequent operations that are atomic without a savepoint:
  * they refuse before writing (see enqueue_one) or cannot be refused. */
 static bool atomic_without_savepoint(const sottod_store_op *op)
@@ -1578,6 +1709,15 @@ static int sq_exec(sottod_store_backend *be, sottod_store_op *op)
     case SOTTOD_OP_BARRIER:
         rc = SOTTOD_STORE_OK;
         break;
+    case SOTTOD_OP_DELIVERY_TOKEN_SET:
+        rc = op_delivery_token_set(s, op);
+        break;
+    case SOTTOD_OP_SEALED_ROOT_MARK: {
+        /* one INSERT OR IGNORE: atomic on its own */
+        sqlite3_stmt *st = WS(s, W_SEALED_MARK);
+        rc = st != NULL ? step_done(st) : SOTTOD_STORE_ERR;
+        break;
+    }
     case SOTTOD_OP_DEVICE_LIST_CHANGE:
         rc = op_device_list_change(s, op);
         break;
@@ -2103,6 +2243,73 @@ out:
     return rc;
 }
 
+static int sq_delivery_token_get(sottod_store_backend *be, int64_t account_id,
+                                 uint8_t out[SOTTOD_DELIVERY_TOKEN_BYTES], bool *present)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_TOKEN_GET);
+    if (st == NULL)
+        goto out;
+    sqlite3_bind_int64(st, 1, account_id);
+    switch (sqlite3_step(st)) {
+    case SQLITE_ROW: {
+        const void *p = sqlite3_column_blob(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        if (p != NULL && n == SOTTOD_DELIVERY_TOKEN_BYTES) {
+            memcpy(out, p, n);
+            *present = true;
+        }
+        rc = SOTTOD_STORE_OK; /* NULL (or any other length): no token */
+        break;
+    }
+    case SQLITE_DONE:
+        rc = SOTTOD_STORE_NOT_FOUND;
+        break;
+    default:
+        break;
+    }
+    sqlite3_reset(st);
+out:
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
+static int sq_sealed_root_marked(sottod_store_backend *be, bool *marked)
+{
+    sq_backend *s = SQ(be);
+    sqlite3_stmt *st;
+    int rc = SOTTOD_STORE_ERR;
+
+    pthread_mutex_lock(&s->rmu);
+    st = RS(s, R_SEALED_MARKED);
+    if (st == NULL)
+        goto out;
+    switch (sqlite3_step(st)) {
+    case SQLITE_ROW:
+        *marked = true;
+        rc = SOTTOD_STORE_OK;
+        break;
+    case SQLITE_DONE:
+        *marked = false;
+        rc = SOTTOD_STORE_OK;
+        break;
+    default:
+        break;
+    }
+    sqlite3_reset(st);
+out:
+    if (rc == SOTTOD_STORE_ERR)
+        note_db(s, s->r);
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+}
+
 static int sq_kt_head_get(sottod_store_backend *be, uint64_t size, uint64_t ts_ms,
                           sottod_kt_head_rec *out)
 {
@@ -2245,6 +2452,13 @@ static int json_hex(json_t *obj, const char *key, const uint8_t *bin, size_t len
     return json_object_set_new(obj, key, json_string(hex));
 }
 
+/* What a compelled operator hands over about an account (issue 12): the
+ * account's creation date, its last-seen date (the latest of its devices'),
+ * the device count and public keys -- nothing more, as Signal's published
+ * answers (two dates). What else the server stores about an account, for
+ * how long, and why it is not printed here is in docs/threat-model.md
+ * ("What the server holds"). Device ids are kept only to tell the devices'
+ * keys apart. */
 static int disclose_locked(sq_backend *s, const char *username, char **json_out)
 {
     sottod_device devs[SOTTOD_MAX_DEVICES];
@@ -2253,6 +2467,7 @@ static int disclose_locked(sq_backend *s, const char *username, char **json_out)
     sqlite3_stmt *st;
     size_t n = 0, i;
     int rc, err = 0;
+    const char *last_seen = NULL;
 
     st = RS(s, R_ACC_LOOKUP);
     if (st == NULL)
@@ -2271,6 +2486,10 @@ static int disclose_locked(sq_backend *s, const char *username, char **json_out)
     rc = devices_list_locked(s, acc.account_id, devs, SOTTOD_MAX_DEVICES, &n);
     if (rc != SOTTOD_STORE_OK)
         return rc;
+    for (i = 0; i < n; i++)
+        if (devs[i].last_seen[0] != '\0' &&
+            (last_seen == NULL || strcmp(devs[i].last_seen, last_seen) > 0))
+            last_seen = devs[i].last_seen; /* YYYY-MM-DD: text order is date order */
 
     rc = SOTTOD_STORE_NOMEM;
     root = json_object();
@@ -2279,24 +2498,20 @@ static int disclose_locked(sq_backend *s, const char *username, char **json_out)
         goto out;
     err |= json_object_set_new(root, "username", json_string(acc.username));
     err |= json_object_set_new(root, "account_created", json_string(acc.created));
+    err |= json_object_set_new(root, "last_seen_date",
+                               last_seen != NULL ? json_string(last_seen) : json_null());
+    err |= json_object_set_new(root, "device_count", json_integer((json_int_t)n));
     {
-        /* API v2: the account's public key and which device list version
-         * the server holds (the list itself is public keys and ids, all
-         * printed per device below). */
+        /* API v2: the account's public key (NULL for an API v1 account) */
         sottod_device_list_rec *l = malloc(sizeof(*l));
 
         if (l == NULL)
             goto out;
         rc = read_list(RS(s, R_ACC_LIST_GET), acc.account_id, l);
-        if (rc == SOTTOD_STORE_OK && l->present) {
-            err |= json_hex(root, "account_public_key", l->account_key, sizeof(l->account_key));
-            err |= json_object_set_new(root, "device_list_version",
-                                       json_integer((json_int_t)l->version));
-            err |= json_object_set_new(root, "device_list_bytes", json_integer((json_int_t)l->len));
-        } else if (rc == SOTTOD_STORE_OK) {
-            err |= json_object_set_new(root, "account_public_key", json_null());
-            err |= json_object_set_new(root, "device_list_version", json_null());
-        }
+        if (rc == SOTTOD_STORE_OK)
+            err |= l->present ? json_hex(root, "account_public_key", l->account_key,
+                                         sizeof(l->account_key))
+                              : json_object_set_new(root, "account_public_key", json_null());
         free(l);
         if (rc != SOTTOD_STORE_OK) {
             rc = SOTTOD_STORE_ERR;
@@ -2304,137 +2519,26 @@ static int disclose_locked(sq_backend *s, const char *username, char **json_out)
         }
         rc = SOTTOD_STORE_NOMEM;
     }
-    /* issue 11: whether the account has a profile and its size (the
-     * ciphertext itself is opaque and not printed) */
-    st = RS(s, R_PROFILE_GET);
-    if (st == NULL) {
-        rc = SOTTOD_STORE_ERR;
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, acc.username, -1, SQLITE_STATIC);
-    switch (sqlite3_step(st)) {
-    case SQLITE_ROW:
-        err |= json_object_set_new(root, "profile_bytes",
-                                   json_integer((json_int_t)sqlite3_column_bytes(st, 0)));
-        break;
-    case SQLITE_DONE:
-        err |= json_object_set_new(root, "profile_bytes", json_null());
-        break;
-    default:
-        sqlite3_reset(st);
-        rc = SOTTOD_STORE_ERR;
-        goto out;
-    }
-    sqlite3_reset(st);
-    {
-        /* Key transparency: the name's latest log entry (public to anyone
-         * who searches the name; the opening that hides the value from
-         * everyone else is not printed). */
-        sottod_kt_entry *e = malloc(sizeof(*e));
-
-        if (e == NULL)
-            goto out;
-        st = RS(s, R_KT_ENTRY_GET);
-        rc = SOTTOD_STORE_ERR;
-        if (st != NULL) {
-            sqlite3_bind_text(st, 1, acc.username, -1, SQLITE_STATIC);
-            switch (sqlite3_step(st)) {
-            case SQLITE_ROW:
-                rc = read_kt_entry(st, 0, e);
-                break;
-            case SQLITE_DONE:
-                rc = SOTTOD_STORE_NOT_FOUND;
-                break;
-            default:
-                break;
-            }
-            sqlite3_reset(st);
-        }
-        if (rc == SOTTOD_STORE_OK) {
-            json_t *kt = json_object(), *val = json_object();
-            uint64_t version = 0;
-
-            for (size_t k = 0; k < 8; k++)
-                version = (version << 8) | e->value[65 + k];
-            if (kt == NULL || val == NULL || json_object_set_new(root, "key_transparency", kt)) {
-                json_decref(val);
-                sodium_memzero(e, sizeof(*e));
-                free(e);
-                rc = SOTTOD_STORE_NOMEM;
-                goto out;
-            }
-            err |= json_hex(kt, "index", e->index, sizeof(e->index));
-            err |= json_object_set_new(kt, "counter", json_integer((json_int_t)e->counter));
-            err |= json_object_set_new(kt, "log_position", json_integer((json_int_t)e->pos));
-            err |= json_object_set_new(kt, "value", val);
-            err |= json_hex(val, "account_public_key", e->value, 33);
-            err |= json_hex(val, "device_list_sha256", e->value + 33, 32);
-            err |=
-                json_object_set_new(val, "device_list_version", json_integer((json_int_t)version));
-        } else if (rc == SOTTOD_STORE_NOT_FOUND) {
-            err |= json_object_set_new(root, "key_transparency", json_null());
-        }
-        sodium_memzero(e, sizeof(*e));
-        free(e);
-        if (rc != SOTTOD_STORE_OK && rc != SOTTOD_STORE_NOT_FOUND)
-            goto out;
-        rc = SOTTOD_STORE_NOMEM;
-    }
     for (i = 0; i < n; i++) {
         const sottod_device *d = &devs[i];
-        sottod_addr a = {.account_id = acc.account_id, .device_id = d->device_id};
         json_t *jd = json_object();
-        uint32_t otpks = 0;
-        int64_t env_count = 0, env_bytes = 0;
 
         if (jd == NULL || json_array_append_new(jdevs, jd) != 0)
             goto out;
-        st = RS(s, R_OTPK_COUNT);
-        if (bind_addr(st, a) != SOTTOD_STORE_OK || sqlite3_step(st) != SQLITE_ROW) {
-            rc = SOTTOD_STORE_ERR;
-            goto out;
-        }
-        otpks = (uint32_t)sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-        st = RS(s, R_ENV_STATS);
-        if (bind_addr(st, a) != SOTTOD_STORE_OK || sqlite3_step(st) != SQLITE_ROW) {
-            rc = SOTTOD_STORE_ERR;
-            goto out;
-        }
-        env_count = sqlite3_column_int64(st, 0);
-        env_bytes = sqlite3_column_int64(st, 1);
-        sqlite3_reset(st);
-
         err |= json_object_set_new(jd, "device_id", json_integer(d->device_id));
-        err |= json_object_set_new(jd, "registration_id", json_integer(d->registration_id));
-        err |= json_hex(jd, "auth_public_key", d->auth_key, sizeof(d->auth_key));
         err |= json_hex(jd, "identity_public_key", d->identity_key, sizeof(d->identity_key));
-        if (d->has_signed_prekey) {
-            json_t *spk = json_object();
-
-            if (spk == NULL || json_object_set_new(jd, "signed_prekey", spk) != 0)
-                goto out;
-            err |= json_object_set_new(spk, "id", json_integer(d->signed_prekey_id));
-            err |= json_hex(spk, "public_key", d->signed_prekey, sizeof(d->signed_prekey));
-            err |= json_hex(spk, "signature", d->signed_prekey_sig, sizeof(d->signed_prekey_sig));
-        }
-        err |= json_object_set_new(jd, "added_by_device", json_integer(d->added_by));
-        if (d->device_id != 1)
-            err |= json_hex(jd, "add_signature", d->add_signature, sizeof(d->add_signature));
-        err |= json_object_set_new(jd, "one_time_prekeys_count", json_integer(otpks));
-        err |= json_object_set_new(jd, "device_created", json_string(d->created));
-        err |= json_object_set_new(jd, "last_seen_date",
-                                   d->last_seen[0] ? json_string(d->last_seen) : json_null());
-        err |= json_object_set_new(jd, "undelivered_envelopes", json_integer(env_count));
-        err |= json_object_set_new(jd, "undelivered_envelope_bytes", json_integer(env_bytes));
+        err |= json_hex(jd, "auth_public_key", d->auth_key, sizeof(d->auth_key));
+        if (d->has_signed_prekey)
+            err |= json_hex(jd, "signed_prekey_public_key", d->signed_prekey,
+                            sizeof(d->signed_prekey));
     }
     err |= json_object_set_new(root, "devices", jdevs);
     jdevs = NULL;
     err |= json_object_set_new(
         root, "not_held",
-        json_string("IP addresses, private keys, plaintext, contacts, groups, delivered "
-                    "messages, time of day of connections; undelivered envelopes are opaque "
-                    "ciphertext and are counted, not printed"));
+        json_string("IP addresses, private keys, plaintext, contacts, groups, who wrote to "
+                    "whom, delivered messages, times of day; see docs/threat-model.md for "
+                    "what is stored and not printed here"));
     if (err != 0)
         goto out;
     *json_out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -2534,6 +2638,8 @@ static const sottod_store_backend_ops SQ_OPS = {
     .kt_cosigs_scan = sq_kt_cosigs_scan,
     .kt_accounts_scan = sq_kt_accounts_scan,
     .profile_get = sq_profile_get,
+    .delivery_token_get = sq_delivery_token_get,
+    .sealed_root_marked = sq_sealed_root_marked,
     .last_error = sq_last_error,
     .scrub = sq_scrub,
 };

@@ -379,6 +379,19 @@ m = r.call("updateGroup", {"account": "carol", "groupId": "Daemon group", "admin
 check("result" in m, "updateGroup admin: %r" % m)
 m = r.call("updateGroup", {"account": "carol", "groupId": "Daemon group", "open": "no"})
 check(m.get("error", {}).get("code") == -32602, "open must be a boolean: %r" % m)
+
+# updateConfiguration's "sealed" (`config sealed on|off`); before, it was
+# ignored (the result still said "sealed": true)
+m = r.call("updateConfiguration", {"account": "carol", "sealed": False})
+check(m.get("result", {}).get("sealed") is False, "updateConfiguration sealed off: %r" % m)
+m = r.call("getConfiguration", {"account": "carol"})
+check(m.get("result", {}).get("sealed") is False, "getConfiguration after sealed off: %r" % m)
+m = r.call("updateConfiguration", {"account": "carol", "sealed": "no"})
+check(m.get("error", {}).get("code") == -32602, "sealed must be a boolean: %r" % m)
+m = r.call("updateConfiguration", {"account": "carol", "sealed": True,
+                                   "readReceipts": True})
+check(m.get("result", {}).get("sealed") is True and
+      m.get("result", {}).get("read_receipts") is True, "sealed on again: %r" % m)
 PY
 sc_ok carol --json group list
 grep '"Daemon group"' "$E2E_DIR/last.out" | grep -q '"admins": *\["bob", *"carol"\]' ||

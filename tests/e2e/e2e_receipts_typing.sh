@@ -251,7 +251,10 @@ check(m.get("result", {}).get("sent") is True, "sendTyping: %r" % m)
 m = r.call("updateConfiguration", {"account": "bob", "typingIndicators": False})
 check(m.get("result", {}).get("typing_indicators") is False, "updateConfiguration: %r" % m)
 m = r.call("getConfiguration", {"account": "bob"})
-check(m["result"] == {"type": "config", "read_receipts": True, "typing_indicators": False},
+got = dict(m["result"])
+root = got.pop("sealed_root", None)  # the pinned sealed-sender trust root (66 hex)
+check(got == {"type": "config", "read_receipts": True, "typing_indicators": False,
+              "sealed": True} and isinstance(root, str) and len(root) == 66,
       "getConfiguration: %r" % m)
 n = len(r.events)
 alice("typing", "bob", "--stop")  # ends the group indicator... not shown now

@@ -12,9 +12,11 @@ N=${E2E_SCAN_N:-500}   # per sender
 CANARY="canary$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
 # durability=process: no fsync per commit (what is written is the same; the
-# test is about what lands on disk, not about surviving power loss)
+# test is about what lands on disk, not about surviving power loss).
+# queue_per_sender_max=0: alice and carol are strangers to bob (identified
+# sends), and 500 each would pass the per-sender cap (test_abuse covers it).
 server_start --set rate_send_per_min=1000000 --set rate_send_burst=1000000 --set durability=process \
-    --set rate_pair_per_min=1000000 --set rate_pair_burst=1000000
+    --set rate_pair_per_min=1000000 --set rate_pair_burst=1000000 --set queue_per_sender_max=0
 for u in alice bob carol; do
     register "$u"
 done

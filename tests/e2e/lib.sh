@@ -102,25 +102,40 @@ assert_rc() {
 
 # ---- server ------------------------------------------------------------------
 
-# server_start [sottod options...]: starts sottod on 127.0.0.1:0 with a fresh
-# data directory (kept across restarts) and reads the URL and fingerprint.
+# server_start [sottod options...]: starts sottod on a free loopback port
+# with a fresh data directory (kept across restarts) and reads the URL and
+# fingerprint. The port is picked at random BELOW the kernel's ephemeral range
+# (ip_local_port_range, 32768.. by default): a port the kernel handed out
+# (127.0.0.1:0) may later be taken as the local port of some client's outgoing
+# connection while the server is down, and server_restart could then not bind
+# it again. A port already in use makes sottod exit at once: try another.
 server_start() {
     mkdir -p "$SERVER_DATA"
-    # under `timeout`: even if this script is killed, sottod does not outlive it for long
-    timeout -k 5 "$E2E_SERVER_LIFETIME" "$SOTTOD" --data-dir "$SERVER_DATA" --listen 127.0.0.1:0 "$@" \
-        >"$E2E_DIR/server.out" 2>>"$E2E_DIR/server.err" &
-    SERVER_PID=$!
-    local _i
-    for _i in $(seq 1 1200); do   # up to 60 s on a loaded machine
-        if grep -q '^sottod: certificate sha256 ' "$E2E_DIR/server.out" 2>/dev/null; then
-            break
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            SERVER_PID=""
-            fail "sottod exited during start-up: $(cat "$E2E_DIR/server.err")"
-        fi
-        sleep 0.05
+    local _i _try port
+    for _try in $(seq 1 30); do
+        port=$((20000 + RANDOM % 12000))
+        : >"$E2E_DIR/server.out"
+        # under `timeout`: even if this script is killed, sottod does not outlive it for long
+        timeout -k 5 "$E2E_SERVER_LIFETIME" "$SOTTOD" --data-dir "$SERVER_DATA" --listen "127.0.0.1:$port" "$@" \
+            >"$E2E_DIR/server.out" 2>>"$E2E_DIR/server.err" &
+        SERVER_PID=$!
+        for _i in $(seq 1 1200); do   # up to 60 s on a loaded machine
+            if grep -q '^sottod: certificate sha256 ' "$E2E_DIR/server.out" 2>/dev/null; then
+                break
+            fi
+            if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+                wait "$SERVER_PID" 2>/dev/null || true
+                SERVER_PID=""
+                if tail -n 5 "$E2E_DIR/server.err" | grep -q 'init server failed'; then
+                    continue 2   # the port is in use: another one
+                fi
+                fail "sottod exited during start-up: $(cat "$E2E_DIR/server.err")"
+            fi
+            sleep 0.05
+        done
+        break
     done
+    [ -n "$SERVER_PID" ] || fail "sottod found no free port: $(tail -n 5 "$E2E_DIR/server.err")"
     SERVER_URL=$(sed -n 's/^sottod: listening on \(https:[^ ]*\)$/\1/p' "$E2E_DIR/server.out" | tail -n 1)
     SERVER_FP=$(sed -n 's/^sottod: certificate sha256 \([0-9a-f]\{64\}\)$/\1/p' "$E2E_DIR/server.out" | tail -n 1)
     [ -n "$SERVER_URL" ] || fail "sottod printed no 'listening on' line"

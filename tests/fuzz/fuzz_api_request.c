@@ -120,6 +120,7 @@ static void check_frame(const CF *f)
         if (f->send == NULL || (f->send->n_messages > 0 && f->send->messages == NULL))
             abort();
         touch_str(f->send->destination);
+        touch_bytes(f->send->delivery_token); /* v5: sealed send */
         for (size_t i = 0; i < f->send->n_messages; i++) {
             if (f->send->messages[i] == NULL)
                 abort();
@@ -190,6 +191,15 @@ static void check_frame(const CF *f)
         if (f->get_profile == NULL)
             abort();
         touch_str(f->get_profile->username);
+        break;
+    case SOTTO__API__CLIENT_FRAME__OP_SENDER_CERTIFICATE: /* v5 */
+        if (f->sender_certificate == NULL)
+            abort();
+        break;
+    case SOTTO__API__CLIENT_FRAME__OP_SET_DELIVERY_TOKEN: /* v5 */
+        if (f->set_delivery_token == NULL)
+            abort();
+        touch_bytes(f->set_delivery_token->token);
         break;
     default:
         abort(); /* an op_case the schema does not have */
@@ -552,5 +562,44 @@ static void write_seeds(const char *dir)
         f.op_case = SOTTO__API__CLIENT_FRAME__OP_PREKEY_STATUS;
         f.prekey_status = &rq;
         put(dir, "prekey_status", &f);
+    }
+    {
+        Sotto__Api__SenderCertificateRequest rq = SOTTO__API__SENDER_CERTIFICATE_REQUEST__INIT;
+        sotto__api__client_frame__init(&f);
+        f.id = 33;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_SENDER_CERTIFICATE;
+        f.sender_certificate = &rq;
+        put(dir, "sender_certificate", &f);
+    }
+    {
+        Sotto__Api__SetDeliveryTokenRequest rq = SOTTO__API__SET_DELIVERY_TOKEN_REQUEST__INIT;
+        ProtobufCBinaryData tok = {16, k32};
+        rq.token = tok;
+        sotto__api__client_frame__init(&f);
+        f.id = 34;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_SET_DELIVERY_TOKEN;
+        f.set_delivery_token = &rq;
+        put(dir, "set_delivery_token", &f);
+    }
+    {
+        /* v5: a sealed send (delivery token, type 6) */
+        Sotto__Api__SendRequest rq = SOTTO__API__SEND_REQUEST__INIT;
+        Sotto__Api__OutgoingMessage om, *omp = &om;
+        ProtobufCBinaryData tok = {16, k32};
+        sotto__api__outgoing_message__init(&om);
+        om.device_id = 1;
+        om.registration_id = 4000;
+        om.type = 6;
+        om.body.data = body;
+        om.body.len = sizeof(body);
+        rq.destination = (char *)"bob";
+        rq.n_messages = 1;
+        rq.messages = &omp;
+        rq.delivery_token = tok;
+        sotto__api__client_frame__init(&f);
+        f.id = 35;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_SEND;
+        f.send = &rq;
+        put(dir, "send_sealed", &f);
     }
 }

@@ -185,9 +185,19 @@ static int read_banner(tc_server *s)
 
 int tc_server_start(tc_server *s, const char *const *sets)
 {
+    /* Every test client connects from 127.0.0.1: the per-source
+     * registration limits are lifted unless the test sets them itself
+     * (given later, its settings win); the server-wide bucket stays.
+     * tests/server/test_register_limits.c tests the per-source limits. */
+    static const char *const lifted[] = {"rate_register_source_burst=1000000",
+                                         "rate_register_prefix_burst=1000000"};
+    size_t i = 0;
     s->nsets = 0;
-    while (sets != NULL && sets[s->nsets] != NULL && s->nsets < 16) {
-        snprintf(s->sets[s->nsets], sizeof(s->sets[0]), "%s", sets[s->nsets]);
+    for (; s->nsets < 2; s->nsets++)
+        snprintf(s->sets[s->nsets], sizeof(s->sets[0]), "%s", lifted[s->nsets]);
+    while (sets != NULL && sets[i] != NULL &&
+           s->nsets < (int)(sizeof(s->sets) / sizeof(s->sets[0]))) {
+        snprintf(s->sets[s->nsets], sizeof(s->sets[0]), "%s", sets[i++]);
         s->nsets++;
     }
     return tc_server_restart(s);
@@ -460,11 +470,23 @@ static int cert_pin_ok(SSL *ssl, const uint8_t fp[32])
     return ok;
 }
 
+static char g_origin_src[64], g_origin_xff[256];
+
+int tc_set_origin(const char *src, const char *xff)
+{
+    if ((src != NULL && strlen(src) >= sizeof(g_origin_src)) ||
+        (xff != NULL && strlen(xff) >= sizeof(g_origin_xff)))
+        return -1;
+    snprintf(g_origin_src, sizeof(g_origin_src), "%s", src != NULL ? src : "");
+    snprintf(g_origin_xff, sizeof(g_origin_xff), "%s", xff != NULL ? xff : "");
+    return 0;
+}
+
 static int ws_handshake(tc_conn *c, const char *host, int port)
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
     uint8_t key_raw[16], sha[20];
-    char key[32], accept[40], req[512], cat[128];
+    char key[32], accept[40], req[1024], cat[128], xff[300] = "";
     int64_t deadline = now_ms() + 10000;
     char *end = NULL, *hdr;
     size_t hlen;
@@ -472,11 +494,13 @@ static int ws_handshake(tc_conn *c, const char *host, int port)
 
     randombytes_buf(key_raw, sizeof(key_raw));
     sodium_bin2base64(key, sizeof(key), key_raw, sizeof(key_raw), sodium_base64_VARIANT_ORIGINAL);
+    if (g_origin_xff[0] != '\0')
+        snprintf(xff, sizeof(xff), "X-Forwarded-For: %s\r\n", g_origin_xff);
     n = snprintf(req, sizeof(req),
                  "GET /v1/websocket HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-                 "\r\n",
-                 host, port, key);
+                 "%s\r\n",
+                 host, port, key, xff);
     if (write_all(c, (const uint8_t *)req, (size_t)n) != 0)
         return -1;
     while (end == NULL) {
@@ -522,6 +546,14 @@ tc_conn *tc_connect_to(const char *host, int port, const uint8_t fp[32])
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         goto fail;
+    if (g_origin_src[0] != '\0') {
+        struct sockaddr_in src;
+        memset(&src, 0, sizeof(src));
+        src.sin_family = AF_INET;
+        if (inet_pton(AF_INET, g_origin_src, &src.sin_addr) != 1 ||
+            bind(c->fd, (struct sockaddr *)&src, sizeof(src)) != 0)
+            goto fail;
+    }
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
@@ -1089,8 +1121,16 @@ int tc_register_ex(tc_conn *c, tc_device *d, const char *invite, const uint8_t *
     if (r == NULL)
         return c->closed ? TC_CLOSED : TC_ERR;
     st = r->status;
+    c->last_retry_after_ms = r->retry_after_ms;
+    snprintf(c->last_error, sizeof(c->last_error), "%s", r->error != NULL ? r->error : "");
     if (st == 0 && r->result_case == SOTTO__API__SERVER_FRAME__RESULT_REGISTER)
         d->device_id = r->register_->device_id;
+    if (st == 0 && r->result_case == SOTTO__API__SERVER_FRAME__RESULT_REGISTER &&
+        r->register_->sealed_trust_root.len <= sizeof(c->sealed_root)) {
+        memcpy(c->sealed_root, r->register_->sealed_trust_root.data,
+               r->register_->sealed_trust_root.len);
+        c->sealed_root_len = r->register_->sealed_trust_root.len;
+    }
     tc_free(r);
     return st;
 }
@@ -1116,6 +1156,11 @@ int tc_login(tc_conn *c, const tc_device *d)
     if (r == NULL)
         return c->closed ? TC_CLOSED : TC_ERR;
     st = r->status;
+    if (st == 0 && r->result_case == SOTTO__API__SERVER_FRAME__RESULT_LOGIN &&
+        r->login->sealed_trust_root.len <= sizeof(c->sealed_root)) {
+        memcpy(c->sealed_root, r->login->sealed_trust_root.data, r->login->sealed_trust_root.len);
+        c->sealed_root_len = r->login->sealed_trust_root.len;
+    }
     tc_free(r);
     return st;
 }
@@ -1340,6 +1385,13 @@ int tc_add_device_with_list(tc_conn *c, const tc_device *me, tc_device *newdev, 
 int tc_send_msg(tc_conn *c, const char *dest, const uint32_t *device_ids, const uint32_t *reg_ids,
                 size_t n, const uint8_t *body, size_t body_len, tc_sframe **resp)
 {
+    return tc_send_ex(c, dest, NULL, 2, device_ids, reg_ids, n, body, body_len, resp);
+}
+
+int tc_send_ex(tc_conn *c, const char *dest, const uint8_t *token, uint32_t type,
+               const uint32_t *device_ids, const uint32_t *reg_ids, size_t n, const uint8_t *body,
+               size_t body_len, tc_sframe **resp)
+{
     tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
     Sotto__Api__SendRequest rq = SOTTO__API__SEND_REQUEST__INIT;
     Sotto__Api__OutgoingMessage *om = calloc(n ? n : 1, sizeof(*om));
@@ -1359,7 +1411,7 @@ int tc_send_msg(tc_conn *c, const char *dest, const uint32_t *device_ids, const 
         sotto__api__outgoing_message__init(&om[i]);
         om[i].device_id = device_ids[i];
         om[i].registration_id = reg_ids[i];
-        om[i].type = 2;
+        om[i].type = type;
         om[i].body.data = (uint8_t *)body;
         om[i].body.len = body_len;
         omp[i] = &om[i];
@@ -1367,6 +1419,10 @@ int tc_send_msg(tc_conn *c, const char *dest, const uint32_t *device_ids, const 
     rq.destination = (char *)dest;
     rq.n_messages = n;
     rq.messages = omp;
+    if (token != NULL) {
+        rq.delivery_token.data = (uint8_t *)token;
+        rq.delivery_token.len = 16;
+    }
     f.op_case = SOTTO__API__CLIENT_FRAME__OP_SEND;
     f.send = &rq;
     r = tc_call(c, &f, 20000);

@@ -53,7 +53,7 @@ typedef struct tc_server {
     int port;
     uint8_t fp[32];    /* pinned certificate SHA-256 */
     int out_fd;        /* sottod's stdout (read end) */
-    char sets[16][96]; /* --set KEY=VALUE given at start, reused by restart */
+    char sets[24][96]; /* --set KEY=VALUE given at start, reused by restart (24 fit argv) */
     int nsets;
 } tc_server;
 
@@ -111,9 +111,23 @@ typedef struct tc_conn {
     bool closed;
     int close_code; /* from the server's close frame, -1 if none */
     bool corked;    /* frames collect in wbuf until tc_flush */
+    /* the last register answer's retry_after_ms and error text */
+    uint64_t last_retry_after_ms;
+    char last_error[160];
+    /* v5: sealed_trust_root of the last OK register or login answer */
+    uint8_t sealed_root[33];
+    size_t sealed_root_len;
     uint8_t *wbuf;
     size_t wlen, wcap;
 } tc_conn;
+
+/* Where the next connections come from (all threads; not thread-safe to
+ * change while connecting): src = local IPv4 address to bind before
+ * connecting, e.g. "127.0.0.2" (any 127/8 address works on loopback;
+ * NULL = the kernel's choice), xff = an X-Forwarded-For header value sent
+ * in the WebSocket upgrade (NULL = none). Returns 0, or -1 if a value is
+ * too long. */
+int tc_set_origin(const char *src, const char *xff);
 
 /* TCP + TLS 1.3 + certificate pin + WebSocket upgrade to /v1/websocket.
  * Returns NULL on any failure (including a pin mismatch). */
@@ -232,6 +246,11 @@ int tc_add_device(tc_conn *c, const tc_device *me, tc_device *newdev);
 int tc_send_msg(tc_conn *c, const char *dest, const uint32_t *device_ids, const uint32_t *reg_ids,
                 size_t n, const uint8_t *body, size_t body_len, tc_sframe **resp);
 
+/* As tc_send_msg with every message of `type`, and (v5) with `token` (16
+ * bytes: a sealed send; NULL: identified). */
+int tc_send_ex(tc_conn *c, const char *dest, const uint8_t *token, uint32_t type,
+               const uint32_t *device_ids, const uint32_t *reg_ids, size_t n, const uint8_t *body,
+               size_t body_len, tc_sframe **resp);
 /* Register + set keys + return a connected, logged-in device. */
 tc_conn *tc_new_user(const tc_server *s, tc_device *d, const char *username, size_t prekeys);
 

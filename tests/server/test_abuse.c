@@ -9,6 +9,12 @@
  *     the per-(sender, recipient) rate the queue fills and a bystander gets
  *     QUEUE_FULL; with it each attacker gets RATE_LIMITED after its share
  *     and the bystander's message still arrives.
+ *   - one account (rates raised: an attack over hours) sends 1,500
+ *     envelopes to an offline victim, then a holder of the victim's
+ *     delivery token sends 600 sealed ones: without the per-sender caps
+ *     the queue (1,600 here) fills and a bystander gets QUEUE_FULL; with
+ *     queue_per_sender_max (250) and queue_sealed_max (300) each is
+ *     refused past its cap, naming it, and the bystander gets through.
  *   - two accounts fetch a victim's bundle 100 times: without the
  *     per-target limit all 100 one-time prekeys are gone; with it at most
  *     rate_prekey_target_burst are handed out, later bundles come without
@@ -22,6 +28,10 @@
  *     budget the data directory grows by the full ~64 MiB; with
  *     data_dir_max=32 MiB sends are refused (QUEUE_FULL, "storage is
  *     full") before it is exceeded, and the victim still reads and acks.
+ *   - the 10 accounts one address may register at once each fill their
+ *     queue_per_sender_max share of a victim's queue (pair rate raised):
+ *     at the old 1,000 that is all 10,000 and a bystander gets QUEUE_FULL;
+ *     at the default 250 it is 2,500 and the bystander gets through.
  */
 #define _GNU_SOURCE 1
 #include <setjmp.h>
@@ -180,9 +190,9 @@ static void flood(tc_server *s, const char *const *sets, flood_result *fr)
  * the 25 accounts fill the 10,000 queue and lock the bystander out. */
 static void test_flood_without_pair_limit(void **state)
 {
-    static const char *const sets[] = {"durability=process", "rate_send_burst=400",
+    static const char *const sets[] = {"durability=process",        "rate_send_burst=400",
                                        "rate_pair_per_min=1000000", "rate_pair_burst=1000000",
-                                       NULL};
+                                       "queue_per_sender_max=0",    NULL};
     flood_result fr;
 
     flood(*state, sets, &fr);
@@ -207,6 +217,159 @@ static void test_flood_capped(void **state)
     assert_int_equal(fr.other, 0);
     assert_int_equal(fr.ok + fr.rate_limited, ATTACKERS * PER_ATTACKER);
     assert_int_equal(fr.bystander, OK);
+}
+
+/* ---- per-sender queue caps (issue 12: "a per-recipient cap on what one
+ * sender (or one delivery token) may have queued for them") ------------------ */
+
+typedef struct cap_result {
+    int ok, capped, other;        /* the identified attacker's 1,500 sends */
+    int sealed_ok, sealed_capped; /* the sealed attacker's 600 sends */
+    int bystander, bystander_after_sealed;
+    char error[160], sealed_error[160];
+} cap_result;
+
+/* One account (with the pair and send rates out of the way: a slow attack
+ * over hours) sends 1,500 envelopes to an offline victim; then a second
+ * attacker holding the victim's delivery token sends 600 sealed ones; a
+ * bystander sends after each. The victim finally reads everything. */
+static void cap_attack(tc_server *s, const char *const *sets, cap_result *cr)
+{
+    tc_device victim, by, att;
+    tc_conn *v, *b, *a, *anon;
+    uint8_t token[16];
+
+    memset(cr, 0, sizeof(*cr));
+    assert_int_equal(tc_server_start(s, sets), 0);
+    v = tc_new_user(s, &victim, "victim", 0);
+    assert_non_null(v);
+    randombytes_buf(token, sizeof(token));
+    {
+        tc_cframe f = SOTTO__API__CLIENT_FRAME__INIT;
+        Sotto__Api__SetDeliveryTokenRequest rq = SOTTO__API__SET_DELIVERY_TOKEN_REQUEST__INIT;
+        rq.token.data = token;
+        rq.token.len = 16;
+        f.op_case = SOTTO__API__CLIENT_FRAME__OP_SET_DELIVERY_TOKEN;
+        f.set_delivery_token = &rq;
+        tc_sframe *r = tc_call(v, &f, 5000);
+        assert_non_null(r);
+        assert_int_equal(r->status, OK);
+        tc_free(r);
+    }
+    tc_close(v);
+    b = tc_new_user(s, &by, "bystander", 0);
+    a = tc_new_user(s, &att, "attacker", 0);
+    anon = tc_connect(s);
+    assert_non_null(b);
+    assert_non_null(a);
+    assert_non_null(anon);
+    for (int k = 0; k < 1500; k++) {
+        tc_sframe *r = NULL;
+        int st = tc_send_msg(a, "victim", &victim.device_id, &victim.registration_id, 1,
+                             (const uint8_t *)"flood", 5, &r);
+        if (st == OK) {
+            cr->ok++;
+        } else if (st == SOTTO__API__STATUS__STATUS_QUEUE_FULL) {
+            cr->capped++;
+            snprintf(cr->error, sizeof(cr->error), "%s", r->error);
+        } else {
+            cr->other++;
+        }
+        tc_free(r);
+    }
+    cr->bystander = tc_send_msg(b, "victim", &victim.device_id, &victim.registration_id, 1,
+                                (const uint8_t *)"hello from a friend", 19, NULL);
+    for (int k = 0; k < 600; k++) {
+        tc_sframe *r = NULL;
+        int st = tc_send_ex(anon, "victim", token, 6, &victim.device_id, &victim.registration_id, 1,
+                            (const uint8_t *)"sealed flood", 12, &r);
+        if (st == OK) {
+            cr->sealed_ok++;
+        } else if (st == SOTTO__API__STATUS__STATUS_QUEUE_FULL) {
+            cr->sealed_capped++;
+            snprintf(cr->sealed_error, sizeof(cr->sealed_error), "%s", r->error);
+        } else {
+            cr->other++;
+        }
+        tc_free(r);
+    }
+    cr->bystander_after_sealed =
+        tc_send_msg(b, "victim", &victim.device_id, &victim.registration_id, 1,
+                    (const uint8_t *)"hello again", 11, NULL);
+
+    /* The victim reads: every queued envelope, the bystander's among them. */
+    v = tc_connect(s);
+    assert_non_null(v);
+    assert_int_equal(tc_login(v, &victim), OK);
+    int n = 0, from_friend = 0;
+    tc_sframe *p;
+    while (n < cr->ok + cr->sealed_ok + 2 && (p = tc_next_push(v, 5000)) != NULL) {
+        if (p->result_case == SOTTO__API__SERVER_FRAME__RESULT_PUSH) {
+            n++;
+            if (strcmp(p->push->source, "bystander") == 0)
+                from_friend++;
+            assert_int_equal(tc_ack(v, p->id), 0);
+        }
+        tc_free(p);
+    }
+    printf("per-sender cap: 1 account x 1500 sends: %d queued, %d QUEUE_FULL (\"%.40s\"); "
+           "bystander %d; sealed 600 sends: %d queued, %d QUEUE_FULL (\"%.30s\"); bystander %d; "
+           "victim read %d (%d from the bystander)\n",
+           cr->ok, cr->capped, cr->error, cr->bystander, cr->sealed_ok, cr->sealed_capped,
+           cr->sealed_error, cr->bystander_after_sealed, n, from_friend);
+    assert_int_equal(n, cr->ok + cr->sealed_ok + (cr->bystander == OK) +
+                            (cr->bystander_after_sealed == OK));
+    assert_int_equal(from_friend, (cr->bystander == OK) + (cr->bystander_after_sealed == OK));
+    tc_close(v);
+    tc_close(anon);
+    tc_close(a);
+    tc_close(b);
+    tc_device_wipe(&victim);
+    tc_device_wipe(&by);
+    tc_device_wipe(&att);
+    assert_int_equal(tc_server_stop(s), 0);
+}
+
+#define CAP_RATES                                                                                  \
+    "durability=process", "rate_send_burst=4000", "rate_pair_burst=4000",                          \
+        "rate_sealed_burst=4000", "queue_max=1600"
+
+/* Control: without the caps one account fills the victim's queue (1,600
+ * here) and the bystander gets QUEUE_FULL. */
+static void test_sender_cap_off(void **state)
+{
+    static const char *const sets[] = {CAP_RATES, "queue_per_sender_max=0", "queue_sealed_max=0",
+                                       NULL};
+    cap_result cr;
+
+    cap_attack(*state, sets, &cr);
+    assert_int_equal(cr.ok, 1500);
+    assert_int_equal(cr.capped, 0);
+    assert_int_equal(cr.bystander, OK);
+    /* the sealed attacker fills the rest: 99 places */
+    assert_int_equal(cr.sealed_ok, 1600 - 1501);
+    assert_int_equal(cr.bystander_after_sealed, SOTTO__API__STATUS__STATUS_QUEUE_FULL);
+}
+
+/* Caps on (queue_per_sender_max at its default 250; queue_sealed_max
+ * 300 instead of 5,000 to keep the test short): each attacker is refused
+ * past its cap with an error naming it, and the bystander still gets
+ * through both times. */
+static void test_sender_cap_on(void **state)
+{
+    static const char *const sets[] = {CAP_RATES, "queue_sealed_max=300", NULL};
+    cap_result cr;
+
+    cap_attack(*state, sets, &cr);
+    assert_int_equal(cr.ok, 250);
+    assert_int_equal(cr.capped, 1250);
+    assert_non_null(strstr(cr.error, "queue_per_sender_max"));
+    assert_int_equal(cr.bystander, OK);
+    assert_int_equal(cr.sealed_ok, 300);
+    assert_int_equal(cr.sealed_capped, 300);
+    assert_non_null(strstr(cr.sealed_error, "queue_sealed_max"));
+    assert_int_equal(cr.bystander_after_sealed, OK);
+    assert_int_equal(cr.other, 0);
 }
 
 /* Two accounts fetch the victim's bundle 50 times each (100 one-time
@@ -514,18 +677,109 @@ static void test_fill_capped(void **state)
     assert_true(fr.du1 <= 33554432ull + 4ull * 1048576);
 }
 
+/* Issue 12 review (R2, finding 4): one source address may register
+ * rate_register_source_burst (10) accounts at once. With the pair and
+ * send rates out of the way (at the default pair rate the same takes
+ * ~7.5 minutes), those 10 each fill their queue_per_sender_max share of a
+ * victim's queue; then a bystander sends. Returns the bystander's status;
+ * *accounts and *queued what the source got. */
+#define SYBILS_TRIED 10 /* the burst; the bucket refills 5 a minute meanwhile */
+#define SYBIL_SENDS 1000
+
+static int sybil_fill(tc_server *s, const char *const *sets, int *accounts, int *queued)
+{
+    tc_device victim, by, att;
+    tc_conn *b;
+    tc_sframe *r = NULL;
+    char name[40], err[160] = "";
+    int capped = 0, st;
+
+    *accounts = *queued = 0;
+    assert_int_equal(tc_server_start(s, sets), 0);
+    tc_close(tc_new_user(s, &victim, "victim", 0));
+    b = tc_new_user(s, &by, "bystander", 0);
+    assert_non_null(b);
+    assert_int_equal(tc_set_origin("127.0.0.9", NULL), 0);
+    for (int i = 0; i < SYBILS_TRIED; i++) {
+        snprintf(name, sizeof(name), "sybil%d", i);
+        tc_conn *a = tc_new_user(s, &att, name, 0);
+        if (a == NULL)
+            break; /* the source's registrations are used up */
+        (*accounts)++;
+        for (int k = 0; k < SYBIL_SENDS; k++) {
+            r = NULL;
+            st = tc_send_msg(a, "victim", &victim.device_id, &victim.registration_id, 1,
+                             (const uint8_t *)"x", 1, &r);
+            if (st == OK) {
+                (*queued)++;
+            } else {
+                assert_int_equal(st, SOTTO__API__STATUS__STATUS_QUEUE_FULL);
+                capped++;
+                snprintf(err, sizeof(err), "%s", r != NULL && r->error ? r->error : "");
+            }
+            tc_free(r);
+        }
+        tc_close(a);
+        tc_device_wipe(&att);
+    }
+    assert_int_equal(tc_set_origin(NULL, NULL), 0);
+    r = NULL;
+    st = tc_send_msg(b, "victim", &victim.device_id, &victim.registration_id, 1,
+                     (const uint8_t *)"hello from a friend", 19, &r);
+    printf("sybil fill: %d accounts from one address queued %d envelopes for the victim (%d "
+           "refused: \"%.40s\"); bystander: %d \"%s\"\n",
+           *accounts, *queued, capped, err, st, r != NULL && r->error ? r->error : "");
+    tc_free(r);
+    tc_close(b);
+    tc_device_wipe(&victim);
+    tc_device_wipe(&by);
+    assert_int_equal(tc_server_stop(s), 0);
+    return st;
+}
+
+#define SYBIL_RATES "durability=process", "rate_pair_burst=1000000", "rate_send_burst=1000000"
+
+/* Control: the old default queue_per_sender_max (1,000) times the 10
+ * accounts one address may register is the whole queue (10,000): the
+ * bystander gets QUEUE_FULL. */
+static void test_sybil_fill_old_default(void **state)
+{
+    static const char *const sets[] = {SYBIL_RATES, "queue_per_sender_max=1000", NULL};
+    int accounts, queued;
+
+    assert_int_equal(sybil_fill(*state, sets, &accounts, &queued),
+                     SOTTO__API__STATUS__STATUS_QUEUE_FULL);
+    assert_int_equal(accounts, 10);
+    assert_int_equal(queued, 10000);
+}
+
+/* Defaults: 10 x 250 = 2,500 of 10,000; the bystander gets through. */
+static void test_sybil_fill_default(void **state)
+{
+    static const char *const sets[] = {SYBIL_RATES, NULL};
+    int accounts, queued;
+
+    assert_int_equal(sybil_fill(*state, sets, &accounts, &queued), OK);
+    assert_int_equal(accounts, 10);
+    assert_int_equal(queued, 10 * 250);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_flood_without_pair_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood_capped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sender_cap_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sender_cap_on, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekey_drain_without_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prekey_drain_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_without_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hold_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_without_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_capped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sybil_fill_old_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sybil_fill_default, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -371,15 +371,17 @@ static void test_kt_search_honest(void **state)
         assert_int_equal(kt_cosign(a, wire, pk, sig, NULL), SOTTO__API__STATUS__STATUS_FORBIDDEN);
     }
 
-    /* disclose shows the KT entry: counter 2, no opening. */
+    /* disclose (issue 12) prints no KT entry (public to whoever searches
+     * the name) and no opening. */
     {
         const char *args[] = {"disclose", "bob", NULL};
         int status = -1;
         char *out = tc_admin(&t->srv, args, &status);
         assert_non_null(out);
         assert_int_equal(status, 0);
-        assert_non_null(strstr(out, "\"key_transparency\""));
-        assert_non_null(strstr(out, "\"counter\": 2"));
+        assert_non_null(strstr(out, "\"device_count\": "));
+        assert_null(strstr(out, "key_transparency"));
+        assert_null(strstr(out, "\"counter\""));
         assert_null(strstr(out, "opening"));
         free(out);
     }
@@ -575,11 +577,127 @@ static void test_kt_replay_bench(void **state)
     assert_true(found);
 }
 
+/* Issue 12: what kt_heads keeps. Head times are whole kt_head_interval_s
+ * (at most an hour), not milliseconds, and superseded heads are dropped:
+ * only heads of the two newest head times (and countersigned ones) stay.
+ * Before: one row per batch and per re-sign, each with the millisecond
+ * the accounts in it changed their keys. */
+static void heads_in_db(tstate *t, int64_t *rows, int64_t *times, int64_t *off_quantum,
+                        int64_t quantum_ms)
+{
+    char path[300], sql[200];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+
+    snprintf(path, sizeof(path), "%s/sottod.db", t->srv.dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*), count(DISTINCT ts_ms), total(ts_ms %% %lld <> 0) FROM kt_heads",
+             (long long)quantum_ms);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    *rows = sqlite3_column_int64(st, 0);
+    *times = sqlite3_column_int64(st, 1);
+    *off_quantum = sqlite3_column_int64(st, 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void test_kt_heads_kept(void **state)
+{
+    tstate *t = *state;
+    static const char *const sets[] = {"kt_head_interval_s=1", NULL};
+    tc_device d[5];
+    tc_conn *c[5];
+    ktcfg cfg;
+    int64_t rows, times, off;
+
+    assert_int_equal(tc_server_start(&t->srv, sets), 0);
+    for (int i = 0; i < 5; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "user%d", i);
+        c[i] = tc_new_user(&t->srv, &d[i], name, 1);
+        assert_non_null(c[i]);
+        usleep(1200000); /* the next batch falls in another second */
+    }
+    kt_config(c[0], &cfg);
+    for (int i = 0; i < 100 && cfg.log_size < 5; i++) {
+        usleep(50000);
+        kt_config(c[0], &cfg);
+    }
+    assert_int_equal(cfg.log_size, 5);
+    heads_in_db(t, &rows, &times, &off, 1000);
+    print_message("kt_heads after 5 batches and ~6 s of re-signing every second: %lld rows, "
+                  "%lld distinct times, %lld not on a whole second\n",
+                  (long long)rows, (long long)times, (long long)off);
+    assert_true(rows >= 1);
+    assert_true(times >= 1 && times <= 2);
+    assert_int_equal(off, 0);
+    /* the newest head still verifies (and is fresh) for a client */
+    {
+        sotto_kt_value v;
+        sotto_kt_audited_head ah;
+        uint64_t ctr = 0;
+        kt_search_ok(c[0], &cfg, NULL, 0, "user4", NULL, &v, &ctr, &ah);
+        assert_int_equal(ctr, 1);
+        assert_int_equal(ah.head.timestamp_ms % 1000, 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        tc_close(c[i]);
+        tc_device_wipe(&d[i]);
+    }
+    assert_int_equal(tc_server_stop(&t->srv), 0);
+}
+
+/* At the default kt_head_interval_s (3600) head times are whole hours. */
+static void test_kt_heads_hourly(void **state)
+{
+    tstate *t = *state;
+    tc_device a, b;
+    tc_conn *ca, *cb;
+    ktcfg cfg;
+    int64_t rows, times, off;
+
+    assert_int_equal(tc_server_start(&t->srv, NULL), 0);
+    ca = tc_new_user(&t->srv, &a, "alice", 1);
+    cb = tc_new_user(&t->srv, &b, "bob", 1);
+    assert_non_null(ca);
+    assert_non_null(cb);
+    kt_config(ca, &cfg);
+    for (int i = 0; i < 100 && cfg.log_size < 2; i++) {
+        usleep(50000);
+        kt_config(ca, &cfg);
+    }
+    assert_int_equal(cfg.log_size, 2);
+    heads_in_db(t, &rows, &times, &off, 3600000);
+    print_message("kt_heads at the defaults: %lld rows, %lld distinct times, %lld not on a "
+                  "whole hour\n",
+                  (long long)rows, (long long)times, (long long)off);
+    assert_true(rows >= 1);
+    assert_int_equal(off, 0);
+    {
+        sotto_kt_value v;
+        sotto_kt_audited_head ah;
+        uint64_t ctr = 0;
+        kt_search_ok(ca, &cfg, NULL, 0, "bob", NULL, &v, &ctr, &ah);
+        assert_int_equal(ah.head.timestamp_ms % 3600000, 0);
+        assert_true(ah.head.timestamp_ms + 3600000 > now_ms());
+    }
+    tc_close(ca);
+    tc_close(cb);
+    tc_device_wipe(&a);
+    tc_device_wipe(&b);
+    assert_int_equal(tc_server_stop(&t->srv), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_kt_search_honest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kt_auditor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kt_heads_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kt_heads_hourly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kt_replay_bench, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);

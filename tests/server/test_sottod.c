@@ -1517,11 +1517,12 @@ static void test_device_list_recover(void **state)
         tc_device_wipe(&ghost);
     }
     tc_close(c);
-    /* Still both old devices after all refusals. */
+    /* Still both old devices and list version 2 after all refusals. */
     out = tc_admin(s, disclose, &status);
     assert_non_null(out);
-    assert_non_null(strstr(out, "\"device_list_version\": 2"));
+    assert_non_null(strstr(out, "\"device_count\": 2"));
     free(out);
+    assert_server_list(b, &bob, 2, (const uint32_t[]){1, 2}, 2);
 
     /* The recovery: device 1 with new keys, list v3 by bob's account key. */
     c = tc_connect(s);
@@ -1546,13 +1547,11 @@ static void test_device_list_recover(void **state)
     c2 = tc_connect(s);
     assert_int_equal(tc_login(c2, &bob2), SOTTO__API__STATUS__STATUS_UNAUTHENTICATED);
     tc_close(c2);
-    /* Their queues are gone: one device, nothing undelivered. */
+    /* One device left (its queue is gone: it gets nothing old, below). */
     out = tc_admin(s, disclose, &status);
     assert_non_null(out);
-    assert_non_null(strstr(out, "\"device_list_version\": 3"));
+    assert_non_null(strstr(out, "\"device_count\": 1"));
     assert_null(strstr(out, "\"device_id\": 2"));
-    assert_non_null(strstr(out, "\"undelivered_envelopes\": 0"));
-    assert_null(strstr(out, "\"undelivered_envelopes\": 1"));
     free(out);
     /* The new device is logged in by the recovery, gets nothing old, and
      * receives what alice sends now. */
@@ -2635,16 +2634,28 @@ static void test_admin_disclose(void **state)
     sodium_bin2hex(ik_priv_hex, sizeof(ik_priv_hex), bob.identity.priv, 32);
     assert_null(strstr(out, sk_hex));
     assert_null(strstr(out, ik_priv_hex));
-    /* API v2: the account PUBLIC key and the list version are listed, the
-     * account private key is not. */
+    /* API v2: the account PUBLIC key is listed, the account private key is
+     * not; issue 12: neither the device list version, the queue (one
+     * envelope waits), the one-time prekey count (5) nor the registration
+     * id -- only dates, the device count and public keys. */
     {
-        char ak_hex[67];
+        char ak_hex[67], reg[64];
 
         sodium_bin2hex(ak_hex, sizeof(ak_hex), bob.account.pub.bytes, 33);
         assert_non_null(strstr(out, ak_hex));
-        assert_non_null(strstr(out, "\"device_list_version\": 1"));
         sodium_bin2hex(ak_hex, sizeof(ak_hex), bob.account.priv, 32);
         assert_null(strstr(out, ak_hex));
+        assert_non_null(strstr(out, "\"device_count\": 1"));
+        assert_non_null(strstr(out, "\"last_seen_date\": \"20"));
+        assert_null(strstr(out, "device_list_version"));
+        assert_null(strstr(out, "undelivered"));
+        assert_null(strstr(out, "one_time_prekeys"));
+        assert_null(strstr(out, "key_transparency"));
+        assert_null(strstr(out, "profile"));
+        assert_null(strstr(out, "registration_id"));
+        snprintf(reg, sizeof(reg), ": %u,", (unsigned)bob.registration_id);
+        if (bob.registration_id != 1) /* 1 is the device id */
+            assert_null(strstr(out, reg));
     }
     /* No IP address, no sender (alice) and no time of day. */
     assert_null(strstr(out, "127.0.0.1"));

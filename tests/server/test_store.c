@@ -226,7 +226,7 @@ static void test_migrations_from_empty_file(void **state)
     assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(q, 0), 5);
+    assert_int_equal(sqlite3_column_int(q, 0), 6);
     sqlite3_finalize(q);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
@@ -445,7 +445,7 @@ static void test_account_ids_never_reused(void **state)
 }
 
 /* A database written at schema version 1 (accounts without AUTOINCREMENT)
- * is migrated to the current version (3) on open: the rows and their ids are kept, the
+ * is migrated to the current version (6) on open: the rows and their ids are kept, the
  * UNIQUE username constraint still holds, devices still resolve, and ids
  * are not reused afterwards. */
 static void test_migration_v1_to_v2(void **state)
@@ -481,7 +481,9 @@ static void test_migration_v1_to_v2(void **state)
                      "DELETE FROM sqlite_sequence;"
                      "DROP TABLE kt_log; DROP TABLE kt_entries;" /* version 4 */
                      "DROP TABLE kt_heads; DROP TABLE kt_cosigs;"
-                     "DROP TABLE profiles;" /* version 5 */
+                     "DROP TABLE profiles;"         /* version 5 */
+                     "DROP INDEX envelopes_source;" /* version 6 */
+                     "ALTER TABLE envelopes DROP COLUMN source_id;"
                      "COMMIT;"
                      "PRAGMA user_version=1;",
                      NULL, NULL, NULL),
@@ -493,7 +495,7 @@ static void test_migration_v1_to_v2(void **state)
                      0);
 
     f->st = open_store(f->path, 5);
-    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 5);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 6);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name='accounts'"
                                      " AND sql LIKE '%AUTOINCREMENT%'"),
                      1);
@@ -755,7 +757,10 @@ static void test_migration_v2_to_v3(void **state)
                                   "ALTER TABLE accounts DROP COLUMN device_list_version;"
                                   "DROP TABLE kt_log; DROP TABLE kt_entries;" /* version 4 */
                                   "DROP TABLE kt_heads; DROP TABLE kt_cosigs;"
-                                  "DROP TABLE profiles;" /* version 5 */
+                                  "DROP TABLE profiles;"                             /* version 5 */
+                                  "ALTER TABLE accounts DROP COLUMN delivery_token;" /* 6 */
+                                  "DROP INDEX envelopes_source;"
+                                  "ALTER TABLE envelopes DROP COLUMN source_id;"
                                   "COMMIT;"
                                   "PRAGMA user_version=2;",
                                   NULL, NULL, NULL),
@@ -767,7 +772,7 @@ static void test_migration_v2_to_v3(void **state)
                      0);
 
     f->st = open_store(f->path, 5);
-    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 5);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 6);
     assert_int_equal(db_int(f->path, "SELECT count(*) FROM pragma_table_info('accounts')"
                                      " WHERE name IN ('account_key', 'device_list',"
                                      " 'device_list_version')"),
@@ -1532,14 +1537,42 @@ static void test_disclose_holds_no_secrets(void **state)
         assert_non_null(dev);
         sodium_bin2hex(pk_hex, sizeof(pk_hex), ed_pk, sizeof(ed_pk));
         assert_string_equal(json_string_value(json_object_get(dev, "auth_public_key")), pk_hex);
-        assert_int_equal(json_integer_value(json_object_get(dev, "undelivered_envelopes")), 1);
-        assert_int_equal(json_integer_value(json_object_get(dev, "undelivered_envelope_bytes")),
-                         200);
-        assert_int_equal(json_integer_value(json_object_get(dev, "one_time_prekeys_count")), 1);
-        assert_string_equal(json_string_value(json_object_get(dev, "last_seen_date")),
+        sodium_bin2hex(pk_hex, sizeof(pk_hex), spk, 32);
+        assert_non_null(json_string_value(json_object_get(dev, "signed_prekey_public_key")));
+        assert_non_null(
+            strstr(json_string_value(json_object_get(dev, "signed_prekey_public_key")), pk_hex));
+        assert_string_equal(json_string_value(json_object_get(root, "last_seen_date")),
                             "2026-01-01");
-        assert_int_equal(
-            json_integer_value(json_object_get(json_object_get(dev, "signed_prekey"), "id")), 9);
+        assert_int_equal(json_integer_value(json_object_get(root, "device_count")), 1);
+        /* issue 12: creation date, last-seen date, device count and public
+         * keys, nothing else (no queue counts, prekey count, signed prekey
+         * id or signature, registration id, device dates) */
+        {
+            static const char *const top[] = {
+                "username",           "account_created", "last_seen_date", "device_count",
+                "account_public_key", "devices",         "not_held"};
+            static const char *const per_dev[] = {"device_id", "identity_public_key",
+                                                  "auth_public_key", "signed_prekey_public_key"};
+            const char *key;
+            json_t *v;
+
+            json_object_foreach(root, key, v)
+            {
+                size_t j = 0;
+                while (j < sizeof(top) / sizeof(top[0]) && strcmp(top[j], key) != 0)
+                    j++;
+                if (j == sizeof(top) / sizeof(top[0]))
+                    fail_msg("disclose prints an unexpected field %s", key);
+            }
+            json_object_foreach(dev, key, v)
+            {
+                size_t j = 0;
+                while (j < sizeof(per_dev) / sizeof(per_dev[0]) && strcmp(per_dev[j], key) != 0)
+                    j++;
+                if (j == sizeof(per_dev) / sizeof(per_dev[0]))
+                    fail_msg("disclose prints an unexpected device field %s", key);
+            }
+        }
     }
     json_decref(root);
 
@@ -2161,6 +2194,173 @@ static void test_profiles(void **state)
     free(big);
 }
 
+/* ---- sealed sender (issue 12, schema version 6) ------------------------------ */
+
+/* Delivery tokens: unset, set, replaced, cleared, gone with the account. */
+static void test_delivery_tokens(void **state)
+{
+    fixture *f = *state;
+    result_box b = {0};
+    uint8_t t1[16], t2[16], out[16];
+    bool present = true;
+    int64_t alice = create_account(f->st, "alice");
+
+    randombytes_buf(t1, sizeof(t1));
+    randombytes_buf(t2, sizeof(t2));
+    assert_int_equal(sottod_store_delivery_token_get(f->st, alice, out, &present), SOTTOD_STORE_OK);
+    assert_false(present);
+    assert_int_equal(sottod_store_delivery_token_get(f->st, 9999, out, &present),
+                     SOTTOD_STORE_NOT_FOUND);
+    assert_int_equal(sottod_store_delivery_token_set(f->st, 0, t1, box_done, &b),
+                     SOTTOD_STORE_INVALID);
+    assert_int_equal(sottod_store_delivery_token_set(f->st, alice, t1, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(sottod_store_delivery_token_get(f->st, alice, out, &present), SOTTOD_STORE_OK);
+    assert_true(present);
+    assert_memory_equal(out, t1, 16);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_delivery_token_set(f->st, alice, t2, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(sottod_store_delivery_token_get(f->st, alice, out, &present), SOTTOD_STORE_OK);
+    assert_memory_equal(out, t2, 16);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_delivery_token_set(f->st, alice, NULL, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(sottod_store_delivery_token_get(f->st, alice, out, &present), SOTTOD_STORE_OK);
+    assert_false(present);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM accounts WHERE delivery_token IS NULL"),
+                     1);
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(sottod_store_delivery_token_set(f->st, 9999, t1, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_NOT_FOUND);
+}
+
+static int enqueue_from(sottod_store *st, sottod_addr to, uint32_t n, int64_t source)
+{
+    result_box b = {0};
+    sottod_envelope_in e = {.to = to,
+                            .expires_at = 1767225600 + 86400,
+                            .body = (const uint8_t *)"capped",
+                            .body_len = 6,
+                            .source_id = source};
+
+    env_id(e.id, n);
+    assert_int_equal(sottod_store_envelopes_enqueue(st, &e, 1, box_done, &b), SOTTOD_STORE_OK);
+    int rc = wait_box(st, &b);
+    if (rc == SOTTOD_STORE_SENDER_FULL) {
+        assert_int_equal(b.res.u.enqueue.failed.account_id, to.account_id);
+        assert_int_equal(b.res.u.enqueue.failed.device_id, to.device_id);
+        assert_int_equal(b.res.u.enqueue.sealed, source == 0);
+    }
+    return rc;
+}
+
+/* Per-sender caps: 3 from one other account, 4 sealed, own account
+ * uncapped; others still get in; a retry of a queued envelope is still a
+ * duplicate at the cap; acking frees the sender's share. */
+static void test_sender_caps(void **state)
+{
+    fixture *f = *state;
+    sottod_store_config cfg = {.path = f->path,
+                               .max_queue = 100,
+                               .now = clock_fn,
+                               .queue_per_sender_max = 3,
+                               .queue_sealed_max = 4};
+    int64_t alice, mallory, bob;
+    sottod_addr a1;
+    uint32_t n = 1;
+    int ok = 0;
+    listed l;
+    result_box b = {0};
+
+    sottod_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(sottod_store_open(&cfg, &f->st), SOTTOD_STORE_OK);
+    alice = create_account(f->st, "alice");
+    mallory = create_account(f->st, "mallory");
+    bob = create_account(f->st, "bob");
+    a1.account_id = alice;
+    a1.device_id = 1;
+
+    for (int i = 0; i < 5; i++)
+        ok += enqueue_from(f->st, a1, n++, mallory) == SOTTOD_STORE_OK;
+    assert_int_equal(ok, 3);
+    assert_int_equal(enqueue_from(f->st, a1, n++, mallory), SOTTOD_STORE_SENDER_FULL);
+    /* a retry of mallory's first envelope: a duplicate, not a refusal */
+    assert_int_equal(enqueue_from(f->st, a1, 1, mallory), SOTTOD_STORE_OK);
+    assert_int_equal(enqueue_from(f->st, a1, n++, bob), SOTTOD_STORE_OK);
+    ok = 0;
+    for (int i = 0; i < 6; i++)
+        ok += enqueue_from(f->st, a1, n++, 0) == SOTTOD_STORE_OK;
+    assert_int_equal(ok, 4);
+    /* own devices (sync copies) are not capped */
+    ok = 0;
+    for (int i = 0; i < 6; i++)
+        ok += enqueue_from(f->st, a1, n++, alice) == SOTTOD_STORE_OK;
+    assert_int_equal(ok, 6);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM envelopes WHERE source_id=0"), 4);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM envelopes"), 3 + 1 + 4 + 6);
+    /* acking mallory's first envelope frees one place for him */
+    list_all(f->st, a1, &l);
+    assert_int_equal(l.n, 14);
+    assert_int_equal(sottod_store_envelopes_delete(f->st, a1, l.id[0], 1, box_done, &b),
+                     SOTTOD_STORE_OK);
+    assert_int_equal(wait_box(f->st, &b), SOTTOD_STORE_OK);
+    assert_int_equal(enqueue_from(f->st, a1, n++, mallory), SOTTOD_STORE_OK);
+    assert_int_equal(enqueue_from(f->st, a1, n++, mallory), SOTTOD_STORE_SENDER_FULL);
+}
+
+/* A database at schema version 5 migrates to 6: queued envelopes are kept
+ * (as sealed: source_id 0, so they count towards queue_sealed_max only),
+ * accounts get no delivery token. */
+static void test_migration_v5_to_v6(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db = NULL;
+    result_box b = {0};
+    bool present = true;
+    uint8_t out[16];
+    listed q;
+    int64_t bob = create_account(f->st, "bob");
+    sottod_addr bob1 = {bob, 1};
+
+    assert_int_equal(enqueue1(f->st, bob1, 7, "queued before", 1767225600 + 3600, &b),
+                     SOTTOD_STORE_OK);
+    sottod_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "BEGIN;"
+                                  "ALTER TABLE accounts DROP COLUMN delivery_token;"
+                                  "DROP INDEX envelopes_source;"
+                                  "ALTER TABLE envelopes DROP COLUMN source_id;"
+                                  "COMMIT;"
+                                  "PRAGMA user_version=5;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM pragma_table_info('envelopes')"
+                                     " WHERE name='source_id'"),
+                     0);
+    f->st = open_store(f->path, 5);
+    assert_int_equal(db_int(f->path, "PRAGMA user_version"), 6);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM pragma_table_info('accounts')"
+                                     " WHERE name='delivery_token'"),
+                     1);
+    assert_int_equal(db_int(f->path, "SELECT count(*) FROM envelopes WHERE source_id=0"), 1);
+    assert_int_equal(
+        db_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE name='envelopes_source'"), 1);
+    list_all(f->st, bob1, &q);
+    assert_int_equal(q.n, 1);
+    assert_string_equal(q.body[0], "queued before");
+    assert_int_equal(sottod_store_delivery_token_get(f->st, bob, out, &present), SOTTOD_STORE_OK);
+    assert_false(present);
+}
+
 static void test_acked_survive_kill9(void **state)
 {
     fixture *f = *state;
@@ -2255,6 +2455,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_refusals_and_causes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attachments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sender_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_v5_to_v6, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acked_survive_kill9, setup, teardown),
     };
 

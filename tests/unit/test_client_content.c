@@ -22,9 +22,9 @@ static void test_pad_sizes(void **state)
     uint8_t in[400];
     (void)state;
     memset(in, 0xAB, sizeof in);
-    /* len -> padded length: smallest multiple of 160 >= len + 1 */
-    static const size_t cases[][2] = {{0, 160},   {1, 160},   {159, 160}, {160, 320},
-                                      {161, 320}, {319, 320}, {320, 480}, {399, 480}};
+    /* len -> padded length: smallest bucket 160, 320 * 2^k, 480 * 2^k >= len + 1 */
+    static const size_t cases[][2] = {{0, 160},   {1, 160},   {159, 160}, {160, 320}, {161, 320},
+                                      {239, 320}, {240, 320}, {319, 320}, {320, 480}, {399, 480}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t *out = NULL;
         size_t out_len = 0, back = 0;
@@ -38,6 +38,115 @@ static void test_pad_sizes(void **state)
         assert_int_equal(back, cases[i][0]);
         free(out);
     }
+}
+
+/* Every bucket edge of the table in docs/protocol.md "Padding": the last
+ * length that fits a bucket, and the first that does not. */
+static void test_pad_buckets(void **state)
+{
+    static const size_t buckets[] = {160,   320,   480,   640,   960,   1280,  1920,
+                                     2560,  3840,  5120,  7680,  10240, 15360, 20480,
+                                     30720, 40960, 61440, 81920, 122880};
+    const size_t nb = sizeof buckets / sizeof buckets[0];
+    (void)state;
+    assert_int_equal(buckets[nb - 1], SC_PAD_BUCKET_MAX);
+    for (size_t i = 0; i < nb; i++) {
+        /* len + 1 == bucket: fits exactly */
+        assert_int_equal(sc_pad_size(buckets[i] - 1), buckets[i]);
+        /* one more byte: the next bucket (past the last: the next 160) */
+        assert_int_equal(sc_pad_size(buckets[i]), i + 1 < nb ? buckets[i + 1] : buckets[i] + 160);
+        /* the smallest length of the bucket */
+        if (i > 0)
+            assert_int_equal(sc_pad_size(buckets[i - 1]), buckets[i]);
+    }
+    /* beyond the table: multiples of 160 */
+    assert_int_equal(sc_pad_size(122880 + 159), 122880 + 160);
+    assert_int_equal(sc_pad_size(122880 + 160), 122880 + 320);
+    assert_int_equal(sc_pad_size(200000), 200160);
+    /* no size_t overflow */
+    assert_int_equal(sc_pad_size(SIZE_MAX), 0);
+    assert_int_equal(sc_pad_size(SIZE_MAX - 319), 0);
+    {
+        uint8_t b = 0, *out = (uint8_t *)&b;
+        size_t ol = 7;
+        assert_int_equal(sc_pad(&b, SIZE_MAX, &out, &ol), SC_E_INTERNAL);
+        assert_null(out);
+        assert_int_equal(ol, 0);
+    }
+    /* every length up to the table's end: never shorter than len + 1, a
+     * multiple of 160 (never finer than the old blocks), at most 1.5x the
+     * need (2x just past 160), monotonic, and only 19 sizes in all */
+    {
+        size_t prev = 0, distinct = 0;
+        for (size_t len = 0; len < SC_PAD_BUCKET_MAX; len++) {
+            size_t p = sc_pad_size(len);
+            assert_true(p >= len + 1);
+            assert_true(p >= prev);
+            assert_true(p % 160 == 0);
+            assert_true(len < 320 || p * 2 <= (len + 1) * 3);
+            assert_true(p <= 2 * (len + 1) || p == 160);
+            if (p != prev)
+                distinct++;
+            prev = p;
+        }
+        assert_int_equal(distinct, nb);
+    }
+    /* a round trip at a large size across the table's end */
+    {
+        const size_t big = SC_PAD_BUCKET_MAX;
+        const size_t lens[] = {0, 959, 960, 61439, 61440, big - 1, big, big + 1000};
+        uint8_t *in = malloc(SC_PAD_BUCKET_MAX + 1000);
+        assert_non_null(in);
+        for (size_t i = 0; i < SC_PAD_BUCKET_MAX + 1000; i++)
+            in[i] = (uint8_t)(i * 7 + 1) | 0x01; /* never 0x00: ends must be found by the marker */
+        in[500] = 0x80;
+        in[501] = 0x00;
+        for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+            uint8_t *out = NULL;
+            size_t ol = 0, back = 1;
+            assert_int_equal(sc_pad(in, lens[i], &out, &ol), SC_OK);
+            assert_int_equal(ol, sc_pad_size(lens[i]));
+            assert_int_equal(sc_unpad(out, ol, &back), SC_OK);
+            assert_int_equal(back, lens[i]);
+            assert_memory_equal(out, in, lens[i]);
+            free(out);
+        }
+        free(in);
+    }
+}
+
+/* What an older Sotto client sent (multiples of 160) and what an older
+ * client's receiver does with ours: the same rule either way. */
+static void test_unpad_old_and_new(void **state)
+{
+    uint8_t buf[480];
+    size_t n = 0;
+    (void)state;
+    /* an old sender: 700 bytes of content in 800 (new uses 960) */
+    {
+        uint8_t old_one[960];
+        memset(old_one, 0, sizeof old_one);
+        memset(old_one, 'o', 700);
+        old_one[700] = 0x80;
+        assert_int_equal(sc_pad_size(700), 960);
+        assert_int_equal(sc_unpad(old_one, 800, &n), SC_OK);
+        assert_int_equal(n, 700);
+        assert_int_equal(sc_unpad(old_one, 960, &n), SC_OK);
+        assert_int_equal(n, 700);
+    }
+    /* 200 bytes in 320 (the same for both schemes) */
+    memset(buf, 0, sizeof buf);
+    memset(buf, 'o', 200);
+    buf[200] = 0x80;
+    assert_int_equal(sc_unpad(buf, 320, &n), SC_OK);
+    assert_int_equal(n, 200);
+    /* any length holding the terminator: the old receiver's rule (strip
+     * zeros, one 0x80) is the one sc_unpad applies */
+    assert_int_equal(sc_unpad(buf, 240, &n), SC_OK);
+    assert_int_equal(n, 200);
+    /* cut inside the content (the terminator lost): refused */
+    assert_int_equal(sc_unpad(buf, 200, &n), SC_E_USAGE);
+    assert_int_equal(n, 0);
 }
 
 static void test_unpad_hostile(void **state)
@@ -66,6 +175,38 @@ static void test_unpad_hostile(void **state)
     buf[199] = 0x80;
     assert_int_equal(sc_unpad(buf, sizeof buf, &n), SC_OK);
     assert_int_equal(n, 199);
+    /* only the terminator: an empty content */
+    buf[0] = 0x80;
+    assert_int_equal(sc_unpad(buf, 1, &n), SC_OK);
+    assert_int_equal(n, 0);
+    /* a single zero byte, and a single non-marker byte */
+    buf[0] = 0x00;
+    n = 5;
+    assert_int_equal(sc_unpad(buf, 1, &n), SC_E_USAGE);
+    assert_int_equal(n, 0);
+    buf[0] = 0x7f;
+    assert_int_equal(sc_unpad(buf, 1, &n), SC_E_USAGE);
+    /* marker followed by 0x01 (a bucket's tail must be all zeros) */
+    memset(buf, 0, sizeof buf);
+    buf[0] = 'a';
+    buf[1] = 0x80;
+    buf[150] = 0x01;
+    assert_int_equal(sc_unpad(buf, 160, &n), SC_E_USAGE);
+    /* 0xff and 0x00 runs of a whole large bucket: refused without reading
+     * outside the buffer (ASan builds check the bound) */
+    {
+        uint8_t *big = malloc(SC_PAD_BUCKET_MAX);
+        assert_non_null(big);
+        memset(big, 0x00, SC_PAD_BUCKET_MAX);
+        assert_int_equal(sc_unpad(big, SC_PAD_BUCKET_MAX, &n), SC_E_USAGE);
+        memset(big, 0xff, SC_PAD_BUCKET_MAX);
+        assert_int_equal(sc_unpad(big, SC_PAD_BUCKET_MAX, &n), SC_E_USAGE);
+        big[0] = 0x80;
+        memset(big + 1, 0x00, SC_PAD_BUCKET_MAX - 1);
+        assert_int_equal(sc_unpad(big, SC_PAD_BUCKET_MAX, &n), SC_OK);
+        assert_int_equal(n, 0);
+        free(big);
+    }
 }
 
 static void test_utf8(void **state)
@@ -151,7 +292,7 @@ static void test_content_round_trip(void **state)
     assert_non_null(buf);
     sotto__content__content__pack(&c, buf);
     assert_int_equal(sc_pad(buf, n, &padded, &plen), SC_OK);
-    assert_int_equal(plen % 160, 0);
+    assert_int_equal(plen, sc_pad_size(n));
     assert_int_equal(sc_unpad(padded, plen, &unp), SC_OK);
     assert_int_equal(unp, n);
     back = sotto__content__content__unpack(NULL, unp, padded);
@@ -344,6 +485,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pad_sizes),
+        cmocka_unit_test(test_pad_buckets),
+        cmocka_unit_test(test_unpad_old_and_new),
         cmocka_unit_test(test_unpad_hostile),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_utf8_cut),
