@@ -127,7 +127,7 @@ static const key_def g_keys[] = {
     U(sealed_conns_per_source, "32", 1, 1000000,
       "connections from one source address that may stay open without logging in once a "
       "sealed send upgraded them (the TCP peer, or see register_proxy)"),
-    U(sealed_conns_share, "25", 1, 100,
+    U(sealed_conns_share, "50", 1, 100,
       "percent of max_connections that connections upgraded by a sealed send (never logged "
       "in) may hold in all"),
 };

@@ -303,12 +303,17 @@ void sottod_source_keys(const uint8_t addr[SOTTOD_SOURCE_ADDR_BYTES], const uint
                         uint64_t *addr_key, uint64_t *prefix_key)
 {
     uint8_t in[SOTTOD_SOURCE_ADDR_BYTES + 1], h[crypto_shorthash_BYTES];
+    bool v4 = sodium_memcmp(addr, v4_mapped, sizeof(v4_mapped)) == 0;
     memcpy(in, addr, SOTTOD_SOURCE_ADDR_BYTES);
+    /* The "address" of an IPv6 source is its /64: one host or subscriber is
+     * handed a whole /64 (RFC 6177), so a full /128 would be free to vary. */
+    if (!v4)
+        memset(in + 8, 0, SOTTOD_SOURCE_ADDR_BYTES - 8);
     in[SOTTOD_SOURCE_ADDR_BYTES] = 'A';
     crypto_shorthash(h, in, sizeof(in), hash_key);
     memcpy(addr_key, h, sizeof(*addr_key));
     /* IPv4 (::ffff:a.b.c.d): keep a.b.c = 15 bytes; IPv6: the /48 = 6 bytes */
-    size_t keep = sodium_memcmp(addr, v4_mapped, sizeof(v4_mapped)) == 0 ? 15 : 6;
+    size_t keep = v4 ? 15 : 6;
     memset(in + keep, 0, SOTTOD_SOURCE_ADDR_BYTES - keep);
     in[SOTTOD_SOURCE_ADDR_BYTES] = 'P';
     crypto_shorthash(h, in, sizeof(in), hash_key);

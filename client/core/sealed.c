@@ -34,8 +34,11 @@
  * unless that lies more than this in the future of our clock (then: ours) */
 #define SERVER_TS_SKEW_MS (300ull * 1000)
 /* a token the server refused is tried again after this long (the contact's
- * client uploads it again at its next login, e.g. after a server restore) */
-#define REFUSED_RETRY_MS (24ull * 3600 * 1000)
+ * client uploads it again at its next login, e.g. after a server restore):
+ * a refused try costs one round trip, then the send goes identified, so a
+ * short wait keeps one refusal (which a hostile server can cause at will)
+ * from making a contact identified for long */
+#define REFUSED_RETRY_MS (10ull * 60 * 1000)
 
 /* ------------------------------------------------------------ local state */
 

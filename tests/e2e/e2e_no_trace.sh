@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 12, "nothing left after delivery" (the operator's view): after a
-# realistic session (1:1, a group, a file) whose envelopes were all
+# realistic session (1:1, a group, a file; sealed and identified) whose envelopes were all
 # delivered and acked, and the scrub delay (scrub_delay_s, 2 s here) has
 # passed, no file under the server's data directory (database, WAL, SHM,
 # free pages, attachments: raw bytes) holds any envelope id, any chunk of
@@ -19,8 +19,11 @@ SNAP="$E2E_DIR/envelopes.txt"
 : >"$SNAP"
 TS="$E2E_DIR/timestamps.txt"
 : >"$TS"
-snapshot() { # every envelope queued now: HEX_ID HEX_BODY
+KINDS="$E2E_DIR/kinds.txt"
+: >"$KINDS"
+snapshot() { # every envelope queued now: HEX_ID HEX_BODY (and sealed/identified)
     server_sql "SELECT hex(envelope_id) || ' ' || hex(body) FROM envelopes" >>"$SNAP"
+    server_sql "SELECT hex(envelope_id) || ' ' || (source_id = 0) FROM envelopes" >>"$KINDS"
 }
 sent() { # records the sender timestamp of the last `--json send`
     jfield timestamp <"$E2E_DIR/last.out" >>"$TS"
@@ -52,6 +55,13 @@ done
 assert_eq "$(server_sql "SELECT count(*) FROM envelopes")" "0" "envelopes still queued"
 nenv=$(sort -u "$SNAP" | grep -c . || true)
 [ "$nenv" -ge 6 ] || fail "only $nenv envelopes seen queued: the snapshot is broken"
+# sealed sender is on by default between contacts: bob's reply and alice's
+# later messages go sealed (no sender stored), alice's first one identified
+nsealed=$(sort -u "$KINDS" | grep -c ' 1$' || true)
+nident=$(sort -u "$KINDS" | grep -c ' 0$' || true)
+echo "queued envelopes seen: $nsealed sealed, $nident identified"
+[ "$nsealed" -ge 1 ] || fail "no sealed envelope in the session: the scan covers identified ones only"
+[ "$nident" -ge 1 ] || fail "no identified envelope in the session"
 nts=$(grep -c . "$TS" || true)
 [ "$nts" -ge 3 ] || fail "only $nts sender timestamps recorded"
 

@@ -136,6 +136,9 @@ static void test_source_keys(void **state)
     keys_of("2001:db8:2::1", hk, &a3, &p3);
     assert_true(a1 != a2 && p1 == p2);
     assert_true(p1 != p3);
+    /* IPv6: the address key is the /64 (a host picks any of its /128s) */
+    keys_of("2001:db8:1:2:aaaa:bbbb:cccc:dddd", hk, &a2, &p2);
+    assert_true(a1 == a2 && p1 == p2);
     /* another hash key: other keys (nothing stable to correlate) */
     memcpy(other, hk, sizeof(other));
     other[0] ^= 1;

@@ -678,7 +678,7 @@ static int upgrade_from(tc_server *s, const char *src, const char *dest, const u
 
 /* Issue 12 review (R2, finding 2): upgraded sealed-sender connections
  * (never logged in, no login deadline) are capped in total, at the
- * default sealed_conns_share (25 %) of max_connections: one account cannot
+ * default sealed_conns_share (50 %) of max_connections: one account cannot
  * hold 19 of 20 connection slots; the connections it opens past the cap
  * are refused the upgrade (RATE_LIMITED), close at auth_timeout_s, and an
  * honest user still connects and logs in. */
@@ -728,10 +728,10 @@ static void test_sealed_conn_total_cap(void **state)
            "still open; honest user %s, login %d\n",
            up, refused, last_err, alive, h != NULL ? "connected" : "REFUSED", login);
     assert_int_equal(n, 19);
-    assert_int_equal(up, 5); /* 25 % of 20 */
-    assert_int_equal(refused, 14);
+    assert_int_equal(up, 10); /* 50 % of 20 */
+    assert_int_equal(refused, 9);
     assert_non_null(strstr(last_err, "sealed_conns_share"));
-    assert_int_equal(alive, 5);
+    assert_int_equal(alive, 10);
     assert_int_equal(login, OK);
     for (int i = 0; i < n; i++)
         tc_close(cs[i]);

@@ -316,8 +316,15 @@ static void test_decide(void **state)
     assert_int_equal(sc_sealed_note_refused(c, "bob", want), SC_OK);
     assert_int_equal(sc_sealed_decide(c, "bob", &seal, token), SC_OK);
     assert_false(seal);
-    /* ... and tried again a day later (bob's client uploads it again) */
-    assert_int_equal(sc_sealed_note_refused_at(c, "bob", want, sc_now_ms() - 25ull * 3600 * 1000),
+    /* ... still identified 9 minutes later ... */
+    assert_int_equal(sc_sealed_note_refused_at(c, "bob", want, sc_now_ms() - 9ull * 60 * 1000),
+                     SC_OK);
+    assert_int_equal(sc_sealed_decide(c, "bob", &seal, token), SC_OK);
+    assert_false(seal);
+    /* ... and tried again after 10 minutes (bob's client uploads it again at
+     * its next login: one refusal, which a hostile server can cause at will,
+     * must not unseal bob for long) */
+    assert_int_equal(sc_sealed_note_refused_at(c, "bob", want, sc_now_ms() - 11ull * 60 * 1000),
                      SC_OK);
     assert_int_equal(sc_sealed_decide(c, "bob", &seal, token), SC_OK);
     assert_true(seal);
