@@ -177,20 +177,18 @@ static sc_api_outcome classify(const Sotto__Api__ServerFrame *f, sc_api_result *
 
 /* Sends req and waits for the answer; *resp set only on SC_API_OK from
  * the transport's point of view (an answer arrived). */
+static sc_api_outcome call_conn(sc_conn *conn, Sotto__Api__ClientFrame *req,
+                                Sotto__Api__ServerFrame **resp, sc_api_result *r);
+
 static sc_api_outcome call(sc_client *c, Sotto__Api__ClientFrame *req,
                            Sotto__Api__ServerFrame **resp, sc_api_result *r)
 {
-    char err[256];
+    sc_api_outcome o = call_conn(c->conn, req, resp, r);
 
-    memset(r, 0, sizeof *r);
-    *resp = NULL;
-    if (c->conn == NULL)
-        return set_network(r, "not connected");
-    if (sc_conn_request(c->conn, req, resp, SC_TIMEOUT_MS, err, sizeof err) != 0) {
+    /* a transport failure (not "not connected"): the connection is gone */
+    if (o == SC_API_NETWORK && c->conn != NULL && *resp == NULL)
         sc_disconnect(c);
-        return set_network(r, err);
-    }
-    return classify(*resp, r);
+    return o;
 }
 
 /* call() over another connection (the sealed-send one): a network
@@ -643,8 +641,11 @@ sc_api_outcome sc_api_get_bundles(sc_client *c, const char *username, uint32_t d
 
 /* ------------------------------------------------------------ send */
 
-sc_api_outcome sc_api_send(sc_client *c, const char *destination, const sc_api_outgoing *msgs,
-                           size_t n, uint64_t *server_ts, sc_api_result *r)
+/* One SendRequest: identified over c's connection (conn NULL, token NULL),
+ * or sealed over conn with the recipient's delivery token. */
+static sc_api_outcome send_request(sc_client *c, sc_conn *conn, const char *destination,
+                                   const sc_api_outgoing *msgs, size_t n, const uint8_t token[16],
+                                   uint64_t *server_ts, sc_api_result *r)
 {
     Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
     Sotto__Api__SendRequest sr = SOTTO__API__SEND_REQUEST__INIT;
@@ -672,15 +673,26 @@ sc_api_outcome sc_api_send(sc_client *c, const char *destination, const sc_api_o
     sr.destination = (char *)destination;
     sr.n_messages = n;
     sr.messages = mp;
+    if (token != NULL) {
+        sr.delivery_token.data = (uint8_t *)token;
+        sr.delivery_token.len = 16;
+    }
     f.op_case = SOTTO__API__CLIENT_FRAME__OP_SEND;
     f.send = &sr;
-    if (call(c, &f, &resp, r) == SC_API_OK && server_ts && resp->send)
+    if ((conn != NULL ? call_conn(conn, &f, &resp, r) : call(c, &f, &resp, r)) == SC_API_OK &&
+        server_ts && resp->send)
         *server_ts = resp->send->server_timestamp_ms;
     if (resp)
         sotto__api__server_frame__free_unpacked(resp, NULL);
     free(mv);
     free(mp);
     return r->outcome;
+}
+
+sc_api_outcome sc_api_send(sc_client *c, const char *destination, const sc_api_outgoing *msgs,
+                           size_t n, uint64_t *server_ts, sc_api_result *r)
+{
+    return send_request(c, NULL, destination, msgs, n, NULL, server_ts, r);
 }
 
 /* ------------------------------------------------------------ sealed sender (v5) */
@@ -691,44 +703,11 @@ sc_api_outcome sc_api_send_sealed(sc_client *c, sc_conn *conn, const char *desti
                                   const sc_api_outgoing *msgs, size_t n, const uint8_t token[16],
                                   uint64_t *server_ts, sc_api_result *r)
 {
-    Sotto__Api__ClientFrame f = SOTTO__API__CLIENT_FRAME__INIT;
-    Sotto__Api__SendRequest sr = SOTTO__API__SEND_REQUEST__INIT;
-    Sotto__Api__ServerFrame *resp = NULL;
-    Sotto__Api__OutgoingMessage *mv = calloc(n ? n : 1, sizeof *mv);
-    Sotto__Api__OutgoingMessage **mp = calloc(n ? n : 1, sizeof *mp);
-
-    (void)c;
-    if (server_ts)
-        *server_ts = 0;
-    if (mv == NULL || mp == NULL) {
-        free(mv);
-        free(mp);
+    if (conn == NULL) { /* never the logged-in connection: it names the sender */
         memset(r, 0, sizeof *r);
-        return set_network(r, "out of memory");
+        return set_network(r, "not connected");
     }
-    for (size_t i = 0; i < n; i++) {
-        sotto__api__outgoing_message__init(&mv[i]);
-        mv[i].device_id = msgs[i].device_id;
-        mv[i].registration_id = msgs[i].registration_id;
-        mv[i].type = msgs[i].type;
-        mv[i].body.data = (uint8_t *)msgs[i].body;
-        mv[i].body.len = msgs[i].body_len;
-        mp[i] = &mv[i];
-    }
-    sr.destination = (char *)destination;
-    sr.n_messages = n;
-    sr.messages = mp;
-    sr.delivery_token.data = (uint8_t *)token;
-    sr.delivery_token.len = 16;
-    f.op_case = SOTTO__API__CLIENT_FRAME__OP_SEND;
-    f.send = &sr;
-    if (call_conn(conn, &f, &resp, r) == SC_API_OK && server_ts && resp->send)
-        *server_ts = resp->send->server_timestamp_ms;
-    if (resp)
-        sotto__api__server_frame__free_unpacked(resp, NULL);
-    free(mv);
-    free(mp);
-    return r->outcome;
+    return send_request(c, conn, destination, msgs, n, token, server_ts, r);
 }
 
 sc_api_outcome sc_api_sender_certificate(sc_client *c, uint8_t **cert, size_t *cert_len,
